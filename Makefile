@@ -1,0 +1,41 @@
+# SD3 Studio — the README's two commands: `make studio` and `make test`.
+SHELL := /bin/bash
+
+# Debian 12 packages the build needs (checked with dpkg, installed with apt-get when missing).
+DEBIAN_PACKAGES := libdnnl-dev libopenblas-dev libncursesw5-dev libpng-dev pkg-config
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+SWIFT ?= swift
+# The engine's thread count; CI machines and this one have 2 cores.
+JOBS ?= $(shell nproc)
+
+.PHONY: deps build release studio test bench clean
+
+deps:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	else echo "Debian packages present: $(DEBIAN_PACKAGES)"; fi
+	@command -v $(SWIFT) >/dev/null || { echo "error: Swift 6 toolchain not found on PATH (see README)"; exit 1; }
+
+build: deps
+	$(SWIFT) build -j $(JOBS)
+
+release: deps
+	$(SWIFT) build -c release -j $(JOBS)
+
+# Until the studio lands, `make studio` shows what the sd3 command offers.
+studio: release
+	"$$($(SWIFT) build -c release --show-bin-path)/sd3" --help
+
+test: deps
+	$(SWIFT) build --build-tests -j $(JOBS)
+	$(SWIFT) test --skip-build --parallel --num-workers $(JOBS)
+
+bench: release
+	"$$($(SWIFT) build -c release --show-bin-path)/sd3" bench --component matmul
+
+clean:
+	rm -rf .build

@@ -1,0 +1,35 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "SD3Studio",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "sd3", targets: ["sd3"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // C system libraries (Debian packages installed by `make deps`).
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+        .systemLibrary(name: "CNcurses", path: "Sources/CNcurses"),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
+
+        .target(name: "Tensors", dependencies: ["CDNNL", "CBLAS"]),
+        .target(name: "SafeTensors", dependencies: ["Tensors"]),
+        .target(name: "SD3", dependencies: ["Tensors", "SafeTensors"]),
+        .executableTarget(
+            name: "sd3",
+            dependencies: [
+                "Tensors", "SafeTensors", "SD3",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "Tensors"]),
+        .testTarget(name: "SD3Tests", dependencies: ["SD3", "SafeTensors"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "SystemLibrariesTests", dependencies: ["CNcurses", "CPNG"]),
+    ]
+)

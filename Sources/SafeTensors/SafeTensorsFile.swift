@@ -1,0 +1,108 @@
+import Foundation
+import Tensors
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One tensor's entry in a safetensors header.
+public struct TensorInfo: Sendable, Equatable {
+    public let name: String
+    public let dtype: DType
+    public let shape: [Int]
+    /// Byte range inside the data section (after the 8-byte length and the header).
+    public let begin: Int
+    public let end: Int
+    public var elementCount: Int { shape.reduce(1, *) }
+    public var byteCount: Int { end - begin }
+}
+
+/// A memory-mapped safetensors file (https://github.com/huggingface/safetensors, format v0.8):
+/// u64 little-endian header length N, N bytes of JSON, then the data section.
+/// Opening validates the whole header; tensors are decoded on request.
+public final class SafeTensorsFile: @unchecked Sendable {
+    public static let maximumHeaderLength: UInt64 = 100_000_000
+
+    public let path: String
+    public let fileSize: Int
+    /// Tensors in header order of their data offsets.
+    public let tensors: [TensorInfo]
+    public let metadata: [String: String]
+    private let byName: [String: Int]
+    private let base: UnsafeRawPointer?
+    private let dataStart: Int
+
+    public init(path: String) throws(SafeTensorsError) {
+        self.path = path
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw .cannotOpen(path: path, reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw .cannotOpen(path: path, reason: String(cString: strerror(errno))) }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { throw .cannotOpen(path: path, reason: "not a regular file") }
+        let size = Int(info.st_size)
+        fileSize = size
+        guard size >= 8 else { throw .tooSmall(path: path, size: size) }
+        guard let mapped = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), mapped != MAP_FAILED else {
+            throw .cannotOpen(path: path, reason: "mmap failed: \(String(cString: strerror(errno)))")
+        }
+        let raw = UnsafeRawPointer(mapped)
+        do throws(SafeTensorsError) {
+            let headerLength = raw.loadUnaligned(as: UInt64.self).littleEndian
+            guard headerLength <= SafeTensorsFile.maximumHeaderLength else { throw .headerTooLarge(path: path, headerLength: headerLength) }
+            guard headerLength <= UInt64(size - 8) else {
+                throw .headerLengthPastEnd(path: path, headerLength: headerLength, fileSize: size)
+            }
+            let start = 8 + Int(headerLength)
+            let header = [UInt8](UnsafeRawBufferPointer(start: raw + 8, count: Int(headerLength)))
+            let parsed = try SafeTensorsHeader.parse(header, path: path, dataSize: size - start)
+            base = raw
+            dataStart = start
+            tensors = parsed.tensors
+            metadata = parsed.metadata
+            byName = Dictionary(uniqueKeysWithValues: parsed.tensors.enumerated().map { ($1.name, $0) })
+        } catch {
+            munmap(mapped, size)
+            throw error
+        }
+    }
+
+    deinit {
+        if let base { munmap(UnsafeMutableRawPointer(mutating: base), fileSize) }
+    }
+
+    public var names: [String] { tensors.map(\.name) }
+
+    public func info(_ name: String) -> TensorInfo? { byName[name].map { tensors[$0] } }
+
+    /// The raw bytes of a tensor, valid while this file object lives.
+    public func bytes(_ info: TensorInfo) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: base! + dataStart + info.begin, count: info.byteCount)
+    }
+
+    /// Decodes a tensor to Float (F32, F16 and BF16; other dtypes are rejected by name).
+    public func tensor(_ name: String) throws(SafeTensorsError) -> Tensor {
+        guard let info = info(name) else { throw .missingKey(path: path, key: name) }
+        return try tensor(info)
+    }
+
+    public func tensor(_ info: TensorInfo) throws(SafeTensorsError) -> Tensor {
+        let source = bytes(info)
+        let n = info.elementCount
+        switch info.dtype {
+        case .f32:
+            return Tensor(shape: info.shape) { out in
+                if n > 0 { UnsafeMutableRawPointer(out.baseAddress!).copyMemory(from: source.baseAddress!, byteCount: n * 4) }
+            }
+        case .f16:
+            return Tensor(shape: info.shape) { out in
+                for i in 0..<n { out[i] = HalfPrecision.float(f16: UInt16(littleEndian: source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
+            }
+        case .bf16:
+            return Tensor(shape: info.shape) { out in
+                for i in 0..<n { out[i] = HalfPrecision.float(bf16: UInt16(littleEndian: source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
+            }
+        default:
+            throw .undecodableDType(path: path, key: info.name, dtype: info.dtype.rawValue)
+        }
+    }
+}

@@ -1,0 +1,82 @@
+import Synchronization
+import Tensors
+
+/// The weights of one model component, possibly sharded over several files, read strictly:
+/// every weight is fetched by its full key with its expected shape, and the keys never
+/// fetched can be listed (or turned into an error) once the model is built.
+public final class WeightStore: Sendable {
+    public let files: [SafeTensorsFile]
+    private let locations: [String: Int]  // key → index in `files`
+    private let fetched = Mutex<Set<String>>([])
+
+    public init(files: [SafeTensorsFile]) throws(SafeTensorsError) {
+        var locations: [String: Int] = [:]
+        for (index, file) in files.enumerated() {
+            for name in file.names {
+                if let previous = locations[name] {
+                    throw .duplicateKey(key: name, firstPath: files[previous].path, secondPath: file.path)
+                }
+                locations[name] = index
+            }
+        }
+        self.files = files
+        self.locations = locations
+    }
+
+    public convenience init(paths: [String]) throws(SafeTensorsError) {
+        var files: [SafeTensorsFile] = []
+        for path in paths { files.append(try SafeTensorsFile(path: path)) }
+        try self.init(files: files)
+    }
+
+    public var keys: [String] { locations.keys.sorted() }
+
+    /// A description of where the weights come from, for error messages.
+    public var source: String { files.count == 1 ? files[0].path : "\(files.first?.path ?? "(no files)") and \(files.count - 1) more" }
+
+    public func info(_ key: String) -> TensorInfo? {
+        locations[key].flatMap { files[$0].info(key) }
+    }
+
+    /// The tensor under `key`, which must have exactly `shape`.
+    public func tensor(_ key: String, shape: [Int]) throws(SafeTensorsError) -> Tensor {
+        guard let index = locations[key], let info = files[index].info(key) else { throw .missingKey(path: source, key: key) }
+        guard info.shape == shape else { throw .shapeMismatch(path: files[index].path, key: key, expected: shape, found: info.shape) }
+        let t = try files[index].tensor(info)
+        fetched.withLock { _ = $0.insert(key) }
+        return t
+    }
+
+    public func contains(_ key: String) -> Bool { locations[key] != nil }
+
+    /// Keys present in the files but never fetched, sorted.
+    public var unusedKeys: [String] {
+        let used = fetched.withLock { $0 }
+        return locations.keys.filter { !used.contains($0) }.sorted()
+    }
+
+    /// Throws when some key was never fetched: a checkpoint for a different architecture.
+    public func requireAllUsed() throws(SafeTensorsError) {
+        let unused = unusedKeys
+        if !unused.isEmpty { throw .unusedKeys(path: source, keys: unused, total: unused.count) }
+    }
+
+    public func scope(_ prefix: String) -> WeightScope { WeightScope(store: self, prefix: prefix) }
+}
+
+/// A view of a `WeightStore` under a key prefix, mirroring the module tree
+/// (`store.scope("transformer_blocks.3").scope("attn")["to_q.weight", [1536, 1536]]`).
+public struct WeightScope: Sendable {
+    public let store: WeightStore
+    public let prefix: String
+
+    public func key(_ name: String) -> String { prefix.isEmpty ? name : "\(prefix).\(name)" }
+
+    public func scope(_ name: String) -> WeightScope { WeightScope(store: store, prefix: key(name)) }
+
+    public func tensor(_ name: String, shape: [Int]) throws(SafeTensorsError) -> Tensor {
+        try store.tensor(key(name), shape: shape)
+    }
+
+    public func contains(_ name: String) -> Bool { store.contains(key(name)) }
+}

@@ -1,0 +1,175 @@
+import CDNNL
+import Foundation
+
+/// oneDNN (DNNL 2.6, OpenMP runtime): matmul and convolution primitives, created once per
+/// descriptor and cached. bf16 operands accumulate in fp32 and write fp32.
+public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
+    public let name = "onednn"
+    public let threads: Int
+    private let engine: dnnl_engine_t
+    private let stream: dnnl_stream_t
+    private struct Primitive: @unchecked Sendable {
+        let primitive: dnnl_primitive_t
+        let descriptors: [Int32: dnnl_memory_desc_t]  // DNNL_ARG_* → memory descriptor
+    }
+    // Execution is serialized: the engine runs one product at a time and each uses every thread.
+    private let lock = NSLock()
+    private var cache: [AnyHashable: Primitive] = [:]
+
+    public init(threads: Int) throws(BackendError) {
+        self.threads = max(1, threads)
+        var engine: dnnl_engine_t?
+        try check(dnnl_engine_create(&engine, dnnl_cpu, 0), "create the CPU engine")
+        var stream: dnnl_stream_t?
+        try check(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue), "create a stream")
+        self.engine = engine!
+        self.stream = stream!
+    }
+
+    deinit {
+        for entry in cache.values { dnnl_primitive_destroy(entry.primitive) }
+        dnnl_stream_destroy(stream)
+        dnnl_engine_destroy(engine)
+    }
+
+    public static var version: String {
+        guard let v = dnnl_version() else { return "unknown" }
+        return "\(v.pointee.major).\(v.pointee.minor).\(v.pointee.patch)"
+    }
+
+    public func gemm(_ d: GemmDescriptor, a: UnsafeRawPointer, b: UnsafeRawPointer,
+                     bias: UnsafePointer<Float>?, c: UnsafeMutablePointer<Float>) {
+        precondition(d.hasBias == (bias != nil), "gemm: bias pointer does not match the descriptor")
+        var args: [(Int32, UnsafeRawPointer)] = [(DNNL_ARG_SRC, a), (DNNL_ARG_WEIGHTS, b), (DNNL_ARG_DST, UnsafeRawPointer(c))]
+        if let bias { args.append((DNNL_ARG_BIAS, UnsafeRawPointer(bias))) }
+        run(key: d, args: args) { try self.makeMatmul(d) }
+    }
+
+    public func conv2d(_ d: ConvDescriptor, input: UnsafeRawPointer, weight: UnsafeRawPointer,
+                       bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>) {
+        precondition(d.hasBias == (bias != nil), "conv2d: bias pointer does not match the descriptor")
+        var args: [(Int32, UnsafeRawPointer)] = [(DNNL_ARG_SRC, input), (DNNL_ARG_WEIGHTS, weight), (DNNL_ARG_DST, UnsafeRawPointer(output))]
+        if let bias { args.append((DNNL_ARG_BIAS, UnsafeRawPointer(bias))) }
+        run(key: d, args: args) { try self.makeConvolution(d) }
+    }
+
+    private func run(key: AnyHashable, args: [(Int32, UnsafeRawPointer)], make: () throws -> Primitive) {
+        lock.withLock {
+            let entry: Primitive
+            if let cached = cache[key] {
+                entry = cached
+            } else {
+                do { entry = try make() } catch { fatalError("oneDNN: \(error)") }
+                cache[key] = entry
+            }
+            var memories: [dnnl_memory_t?] = []
+            defer { for m in memories { dnnl_memory_destroy(m) } }
+            var execArgs: [dnnl_exec_arg_t] = []
+            for (arg, pointer) in args {
+                var desc = entry.descriptors[arg]!
+                var memory: dnnl_memory_t?
+                let status = dnnl_memory_create(&memory, &desc, engine, UnsafeMutableRawPointer(mutating: pointer))
+                precondition(status == dnnl_success, "oneDNN: memory_create failed (\(status))")
+                memories.append(memory)
+                execArgs.append(dnnl_exec_arg_t(arg: arg, memory: memory))
+            }
+            // OpenMP's thread count is per calling thread: set it on every call.
+            omp_set_num_threads(Int32(threads))
+            var status = dnnl_primitive_execute(entry.primitive, stream, Int32(execArgs.count), execArgs)
+            precondition(status == dnnl_success, "oneDNN: execute failed (\(status))")
+            status = dnnl_stream_wait(stream)
+            precondition(status == dnnl_success, "oneDNN: stream wait failed (\(status))")
+        }
+    }
+
+    private func dataType(_ t: OperandType) -> dnnl_data_type_t { t == .fp32 ? dnnl_f32 : dnnl_bf16 }
+
+    private func describe(_ dims: [Int], _ strides: [Int], _ type: dnnl_data_type_t) throws(BackendError) -> dnnl_memory_desc_t {
+        var desc = dnnl_memory_desc_t()
+        let d = dims.map { Int64($0) } + [Int64](repeating: 0, count: 12 - dims.count)
+        let s = strides.map { Int64($0) } + [Int64](repeating: 0, count: 12 - strides.count)
+        try check(dnnl_memory_desc_init_by_strides(&desc, Int32(dims.count), d, type, s), "describe memory \(dims)")
+        return desc
+    }
+
+    private func makeMatmul(_ d: GemmDescriptor) throws(BackendError) -> Primitive {
+        let type = dataType(d.operandType)
+        var src = try describe([d.m, d.k], [d.lda, 1], type)
+        var weights = d.transposeB ? try describe([d.k, d.n], [1, d.ldb], type) : try describe([d.k, d.n], [d.ldb, 1], type)
+        var dst = try describe([d.m, d.n], [d.ldc, 1], dnnl_f32)
+        var bias = try describe([1, d.n], [d.n, 1], dnnl_f32)
+        var desc = dnnl_matmul_desc_t()
+        if d.hasBias {
+            try check(dnnl_matmul_desc_init(&desc, &src, &weights, &bias, &dst), "describe matmul")
+        } else {
+            try check(dnnl_matmul_desc_init(&desc, &src, &weights, nil, &dst), "describe matmul")
+        }
+        let primitive = try withAttributes(alpha: d.alpha, accumulate: d.accumulate) { attr throws(BackendError) in
+            try create(&desc, attr, "matmul \(d.m)×\(d.n)×\(d.k) \(d.operandType)")
+        }
+        var descriptors = [DNNL_ARG_SRC: src, DNNL_ARG_WEIGHTS: weights, DNNL_ARG_DST: dst]
+        if d.hasBias { descriptors[DNNL_ARG_BIAS] = bias }
+        return Primitive(primitive: primitive, descriptors: descriptors)
+    }
+
+    private func makeConvolution(_ d: ConvDescriptor) throws(BackendError) -> Primitive {
+        let type = dataType(d.operandType)
+        let (h, w, oh, ow) = (d.height, d.width, d.outHeight, d.outWidth)
+        let (ci, co, kh, kw) = (d.inChannels, d.outChannels, d.kernelHeight, d.kernelWidth)
+        var src = try describe([d.batch, ci, h, w], [ci * h * w, h * w, w, 1], type)
+        var weights = try describe([co, ci, kh, kw], [ci * kh * kw, kh * kw, kw, 1], type)
+        var dst = try describe([d.batch, co, oh, ow], [co * oh * ow, oh * ow, ow, 1], dnnl_f32)
+        var bias = try describe([co], [1], dnnl_f32)
+        var desc = dnnl_convolution_desc_t()
+        let strides: [Int64] = [Int64(d.strideY), Int64(d.strideX)] + [Int64](repeating: 0, count: 10)
+        let padL: [Int64] = [Int64(d.padTop), Int64(d.padLeft)] + [Int64](repeating: 0, count: 10)
+        let padR: [Int64] = [Int64(d.padBottom), Int64(d.padRight)] + [Int64](repeating: 0, count: 10)
+        let status = d.hasBias
+            ? dnnl_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct, &src, &weights, &bias, &dst, strides, padL, padR)
+            : dnnl_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct, &src, &weights, nil, &dst, strides, padL, padR)
+        try check(status, "describe convolution")
+        let primitive = try withAttributes(alpha: 1, accumulate: false) { attr throws(BackendError) in
+            try create(&desc, attr, "convolution \(ci)→\(co) \(kh)×\(kw) on \(h)×\(w) \(d.operandType)")
+        }
+        var descriptors = [DNNL_ARG_SRC: src, DNNL_ARG_WEIGHTS: weights, DNNL_ARG_DST: dst]
+        if d.hasBias { descriptors[DNNL_ARG_BIAS] = bias }
+        return Primitive(primitive: primitive, descriptors: descriptors)
+    }
+
+    private func withAttributes<R>(alpha: Float, accumulate: Bool,
+                                   _ body: (dnnl_primitive_attr_t) throws(BackendError) -> R) throws(BackendError) -> R {
+        var attr: dnnl_primitive_attr_t?
+        try check(dnnl_primitive_attr_create(&attr), "create attributes")
+        defer { dnnl_primitive_attr_destroy(attr) }
+        if alpha != 1 {
+            var scale = alpha
+            try check(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &scale), "set output scale")
+        }
+        if accumulate {
+            var postOps: dnnl_post_ops_t?
+            try check(dnnl_post_ops_create(&postOps), "create post-ops")
+            defer { dnnl_post_ops_destroy(postOps) }
+            try check(dnnl_post_ops_append_sum(postOps, 1), "append sum post-op")
+            try check(dnnl_primitive_attr_set_post_ops(attr, postOps), "set post-ops")
+        }
+        return try body(attr!)
+    }
+
+    private func create<Desc>(_ desc: inout Desc, _ attr: dnnl_primitive_attr_t, _ what: String) throws(BackendError) -> dnnl_primitive_t {
+        var pd: dnnl_primitive_desc_t?
+        let status = withUnsafePointer(to: &desc) { dnnl_primitive_desc_create(&pd, UnsafeRawPointer($0), attr, engine, nil) }
+        try check(status, "find an implementation for \(what)")
+        defer { dnnl_primitive_desc_destroy(pd) }
+        var primitive: dnnl_primitive_t?
+        try check(dnnl_primitive_create(&primitive, pd), "create \(what)")
+        return primitive!
+    }
+}
+
+public struct BackendError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+private func check(_ status: dnnl_status_t, _ what: String) throws(BackendError) {
+    guard status == dnnl_success else { throw BackendError(description: "oneDNN could not \(what) (status \(status.rawValue))") }
+}
