@@ -77,3 +77,15 @@ public enum BackendKind: String, Sendable, CaseIterable {
     case oneDNN = "onednn"
     case openBLAS = "openblas"
 }
+
+/// bf16 bit patterns (rows × columns, row stride `leading`) widened to a dense fp32 matrix: exact,
+/// so an fp32 product of widened operands is a bf16 product with fp32 accumulation.
+func widenBF16(_ p: UnsafeRawPointer, rows: Int, columns: Int, leading: Int) -> [Float] {
+    let bits = p.assumingMemoryBound(to: UInt16.self)
+    return [Float](unsafeUninitializedCapacity: rows * columns) { out, initialized in
+        for r in 0..<rows {
+            for j in 0..<columns { out[r * columns + j] = HalfPrecision.float(bf16: bits[r * leading + j]) }
+        }
+        initialized = rows * columns
+    }
+}

@@ -2,10 +2,14 @@ import CDNNL
 import Foundation
 
 /// oneDNN (DNNL 2.6, OpenMP runtime): matmul and convolution primitives, created once per
-/// descriptor and cached. bf16 operands accumulate in fp32 and write fp32.
+/// descriptor and cached. bf16 operands accumulate in fp32 and write fp32. oneDNN 2.6 has bf16
+/// kernels only from AVX-512 on; on a CPU without them (`nativeBF16 == false`) bf16 operands are
+/// widened to fp32 (exact) and multiplied in fp32: the same numbers, fp32 speed.
 public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
     public let name = "onednn"
     public let threads: Int
+    /// Whether this CPU runs bf16 products natively (checked once by building a bf16 matmul).
+    public let nativeBF16: Bool
     private let engine: dnnl_engine_t
     private let stream: dnnl_stream_t
     private struct Primitive: @unchecked Sendable {
@@ -24,6 +28,35 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
         try check(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue), "create a stream")
         self.engine = engine!
         self.stream = stream!
+        nativeBF16 = OneDNNBackend.canBuildBF16Matmul(engine: engine!)
+    }
+
+    /// The instruction set oneDNN dispatches to, e.g. "AVX2" or "AVX-512 with bf16".
+    public static var instructionSet: String {
+        switch dnnl_get_effective_cpu_isa() {
+        case dnnl_cpu_isa_sse41: return "SSE4.1"
+        case dnnl_cpu_isa_avx: return "AVX"
+        case dnnl_cpu_isa_avx2: return "AVX2"
+        case dnnl_cpu_isa_avx512_core: return "AVX-512"
+        case dnnl_cpu_isa_avx512_core_vnni: return "AVX-512 VNNI"
+        case dnnl_cpu_isa_avx512_core_bf16: return "AVX-512 with bf16"
+        case dnnl_cpu_isa_avx512_core_amx: return "AVX-512 with AMX"
+        default: return "other (\(dnnl_get_effective_cpu_isa().rawValue))"
+        }
+    }
+
+    private static func canBuildBF16Matmul(engine: dnnl_engine_t) -> Bool {
+        var src = dnnl_memory_desc_t(), weights = dnnl_memory_desc_t(), dst = dnnl_memory_desc_t()
+        let dims: [Int64] = [16, 16] + [Int64](repeating: 0, count: 10)
+        guard dnnl_memory_desc_init_by_tag(&src, 2, dims, dnnl_bf16, dnnl_ab) == dnnl_success,
+              dnnl_memory_desc_init_by_tag(&weights, 2, dims, dnnl_bf16, dnnl_ab) == dnnl_success,
+              dnnl_memory_desc_init_by_tag(&dst, 2, dims, dnnl_f32, dnnl_ab) == dnnl_success else { return false }
+        var desc = dnnl_matmul_desc_t()
+        guard dnnl_matmul_desc_init(&desc, &src, &weights, nil, &dst) == dnnl_success else { return false }
+        var pd: dnnl_primitive_desc_t?
+        let status = withUnsafePointer(to: &desc) { dnnl_primitive_desc_create(&pd, UnsafeRawPointer($0), nil, engine, nil) }
+        if status == dnnl_success { dnnl_primitive_desc_destroy(pd) }
+        return status == dnnl_success
     }
 
     deinit {
@@ -40,6 +73,15 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
     public func gemm(_ d: GemmDescriptor, a: UnsafeRawPointer, b: UnsafeRawPointer,
                      bias: UnsafePointer<Float>?, c: UnsafeMutablePointer<Float>) {
         precondition(d.hasBias == (bias != nil), "gemm: bias pointer does not match the descriptor")
+        if d.operandType == .bf16 && !nativeBF16 {
+            var wide = d
+            wide.operandType = .fp32
+            wide.lda = d.k
+            wide.ldb = d.transposeB ? d.k : d.n
+            let a32 = widenBF16(a, rows: d.m, columns: d.k, leading: d.lda)
+            let b32 = widenBF16(b, rows: d.transposeB ? d.n : d.k, columns: d.transposeB ? d.k : d.n, leading: d.ldb)
+            return a32.withUnsafeBytes { pa in b32.withUnsafeBytes { pb in gemm(wide, a: pa.baseAddress!, b: pb.baseAddress!, bias: bias, c: c) } }
+        }
         var args: [(Int32, UnsafeRawPointer)] = [(DNNL_ARG_SRC, a), (DNNL_ARG_WEIGHTS, b), (DNNL_ARG_DST, UnsafeRawPointer(c))]
         if let bias { args.append((DNNL_ARG_BIAS, UnsafeRawPointer(bias))) }
         run(key: d, args: args) { try self.makeMatmul(d) }
@@ -48,6 +90,13 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
     public func conv2d(_ d: ConvDescriptor, input: UnsafeRawPointer, weight: UnsafeRawPointer,
                        bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>) {
         precondition(d.hasBias == (bias != nil), "conv2d: bias pointer does not match the descriptor")
+        if d.operandType == .bf16 && !nativeBF16 {
+            var wide = d
+            wide.operandType = .fp32
+            let input32 = widenBF16(input, rows: 1, columns: d.batch * d.inChannels * d.height * d.width, leading: 0)
+            let weight32 = widenBF16(weight, rows: 1, columns: d.outChannels * d.inChannels * d.kernelHeight * d.kernelWidth, leading: 0)
+            return input32.withUnsafeBytes { pi in weight32.withUnsafeBytes { pw in conv2d(wide, input: pi.baseAddress!, weight: pw.baseAddress!, bias: bias, output: output) } }
+        }
         var args: [(Int32, UnsafeRawPointer)] = [(DNNL_ARG_SRC, input), (DNNL_ARG_WEIGHTS, weight), (DNNL_ARG_DST, UnsafeRawPointer(output))]
         if let bias { args.append((DNNL_ARG_BIAS, UnsafeRawPointer(bias))) }
         run(key: d, args: args) { try self.makeConvolution(d) }

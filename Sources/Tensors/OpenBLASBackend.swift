@@ -38,9 +38,9 @@ public final class OpenBLASBackend: ComputeBackend {
                         a.assumingMemoryBound(to: Float.self), Int32(d.lda),
                         b.assumingMemoryBound(to: Float.self), Int32(d.ldb), beta, c, Int32(d.ldc))
         case .bf16:
-            let wideA = widen(a, rows: d.m, columns: d.k, leading: d.lda)
+            let wideA = widenBF16(a, rows: d.m, columns: d.k, leading: d.lda)
             let bRows = d.transposeB ? d.n : d.k, bColumns = d.transposeB ? d.k : d.n
-            let wideB = widen(b, rows: bRows, columns: bColumns, leading: d.ldb)
+            let wideB = widenBF16(b, rows: bRows, columns: bColumns, leading: d.ldb)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, transB, Int32(d.m), Int32(d.n), Int32(d.k), d.alpha,
                         wideA, Int32(d.k), wideB, Int32(bColumns), beta, c, Int32(d.ldc))
         }
@@ -54,12 +54,12 @@ public final class OpenBLASBackend: ComputeBackend {
         let imageSize = d.inChannels * d.height * d.width
         let wideWeight: [Float] = d.operandType == .fp32
             ? Array(UnsafeBufferPointer(start: weight.assumingMemoryBound(to: Float.self), count: d.outChannels * patch))
-            : widen(weight, rows: d.outChannels, columns: patch, leading: patch)
+            : widenBF16(weight, rows: d.outChannels, columns: patch, leading: patch)
         var columns = [Float](repeating: 0, count: patch * pixels)
         for n in 0..<d.batch {
             let image: [Float] = d.operandType == .fp32
                 ? Array(UnsafeBufferPointer(start: input.assumingMemoryBound(to: Float.self) + n * imageSize, count: imageSize))
-                : widen(input + n * imageSize * 2, rows: 1, columns: imageSize, leading: imageSize)
+                : widenBF16(input + n * imageSize * 2, rows: 1, columns: imageSize, leading: imageSize)
             im2col(image, d, into: &columns)
             let out = output + n * d.outChannels * pixels
             if let bias {
@@ -91,14 +91,5 @@ public final class OpenBLASBackend: ComputeBackend {
                 }
             }
         }
-    }
-
-    private func widen(_ p: UnsafeRawPointer, rows: Int, columns: Int, leading: Int) -> [Float] {
-        let bits = p.assumingMemoryBound(to: UInt16.self)
-        var out = [Float](repeating: 0, count: rows * columns)
-        for r in 0..<rows {
-            for j in 0..<columns { out[r * columns + j] = HalfPrecision.float(bf16: bits[r * leading + j]) }
-        }
-        return out
     }
 }
