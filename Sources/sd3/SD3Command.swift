@@ -1,11 +1,12 @@
 import ArgumentParser
 import SD3
+import Tensors
 
 @main
 struct SD3Command: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sd3",
         abstract: "SD3 Studio: Stable Diffusion 3 on the CPU.",
-        version: SD3.version,
-        subcommands: [])
+        version: "sd3 \(SD3.version) (oneDNN \(OneDNNBackend.version), \(OneDNNBackend.instructionSet); OpenBLAS \(OpenBLASBackend.configuration))",
+        subcommands: [InfoCommand.self, BenchCommand.self])
 }
