@@ -14,6 +14,8 @@ public struct ModelInfo: Sendable {
     public let path: String
     public let kind: Kind
     public let components: [ComponentInfo]
+    /// Optional components model_index.json lists as [null, null] (e.g. SD3's image_encoder).
+    public var absentComponents: [String] = []
 }
 
 public struct ComponentInfo: Sendable {

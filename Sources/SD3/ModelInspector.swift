@@ -21,11 +21,12 @@ public enum ModelInspector {
                 throw ModelInfoError.invalidJSON(path: index, reason: "no _class_name")
             }
             var components: [ComponentInfo] = []
+            var absent: [String] = []
             for name in json.keys.sorted() where !name.hasPrefix("_") {
                 // Entries are [library, class]; [null, null] marks an optional component left out.
                 guard let pair = json[name] as? [Any], pair.count == 2 else { continue }
                 let library = pair[0] as? String, declared = pair[1] as? String
-                guard library != nil || declared != nil else { continue }
+                guard library != nil || declared != nil else { absent.append(name); continue }
                 let folder = path + "/" + name
                 guard FileManager.default.fileExists(atPath: folder) else {
                     throw ModelInfoError.missingComponentFolder(component: name, path: path)
@@ -33,7 +34,7 @@ public enum ModelInspector {
                 components.append(try component(name: name, folder: folder, library: library, declaredClass: declared))
             }
             return ModelInfo(path: path, kind: .pipeline(className: className, diffusersVersion: json["_diffusers_version"] as? String),
-                             components: components)
+                             components: components, absentComponents: absent)
         }
         let one = try component(name: URL(fileURLWithPath: path).lastPathComponent, folder: path, library: nil, declaredClass: nil)
         guard !one.weights.isEmpty || one.configClass != nil else { throw ModelInfoError.notAModel(path) }

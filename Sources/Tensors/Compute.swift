@@ -56,6 +56,19 @@ public struct Weight: Sendable {
 }
 
 extension Compute {
+    /// The three operands of a weight product: x in the weight's operand form, the weight, the bias.
+    func withOperands<R>(_ x: Tensor, _ weight: Weight, bias: Tensor?,
+                         _ body: (UnsafeRawPointer, UnsafeRawPointer, UnsafePointer<Float>?) -> R) -> R {
+        x.data.withUnsafeBufferPointer { xs in
+            withOperand(xs, as: weight.precision.operandType) { a in
+                weight.withOperand { b in
+                    guard let bias else { return body(a, b, nil) }
+                    return bias.data.withUnsafeBufferPointer { body(a, b, $0.baseAddress) }
+                }
+            }
+        }
+    }
+
     /// Runs `body` with `values` in the requested operand form (bf16 values are rounded copies).
     func withOperand<R>(_ values: UnsafeBufferPointer<Float>, as type: OperandType,
                         _ body: (UnsafeRawPointer) throws -> R) rethrows -> R {

@@ -20,17 +20,7 @@ extension Compute {
                                padTop: padding.top, padBottom: padding.bottom, padLeft: padding.left, padRight: padding.right,
                                hasBias: bias != nil, operandType: weight.precision.operandType)
         return Tensor(shape: [d.batch, d.outChannels, d.outHeight, d.outWidth]) { out in
-            x.data.withUnsafeBufferPointer { xs in
-                withOperand(xs, as: d.operandType) { input in
-                    weight.withOperand { w in
-                        if let bias {
-                            bias.data.withUnsafeBufferPointer { backend.conv2d(d, input: input, weight: w, bias: $0.baseAddress, output: out.baseAddress!) }
-                        } else {
-                            backend.conv2d(d, input: input, weight: w, bias: nil, output: out.baseAddress!)
-                        }
-                    }
-                }
-            }
+            withOperands(x, weight, bias: bias) { input, w, bias in backend.conv2d(d, input: input, weight: w, bias: bias, output: out.baseAddress!) }
         }
     }
 }

@@ -11,17 +11,7 @@ extension Compute {
         let d = GemmDescriptor(m: rows, n: outFeatures, k: inFeatures, transposeB: true,
                                hasBias: bias != nil, operandType: weight.precision.operandType)
         return Tensor(shape: shape) { out in
-            x.data.withUnsafeBufferPointer { xs in
-                withOperand(xs, as: d.operandType) { a in
-                    weight.withOperand { b in
-                        if let bias {
-                            bias.data.withUnsafeBufferPointer { backend.gemm(d, a: a, b: b, bias: $0.baseAddress, c: out.baseAddress!) }
-                        } else {
-                            backend.gemm(d, a: a, b: b, bias: nil, c: out.baseAddress!)
-                        }
-                    }
-                }
-            }
+            withOperands(x, weight, bias: bias) { a, b, bias in backend.gemm(d, a: a, b: b, bias: bias, c: out.baseAddress!) }
         }
     }
 

@@ -22,6 +22,7 @@ struct InfoCommand: ParsableCommand {
         case let .pipeline(name, version): print("\(info.path): \(name)\(version.map { " (diffusers \($0))" } ?? "")")
         }
         for component in info.components { describe(component, indent: "  ") }
+        if !info.absentComponents.isEmpty { print("  not included: \(info.absentComponents.joined(separator: ", "))") }
         if case .pipeline = info.kind {
             let total = info.components.compactMap(\.primaryWeights).reduce((0, 0)) { ($0.0 + $1.parameterCount, $0.1 + $1.bytes) }
             print("  total: \(Format.count(total.0)) parameters, \(Format.bytes(total.1))")
