@@ -1,7 +1,8 @@
 /// A strict, small JSON parser for safetensors headers: it keeps integers exact, rejects
 /// duplicate keys and limits nesting, so a hostile header cannot overflow the stack.
-indirect enum JSONValue {
-    case object([(String, JSONValue)])
+enum JSONValue {
+    /// Keys and values in document order (parallel arrays).
+    case object(keys: [String], values: [JSONValue])
     case array([JSONValue])
     case string(String)
     case integer(Int)
@@ -57,10 +58,11 @@ indirect enum JSONValue {
 
         mutating func object(depth: Int) throws(ParseError) -> JSONValue {
             index += 1
-            var members: [(String, JSONValue)] = []
+            var keys: [String] = []
+            var values: [JSONValue] = []
             var seen = Set<String>()
             skipSpace()
-            if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; return .object(members) }
+            if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; return .object(keys: keys, values: values) }
             while true {
                 skipSpace()
                 guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw fail("expected a key") }
@@ -69,11 +71,12 @@ indirect enum JSONValue {
                 skipSpace()
                 guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw fail("expected ':'") }
                 index += 1
-                members.append((key, try value(depth: depth + 1)))
+                keys.append(key)
+                values.append(try value(depth: depth + 1))
                 skipSpace()
                 guard index < bytes.count else { throw fail("unterminated object") }
                 if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-                if bytes[index] == UInt8(ascii: "}") { index += 1; return .object(members) }
+                if bytes[index] == UInt8(ascii: "}") { index += 1; return .object(keys: keys, values: values) }
                 throw fail("expected ',' or '}'")
             }
         }

@@ -12,14 +12,14 @@ enum SafeTensorsHeader {
         } catch {
             throw .invalidHeader(path: path, reason: header.isEmpty ? "empty header" : "not valid JSON: \(error)")
         }
-        guard case .object(let members) = json else { throw .invalidHeader(path: path, reason: "the JSON is not an object") }
+        guard case .object(let keys, let values) = json else { throw .invalidHeader(path: path, reason: "the JSON is not an object") }
         var metadata: [String: String] = [:]
         var tensors: [TensorInfo] = []
-        tensors.reserveCapacity(members.count)
-        for (key, value) in members {
+        tensors.reserveCapacity(keys.count)
+        for (key, value) in zip(keys, values) {
             if key == "__metadata__" {
-                guard case .object(let entries) = value else { throw .invalidHeader(path: path, reason: "__metadata__ is not an object") }
-                for (k, v) in entries {
+                guard case .object(let names, let entries) = value else { throw .invalidHeader(path: path, reason: "__metadata__ is not an object") }
+                for (k, v) in zip(names, entries) {
                     guard case .string(let s) = v else { throw .invalidHeader(path: path, reason: "__metadata__ value for '\(k)' is not a string") }
                     metadata[k] = s
                 }
@@ -38,8 +38,8 @@ enum SafeTensorsHeader {
     }
 
     private static func entry(_ key: String, _ value: JSONValue, path: String, dataSize: Int) throws(SafeTensorsError) -> TensorInfo {
-        guard case .object(let members) = value else { throw .invalidEntry(path: path, key: key, reason: "entry is not an object") }
-        let fields = Dictionary(members, uniquingKeysWith: { first, _ in first })
+        guard case .object(let names, let entries) = value else { throw .invalidEntry(path: path, key: key, reason: "entry is not an object") }
+        let fields = Dictionary(zip(names, entries), uniquingKeysWith: { first, _ in first })
         guard case .string(let dtypeName)? = fields["dtype"] else { throw .invalidEntry(path: path, key: key, reason: "missing or non-string 'dtype'") }
         guard let dtype = DType(rawValue: dtypeName) else { throw .unknownDType(path: path, key: key, dtype: dtypeName) }
         guard let shape = integers(fields["shape"]) else { throw .invalidEntry(path: path, key: key, reason: "'shape' is not a list of non-negative integers") }
