@@ -19,16 +19,18 @@ let package = Package(
 
         .target(name: "Tensors", dependencies: ["CDNNL", "CBLAS"]),
         .target(name: "SafeTensors", dependencies: ["Tensors"]),
-        .target(name: "SD3", dependencies: ["Tensors", "SafeTensors"]),
+        .target(name: "Tokenizers"),
+        .target(name: "SD3", dependencies: ["Tensors", "SafeTensors", "Tokenizers"]),
         .executableTarget(
             name: "sd3",
             dependencies: [
-                "Tensors", "SafeTensors", "SD3",
+                "Tensors", "SafeTensors", "Tokenizers", "SD3",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "SafeTensors"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "Tensors"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SD3Tests", dependencies: ["SD3", "SafeTensors"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SystemLibrariesTests", dependencies: ["CNcurses", "CPNG"]),
     ]

@@ -1,0 +1,14 @@
+/// Why a tokenizer folder could not be read; each case names the file.
+public enum TokenizerError: Error, Equatable, CustomStringConvertible {
+    case missingFile(path: String)
+    case invalidFile(path: String, reason: String)
+    case wrongKind(path: String, expected: String, found: String)
+
+    public var description: String {
+        switch self {
+        case let .missingFile(path): return "\(path): missing tokenizer file"
+        case let .invalidFile(path, reason): return "\(path): \(reason)"
+        case let .wrongKind(path, expected, found): return "\(path): expected a \(expected) tokenizer, found \(found)"
+        }
+    }
+}
