@@ -31,7 +31,7 @@ public enum SafeTensorsError: Error, Equatable, CustomStringConvertible {
             return "\(path): tensor '\(key)' (\(dtype) \(shape)) needs \(want) but its offsets span \(actual)"
         case let .offsetsOutOfRange(path, key, begin, end, size): return "\(path): tensor '\(key)' offsets [\(begin), \(end)) fall outside the \(size)-byte data section"
         case let .overlap(path, first, second): return "\(path): tensors '\(first)' and '\(second)' overlap"
-        case let .undecodableDType(path, key, dtype): return "\(path): tensor '\(key)' is \(dtype); only F32, F16 and BF16 can be read as floats"
+        case let .undecodableDType(path, key, dtype): return "\(path): tensor '\(key)' is \(dtype); it cannot be read this way (floats: F32, F16, BF16; integers: I8–I64, U8–U32)"
         case let .missingKey(path, key): return "\(path): missing weight '\(key)'"
         case let .shapeMismatch(path, key, expected, found): return "\(path): weight '\(key)' has shape \(found), expected \(expected)"
         case let .duplicateKey(key, first, second): return "weight '\(key)' appears in both \(first) and \(second)"

@@ -85,6 +85,26 @@ public final class SafeTensorsFile: @unchecked Sendable {
         return try tensor(info)
     }
 
+    /// Decodes an integer tensor (I64, I32, I16, I8, U8 and the unsigned types that fit in Int).
+    public func integers(_ name: String) throws(SafeTensorsError) -> (shape: [Int], values: [Int]) {
+        guard let info = info(name) else { throw .missingKey(path: path, key: name) }
+        let source = bytes(info)
+        let n = info.elementCount
+        func read<T: FixedWidthInteger>(_: T.Type) -> [Int] {
+            (0..<n).map { Int(truncatingIfNeeded: T(littleEndian: source.loadUnaligned(fromByteOffset: $0 * MemoryLayout<T>.size, as: T.self))) }
+        }
+        switch info.dtype {
+        case .i64: return (info.shape, read(Int64.self))
+        case .i32: return (info.shape, read(Int32.self))
+        case .u32: return (info.shape, read(UInt32.self))
+        case .i16: return (info.shape, read(Int16.self))
+        case .u16: return (info.shape, read(UInt16.self))
+        case .i8: return (info.shape, read(Int8.self))
+        case .u8: return (info.shape, read(UInt8.self))
+        default: throw .undecodableDType(path: path, key: name, dtype: info.dtype.rawValue)
+        }
+    }
+
     public func tensor(_ info: TensorInfo) throws(SafeTensorsError) -> Tensor {
         let source = bytes(info)
         let n = info.elementCount

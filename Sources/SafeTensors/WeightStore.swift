@@ -49,6 +49,11 @@ public final class WeightStore: Sendable {
 
     public func contains(_ key: String) -> Bool { locations[key] != nil }
 
+    /// Records a key as accounted for without reading it (a tied copy or a buffer with no weights).
+    public func markUsed(_ key: String) {
+        fetched.withLock { _ = $0.insert(key) }
+    }
+
     /// Keys present in the files but never fetched, sorted.
     public var unusedKeys: [String] {
         let used = fetched.withLock { $0 }

@@ -1,0 +1,73 @@
+import Foundation
+import SafeTensors
+import Tensors
+import Testing
+@testable import SD3
+
+/// The tiny pipeline's three text encoders against transformers 5.24 (scripts/fixtures/text_encoders.py),
+/// max abs error ≤ 1e-5, on both backends.
+@Suite struct TextEncoderTests {
+    static let folder = Bundle.module.url(forResource: "Fixtures/tiny-sd3", withExtension: nil)!.path
+    static let reference = try! SafeTensorsFile(path: Bundle.module.url(forResource: "Fixtures/text-encoders", withExtension: "safetensors")!.path)
+
+    static func ids(_ name: String) -> [[Int]] {
+        let (shape, values) = try! reference.integers(name)
+        return (0..<shape[0]).map { Array(values[$0 * shape[1]..<($0 + 1) * shape[1]]) }
+    }
+
+    static func expectClose(_ actual: Tensor, _ name: String, limit: Float = 1e-5, sourceLocation: SourceLocation = #_sourceLocation) {
+        let expected = try! reference.tensor(name)
+        #expect(actual.shape == expected.shape, "\(name): shape \(actual.shape) vs \(expected.shape)", sourceLocation: sourceLocation)
+        guard actual.shape == expected.shape else { return }
+        let worst = zip(actual.data, expected.data).map { abs($0 - $1) }.max() ?? 0
+        #expect(worst <= limit, "\(name): max abs error \(worst); got \(actual), expected \(expected)", sourceLocation: sourceLocation)
+    }
+
+    static func load(_ component: String) throws -> (ComponentFolder, WeightStore) {
+        let folder = try ComponentFolder(Self.folder + "/" + component)
+        return (folder, try folder.weights())
+    }
+
+    @Test(arguments: [("text_encoder", "clip_l"), ("text_encoder_2", "clip_g")], [BackendKind.oneDNN, .openBLAS])
+    func clip(component: (String, String), backend: BackendKind) throws {
+        let (folder, weights) = try Self.load(component.0)
+        let model = try CLIPTextModelWithProjection(config: try folder.config(CLIPTextConfig.self), weights: weights, precision: .fp32)
+        let compute = try Compute(backend: backend, threads: 2)
+        let ids = Self.ids("\(component.1).ids")
+        let output = model(ids, compute: compute)
+        Self.expectClose(output.hiddenState, "\(component.1).hidden_states_m2")
+        Self.expectClose(output.textEmbeds, "\(component.1).text_embeds")
+        Self.expectClose(model(ids, clipSkip: 1, compute: compute).hiddenState, "\(component.1).hidden_states_m3")
+    }
+
+    @Test(arguments: [77, 256], [BackendKind.oneDNN, .openBLAS])
+    func t5(length: Int, backend: BackendKind) throws {
+        let (folder, weights) = try Self.load("text_encoder_3")
+        let model = try T5EncoderModel(config: try folder.config(T5Config.self), weights: weights, precision: .fp32)
+        let compute = try Compute(backend: backend, threads: 2)
+        Self.expectClose(model(Self.ids("t5_\(length).ids"), compute: compute), "t5_\(length).last_hidden_state")
+    }
+
+    /// The bucket table sd3-spec.md §5 gives for SD3's T5 (32 buckets, max distance 128), checked against torch there.
+    @Test func relativePositionBucketsMatchTheSpecTable() {
+        let table: [(ClosedRange<Int>, Int)] = [(8...11, 8), (12...15, 9), (16...22, 10), (23...31, 11), (32...45, 12),
+                                                (46...63, 13), (64...90, 14), (91...255, 15)]
+        for n in 0..<256 {
+            let expected = n < 8 ? n : table.first { $0.0.contains(n) }!.1
+            #expect(T5EncoderModel.relativePositionBucket(-n, buckets: 32, maxDistance: 128) == expected, "bucket(−\(n))")
+            if n > 0 { #expect(T5EncoderModel.relativePositionBucket(n, buckets: 32, maxDistance: 128) == 16 + expected, "bucket(+\(n))") }
+        }
+    }
+
+    @Test func wrongWeightsAreNamed() throws {
+        let (folder, weights) = try Self.load("text_encoder")
+        var config = try folder.config(CLIPTextConfig.self)
+        config.intermediateSize += 1
+        #expect { try CLIPTextModelWithProjection(config: config, weights: weights, precision: .fp32) } throws: { error in
+            guard case SafeTensorsError.shapeMismatch(_, let key, let expected, let found) = error else { return false }
+            return key == "text_model.encoder.layers.0.mlp.fc1.weight" && expected == [38, 32] && found == [37, 32]
+        }
+        let (_, t5Weights) = try Self.load("text_encoder_3")
+        #expect(throws: SafeTensorsError.self) { try T5EncoderModel(config: .t5XXL, weights: t5Weights, precision: .fp32) }
+    }
+}
