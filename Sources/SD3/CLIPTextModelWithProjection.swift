@@ -78,7 +78,7 @@ public struct CLIPTextModelWithProjection: Sendable {
     let finalLayerNorm: LayerNorm
     let textProjection: Linear
 
-    public init(config: CLIPTextConfig, weights: WeightStore, precision: Precision) throws {
+    public init(config: CLIPTextConfig, weights: any WeightProvider, precision: Precision) throws {
         self.config = config
         let (d, i, eps) = (config.hiddenSize, config.intermediateSize, config.layerNormEps)
         guard ["quick_gelu", "gelu"].contains(config.hiddenAct) else {

@@ -65,7 +65,7 @@ public struct T5EncoderModel: Sendable {
     let blocks: [Block]
     let finalLayerNorm: Tensor
 
-    public init(config: T5Config, weights: WeightStore, precision: Precision) throws {
+    public init(config: T5Config, weights: any WeightProvider, precision: Precision) throws {
         self.config = config
         guard config.feedForwardProj == "gated-gelu" else {
             throw ModelError.unsupported(path: weights.source, reason: "T5 feed_forward_proj '\(config.feedForwardProj)' (SD3 uses gated-gelu)")

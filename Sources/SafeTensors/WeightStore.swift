@@ -1,10 +1,33 @@
 import Synchronization
 import Tensors
 
+/// Where a model's weights come from: files (`WeightStore`) or, for benchmarks, generated values.
+/// Models fetch every weight by full key and expected shape, then call `requireAllUsed()`.
+public protocol WeightProvider: AnyObject, Sendable {
+    /// The file (or description) named in error messages.
+    var source: String { get }
+    func contains(_ key: String) -> Bool
+    func tensor(_ key: String, shape: [Int]) throws(SafeTensorsError) -> Tensor
+    /// Records a key as accounted for without reading it (a tied copy or a buffer with no weights).
+    func markUsed(_ key: String)
+    /// Keys present but never fetched, sorted.
+    var unusedKeys: [String] { get }
+}
+
+extension WeightProvider {
+    /// Throws when some key was never fetched: a checkpoint for a different architecture.
+    public func requireAllUsed() throws(SafeTensorsError) {
+        let unused = unusedKeys
+        if !unused.isEmpty { throw .unusedKeys(path: source, keys: unused, total: unused.count) }
+    }
+
+    public func scope(_ prefix: String) -> WeightScope { WeightScope(store: self, prefix: prefix) }
+}
+
 /// The weights of one model component, possibly sharded over several files, read strictly:
 /// every weight is fetched by its full key with its expected shape, and the keys never
 /// fetched can be listed (or turned into an error) once the model is built.
-public final class WeightStore: Sendable {
+public final class WeightStore: WeightProvider {
     public let files: [SafeTensorsFile]
     private let locations: [String: Int]  // key → index in `files`
     private let fetched = Mutex<Set<String>>([])
@@ -49,30 +72,21 @@ public final class WeightStore: Sendable {
 
     public func contains(_ key: String) -> Bool { locations[key] != nil }
 
-    /// Records a key as accounted for without reading it (a tied copy or a buffer with no weights).
     public func markUsed(_ key: String) {
         fetched.withLock { _ = $0.insert(key) }
     }
 
-    /// Keys present in the files but never fetched, sorted.
     public var unusedKeys: [String] {
         let used = fetched.withLock { $0 }
         return locations.keys.filter { !used.contains($0) }.sorted()
     }
 
-    /// Throws when some key was never fetched: a checkpoint for a different architecture.
-    public func requireAllUsed() throws(SafeTensorsError) {
-        let unused = unusedKeys
-        if !unused.isEmpty { throw .unusedKeys(path: source, keys: unused, total: unused.count) }
-    }
-
-    public func scope(_ prefix: String) -> WeightScope { WeightScope(store: self, prefix: prefix) }
 }
 
 /// A view of a `WeightStore` under a key prefix, mirroring the module tree
 /// (`store.scope("transformer_blocks.3").scope("attn")["to_q.weight", [1536, 1536]]`).
 public struct WeightScope: Sendable {
-    public let store: WeightStore
+    public let store: any WeightProvider
     public let prefix: String
 
     public func key(_ name: String) -> String { prefix.isEmpty ? name : "\(prefix).\(name)" }

@@ -1,26 +1,35 @@
 import ArgumentParser
 import Foundation
+import SD3
 import Tensors
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure the engine's speed (random inputs, no files).",
-        discussion: "The matmul component times y = x·Wᵀ, x [M, K], W [N, K] (a linear layer), for each backend and precision; "
-            + "4096×1536×6144 is SD3 Medium's MLP up-projection at 1024².")
+        abstract: "Measure the engine's speed at real model sizes (random weights made in memory, no files).",
+        discussion: """
+            matmul times y = x·Wᵀ, x [M, K], W [N, K] (a linear layer) for each backend and precision; \
+            4096×1536×6144 is SD3 Medium's MLP up-projection at 1024². t5, clip-l and clip-g time one \
+            forward of SD3's text encoders (T5-XXL over 256 tokens, the CLIPs over 77 unless --text-tokens).
+            """)
 
-    enum Component: String, ExpressibleByArgument, CaseIterable { case matmul }
+    enum Component: String, ExpressibleByArgument, CaseIterable {
+        case matmul, t5
+        case clipL = "clip-l", clipG = "clip-g"
+    }
     enum BackendChoice: String, ExpressibleByArgument, CaseIterable { case all, onednn, openblas }
     enum PrecisionChoice: String, ExpressibleByArgument, CaseIterable { case all, fp32, bf16 }
 
     @Option(help: "What to measure: \(Component.allCases.map(\.rawValue).joined(separator: ", ")).")
     var component: Component = .matmul
-    @Option(help: "Backend: all, onednn or openblas.") var backend: BackendChoice = .all
-    @Option(help: "Precision: all, fp32 or bf16.") var precision: PrecisionChoice = .all
-    @Option(help: "Rows of x (tokens).") var m = 4096
-    @Option(help: "Input features.") var k = 1536
-    @Option(help: "Output features.") var n = 6144
-    @Option(help: "Timed repetitions; the minimum is reported.") var `repeat`: Int = 5
+    @Option(help: "Backend: all, onednn or openblas (models: onednn unless given).") var backend: BackendChoice?
+    @Option(help: "Precision: all, fp32 or bf16 (matmul: all; models: bf16 unless given).") var precision: PrecisionChoice?
+    @Option(help: "matmul: rows of x (tokens).") var m = 4096
+    @Option(help: "matmul: input features.") var k = 1536
+    @Option(help: "matmul: output features.") var n = 6144
+    @Option(help: "Text encoders: tokens per prompt (t5: 256, clip: 77).") var textTokens: Int?
+    @Option(help: "Text encoders: prompts per forward.") var batch = 1
+    @Option(help: "Timed repetitions; the minimum is reported.") var `repeat`: Int = 3
     @Option(help: "Engine threads (default: all cores).") var threads = ProcessInfo.processInfo.activeProcessorCount
     @Flag(help: "End with one JSON object with the results.") var json = false
 
@@ -28,47 +37,97 @@ struct BenchCommand: ParsableCommand {
         guard m > 0, k > 0, n > 0 else { throw ValidationError("--m, --k and --n must be positive") }
         guard (1...1000).contains(`repeat`) else { throw ValidationError("--repeat must be between 1 and 1000") }
         guard (1...1024).contains(threads) else { throw ValidationError("--threads must be between 1 and 1024") }
+        guard (1...64).contains(batch) else { throw ValidationError("--batch must be between 1 and 64") }
+        if let textTokens {
+            let limit = component == .t5 ? 512 : 77
+            guard (1...limit).contains(textTokens) else { throw ValidationError("--text-tokens must be between 1 and \(limit) for \(component.rawValue)") }
+        }
     }
 
     func run() throws {
-        let kinds: [BackendKind] = backend == .all ? [.oneDNN, .openBLAS] : [backend == .onednn ? .oneDNN : .openBLAS]
-        let precisions: [Precision] = precision == .all ? [.fp32, .bf16] : [precision == .fp32 ? .fp32 : .bf16]
-        var random = BenchRandom(seed: 1)
-        let x = Tensor(shape: [m, k], data: (0..<m * k).map { _ in random.next() })
-        let w = Tensor(shape: [n, k], data: (0..<n * k).map { _ in random.next() * 0.05 })
-        let flops = 2.0 * Double(m) * Double(n) * Double(k)
-        print("matmul \(m)×\(k)×\(n) (M×K×N), \(threads) thread\(threads == 1 ? "" : "s"), \(`repeat`) repeats, oneDNN \(OneDNNBackend.version) on \(OneDNNBackend.instructionSet)")
+        let isMatmul = component == .matmul
+        let backendChoice = backend ?? (isMatmul ? .all : .onednn)
+        let precisionChoice = precision ?? (isMatmul ? .all : .bf16)
+        let kinds: [BackendKind] = backendChoice == .all ? [.oneDNN, .openBLAS] : [backendChoice == .onednn ? .oneDNN : .openBLAS]
+        let precisions: [Precision] = precisionChoice == .all ? [.fp32, .bf16] : [precisionChoice == .fp32 ? .fp32 : .bf16]
+        print("\(headline()), \(threads) thread\(threads == 1 ? "" : "s"), \(`repeat`) repeats, oneDNN \(OneDNNBackend.version) on \(OneDNNBackend.instructionSet)")
         var results: [[String: Any]] = []
         for kind in kinds {
             let compute = try Compute(backend: kind, threads: threads)
             for p in precisions {
-                let weight = Weight(w, precision: p)
-                _ = compute.linear(x, weight)  // warm-up: primitive creation, first-touch of memory
-                var best = Double.infinity
-                for _ in 0..<`repeat` {
-                    let start = DispatchTime.now().uptimeNanoseconds
-                    _ = compute.linear(x, weight)
-                    best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
-                }
-                let note = p == .bf16 && !nativeBF16(compute) ? " (bf16 operands widened to fp32: no bf16 kernels on this CPU)" : ""
-                print("  " + kind.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0) + " " + p.rawValue + String(format: "  %8.1f GFLOP/s  %.4f s", flops / best / 1e9, best) + note)
+                let (seconds, flops, setup) = try measure(compute: compute, precision: p)
+                let native = p == .fp32 || ((compute.backend as? OneDNNBackend)?.nativeBF16 ?? false)
+                let note = native ? "" : " (bf16 operands widened to fp32: no bf16 kernels on this CPU)"
+                let setupNote = setup.map { String(format: ", weights made in %.1f s", $0) } ?? ""
+                print("  " + kind.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0) + " " + p.rawValue
+                      + String(format: "  %8.1f GFLOP/s  %.4f s", flops / seconds / 1e9, seconds) + note + setupNote
+                      + ", peak RSS \(String(format: "%.2f GB", Double(peakResidentBytes()) / 1e9))")
                 var result: [String: Any] = ["backend": kind.rawValue, "precision": p.rawValue,
-                                             "seconds_per_forward": best, "gflops": flops / best / 1e9]
-                if p == .bf16 { result["native_bf16"] = nativeBF16(compute) }
+                                             "seconds_per_forward": seconds, "gflops": flops / seconds / 1e9]
+                if p == .bf16 { result["native_bf16"] = native }
                 results.append(result)
             }
         }
         if json {
-            var object: [String: Any] = ["component": "matmul", "m": m, "k": k, "n": n, "threads": threads,
+            var object: [String: Any] = ["component": component.rawValue, "threads": threads,
                                          "peak_rss_bytes": peakResidentBytes(), "results": results]
+            if isMatmul { object.merge(["m": m, "k": k, "n": n]) { a, _ in a } }
+            else { object.merge(["text_tokens": tokens, "batch": batch]) { a, _ in a } }
             if results.count == 1 { object.merge(results[0]) { a, _ in a } }
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         }
     }
 
-    private func nativeBF16(_ compute: Compute) -> Bool {
-        (compute.backend as? OneDNNBackend)?.nativeBF16 ?? false
+    private var tokens: Int { textTokens ?? (component == .t5 ? 256 : 77) }
+
+    private func headline() -> String {
+        switch component {
+        case .matmul: return "matmul \(m)×\(k)×\(n) (M×K×N)"
+        case .t5: return "T5-XXL encoder, \(batch)×\(tokens) tokens"
+        case .clipL: return "CLIP-L text encoder, \(batch)×\(tokens) tokens"
+        case .clipG: return "CLIP-G text encoder, \(batch)×\(tokens) tokens"
+        }
+    }
+
+    /// Best seconds over the repeats, the FLOPs of one forward, and the seconds spent making weights.
+    private func measure(compute: Compute, precision: Precision) throws -> (Double, Double, Double?) {
+        let ids = (0..<batch).map { b in (0..<tokens).map { ($0 * 7919 + b * 104729) % 32000 } }
+        switch component {
+        case .matmul:
+            let x = compute.randomUniform([m, k], seed: 1)
+            let weight = Weight(compute.randomUniform([n, k], seed: 2, scale: 0.05), precision: precision)
+            return (time(compute.linear(x, weight)), 2.0 * Double(m) * Double(n) * Double(k), nil)
+        case .t5:
+            let c = T5Config.t5XXL
+            let start = DispatchTime.now().uptimeNanoseconds
+            let model = try T5EncoderModel(config: c, weights: RandomWeights(compute: compute), precision: precision)
+            let setup = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            let linear = Double(c.numLayers) * (4.0 * Double(c.dModel * c.numHeads * c.dKv) + 3.0 * Double(c.dModel * c.dFf))
+            let attention = Double(c.numLayers) * 4.0 * Double(tokens * tokens * c.numHeads * c.dKv)
+            return (time(model(ids, compute: compute)), Double(batch) * (2.0 * linear * Double(tokens) + attention), setup)
+        case .clipL, .clipG:
+            let c = component == .clipL ? CLIPTextConfig.clipL : CLIPTextConfig.clipG
+            let start = DispatchTime.now().uptimeNanoseconds
+            let model = try CLIPTextModelWithProjection(config: c, weights: RandomWeights(compute: compute), precision: precision)
+            let setup = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            let clipIds = ids.map { row in row.map { $0 % (c.vocabSize - 1) } }
+            let linear = Double(c.numHiddenLayers) * (4.0 * Double(c.hiddenSize * c.hiddenSize) + 2.0 * Double(c.hiddenSize * c.intermediateSize))
+            let attention = Double(c.numHiddenLayers) * 4.0 * Double(tokens * tokens * c.hiddenSize)
+            return (time(model(clipIds, compute: compute)), Double(batch) * (2.0 * linear * Double(tokens) + attention), setup)
+        }
+    }
+
+    /// One warm-up run (primitive creation, first touch), then the best of `repeat` timed runs.
+    private func time<T>(_ body: @autoclosure () -> T) -> Double {
+        _ = body()
+        var best = Double.infinity
+        for _ in 0..<`repeat` {
+            let start = DispatchTime.now().uptimeNanoseconds
+            _ = body()
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        return best
     }
 }
 
@@ -76,18 +135,4 @@ func peakResidentBytes() -> Int {
     var usage = rusage()
     getrusage(RUSAGE_SELF.rawValue, &usage)
     return usage.ru_maxrss * 1024
-}
-
-/// Uniform values in [-1, 1) from SplitMix64; benchmark inputs need no torch parity.
-struct BenchRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> Float {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        z ^= z >> 31
-        return Float(Double(z >> 11) * 0x1p-53 * 2 - 1)
-    }
 }
