@@ -78,14 +78,28 @@ public enum BackendKind: String, Sendable, CaseIterable {
     case openBLAS = "openblas"
 }
 
-/// bf16 bit patterns (rows × columns, row stride `leading`) widened to a dense fp32 matrix: exact,
+/// bf16 bit patterns (rows × columns, row stride `leading`) widened into a dense fp32 matrix: exact,
 /// so an fp32 product of widened operands is a bf16 product with fp32 accumulation.
-func widenBF16(_ p: UnsafeRawPointer, rows: Int, columns: Int, leading: Int) -> [Float] {
-    let bits = p.assumingMemoryBound(to: UInt16.self)
-    return [Float](unsafeUninitializedCapacity: rows * columns) { out, initialized in
-        for r in 0..<rows {
-            for j in 0..<columns { out[r * columns + j] = HalfPrecision.float(bf16: bits[r * leading + j]) }
+func widenBF16(_ p: UnsafeRawPointer, rows: Int, columns: Int, leading: Int,
+               into out: UnsafeMutablePointer<Float>, threads: Int) {
+    let bits = UncheckedSendable(p.assumingMemoryBound(to: UInt16.self))
+    let target = UncheckedSendable(out)
+    if rows == 1 {
+        parallelRanges(columns, threads: threads, minimumPerThread: 1 << 16) { range in
+            for j in range { target.value[j] = HalfPrecision.float(bf16: bits.value[j]) }
         }
+        return
+    }
+    parallelRanges(rows, threads: threads, minimumPerThread: max(1, (1 << 16) / max(1, columns))) { range in
+        for r in range {
+            for j in 0..<columns { target.value[r * columns + j] = HalfPrecision.float(bf16: bits.value[r * leading + j]) }
+        }
+    }
+}
+
+func widenBF16(_ p: UnsafeRawPointer, rows: Int, columns: Int, leading: Int, threads: Int = 1) -> [Float] {
+    [Float](unsafeUninitializedCapacity: rows * columns) { out, initialized in
+        widenBF16(p, rows: rows, columns: columns, leading: leading, into: out.baseAddress!, threads: threads)
         initialized = rows * columns
     }
 }

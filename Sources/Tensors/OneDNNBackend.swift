@@ -19,6 +19,7 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
     // Execution is serialized: the engine runs one product at a time and each uses every thread.
     private let lock = NSLock()
     private var cache: [AnyHashable: Primitive] = [:]
+    private var scratch = [UnsafeMutableBufferPointer<Float>](repeating: UnsafeMutableBufferPointer(start: nil, count: 0), count: 2)
 
     public init(threads: Int) throws(BackendError) {
         self.threads = max(1, threads)
@@ -61,6 +62,7 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
 
     deinit {
         for entry in cache.values { dnnl_primitive_destroy(entry.primitive) }
+        for buffer in scratch { buffer.deallocate() }
         dnnl_stream_destroy(stream)
         dnnl_engine_destroy(engine)
     }
@@ -73,62 +75,75 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
     public func gemm(_ d: GemmDescriptor, a: UnsafeRawPointer, b: UnsafeRawPointer,
                      bias: UnsafePointer<Float>?, c: UnsafeMutablePointer<Float>) {
         precondition(d.hasBias == (bias != nil), "gemm: bias pointer does not match the descriptor")
-        if d.operandType == .bf16 && !nativeBF16 {
-            var wide = d
-            wide.operandType = .fp32
-            wide.lda = d.k
-            wide.ldb = d.transposeB ? d.k : d.n
-            let a32 = widenBF16(a, rows: d.m, columns: d.k, leading: d.lda)
-            let b32 = widenBF16(b, rows: d.transposeB ? d.n : d.k, columns: d.transposeB ? d.k : d.n, leading: d.ldb)
-            return a32.withUnsafeBytes { pa in b32.withUnsafeBytes { pb in gemm(wide, a: pa.baseAddress!, b: pb.baseAddress!, bias: bias, c: c) } }
+        lock.withLock {
+            var (key, a, b) = (d, a, b)
+            if d.operandType == .bf16 && !nativeBF16 {
+                key.operandType = .fp32
+                key.lda = d.k
+                key.ldb = d.transposeB ? d.k : d.n
+                a = widened(0, a, rows: d.m, columns: d.k, leading: d.lda)
+                b = widened(1, b, rows: d.transposeB ? d.n : d.k, columns: d.transposeB ? d.k : d.n, leading: d.ldb)
+            }
+            var args: [(Int32, UnsafeRawPointer)] = [(DNNL_ARG_SRC, a), (DNNL_ARG_WEIGHTS, b), (DNNL_ARG_DST, UnsafeRawPointer(c))]
+            if let bias { args.append((DNNL_ARG_BIAS, UnsafeRawPointer(bias))) }
+            execute(key: key, args: args) { try self.makeMatmul(key) }
         }
-        var args: [(Int32, UnsafeRawPointer)] = [(DNNL_ARG_SRC, a), (DNNL_ARG_WEIGHTS, b), (DNNL_ARG_DST, UnsafeRawPointer(c))]
-        if let bias { args.append((DNNL_ARG_BIAS, UnsafeRawPointer(bias))) }
-        run(key: d, args: args) { try self.makeMatmul(d) }
     }
 
     public func conv2d(_ d: ConvDescriptor, input: UnsafeRawPointer, weight: UnsafeRawPointer,
                        bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>) {
         precondition(d.hasBias == (bias != nil), "conv2d: bias pointer does not match the descriptor")
-        if d.operandType == .bf16 && !nativeBF16 {
-            var wide = d
-            wide.operandType = .fp32
-            let input32 = widenBF16(input, rows: 1, columns: d.batch * d.inChannels * d.height * d.width, leading: 0)
-            let weight32 = widenBF16(weight, rows: 1, columns: d.outChannels * d.inChannels * d.kernelHeight * d.kernelWidth, leading: 0)
-            return input32.withUnsafeBytes { pi in weight32.withUnsafeBytes { pw in conv2d(wide, input: pi.baseAddress!, weight: pw.baseAddress!, bias: bias, output: output) } }
+        lock.withLock {
+            var (key, input, weight) = (d, input, weight)
+            if d.operandType == .bf16 && !nativeBF16 {
+                key.operandType = .fp32
+                input = widened(0, input, rows: 1, columns: d.batch * d.inChannels * d.height * d.width, leading: 0)
+                weight = widened(1, weight, rows: 1, columns: d.outChannels * d.inChannels * d.kernelHeight * d.kernelWidth, leading: 0)
+            }
+            var args: [(Int32, UnsafeRawPointer)] = [(DNNL_ARG_SRC, input), (DNNL_ARG_WEIGHTS, weight), (DNNL_ARG_DST, UnsafeRawPointer(output))]
+            if let bias { args.append((DNNL_ARG_BIAS, UnsafeRawPointer(bias))) }
+            execute(key: key, args: args) { try self.makeConvolution(key) }
         }
-        var args: [(Int32, UnsafeRawPointer)] = [(DNNL_ARG_SRC, input), (DNNL_ARG_WEIGHTS, weight), (DNNL_ARG_DST, UnsafeRawPointer(output))]
-        if let bias { args.append((DNNL_ARG_BIAS, UnsafeRawPointer(bias))) }
-        run(key: d, args: args) { try self.makeConvolution(d) }
     }
 
-    private func run(key: AnyHashable, args: [(Int32, UnsafeRawPointer)], make: () throws -> Primitive) {
-        lock.withLock {
-            let entry: Primitive
-            if let cached = cache[key] {
-                entry = cached
-            } else {
-                do { entry = try make() } catch { fatalError("oneDNN: \(error)") }
-                cache[key] = entry
-            }
-            var memories: [dnnl_memory_t?] = []
-            defer { for m in memories { dnnl_memory_destroy(m) } }
-            var execArgs: [dnnl_exec_arg_t] = []
-            for (arg, pointer) in args {
-                var desc = entry.descriptors[arg]!
-                var memory: dnnl_memory_t?
-                let status = dnnl_memory_create(&memory, &desc, engine, UnsafeMutableRawPointer(mutating: pointer))
-                precondition(status == dnnl_success, "oneDNN: memory_create failed (\(status))")
-                memories.append(memory)
-                execArgs.append(dnnl_exec_arg_t(arg: arg, memory: memory))
-            }
-            // OpenMP's thread count is per calling thread: set it on every call.
-            omp_set_num_threads(Int32(threads))
-            var status = dnnl_primitive_execute(entry.primitive, stream, Int32(execArgs.count), execArgs)
-            precondition(status == dnnl_success, "oneDNN: execute failed (\(status))")
-            status = dnnl_stream_wait(stream)
-            precondition(status == dnnl_success, "oneDNN: stream wait failed (\(status))")
+    /// Widens a bf16 operand into reusable scratch `slot` (called with `lock` held). Reusing the buffers
+    /// avoids fresh allocations of up to hundreds of MB, with their page faults, on every product.
+    private func widened(_ slot: Int, _ p: UnsafeRawPointer, rows: Int, columns: Int, leading: Int) -> UnsafeRawPointer {
+        let needed = rows * columns
+        if scratch[slot].count < needed {
+            scratch[slot].deallocate()
+            scratch[slot] = .allocate(capacity: needed)
         }
+        widenBF16(p, rows: rows, columns: columns, leading: leading, into: scratch[slot].baseAddress!, threads: threads)
+        return UnsafeRawPointer(scratch[slot].baseAddress!)
+    }
+
+    /// Runs a cached (or new) primitive; the caller holds `lock`.
+    private func execute(key: AnyHashable, args: [(Int32, UnsafeRawPointer)], make: () throws -> Primitive) {
+        let entry: Primitive
+        if let cached = cache[key] {
+            entry = cached
+        } else {
+            do { entry = try make() } catch { fatalError("oneDNN: \(error)") }
+            cache[key] = entry
+        }
+        var memories: [dnnl_memory_t?] = []
+        defer { for m in memories { dnnl_memory_destroy(m) } }
+        var execArgs: [dnnl_exec_arg_t] = []
+        for (arg, pointer) in args {
+            var desc = entry.descriptors[arg]!
+            var memory: dnnl_memory_t?
+            let status = dnnl_memory_create(&memory, &desc, engine, UnsafeMutableRawPointer(mutating: pointer))
+            precondition(status == dnnl_success, "oneDNN: memory_create failed (\(status))")
+            memories.append(memory)
+            execArgs.append(dnnl_exec_arg_t(arg: arg, memory: memory))
+        }
+        // OpenMP's thread count is per calling thread: set it on every call.
+        omp_set_num_threads(Int32(threads))
+        var status = dnnl_primitive_execute(entry.primitive, stream, Int32(execArgs.count), execArgs)
+        precondition(status == dnnl_success, "oneDNN: execute failed (\(status))")
+        status = dnnl_stream_wait(stream)
+        precondition(status == dnnl_success, "oneDNN: stream wait failed (\(status))")
     }
 
     private func dataType(_ t: OperandType) -> dnnl_data_type_t { t == .fp32 ? dnnl_f32 : dnnl_bf16 }

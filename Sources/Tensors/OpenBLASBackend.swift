@@ -38,9 +38,9 @@ public final class OpenBLASBackend: ComputeBackend {
                         a.assumingMemoryBound(to: Float.self), Int32(d.lda),
                         b.assumingMemoryBound(to: Float.self), Int32(d.ldb), beta, c, Int32(d.ldc))
         case .bf16:
-            let wideA = widenBF16(a, rows: d.m, columns: d.k, leading: d.lda)
+            let wideA = widenBF16(a, rows: d.m, columns: d.k, leading: d.lda, threads: threads)
             let bRows = d.transposeB ? d.n : d.k, bColumns = d.transposeB ? d.k : d.n
-            let wideB = widenBF16(b, rows: bRows, columns: bColumns, leading: d.ldb)
+            let wideB = widenBF16(b, rows: bRows, columns: bColumns, leading: d.ldb, threads: threads)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, transB, Int32(d.m), Int32(d.n), Int32(d.k), d.alpha,
                         wideA, Int32(d.k), wideB, Int32(bColumns), beta, c, Int32(d.ldc))
         }
