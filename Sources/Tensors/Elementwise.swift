@@ -20,6 +20,20 @@ extension Compute {
         }
     }
 
+    /// x + gate·y with x, y [B, N, D] and gate [B, D] broadcast over N (diffusers `x + gate.unsqueeze(1) * y`).
+    public func gatedAdd(_ x: Tensor, _ y: Tensor, gate: Tensor) -> Tensor {
+        precondition(x.rank == 3 && y.shape == x.shape, "gatedAdd: x \(x.shape) and y \(y.shape) must be the same [B, N, D]")
+        let (tokens, width) = (x.dim(1), x.dim(2))
+        precondition(gate.shape == [x.dim(0), width], "gatedAdd: gate \(gate.shape) must be [\(x.dim(0)), \(width)]")
+        return y.data.withUnsafeBufferPointer { ys in
+            let other = UncheckedSendable(ys)
+            return rowwise(x, width: width) { row, out in
+                let r = out.groupIndex, b = r / max(1, tokens)
+                for i in 0..<width { out[i] = row[i] + gate.data[b * width + i] * other.value[r * width + i] }
+            }
+        }
+    }
+
     /// Nearest-neighbour ×2 upsampling of [B, C, H, W] → [B, C, 2H, 2W] (F.interpolate, mode="nearest").
     public func upsampleNearest2x(_ x: Tensor) -> Tensor {
         precondition(x.rank == 4, "upsampleNearest2x: expected [B, C, H, W], got \(x.shape)")

@@ -118,3 +118,13 @@ import Testing
         #expect(a.reshaped([-1, 40]).shape == [150, 40])
     }
 }
+
+@Suite struct GatedAddTests {
+    @Test func gatedAddBroadcastsTheGateOverTokens() {
+        var random = SeededRandom(8)
+        let x = random.tensor([2, 5, 6]), y = random.tensor([2, 5, 6]), gate = random.tensor([2, 6])
+        var expected = [Float]()
+        for i in 0..<x.count { let (b, d) = (i / 30, i % 6); expected.append(x.data[i] + gate.data[b * 6 + d] * y.data[i]) }
+        expectClose(Backends.oneDNN.gatedAdd(x, y, gate: gate), Tensor(shape: x.shape, data: expected), "gatedAdd")
+    }
+}

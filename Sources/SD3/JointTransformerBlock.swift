@@ -1,0 +1,97 @@
+import SafeTensors
+import Tensors
+
+/// diffusers `JointTransformerBlock` (attention.py) with `JointAttnProcessor2_0`: image and text streams,
+/// each modulated by temb, attend jointly over [image tokens, text tokens]. The last block is
+/// `context_pre_only`: its text stream is only an input. SD3.5 adds per-head RMS qk-norm and, in the
+/// MMDiT-X blocks, a second image-only attention (`attn2`).
+struct JointTransformerBlock: Sendable {
+    struct Projections: Sendable {
+        let q: Linear, k: Linear, v: Linear
+        let normQ: Tensor?, normK: Tensor?  // [head_dim] RMS weights (qk_norm = "rms_norm")
+    }
+
+    let heads: Int
+    let contextPreOnly: Bool
+    let norm1: AdaLayerNorm, norm1Context: AdaLayerNorm
+    let image: Projections, text: Projections
+    let toOut: Linear, toAddOut: Linear?
+    let attn2: Projections?, attn2Out: Linear?
+    let ff1: Linear, ff2: Linear
+    let ffContext1: Linear?, ffContext2: Linear?
+
+    init(_ scope: WeightScope, width: Int, heads: Int, contextPreOnly: Bool, dualAttention: Bool,
+         qkNorm: Bool, precision: Precision) throws {
+        let d = width, headSize = width / heads
+        self.heads = heads
+        self.contextPreOnly = contextPreOnly
+        norm1 = try AdaLayerNorm(scope, "norm1", width: d, chunks: dualAttention ? 9 : 6, precision: precision)
+        norm1Context = try AdaLayerNorm(scope, "norm1_context", width: d, chunks: contextPreOnly ? 2 : 6, precision: precision)
+        let attn = scope.scope("attn")
+        func projections(_ s: WeightScope, _ names: [String], _ norms: [String]) throws -> Projections {
+            Projections(q: try Linear(s, names[0], in: d, out: d, precision: precision),
+                        k: try Linear(s, names[1], in: d, out: d, precision: precision),
+                        v: try Linear(s, names[2], in: d, out: d, precision: precision),
+                        normQ: qkNorm ? try s.tensor("\(norms[0]).weight", shape: [headSize]) : nil,
+                        normK: qkNorm ? try s.tensor("\(norms[1]).weight", shape: [headSize]) : nil)
+        }
+        image = try projections(attn, ["to_q", "to_k", "to_v"], ["norm_q", "norm_k"])
+        text = try projections(attn, ["add_q_proj", "add_k_proj", "add_v_proj"], ["norm_added_q", "norm_added_k"])
+        toOut = try Linear(attn, "to_out.0", in: d, out: d, precision: precision)
+        toAddOut = contextPreOnly ? nil : try Linear(attn, "to_add_out", in: d, out: d, precision: precision)
+        if dualAttention {
+            let second = scope.scope("attn2")
+            attn2 = try projections(second, ["to_q", "to_k", "to_v"], ["norm_q", "norm_k"])
+            attn2Out = try Linear(second, "to_out.0", in: d, out: d, precision: precision)
+        } else {
+            attn2 = nil
+            attn2Out = nil
+        }
+        ff1 = try Linear(scope, "ff.net.0.proj", in: d, out: 4 * d, precision: precision)
+        ff2 = try Linear(scope, "ff.net.2", in: 4 * d, out: d, precision: precision)
+        ffContext1 = contextPreOnly ? nil : try Linear(scope, "ff_context.net.0.proj", in: d, out: 4 * d, precision: precision)
+        ffContext2 = contextPreOnly ? nil : try Linear(scope, "ff_context.net.2", in: 4 * d, out: d, precision: precision)
+    }
+
+    /// x [B, N, D] image tokens, context [B, T, D] text tokens, siluTemb = SiLU(temb) [B, D].
+    /// Returns the new image tokens and (except in the last block) the new text tokens.
+    func callAsFunction(_ x: Tensor, context: Tensor, siluTemb: Tensor, _ compute: Compute) -> (Tensor, Tensor?) {
+        let m = norm1.modulation(siluTemb, compute)  // 6 or 9 × [B, D]
+        let normed = compute.layerNorm(x, eps: 1e-6)  // [B, N, D]
+        let xHat = compute.modulate(normed, shift: m[0], scale: m[1])
+        let c = norm1Context.modulation(siluTemb, compute)
+        let cHat = contextPreOnly ? compute.normModulate(context, shift: c[1], scale: c[0])  // (scale, shift)
+                                  : compute.normModulate(context, shift: c[0], scale: c[1])
+        let n = x.dim(1)
+        // Joint attention over [image (N), text (T)] tokens.
+        let (qi, ki, vi) = project(image, xHat, compute)
+        let (qt, kt, vt) = project(text, cHat, compute)
+        let joint = compute.attention(query: Tensor.concat([qi, qt], axis: 1), key: Tensor.concat([ki, kt], axis: 1),
+                                      value: Tensor.concat([vi, vt], axis: 1), heads: heads)  // [B, N+T, D]
+        let parts = joint.split([n, context.dim(1)], axis: 1)
+        var out = compute.gatedAdd(x, toOut(parts[0], compute), gate: m[2])
+        if let attn2, let attn2Out {
+            let xHat2 = compute.modulate(normed, shift: m[6], scale: m[7])
+            let (q, k, v) = project(attn2, xHat2, compute)
+            out = compute.gatedAdd(out, attn2Out(compute.attention(query: q, key: k, value: v, heads: heads), compute), gate: m[8])
+        }
+        let hidden = compute.gelu(ff1(compute.normModulate(out, shift: m[3], scale: m[4]), compute), approximation: .tanh)
+        out = compute.gatedAdd(out, ff2(hidden, compute), gate: m[5])
+        guard !contextPreOnly, let toAddOut, let ffContext1, let ffContext2 else { return (out, nil) }
+        var ctx = compute.gatedAdd(context, toAddOut(parts[1], compute), gate: c[2])
+        let hiddenContext = compute.gelu(ffContext1(compute.normModulate(ctx, shift: c[3], scale: c[4]), compute), approximation: .tanh)
+        ctx = compute.gatedAdd(ctx, ffContext2(hiddenContext, compute), gate: c[5])
+        return (out, ctx)
+    }
+
+    /// q, k, v [B, L, D]; with qk-norm, q and k are RMS-normalized per head over head_dim (eps 1e-6).
+    private func project(_ p: Projections, _ h: Tensor, _ compute: Compute) -> (Tensor, Tensor, Tensor) {
+        var q = p.q(h, compute), k = p.k(h, compute)
+        if let normQ = p.normQ, let normK = p.normK {
+            let headShape = [q.dim(0), q.dim(1), heads, q.dim(2) / heads]
+            q = compute.rmsNorm(q.reshaped(headShape), weight: normQ, eps: 1e-6).reshaped(q.shape)
+            k = compute.rmsNorm(k.reshaped(headShape), weight: normK, eps: 1e-6).reshaped(k.shape)
+        }
+        return (q, k, p.v(h, compute))
+    }
+}
