@@ -1,0 +1,52 @@
+import Foundation
+import SafeTensors
+import Tensors
+import Testing
+@testable import SD3
+
+/// The tiny pipeline's VAE against diffusers 0.42.1 (scripts/fixtures/vae.py), max abs error ≤ 1e-5.
+@Suite struct AutoencoderKLTests {
+    static let fixtures = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!.path
+    static let reference = try! SafeTensorsFile(path: fixtures + "/vae.safetensors")
+
+    static func expectClose(_ actual: Tensor, _ name: String, limit: Float = 1e-5, sourceLocation: SourceLocation = #_sourceLocation) {
+        let expected = try! reference.tensor(name)
+        #expect(actual.shape == expected.shape, "\(name): shape \(actual.shape) vs \(expected.shape)", sourceLocation: sourceLocation)
+        guard actual.shape == expected.shape else { return }
+        let worst = zip(actual.data, expected.data).map { abs($0 - $1) }.max() ?? 0
+        #expect(worst <= limit, "\(name): max abs error \(worst); got \(actual), expected \(expected)", sourceLocation: sourceLocation)
+    }
+
+    static func load(withEncoder: Bool = true) throws -> AutoencoderKL {
+        let folder = try ComponentFolder(fixtures + "/tiny-sd3/vae")
+        return try AutoencoderKL(config: try folder.config(AutoencoderKLConfig.self), weights: try folder.weights(),
+                                 precision: .fp32, withEncoder: withEncoder)
+    }
+
+    @Test(arguments: [BackendKind.oneDNN, .openBLAS])
+    func decodeAndEncodeMatchDiffusers(backend: BackendKind) throws {
+        let vae = try Self.load()
+        let compute = try Compute(backend: backend, threads: 2)
+        Self.expectClose(try vae.decode(try Self.reference.tensor("latents"), compute: compute), "decoded")
+        let (mean, logvar) = try vae.encode(try Self.reference.tensor("image"), compute: compute)
+        Self.expectClose(mean, "mean")
+        Self.expectClose(logvar, "logvar")
+        var generator = TorchCPUGenerator(seed: 1234)
+        Self.expectClose(vae.sample(mean: mean, logvar: logvar, generator: &generator), "sample_seed1234")
+    }
+
+    @Test func decoderOnlyLoadsWithoutEncoder() throws {
+        let vae = try Self.load(withEncoder: false)
+        #expect(!vae.hasEncoder)
+        #expect(throws: ModelError.self) { try vae.encode(try Self.reference.tensor("image"), compute: Backends.shared) }
+        Self.expectClose(try vae.decode(try Self.reference.tensor("latents"), compute: Backends.shared), "decoded")
+    }
+
+    @Test func latentScalingRoundTrips() throws {
+        let vae = try Self.load(withEncoder: false)
+        let z = Tensor(shape: [1, 2], data: [0.5, -1.25])
+        let back = vae.fromModelSpace(vae.toModelSpace(z))
+        #expect(zip(back.data, z.data).allSatisfy { abs($0 - $1) < 1e-6 })
+        #expect(vae.toModelSpace(Tensor(shape: [1], data: [0.0609])).data == [0])
+    }
+}
