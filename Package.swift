@@ -20,11 +20,12 @@ let package = Package(
         .target(name: "Tensors", dependencies: ["CDNNL", "CBLAS"]),
         .target(name: "SafeTensors", dependencies: ["Tensors"]),
         .target(name: "Tokenizers"),
-        .target(name: "SD3", dependencies: ["Tensors", "SafeTensors", "Tokenizers"]),
+        .target(name: "ImageIO", dependencies: ["CPNG"]),
+        .target(name: "SD3", dependencies: ["Tensors", "SafeTensors", "Tokenizers", "ImageIO"]),
         .executableTarget(
             name: "sd3",
             dependencies: [
-                "Tensors", "SafeTensors", "Tokenizers", "SD3",
+                "Tensors", "SafeTensors", "Tokenizers", "ImageIO", "SD3",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -32,6 +33,7 @@ let package = Package(
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "Tensors"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SD3Tests", dependencies: ["SD3", "SafeTensors"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ImageIOTests", dependencies: ["ImageIO", "SafeTensors"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SystemLibrariesTests", dependencies: ["CNcurses", "CPNG"]),
     ]
 )

@@ -1,0 +1,57 @@
+import Foundation
+import SafeTensors
+import Testing
+@testable import ImageIO
+
+@Suite struct ImageIOTests {
+    static let fixtures = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!.path
+
+    static func image(_ file: SafeTensorsFile, _ name: String) throws -> RGBImage {
+        let info = try #require(file.info(name))
+        return RGBImage(width: info.shape[1], height: info.shape[0], pixels: Array(file.bytes(info)))
+    }
+
+    /// Pillow's LANCZOS resize, byte for byte (scripts/fixtures/images.py), up, down, one axis, and to 1×1.
+    @Test func lanczosMatchesPillow() throws {
+        let file = try SafeTensorsFile(path: Self.fixtures + "/resize.safetensors")
+        let source = try Self.image(file, "source")
+        let sizes = try JSONSerialization.jsonObject(with: Data(file.metadata["sizes"]!.utf8)) as! [[Int]]
+        for size in sizes {
+            let expected = try Self.image(file, "\(size[0])x\(size[1])")
+            let actual = LanczosResize.resize(source, width: size[0], height: size[1])
+            let differing = zip(actual.pixels, expected.pixels).filter { $0 != $1 }.count
+            #expect(differing == 0, "\(size): \(differing) of \(expected.pixels.count) bytes differ")
+        }
+    }
+
+    @Test func pngRoundTripKeepsPixelsAndText() throws {
+        let pixels = (0..<(7 * 5 * 3)).map { UInt8(truncatingIfNeeded: $0 &* 37) }
+        let image = RGBImage(width: 7, height: 5, pixels: pixels)
+        let text = [("parameters", "a cat\nSteps: 28, Seed: 7"), ("sd3-studio", #"{"prompt":"ein Bär 🐻"}"#)]
+        let bytes = try PNGFile.encode(image, text: text)
+        let decoded = try PNGFile.decode(bytes)
+        #expect(decoded.image == image)
+        #expect(decoded.text.map(\.key) == text.map(\.0) && decoded.text.map(\.value) == text.map(\.1))
+    }
+
+    @Test func readsPillowPNGsInOtherModes() throws {
+        let reference = try SafeTensorsFile(path: Self.fixtures + "/decoded.safetensors")
+        let rgba = try PNGFile.read(Self.fixtures + "/rgba.png")
+        #expect(rgba.image == (try Self.image(reference, "rgba_as_rgb")))
+        #expect(rgba.text.first { $0.key == "parameters" }?.value == "a red circle\nSteps: 20, Seed: 42")
+        #expect(rgba.text.first { $0.key == "comment" }?.value == "日本語のテキスト ✓")
+        let palette = try PNGFile.read(Self.fixtures + "/palette.png")
+        #expect(palette.image == (try Self.image(reference, "palette_as_rgb")))
+    }
+
+    @Test func brokenPNGsGiveErrors() throws {
+        #expect(throws: PNGFile.Error.self) { try PNGFile.decode([1, 2, 3], name: "x.png") }
+        let good = try PNGFile.encode(RGBImage(width: 2, height: 2, pixels: [UInt8](repeating: 9, count: 12)))
+        #expect(throws: PNGFile.Error.self) { try PNGFile.decode(Array(good.prefix(40)), name: "cut.png") }
+        #expect(throws: PNGFile.Error.self) { try PNGFile.read("/nonexistent/file.png") }
+    }
+
+    @Test func crcMatchesTheStandardCheckValue() {
+        #expect(PNGFile.crc32(Array("123456789".utf8)) == 0xCBF4_3926)
+    }
+}
