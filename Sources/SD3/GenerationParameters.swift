@@ -1,0 +1,39 @@
+import ImageIO
+
+/// Everything that determines an image: the same parameters and seed give the same pixels.
+public struct GenerationParameters: Sendable, Equatable {
+    public var prompt: String
+    public var negativePrompt: String = ""
+    public var width: Int = 1024
+    public var height: Int = 1024
+    public var steps: Int = 28
+    public var guidanceScale: Double = 7.0
+    public var seed: UInt64 = 0
+    /// T5 tokens (`max_sequence_length`, 1…512).
+    public var maxSequenceLength: Int = 256
+    /// img2img: the starting image and how much of the schedule to run (0…1).
+    public var initImage: RGBImage?
+    public var strength: Double = 0.6
+    /// Skip-layer guidance (SD3.5): blocks skipped in the extra conditional pass; nil turns it off.
+    public var skipLayerGuidance: SkipLayerGuidance?
+
+    public init(prompt: String) { self.prompt = prompt }
+
+    /// diffusers' `do_classifier_free_guidance`: guidance above 1 runs an unconditional pass too.
+    public var usesGuidance: Bool { guidanceScale > 1 }
+}
+
+/// diffusers' skip-layer guidance settings (StableDiffusion3Pipeline.__call__ defaults).
+public struct SkipLayerGuidance: Sendable, Equatable {
+    public var layers: [Int]
+    public var scale: Double = 2.8
+    public var start: Double = 0.01
+    public var stop: Double = 0.2
+
+    public init(layers: [Int]) { self.layers = layers }
+
+    /// Active at step i of n iff i > n·start and i < n·stop (strict, as diffusers compares).
+    public func isActive(step i: Int, of n: Int) -> Bool {
+        Double(i) > Double(n) * start && Double(i) < Double(n) * stop
+    }
+}
