@@ -13,27 +13,38 @@ import Foundation
 /// "endoftext", "|>". The pattern is case-sensitive in tokenizers (the original CLIP used re.IGNORECASE); after
 /// lowercasing that makes no difference. Both patterns are matched here by hand, leftmost-first as Oniguruma.
 enum CLIPPreTokenizer {
-    /// NFC, every run of `\s` to one space, then each scalar lowercased on its own (Rust's `char::to_lowercase`
-    /// in tokenizers' `NormalizedString::lowercase`: full mappings such as İ → i̇, no final-sigma context).
+    /// NFC, every run of `\s` to one space, then each scalar lowercased on its own.
     static func normalize(_ text: String) -> String {
-        let composed = text.precomposedStringWithCanonicalMapping
         var result = String.UnicodeScalarView()
         var previousWasSpace = false
-        for scalar in composed.unicodeScalars {
+        for scalar in nfc(text).unicodeScalars {
             if UnicodeClasses.isWhitespace(scalar) {
                 if !previousWasSpace { result.append(" ") }
                 previousWasSpace = true
                 continue
             }
             previousWasSpace = false
-            if scalar.value < 0x80 {
-                let value = scalar.value
-                result.append((value >= 0x41 && value <= 0x5A) ? Unicode.Scalar(value + 0x20)! : scalar)
-            } else {
-                result.append(contentsOf: scalar.properties.lowercaseMapping.unicodeScalars)
-            }
+            appendLowercased(scalar, to: &result)
         }
         return String(result)
+    }
+
+    /// Unicode NFC from the standard library (`String._nfcCodeUnits`, the normalization behind String
+    /// comparison), not from Foundation: `precomposedStringWithCanonicalMapping` on Linux composes the tag
+    /// character U+E0059 with a following U+0301 into "ý" (U+00FD), which NFC does not do.
+    static func nfc(_ text: String) -> String {
+        String(decoding: text._nfcCodeUnits, as: UTF8.self)
+    }
+
+    /// Rust's `char::to_lowercase`, as tokenizers' `NormalizedString::lowercase` applies it to each scalar alone:
+    /// full mappings such as İ → i̇, and no final-sigma context (Σ is always σ).
+    static func appendLowercased(_ scalar: Unicode.Scalar, to result: inout String.UnicodeScalarView) {
+        let value = scalar.value
+        if value < 0x80 {
+            result.append((value >= 0x41 && value <= 0x5A) ? Unicode.Scalar(value + 0x20)! : scalar)
+        } else {
+            result.append(contentsOf: scalar.properties.lowercaseMapping.unicodeScalars)
+        }
     }
 
     /// The words BPE sees, as UTF-8 bytes, for one normalized piece of text.

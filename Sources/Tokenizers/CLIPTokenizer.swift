@@ -158,10 +158,6 @@ public final class CLIPTokenizer: Sendable {
     /// tokenizer.json's `added_tokens`, which transformers reads when the config has no `added_tokens_decoder`.
     private static func tokenizerJSONAddedTokens(_ files: TokenizerFolder) throws(TokenizerError) -> [AddedTokenSpec] {
         guard files.contains("tokenizer.json") else { return [] }
-        let json = try files.jsonObject("tokenizer.json")
-        let entries = (json["added_tokens"] as? [[String: Any]]) ?? []
-        return entries
-            .sorted { (($0["id"] as? Int) ?? 0) < (($1["id"] as? Int) ?? 0) }
-            .compactMap { AddedTokenSpec(json: $0) }
+        return try TokenizerJSON.read(files).addedTokenSpecs
     }
 }

@@ -19,36 +19,21 @@ struct T5Source {
     /// (`TokenizersBackend.convert_to_native_format`).
     init(tokenizerJSON files: TokenizerFolder) throws(TokenizerError) {
         path = files.path("tokenizer.json")
-        let json = try files.jsonObject("tokenizer.json")
-        guard let model = json["model"] as? [String: Any] else {
-            throw .invalidFile(path: path, reason: "no \"model\" object")
+        let json = try TokenizerJSON.read(files)
+        guard let model = json.model else { throw .invalidFile(path: path, reason: "no \"model\" object") }
+        guard model.type == "Unigram", let vocab = model.unigramVocab else {
+            throw .wrongKind(path: files.url.path, expected: "T5", found: "a \(model.type ?? "untyped") model in tokenizer.json")
         }
-        let type = model["type"] as? String ?? "untyped"
-        guard type == "Unigram" else {
-            throw .wrongKind(path: files.url.path, expected: "T5", found: "a \(type) model in tokenizer.json")
-        }
-        guard let vocab = model["vocab"] as? [Any], !vocab.isEmpty else {
-            throw .invalidFile(path: path, reason: "model.vocab is not a non-empty list")
-        }
-        pieces.reserveCapacity(vocab.count)
-        scores.reserveCapacity(vocab.count)
-        for (index, entry) in vocab.enumerated() {
-            guard let pair = entry as? [Any], pair.count == 2, let piece = pair[0] as? String,
-                  let score = pair[1] as? NSNumber else {
-                throw .invalidFile(path: path, reason: "model.vocab[\(index)] is not a [piece, score] pair")
-            }
-            pieces.append(Array(piece.utf8))
-            scores.append(score.doubleValue)
-        }
-        if let encoded = Self.precompiledCharsmap(json["normalizer"]) {
+        guard !vocab.isEmpty else { throw .invalidFile(path: path, reason: "model.vocab is empty") }
+        pieces = vocab.map { Array($0.piece.utf8) }
+        scores = vocab.map(\.score)
+        if let encoded = json.precompiledCharsmap {
             guard let data = Data(base64Encoded: encoded) else {
                 throw .invalidFile(path: path, reason: "precompiled_charsmap is not base64")
             }
             charsmap = try Self.charsmap([UInt8](data), path: path)
         }
-        addedTokens = ((json["added_tokens"] as? [[String: Any]]) ?? [])
-            .sorted { (($0["id"] as? Int) ?? 0) < (($1["id"] as? Int) ?? 0) }
-            .compactMap { AddedTokenSpec(json: $0) }
+        addedTokens = json.addedTokenSpecs
     }
 
     /// spiece.model: the pieces with their float scores, then `extraIds` sentinels with score 0 in descending
@@ -83,13 +68,6 @@ struct T5Source {
             default: return nil
             }
         }
-    }
-
-    private static func precompiledCharsmap(_ normalizer: Any?) -> String? {
-        guard let normalizer = normalizer as? [String: Any] else { return nil }
-        let steps = normalizer["type"] as? String == "Sequence"
-            ? (normalizer["normalizers"] as? [[String: Any]] ?? []) : [normalizer]
-        return steps.first { $0["type"] as? String == "Precompiled" }?["precompiled_charsmap"] as? String
     }
 
     private static func charsmap(_ bytes: [UInt8], path: String) throws(TokenizerError) -> PrecompiledCharsmap {
