@@ -58,6 +58,7 @@ enum Fixtures {
         switch configuration {
         case "t5-no-extra-256": return root.appendingPathComponent("t5-no-extra")
         case "t5-spiece-256": return folder(copying: "t5", removing: ["tokenizer.json"])
+        case "t5-legacy-256": return folder(copying: "t5", replacing: ["tokenizer_config.json": data("t5-configs/t5-legacy.json")])
         default: return root.appendingPathComponent("t5")
         }
     }

@@ -4,7 +4,7 @@ import Testing
 
 /// T5 ids against transformers 5.24 for every fixture prompt (scripts/fixtures/tokenizers.py).
 @Suite struct T5TokenizerTests {
-    static let configurations = ["t5-77", "t5-256", "t5-512", "t5-no-extra-256", "t5-spiece-256"]
+    static let configurations = ["t5-77", "t5-256", "t5-512", "t5-no-extra-256", "t5-spiece-256", "t5-legacy-256"]
 
     @Test(arguments: configurations)
     func pipelineIdsMatchTransformers(_ configuration: String) throws {
