@@ -20,27 +20,34 @@ enum Fixtures {
         return try! decoder.decode(UnicodeFixture.self, from: data)
     }()
 
-    /// A scratch folder, unique per call, under the system temporary directory.
-    static func scratchFolder(_ name: String) -> URL {
+    /// This process's scratch area, removed when the test process exits.
+    private static let scratchRoot: URL = {
         let url = FileManager.default.temporaryDirectory
-            .appendingPathComponent("TokenizersTests-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString)")
-            .appendingPathComponent(name)
+            .appendingPathComponent("TokenizersTests-\(ProcessInfo.processInfo.processIdentifier)")
+        atexit {
+            let url = FileManager.default.temporaryDirectory.appendingPathComponent("TokenizersTests-\(getpid())")
+            try? FileManager.default.removeItem(at: url)
+        }
+        return url
+    }()
+
+    /// A scratch folder, unique per call.
+    static func scratchFolder(_ name: String) -> URL {
+        let url = scratchRoot.appendingPathComponent(UUID().uuidString).appendingPathComponent(name)
         try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }
 
-    /// A copy of fixture folder `source`, with files replaced or removed.
+    /// A copy of fixture folder `source`, with files replaced or removed; unchanged files are symbolic links.
     static func folder(copying source: String, replacing files: [String: Data] = [:], removing: [String] = []) -> URL {
         let folder = scratchFolder(source)
         let from = root.appendingPathComponent(source)
-        for name in try! FileManager.default.contentsOfDirectory(atPath: from.path) where !removing.contains(name) {
-            try! FileManager.default.copyItem(at: from.appendingPathComponent(name), to: folder.appendingPathComponent(name))
+        for name in try! FileManager.default.contentsOfDirectory(atPath: from.path)
+        where !removing.contains(name) && files[name] == nil {
+            try! FileManager.default.createSymbolicLink(at: folder.appendingPathComponent(name),
+                                                        withDestinationURL: from.appendingPathComponent(name))
         }
-        for (name, data) in files {
-            let url = folder.appendingPathComponent(name)
-            try? FileManager.default.removeItem(at: url)
-            try! data.write(to: url)
-        }
+        for (name, data) in files { try! data.write(to: folder.appendingPathComponent(name)) }
         return folder
     }
 
