@@ -1,0 +1,163 @@
+import Foundation
+
+/// transformers 5.24's `CLIPTokenizer` (`models/clip/tokenization_clip.py`, backed by huggingface/tokenizers),
+/// loaded from a tokenizer folder: `vocab.json` + `merges.txt`, and `tokenizer_config.json` for the special
+/// tokens (SD3's `tokenizer` pads with `<|endoftext|>`, `tokenizer_2` with `!`).
+///
+/// Pipeline per prompt: added tokens (the special tokens, and any `added_tokens_decoder` entry) are cut out
+/// first; each piece between them is normalized and split (`CLIPPreTokenizer`), byte-level BPE gives the ids
+/// (`BytePairEncoding`), and `RobertaProcessing` wraps them in `<|startoftext|>` … `<|endoftext|>`.
+/// Because the pad token becomes an added token, a `!` typed in a `tokenizer_2` prompt is the token `!` (id 0)
+/// rather than BPE's "!</w>" or "!!" merges (diffusers issue #4153); transformers does the same.
+public final class CLIPTokenizer: Sendable {
+    public let bosTokenId: Int
+    public let eosTokenId: Int
+    public let padTokenId: Int
+    public let padToken: String
+    /// `model_max_length` from the config (77 for SD3's tokenizers), nil when absent.
+    public let modelMaxLength: Int?
+    /// Tokens in the model vocabulary.
+    public var vocabularySize: Int { bpe.vocab.count }
+
+    let bpe: BytePairEncoding
+    let addedVocabulary: AddedVocabulary
+
+    static let acceptedClasses = ["CLIPTokenizer", "CLIPTokenizerFast"]
+
+    /// Loads `folder`. Throws `wrongKind` when its config names another tokenizer class, `missingFile` when
+    /// vocab.json or merges.txt is absent, `invalidFile` when a file cannot be parsed.
+    public init(folder: URL) throws(TokenizerError) {
+        let files = TokenizerFolder(url: folder)
+        let config = try TokenizerConfig.read(files)
+        try config.checkClass(Self.acceptedClasses, kind: "CLIP", folder: files)
+        if !files.contains("vocab.json"), files.contains("spiece.model") {
+            throw .wrongKind(path: folder.path, expected: "CLIP", found: "a SentencePiece folder (spiece.model)")
+        }
+        let vocab = try Self.readVocab(files)
+        let merges = try Self.readMerges(files)
+
+        // CLIPTokenizer.__init__ defaults, overridden by the folder's config.
+        let bos = config.namedToken("bos_token") ?? AddedTokenSpec(content: "<|startoftext|>")
+        let eos = config.namedToken("eos_token") ?? AddedTokenSpec(content: "<|endoftext|>")
+        let unk = config.namedToken("unk_token") ?? AddedTokenSpec(content: "<|endoftext|>")
+        let pad = config.namedToken("pad_token") ?? AddedTokenSpec(content: "<|endoftext|>")
+        bpe = try BytePairEncoding(vocab: vocab, merges: merges.pairs, unknownToken: unk.content) { rank in
+            "\(files.path("merges.txt")) line \(merges.lines[rank])"
+        }
+
+        var specs: [AddedTokenSpec]
+        if let decoder = config.addedTokensDecoder {
+            specs = decoder.map(\.token)
+        } else {
+            specs = try Self.tokenizerJSONAddedTokens(files)
+        }
+        let defaults = ["bos_token": bos, "eos_token": eos, "unk_token": unk, "pad_token": pad]
+        for name in TokenizerConfig.specialTokenNames {
+            if let token = config.namedToken(name) ?? defaults[name] { specs.append(token) }
+        }
+        specs += config.extraSpecialTokens + (config.additionalSpecialTokens ?? [])
+        let added = AddedVocabulary(specs: specs, modelId: { vocab[$0] }, modelSize: vocab.count,
+                                          normalize: CLIPPreTokenizer.normalize)
+
+        func id(_ token: AddedTokenSpec) throws(TokenizerError) -> Int {
+            guard let id = added.id(of: token.content) ?? vocab[token.content] else {
+                throw .invalidFile(path: files.path("vocab.json"), reason: "no id for special token '\(token.content)'")
+            }
+            return id
+        }
+        addedVocabulary = added
+        bosTokenId = try id(bos)
+        eosTokenId = try id(eos)
+        padTokenId = try id(pad)
+        padToken = pad.content
+        modelMaxLength = config.modelMaxLength
+    }
+
+    /// `tokenizer(text)["input_ids"]`: `<|startoftext|>`, the text's ids, `<|endoftext|>`; no truncation, no padding.
+    public func encode(_ text: String) -> [Int] {
+        [bosTokenId] + encodeContent(text) + [eosTokenId]
+    }
+
+    /// `tokenizer(text, padding="max_length", max_length=maxLength, truncation=True)` as SD3's pipeline calls it:
+    /// at most `maxLength - 2` content ids between the start and end tokens, padded with the pad token.
+    /// `removedText` is the pipeline's warning text, decoded from `removedTextStart` (diffusers uses its
+    /// `tokenizer_max_length - 1`, 76 for SD3; the default follows `maxLength - 1`).
+    public func encodeForPipeline(_ text: String, maxLength: Int = 77, removedTextStart: Int? = nil) -> PipelineEncoding {
+        PipelineEncoding.make(content: encodeContent(text), prefix: [bosTokenId], suffix: [eosTokenId],
+                              maxLength: maxLength, padId: padTokenId,
+                              removedTextStart: removedTextStart ?? maxLength - 1, decode: decode)
+    }
+
+    /// transformers' CLIP `decode(ids)` with special tokens kept: tokens joined, byte-level characters turned
+    /// back into UTF-8 (invalid sequences become U+FFFD), then every `</w>` replaced by a space and the result
+    /// stripped (the `_wrap_decode_method_backend_tokenizer` hook). Unknown ids are skipped, as in tokenizers.
+    public func decode(_ ids: [Int]) -> String {
+        var tokens: [String] = []
+        tokens.reserveCapacity(ids.count)
+        for id in ids {
+            if let content = addedVocabulary.content(of: id) {
+                tokens.append(content)
+            } else if id >= 0, id < bpe.tokens.count, let token = bpe.tokens[id] {
+                tokens.append(token)
+            }
+        }
+        let text = ScalarText.replacing("</w>", with: " ", in: Array(ByteLevel.decode(tokens).unicodeScalars))
+        return ScalarText.string(ScalarText.pythonStripped(text))
+    }
+
+    /// The ids of the text alone, without start and end tokens.
+    func encodeContent(_ text: String) -> [Int] {
+        var ids: [Int] = []
+        for segment in addedVocabulary.split(text, normalize: CLIPPreTokenizer.normalize) {
+            switch segment {
+            case .token(let id):
+                ids.append(id)
+            case .text(let normalized):
+                for word in CLIPPreTokenizer.words(normalized) { ids += bpe.encode(word: word) }
+            }
+        }
+        return ids
+    }
+
+    // MARK: - Files
+
+    private static func readVocab(_ files: TokenizerFolder) throws(TokenizerError) -> [String: Int] {
+        let object = try files.jsonObject("vocab.json")
+        var vocab: [String: Int] = [:]
+        vocab.reserveCapacity(object.count)
+        for (token, value) in object {
+            guard let number = value as? NSNumber, let id = Int(exactly: number.doubleValue), id >= 0 else {
+                throw .invalidFile(path: files.path("vocab.json"), reason: "the id of '\(token)' is not a non-negative integer")
+            }
+            vocab[token] = id
+        }
+        return vocab
+    }
+
+    /// merges.txt as tokenizers reads it (`convert_merges_to_hashmap`): lines starting with "#version" are
+    /// skipped, every other line must be two symbols separated by one space; rank = order.
+    private static func readMerges(_ files: TokenizerFolder) throws(TokenizerError) -> (pairs: [(String, String)], lines: [Int]) {
+        let text = try files.text("merges.txt")
+        var pairs: [(String, String)] = []
+        var lineNumbers: [Int] = []
+        var lines = text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false)
+        if lines.last?.isEmpty == true { lines.removeLast() }
+        for (offset, line) in lines.enumerated() {
+            let content = line.last == "\r" ? line.dropLast() : line[...]
+            if content.starts(with: "#version".unicodeScalars) { continue }
+            let parts = content.split(separator: " ", omittingEmptySubsequences: false)
+            guard parts.count == 2 else {
+                throw .invalidFile(path: files.path("merges.txt"), reason: "line \(offset + 1) is not two symbols separated by a space")
+            }
+            pairs.append((String(String.UnicodeScalarView(parts[0])), String(String.UnicodeScalarView(parts[1]))))
+            lineNumbers.append(offset + 1)
+        }
+        return (pairs, lineNumbers)
+    }
+
+    /// tokenizer.json's `added_tokens`, which transformers reads when the config has no `added_tokens_decoder`.
+    private static func tokenizerJSONAddedTokens(_ files: TokenizerFolder) throws(TokenizerError) -> [AddedTokenSpec] {
+        guard files.contains("tokenizer.json") else { return [] }
+        return try TokenizerJSON.read(files).addedTokenSpecs
+    }
+}
