@@ -11,6 +11,8 @@ public struct FlowMatchEulerDiscreteScheduler: Sendable {
         public var useDynamicShifting: Bool = false
         public var shiftTerminal: Double?
         public var timeShiftType: String = "exponential"
+        public var baseShift: Double = 0.5, maxShift: Double = 1.15
+        public var baseImageSeqLen: Double = 256, maxImageSeqLen: Double = 4096
         public var unsupported: [String] = []
 
         enum CodingKeys: String, CodingKey {
@@ -18,6 +20,7 @@ public struct FlowMatchEulerDiscreteScheduler: Sendable {
             case shiftTerminal = "shift_terminal", timeShiftType = "time_shift_type", invertSigmas = "invert_sigmas"
             case useKarrasSigmas = "use_karras_sigmas", useExponentialSigmas = "use_exponential_sigmas"
             case useBetaSigmas = "use_beta_sigmas", stochasticSampling = "stochastic_sampling"
+            case baseShift = "base_shift", maxShift = "max_shift", baseImageSeqLen = "base_image_seq_len", maxImageSeqLen = "max_image_seq_len"
         }
 
         public init(shift: Double, numTrainTimesteps: Int = 1000) {
@@ -32,6 +35,10 @@ public struct FlowMatchEulerDiscreteScheduler: Sendable {
             useDynamicShifting = try c.decodeIfPresent(Bool.self, forKey: .useDynamicShifting) ?? false
             shiftTerminal = try c.decodeIfPresent(Double.self, forKey: .shiftTerminal)
             timeShiftType = try c.decodeIfPresent(String.self, forKey: .timeShiftType) ?? "exponential"
+            baseShift = try c.decodeIfPresent(Double.self, forKey: .baseShift) ?? 0.5
+            maxShift = try c.decodeIfPresent(Double.self, forKey: .maxShift) ?? 1.15
+            baseImageSeqLen = try c.decodeIfPresent(Double.self, forKey: .baseImageSeqLen) ?? 256
+            maxImageSeqLen = try c.decodeIfPresent(Double.self, forKey: .maxImageSeqLen) ?? 4096
             for key in [CodingKeys.invertSigmas, .useKarrasSigmas, .useExponentialSigmas, .useBetaSigmas, .stochasticSampling]
             where try c.decodeIfPresent(Bool.self, forKey: key) == true {
                 unsupported.append(key.rawValue)
@@ -92,6 +99,13 @@ public struct FlowMatchEulerDiscreteScheduler: Sendable {
         }
         sigmas = s.map { Float($0) } + [0]
         timesteps = sigmas.dropLast().map { $0 * Float(config.numTrainTimesteps) }
+    }
+
+    /// The pipeline's `calculate_shift`: μ linear in the image token count between the config's two anchors.
+    public func mu(imageSequenceLength n: Int) -> Double {
+        let m = (config.maxShift - config.baseShift) / (config.maxImageSeqLen - config.baseImageSeqLen)
+        let b = config.baseShift - m * config.baseImageSeqLen
+        return Double(n) * m + b
     }
 
     /// img2img (`StableDiffusion3Img2ImgPipeline.get_timesteps`): with strength s the first

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import Tokenizers
 
-/// CLIP ids against transformers 5.24 for every fixture prompt (scripts/fixtures/tokenizers.py).
+/// CLIP ids against transformers 5.24 for every fixture prompt (scripts/fixtures/tokenizer_ids.py).
 @Suite struct CLIPTokenizerTests {
     static let configurations = ["clip", "clip-g", "clip-legacy"]
 

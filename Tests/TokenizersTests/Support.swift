@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import Tokenizers
 
-/// The fixtures written by scripts/fixtures/tokenizers.py, and tokenizer folders assembled from them.
+/// The fixtures written by scripts/fixtures/tokenizer_ids.py, and tokenizer folders assembled from them.
 enum Fixtures {
     static let root: URL = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!
 

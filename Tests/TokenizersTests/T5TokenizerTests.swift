@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import Tokenizers
 
-/// T5 ids against transformers 5.24 for every fixture prompt (scripts/fixtures/tokenizers.py).
+/// T5 ids against transformers 5.24 for every fixture prompt (scripts/fixtures/tokenizer_ids.py).
 @Suite struct T5TokenizerTests {
     static let configurations = ["t5-77", "t5-256", "t5-512", "t5-no-extra-256", "t5-spiece-256", "t5-legacy-256"]
 

@@ -1,0 +1,139 @@
+import Foundation
+import ImageIO
+import SafeTensors
+import Tensors
+
+/// How to load a model folder.
+public struct LoadOptions: Sendable, Equatable {
+    public var precision: Precision = .fp32
+    /// Load T5-XXL (text_encoder_3). Off: its embeddings are zeros, as diffusers with `text_encoder_3=None`.
+    public var useT5 = true
+    /// Load the VAE encoder (needed for img2img only).
+    public var withVAEEncoder = true
+    public var backend: BackendKind = .oneDNN
+    public var threads = ProcessInfo.processInfo.activeProcessorCount
+
+    public init() {}
+}
+
+/// A diffusers SD3 folder loaded for generation: txt2img and img2img as diffusers'
+/// StableDiffusion3Pipeline / StableDiffusion3Img2ImgPipeline compute them (0.42.1).
+public final class StableDiffusion3Pipeline: Sendable {
+    public let path: String
+    public let options: LoadOptions
+    public let compute: Compute
+    public let promptEncoder: PromptEncoder
+    public let transformer: SD3Transformer2DModel
+    public let vae: AutoencoderKL
+    public let schedulerConfig: FlowMatchEulerDiscreteScheduler.Config
+
+    public init(path: String, options: LoadOptions = LoadOptions()) throws {
+        self.path = path
+        self.options = options
+        compute = try Compute(backend: options.backend, threads: options.threads)
+        let index = path + "/model_index.json"
+        guard FileManager.default.fileExists(atPath: index) else {
+            throw ModelError.missingFile(path: index)
+        }
+        let transformerFolder = try ComponentFolder(path + "/transformer")
+        transformer = try SD3Transformer2DModel(config: try transformerFolder.config(SD3TransformerConfig.self),
+                                                weights: try transformerFolder.weights(), precision: options.precision)
+        let t5Present = FileManager.default.fileExists(atPath: path + "/text_encoder_3")
+        promptEncoder = try PromptEncoder(model: path, jointAttentionDim: transformer.config.jointAttentionDim,
+                                          useT5: options.useT5 && t5Present, precision: options.precision)
+        let vaeFolder = try ComponentFolder(path + "/vae")
+        vae = try AutoencoderKL(config: try vaeFolder.config(AutoencoderKLConfig.self), weights: try vaeFolder.weights(),
+                                precision: options.precision, withEncoder: options.withVAEEncoder)
+        schedulerConfig = try ComponentFolder(path + "/scheduler").config(FlowMatchEulerDiscreteScheduler.Config.self, file: "scheduler_config.json")
+        _ = try FlowMatchEulerDiscreteScheduler(config: schedulerConfig)
+    }
+
+    /// Pixels per latent cell times the patch size: image sides must be multiples of this.
+    public var sizeMultiple: Int { vae.config.scaleFactor * transformer.config.patchSize }
+
+    public func validate(_ p: GenerationParameters) throws {
+        let m = sizeMultiple
+        guard p.width >= m, p.height >= m, p.width % m == 0, p.height % m == 0 else {
+            throw GenerationError.badSize(width: p.width, height: p.height, multiple: m)
+        }
+        let maxSide = transformer.config.posEmbedMaxSize * m
+        guard p.width <= maxSide, p.height <= maxSide else { throw GenerationError.tooLarge(width: p.width, height: p.height, max: maxSide) }
+        guard (1...1000).contains(p.steps) else { throw GenerationError.badSteps(p.steps) }
+        guard p.guidanceScale.isFinite, p.guidanceScale >= 0 else { throw GenerationError.badGuidance(p.guidanceScale) }
+        guard (1...512).contains(p.maxSequenceLength) else { throw PromptError.maxSequenceLength(p.maxSequenceLength) }
+        if p.initImage != nil {
+            guard (0...1).contains(p.strength) else { throw GenerationError.badStrength(p.strength) }
+            guard vae.hasEncoder else { throw GenerationError.noEncoder }
+        }
+        if let slg = p.skipLayerGuidance, let bad = slg.layers.first(where: { !(0..<transformer.config.numLayers).contains($0) }) {
+            throw GenerationError.badSkipLayer(bad, layers: transformer.config.numLayers)
+        }
+    }
+
+    public func encode(_ p: GenerationParameters) throws -> Conditioning {
+        try promptEncoder.encode(prompts: [p.prompt], negative: [p.negativePrompt], guidance: p.usesGuidance,
+                                 maxSequenceLength: p.maxSequenceLength, compute: compute)
+    }
+
+    /// The schedule, the starting latents (noise, or the noised init image) and the first step, drawing from
+    /// the seed's generator in diffusers' order (img2img: posterior sample first, then the noise).
+    public func prepare(_ p: GenerationParameters) throws -> (FlowMatchEulerDiscreteScheduler, Tensor, Int) {
+        var scheduler = try FlowMatchEulerDiscreteScheduler(config: schedulerConfig)
+        let f = vae.config.scaleFactor
+        let shape = [1, transformer.config.inChannels, p.height / f, p.width / f]
+        let mu = schedulerConfig.useDynamicShifting ? scheduler.mu(imageSequenceLength: (p.height / sizeMultiple) * (p.width / sizeMultiple)) : nil
+        try scheduler.setTimesteps(p.steps, mu: mu)
+        var generator = TorchCPUGenerator(seed: p.seed)
+        guard let image = p.initImage else {
+            return (scheduler, Tensor(shape: shape, data: generator.randn(shape)), 0)
+        }
+        let begin = scheduler.beginIndex(strength: p.strength)
+        guard begin < p.steps else { throw GenerationError.noStepsLeft(steps: p.steps, strength: p.strength) }
+        let pixels = VaeImageProcessor.preprocess(image, width: p.width, height: p.height)
+        let (mean, logvar) = try vae.encode(pixels, compute: compute)
+        let x0 = vae.toModelSpace(vae.sample(mean: mean, logvar: logvar, generator: &generator))
+        let noise = generator.randn(shape)
+        return (scheduler, Tensor(shape: shape, data: scheduler.scaleNoise(x0.data, noise: noise, index: begin)), begin)
+    }
+
+    /// Latents in the transformer's space → images.
+    public func decode(_ latents: Tensor, isCancelled: () -> Bool = { false }) throws -> [RGBImage] {
+        VaeImageProcessor.postprocess(try vae.decode(vae.fromModelSpace(latents), compute: compute, isCancelled: isCancelled))
+    }
+
+    /// The whole generation in one call (the CLI's path; the studio drives the steps through InferenceEngine).
+    public func generate(_ p: GenerationParameters, conditioning: Conditioning? = nil, isCancelled: () -> Bool = { false },
+                         onStep: (StepProgress) throws -> Void = { _ in }) throws -> RGBImage {
+        try validate(p)
+        let c = try conditioning ?? encode(p)
+        let (scheduler, start, begin) = try prepare(p)
+        let latents = try Denoiser(transformer: transformer, compute: compute)
+            .run(latents: start, conditioning: c, scheduler: scheduler, beginIndex: begin, guidanceScale: p.guidanceScale,
+                 skipLayerGuidance: p.skipLayerGuidance, isCancelled: isCancelled, onStep: onStep)
+        return try decode(latents, isCancelled: isCancelled)[0]
+    }
+}
+
+public enum GenerationError: Error, Equatable, CustomStringConvertible {
+    case badSize(width: Int, height: Int, multiple: Int)
+    case tooLarge(width: Int, height: Int, max: Int)
+    case badSteps(Int)
+    case badGuidance(Double)
+    case badStrength(Double)
+    case noEncoder
+    case noStepsLeft(steps: Int, strength: Double)
+    case badSkipLayer(Int, layers: Int)
+
+    public var description: String {
+        switch self {
+        case let .badSize(w, h, m): return "size \(w)×\(h): width and height must be positive multiples of \(m)"
+        case let .tooLarge(w, h, m): return "size \(w)×\(h) exceeds this model's largest side, \(m) pixels"
+        case let .badSteps(n): return "steps \(n): must be between 1 and 1000"
+        case let .badGuidance(g): return "guidance \(g): must be a finite number ≥ 0"
+        case let .badStrength(s): return "strength \(s): must be between 0 and 1"
+        case .noEncoder: return "img2img needs the VAE encoder, which was not loaded"
+        case let .noStepsLeft(n, s): return "strength \(s) with \(n) steps leaves no step to run; raise the strength or the steps"
+        case let .badSkipLayer(i, n): return "skip layer \(i): the transformer has blocks 0…\(n - 1)"
+        }
+    }
+}
