@@ -1,8 +1,9 @@
-import Dispatch
+import CDNNL
 
-/// Splits `0..<count` into at most `threads` contiguous ranges and runs `body` on each,
-/// in parallel when there is more than one. Small jobs (`count < minimumPerThread · 2`) stay on
-/// the calling thread so short loops do not pay the dispatch cost.
+/// Splits `0..<count` into at most `threads` contiguous ranges and runs `body` on each, in parallel on the
+/// OpenMP threads oneDNN also uses (one pool for the whole engine: a second pool would spin against
+/// OpenMP's waiting threads and slow both). Small jobs (`count < minimumPerThread · 2`) stay on the
+/// calling thread so short loops do not pay the fork cost.
 @inline(__always)
 func parallelRanges(_ count: Int, threads: Int, minimumPerThread: Int = 4096,
                     _ body: (Range<Int>) -> Void) {
@@ -12,13 +13,25 @@ func parallelRanges(_ count: Int, threads: Int, minimumPerThread: Int = 4096,
         return
     }
     withoutActuallyEscaping(body) { escapable in
-        let job = UncheckedSendable(escapable)
-        DispatchQueue.concurrentPerform(iterations: parts) { part in
-            let lower = count * part / parts
-            let upper = count * (part + 1) / parts
-            job.value(lower..<upper)
+        var job = ParallelJob(count: count, parts: parts, body: escapable)
+        withUnsafeMutablePointer(to: &job) { pointer in
+            GOMP_parallel({ context in
+                let job = context!.assumingMemoryBound(to: ParallelJob.self)
+                // OpenMP may give fewer threads than asked (nested regions run on one): each thread takes
+                // every n-th part so all parts run whatever the team size.
+                let (count, parts) = (job.pointee.count, job.pointee.parts)
+                for part in stride(from: Int(omp_get_thread_num()), to: parts, by: max(1, Int(omp_get_num_threads()))) {
+                    job.pointee.body(count * part / parts..<count * (part + 1) / parts)
+                }
+            }, pointer, UInt32(parts), 0)
         }
     }
+}
+
+private struct ParallelJob {
+    let count: Int
+    let parts: Int
+    let body: (Range<Int>) -> Void
 }
 
 /// Wraps a value whose concurrent use the caller guarantees to be safe (disjoint writes).

@@ -8,5 +8,5 @@ struct SD3Command: ParsableCommand {
         commandName: "sd3",
         abstract: "SD3 Studio: Stable Diffusion 3 on the CPU.",
         version: "sd3 \(SD3.version) (oneDNN \(OneDNNBackend.version), \(OneDNNBackend.instructionSet); OpenBLAS \(OpenBLASBackend.configuration))",
-        subcommands: [InfoCommand.self, BenchCommand.self])
+        subcommands: [GenerateCommand.self, TokenizeCommand.self, EncodeCommand.self, InfoCommand.self, BenchCommand.self])
 }

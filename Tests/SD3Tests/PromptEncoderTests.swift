@@ -37,7 +37,7 @@ import Testing
         #expect(throws: PromptError.maxSequenceLength(513)) {
             try encoder.encode(prompts: ["x"], negative: nil, guidance: false, maxSequenceLength: 513, compute: Backends.shared)
         }
-        #expect(throws: PromptError.noT5) { try encoder.pipelineIds("x", encoder: .t5) }
+        #expect(throws: PromptError.noT5) { try encoder.tokenizers.pipelineIds("x", encoder: .t5) }
         #expect(throws: PromptError.batchMismatch(prompts: 1, negatives: 2)) {
             try encoder.encode(prompts: ["x"], negative: ["a", "b"], guidance: true, compute: Backends.shared)
         }

@@ -1,0 +1,77 @@
+import Foundation
+
+/// What a generated PNG records about itself: A1111's `parameters` text (peers.md §4; A1111
+/// modules/processing.py `create_infotext`) for other tools, and our own JSON for exact reproduction.
+public struct ImageMetadata: Sendable, Codable, Equatable {
+    public var prompt: String
+    public var negativePrompt: String
+    public var width: Int
+    public var height: Int
+    public var steps: Int
+    public var guidanceScale: Double
+    public var seed: UInt64
+    public var maxSequenceLength: Int
+    public var t5: Bool
+    public var shift: Double
+    public var precision: String
+    public var model: String
+    public var strength: Double?
+    public var skipLayers: [Int]?
+    public var skipLayerScale: Double?
+    public var seconds: Double?
+    public var version: String
+
+    public init(parameters p: GenerationParameters, model: String, t5: Bool, shift: Double, precision: String, seconds: Double?) {
+        prompt = p.prompt
+        negativePrompt = p.negativePrompt
+        (width, height, steps, guidanceScale, seed) = (p.width, p.height, p.steps, p.guidanceScale, p.seed)
+        maxSequenceLength = p.maxSequenceLength
+        self.t5 = t5
+        self.shift = shift
+        self.precision = precision
+        self.model = model
+        strength = p.initImage == nil ? nil : p.strength
+        skipLayers = p.skipLayerGuidance?.layers
+        skipLayerScale = p.skipLayerGuidance?.scale
+        self.seconds = seconds
+        version = "sd3-studio \(SD3.version)"
+    }
+
+    /// The A1111 infotext: prompt, `Negative prompt:` line when there is one, then `Key: value` pairs.
+    public var a1111Parameters: String {
+        var pairs: [(String, String)] = [("Steps", "\(steps)"), ("Sampler", "Euler"), ("Schedule type", "Simple"),
+                                         ("CFG scale", Self.number(guidanceScale)), ("Seed", "\(seed)"), ("Size", "\(width)x\(height)"),
+                                         ("Model", model)]
+        if let strength { pairs.append(("Denoising strength", Self.number(strength))) }
+        pairs.append(("RNG", "CPU"))
+        pairs.append(("Shift", Self.number(shift)))
+        pairs.append(("T5", t5 ? "on, max \(maxSequenceLength)" : "off"))
+        if let skipLayers { pairs.append(("Skip layers", skipLayers.map(String.init).joined(separator: ", "))) }
+        if let skipLayerScale { pairs.append(("SLG scale", Self.number(skipLayerScale))) }
+        pairs.append(("Version", version))
+        let line = pairs.map { "\($0.0): \(Self.quote($0.1))" }.joined(separator: ", ")
+        let negative = negativePrompt.isEmpty ? "" : "\nNegative prompt: \(negativePrompt)"
+        return "\(prompt)\(negative)\n\(line)".trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    public var json: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
+    }
+
+    /// The PNG text chunks: `parameters` (A1111) and `sd3-studio` (JSON).
+    public var pngText: [(key: String, value: String)] { [("parameters", a1111Parameters), ("sd3-studio", json)] }
+
+    /// A1111's `quote`: values with `,`, `:` or a newline become JSON strings.
+    static func quote(_ value: String) -> String {
+        guard value.contains(where: { $0 == "," || $0 == ":" || $0 == "\n" }) else { return value }
+        let data = (try? JSONEncoder().encode(value)) ?? Data()
+        return String(decoding: data, as: UTF8.self).replacingOccurrences(of: "\\/", with: "/")
+    }
+
+    /// 7 rather than 7.0, as Python prints A1111's floats that are whole.
+    static func number(_ x: Double) -> String {
+        x == x.rounded() && abs(x) < 1e15 ? String(Int(x)) : String(x)
+    }
+}

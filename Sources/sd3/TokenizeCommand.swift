@@ -1,0 +1,79 @@
+import ArgumentParser
+import Foundation
+import SafeTensors
+import SD3
+import Tensors
+
+struct TokenizeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tokenize",
+        abstract: "Print the token ids the pipeline feeds an encoder: one JSON array per input (padded and truncated).")
+
+    @Option(help: "A diffusers SD3 model folder (only its tokenizer folders are read).") var model: String
+    @Option(help: "clip-l, clip-g or t5.") var encoder: String
+    @Option(help: "T5 tokens (1…512).") var maxSequenceLength = 256
+    @Option(help: "Read inputs from this file, one per line (lines split on \"\\n\" only).") var file: String?
+    @Argument(help: "Texts to tokenize (each argument one input).") var text: [String] = []
+
+    func run() throws {
+        guard let kind = TextEncoderKind(rawValue: encoder) else { throw ValidationError("--encoder must be clip-l, clip-g or t5, not '\(encoder)'") }
+        let inputs = try readInputs(file: file, arguments: text)
+        let tokenizers = try PromptTokenizers(model: model, useT5: kind == .t5)
+        for input in inputs {
+            let ids = try tokenizers.pipelineIds(input, encoder: kind, maxSequenceLength: maxSequenceLength).ids
+            print("[" + ids.map(String.init).joined(separator: ", ") + "]")
+        }
+    }
+}
+
+/// The inputs of a text command: the lines of `file` (split on "\n" only, each checked as UTF-8) or the arguments.
+func readInputs(file: String?, arguments: [String]) throws -> [String] {
+    guard let file else {
+        guard !arguments.isEmpty else { throw ValidationError("give the text as arguments or with --file") }
+        return arguments
+    }
+    guard arguments.isEmpty else { throw ValidationError("give the text either as arguments or with --file, not both") }
+    guard let data = FileManager.default.contents(atPath: file) else { throw CommandError("\(file): cannot read the file") }
+    var lines = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+    if lines.last?.isEmpty == true { lines.removeLast() }  // a final newline ends the last line, it adds no input
+    return try lines.enumerated().map { number, bytes in
+        guard let line = String(validating: bytes, as: UTF8.self) else { throw CommandError("\(file):\(number + 1): not valid UTF-8") }
+        return line
+    }
+}
+
+struct CommandError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+struct EncodeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "encode",
+        abstract: "Run encode_prompt and write prompt_embeds, negative_prompt_embeds, pooled_prompt_embeds and negative_pooled_prompt_embeds.")
+
+    @Option(help: "A diffusers SD3 model folder.") var model: String
+    @Option(name: .shortAndLong, help: "The prompt.") var prompt: String
+    @Option(name: [.customShort("n"), .long], help: "The negative prompt (an empty one is encoded).") var negativePrompt = ""
+    @Flag(help: "Leave T5 out (its part is zeros, as diffusers does without text_encoder_3).") var noT5 = false
+    @Option(help: "T5 tokens (1…512).") var maxSequenceLength = 256
+    @Option(help: "fp32 or bf16 weights.") var precision: String = "fp32"
+    @Option(name: .shortAndLong, help: "The .safetensors file to write.") var output: String
+
+    func run() throws {
+        guard let precision = Precision(rawValue: precision) else { throw ValidationError("--precision must be fp32 or bf16") }
+        let transformer = try ComponentFolder(model + "/transformer").config(SD3TransformerConfig.self)
+        let t5Present = FileManager.default.fileExists(atPath: model + "/text_encoder_3")
+        if !noT5 && !t5Present { log("warning: \(model) has no text_encoder_3; T5 embeddings are zeros") }
+        let encoder = try PromptEncoder(model: model, jointAttentionDim: transformer.jointAttentionDim, useT5: !noT5 && t5Present, precision: precision)
+        let c = try encoder.encode(prompts: [prompt], negative: [negativePrompt], guidance: true,
+                                   maxSequenceLength: maxSequenceLength, compute: try Compute())
+        for warning in c.warnings { log("warning: \(warning)") }
+        try SafeTensorsWriter(entries: [.init("prompt_embeds", c.promptEmbeds), .init("negative_prompt_embeds", c.negativePromptEmbeds!),
+                                        .init("pooled_prompt_embeds", c.pooled), .init("negative_pooled_prompt_embeds", c.negativePooled!)],
+                              metadata: ["prompt": prompt, "negative_prompt": negativePrompt, "t5": encoder.hasT5 ? "on" : "off",
+                                         "max_sequence_length": "\(maxSequenceLength)", "made_by": "sd3-studio \(SD3.version)"])
+            .write(to: output)
+        print(output)
+    }
+}
