@@ -14,6 +14,8 @@ public struct GenerationParameters: Sendable, Equatable {
     /// img2img: the starting image and how much of the schedule to run (0…1).
     public var initImage: RGBImage?
     public var strength: Double = 0.6
+    /// Overrides the scheduler config's shift when set.
+    public var shift: Double?
     /// Skip-layer guidance (SD3.5): blocks skipped in the extra conditional pass; nil turns it off.
     public var skipLayerGuidance: SkipLayerGuidance?
 

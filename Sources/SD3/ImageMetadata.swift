@@ -1,4 +1,5 @@
 import Foundation
+import SafeTensors
 
 /// What a generated PNG records about itself: A1111's `parameters` text (peers.md §4; A1111
 /// modules/processing.py `create_infotext`) for other tools, and our own JSON for exact reproduction.
@@ -15,9 +16,15 @@ public struct ImageMetadata: Sendable, Codable, Equatable {
     public var shift: Double
     public var precision: String
     public var model: String
+    /// The model folder as given, so `--params-from` can find it again.
+    public var modelPath: String?
     public var strength: Double?
+    /// SHA-256 of the init image's pixels (RGB, row-major), for img2img.
+    public var initImageHash: String?
     public var skipLayers: [Int]?
     public var skipLayerScale: Double?
+    public var skipLayerStart: Double?
+    public var skipLayerStop: Double?
     public var seconds: Double?
     public var version: String
 
@@ -29,10 +36,14 @@ public struct ImageMetadata: Sendable, Codable, Equatable {
         self.t5 = t5
         self.shift = shift
         self.precision = precision
-        self.model = model
+        self.model = URL(fileURLWithPath: model).lastPathComponent
+        modelPath = model
         strength = p.initImage == nil ? nil : p.strength
+        initImageHash = p.initImage.map { SHA256.hex($0.pixels) }
         skipLayers = p.skipLayerGuidance?.layers
         skipLayerScale = p.skipLayerGuidance?.scale
+        skipLayerStart = p.skipLayerGuidance?.start
+        skipLayerStop = p.skipLayerGuidance?.stop
         self.seconds = seconds
         version = "sd3-studio \(SD3.version)"
     }
@@ -43,6 +54,7 @@ public struct ImageMetadata: Sendable, Codable, Equatable {
                                          ("CFG scale", Self.number(guidanceScale)), ("Seed", "\(seed)"), ("Size", "\(width)x\(height)"),
                                          ("Model", model)]
         if let strength { pairs.append(("Denoising strength", Self.number(strength))) }
+        if let initImageHash { pairs.append(("Init image hash", String(initImageHash.prefix(8)))) }
         pairs.append(("RNG", "CPU"))
         pairs.append(("Shift", Self.number(shift)))
         pairs.append(("T5", t5 ? "on, max \(maxSequenceLength)" : "off"))

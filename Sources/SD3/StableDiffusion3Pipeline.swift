@@ -61,6 +61,7 @@ public final class StableDiffusion3Pipeline: Sendable {
         guard (1...1000).contains(p.steps) else { throw GenerationError.badSteps(p.steps) }
         guard p.guidanceScale.isFinite, p.guidanceScale >= 0 else { throw GenerationError.badGuidance(p.guidanceScale) }
         guard (1...512).contains(p.maxSequenceLength) else { throw PromptError.maxSequenceLength(p.maxSequenceLength) }
+        if let shift = p.shift { guard shift.isFinite, shift > 0 else { throw GenerationError.badShift(shift) } }
         if p.initImage != nil {
             guard (0...1).contains(p.strength) else { throw GenerationError.badStrength(p.strength) }
             guard vae.hasEncoder else { throw GenerationError.noEncoder }
@@ -78,7 +79,9 @@ public final class StableDiffusion3Pipeline: Sendable {
     /// The schedule, the starting latents (noise, or the noised init image) and the first step, drawing from
     /// the seed's generator in diffusers' order (img2img: posterior sample first, then the noise).
     public func prepare(_ p: GenerationParameters) throws -> (FlowMatchEulerDiscreteScheduler, Tensor, Int) {
-        var scheduler = try FlowMatchEulerDiscreteScheduler(config: schedulerConfig)
+        var config = schedulerConfig
+        if let shift = p.shift { config.shift = shift }
+        var scheduler = try FlowMatchEulerDiscreteScheduler(config: config)
         let f = vae.config.scaleFactor
         let shape = [1, transformer.config.inChannels, p.height / f, p.width / f]
         let mu = schedulerConfig.useDynamicShifting ? scheduler.mu(imageSequenceLength: (p.height / sizeMultiple) * (p.width / sizeMultiple)) : nil
@@ -123,6 +126,7 @@ public enum GenerationError: Error, Equatable, CustomStringConvertible {
     case noEncoder
     case noStepsLeft(steps: Int, strength: Double)
     case badSkipLayer(Int, layers: Int)
+    case badShift(Double)
 
     public var description: String {
         switch self {
@@ -134,6 +138,7 @@ public enum GenerationError: Error, Equatable, CustomStringConvertible {
         case .noEncoder: return "img2img needs the VAE encoder, which was not loaded"
         case let .noStepsLeft(n, s): return "strength \(s) with \(n) steps leaves no step to run; raise the strength or the steps"
         case let .badSkipLayer(i, n): return "skip layer \(i): the transformer has blocks 0…\(n - 1)"
+        case let .badShift(x): return "shift \(x): must be a positive number"
         }
     }
 }

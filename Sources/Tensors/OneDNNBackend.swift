@@ -14,8 +14,12 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
     private let stream: dnnl_stream_t
     private struct Primitive: @unchecked Sendable {
         let primitive: dnnl_primitive_t
-        let descriptors: [Int32: dnnl_memory_desc_t]  // DNNL_ARG_* → memory descriptor
+        var descriptors: [Int32: dnnl_memory_desc_t]  // DNNL_ARG_* → memory descriptor
+        var scratchpadBytes = 0
     }
+    /// The scratchpad descriptor of the primitive `create` made last (read right after, under `lock`).
+    private var scratchpadDescriptor = dnnl_memory_desc_t()
+    private var scratchpad = UnsafeMutableRawBufferPointer(start: nil, count: 0)
     // Execution is serialized: the engine runs one product at a time and each uses every thread.
     private let lock = NSLock()
     private var cache: [AnyHashable: Primitive] = [:]
@@ -63,6 +67,7 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
     deinit {
         for entry in cache.values { dnnl_primitive_destroy(entry.primitive) }
         for buffer in scratch { buffer.deallocate() }
+        scratchpad.deallocate()
         dnnl_stream_destroy(stream)
         dnnl_engine_destroy(engine)
     }
@@ -130,6 +135,14 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
         var memories: [dnnl_memory_t?] = []
         defer { for m in memories { dnnl_memory_destroy(m) } }
         var execArgs: [dnnl_exec_arg_t] = []
+        var args = args
+        if entry.scratchpadBytes > 0 {
+            if scratchpad.count < entry.scratchpadBytes {
+                scratchpad.deallocate()
+                scratchpad = .allocate(byteCount: entry.scratchpadBytes, alignment: 64)
+            }
+            args.append((DNNL_ARG_SCRATCHPAD, UnsafeRawPointer(scratchpad.baseAddress!)))
+        }
         for (arg, pointer) in args {
             var desc = entry.descriptors[arg]!
             var memory: dnnl_memory_t?
@@ -171,9 +184,8 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
         let primitive = try withAttributes(alpha: d.alpha, accumulate: d.accumulate) { attr throws(BackendError) in
             try create(&desc, attr, "matmul \(d.m)×\(d.n)×\(d.k) \(d.operandType)")
         }
-        var descriptors = [DNNL_ARG_SRC: src, DNNL_ARG_WEIGHTS: weights, DNNL_ARG_DST: dst]
-        if d.hasBias { descriptors[DNNL_ARG_BIAS] = bias }
-        return Primitive(primitive: primitive, descriptors: descriptors)
+        return withScratchpad(Primitive(primitive: primitive, descriptors: [DNNL_ARG_SRC: src, DNNL_ARG_WEIGHTS: weights, DNNL_ARG_DST: dst]),
+                              bias: d.hasBias ? bias : nil)
     }
 
     private func makeConvolution(_ d: ConvDescriptor) throws(BackendError) -> Primitive {
@@ -195,9 +207,17 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
         let primitive = try withAttributes(alpha: 1, accumulate: false) { attr throws(BackendError) in
             try create(&desc, attr, "convolution \(ci)→\(co) \(kh)×\(kw) on \(h)×\(w) \(d.operandType)")
         }
-        var descriptors = [DNNL_ARG_SRC: src, DNNL_ARG_WEIGHTS: weights, DNNL_ARG_DST: dst]
-        if d.hasBias { descriptors[DNNL_ARG_BIAS] = bias }
-        return Primitive(primitive: primitive, descriptors: descriptors)
+        return withScratchpad(Primitive(primitive: primitive, descriptors: [DNNL_ARG_SRC: src, DNNL_ARG_WEIGHTS: weights, DNNL_ARG_DST: dst]),
+                              bias: d.hasBias ? bias : nil)
+    }
+
+    private func withScratchpad(_ p: Primitive, bias: dnnl_memory_desc_t?) -> Primitive {
+        var p = p
+        if let bias { p.descriptors[DNNL_ARG_BIAS] = bias }
+        var md = scratchpadDescriptor
+        p.scratchpadBytes = dnnl_memory_desc_get_size(&md)
+        if p.scratchpadBytes > 0 { p.descriptors[DNNL_ARG_SCRATCHPAD] = md }
+        return p
     }
 
     private func withAttributes<R>(alpha: Float, accumulate: Bool,
@@ -205,6 +225,9 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
         var attr: dnnl_primitive_attr_t?
         try check(dnnl_primitive_attr_create(&attr), "create attributes")
         defer { dnnl_primitive_attr_destroy(attr) }
+        // Our own scratchpad per execution: Debian's oneDNN shares one library scratchpad between primitives
+        // (no DNNL_ENABLE_CONCURRENT_EXEC), which breaks when two engines run products at the same time.
+        try check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "set the scratchpad mode")
         if alpha != 1 {
             var scale = alpha
             try check(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &scale), "set output scale")
@@ -226,6 +249,7 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
         defer { dnnl_primitive_desc_destroy(pd) }
         var primitive: dnnl_primitive_t?
         try check(dnnl_primitive_create(&primitive, pd), "create \(what)")
+        scratchpadDescriptor = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0).pointee
         return primitive!
     }
 }

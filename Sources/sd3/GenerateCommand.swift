@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ImageIO
+import SafeTensors
 import SD3
 import Tensors
 
@@ -10,60 +11,72 @@ struct GenerateCommand: ParsableCommand {
         abstract: "Make an image from a prompt (txt2img), or from a prompt and an image (img2img, --init-image).")
 
     @Option(help: "A diffusers SD3 model folder (model_index.json, transformer/, vae/, text encoders and tokenizers).")
-    var model: String
-    @Option(name: .shortAndLong, help: "What to draw.") var prompt: String
-    @Option(name: [.customShort("n"), .long], help: "What to avoid (encoded even when empty, as diffusers does).")
-    var negativePrompt = ""
+    var model: String?
+    @Option(name: .shortAndLong, help: "What to draw.") var prompt: String?
+    @Option(name: [.customShort("n"), .long], help: "What to avoid (encoded even when empty, as diffusers does).") var negativePrompt: String?
     @Option(name: [.customShort("W"), .long], help: "Image width in pixels (default: the model's; a multiple of 16 for SD3).") var width: Int?
     @Option(name: [.customShort("H"), .long], help: "Image height in pixels (default: the model's).") var height: Int?
-    @Option(help: "Denoising steps.") var steps = 28
-    @Option(name: [.customShort("g"), .long], help: "Classifier-free guidance scale (≤ 1 turns guidance off).") var guidance = 7.0
+    @Option(help: "Denoising steps (default 28).") var steps: Int?
+    @Option(name: [.customShort("g"), .long], help: "Classifier-free guidance scale, ≤ 1 turns guidance off (default 7).") var guidance: Double?
     @Option(help: "Seed (0…2⁶⁴−1; torch uses the low 32 bits). Default: a random one, printed and recorded.") var seed: UInt64?
-    @Option(help: "T5 tokens (1…512).") var maxSequenceLength = 256
+    @Option(help: "Scheduler shift (default: the model's scheduler config).") var shift: Double?
+    @Option(help: "T5 tokens, 1…512 (default 256).") var maxSequenceLength: Int?
     @Flag(help: "Do not load T5-XXL (its embeddings become zeros; saves memory and time).") var noT5 = false
-    @Option(help: "fp32 (parity) or bf16 weights.") var precision: String = "fp32"
-    @Option(help: "onednn or openblas.") var backend: String = "onednn"
+    @Option(help: "fp32 (parity, default) or bf16 weights.") var precision: String?
+    @Option(help: "onednn (default) or openblas.") var backend: String = "onednn"
     @Option(help: "Engine threads (default: all cores).") var threads = ProcessInfo.processInfo.activeProcessorCount
     @Option(help: "img2img: the starting PNG, resized to the output size.") var initImage: String?
-    @Option(help: "img2img: how much of the schedule to run (0…1).") var strength = 0.6
-    @Option(help: "Skip-layer guidance blocks, e.g. 7,8,9 (SD3.5 Medium).") var slgLayers: String?
-    @Option(help: "Skip-layer guidance scale.") var slgScale = 2.8
-    @Option(name: .shortAndLong, help: "Where to write the PNG (default: sd3-SEED.png; an existing file is never overwritten).")
-    var output: String?
+    @Option(help: "img2img: how much of the schedule to run, 0…1 (default 0.6).") var strength: Double?
+    @Option(help: "Skip-layer guidance scale (diffusers' default 2.8); turns it on with --skip-layers.") var skipLayerGuidance: Double?
+    @Option(help: "Blocks skipped by skip-layer guidance (default 7,8,9, as for SD3.5 Medium).") var skipLayers: String?
+    @Option(help: "Take every setting from a PNG written by sd3 (its sd3-studio chunk); flags given override it.") var paramsFrom: String?
+    @Option(name: .shortAndLong, help: "The PNG to write (default: sd3-SEED.png; an existing file is never overwritten).") var output: String?
+    @Option(help: "Also write the final latents (transformer space) to this .safetensors file.") var saveLatents: String?
 
     func run() throws {
-        guard let precision = Precision(rawValue: precision) else { throw ValidationError("--precision must be fp32 or bf16, not '\(self.precision)'") }
+        let recalled = try paramsFrom.map(Self.recall)
+        guard let model = model ?? recalled?.modelPath else { throw ValidationError("give --model (a diffusers SD3 folder)") }
+        guard let prompt = prompt ?? recalled?.metadata.prompt else { throw ValidationError("give --prompt") }
+        let precisionName = precision ?? recalled?.metadata.precision ?? "fp32"
+        guard let precision = Precision(rawValue: precisionName) else { throw ValidationError("--precision must be fp32 or bf16, not '\(precisionName)'") }
         guard let backend = BackendKind(rawValue: backend) else { throw ValidationError("--backend must be onednn or openblas, not '\(self.backend)'") }
         guard (1...1024).contains(threads) else { throw ValidationError("--threads must be between 1 and 1024") }
-        var options = LoadOptions()
-        (options.precision, options.backend, options.threads) = (precision, backend, threads)
-        options.useT5 = !noT5
-        options.withVAEEncoder = initImage != nil
+        let r = recalled?.metadata
         var p = GenerationParameters(prompt: prompt)
-        p.negativePrompt = negativePrompt
-        p.steps = steps
-        p.guidanceScale = guidance
-        p.seed = seed ?? UInt64.random(in: 0...UInt64(UInt32.max))
-        p.maxSequenceLength = maxSequenceLength
+        p.negativePrompt = negativePrompt ?? r?.negativePrompt ?? ""
+        p.steps = steps ?? r?.steps ?? 28
+        p.guidanceScale = guidance ?? r?.guidanceScale ?? 7
+        p.seed = seed ?? r?.seed ?? UInt64.random(in: 0...UInt64(UInt32.max))
+        p.maxSequenceLength = maxSequenceLength ?? r?.maxSequenceLength ?? 256
+        p.shift = shift ?? r?.shift
         if let initImage {
             p.initImage = try PNGFile.read(initImage).image
-            p.strength = strength
+            p.strength = strength ?? r?.strength ?? 0.6
+        } else if r?.strength != nil {
+            throw ValidationError("\(paramsFrom!) was made by img2img: give --init-image")
         }
-        if let slgLayers {
-            let layers = slgLayers.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-            guard !layers.isEmpty, layers.allSatisfy({ $0 != nil }) else { throw ValidationError("--slg-layers must be numbers separated by commas, e.g. 7,8,9") }
-            var slg = SkipLayerGuidance(layers: layers.map { $0! })
-            slg.scale = slgScale
+        if let scale = skipLayerGuidance ?? r?.skipLayerScale {
+            let layers = try skipLayers.map(Self.layers) ?? r?.skipLayers ?? [7, 8, 9]
+            var slg = SkipLayerGuidance(layers: layers)
+            slg.scale = scale
+            if let start = r?.skipLayerStart, let stop = r?.skipLayerStop { (slg.start, slg.stop) = (start, stop) }
             p.skipLayerGuidance = slg
         }
+        let useT5 = !noT5 && (r?.t5 ?? true)
+        let target = try outputPath(seed: p.seed)
+        if let saveLatents { try Self.checkWritable(saveLatents) }
+
+        var options = LoadOptions()
+        (options.precision, options.backend, options.threads) = (precision, backend, threads)
+        options.useT5 = useT5
+        options.withVAEEncoder = p.initImage != nil
         let started = Date()
         log("loading \(model)")
         let pipeline = try StableDiffusion3Pipeline(path: model, options: options)
         let defaultSide = pipeline.transformer.config.sampleSize * pipeline.vae.config.scaleFactor
-        p.width = width ?? defaultSide
-        p.height = height ?? defaultSide
+        p.width = width ?? r?.width ?? defaultSide
+        p.height = height ?? r?.height ?? defaultSide
         try pipeline.validate(p)
-        let target = try outputPath(seed: p.seed)
         Interrupt.install()
         log(String(format: "loaded in %.1f s; seed %llu, %d×%d, %d steps, guidance %g%@", Date().timeIntervalSince(started), p.seed,
                    p.width, p.height, p.steps, p.guidanceScale, pipeline.promptEncoder.hasT5 ? "" : ", T5 off"))
@@ -71,38 +84,95 @@ struct GenerateCommand: ParsableCommand {
         let conditioning = try pipeline.encode(p)
         for warning in conditioning.warnings { log("warning: \(warning)") }
         log(String(format: "prompt encoded in %.2f s", Date().timeIntervalSince(encodeStart)))
-        let denoiseStart = Date()
+        let progress = ProgressLine()
+        var finalLatents: Tensor?
         let image: RGBImage
         do {
             image = try pipeline.generate(p, conditioning: conditioning, isCancelled: { Interrupt.requested }) { step in
-                let elapsed = Date().timeIntervalSince(denoiseStart)
-                let perStep = elapsed / Double(step.index + 1)
-                log(String(format: "step %d/%d  %.2f s/step  ETA %.0f s", step.index + 1, step.total, perStep,
-                           perStep * Double(step.total - step.index - 1)))
+                progress.update(step: step.index + 1, of: step.total)
+                if step.index + 1 == step.total { finalLatents = step.latents }
             }
+            progress.finish()
         } catch is CancellationError {
-            log("cancelled")
+            progress.finish()
+            log("cancelled; nothing written")
             throw ExitCode(130)
         }
         let seconds = Date().timeIntervalSince(started)
-        let metadata = ImageMetadata(parameters: p, model: URL(fileURLWithPath: model).lastPathComponent, t5: pipeline.promptEncoder.hasT5,
-                                     shift: pipeline.schedulerConfig.shift, precision: precision.rawValue, seconds: seconds)
+        let metadata = ImageMetadata(parameters: p, model: model, t5: pipeline.promptEncoder.hasT5,
+                                     shift: p.shift ?? pipeline.schedulerConfig.shift, precision: precision.rawValue, seconds: seconds)
+        if let saveLatents, let finalLatents {
+            try SafeTensorsWriter(entries: [.init("latents", finalLatents)], metadata: ["sd3-studio": metadata.json]).write(to: saveLatents)
+        }
         try PNGFile.write(image, text: metadata.pngText, to: target)
         print(target)
         log(String(format: "done in %.1f s", seconds))
     }
 
+    /// The model folder and settings recorded in a PNG's `sd3-studio` chunk.
+    static func recall(_ path: String) throws -> (metadata: ImageMetadata, modelPath: String?) {
+        let text = try PNGFile.read(path).text
+        guard let json = text.first(where: { $0.key == "sd3-studio" })?.value else {
+            throw CommandError("\(path): no sd3-studio metadata (not written by sd3 generate)")
+        }
+        do {
+            let metadata = try JSONDecoder().decode(ImageMetadata.self, from: Data(json.utf8))
+            return (metadata, metadata.modelPath)
+        } catch {
+            throw CommandError("\(path): the sd3-studio metadata is not readable: \(error)")
+        }
+    }
+
+    static func layers(_ text: String) throws -> [Int] {
+        let layers = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !layers.isEmpty, layers.allSatisfy({ $0 != nil }) else { throw ValidationError("--skip-layers must be numbers separated by commas, e.g. 7,8,9") }
+        return layers.map { $0! }
+    }
+
+    /// Fails early, before any work, when the file could not be written: its folder is missing or read-only.
+    static func checkWritable(_ path: String) throws {
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue else {
+            throw CommandError("\(path): the folder \(folder) does not exist")
+        }
+        guard access(folder, W_OK) == 0 else { throw CommandError("\(path): the folder \(folder) is not writable") }
+    }
+
     /// The requested path, or sd3-SEED.png; never an existing file (a numeric suffix is added instead).
     private func outputPath(seed: UInt64) throws -> String {
         let requested = output ?? "sd3-\(seed).png"
+        try Self.checkWritable(requested)
         guard FileManager.default.fileExists(atPath: requested) else { return requested }
         let url = URL(fileURLWithPath: requested)
         let stem = url.deletingPathExtension().path, ext = url.pathExtension.isEmpty ? "png" : url.pathExtension
-        for n in 1... {
-            let candidate = "\(stem)-\(n).\(ext)"
-            if !FileManager.default.fileExists(atPath: candidate) { return candidate }
+        var n = 1
+        while FileManager.default.fileExists(atPath: "\(stem)-\(n).\(ext)") { n += 1 }
+        return "\(stem)-\(n).\(ext)"
+    }
+}
+
+/// Step progress on standard error: a redrawn bar on a terminal, one plain line per step otherwise.
+final class ProgressLine {
+    private let start = Date()
+    private let isTerminal = isatty(STDERR_FILENO) != 0
+
+    func update(step: Int, of total: Int) {
+        let elapsed = Date().timeIntervalSince(start)
+        let perStep = elapsed / Double(step)
+        let eta = perStep * Double(total - step)
+        let text = String(format: "step %d/%d  %.2f s/step  ETA %.0f s", step, total, perStep, eta)
+        if isTerminal {
+            let width = 30, filled = width * step / max(total, 1)
+            let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
+            FileHandle.standardError.write(Data("\r\(bar) \(text)\u{1B}[K".utf8))
+        } else {
+            log(text)
         }
-        fatalError("unreachable")
+    }
+
+    func finish() {
+        if isTerminal { FileHandle.standardError.write(Data("\n".utf8)) }
     }
 }
 

@@ -1,0 +1,122 @@
+import Foundation
+import ImageIO
+import Tensors
+
+/// What a generation reports while it runs (design.md, Engine): the caller owns the loop and the UI.
+public enum GenerationEvent: Sendable {
+    case loading(model: String)
+    case loaded(seconds: Double)
+    case encodingPrompt
+    /// The prompt was encoded (or taken from the cache, `cached`), with any truncation warnings.
+    case encodedPrompt(seconds: Double, cached: Bool, warnings: [String])
+    case step(index: Int, total: Int, sigma: Float, elapsed: Double, preview: RGBImage)
+    case decoding
+    case finished(image: RGBImage, metadata: ImageMetadata, seconds: Double)
+}
+
+/// Owns the loaded model and runs generations on a dedicated thread (not the cooperative pool), streaming
+/// events. Prompt embeddings of the last prompt are cached, so tweaking steps, seed or size does not run the
+/// text encoders again. Cancelling the consuming task stops the work between transformer blocks.
+public actor InferenceEngine {
+    /// Written by the engine thread before it finishes a stream, so the next request always sees it.
+    private let state = EngineState()
+
+    public init() {}
+
+    public var loadedModel: String? { state.read().pipeline?.path }
+
+    public func generate(_ parameters: GenerationParameters, model: String, options: LoadOptions) -> AsyncThrowingStream<GenerationEvent, Error> {
+        let (stream, continuation) = AsyncThrowingStream<GenerationEvent, Error>.makeStream()
+        let cancelled = CancellationFlag()
+        continuation.onTermination = { _ in cancelled.set() }
+        let (loaded, cached) = state.read()
+        let current = loaded?.path == model && loaded?.options == options ? loaded : nil
+        let state = self.state
+        let thread = Thread {
+            do {
+                let loadStart = Date()
+                let pipeline: StableDiffusion3Pipeline
+                if let current {
+                    pipeline = current
+                } else {
+                    continuation.yield(.loading(model: model))
+                    pipeline = try StableDiffusion3Pipeline(path: model, options: options)
+                    continuation.yield(.loaded(seconds: Date().timeIntervalSince(loadStart)))
+                }
+                let result = try Self.run(parameters, pipeline: pipeline, cached: cached, cancelled: cancelled, continuation: continuation)
+                state.write(pipeline: pipeline, cache: result)
+                continuation.finish()
+            } catch {
+                continuation.finish(throwing: cancelled.isSet ? CancellationError() : error)
+            }
+        }
+        thread.name = "sd3-inference"
+        thread.stackSize = 8 << 20
+        thread.start()
+        return stream
+    }
+
+    /// The generation itself, on the engine's thread.
+    private static func run(_ p: GenerationParameters, pipeline: StableDiffusion3Pipeline, cached: (key: String, conditioning: Conditioning)?,
+                            cancelled: CancellationFlag, continuation: AsyncThrowingStream<GenerationEvent, Error>.Continuation)
+        throws -> (key: String, conditioning: Conditioning) {
+        let start = Date()
+        try pipeline.validate(p)
+        let key = "\(p.prompt)\u{0}\(p.negativePrompt)\u{0}\(p.maxSequenceLength)\u{0}\(p.usesGuidance)"
+        let conditioning: Conditioning
+        if let cached, cached.key == key {
+            conditioning = cached.conditioning
+            continuation.yield(.encodedPrompt(seconds: 0, cached: true, warnings: conditioning.warnings))
+        } else {
+            continuation.yield(.encodingPrompt)
+            let encodeStart = Date()
+            conditioning = try pipeline.encode(p)
+            continuation.yield(.encodedPrompt(seconds: Date().timeIntervalSince(encodeStart), cached: false, warnings: conditioning.warnings))
+        }
+        if cancelled.isSet { throw CancellationError() }
+        let (scheduler, latents, begin) = try pipeline.prepare(p)
+        let denoiseStart = Date()
+        let final = try Denoiser(transformer: pipeline.transformer, compute: pipeline.compute)
+            .run(latents: latents, conditioning: conditioning, scheduler: scheduler, beginIndex: begin, guidanceScale: p.guidanceScale,
+                 skipLayerGuidance: p.skipLayerGuidance, isCancelled: { cancelled.isSet }) { step in
+                let (c, h, w) = (step.latents.dim(1), step.latents.dim(2), step.latents.dim(3))
+                let preview = LatentPreview.rgb(Array(step.latents.data.prefix(c * h * w)), channels: c, width: w, height: h)
+                continuation.yield(.step(index: step.index, total: step.total, sigma: step.sigma,
+                                         elapsed: Date().timeIntervalSince(denoiseStart), preview: preview))
+            }
+        continuation.yield(.decoding)
+        let image = try pipeline.decode(final, isCancelled: { cancelled.isSet })[0]
+        let seconds = Date().timeIntervalSince(start)
+        let metadata = ImageMetadata(parameters: p, model: pipeline.path,
+                                     t5: pipeline.promptEncoder.hasT5, shift: p.shift ?? pipeline.schedulerConfig.shift,
+                                     precision: pipeline.options.precision.rawValue, seconds: seconds)
+        continuation.yield(.finished(image: image, metadata: metadata, seconds: seconds))
+        return (key, conditioning)
+    }
+}
+
+/// The loaded pipeline and the last prompt's embeddings, shared between the actor and its thread.
+final class EngineState: @unchecked Sendable {
+    private let lock = NSLock()
+    private var pipeline: StableDiffusion3Pipeline?
+    private var cache: (key: String, conditioning: Conditioning)?
+
+    func read() -> (pipeline: StableDiffusion3Pipeline?, cache: (key: String, conditioning: Conditioning)?) {
+        lock.withLock { (pipeline, cache) }
+    }
+
+    func write(pipeline: StableDiffusion3Pipeline, cache: (key: String, conditioning: Conditioning)) {
+        lock.withLock {
+            self.pipeline = pipeline
+            self.cache = cache
+        }
+    }
+}
+
+/// A flag set from any thread (the stream's termination) and read by the engine thread between blocks.
+final class CancellationFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.withLock { value = true } }
+    var isSet: Bool { lock.withLock { value } }
+}
