@@ -17,28 +17,19 @@ struct TokenizeCommand: ParsableCommand {
 
     func run() throws {
         guard let kind = TextEncoderKind(rawValue: encoder) else { throw ValidationError("--encoder must be clip-l, clip-g or t5, not '\(encoder)'") }
-        let inputs = try readInputs(file: file, arguments: text)
+        let inputs: [String]
+        if let file {
+            guard text.isEmpty else { throw ValidationError("give the text either as arguments or with --file, not both") }
+            inputs = try TextInputs.lines(of: file)
+        } else {
+            guard !text.isEmpty else { throw ValidationError("give the text as arguments or with --file") }
+            inputs = text
+        }
         let tokenizers = try PromptTokenizers(model: model, useT5: kind == .t5)
         for input in inputs {
             let ids = try tokenizers.pipelineIds(input, encoder: kind, maxSequenceLength: maxSequenceLength).ids
             print("[" + ids.map(String.init).joined(separator: ", ") + "]")
         }
-    }
-}
-
-/// The inputs of a text command: the lines of `file` (split on "\n" only, each checked as UTF-8) or the arguments.
-func readInputs(file: String?, arguments: [String]) throws -> [String] {
-    guard let file else {
-        guard !arguments.isEmpty else { throw ValidationError("give the text as arguments or with --file") }
-        return arguments
-    }
-    guard arguments.isEmpty else { throw ValidationError("give the text either as arguments or with --file, not both") }
-    guard let data = FileManager.default.contents(atPath: file) else { throw CommandError("\(file): cannot read the file") }
-    var lines = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
-    if lines.last?.isEmpty == true { lines.removeLast() }  // a final newline ends the last line, it adds no input
-    return try lines.enumerated().map { number, bytes in
-        guard let line = String(validating: bytes, as: UTF8.self) else { throw CommandError("\(file):\(number + 1): not valid UTF-8") }
-        return line
     }
 }
 
