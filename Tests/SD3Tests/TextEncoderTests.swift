@@ -16,11 +16,7 @@ import Testing
     }
 
     static func expectClose(_ actual: Tensor, _ name: String, limit: Float = 1e-5, sourceLocation: SourceLocation = #_sourceLocation) {
-        let expected = try! reference.tensor(name)
-        #expect(actual.shape == expected.shape, "\(name): shape \(actual.shape) vs \(expected.shape)", sourceLocation: sourceLocation)
-        guard actual.shape == expected.shape else { return }
-        let worst = zip(actual.data, expected.data).map { abs($0 - $1) }.max() ?? 0
-        #expect(worst <= limit, "\(name): max abs error \(worst); got \(actual), expected \(expected)", sourceLocation: sourceLocation)
+        expectMatches(actual, reference, name, limit: limit, sourceLocation: sourceLocation)
     }
 
     static func load(_ component: String) throws -> (ComponentFolder, WeightStore) {

@@ -11,11 +11,7 @@ import Testing
     static let reference = try! SafeTensorsFile(path: fixtures + "/transformer.safetensors")
 
     static func expectClose(_ actual: Tensor, _ name: String, limit: Float = 1e-5, sourceLocation: SourceLocation = #_sourceLocation) {
-        let expected = try! reference.tensor(name)
-        #expect(actual.shape == expected.shape, "\(name): shape \(actual.shape) vs \(expected.shape)", sourceLocation: sourceLocation)
-        guard actual.shape == expected.shape else { return }
-        let worst = zip(actual.data, expected.data).map { abs($0 - $1) }.max() ?? 0
-        #expect(worst <= limit, "\(name): max abs error \(worst); got \(actual), expected \(expected)", sourceLocation: sourceLocation)
+        expectMatches(actual, reference, name, limit: limit, sourceLocation: sourceLocation)
     }
 
     @Test(arguments: [("sd3", "tiny-sd3/transformer"), ("sd35", "tiny-sd35-transformer")], [BackendKind.oneDNN, .openBLAS])
@@ -53,8 +49,4 @@ import Testing
                             timesteps: try r.tensor("timesteps").data, compute: Backends.shared, isCancelled: { true })
         }
     }
-}
-
-enum Backends {
-    static let shared = try! Compute(backend: .oneDNN, threads: 2)
 }
