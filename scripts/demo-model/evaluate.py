@@ -128,7 +128,7 @@ def accuracy(preds, targets):
 
 def format_scores(acc):
     return (f"background {acc['background']:.3f}  shape colour {acc['colour']:.3f}  shape {acc['shape']:.3f}  "
-            f"position {acc['position']:.3f}  all four {acc['all']:.3f}  (n={acc['n']})")
+            f"position {acc['position']:.3f}  all four {acc['all']:.3f}  (n={int(acc['n'])})")
 
 
 def load_png(path, size=ds.SIZE):
