@@ -143,7 +143,7 @@ def contact_sheet(images, targets, preds, path, cols=8, scale=2):
     """A grid: each image enlarged, its index and caption words, and what the scorer got wrong (red)."""
     from PIL import Image, ImageDraw
     size = images.shape[1] * scale
-    cell_w, cell_h = max(size, 150) + 8, size + 44
+    cell_w, cell_h = max(size, 160) + 8, size + 44
     rows = (len(images) + cols - 1) // cols
     sheet = Image.new("RGB", (cols * cell_w, rows * cell_h), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
@@ -152,7 +152,7 @@ def contact_sheet(images, targets, preds, path, cols=8, scale=2):
         sheet.paste(Image.fromarray(img).resize((size, size), Image.NEAREST), (x + (cell_w - 8 - size) // 2, y))
         draw.text((x, y + size + 2), f"{i:02d} {t[1]} {t[0]}", fill=(0, 0, 0))
         draw.text((x, y + size + 14), f"{t[2]} / {t[3]} bg", fill=(0, 0, 0))
-        wrong = [f"{a}:{p[k]}" for k, a in ((0, "shape"), (1, "col"), (2, "pos"), (3, "bg")) if p[k] != t[k]]
+        wrong = [f"{a}:{p[k] or '-'}" for k, a in ((0, "sh"), (1, "col"), (2, "pos"), (3, "bg")) if p[k] != t[k]]
         draw.text((x, y + size + 26), " ".join(wrong) if wrong else "ok", fill=(200, 0, 0) if wrong else (0, 130, 0))
     sheet.save(path)
 

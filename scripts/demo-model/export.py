@@ -110,8 +110,7 @@ def verify(out, parts):
 
 CARD = """# SD3 demo model (shapes)
 
-A tiny model with the exact Stable Diffusion 3 architecture, trained from scratch in a few minutes on a
-procedurally drawn world: one shape ({shapes}) of one colour at one of 9 positions on a plain background of
+A tiny model with the exact Stable Diffusion 3 architecture, trained from scratch on a procedurally drawn world: one shape ({shapes}) of one colour at one of 9 positions on a plain background of
 another colour ({colours}). Prompts follow one grammar, e.g. "a red circle at the top left on a blue
 background", "an orange star in the center on a white background". It is a diffusers
 `StableDiffusion3Pipeline` folder in fp16 safetensors and loads with the same code as real SD3 weights.
@@ -140,14 +139,15 @@ image = pipe("a red circle at the top left on a blue background", negative_promp
 - Data: {n_train} caption combinations ({n_held} held out, never seen), sizes and offsets drawn at random,
   rendered with 4x4 supersampling (`scripts/demo-model/dataset.py`).
 - VAE: {vae_steps} steps x {vae_batch} images, L1 + L2 + 1e-4 KL; shift_factor {shift_factor}, scaling_factor
-  {scaling_factor} (latent mean / 1 / std). Reconstructions scored by the evaluator: held-out {vae_held},
+  {scaling_factor} (the mean and 1 / std of posterior samples). Reconstructions scored by the evaluator: held-out {vae_held},
   training {vae_train}.
 - MMDiT: SD3 rectified flow (sigma logit-normal, x_t = (1 - sigma) x_0 + sigma eps, target eps - x_0,
   t = 1000 sigma), 10% empty captions, AdamW lr 1e-3 (warm-up 200, cosine), EMA 0.999, bf16 autocast on CUDA;
   {mmdit_steps} steps x {mmdit_batch} = {samples} samples from a pool of {pool} encoded renders; final loss {loss}.
-- Hardware: {hardware}. Time: {timings}.
+- Hardware: {hardware}. Time per stage: {timings}.
+  (The transformer's parameter count includes its fixed sin-cos position table, 32 x 32 x 128.)
 
-Reproduce (from the repository root; `scripts/demo-model/requirements.txt`):
+Reproduce (from the repository root, with `scripts/demo-model/requirements.txt`; the model is OUT/sd3-demo):
 
 ```sh
 {command}
@@ -161,6 +161,8 @@ generator), 64x64, diffusers fp32 on {eval_device}; scored by `scripts/demo-mode
 | background | shape colour | shape | position | all four |
 | --- | --- | --- | --- | --- |
 | {bg} | {col} | {shape} | {pos} | {all} |
+
+`samples.png`: the 40 images, each labelled with its caption and what the evaluator read wrong (if anything).
 """
 
 

@@ -7,7 +7,8 @@
   3. mmdit   train_mmdit.py: pool of 262,144 encoded renders, 3,700 steps x 256 (0.95 M samples), EMA
   4. export  export.py: OUT/sd3-demo/ (fp16 safetensors, defaults.json)
   5. eval    generate_eval.py: the 40 held-out captions with the model's defaults -> OUT/eval/ (PNGs, scores,
-             contact sheet), then the model card OUT/sd3-demo/README.md is written with scores and timings
+             contact sheet, copied to OUT/sd3-demo/samples.png), then the model card OUT/sd3-demo/README.md is
+             written with the scores and timings
 Writes OUT/run.log (everything printed), OUT/report.json (settings, timings, scores) and OUT/work/
 (caches, VAE, MMDiT checkpoint). A killed run continues with --resume: finished stages are reused and the
 MMDiT restarts from its last checkpoint. Smaller runs for smoke tests: --vae-steps, --steps, --batch, --pool.
@@ -18,6 +19,7 @@ import json
 import os
 import pathlib
 import platform
+import shutil
 import sys
 import time
 
@@ -122,6 +124,7 @@ def main():
     report.update(scores=scores, eval_device=args.eval_device, generate_seconds=gen_seconds)
     timings["total"] = round(time.time() - log.start, 1)
     report_path.write_text(json.dumps(report, indent=1, default=float))
+    shutil.copy(out / "eval" / "contact_sheet.png", model / "samples.png")
     ex.write_card(model, report)
     log("run_all: timings " + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
     log(f"run_all: held-out scores: background {scores['background']:.3f}, shape colour {scores['colour']:.3f}, "

@@ -11,7 +11,7 @@ transformers + sentencepiece to read them):
       bpe_simple_vocab_16e6.txt.gz exactly as openai/CLIP's SimpleTokenizer builds it: merges = lines
       [1 : 49152-256-2+1]; vocab = 256 byte characters, the same + "</w>", the merges joined, then
       <|startoftext|>, <|endoftext|>.
-  assets/t5/spiece.model  a 1,000-piece SentencePiece unigram model (T5's ids: pad 0, eos 1, unk 2, no bos; nmt_nfkc)
+  assets/t5/spiece.model (+ tokenizer.json, tokenizer_config.json: the same, converted)  a 1,000-piece SentencePiece unigram model (T5's ids: pad 0, eos 1, unk 2, no bos; nmt_nfkc)
       trained single-threaded with a fixed seed on every caption of the world plus the 3,000 most frequent whole
       words of the CLIP vocabulary, so prompts outside the world tokenize into sensible pieces too.
 
@@ -72,6 +72,9 @@ def make_assets(bpe_gz):
         character_coverage=1.0, num_threads=1, required_chars="".join(c for c in string.printable if not c.isspace()),
         minloglevel=2)
     (ASSETS / "t5/spiece.model").write_bytes(model.getvalue())
+    # Also the converted fast tokenizer (tokenizer.json), so that every transformers version loads the very same
+    # tokenizer instead of converting spiece.model itself.
+    T5Tokenizer.from_pretrained(ASSETS / "t5", extra_ids=T5_EXTRA_IDS, model_max_length=512).save_pretrained(ASSETS / "t5")
 
 
 def load_tokenizers():
@@ -80,7 +83,8 @@ def load_tokenizers():
     tokenizer_2 with "!" (id 0), as in SD3."""
     clip = CLIPTokenizer.from_pretrained(ASSETS / "clip", model_max_length=77, pad_token="<|endoftext|>")
     clip_2 = CLIPTokenizer.from_pretrained(ASSETS / "clip", model_max_length=77, pad_token="!")
-    t5 = T5Tokenizer.from_pretrained(ASSETS / "t5", extra_ids=T5_EXTRA_IDS, model_max_length=512)
+    t5 = T5Tokenizer.from_pretrained(ASSETS / "t5")
+    assert len(t5) == T5_PIECES + T5_EXTRA_IDS and t5.convert_ids_to_tokens(len(t5) - 1) == "<extra_id_0>"
     assert clip("a photo of a cat").input_ids == [49406, 320, 1125, 539, 320, 2368, 49407]  # CLIP's own ids
     assert clip_2.pad_token_id == 0 and t5.pad_token_id == 0 and t5.eos_token_id == 1
     return clip, clip_2, t5

@@ -67,7 +67,7 @@ def check_reconstructions(vae, device, log, sheet=None):
     targets += [ds.TRAIN_COMBOS[i] for i in idx]
     images = torch.cat([img.cpu() for p in params for img in ds.render_batches(p, 256, device)])
     recon = ds.to_uint8(reconstruct(vae, images, device))
-    preds = ev.score_images(recon)
+    preds = ev.score_images(recon, device)
     acc = {"held_out": ev.accuracy(preds[:120], targets[:120]), "training": ev.accuracy(preds[120:], targets[120:])}
     err = (torch.from_numpy(recon).float() - torch.from_numpy(ds.to_uint8(images)).float()).abs().mean().item()
     for name, a in acc.items():
@@ -82,12 +82,15 @@ def check_reconstructions(vae, device, log, sheet=None):
             "training": {k: float(v) for k, v in acc["training"].items()}, "mean_abs_error": err, "ok": ok}
 
 
-def train_vae(work, steps=3000, batch=128, lr=1e-3, warmup=100, kl_weight=1e-4, device="cpu", seed=0, log=print):
+def train_vae(work, steps=3000, batch=128, lr=1e-3, warmup=100, kl_weight=1e-4, device="cpu", seed=0, log=print,
+              every=250):
     out = pathlib.Path(work) / "vae"
     if (out / "config.json").exists():
         log(f"vae: reusing {out}")
         return AutoencoderKL.from_pretrained(out).to(device), None
     torch.manual_seed(seed)
+    if torch.device(device).type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest convolutions once
     vae = make_vae().to(device).train()
     opt = torch.optim.Adam(vae.parameters(), lr=lr)
     rng = np.random.default_rng(seed + 1)
@@ -109,7 +112,7 @@ def train_vae(work, steps=3000, batch=128, lr=1e-3, warmup=100, kl_weight=1e-4, 
         loss.backward()
         opt.step()
         seen += rec.item() if step % 50 == 0 or step == steps - 1 else 0
-        if step % 250 == 0 or step == steps - 1:
+        if step % every == 0 or step == steps - 1:
             log(f"vae step {step + 1}/{steps}  rec {rec.item():.4f}  kl {kl.item():.3f}  "
                 f"posterior std {post.std.float().mean().item():.3f}  {time.time() - start:.0f}s")
     train_time = time.time() - start
