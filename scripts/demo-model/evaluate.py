@@ -170,7 +170,7 @@ def contact_sheet(images, targets, preds, path, cols=8, scale=2):
     """A grid: each image enlarged, its index and caption words, and what the scorer got wrong (red)."""
     from PIL import Image, ImageDraw
     size = images.shape[1] * scale
-    cell_w, cell_h = max(size, 160) + 8, size + 44
+    cell_w, cell_h = max(size, 160) + 8, size + 56
     rows = (len(images) + cols - 1) // cols
     sheet = Image.new("RGB", (cols * cell_w, rows * cell_h), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
@@ -180,7 +180,8 @@ def contact_sheet(images, targets, preds, path, cols=8, scale=2):
         draw.text((x, y + size + 2), f"{i:02d} {t[1]} {t[0]}", fill=(0, 0, 0))
         draw.text((x, y + size + 14), f"{t[2]} / {t[3]} bg", fill=(0, 0, 0))
         wrong = [f"{a}:{p[k] or '-'}" for k, a in ((0, "sh"), (1, "col"), (2, "pos"), (3, "bg")) if p[k] != t[k]]
-        draw.text((x, y + size + 26), " ".join(wrong) if wrong else "ok", fill=(200, 0, 0) if wrong else (0, 130, 0))
+        for line, part in enumerate((wrong[:2], wrong[2:]) if wrong else (["ok"],)):
+            draw.text((x, y + size + 26 + 12 * line), " ".join(part), fill=(200, 0, 0) if wrong else (0, 130, 0))
     sheet.save(path)
 
 
@@ -230,7 +231,8 @@ def main():
     if args.json:
         rows = [{"caption": c, "file": str(p), "predicted": dict(zip(("shape", "colour", "position", "background"), pr))}
                 for (c, p), pr in zip(pairs, preds)]
-        pathlib.Path(args.json).write_text(json.dumps({"scores": {k: float(v) for k, v in acc.items()}, "images": rows},
+        scores = {k: (int(v) if k == "n" else float(v)) for k, v in acc.items()}
+        pathlib.Path(args.json).write_text(json.dumps({"scores": scores, "images": rows},
                                                       indent=1))
 
 

@@ -93,7 +93,7 @@ def verify(out, parts):
     for f in out.rglob("*.safetensors"):
         dtypes = set(safetensors_dtypes(f).values())
         assert dtypes == {"F16"}, f"{f}: {dtypes}"
-    loaded = StableDiffusion3Pipeline.from_pretrained(out, torch_dtype=torch.float32)
+    loaded = StableDiffusion3Pipeline.from_pretrained(out, dtype=torch.float32)
     for name in ("transformer", "vae", "text_encoder", "text_encoder_2", "text_encoder_3"):
         ours = {k: v.float() for k, v in getattr(parts[name], "state_dict")().items()}
         theirs = getattr(loaded, name).state_dict()
@@ -129,7 +129,7 @@ length the model was trained with (`defaults.json`).
 `defaults.json`: {defaults}
 
 ```python
-pipe = StableDiffusion3Pipeline.from_pretrained("models/sd3-demo", torch_dtype=torch.float32)
+pipe = StableDiffusion3Pipeline.from_pretrained("models/sd3-demo", dtype=torch.float32)
 image = pipe("a red circle at the top left on a blue background", negative_prompt="", height=64, width=64,
              num_inference_steps=20, guidance_scale=3.0, max_sequence_length={t5_len}).images[0]
 ```

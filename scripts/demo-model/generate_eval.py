@@ -27,7 +27,7 @@ def generate_eval(model, out, device="cpu", batch=40, log=print):
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
     defaults = json.loads((pathlib.Path(model) / "defaults.json").read_text())
-    pipe = StableDiffusion3Pipeline.from_pretrained(model, torch_dtype=torch.float32).to(device)
+    pipe = StableDiffusion3Pipeline.from_pretrained(model, dtype=torch.float32).to(device)
     pipe.set_progress_bar_config(disable=True)
     assert pipe.scheduler.config.shift == defaults["shift"]
     start = time.time()
@@ -47,7 +47,7 @@ def generate_eval(model, out, device="cpu", batch=40, log=print):
     # Score the PNGs as written (what evaluate.py --images would read).
     images = np.stack([ev.load_png(out / f"{k:02d}.png") for k in range(len(images))])
     preds = ev.score_images(images)
-    acc = {k: float(v) for k, v in ev.accuracy(preds, ds.HELD_OUT).items()}
+    acc = {k: (int(v) if k == "n" else float(v)) for k, v in ev.accuracy(preds, ds.HELD_OUT).items()}
     ev.contact_sheet(images, ds.HELD_OUT, preds, out / "contact_sheet.png")
     rows = [{"caption": c, "file": f"{k:02d}.png", "predicted": dict(zip(("shape", "colour", "position", "background"), p))}
             for k, (c, p) in enumerate(zip(ds.HELD_OUT_CAPTIONS, preds))]

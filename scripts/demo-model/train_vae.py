@@ -78,8 +78,8 @@ def check_reconstructions(vae, device, log, sheet=None):
     ok = all(a[k] >= 0.9 for a in acc.values() for k in ("background", "colour", "shape", "position", "all"))
     if not ok:
         log("WARNING: VAE reconstructions score below 0.9 somewhere: train the VAE longer (--vae-steps)")
-    return {"held_out": {k: float(v) for k, v in acc["held_out"].items()},
-            "training": {k: float(v) for k, v in acc["training"].items()}, "mean_abs_error": err, "ok": ok}
+    as_json = lambda a: {k: (int(v) if k == "n" else float(v)) for k, v in a.items()}
+    return {"held_out": as_json(acc["held_out"]), "training": as_json(acc["training"]), "mean_abs_error": err, "ok": ok}
 
 
 def train_vae(work, steps=3000, batch=128, lr=1e-3, warmup=100, kl_weight=1e-4, device="cpu", seed=0, log=print,
