@@ -10,7 +10,7 @@ struct GenerateCommand: ParsableCommand {
         commandName: "generate",
         abstract: "Make an image from a prompt (txt2img), or from a prompt and an image (img2img, --init-image).")
 
-    @Option(help: "A diffusers SD3 model folder (model_index.json, transformer/, vae/, text encoders and tokenizers).")
+    @Option(help: "A diffusers SD3 model folder (model_index.json, transformer/, vae/, text encoders and tokenizers). Default: $SD3_MODEL, else the demo model in models/sd3-demo.")
     var model: String?
     @Option(name: .shortAndLong, help: "What to draw.") var prompt: String?
     @Option(name: [.customShort("n"), .long], help: "What to avoid (encoded even when empty, as diffusers does).") var negativePrompt: String?
@@ -35,7 +35,10 @@ struct GenerateCommand: ParsableCommand {
 
     func run() throws {
         let recalled = try paramsFrom.map(Self.recall)
-        guard let model = model ?? recalled?.modelPath else { throw ValidationError("give --model (a diffusers SD3 folder)") }
+        guard let model = model ?? recalled?.modelPath ?? ProcessInfo.processInfo.environment["SD3_MODEL"] ?? DemoModel.locate() else {
+            throw ValidationError("no model: give --model DIR (a diffusers SD3 folder); the demo model was not found in \(DemoModel.folderName)")
+        }
+        let d = try ModelDefaults.read(model: model)
         guard let prompt = prompt ?? recalled?.metadata.prompt else { throw ValidationError("give --prompt") }
         let precisionName = precision ?? recalled?.metadata.precision ?? "fp32"
         guard let precision = Precision(rawValue: precisionName) else { throw ValidationError("--precision must be fp32 or bf16, not '\(precisionName)'") }
@@ -43,12 +46,12 @@ struct GenerateCommand: ParsableCommand {
         guard (1...1024).contains(threads) else { throw ValidationError("--threads must be between 1 and 1024") }
         let r = recalled?.metadata
         var p = GenerationParameters(prompt: prompt)
-        p.negativePrompt = negativePrompt ?? r?.negativePrompt ?? ""
-        p.steps = steps ?? r?.steps ?? 28
-        p.guidanceScale = guidance ?? r?.guidanceScale ?? 7
+        p.negativePrompt = negativePrompt ?? r?.negativePrompt ?? d.negativePrompt ?? ""
+        p.steps = steps ?? r?.steps ?? d.steps ?? 28
+        p.guidanceScale = guidance ?? r?.guidanceScale ?? d.guidanceScale ?? 7
         p.seed = seed ?? r?.seed ?? UInt64.random(in: 0...UInt64(UInt32.max))
-        p.maxSequenceLength = maxSequenceLength ?? r?.maxSequenceLength ?? 256
-        p.shift = shift ?? r?.shift
+        p.maxSequenceLength = maxSequenceLength ?? r?.maxSequenceLength ?? d.maxSequenceLength ?? 256
+        p.shift = shift ?? r?.shift ?? d.shift
         if let initImage {
             p.initImage = try PNGFile.read(initImage).image
             p.strength = strength ?? r?.strength ?? 0.6
@@ -74,8 +77,8 @@ struct GenerateCommand: ParsableCommand {
         log("loading \(model)")
         let pipeline = try StableDiffusion3Pipeline(path: model, options: options)
         let defaultSide = pipeline.transformer.config.sampleSize * pipeline.vae.config.scaleFactor
-        p.width = width ?? r?.width ?? defaultSide
-        p.height = height ?? r?.height ?? defaultSide
+        p.width = width ?? r?.width ?? d.width ?? defaultSide
+        p.height = height ?? r?.height ?? d.height ?? defaultSide
         try pipeline.validate(p)
         Interrupt.install()
         log(String(format: "loaded in %.1f s; seed %llu, %d×%d, %d steps, guidance %g%@", Date().timeIntervalSince(started), p.seed,
