@@ -22,7 +22,7 @@ public enum FieldID: String, Sendable, CaseIterable {
         case .seedMode: return "Seed mode"
         case .width: return "Width"
         case .height: return "Height"
-        case .sizePreset: return "Size preset"
+        case .sizePreset: return "Preset"
         case .shift: return "Shift"
         case .t5: return "T5"
         case .precision: return "Precision"

@@ -56,9 +56,9 @@ private func drawSettings(_ state: StudioState, _ buffer: inout CellBuffer, _ la
     for field in Layout.settingsFields {
         guard let cell = layout.settingsCell(field) else { continue }
         let label = field.label + " "
-        let labelWidth = 12
+        let labelWidth = 11
         buffer.put(label, x: cell.x + 1, y: cell.y, role: .fieldLabel, limit: labelWidth)
-        let valueX = cell.x + 1 + labelWidth, valueWidth = cell.width - labelWidth - 2
+        let valueX = cell.x + 1 + labelWidth, valueWidth = cell.width - labelWidth - 1
         let isFocused = state.focus == field
         let role: Role = isFocused ? .focusedField : .field
         buffer.fill(x: valueX, y: cell.y, width: valueWidth, height: 1, with: Cell(" ", role))
@@ -74,7 +74,7 @@ private func drawSettings(_ state: StudioState, _ buffer: inout CellBuffer, _ la
             buffer.put(shown, x: valueX, y: cell.y, role: role, limit: valueWidth)
             if isFocused { buffer.cursor = (min(valueX + CellWidth.of(before) - offset, valueX + valueWidth - 1), cell.y) }
         } else {
-            buffer.put("‹ \(choiceText(state, field)) ›", x: valueX, y: cell.y, role: role, limit: valueWidth)
+            buffer.put(choiceText(state, field), x: valueX, y: cell.y, role: role, limit: valueWidth)
         }
     }
 }
@@ -161,5 +161,5 @@ private func drawHelp(_ buffer: inout CellBuffer, _ layout: Layout) {
         buffer.put(entry.0, x: x + 2, y: y + 1 + i, role: .fieldLabel)
         buffer.put(entry.1, x: x + 2 + keyWidth + 3, y: y + 1 + i, role: .help, limit: width - keyWidth - 7)
     }
-    buffer.put("Type to edit; Left/Right or Space change choices. F1 or Esc closes.", x: x + 2, y: y + height - 2, role: .hint, limit: width - 4)
+    buffer.put("Left/Right or Space change choices · F1 or Esc closes", x: x + 2, y: y + height - 2, role: .hint, limit: width - 4)
 }

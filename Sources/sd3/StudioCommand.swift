@@ -29,7 +29,9 @@ struct StudioCommand: AsyncParsableCommand {
             mode = chosen
         }
         guard (1...1024).contains(threads) else { throw ValidationError("--threads must be between 1 and 1024") }
-        let modelPath = model ?? environment["SD3_MODEL"].flatMap { $0.isEmpty ? nil : $0 }
+        // Absolute, so the PNG metadata and the history name the folder wherever they are read from.
+        let modelPath = (model ?? environment["SD3_MODEL"].flatMap { $0.isEmpty ? nil : $0 })
+            .map { URL(fileURLWithPath: $0).standardizedFileURL.path }
         var state = StudioState(model: modelPath, randomSeed: UInt64.random(in: 0...UInt64.max))
         state.graphics = mode
         if let prompt { state.set(.prompt, prompt) }
