@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 
 # Debian 12 packages the build needs (checked with dpkg, installed with apt-get when missing).
-DEBIAN_PACKAGES := libdnnl-dev libopenblas-dev libncursesw5-dev libpng-dev pkg-config
+DEBIAN_PACKAGES := libdnnl-dev libopenblas-dev libncursesw5-dev libpng-dev pkg-config tmux
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SWIFT ?= swift
 # The engine's thread count; CI machines and this one have 2 cores.
@@ -26,9 +26,9 @@ build: deps
 release: deps
 	$(SWIFT) build -c release -j $(JOBS)
 
-# Until the studio lands, `make studio` shows what the sd3 command offers.
+# Opens the studio; the model comes from SD3_MODEL (or run `sd3 studio --model DIR` directly).
 studio: release
-	"$$($(SWIFT) build -c release --show-bin-path)/sd3" --help
+	"$$($(SWIFT) build -c release --show-bin-path)/sd3" studio
 
 test: deps
 	$(SWIFT) build --build-tests -j $(JOBS)

@@ -22,10 +22,12 @@ let package = Package(
         .target(name: "Tokenizers"),
         .target(name: "ImageIO", dependencies: ["CPNG"]),
         .target(name: "SD3", dependencies: ["Tensors", "SafeTensors", "Tokenizers", "ImageIO"]),
+        .target(name: "StudioCore", dependencies: ["SD3", "ImageIO", "Tensors"]),
+        .target(name: "StudioTerminal", dependencies: ["StudioCore", "CNcurses"]),
         .executableTarget(
             name: "sd3",
             dependencies: [
-                "Tensors", "SafeTensors", "Tokenizers", "ImageIO", "SD3",
+                "Tensors", "SafeTensors", "Tokenizers", "ImageIO", "SD3", "StudioCore", "StudioTerminal",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -34,6 +36,7 @@ let package = Package(
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SD3Tests", dependencies: ["SD3", "SafeTensors"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO", "SafeTensors"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "StudioCoreTests", dependencies: ["StudioCore", "SD3", "ImageIO"], exclude: ["Snapshots"]),
         .testTarget(name: "SystemLibrariesTests", dependencies: ["CNcurses", "CPNG"]),
     ]
 )

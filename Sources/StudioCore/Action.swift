@@ -1,0 +1,86 @@
+import ImageIO
+import SD3
+
+/// A key as the terminal driver decodes it; bindings map keys to actions.
+public enum Key: Sendable, Hashable {
+    case character(Character)
+    case paste(String)
+    case enter, tab, backTab, backspace, delete, escape
+    case left, right, up, down, home, end, ctrlLeft, ctrlRight
+    case function(Int)
+    case ctrl(Character)
+    case alt(Character)
+
+    public var name: String {
+        switch self {
+        case let .character(c): return c == " " ? "Space" : String(c)
+        case .paste: return "Paste"
+        case .enter: return "Enter"
+        case .tab: return "Tab"
+        case .backTab: return "Shift-Tab"
+        case .backspace: return "Backspace"
+        case .delete: return "Delete"
+        case .escape: return "Esc"
+        case .left: return "Left"
+        case .right: return "Right"
+        case .up: return "Up"
+        case .down: return "Down"
+        case .home: return "Home"
+        case .end: return "End"
+        case .ctrlLeft: return "Ctrl-Left"
+        case .ctrlRight: return "Ctrl-Right"
+        case let .function(n): return "F\(n)"
+        case let .ctrl(c): return "Ctrl-\(c.uppercased())"
+        case let .alt(c): return "Alt-\(c)"
+        }
+    }
+}
+
+/// Everything that can change the state: keys (through the binding table), engine events and the results of
+/// effects the session ran.
+public enum Action: Sendable {
+    // Editing the focused field.
+    case insert(String)
+    case newline
+    case backspace, delete, left, right, up, down, home, end, wordLeft, wordRight
+    case deleteToLineStart, deleteToLineEnd
+    // Moving between fields and panels.
+    case nextField, previousField
+    case toggleHelp
+    // Generation.
+    case generate, cancel, toggleFavorite, quit
+    case resize(columns: Int, rows: Int)
+    case engine(GenerationEvent)
+    /// The stream ended without `finished`: an error message, or nil when it was cancelled.
+    case generationStopped(error: String?)
+    case saved(HistoryRecord)
+    case failed(String)
+    case favoriteSaved(id: Int, favorite: Bool)
+}
+
+/// What a generation needs beyond the state: read from the fields by the reducer, run by the session.
+public struct GenerationRequest: Sendable, Equatable {
+    public var parameters: GenerationParameters
+    public var model: String
+    public var useT5: Bool
+    public var precision: PrecisionChoice
+    /// img2img: the PNG to start from, read by the session (the reducer does no I/O).
+    public var initImagePath: String?
+}
+
+/// Work the reducer asks for; the session performs it and reports back with actions.
+public enum Effect: Sendable, Equatable {
+    case start(GenerationRequest)
+    case cancel
+    case save(image: RGBImage, metadata: ImageMetadata)
+    case setFavorite(id: Int, favorite: Bool)
+    case quit
+}
+
+public struct Reaction: Sendable, Equatable {
+    public var redraw: Bool
+    public var effects: [Effect]
+
+    public init(redraw: Bool = true, effects: [Effect] = []) { (self.redraw, self.effects) = (redraw, effects) }
+    public static let none = Reaction(redraw: false)
+}

@@ -1,0 +1,48 @@
+/// The one binding table (design.md, Studio): keys → actions, in the order the help overlay lists them.
+/// Printable characters and pastes insert text and are not listed.
+public struct Binding: Sendable {
+    public var keys: [Key]
+    public var action: Action
+    public var help: String
+}
+
+public enum Bindings {
+    public static let table: [Binding] = [
+        Binding(keys: [.function(5), .ctrl("g")], action: .generate, help: "generate with the current settings"),
+        Binding(keys: [.escape], action: .cancel, help: "cancel the running generation (or close help)"),
+        Binding(keys: [.function(2)], action: .toggleFavorite, help: "star / unstar the current image"),
+        Binding(keys: [.function(1)], action: .toggleHelp, help: "show / hide this help"),
+        Binding(keys: [.function(10), .ctrl("q")], action: .quit, help: "quit (cancels a running generation)"),
+        Binding(keys: [.tab], action: .nextField, help: "next field"),
+        Binding(keys: [.backTab], action: .previousField, help: "previous field"),
+        Binding(keys: [.left], action: .left, help: "cursor left; previous choice"),
+        Binding(keys: [.right], action: .right, help: "cursor right; next choice"),
+        Binding(keys: [.up], action: .up, help: "row up"),
+        Binding(keys: [.down], action: .down, help: "row down"),
+        Binding(keys: [.home, .ctrl("a")], action: .home, help: "start of line"),
+        Binding(keys: [.end, .ctrl("e")], action: .end, help: "end of line"),
+        Binding(keys: [.ctrlLeft, .alt("b")], action: .wordLeft, help: "previous word"),
+        Binding(keys: [.ctrlRight, .alt("f")], action: .wordRight, help: "next word"),
+        Binding(keys: [.backspace], action: .backspace, help: "delete before the cursor"),
+        Binding(keys: [.delete, .ctrl("d")], action: .delete, help: "delete at the cursor"),
+        Binding(keys: [.ctrl("u")], action: .deleteToLineStart, help: "delete to the start of the line"),
+        Binding(keys: [.ctrl("k")], action: .deleteToLineEnd, help: "delete to the end of the line"),
+        Binding(keys: [.enter], action: .newline, help: "new line in a prompt; next field elsewhere"),
+    ]
+
+    static let lookup: [Key: Action] = {
+        var map: [Key: Action] = [:]
+        for binding in table { for key in binding.keys where map[key] == nil { map[key] = binding.action } }
+        return map
+    }()
+
+    /// The action for a key: the table's, or text insertion for characters and pastes.
+    public static func action(for key: Key) -> Action? {
+        if let action = lookup[key] { return action }
+        switch key {
+        case let .character(c): return .insert(String(c))
+        case let .paste(text): return .insert(text)
+        default: return nil
+        }
+    }
+}

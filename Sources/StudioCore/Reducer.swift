@@ -1,0 +1,206 @@
+import Foundation
+import SD3
+
+/// The one place the state changes: `reduce(&state, action)` updates it and returns what the session must do.
+public func reduce(_ state: inout StudioState, _ action: Action) -> Reaction {
+    switch action {
+    case .insert, .newline, .backspace, .delete, .left, .right, .up, .down, .home, .end, .wordLeft, .wordRight,
+         .deleteToLineStart, .deleteToLineEnd:
+        return edit(&state, action)
+    case .nextField:
+        state.focus = cycled(state.focus, by: 1)
+    case .previousField:
+        state.focus = cycled(state.focus, by: -1)
+    case .toggleHelp:
+        state.showHelp.toggle()
+    case .generate:
+        return generate(&state)
+    case .cancel:
+        if state.showHelp {
+            state.showHelp = false
+        } else if state.isRunning {
+            state.job = .cancelling
+            state.status = Status(text: "Cancelling…", isError: false)
+            return Reaction(effects: [.cancel])
+        } else {
+            return .none
+        }
+    case .toggleFavorite:
+        guard var current = state.current else {
+            state.status = Status(text: "No saved image to star yet", isError: true)
+            return Reaction()
+        }
+        current.favorite.toggle()
+        state.current = current
+        return Reaction(effects: [.setFavorite(id: current.id, favorite: current.favorite)])
+    case .quit:
+        state.shouldQuit = true
+        return Reaction(effects: state.isRunning ? [.cancel, .quit] : [.quit])
+    case let .resize(columns, rows):
+        (state.columns, state.rows) = (columns, rows)
+    case let .engine(event):
+        return receive(&state, event)
+    case let .generationStopped(error):
+        if let error {
+            state.job = .failed(error)
+            state.status = Status(text: error, isError: true)
+        } else {
+            state.job = .idle
+            state.status = Status(text: "Cancelled", isError: false)
+        }
+    case let .saved(record):
+        state.current = record
+        state.status = Status(text: "Saved \(record.file)", isError: false)
+    case let .failed(message):
+        state.status = Status(text: message, isError: true)
+    case let .favoriteSaved(id, favorite):
+        state.status = Status(text: favorite ? "★ Starred #\(id)" : "Unstarred #\(id)", isError: false)
+    }
+    return Reaction()
+}
+
+private func edit(_ state: inout StudioState, _ action: Action) -> Reaction {
+    let field = state.focus
+    if field.kind == .choice {
+        switch action {
+        case .left: cycleChoice(&state, field, by: -1)
+        case .right, .insert(" "): cycleChoice(&state, field, by: 1)
+        case .newline, .down: state.focus = cycled(field, by: 1)
+        case .up: state.focus = cycled(field, by: -1)
+        default: return .none
+        }
+        return Reaction()
+    }
+    guard var editor = state.editors[field] else { return .none }
+    let width = Layout(columns: state.columns, rows: state.rows).editorWidth
+    switch action {
+    case let .insert(text):
+        editor.insert(field.kind == .multiLine ? text : text.replacingOccurrences(of: "\n", with: " "))
+    case .newline:
+        if field.kind == .multiLine { editor.insert("\n") } else { state.focus = cycled(field, by: 1) }
+    case .backspace: editor.backspace()
+    case .delete: editor.delete()
+    case .left: editor.left()
+    case .right: editor.right()
+    case .up:
+        if field.kind == .multiLine { editor.vertical(-1, width: width) } else { state.focus = cycled(field, by: -1) }
+    case .down:
+        if field.kind == .multiLine { editor.vertical(1, width: width) } else { state.focus = cycled(field, by: 1) }
+    case .home: editor.home()
+    case .end: editor.end()
+    case .wordLeft: editor.wordLeft()
+    case .wordRight: editor.wordRight()
+    case .deleteToLineStart: editor.deleteToLineStart()
+    case .deleteToLineEnd: editor.deleteToLineEnd()
+    default: return .none
+    }
+    state.editors[field] = editor
+    return Reaction()
+}
+
+private func cycleChoice(_ state: inout StudioState, _ field: FieldID, by delta: Int) {
+    switch field {
+    case .seedMode: state.seedMode = cycled(state.seedMode, by: delta)
+    case .t5: state.t5.toggle()
+    case .precision: state.precision = cycled(state.precision, by: delta)
+    case .sizePreset:
+        let count = SizePresets.all.count
+        let next = state.sizePresetIndex.map { (($0 + delta) % count + count) % count } ?? 0
+        let size = SizePresets.all[next]
+        state.set(.width, "\(size.width)")
+        state.set(.height, "\(size.height)")
+    default: break
+    }
+}
+
+/// Reads the fields into a request, choosing the seed by its mode; a bad field is a status-line error.
+private func generate(_ state: inout StudioState) -> Reaction {
+    guard !state.isRunning else {
+        state.status = Status(text: "A generation is running: Esc cancels it", isError: true)
+        return Reaction()
+    }
+    guard let model = state.model else {
+        state.status = Status(text: "No model: restart with `sd3 studio --model DIR` or set SD3_MODEL", isError: true)
+        return Reaction()
+    }
+    let prompt = state.text(.prompt).trimmingCharacters(in: .whitespacesAndNewlines)
+    guard !prompt.isEmpty else {
+        state.status = Status(text: "Type a prompt first", isError: true)
+        return Reaction()
+    }
+    do throws(FieldError) {
+        var p = GenerationParameters(prompt: prompt)
+        p.negativePrompt = state.text(.negativePrompt).trimmingCharacters(in: .whitespacesAndNewlines)
+        p.steps = try number(state, .steps, Int.init)
+        p.guidanceScale = try number(state, .guidance, Double.init)
+        p.width = try number(state, .width, Int.init)
+        p.height = try number(state, .height, Int.init)
+        p.shift = state.text(.shift).isEmpty ? nil : try number(state, .shift, Double.init)
+        let initImage = state.text(.initImage).trimmingCharacters(in: .whitespaces)
+        if !initImage.isEmpty { p.strength = try number(state, .strength, Double.init) }
+        switch state.seedMode {
+        case .fixed:
+            p.seed = try number(state, .seed, UInt64.init)
+        case .random:
+            p.seed = nextRandom(&state.randomState) & 0xFFFF_FFFF
+        case .increment:
+            if let last = state.lastSeed { p.seed = last &+ 1 } else { p.seed = try number(state, .seed, UInt64.init) }
+        }
+        state.set(.seed, "\(p.seed)")
+        state.lastSeed = p.seed
+        let request = GenerationRequest(parameters: p, model: model, useT5: state.t5, precision: state.precision,
+                                        initImagePath: initImage.isEmpty ? nil : initImage)
+        state.job = .running(.starting)
+        state.status = Status(text: "Generating seed \(p.seed)…", isError: false)
+        return Reaction(effects: [.start(request)])
+    } catch {
+        state.status = Status(text: error.description, isError: true)
+        return Reaction()
+    }
+}
+
+struct FieldError: Error, CustomStringConvertible {
+    let description: String
+}
+
+private func number<T>(_ state: StudioState, _ field: FieldID, _ parse: (String) -> T?) throws(FieldError) -> T {
+    let text = state.text(field).trimmingCharacters(in: .whitespaces)
+    guard let value = parse(text) else { throw FieldError(description: "\(field.label): '\(text)' is not a valid number") }
+    return value
+}
+
+/// SplitMix64 (Steele, Lea, Flood 2014): a tiny generator whose state lives in StudioState.
+func nextRandom(_ state: inout UInt64) -> UInt64 {
+    state &+= 0x9E37_79B9_7F4A_7C15
+    var z = state
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+}
+
+private func receive(_ state: inout StudioState, _ event: GenerationEvent) -> Reaction {
+    guard state.job != .cancelling else { return .none }
+    switch event {
+    case let .loading(model):
+        state.job = .running(.loading)
+        state.status = Status(text: "Loading \(model)…", isError: false)
+    case let .loaded(seconds):
+        state.status = Status(text: String(format: "Model loaded in %.1f s", seconds), isError: false)
+    case .encodingPrompt:
+        state.job = .running(.encoding)
+    case let .encodedPrompt(seconds, cached, warnings):
+        let text = cached ? "Prompt unchanged: text encoders skipped" : String(format: "Prompt encoded in %.2f s", seconds)
+        state.status = Status(text: ([text] + warnings).joined(separator: "; "), isError: false)
+    case let .step(index, total, _, elapsed, preview):
+        state.job = .running(.denoising(step: index + 1, total: total, elapsed: elapsed))
+        state.preview = preview
+    case .decoding:
+        state.job = .running(.decoding)
+    case let .finished(image, metadata, seconds):
+        state.job = .finished(seconds: seconds)
+        state.preview = image
+        state.status = Status(text: String(format: "Done in %.1f s; saving…", seconds), isError: false)
+        return Reaction(effects: [.save(image: image, metadata: metadata)])
+    }
+    return Reaction()
+}

@@ -1,0 +1,165 @@
+import Foundation
+
+/// The whole screen for a state and a size: a pure function (design.md, Studio), snapshot-tested as text.
+public func render(_ state: StudioState, columns: Int, rows: Int) -> CellBuffer {
+    var buffer = CellBuffer(width: columns, height: rows)
+    let layout = Layout(columns: columns, rows: rows)
+    guard layout.fits else {
+        let lines = ["The terminal is \(columns)×\(rows).", "SD3 Studio needs at least \(Layout.minimumColumns)×\(Layout.minimumRows).",
+                     "Enlarge the window, or F10 to quit."]
+        for (i, line) in lines.enumerated() {
+            let width = CellWidth.of(line)
+            buffer.put(line, x: max(0, (columns - width) / 2), y: max(0, rows / 2 - 1 + i), role: i == 0 ? .statusError : .normal)
+        }
+        return buffer
+    }
+    drawHeader(state, &buffer, layout)
+    for field in [FieldID.prompt, .negativePrompt] { drawEditor(state, field, &buffer, layout.editor(field)) }
+    drawSettings(state, &buffer, layout)
+    drawPreview(state, &buffer, layout)
+    drawProgress(state, &buffer, layout)
+    let status = state.status
+    buffer.put(CellWidth.truncate(status.text, to: columns), x: 0, y: layout.statusRow, role: status.isError ? .statusError : .status)
+    if state.showHelp { drawHelp(&buffer, layout) }
+    return buffer
+}
+
+private func drawHeader(_ state: StudioState, _ buffer: inout CellBuffer, _ layout: Layout) {
+    buffer.fill(x: 0, y: 0, width: layout.columns, height: 1, with: Cell(" ", .title))
+    buffer.put(" SD3 Studio · \(state.modelName)", x: 0, y: 0, role: .title)
+    let keys = "F1 help  F5 generate  Esc cancel  F2 star  F10 quit "
+    buffer.put(keys, x: layout.columns - CellWidth.of(keys), y: 0, role: .title)
+}
+
+private func drawEditor(_ state: StudioState, _ field: FieldID, _ buffer: inout CellBuffer, _ box: Rect) {
+    let focused = state.focus == field
+    buffer.box(x: box.x, y: box.y, width: box.width, height: box.height, title: field.label, role: focused ? .focusedBorder : .border)
+    guard let editor = state.editors[field] else { return }
+    let inner = box.inner
+    let rows = editor.rows(width: inner.width)
+    let (cursorRow, cursorColumn) = editor.location(width: inner.width)
+    // Scroll only as far as needed to keep the cursor's row visible.
+    let top = max(0, cursorRow - inner.height + 1)
+    for (i, row) in rows.dropFirst(top).prefix(inner.height).enumerated() {
+        buffer.put(editor.line(row), x: inner.x, y: inner.y + i, role: .field, limit: inner.width)
+    }
+    if editor.characters.isEmpty, !focused {
+        buffer.put(field == .prompt ? "what to draw" : "what to avoid", x: inner.x, y: inner.y, role: .hint)
+    }
+    if focused { buffer.cursor = (inner.x + cursorColumn, inner.y + cursorRow - top) }
+}
+
+private func drawSettings(_ state: StudioState, _ buffer: inout CellBuffer, _ layout: Layout) {
+    let box = layout.settings
+    let focused = Layout.settingsFields.contains(state.focus)
+    buffer.box(x: box.x, y: box.y, width: box.width, height: box.height, title: "Settings", role: focused ? .focusedBorder : .border)
+    for field in Layout.settingsFields {
+        guard let cell = layout.settingsCell(field) else { continue }
+        let label = field.label + " "
+        let labelWidth = 11
+        buffer.put(label, x: cell.x + 1, y: cell.y, role: .fieldLabel, limit: labelWidth)
+        let valueX = cell.x + 1 + labelWidth, valueWidth = cell.width - labelWidth - 1
+        let isFocused = state.focus == field
+        let role: Role = isFocused ? .focusedField : .field
+        buffer.fill(x: valueX, y: cell.y, width: valueWidth, height: 1, with: Cell(" ", role))
+        if let editor = state.editors[field] {
+            // Single-line fields show their tail when the text is longer than the cell (paths, mostly).
+            let before = String(editor.characters[..<editor.cursor]), text = editor.text
+            var shown = text, offset = 0
+            while CellWidth.of(shown) > valueWidth - 1, !shown.isEmpty, CellWidth.of(before) - offset > valueWidth / 2 {
+                offset += CellWidth.of(shown.removeFirst())
+            }
+            if text.isEmpty, field == .shift { buffer.put("model", x: valueX, y: cell.y, role: isFocused ? role : .hint) }
+            if text.isEmpty, field == .initImage { buffer.put("none", x: valueX, y: cell.y, role: isFocused ? role : .hint) }
+            buffer.put(shown, x: valueX, y: cell.y, role: role, limit: valueWidth)
+            if isFocused { buffer.cursor = (min(valueX + CellWidth.of(before) - offset, valueX + valueWidth - 1), cell.y) }
+        } else {
+            buffer.put(choiceText(state, field), x: valueX, y: cell.y, role: role, limit: valueWidth)
+        }
+    }
+}
+
+func choiceText(_ state: StudioState, _ field: FieldID) -> String {
+    switch field {
+    case .seedMode: return state.seedMode.rawValue
+    case .t5: return state.t5 ? "on" : "off"
+    case .precision: return state.precision.rawValue
+    case .sizePreset:
+        guard let i = state.sizePresetIndex else { return "custom" }
+        return "\(SizePresets.all[i].width)×\(SizePresets.all[i].height)"
+    default: return ""
+    }
+}
+
+private func drawPreview(_ state: StudioState, _ buffer: inout CellBuffer, _ layout: Layout) {
+    let box = layout.preview
+    buffer.box(x: box.x, y: box.y, width: box.width, height: box.height, title: "Preview")
+    let area = layout.image
+    let caption: String
+    let captionRole: Role
+    if let image = state.preview {
+        SymbolArt.draw(image, into: &buffer, area: area, mode: state.graphics)
+        if case .finished = state.job, let current = state.current {
+            caption = (current.favorite ? "★ " : "") + URL(fileURLWithPath: current.file).lastPathComponent
+            captionRole = current.favorite ? .favorite : .hint
+        } else if state.isRunning {
+            caption = "latent preview \(image.width)×\(image.height)"
+            captionRole = .hint
+        } else {
+            caption = "\(image.width)×\(image.height)"
+            captionRole = .hint
+        }
+    } else {
+        buffer.put("No image yet: F5 makes one", x: area.x + 1, y: area.y + area.height / 2, role: .hint, limit: area.width - 1)
+        caption = ""
+        captionRole = .hint
+    }
+    buffer.put(caption, x: area.x + 1, y: area.y + area.height, role: captionRole, limit: area.width - 1)
+}
+
+private func drawProgress(_ state: StudioState, _ buffer: inout CellBuffer, _ layout: Layout) {
+    let y = layout.progressRow
+    switch state.job {
+    case .idle:
+        buffer.put("Ready", x: 0, y: y, role: .progressText)
+    case .cancelling:
+        buffer.put("Cancelling…", x: 0, y: y, role: .progressText)
+    case let .finished(seconds):
+        buffer.put(String(format: "Finished in %.1f s", seconds), x: 0, y: y, role: .progressText)
+    case .failed:
+        buffer.put("Failed (see below)", x: 0, y: y, role: .statusError)
+    case let .running(phase):
+        switch phase {
+        case .starting: buffer.put("Starting…", x: 0, y: y, role: .progressText)
+        case .loading: buffer.put("Loading the model…", x: 0, y: y, role: .progressText)
+        case .encoding: buffer.put("Encoding the prompt…", x: 0, y: y, role: .progressText)
+        case .decoding: buffer.put("Decoding the image…", x: 0, y: y, role: .progressText)
+        case let .denoising(step, total, elapsed):
+            let perStep = elapsed / Double(max(step, 1))
+            let label = String(format: "step %d/%d ", step, total)
+            let times = String(format: " %.2f s/step  ETA %.0f s", perStep, perStep * Double(total - step))
+            let barWidth = max(10, layout.columns - CellWidth.of(label) - CellWidth.of(times) - 2)
+            let filled = barWidth * step / max(total, 1)
+            var x = buffer.put(label, x: 0, y: y, role: .progressText)
+            x += buffer.put(String(repeating: "█", count: filled), x: x, y: y, role: .progressBar)
+            x += buffer.put(String(repeating: "░", count: barWidth - filled), x: x, y: y, role: .border)
+            buffer.put(times, x: x, y: y, role: .progressText)
+        }
+    }
+}
+
+/// The help overlay, generated from the binding table.
+private func drawHelp(_ buffer: inout CellBuffer, _ layout: Layout) {
+    let entries = Bindings.table.map { ($0.keys.map(\.name).joined(separator: ", "), $0.help) }
+    let keyWidth = entries.map { CellWidth.of($0.0) }.max() ?? 0
+    let width = min(layout.columns - 4, keyWidth + 3 + (entries.map { CellWidth.of($0.1) }.max() ?? 0) + 4)
+    let height = min(layout.rows, entries.count + 3)
+    let x = (layout.columns - width) / 2, y = (layout.rows - height) / 2
+    buffer.fill(x: x, y: y, width: width, height: height, with: Cell(" ", .help))
+    buffer.box(x: x, y: y, width: width, height: height, title: "Help: keys", role: .focusedBorder)
+    for (i, entry) in entries.prefix(height - 3).enumerated() {
+        buffer.put(entry.0, x: x + 2, y: y + 1 + i, role: .fieldLabel)
+        buffer.put(entry.1, x: x + 2 + keyWidth + 3, y: y + 1 + i, role: .help, limit: width - keyWidth - 7)
+    }
+    buffer.put("Left/Right or Space change choices · F1 or Esc closes", x: x + 2, y: y + height - 2, role: .hint, limit: width - 4)
+}

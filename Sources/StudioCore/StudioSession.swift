@@ -1,0 +1,117 @@
+import Foundation
+import ImageIO
+import SD3
+import Tensors
+
+/// Where the studio keeps its files: the output folder and the history store.
+public struct StudioConfig: Sendable {
+    public var model: String?
+    public var outputFolder: OutputFolder
+    public var history: HistoryStore
+    public var threads: Int
+
+    public init(model: String?, outputFolder: OutputFolder, history: HistoryStore,
+                threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
+        (self.model, self.outputFolder, self.history, self.threads) = (model, outputFolder, history, threads)
+    }
+}
+
+/// Runs the reducer's effects: owns the engine (models stay loaded between runs) and the running generation,
+/// consumes its events on the main actor and turns them back into actions. `onChange` tells the terminal a
+/// redraw is due; the terminal coalesces those to ≤ 30 a second.
+@MainActor
+public final class StudioSession {
+    public private(set) var state: StudioState
+    public let config: StudioConfig
+    public var onChange: () -> Void = {}
+    private let engine = InferenceEngine()
+    private var generation: Task<Void, Never>?
+    private var saving: Task<Void, Never>?
+
+    public init(state: StudioState, config: StudioConfig) {
+        self.state = state
+        self.config = config
+    }
+
+    public func send(_ action: Action) {
+        let reaction = reduce(&state, action)
+        for effect in reaction.effects { perform(effect) }
+        if reaction.redraw { onChange() }
+    }
+
+    /// Waits for the running generation and any save to end (after a cancel they end within a transformer block).
+    public func settle() async {
+        await generation?.value
+        await saving?.value
+    }
+
+    private func perform(_ effect: Effect) {
+        switch effect {
+        case let .start(request):
+            start(request)
+        case .cancel:
+            generation?.cancel()
+        case let .save(image, metadata):
+            let (folder, history) = (config.outputFolder, config.history)
+            saving = Task { @MainActor in
+                let result = await Task.detached { () -> Result<HistoryRecord, HistoryError> in
+                    do throws(HistoryError) {
+                        let (number, path) = try folder.save(image, metadata: metadata)
+                        let record = HistoryRecord(id: number, file: path, date: Date(), metadata: metadata)
+                        try history.append(record)
+                        return .success(record)
+                    } catch {
+                        return .failure(error)
+                    }
+                }.value
+                switch result {
+                case let .success(record): send(.saved(record))
+                case let .failure(error): send(.failed(error.description))
+                }
+            }
+        case let .setFavorite(id, favorite):
+            do {
+                try config.history.setFavorite(id: id, favorite)
+                send(.favoriteSaved(id: id, favorite: favorite))
+            } catch {
+                send(.failed(error.description))
+            }
+        case .quit:
+            generation?.cancel()
+        }
+    }
+
+    private func start(_ request: GenerationRequest) {
+        var parameters = request.parameters
+        if let path = request.initImagePath {
+            do {
+                parameters.initImage = try PNGFile.read(path).image
+            } catch {
+                send(.generationStopped(error: "Init image: \(error.description)"))
+                return
+            }
+        }
+        var options = LoadOptions()
+        options.precision = request.precision == .bf16 ? .bf16 : .fp32
+        options.useT5 = request.useT5
+        options.threads = config.threads
+        // Always load the VAE encoder so switching to img2img does not reload the model.
+        options.withVAEEncoder = true
+        let engine = self.engine
+        generation = Task { @MainActor in
+            let stream = await engine.generate(parameters, model: request.model, options: options)
+            var finished = false
+            do {
+                for try await event in stream {
+                    if case .finished = event { finished = true }
+                    send(.engine(event))
+                }
+                if !finished { send(.generationStopped(error: nil)) }
+            } catch is CancellationError {
+                send(.generationStopped(error: nil))
+            } catch {
+                send(.generationStopped(error: "\(error)"))
+            }
+        }
+    }
+}

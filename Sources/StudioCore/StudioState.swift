@@ -1,0 +1,103 @@
+import ImageIO
+import SD3
+
+/// Everything the screen shows, as a value (design.md, Studio): the reducer changes it, `render` draws it.
+public struct StudioState: Sendable {
+    public var columns = 80
+    public var rows = 24
+    public var editors: [FieldID: TextEditor] = [:]
+    public var seedMode = SeedMode.fixed
+    public var t5 = true
+    public var precision = PrecisionChoice.fp32
+    public var focus = FieldID.prompt
+    public var job = Job.idle
+    /// The latent preview while generating, then the finished image.
+    public var preview: RGBImage?
+    /// The last saved image and whether it is starred.
+    public var current: HistoryRecord?
+    public var status = Status(text: "", isError: false)
+    public var showHelp = false
+    public var shouldQuit = false
+    /// The model folder; nil when none was given (the studio still opens and says how to give one).
+    public var model: String?
+    public var graphics = GraphicsMode.symbols
+    /// The seed used by the last generation started, for increment mode.
+    public var lastSeed: UInt64?
+    /// SplitMix64 state for random seeds, so the reducer stays a pure function of its inputs.
+    public var randomState: UInt64
+
+    public init(model: String?, randomSeed: UInt64 = 0x9E37_79B9_7F4A_7C15) {
+        self.model = model
+        randomState = randomSeed
+        for field in FieldID.allCases where field.kind != .choice { editors[field] = TextEditor() }
+        set(.steps, "28")
+        set(.guidance, "7")
+        set(.seed, "0")
+        set(.width, "1024")
+        set(.height, "1024")
+        set(.strength, "0.6")
+        if model == nil {
+            status = Status(text: "No model: start with `sd3 studio --model DIR` or set SD3_MODEL to a diffusers SD3 folder", isError: true)
+        } else {
+            status = Status(text: "Type a prompt, F5 to generate, F1 for help", isError: false)
+        }
+    }
+
+    public func text(_ field: FieldID) -> String { editors[field]?.text ?? "" }
+
+    public mutating func set(_ field: FieldID, _ text: String) { editors[field] = TextEditor(text) }
+
+    public var isRunning: Bool {
+        if case .running = job { return true }
+        return false
+    }
+
+    public var sizePresetIndex: Int? {
+        guard let w = Int(text(.width)), let h = Int(text(.height)) else { return nil }
+        return SizePresets.index(width: w, height: h)
+    }
+
+    public var modelName: String {
+        guard let model else { return "no model" }
+        return model.split(separator: "/").last.map(String.init) ?? model
+    }
+}
+
+public struct Status: Sendable, Equatable {
+    public var text: String
+    public var isError: Bool
+    public init(text: String, isError: Bool) { (self.text, self.isError) = (text, isError) }
+}
+
+public enum Job: Sendable, Equatable {
+    case idle
+    case running(Phase)
+    case cancelling
+    case finished(seconds: Double)
+    case failed(String)
+
+    public enum Phase: Sendable, Equatable {
+        case starting
+        case loading
+        case encoding
+        case denoising(step: Int, total: Int, elapsed: Double)
+        case decoding
+    }
+}
+
+/// How images are drawn in the preview pane (`--graphics`).
+public enum GraphicsMode: String, Sendable, CaseIterable {
+    case symbols, ascii, none
+}
+
+extension GraphicsMode {
+    /// `--graphics auto`: half-block symbols on a UTF-8 terminal, ASCII otherwise (LC_ALL, then LC_CTYPE, then LANG,
+    /// as setlocale reads them). Pixel protocols (sixel, kitty) are not implemented yet, so tmux needs no case.
+    public static func detect(environment: [String: String]) -> GraphicsMode {
+        if environment["TERM"] == "dumb" { return .ascii }
+        let locale = [environment["LC_ALL"], environment["LC_CTYPE"], environment["LANG"]]
+            .compactMap { $0 }.first { !$0.isEmpty } ?? ""
+        let utf8 = locale.uppercased().contains("UTF-8") || locale.uppercased().contains("UTF8")
+        return utf8 ? .symbols : .ascii
+    }
+}

@@ -1,0 +1,56 @@
+import ArgumentParser
+import Foundation
+import StudioCore
+import StudioTerminal
+
+struct StudioCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "studio",
+        abstract: "The terminal studio: edit a prompt and settings, F5 to generate, watch the preview (the default command).")
+
+    @Option(help: "A diffusers SD3 model folder (default: $SD3_MODEL).") var model: String?
+    @Option(help: "Where finished images go (default: $XDG_DATA_HOME/sd3-studio/outputs).") var outputDir: String?
+    @Option(help: "Image output in the terminal: auto, symbols, ascii or none.") var graphics = "auto"
+    @Option(name: .shortAndLong, help: "The prompt to start with.") var prompt: String?
+    @Option(name: [.customShort("W"), .long], help: "Starting width.") var width: Int?
+    @Option(name: [.customShort("H"), .long], help: "Starting height.") var height: Int?
+    @Option(help: "Starting number of steps.") var steps: Int?
+    @Option(help: "Starting seed.") var seed: UInt64?
+    @Option(help: "Engine threads (default: all cores).") var threads = ProcessInfo.processInfo.activeProcessorCount
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let mode: GraphicsMode
+        switch graphics {
+        case "auto": mode = .detect(environment: environment)
+        case "sixel", "kitty": throw ValidationError("--graphics \(graphics): pixel protocols are not implemented yet; use auto, symbols, ascii or none")
+        default:
+            guard let chosen = GraphicsMode(rawValue: graphics) else { throw ValidationError("--graphics must be auto, symbols, ascii or none, not '\(graphics)'") }
+            mode = chosen
+        }
+        guard (1...1024).contains(threads) else { throw ValidationError("--threads must be between 1 and 1024") }
+        // Absolute, so the PNG metadata and the history name the folder wherever they are read from.
+        let modelPath = (model ?? environment["SD3_MODEL"].flatMap { $0.isEmpty ? nil : $0 })
+            .map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+        var state = StudioState(model: modelPath, randomSeed: UInt64.random(in: 0...UInt64.max))
+        state.graphics = mode
+        if let prompt { state.set(.prompt, prompt) }
+        if let width { state.set(.width, "\(width)") }
+        if let height { state.set(.height, "\(height)") }
+        if let steps { state.set(.steps, "\(steps)") }
+        if let seed { state.set(.seed, "\(seed)") }
+        if let modelPath, !FileManager.default.fileExists(atPath: modelPath + "/model_index.json") {
+            state.status = Status(text: "\(modelPath): not a diffusers SD3 folder (no model_index.json); restart with --model DIR", isError: true)
+        }
+        let config = StudioConfig(model: modelPath, outputFolder: OutputFolder(path: outputDir ?? OutputFolder.defaultPath(environment: environment)),
+                                  history: HistoryStore(path: HistoryStore.dataFolder(environment: environment) + "/history.jsonl"),
+                                  threads: threads)
+        try await MainActor.run { StudioSession(state: state, config: config) }.run()
+    }
+}
+
+extension StudioSession {
+    func run() async throws {
+        try await StudioApp.run(self)
+    }
+}

@@ -1,0 +1,260 @@
+import ImageIO
+import SD3
+@testable import StudioCore
+import Testing
+
+/// One test per action (and per engine event): what the state becomes and what the session is asked to do.
+@Suite struct ReducerTests {
+    @Test func insertTypesIntoTheFocusedField() {
+        var state = Support.state()
+        #expect(reduce(&state, .insert("中文 🎨")).redraw)
+        #expect(state.text(.prompt) == "中文 🎨")
+        state.focus = .steps
+        _ = reduce(&state, .insert("0"))
+        #expect(state.text(.steps) == "280")
+    }
+
+    @Test func insertIntoASingleLineFieldFlattensNewlines() {
+        var state = Support.state()
+        state.focus = .initImage
+        _ = reduce(&state, .insert("a\nb.png"))
+        #expect(state.text(.initImage) == "a b.png")
+    }
+
+    @Test func newlineBreaksPromptsAndLeavesSingleLineFields() {
+        var state = Support.state(prompt: "a")
+        _ = reduce(&state, .newline)
+        #expect(state.text(.prompt) == "a\n")
+        state.focus = .steps
+        _ = reduce(&state, .newline)
+        #expect(state.focus == .guidance && state.text(.steps) == "28")
+    }
+
+    @Test func backspaceAndDelete() {
+        var state = Support.state(prompt: "abc")
+        _ = reduce(&state, .backspace)
+        #expect(state.text(.prompt) == "ab")
+        _ = reduce(&state, .home)
+        _ = reduce(&state, .delete)
+        #expect(state.text(.prompt) == "b")
+    }
+
+    @Test func leftRightMoveTheCursorOrCycleChoices() {
+        var state = Support.state(prompt: "ab")
+        _ = reduce(&state, .left)
+        #expect(state.editors[.prompt]?.cursor == 1)
+        _ = reduce(&state, .right)
+        #expect(state.editors[.prompt]?.cursor == 2)
+        state.focus = .seedMode
+        _ = reduce(&state, .right)
+        #expect(state.seedMode == .random)
+        _ = reduce(&state, .left)
+        _ = reduce(&state, .left)
+        #expect(state.seedMode == .increment)
+        state.focus = .t5
+        _ = reduce(&state, .insert(" "))
+        #expect(state.t5 == false)
+        state.focus = .precision
+        _ = reduce(&state, .right)
+        #expect(state.precision == .bf16)
+    }
+
+    @Test func sizePresetSetsWidthAndHeight() {
+        var state = Support.state()
+        state.focus = .sizePreset
+        _ = reduce(&state, .right)
+        #expect(state.text(.width) == "1152" && state.text(.height) == "896")
+        state.set(.width, "100")
+        _ = reduce(&state, .right)  // from a custom size, the first preset
+        #expect(state.text(.width) == "1024" && state.text(.height) == "1024")
+    }
+
+    @Test func upDownFollowWrappedRowsInPrompts() {
+        var state = Support.state(prompt: "first\nsecond")
+        _ = reduce(&state, .up)
+        #expect(state.editors[.prompt]?.cursor == 5)
+        _ = reduce(&state, .down)
+        #expect(state.editors[.prompt]?.cursor == 11)  // column 5 of "second"
+        _ = reduce(&state, .down)
+        #expect(state.editors[.prompt]?.cursor == 12)  // past the last row: the end
+        state.focus = .guidance
+        _ = reduce(&state, .up)
+        #expect(state.focus == .steps)
+        _ = reduce(&state, .down)
+        #expect(state.focus == .guidance)
+    }
+
+    @Test func homeEndAndWordJumps() {
+        var state = Support.state(prompt: "a red circle")
+        _ = reduce(&state, .home)
+        #expect(state.editors[.prompt]?.cursor == 0)
+        _ = reduce(&state, .wordRight)
+        _ = reduce(&state, .wordRight)
+        #expect(state.editors[.prompt]?.cursor == 5)
+        _ = reduce(&state, .end)
+        _ = reduce(&state, .wordLeft)
+        #expect(state.editors[.prompt]?.cursor == 6)
+    }
+
+    @Test func ctrlUAndCtrlK() {
+        var state = Support.state(prompt: "keep\ndrop this")
+        _ = reduce(&state, .wordLeft)
+        _ = reduce(&state, .deleteToLineStart)
+        #expect(state.text(.prompt) == "keep\nthis")
+        _ = reduce(&state, .deleteToLineEnd)
+        #expect(state.text(.prompt) == "keep\n")
+    }
+
+    @Test func tabAndShiftTabCycleThroughAllFields() {
+        var state = Support.state()
+        for _ in FieldID.allCases { _ = reduce(&state, .nextField) }
+        #expect(state.focus == .prompt)
+        _ = reduce(&state, .previousField)
+        #expect(state.focus == .strength)
+    }
+
+    @Test func helpTogglesAndEscClosesIt() {
+        var state = Support.state()
+        _ = reduce(&state, .toggleHelp)
+        #expect(state.showHelp)
+        #expect(reduce(&state, .cancel).effects.isEmpty)
+        #expect(!state.showHelp)
+    }
+
+    @Test func generateBuildsTheRequestFromTheFields() {
+        var state = Support.state(prompt: "  a red circle ")
+        state.set(.negativePrompt, "blur")
+        state.set(.steps, "3")
+        state.set(.width, "16")
+        state.set(.height, "32")
+        state.set(.seed, "9")
+        state.set(.shift, "2.5")
+        state.precision = .bf16
+        let reaction = reduce(&state, .generate)
+        guard case let .start(request) = reaction.effects.first else { Issue.record("no start: \(reaction)"); return }
+        #expect(request.parameters.prompt == "a red circle" && request.parameters.negativePrompt == "blur")
+        #expect(request.parameters.steps == 3 && request.parameters.width == 16 && request.parameters.height == 32)
+        #expect(request.parameters.seed == 9 && request.parameters.shift == 2.5 && request.precision == .bf16)
+        #expect(request.model == "/models/tiny-sd3" && request.initImagePath == nil && request.useT5)
+        #expect(state.job == .running(.starting))
+        // A second F5 while running is refused.
+        #expect(reduce(&state, .generate).effects.isEmpty)
+    }
+
+    @Test func generateRefusesBadFieldsMissingModelAndEmptyPrompt() {
+        var state = Support.state()
+        #expect(reduce(&state, .generate).effects.isEmpty)
+        #expect(state.status == Status(text: "Type a prompt first", isError: true))
+        state.set(.prompt, "x")
+        state.set(.steps, "many")
+        #expect(reduce(&state, .generate).effects.isEmpty)
+        #expect(state.status.text == "Steps: 'many' is not a valid number" && state.job == .idle)
+        var noModel = StudioState(model: nil)
+        noModel.set(.prompt, "x")
+        #expect(reduce(&noModel, .generate).effects.isEmpty && noModel.status.text.contains("--model"))
+    }
+
+    @Test func seedModes() {
+        var state = Support.state(prompt: "x")
+        state.seedMode = .increment
+        state.set(.seed, "41")
+        _ = reduce(&state, .generate)
+        _ = reduce(&state, .generationStopped(error: nil))
+        _ = reduce(&state, .generate)
+        #expect(state.text(.seed) == "42")
+        _ = reduce(&state, .generationStopped(error: nil))
+        state.seedMode = .random
+        _ = reduce(&state, .generate)
+        let first = state.text(.seed)
+        _ = reduce(&state, .generationStopped(error: nil))
+        _ = reduce(&state, .generate)
+        #expect(first != state.text(.seed) && first != "42" && UInt64(first)! <= UInt64(UInt32.max))
+    }
+
+    @Test func cancelOnlyWhileRunning() {
+        var state = Support.state(prompt: "x")
+        #expect(reduce(&state, .cancel) == .none)
+        _ = reduce(&state, .generate)
+        #expect(reduce(&state, .cancel).effects == [.cancel])
+        #expect(state.job == .cancelling)
+        // Late events after a cancel do not bring the progress back.
+        _ = reduce(&state, .engine(.decoding))
+        #expect(state.job == .cancelling)
+    }
+
+    @Test func toggleFavoriteNeedsASavedImage() {
+        var state = Support.state()
+        #expect(reduce(&state, .toggleFavorite).effects.isEmpty && state.status.isError)
+        state.current = HistoryRecord(id: 3, file: "/o/00003.png", date: .init(timeIntervalSince1970: 0), metadata: Support.metadata())
+        #expect(reduce(&state, .toggleFavorite).effects == [.setFavorite(id: 3, favorite: true)])
+        #expect(reduce(&state, .toggleFavorite).effects == [.setFavorite(id: 3, favorite: false)])
+    }
+
+    @Test func quitCancelsARunningGeneration() {
+        var state = Support.state(prompt: "x")
+        #expect(reduce(&state, .quit).effects == [.quit] && state.shouldQuit)
+        var running = Support.state(prompt: "x")
+        _ = reduce(&running, .generate)
+        #expect(reduce(&running, .quit).effects == [.cancel, .quit])
+    }
+
+    @Test func resizeRecordsTheSize() {
+        var state = Support.state()
+        _ = reduce(&state, .resize(columns: 160, rows: 48))
+        #expect(state.columns == 160 && state.rows == 48)
+    }
+
+    @Test func engineEventsDriveProgressAndPreview() {
+        var state = Support.state(prompt: "x")
+        _ = reduce(&state, .generate)
+        _ = reduce(&state, .engine(.loading(model: "tiny")))
+        #expect(state.job == .running(.loading))
+        _ = reduce(&state, .engine(.loaded(seconds: 0.5)))
+        #expect(state.status.text == "Model loaded in 0.5 s")
+        _ = reduce(&state, .engine(.encodingPrompt))
+        #expect(state.job == .running(.encoding))
+        _ = reduce(&state, .engine(.encodedPrompt(seconds: 0, cached: true, warnings: [])))
+        #expect(state.status.text == "Prompt unchanged: text encoders skipped")
+        _ = reduce(&state, .engine(.encodedPrompt(seconds: 0.25, cached: false, warnings: ["T5 prompt truncated"])))
+        #expect(state.status.text == "Prompt encoded in 0.25 s; T5 prompt truncated")
+        _ = reduce(&state, .engine(.step(index: 1, total: 4, sigma: 0.5, elapsed: 1, preview: Support.image)))
+        #expect(state.job == .running(.denoising(step: 2, total: 4, elapsed: 1)) && state.preview == Support.image)
+        _ = reduce(&state, .engine(.decoding))
+        #expect(state.job == .running(.decoding))
+        let reaction = reduce(&state, .engine(.finished(image: Support.image, metadata: Support.metadata(), seconds: 2)))
+        #expect(reaction.effects == [.save(image: Support.image, metadata: Support.metadata())])
+        #expect(state.job == .finished(seconds: 2))
+    }
+
+    @Test func generationStoppedByErrorOrCancel() {
+        var state = Support.state(prompt: "x")
+        _ = reduce(&state, .generate)
+        _ = reduce(&state, .generationStopped(error: "size 17×16 is not a multiple of 4"))
+        #expect(state.job == .failed("size 17×16 is not a multiple of 4") && state.status.isError)
+        _ = reduce(&state, .generate)
+        _ = reduce(&state, .generationStopped(error: nil))
+        #expect(state.job == .idle && state.status == Status(text: "Cancelled", isError: false))
+    }
+
+    @Test func savedFailedAndFavoriteSaved() {
+        var state = Support.state()
+        let record = HistoryRecord(id: 1, file: "/o/00001-7-a.png", date: .init(timeIntervalSince1970: 0), metadata: Support.metadata())
+        _ = reduce(&state, .saved(record))
+        #expect(state.current == record && state.status.text == "Saved /o/00001-7-a.png")
+        _ = reduce(&state, .failed("disk full"))
+        #expect(state.status == Status(text: "disk full", isError: true))
+        _ = reduce(&state, .favoriteSaved(id: 1, favorite: true))
+        #expect(state.status.text == "★ Starred #1")
+    }
+
+    @Test func bindingTableMapsKeysAndCharacters() {
+        #expect(Bindings.action(for: .function(5)).map { "\($0)" } == "generate")
+        #expect(Bindings.action(for: .ctrl("g")).map { "\($0)" } == "generate")
+        #expect(Bindings.action(for: .ctrl("q")).map { "\($0)" } == "quit")
+        #expect(Bindings.action(for: .character("x")).map { "\($0)" } == "insert(\"x\")")
+        #expect(Bindings.action(for: .function(12)) == nil)
+        // Every key is bound once.
+        let keys = Bindings.table.flatMap(\.keys)
+        #expect(Set(keys).count == keys.count)
+    }
+}

@@ -1,0 +1,124 @@
+import Foundation
+import ImageIO
+import SD3
+@testable import StudioCore
+import Testing
+
+/// Render snapshots as text lines, at the minimum size and a large one. The expected screens live in
+/// Snapshots/NAME-COLSxROWS.txt; STUDIO_RECORD_SNAPSHOTS=1 rewrites them (review the diff before committing).
+@Suite struct RenderTests {
+    static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path + "/Snapshots"
+    static let sizes = [(80, 24), (160, 48)]
+
+    static func idle() -> StudioState {
+        var state = Support.state(prompt: "a red circle on a blue background, 水彩画 🎨")
+        state.set(.negativePrompt, "blurry")
+        state.set(.width, "16")
+        state.set(.height, "16")
+        return state
+    }
+
+    static func generating() -> StudioState {
+        var state = idle()
+        _ = reduce(&state, .generate)
+        _ = reduce(&state, .engine(.encodedPrompt(seconds: 0, cached: true, warnings: [])))
+        _ = reduce(&state, .engine(.step(index: 6, total: 28, sigma: 0.7, elapsed: 3.5, preview: Support.image)))
+        state.focus = .negativePrompt
+        return state
+    }
+
+    static func finished() -> StudioState {
+        var state = generating()
+        _ = reduce(&state, .engine(.finished(image: Support.image, metadata: Support.metadata(seed: 0), seconds: 14.2)))
+        let record = HistoryRecord(id: 12, file: "/out/00012-0-a-red-circle-on-a.png", date: Date(timeIntervalSince1970: 0),
+                                   metadata: Support.metadata(seed: 0))
+        _ = reduce(&state, .saved(record))
+        _ = reduce(&state, .toggleFavorite)
+        return state
+    }
+
+    static func error() -> StudioState {
+        var state = idle()
+        _ = reduce(&state, .generate)
+        _ = reduce(&state, .generationStopped(error: "/models/tiny-sd3/transformer: component folder not found"))
+        return state
+    }
+
+    static func help() -> StudioState {
+        var state = idle()
+        _ = reduce(&state, .toggleHelp)
+        return state
+    }
+
+    @Test(arguments: ["idle", "generating", "finished", "error", "help"])
+    func snapshot(_ name: String) throws {
+        let state = switch name {
+        case "idle": Self.idle()
+        case "generating": Self.generating()
+        case "finished": Self.finished()
+        case "error": Self.error()
+        default: Self.help()
+        }
+        for (columns, rows) in Self.sizes {
+            let screen = render(state, columns: columns, rows: rows)
+            let text = screen.lines.joined(separator: "\n") + "\n"
+            let path = "\(Self.folder)/\(name)-\(columns)x\(rows).txt"
+            if ProcessInfo.processInfo.environment["STUDIO_RECORD_SNAPSHOTS"] == "1" {
+                try text.write(toFile: path, atomically: true, encoding: .utf8)
+                continue
+            }
+            let expected = try String(contentsOfFile: path, encoding: .utf8)
+            let (got, want) = (text.split(separator: "\n", omittingEmptySubsequences: false), expected.split(separator: "\n", omittingEmptySubsequences: false))
+            let firstDifference = zip(got, want).enumerated().first { $0.element.0 != $0.element.1 }
+            #expect(text == expected, "\(name) \(columns)×\(rows): first different line \(firstDifference.map { "\($0.offset): got '\($0.element.0)' want '\($0.element.1)'" } ?? "count \(got.count) vs \(want.count)")")
+        }
+    }
+
+    @Test func everyLineFillsExactlyTheWidth() {
+        for (columns, rows) in Self.sizes + [(81, 25), (100, 30)] {
+            let screen = render(Self.finished(), columns: columns, rows: rows)
+            for y in 0..<rows {
+                let width = (0..<columns).filter { !screen[$0, y].continuation }.reduce(0) { $0 + max(1, CellWidth.of(screen[$1, y].character)) }
+                #expect(width == columns, "row \(y) at \(columns)×\(rows) is \(width) columns")
+            }
+        }
+    }
+
+    @Test func tooSmallShowsAMessage() {
+        let lines = render(Self.idle(), columns: 60, rows: 20).lines
+        #expect(lines.contains { $0.contains("The terminal is 60×20.") })
+        #expect(lines.contains { $0.contains("needs at least 80×24") })
+    }
+
+    @Test func helpListsEveryBinding() {
+        let text = render(Self.help(), columns: 80, rows: 24).lines.joined(separator: "\n")
+        for binding in Bindings.table { #expect(text.contains(binding.help), "help lacks '\(binding.help)'") }
+    }
+
+    @Test func focusedEditorPlacesTheCursor() {
+        var state = Self.idle()
+        state.set(.prompt, "ab中")
+        let screen = render(state, columns: 80, rows: 24)
+        let layout = Layout(columns: 80, rows: 24)
+        #expect(screen.cursor?.x == layout.prompt.x + 1 + 4 && screen.cursor?.y == layout.prompt.y + 1)
+    }
+
+    @Test func symbolArtAveragesColoursIntoHalfBlocks() {
+        var pixels = [UInt8](repeating: 0, count: 2 * 2 * 3)
+        pixels[0...2] = [255, 0, 0]  // top-left red
+        pixels[9...11] = [0, 0, 255]  // bottom-right blue
+        var buffer = CellBuffer(width: 2, height: 1)
+        SymbolArt.draw(RGBImage(width: 2, height: 2, pixels: pixels), into: &buffer, area: Rect(x: 0, y: 0, width: 2, height: 1), mode: .symbols)
+        #expect(buffer[0, 0] == Cell("▀", .image, foreground: RGB(255, 0, 0), background: RGB(0, 0, 0)))
+        #expect(buffer[1, 0] == Cell("▀", .image, foreground: RGB(0, 0, 0), background: RGB(0, 0, 255)))
+        var ascii = CellBuffer(width: 2, height: 1)
+        SymbolArt.draw(RGBImage(width: 2, height: 2, pixels: [UInt8](repeating: 255, count: 12)), into: &ascii, area: Rect(x: 0, y: 0, width: 2, height: 1), mode: .ascii)
+        #expect(ascii.lines == ["@@"])
+    }
+
+    @Test func graphicsDetection() {
+        #expect(GraphicsMode.detect(environment: ["LANG": "en_US.UTF-8", "TERM": "xterm-256color"]) == .symbols)
+        #expect(GraphicsMode.detect(environment: ["LANG": "C", "TERM": "xterm"]) == .ascii)
+        #expect(GraphicsMode.detect(environment: ["LC_ALL": "C.UTF-8", "TERM": "dumb"]) == .ascii)
+    }
+}

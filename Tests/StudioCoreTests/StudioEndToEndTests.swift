@@ -1,0 +1,103 @@
+import Foundation
+import ImageIO
+import Testing
+
+/// The studio as a user drives it, under tmux (send-keys / capture-pane) on the tiny fixture model: type a
+/// prompt, F5, watch `step i/N`, type into the negative prompt while it runs, F2, F10; then check the PNG and
+/// `sd3 favorites list --json`. Uses the sd3 binary built beside this test bundle.
+@Suite(.serialized) struct StudioEndToEndTests {
+    static let tmux = ["/usr/bin/tmux", "/usr/local/bin/tmux", "/opt/homebrew/bin/tmux"].first { FileManager.default.isExecutableFile(atPath: $0) }
+
+    static var sd3: String {
+        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("sd3").path
+        if FileManager.default.isExecutableFile(atPath: beside) { return beside }
+        return Support.packageRoot + "/.build/debug/sd3"
+    }
+
+    @Test(.enabled(if: tmux != nil, "tmux is not installed (make deps installs it)"), .timeLimit(.minutes(3)))
+    func generateStarAndQuit() async throws {
+        let tmux = Self.tmux!, sd3 = Self.sd3
+        #expect(FileManager.default.isExecutableFile(atPath: sd3), "no sd3 binary at \(sd3): run swift build first")
+        let data = Support.temporaryFolder()
+        let socket = "sd3-e2e-\(UUID().uuidString.prefix(8))"
+        func tmuxRun(_ arguments: [String]) -> (status: Int32, output: String) {
+            run(tmux, ["-L", socket] + arguments)
+        }
+        defer { _ = tmuxRun(["kill-server"]) }
+        let command = "env XDG_DATA_HOME=\(data) LANG=C.UTF-8 TERM=screen '\(sd3)' studio --model '\(Support.tinyModel)' -W 16 -H 16 --steps 25 --seed 11 --threads 1"
+        // The tmux server outlives this call and would hold a pipe open: no capture here.
+        #expect(run(tmux, ["-L", socket, "-f", "/dev/null", "new-session", "-d", "-s", "studio", "-x", "100", "-y", "30", command], capture: false).status == 0)
+        func screen() -> String { tmuxRun(["capture-pane", "-p", "-t", "studio"]).output }
+        func waitFor(_ text: String, seconds: Double = 60) async -> String? {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                let s = screen()
+                if s.contains(text) { return s }
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+            Issue.record("timed out waiting for '\(text)'; the screen:\n\(screen())")
+            return nil
+        }
+        guard await waitFor("Type a prompt, F5 to generate") != nil else { return }
+        _ = tmuxRun(["send-keys", "-t", "studio", "-l", "a red circle 水彩"])
+        _ = tmuxRun(["send-keys", "-t", "studio", "F5"])
+        guard let running = await waitFor("step ") else { return }
+        #expect(running.contains("/25"), "\(running)")
+        // Typing while the engine runs: the negative prompt shows it before the generation ends.
+        _ = tmuxRun(["send-keys", "-t", "studio", "Tab"])
+        _ = tmuxRun(["send-keys", "-t", "studio", "-l", "no blur"])
+        guard let typed = await waitFor("no blur") else { return }
+        #expect(typed.contains("step ") && !typed.contains("Finished"), "the generation ended before the typing showed:\n\(typed)")
+        let steps = typed.split(separator: "\n").first { $0.hasPrefix("step ") }.map(String.init) ?? ""
+        guard await waitFor("Saved ") != nil else { return }
+        #expect(!steps.hasPrefix("step 25/25"), "no intermediate step was seen: \(steps)")
+        _ = tmuxRun(["send-keys", "-t", "studio", "F2"])
+        guard await waitFor("★ Starred #1") != nil else { return }
+        _ = tmuxRun(["send-keys", "-t", "studio", "F10"])
+        let deadline = Date().addingTimeInterval(10)
+        while tmuxRun(["has-session", "-t", "studio"]).status == 0, Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(tmuxRun(["has-session", "-t", "studio"]).status != 0, "the studio did not quit on F10")
+
+        let outputs = data + "/sd3-studio/outputs"
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: outputs)) ?? []
+        #expect(files == ["00001-11-a-red-circle-水彩.png"], "\(files)")
+        guard let file = files.first else { return }
+        let png = try PNGFile.read(outputs + "/" + file)
+        let parameters = png.text.first { $0.key == "parameters" }?.value ?? ""
+        // The negative prompt typed during the run belongs to the next generation, not this one.
+        #expect(parameters.hasPrefix("a red circle 水彩\nSteps: 25, Sampler: Euler"), "\(parameters)")
+        #expect(png.image.width == 16 && png.image.height == 16)
+
+        let favorites = run(sd3, ["favorites", "list", "--json"], environment: ["XDG_DATA_HOME": data])
+        #expect(favorites.status == 0)
+        let list = try JSONSerialization.jsonObject(with: Data(favorites.output.utf8)) as? [[String: Any]] ?? []
+        #expect(list.count == 1, "\(favorites.output)")
+        #expect(list.first?["prompt"] as? String == "a red circle 水彩")
+        #expect((list.first?["parameters"] as? [String: Any])?["seed"] as? Int == 11)
+    }
+}
+
+/// Runs a program to completion, standard output and error together (or discarded). posix_spawn and waitpid
+/// rather than Foundation's Process, whose waitUntilExit can hang on Linux when called from a test's task.
+func run(_ program: String, _ arguments: [String], environment: [String: String] = [:], capture: Bool = true) -> (status: Int32, output: String) {
+    let outputPath = capture ? NSTemporaryDirectory() + "run-\(UUID().uuidString)" : "/dev/null"
+    defer { if capture { try? FileManager.default.removeItem(atPath: outputPath) } }
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    let env = ProcessInfo.processInfo.environment.merging(environment) { $1 }.map { "\($0.key)=\($0.value)" }
+    let argv = ([program] + arguments).map { strdup($0) } + [nil]
+    let envp = env.map { strdup($0) } + [nil]
+    defer { (argv + envp).forEach { free($0) } }
+    var pid = pid_t()
+    let spawned = posix_spawn(&pid, program, &actions, nil, argv, envp)
+    guard spawned == 0 else { return (-1, "\(program): posix_spawn failed (\(String(cString: strerror(spawned))))") }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) == -1, errno == EINTR {}
+    let output = capture ? ((try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "") : ""
+    // WIFEXITED / WEXITSTATUS (macros that do not import): the low 7 bits are the signal, the next 8 the code.
+    return ((status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F), output)
+}

@@ -1,0 +1,57 @@
+@testable import StudioCore
+import Testing
+
+@Suite struct TextEditorTests {
+    @Test func widthsOfCJKEmojiAndCombiningMarks() {
+        #expect(CellWidth.of("a") == 1)
+        #expect(CellWidth.of("中") == 2)
+        #expect(CellWidth.of("한") == 2)
+        #expect(CellWidth.of("🎨") == 2)
+        #expect(CellWidth.of("👩‍💻") == 2)
+        #expect(CellWidth.of("é") == 1)  // e + U+0301 is one grapheme
+        #expect(CellWidth.of("ｶ") == 1)  // halfwidth katakana
+        #expect(CellWidth.of("中文 ok") == 7)
+    }
+
+    @Test func wrapsByColumnsNotCharacters() {
+        // Width 6 leaves 5 columns for text: two CJK characters (4) fit, a third does not.
+        let editor = TextEditor("中文字ab\ncd")
+        let rows = editor.rows(width: 6)
+        #expect(rows.map(editor.line) == ["中文", "字ab", "cd"])
+        #expect(editor.location(width: 6) == (row: 2, column: 2))
+    }
+
+    @Test func verticalMovesKeepTheColumnAcrossWideCharacters() {
+        var editor = TextEditor("abcdef\n中文字")
+        editor.vertical(-1, width: 20)
+        #expect(editor.cursor == 6)  // end of "中文字" is column 6 → column 6 of "abcdef"
+        editor.home()
+        editor.right()
+        editor.right()
+        editor.vertical(1, width: 20)
+        #expect(editor.cursor == 8)  // column 2 → after "中"
+        editor.vertical(1, width: 20)
+        #expect(editor.cursor == editor.characters.count)
+    }
+
+    @Test func wordJumpsAndKills() {
+        var editor = TextEditor("a red  circle")
+        editor.wordLeft()
+        #expect(editor.cursor == 7)
+        editor.wordLeft()
+        #expect(editor.cursor == 2)
+        editor.wordRight()
+        #expect(editor.cursor == 5)
+        editor.deleteToLineEnd()
+        #expect(editor.text == "a red")
+        editor.left()
+        editor.deleteToLineStart()
+        #expect(editor.text == "d" && editor.cursor == 0)
+    }
+
+    @Test func pasteNormalisesLineEndsAndDropsControls() {
+        var editor = TextEditor()
+        editor.insert("one\r\ntwo\rthree\u{7}\tfour")
+        #expect(editor.text == "one\ntwo\nthree four")
+    }
+}
