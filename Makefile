@@ -26,7 +26,7 @@ build: deps
 release: deps
 	$(SWIFT) build -c release -j $(JOBS)
 
-# Opens the studio; the model comes from SD3_MODEL (or run `sd3 studio --model DIR` directly).
+# Opens the studio on $SD3_MODEL, else on the demo model in models/sd3-demo (or run `sd3 studio --model DIR`).
 studio: release
 	"$$($(SWIFT) build -c release --show-bin-path)/sd3" studio
 

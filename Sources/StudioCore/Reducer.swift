@@ -136,6 +136,7 @@ private func generate(_ state: inout StudioState) -> Reaction {
         p.width = try number(state, .width, Int.init)
         p.height = try number(state, .height, Int.init)
         p.shift = state.text(.shift).isEmpty ? nil : try number(state, .shift, Double.init)
+        p.maxSequenceLength = state.maxSequenceLength
         let initImage = state.text(.initImage).trimmingCharacters(in: .whitespaces)
         if !initImage.isEmpty { p.strength = try number(state, .strength, Double.init) }
         switch state.seedMode {

@@ -23,6 +23,8 @@ public struct StudioState: Sendable {
     public var graphics = GraphicsMode.symbols
     /// The seed used by the last generation started, for increment mode.
     public var lastSeed: UInt64?
+    /// T5 tokens: 256, or what the model's defaults.json says it was trained with.
+    public var maxSequenceLength = 256
     /// SplitMix64 state for random seeds, so the reducer stays a pure function of its inputs.
     public var randomState: UInt64
 
@@ -41,6 +43,17 @@ public struct StudioState: Sendable {
         } else {
             status = Status(text: "Type a prompt, F5 to generate, F1 for help", isError: false)
         }
+    }
+
+    /// Starts the fields from a model's defaults.json (the demo model: 64×64, 20 steps, guidance 3, 32 T5 tokens).
+    public mutating func apply(_ d: ModelDefaults) {
+        if let v = d.steps { set(.steps, "\(v)") }
+        if let v = d.guidanceScale { set(.guidance, v == v.rounded() ? "\(Int(v))" : "\(v)") }
+        if let v = d.width { set(.width, "\(v)") }
+        if let v = d.height { set(.height, "\(v)") }
+        if let v = d.shift { set(.shift, v == v.rounded() ? "\(Int(v))" : "\(v)") }
+        if let v = d.negativePrompt { set(.negativePrompt, v) }
+        if let v = d.maxSequenceLength { maxSequenceLength = v }
     }
 
     public func text(_ field: FieldID) -> String { editors[field]?.text ?? "" }

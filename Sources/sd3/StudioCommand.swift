@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SD3
 import StudioCore
 import StudioTerminal
 
@@ -8,7 +9,7 @@ struct StudioCommand: AsyncParsableCommand {
         commandName: "studio",
         abstract: "The terminal studio: edit a prompt and settings, F5 to generate, watch the preview (the default command).")
 
-    @Option(help: "A diffusers SD3 model folder (default: $SD3_MODEL).") var model: String?
+    @Option(help: "A diffusers SD3 model folder (default: $SD3_MODEL, else the demo model in models/sd3-demo).") var model: String?
     @Option(help: "Where finished images go (default: $XDG_DATA_HOME/sd3-studio/outputs).") var outputDir: String?
     @Option(help: "Image output in the terminal: auto, symbols, ascii or none.") var graphics = "auto"
     @Option(name: .shortAndLong, help: "The prompt to start with.") var prompt: String?
@@ -30,9 +31,14 @@ struct StudioCommand: AsyncParsableCommand {
         }
         guard (1...1024).contains(threads) else { throw ValidationError("--threads must be between 1 and 1024") }
         // Absolute, so the PNG metadata and the history name the folder wherever they are read from.
-        let modelPath = (model ?? environment["SD3_MODEL"].flatMap { $0.isEmpty ? nil : $0 })
+        let modelPath = (model ?? environment["SD3_MODEL"].flatMap { $0.isEmpty ? nil : $0 } ?? DemoModel.locate())
             .map { URL(fileURLWithPath: $0).standardizedFileURL.path }
         var state = StudioState(model: modelPath, randomSeed: UInt64.random(in: 0...UInt64.max))
+        if let modelPath {
+            do { state.apply(try ModelDefaults.read(model: modelPath)) } catch {
+                state.status = Status(text: "\(error)", isError: true)
+            }
+        }
         state.graphics = mode
         if let prompt { state.set(.prompt, prompt) }
         if let width { state.set(.width, "\(width)") }
