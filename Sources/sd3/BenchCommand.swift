@@ -14,8 +14,18 @@ struct BenchCommand: ParsableCommand {
             """)
 
     enum Component: String, ExpressibleByArgument, CaseIterable {
-        case matmul, t5
+        case matmul, t5, mmdit
         case clipL = "clip-l", clipG = "clip-g"
+    }
+    enum ModelConfig: String, ExpressibleByArgument, CaseIterable {
+        case sd3Medium = "sd3-medium", sd35Medium = "sd35-medium", sd35Large = "sd35-large"
+        var transformer: SD3TransformerConfig {
+            switch self {
+            case .sd3Medium: return .sd3Medium
+            case .sd35Medium: return .sd35Medium
+            case .sd35Large: return .sd35Large
+            }
+        }
     }
     enum BackendChoice: String, ExpressibleByArgument, CaseIterable { case all, onednn, openblas }
     enum PrecisionChoice: String, ExpressibleByArgument, CaseIterable { case all, fp32, bf16 }
@@ -27,8 +37,11 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "matmul: rows of x (tokens).") var m = 4096
     @Option(help: "matmul: input features.") var k = 1536
     @Option(help: "matmul: output features.") var n = 6144
-    @Option(help: "Text encoders: tokens per prompt (t5: 256, clip: 77).") var textTokens: Int?
-    @Option(help: "Text encoders: prompts per forward.") var batch = 1
+    @Option(help: "Text tokens per prompt (t5: 256, clip: 77, mmdit: 333 = 77 CLIP + 256 T5).") var textTokens: Int?
+    @Option(help: "Prompts per forward (mmdit: 2, guidance's [uncond, cond]; encoders: 1).") var batch: Int?
+    @Option(help: "mmdit: the model size.") var config: ModelConfig = .sd3Medium
+    @Option(help: "mmdit: image width in pixels.") var width = 256
+    @Option(help: "mmdit: image height in pixels.") var height = 256
     @Option(help: "Timed repetitions; the minimum is reported.") var `repeat`: Int = 3
     @Option(help: "Engine threads (default: all cores).") var threads = ProcessInfo.processInfo.activeProcessorCount
     @Flag(help: "End with one JSON object with the results.") var json = false
@@ -37,9 +50,10 @@ struct BenchCommand: ParsableCommand {
         guard m > 0, k > 0, n > 0 else { throw ValidationError("--m, --k and --n must be positive") }
         guard (1...1000).contains(`repeat`) else { throw ValidationError("--repeat must be between 1 and 1000") }
         guard (1...1024).contains(threads) else { throw ValidationError("--threads must be between 1 and 1024") }
-        guard (1...64).contains(batch) else { throw ValidationError("--batch must be between 1 and 64") }
+        if let batch { guard (1...64).contains(batch) else { throw ValidationError("--batch must be between 1 and 64") } }
+        guard width > 0, height > 0, width % 16 == 0, height % 16 == 0 else { throw ValidationError("--width and --height must be positive multiples of 16") }
         if let textTokens {
-            let limit = component == .t5 ? 512 : 77
+            let limit = component == .t5 ? 512 : component == .mmdit ? 589 : 77
             guard (1...limit).contains(textTokens) else { throw ValidationError("--text-tokens must be between 1 and \(limit) for \(component.rawValue)") }
         }
     }
@@ -72,27 +86,30 @@ struct BenchCommand: ParsableCommand {
             var object: [String: Any] = ["component": component.rawValue, "threads": threads,
                                          "peak_rss_bytes": peakResidentBytes(), "results": results]
             if isMatmul { object.merge(["m": m, "k": k, "n": n]) { a, _ in a } }
-            else { object.merge(["text_tokens": tokens, "batch": batch]) { a, _ in a } }
+            else { object.merge(["text_tokens": tokens, "batch": prompts]) { a, _ in a } }
+            if component == .mmdit { object.merge(["config": config.rawValue, "width": width, "height": height]) { a, _ in a } }
             if results.count == 1 { object.merge(results[0]) { a, _ in a } }
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         }
     }
 
-    private var tokens: Int { textTokens ?? (component == .t5 ? 256 : 77) }
+    private var tokens: Int { textTokens ?? (component == .t5 ? 256 : component == .mmdit ? 333 : 77) }
+    private var prompts: Int { batch ?? (component == .mmdit ? 2 : 1) }
 
     private func headline() -> String {
         switch component {
         case .matmul: return "matmul \(m)×\(k)×\(n) (M×K×N)"
-        case .t5: return "T5-XXL encoder, \(batch)×\(tokens) tokens"
-        case .clipL: return "CLIP-L text encoder, \(batch)×\(tokens) tokens"
-        case .clipG: return "CLIP-G text encoder, \(batch)×\(tokens) tokens"
+        case .t5: return "T5-XXL encoder, \(prompts)×\(tokens) tokens"
+        case .clipL: return "CLIP-L text encoder, \(prompts)×\(tokens) tokens"
+        case .clipG: return "CLIP-G text encoder, \(prompts)×\(tokens) tokens"
+        case .mmdit: return "MMDiT \(config.rawValue), \(width)×\(height), batch \(prompts), \(tokens) text tokens"
         }
     }
 
     /// Best seconds over the repeats, the FLOPs of one forward, and the seconds spent making weights.
     private func measure(compute: Compute, precision: Precision) throws -> (Double, Double, Double?) {
-        let ids = (0..<batch).map { b in (0..<tokens).map { ($0 * 7919 + b * 104729) % 32000 } }
+        let ids = (0..<prompts).map { b in (0..<tokens).map { ($0 * 7919 + b * 104729) % 32000 } }
         switch component {
         case .matmul:
             let x = compute.randomUniform([m, k], seed: 1)
@@ -105,7 +122,24 @@ struct BenchCommand: ParsableCommand {
             let setup = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             let linear = Double(c.numLayers) * (4.0 * Double(c.dModel * c.numHeads * c.dKv) + 3.0 * Double(c.dModel * c.dFf))
             let attention = Double(c.numLayers) * 4.0 * Double(tokens * tokens * c.numHeads * c.dKv)
-            return (time(model(ids, compute: compute)), Double(batch) * (2.0 * linear * Double(tokens) + attention), setup)
+            return (time(model(ids, compute: compute)), Double(prompts) * (2.0 * linear * Double(tokens) + attention), setup)
+        case .mmdit:
+            let c = config.transformer
+            let start = DispatchTime.now().uptimeNanoseconds
+            let model = try SD3Transformer2DModel(config: c, weights: RandomWeights(compute: compute), precision: precision)
+            let setup = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            let (h, w) = (height / 8, width / 8)
+            let latents = compute.randomUniform([prompts, c.inChannels, h, w], seed: 3)
+            let text = compute.randomUniform([prompts, tokens, c.jointAttentionDim], seed: 4)
+            let pooled = compute.randomUniform([prompts, c.pooledProjectionDim], seed: 5)
+            let timesteps = [Float](repeating: 500, count: prompts)
+            // Per sample: 24·D² per token for q, k, v, out and the 4× MLP (both streams), 4·S²·D for attention
+            // over S = N + T tokens, plus the context embedder; the dual-attention blocks add 8·D²·N + 4·N²·D.
+            let d = Double(c.width), n = Double((h / c.patchSize) * (w / c.patchSize)), t = Double(tokens), all = n + t
+            var perSample = Double(c.numLayers) * (24 * d * d * all + 4 * all * all * d) + 2 * t * Double(c.jointAttentionDim) * d
+            perSample += Double(c.dualAttentionLayers.count) * (8 * d * d * n + 4 * n * n * d)
+            let seconds = time(try! model(latents, text: text, pooled: pooled, timesteps: timesteps, compute: compute))
+            return (seconds, Double(prompts) * perSample, setup)
         case .clipL, .clipG:
             let c = component == .clipL ? CLIPTextConfig.clipL : CLIPTextConfig.clipG
             let start = DispatchTime.now().uptimeNanoseconds
@@ -114,7 +148,7 @@ struct BenchCommand: ParsableCommand {
             let clipIds = ids.map { row in row.map { $0 % (c.vocabSize - 1) } }
             let linear = Double(c.numHiddenLayers) * (4.0 * Double(c.hiddenSize * c.hiddenSize) + 2.0 * Double(c.hiddenSize * c.intermediateSize))
             let attention = Double(c.numHiddenLayers) * 4.0 * Double(tokens * tokens * c.hiddenSize)
-            return (time(model(clipIds, compute: compute)), Double(batch) * (2.0 * linear * Double(tokens) + attention), setup)
+            return (time(model(clipIds, compute: compute)), Double(prompts) * (2.0 * linear * Double(tokens) + attention), setup)
         }
     }
 
