@@ -16,6 +16,7 @@ let package = Package(
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
         .systemLibrary(name: "CNcurses", path: "Sources/CNcurses"),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
+        .systemLibrary(name: "CChafa", path: "Sources/CChafa", pkgConfig: "chafa"),
 
         .target(name: "Tensors", dependencies: ["CDNNL", "CBLAS"]),
         .target(name: "SafeTensors", dependencies: ["Tensors"]),
@@ -23,7 +24,7 @@ let package = Package(
         .target(name: "ImageIO", dependencies: ["CPNG"]),
         .target(name: "SD3", dependencies: ["Tensors", "SafeTensors", "Tokenizers", "ImageIO"]),
         .target(name: "StudioCore", dependencies: ["SD3", "ImageIO", "Tensors"]),
-        .target(name: "StudioTerminal", dependencies: ["StudioCore", "CNcurses"]),
+        .target(name: "StudioTerminal", dependencies: ["StudioCore", "ImageIO", "CNcurses", "CChafa"]),
         .executableTarget(
             name: "sd3",
             dependencies: [
@@ -37,6 +38,7 @@ let package = Package(
         .testTarget(name: "SD3Tests", dependencies: ["SD3", "SafeTensors"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO", "SafeTensors"], resources: [.copy("Fixtures")]),
         .testTarget(name: "StudioCoreTests", dependencies: ["StudioCore", "SD3", "ImageIO"], exclude: ["Snapshots"]),
+        .testTarget(name: "StudioTerminalTests", dependencies: ["StudioTerminal", "StudioCore", "ImageIO"]),
         .testTarget(name: "SystemLibrariesTests", dependencies: ["CNcurses", "CPNG"]),
     ]
 )

@@ -98,14 +98,18 @@ public enum Job: Sendable, Equatable {
     }
 }
 
-/// How images are drawn in the preview pane (`--graphics`).
+/// How images are drawn in the preview pane (`--graphics`). `sixel` and `kitty` are pixel protocols: `render`
+/// leaves the image area blank and the terminal driver writes the image over it after each flush.
 public enum GraphicsMode: String, Sendable, CaseIterable {
-    case symbols, ascii, none
+    case sixel, kitty, symbols, ascii, none
+
+    public var isPixelProtocol: Bool { self == .sixel || self == .kitty }
 }
 
 extension GraphicsMode {
-    /// `--graphics auto`: half-block symbols on a UTF-8 terminal, ASCII otherwise (LC_ALL, then LC_CTYPE, then LANG,
-    /// as setlocale reads them). Pixel protocols (sixel, kitty) are not implemented yet, so tmux needs no case.
+    /// The text fallback of `--graphics auto`: half-block symbols on a UTF-8 terminal, ASCII otherwise (LC_ALL,
+    /// then LC_CTYPE, then LANG, as setlocale reads them). Pixel protocols are detected by StudioTerminal, which
+    /// can probe the terminal; this stays a pure function of the environment.
     public static func detect(environment: [String: String]) -> GraphicsMode {
         if environment["TERM"] == "dumb" { return .ascii }
         let locale = [environment["LC_ALL"], environment["LC_CTYPE"], environment["LANG"]]

@@ -2,12 +2,13 @@ import ImageIO
 
 /// Images as text cells: Unicode upper half blocks (two pixels per cell, foreground over background) or an
 /// ASCII luminance ramp. Pixels are box-averaged from the image, keeping its aspect ratio with square pixels
-/// (a cell is about twice as tall as wide, so one cell is 1×2 pixels), centred in the area.
+/// (a cell is about twice as tall as wide, so one cell is 1×2 pixels), centred in the area. Pixel modes draw
+/// nothing here: their cells stay blank for the terminal driver's image.
 public enum SymbolArt {
     static let ramp: [Character] = Array(" .:-=+*#%@")
 
     public static func draw(_ image: RGBImage, into buffer: inout CellBuffer, area: Rect, mode: GraphicsMode) {
-        guard mode != .none, area.width > 0, area.height > 0 else { return }
+        guard mode == .symbols || mode == .ascii, area.width > 0, area.height > 0 else { return }
         let scale = min(Double(area.width) / Double(image.width), Double(area.height * 2) / Double(image.height))
         let columns = max(1, Int(Double(image.width) * scale))
         let pixelRows = max(2, Int(Double(image.height) * scale) / 2 * 2)

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import CNcurses
+import ImageIO
 import StudioCore
 
 /// The studio's main loop on the main actor: poll keys (non-blocking), feed actions to the session, redraw at
@@ -9,7 +10,7 @@ import StudioCore
 @MainActor
 public enum StudioApp {
     public static func run(_ session: StudioSession) async throws(TerminalError) {
-        let terminal = try Terminal()
+        let terminal = try Terminal(graphics: session.state.graphics)
         defer { terminal.close() }
         let reader = KeyReader(window: terminal.window)
         final class Flags { var dirty = true; var fullRepaint = false }
@@ -44,17 +45,27 @@ public enum StudioApp {
             }
             let now = ContinuousClock.now
             if flags.dirty, now - lastDraw >= .milliseconds(33) {
-                terminal.draw(render(session.state, columns: size.columns, rows: size.rows), forceFullRepaint: flags.fullRepaint)
+                terminal.draw(render(session.state, columns: size.columns, rows: size.rows), forceFullRepaint: flags.fullRepaint,
+                              image: pixelImage(session.state, size))
                 (flags.dirty, flags.fullRepaint, lastDraw) = (false, false, now)
             }
             try? await Task.sleep(for: .milliseconds(8))
         }
         // Quitting: the reducer already asked to cancel; wait (bounded) for the engine to stop between blocks.
-        terminal.draw(render(session.state, columns: size.columns, rows: size.rows))
+        terminal.draw(render(session.state, columns: size.columns, rows: size.rows), image: pixelImage(session.state, size))
         final class Done { var value = false }
         let done = Done()
         Task { await session.settle(); done.value = true }
         let deadline = ContinuousClock.now + .seconds(5)
         while !done.value, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
+    }
+
+    /// The picture a pixel protocol draws and the cells reserved for it; none while the help overlay covers the
+    /// pane or the terminal is too small for the layout.
+    static func pixelImage(_ state: StudioState, _ size: (columns: Int, rows: Int)) -> (RGBImage, Rect)? {
+        guard state.graphics.isPixelProtocol, !state.showHelp, let preview = state.preview else { return nil }
+        let layout = Layout(columns: size.columns, rows: size.rows)
+        guard layout.fits else { return nil }
+        return (preview, layout.image)
     }
 }

@@ -1,5 +1,6 @@
 import CNcurses
 import Foundation
+import ImageIO
 import StudioCore
 
 public struct TerminalError: Error, CustomStringConvertible {
@@ -15,10 +16,11 @@ final class Terminal {
     private let theme: Theme
     private let colours: Int32
     private var pairs: [Int64: Int32] = [:]
+    private let pixels: PixelLayer?
 
     static let pasteBegin: Int32 = 0x1100, pasteEnd: Int32 = 0x1101, ctrlLeft: Int32 = 0x1102, ctrlRight: Int32 = 0x1103
 
-    init() throws(TerminalError) {
+    init(graphics: GraphicsMode) throws(TerminalError) {
         guard isatty(STDIN_FILENO) != 0, isatty(STDOUT_FILENO) != 0 else {
             throw TerminalError(description: "the studio needs a terminal (standard input and output are not one); try `sd3 generate`")
         }
@@ -26,11 +28,14 @@ final class Terminal {
         set_escdelay(25)
         guard let window = initscr() else { throw TerminalError(description: "ncurses could not start (TERM=\(ProcessInfo.processInfo.environment["TERM"] ?? "unset"))") }
         self.window = window
+        pixels = graphics.isPixelProtocol ? PixelLayer(mode: graphics) : nil
         Self.installRestoreHooks()
         raw()
         noecho()
         nonl()
         keypad(window, true)
+        // No insert/delete-character optimisation: it would shift text under a pixel image the terminal keeps.
+        idcok(window, false)
         wtimeout(window, 0)
         let noColor = !(ProcessInfo.processInfo.environment["NO_COLOR"] ?? "").isEmpty
         if has_colors() && !noColor {
@@ -53,6 +58,7 @@ final class Terminal {
     var size: (columns: Int, rows: Int) { (Int(getmaxx(window)), Int(getmaxy(window))) }
 
     func close() {
+        pixels?.remove()
         Self.restore()
     }
 
@@ -78,8 +84,10 @@ final class Terminal {
         }
     }
 
-    func draw(_ buffer: CellBuffer, forceFullRepaint: Bool = false) {
+    /// Flushes `buffer`; `image` (pixel modes only) is the picture and the cells it goes in, written after the flush.
+    func draw(_ buffer: CellBuffer, forceFullRepaint: Bool = false, image: (RGBImage, Rect)? = nil) {
         if forceFullRepaint { clearok(window, true) }
+        let erased = pixels?.prepare(window: window, image: image) ?? false
         var cell = cchar_t()
         for y in 0..<min(buffer.height, size.rows) {
             for x in 0..<min(buffer.width, size.columns) {
@@ -99,6 +107,7 @@ final class Terminal {
             curs_set(0)
         }
         wrefresh(window)
+        pixels?.flushed(buffer, image: image, repainted: forceFullRepaint || erased)
     }
 
     private func style(_ cell: Cell) -> (UInt32, Int32) {

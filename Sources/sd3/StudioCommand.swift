@@ -11,7 +11,7 @@ struct StudioCommand: AsyncParsableCommand {
 
     @Option(help: "A diffusers SD3 model folder (default: $SD3_MODEL, else the demo model in models/sd3-demo).") var model: String?
     @Option(help: "Where finished images go (default: $XDG_DATA_HOME/sd3-studio/outputs).") var outputDir: String?
-    @Option(help: "Image output in the terminal: auto, symbols, ascii or none.") var graphics = "auto"
+    @Option(help: "Image output in the terminal: auto, sixel, kitty, symbols, ascii or none (auto: from the environment, else a short terminal probe; symbols inside tmux).") var graphics = "auto"
     @Option(name: .shortAndLong, help: "The prompt to start with.") var prompt: String?
     @Option(name: [.customShort("W"), .long], help: "Starting width.") var width: Int?
     @Option(name: [.customShort("H"), .long], help: "Starting height.") var height: Int?
@@ -21,13 +21,10 @@ struct StudioCommand: AsyncParsableCommand {
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
-        let mode: GraphicsMode
-        switch graphics {
-        case "auto": mode = .detect(environment: environment)
-        case "sixel", "kitty": throw ValidationError("--graphics \(graphics): pixel protocols are not implemented yet; use auto, symbols, ascii or none")
-        default:
-            guard let chosen = GraphicsMode(rawValue: graphics) else { throw ValidationError("--graphics must be auto, symbols, ascii or none, not '\(graphics)'") }
-            mode = chosen
+        // The probe runs here, before ncurses starts, and only for `auto` on a terminal that the environment does not name.
+        let interactive = isatty(STDIN_FILENO) != 0 && isatty(STDOUT_FILENO) != 0
+        guard let mode = GraphicsDetection.resolve(graphics, environment: environment, probe: { interactive ? TerminalProbe.run() : nil }) else {
+            throw ValidationError("--graphics must be auto, sixel, kitty, symbols, ascii or none, not '\(graphics)'")
         }
         guard (1...1024).contains(threads) else { throw ValidationError("--threads must be between 1 and 1024") }
         // Absolute, so the PNG metadata and the history name the folder wherever they are read from.

@@ -114,6 +114,12 @@ import Testing
         var ascii = CellBuffer(width: 2, height: 1)
         SymbolArt.draw(RGBImage(width: 2, height: 2, pixels: [UInt8](repeating: 255, count: 12)), into: &ascii, area: Rect(x: 0, y: 0, width: 2, height: 1), mode: .ascii)
         #expect(ascii.lines == ["@@"])
+        // Pixel protocols leave the cells blank: the terminal driver writes the image over them.
+        for mode in [GraphicsMode.sixel, .kitty] {
+            var blank = CellBuffer(width: 2, height: 1)
+            SymbolArt.draw(RGBImage(width: 2, height: 2, pixels: [UInt8](repeating: 255, count: 12)), into: &blank, area: Rect(x: 0, y: 0, width: 2, height: 1), mode: mode)
+            #expect(blank == CellBuffer(width: 2, height: 1), "\(mode)")
+        }
     }
 
     @Test func graphicsDetection() {
