@@ -32,7 +32,7 @@ studio: release
 
 test: deps
 	$(SWIFT) build --build-tests -j $(JOBS)
-	$(SWIFT) test --skip-build
+	OMP_WAIT_POLICY=passive $(SWIFT) test --skip-build
 
 bench: release
 	"$$($(SWIFT) build -c release --show-bin-path)/sd3" bench --component matmul

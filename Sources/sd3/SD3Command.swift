@@ -11,4 +11,9 @@ struct SD3Command: AsyncParsableCommand {
         version: "sd3 \(SD3.version) (oneDNN \(OneDNNBackend.version), \(OneDNNBackend.instructionSet); OpenBLAS \(OpenBLASBackend.configuration))",
         subcommands: [StudioCommand.self, GenerateCommand.self, TokenizeCommand.self, EncodeCommand.self, InfoCommand.self, BenchCommand.self, FavoritesCommand.self],
         defaultSubcommand: StudioCommand.self)
+
+    static func main() async {
+        OpenMPWaitPolicy.restartPassiveIfUnset()
+        await main(nil)
+    }
 }
