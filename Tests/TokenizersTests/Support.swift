@@ -157,3 +157,23 @@ func describeRanges(_ values: [UInt32]) -> String {
     }
     return parts.joined(separator: ", ")
 }
+
+/// Every fixture prompt of `configuration`: padded ids, untruncated ids and the truncation-warning text against
+/// transformers 5.24, for either tokenizer; at least `minimumWarnings` prompts must be truncated.
+func checkPipelineIds(_ configuration: String, padId: Int, encode: (String) -> [Int],
+                      encodeForPipeline: (String, Int, Int) -> PipelineEncoding, minimumWarnings: Int) throws {
+    let fixture = Fixtures.prompts
+    let expected = try #require(fixture.cases[configuration])
+    #expect(padId == expected.padId)
+    #expect(fixture.prompts.count >= 500)
+    let encodings = fixture.prompts.map { encodeForPipeline($0, expected.maxLength, expected.removedTextFrom) }
+    let untruncated = fixture.untruncated(configuration)
+    compareIds("\(configuration) padded", prompts: fixture.prompts, expected: expected.paddedIds, actual: { encodings[$0].ids })
+    compareIds("\(configuration) untruncated", prompts: fixture.prompts, expected: { untruncated[$0] },
+               actual: { encode(fixture.prompts[$0]) })
+    for (index, encoding) in encodings.enumerated() {
+        let want = expected.removedText[String(index)]
+        #expect(encoding.removedText == want, "\(configuration) prompt \(index) \(fixture.prompts[index].debugDescription.prefix(120))")
+    }
+    #expect(expected.removedText.count >= minimumWarnings)
+}
