@@ -23,6 +23,7 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
     // Execution is serialized: the engine runs one product at a time and each uses every thread.
     private let lock = NSLock()
     private var cache: [AnyHashable: Primitive] = [:]
+    private var unsupported: Set<AnyHashable> = []
     private var scratch = [UnsafeMutableBufferPointer<Float>](repeating: UnsafeMutableBufferPointer(start: nil, count: 0), count: 2)
 
     public init(threads: Int) throws(BackendError) {
@@ -82,7 +83,7 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
         precondition(d.hasBias == (bias != nil), "gemm: bias pointer does not match the descriptor")
         lock.withLock {
             var (key, a, b) = (d, a, b)
-            if d.operandType == .bf16 && !nativeBF16 {
+            if d.operandType == .bf16 && !(nativeBF16 && primitive(for: d) { try self.makeMatmul(d) }) {
                 key.operandType = .fp32
                 key.lda = d.k
                 key.ldb = d.transposeB ? d.k : d.n
@@ -100,7 +101,7 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
         precondition(d.hasBias == (bias != nil), "conv2d: bias pointer does not match the descriptor")
         lock.withLock {
             var (key, input, weight) = (d, input, weight)
-            if d.operandType == .bf16 && !nativeBF16 {
+            if d.operandType == .bf16 && !(nativeBF16 && primitive(for: d) { try self.makeConvolution(d) }) {
                 key.operandType = .fp32
                 input = widened(0, input, rows: 1, columns: d.batch * d.inChannels * d.height * d.width, leading: 0)
                 weight = widened(1, weight, rows: 1, columns: d.outChannels * d.inChannels * d.kernelHeight * d.kernelWidth, leading: 0)
@@ -121,6 +122,19 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
         }
         widenBF16(p, rows: rows, columns: columns, leading: leading, into: scratch[slot].baseAddress!, threads: threads)
         return UnsafeRawPointer(scratch[slot].baseAddress!)
+    }
+
+    /// Whether a bf16 primitive exists (or can be made) for `key`; one oneDNN cannot build is remembered and its
+    /// products widened to fp32 instead. The caller holds `lock`.
+    private func primitive(for key: AnyHashable, make: () throws -> Primitive) -> Bool {
+        if cache[key] != nil { return true }
+        if unsupported.contains(key) { return false }
+        guard let made = try? make() else {
+            unsupported.insert(key)
+            return false
+        }
+        cache[key] = made
+        return true
     }
 
     /// Runs a cached (or new) primitive; the caller holds `lock`.
