@@ -10,12 +10,15 @@ struct BenchCommand: ParsableCommand {
         discussion: """
             matmul times y = x·Wᵀ, x [M, K], W [N, K] (a linear layer) for each backend and precision; \
             4096×1536×6144 is SD3 Medium's MLP up-projection at 1024². t5, clip-l and clip-g time one \
-            forward of SD3's text encoders (T5-XXL over 256 tokens, the CLIPs over 77 unless --text-tokens).
+            forward of SD3's text encoders (T5-XXL over 256 tokens, the CLIPs over 77 unless --text-tokens); mmdit one \
+            transformer forward (--config, --width, --height, batch 2 as with guidance); vae-decode and vae-encode \
+            SD3's VAE at --width × --height.
             """)
 
     enum Component: String, ExpressibleByArgument, CaseIterable {
         case matmul, t5, mmdit
         case clipL = "clip-l", clipG = "clip-g"
+        case vaeDecode = "vae-decode", vaeEncode = "vae-encode"
     }
     enum ModelConfig: String, ExpressibleByArgument, CaseIterable {
         case sd3Medium = "sd3-medium", sd35Medium = "sd35-medium", sd35Large = "sd35-large"
@@ -86,8 +89,10 @@ struct BenchCommand: ParsableCommand {
             var object: [String: Any] = ["component": component.rawValue, "threads": threads,
                                          "peak_rss_bytes": peakResidentBytes(), "results": results]
             if isMatmul { object.merge(["m": m, "k": k, "n": n]) { a, _ in a } }
-            else { object.merge(["text_tokens": tokens, "batch": prompts]) { a, _ in a } }
-            if component == .mmdit { object.merge(["config": config.rawValue, "width": width, "height": height]) { a, _ in a } }
+            else { object.merge(["batch": prompts]) { a, _ in a } }
+            if [.t5, .clipL, .clipG, .mmdit].contains(component) { object.merge(["text_tokens": tokens]) { a, _ in a } }
+            if [.mmdit, .vaeDecode, .vaeEncode].contains(component) { object.merge(["width": width, "height": height]) { a, _ in a } }
+            if component == .mmdit { object.merge(["config": config.rawValue]) { a, _ in a } }
             if results.count == 1 { object.merge(results[0]) { a, _ in a } }
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
@@ -104,6 +109,7 @@ struct BenchCommand: ParsableCommand {
         case .clipL: return "CLIP-L text encoder, \(prompts)×\(tokens) tokens"
         case .clipG: return "CLIP-G text encoder, \(prompts)×\(tokens) tokens"
         case .mmdit: return "MMDiT \(config.rawValue), \(width)×\(height), batch \(prompts), \(tokens) text tokens"
+        case .vaeDecode, .vaeEncode: return "VAE \(component == .vaeDecode ? "decoder" : "encoder"), \(width)×\(height), batch \(prompts)"
         }
     }
 
@@ -140,6 +146,18 @@ struct BenchCommand: ParsableCommand {
             perSample += Double(c.dualAttentionLayers.count) * (8 * d * d * n + 4 * n * n * d)
             let seconds = time(try! model(latents, text: text, pooled: pooled, timesteps: timesteps, compute: compute))
             return (seconds, Double(prompts) * perSample, setup)
+        case .vaeDecode, .vaeEncode:
+            let start = DispatchTime.now().uptimeNanoseconds
+            let vae = try AutoencoderKL(config: .sd3, weights: RandomWeights(compute: compute), precision: precision,
+                                        withEncoder: component == .vaeEncode)
+            let setup = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            let flops = Self.vaeFlops(width: width, height: height, decoder: component == .vaeDecode) * Double(prompts)
+            if component == .vaeDecode {
+                let latents = compute.randomUniform([prompts, 16, height / 8, width / 8], seed: 6)
+                return (time(try! vae.decode(latents, compute: compute)), flops, setup)
+            }
+            let images = compute.randomUniform([prompts, 3, height, width], seed: 7)
+            return (time(try! vae.encode(images, compute: compute)), flops, setup)
         case .clipL, .clipG:
             let c = component == .clipL ? CLIPTextConfig.clipL : CLIPTextConfig.clipG
             let start = DispatchTime.now().uptimeNanoseconds
@@ -150,6 +168,47 @@ struct BenchCommand: ParsableCommand {
             let attention = Double(c.numHiddenLayers) * 4.0 * Double(tokens * tokens * c.hiddenSize)
             return (time(model(clipIds, compute: compute)), Double(prompts) * (2.0 * linear * Double(tokens) + attention), setup)
         }
+    }
+
+    /// FLOPs of SD3's VAE decoder or encoder at one image size: its 3×3 and 1×1 convolutions (2·k²·Cin·Cout per
+    /// output pixel) and the mid-block attention (4·N²·C over N = latent pixels); norms and activations left out.
+    static func vaeFlops(width: Int, height: Int, decoder: Bool) -> Double {
+        var total = 0.0
+        func conv(_ cin: Int, _ cout: Int, _ pixels: Int, _ k: Int = 3) { total += 2 * Double(k * k * cin * cout) * Double(pixels) }
+        func resnet(_ cin: Int, _ cout: Int, _ pixels: Int) {
+            conv(cin, cout, pixels)
+            conv(cout, cout, pixels)
+            if cin != cout { conv(cin, cout, pixels, 1) }
+        }
+        let latent = (width / 8) * (height / 8)
+        let channels = [128, 256, 512, 512]
+        func mid() {
+            resnet(512, 512, latent)
+            total += 4 * Double(latent * latent * 512) + 8 * Double(latent * 512 * 512)
+            resnet(512, 512, latent)
+        }
+        if decoder {
+            conv(16, 512, latent)
+            mid()
+            var pixels = latent, previous = 512
+            for (i, c) in channels.reversed().enumerated() {
+                for j in 0..<3 { resnet(j == 0 ? previous : c, c, pixels) }
+                previous = c
+                if i < 3 { pixels *= 4; conv(c, c, pixels) }
+            }
+            conv(128, 3, pixels)
+        } else {
+            var pixels = width * height, previous = 128
+            conv(3, 128, pixels)
+            for (i, c) in channels.enumerated() {
+                for j in 0..<2 { resnet(j == 0 ? previous : c, c, pixels) }
+                previous = c
+                if i < 3 { pixels /= 4; conv(c, c, pixels) }
+            }
+            mid()
+            conv(512, 32, latent)
+        }
+        return total
     }
 
     /// One warm-up run (primitive creation, first touch), then the best of `repeat` timed runs.
