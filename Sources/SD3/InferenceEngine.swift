@@ -76,7 +76,7 @@ public actor InferenceEngine {
         if cancelled.isSet { throw CancellationError() }
         let (scheduler, latents, begin) = try pipeline.prepare(p)
         let denoiseStart = Date()
-        let final = try Denoiser(transformer: pipeline.transformer, compute: pipeline.compute)
+        let final = try Denoiser(transformer: try pipeline.transformer(), compute: pipeline.compute)
             .run(latents: latents, conditioning: conditioning, scheduler: scheduler, beginIndex: begin, guidanceScale: p.guidanceScale,
                  skipLayerGuidance: p.skipLayerGuidance, isCancelled: { cancelled.isSet }) { step in
                 let (c, h, w) = (step.latents.dim(1), step.latents.dim(2), step.latents.dim(3))
@@ -88,7 +88,7 @@ public actor InferenceEngine {
         let image = try pipeline.decode(final, isCancelled: { cancelled.isSet })[0]
         let seconds = Date().timeIntervalSince(start)
         let metadata = ImageMetadata(parameters: p, model: pipeline.path,
-                                     t5: pipeline.promptEncoder.hasT5, shift: p.shift ?? pipeline.schedulerConfig.shift,
+                                     t5: pipeline.hasT5, shift: p.shift ?? pipeline.schedulerConfig.shift,
                                      precision: pipeline.options.precision.rawValue, seconds: seconds)
         continuation.yield(.finished(image: image, metadata: metadata, seconds: seconds))
         return (key, conditioning)

@@ -10,22 +10,31 @@ public struct LoadOptions: Sendable, Equatable {
     public var useT5 = true
     /// Load the VAE encoder (needed for img2img only).
     public var withVAEEncoder = true
+    /// Staged: each model is loaded when its phase starts and released when it ends (text encoders before
+    /// denoising, the transformer before decoding), so peak memory is the largest phase, not the sum.
+    /// Not staged: everything is loaded up front and kept (the studio, which runs again and again).
+    public var staged = false
     public var backend: BackendKind = .oneDNN
     public var threads = ProcessInfo.processInfo.activeProcessorCount
 
     public init() {}
 }
 
-/// A diffusers SD3 folder loaded for generation: txt2img and img2img as diffusers'
+/// A diffusers SD3 folder set up for generation: txt2img and img2img as diffusers'
 /// StableDiffusion3Pipeline / StableDiffusion3Img2ImgPipeline compute them (0.42.1).
-public final class StableDiffusion3Pipeline: Sendable {
+public final class StableDiffusion3Pipeline: @unchecked Sendable {
     public let path: String
     public let options: LoadOptions
     public let compute: Compute
-    public let promptEncoder: PromptEncoder
-    public let transformer: SD3Transformer2DModel
-    public let vae: AutoencoderKL
+    public let transformerConfig: SD3TransformerConfig
+    public let vaeConfig: AutoencoderKLConfig
     public let schedulerConfig: FlowMatchEulerDiscreteScheduler.Config
+    /// Whether T5 runs: asked for, and the folder has text_encoder_3.
+    public let hasT5: Bool
+    private let lock = NSLock()
+    private var loadedTextEncoders: PromptEncoder?
+    private var loadedTransformer: SD3Transformer2DModel?
+    private var loadedVAE: AutoencoderKL?
 
     public init(path: String, options: LoadOptions = LoadOptions()) throws {
         self.path = path
@@ -35,28 +44,86 @@ public final class StableDiffusion3Pipeline: Sendable {
         guard FileManager.default.fileExists(atPath: index) else {
             throw ModelError.missingFile(path: index)
         }
-        let transformerFolder = try ComponentFolder(path + "/transformer")
-        transformer = try SD3Transformer2DModel(config: try transformerFolder.config(SD3TransformerConfig.self),
-                                                weights: try transformerFolder.weights(), precision: options.precision)
-        let t5Present = FileManager.default.fileExists(atPath: path + "/text_encoder_3")
-        promptEncoder = try PromptEncoder(model: path, jointAttentionDim: transformer.config.jointAttentionDim,
-                                          useT5: options.useT5 && t5Present, precision: options.precision)
-        let vaeFolder = try ComponentFolder(path + "/vae")
-        vae = try AutoencoderKL(config: try vaeFolder.config(AutoencoderKLConfig.self), weights: try vaeFolder.weights(),
-                                precision: options.precision, withEncoder: options.withVAEEncoder)
+        transformerConfig = try ComponentFolder(path + "/transformer").config(SD3TransformerConfig.self)
+        vaeConfig = try ComponentFolder(path + "/vae").config(AutoencoderKLConfig.self)
         schedulerConfig = try ComponentFolder(path + "/scheduler").config(FlowMatchEulerDiscreteScheduler.Config.self, file: "scheduler_config.json")
         _ = try FlowMatchEulerDiscreteScheduler(config: schedulerConfig)
+        hasT5 = options.useT5 && FileManager.default.fileExists(atPath: path + "/text_encoder_3")
+        for folder in ["text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2"] + (hasT5 ? ["text_encoder_3", "tokenizer_3"] : []) {
+            _ = try ComponentFolder(path + "/" + folder)
+        }
+        if !options.staged {
+            _ = try transformer()
+            _ = try textEncoders()
+            _ = try vae()
+        }
+    }
+
+    /// The models, loaded on first use (and kept until `release`).
+    public func textEncoders() throws -> PromptEncoder {
+        try lock.withLock {
+            if let loadedTextEncoders { return loadedTextEncoders }
+            let loaded = try PromptEncoder(model: path, jointAttentionDim: transformerConfig.jointAttentionDim, useT5: hasT5,
+                                           precision: options.precision)
+            loadedTextEncoders = loaded
+            return loaded
+        }
+    }
+
+    public func transformer() throws -> SD3Transformer2DModel {
+        try lock.withLock {
+            if let loadedTransformer { return loadedTransformer }
+            let folder = try ComponentFolder(path + "/transformer")
+            let loaded = try SD3Transformer2DModel(config: transformerConfig, weights: try folder.weights(), precision: options.precision)
+            loadedTransformer = loaded
+            return loaded
+        }
+    }
+
+    public func vae() throws -> AutoencoderKL {
+        try lock.withLock {
+            if let loadedVAE { return loadedVAE }
+            let folder = try ComponentFolder(path + "/vae")
+            let loaded = try AutoencoderKL(config: vaeConfig, weights: try folder.weights(), precision: options.precision,
+                                           withEncoder: options.withVAEEncoder)
+            loadedVAE = loaded
+            return loaded
+        }
+    }
+
+    public enum Part: Sendable, Hashable { case textEncoders, transformer, vae }
+
+    /// Which models are in memory now.
+    public var loaded: Set<Part> {
+        lock.withLock {
+            var parts: Set<Part> = []
+            if loadedTextEncoders != nil { parts.insert(.textEncoders) }
+            if loadedTransformer != nil { parts.insert(.transformer) }
+            if loadedVAE != nil { parts.insert(.vae) }
+            return parts
+        }
+    }
+
+    /// Drops a model so its memory returns; the next use loads it again.
+    public func release(_ part: Part) {
+        lock.withLock {
+            switch part {
+            case .textEncoders: loadedTextEncoders = nil
+            case .transformer: loadedTransformer = nil
+            case .vae: loadedVAE = nil
+            }
+        }
     }
 
     /// Pixels per latent cell times the patch size: image sides must be multiples of this.
-    public var sizeMultiple: Int { vae.config.scaleFactor * transformer.config.patchSize }
+    public var sizeMultiple: Int { vaeConfig.scaleFactor * transformerConfig.patchSize }
 
     public func validate(_ p: GenerationParameters) throws {
         let m = sizeMultiple
         guard p.width >= m, p.height >= m, p.width % m == 0, p.height % m == 0 else {
             throw GenerationError.badSize(width: p.width, height: p.height, multiple: m)
         }
-        let maxSide = transformer.config.posEmbedMaxSize * m
+        let maxSide = transformerConfig.posEmbedMaxSize * m
         guard p.width <= maxSide, p.height <= maxSide else { throw GenerationError.tooLarge(width: p.width, height: p.height, max: maxSide) }
         guard (1...1000).contains(p.steps) else { throw GenerationError.badSteps(p.steps) }
         guard p.guidanceScale.isFinite, p.guidanceScale >= 0 else { throw GenerationError.badGuidance(p.guidanceScale) }
@@ -64,15 +131,15 @@ public final class StableDiffusion3Pipeline: Sendable {
         if let shift = p.shift { guard shift.isFinite, shift > 0 else { throw GenerationError.badShift(shift) } }
         if p.initImage != nil {
             guard (0...1).contains(p.strength) else { throw GenerationError.badStrength(p.strength) }
-            guard vae.hasEncoder else { throw GenerationError.noEncoder }
+            guard options.withVAEEncoder else { throw GenerationError.noEncoder }
         }
-        if let slg = p.skipLayerGuidance, let bad = slg.layers.first(where: { !(0..<transformer.config.numLayers).contains($0) }) {
-            throw GenerationError.badSkipLayer(bad, layers: transformer.config.numLayers)
+        if let slg = p.skipLayerGuidance, let bad = slg.layers.first(where: { !(0..<transformerConfig.numLayers).contains($0) }) {
+            throw GenerationError.badSkipLayer(bad, layers: transformerConfig.numLayers)
         }
     }
 
     public func encode(_ p: GenerationParameters) throws -> Conditioning {
-        try promptEncoder.encode(prompts: [p.prompt], negative: [p.negativePrompt], guidance: p.usesGuidance,
+        try textEncoders().encode(prompts: [p.prompt], negative: [p.negativePrompt], guidance: p.usesGuidance,
                                  maxSequenceLength: p.maxSequenceLength, compute: compute)
     }
 
@@ -82,8 +149,8 @@ public final class StableDiffusion3Pipeline: Sendable {
         var config = schedulerConfig
         if let shift = p.shift { config.shift = shift }
         var scheduler = try FlowMatchEulerDiscreteScheduler(config: config)
-        let f = vae.config.scaleFactor
-        let shape = [1, transformer.config.inChannels, p.height / f, p.width / f]
+        let f = vaeConfig.scaleFactor
+        let shape = [1, transformerConfig.inChannels, p.height / f, p.width / f]
         let mu = schedulerConfig.useDynamicShifting ? scheduler.mu(imageSequenceLength: (p.height / sizeMultiple) * (p.width / sizeMultiple)) : nil
         try scheduler.setTimesteps(p.steps, mu: mu)
         var generator = TorchCPUGenerator(seed: p.seed)
@@ -93,6 +160,7 @@ public final class StableDiffusion3Pipeline: Sendable {
         let begin = scheduler.beginIndex(strength: p.strength)
         guard begin < p.steps else { throw GenerationError.noStepsLeft(steps: p.steps, strength: p.strength) }
         let pixels = VaeImageProcessor.preprocess(image, width: p.width, height: p.height)
+        let vae = try vae()
         let (mean, logvar) = try vae.encode(pixels, compute: compute)
         let x0 = vae.toModelSpace(vae.sample(mean: mean, logvar: logvar, generator: &generator))
         let noise = generator.randn(shape)
@@ -101,19 +169,39 @@ public final class StableDiffusion3Pipeline: Sendable {
 
     /// Latents in the transformer's space → images.
     public func decode(_ latents: Tensor, isCancelled: () -> Bool = { false }) throws -> [RGBImage] {
-        VaeImageProcessor.postprocess(try vae.decode(vae.fromModelSpace(latents), compute: compute, isCancelled: isCancelled))
+        let vae = try vae()
+        return VaeImageProcessor.postprocess(try vae.decode(vae.fromModelSpace(latents), compute: compute, isCancelled: isCancelled))
     }
 
     /// The whole generation in one call (the CLI's path; the studio drives the steps through InferenceEngine).
+    /// `onPhase` hears each phase's name and seconds as it ends (load and run of every model).
     public func generate(_ p: GenerationParameters, conditioning: Conditioning? = nil, isCancelled: () -> Bool = { false },
+                         onPhase: (String, Double) -> Void = { _, _ in },
                          onStep: (StepProgress) throws -> Void = { _ in }) throws -> RGBImage {
         try validate(p)
-        let c = try conditioning ?? encode(p)
-        let (scheduler, start, begin) = try prepare(p)
-        let latents = try Denoiser(transformer: transformer, compute: compute)
-            .run(latents: start, conditioning: c, scheduler: scheduler, beginIndex: begin, guidanceScale: p.guidanceScale,
-                 skipLayerGuidance: p.skipLayerGuidance, isCancelled: isCancelled, onStep: onStep)
-        return try decode(latents, isCancelled: isCancelled)[0]
+        func timed<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
+            let start = Date()
+            defer { onPhase(name, Date().timeIntervalSince(start)) }
+            return try body()
+        }
+        let c: Conditioning
+        if let conditioning {
+            c = conditioning
+        } else {
+            _ = try timed("load text encoders") { try textEncoders() }
+            c = try timed("encode prompt") { try encode(p) }
+        }
+        if options.staged { release(.textEncoders) }
+        let (scheduler, start, begin) = try timed("prepare latents") { try prepare(p) }
+        _ = try timed("load transformer") { try transformer() }
+        let latents = try timed("denoise") {
+            try Denoiser(transformer: try transformer(), compute: compute)
+                .run(latents: start, conditioning: c, scheduler: scheduler, beginIndex: begin, guidanceScale: p.guidanceScale,
+                     skipLayerGuidance: p.skipLayerGuidance, isCancelled: isCancelled, onStep: onStep)
+        }
+        if options.staged { release(.transformer) }
+        _ = try timed("load VAE") { try vae() }
+        return try timed("decode") { try decode(latents, isCancelled: isCancelled)[0] }
     }
 }
 

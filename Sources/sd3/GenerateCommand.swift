@@ -32,6 +32,9 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Take every setting from a PNG written by sd3 (its sd3-studio chunk); flags given override it.") var paramsFrom: String?
     @Option(name: .shortAndLong, help: "The PNG to write (default: sd3-SEED.png; an existing file is never overwritten).") var output: String?
     @Option(help: "Also write the final latents (transformer space) to this .safetensors file.") var saveLatents: String?
+    @Flag(help: "Keep every model loaded for the whole run instead of loading each for its phase and releasing it after.")
+    var keepLoaded = false
+    @Flag(help: "Print the time of each phase and the peak memory at the end.") var report = false
 
     func run() throws {
         let recalled = try paramsFrom.map(Self.recall)
@@ -73,28 +76,35 @@ struct GenerateCommand: ParsableCommand {
         (options.precision, options.backend, options.threads) = (precision, backend, threads)
         options.useT5 = useT5
         options.withVAEEncoder = p.initImage != nil
+        options.staged = !keepLoaded
         let started = Date()
         log("loading \(model)")
         let pipeline = try StableDiffusion3Pipeline(path: model, options: options)
-        let defaultSide = pipeline.transformer.config.sampleSize * pipeline.vae.config.scaleFactor
+        let defaultSide = pipeline.transformerConfig.sampleSize * pipeline.vaeConfig.scaleFactor
         p.width = width ?? r?.width ?? d.width ?? defaultSide
         p.height = height ?? r?.height ?? d.height ?? defaultSide
         try pipeline.validate(p)
         Interrupt.install()
         log(String(format: "loaded in %.1f s; seed %llu, %d×%d, %d steps, guidance %g%@", Date().timeIntervalSince(started), p.seed,
-                   p.width, p.height, p.steps, p.guidanceScale, pipeline.promptEncoder.hasT5 ? "" : ", T5 off"))
-        let encodeStart = Date()
+                   p.width, p.height, p.steps, p.guidanceScale, pipeline.hasT5 ? "" : ", T5 off"))
+        var phases: [(String, Double)] = [("open model", Date().timeIntervalSince(started))]
+        var phaseStart = Date()
+        _ = try pipeline.textEncoders()
+        phases.append(("load text encoders", Date().timeIntervalSince(phaseStart)))
+        phaseStart = Date()
         let conditioning = try pipeline.encode(p)
+        phases.append(("encode prompt", Date().timeIntervalSince(phaseStart)))
         for warning in conditioning.warnings { log("warning: \(warning)") }
-        log(String(format: "prompt encoded in %.2f s", Date().timeIntervalSince(encodeStart)))
+        log(String(format: "prompt encoded in %.2f s", phases.last!.1))
         let progress = ProgressLine()
         var finalLatents: Tensor?
         let image: RGBImage
         do {
-            image = try pipeline.generate(p, conditioning: conditioning, isCancelled: { Interrupt.requested }) { step in
+            image = try pipeline.generate(p, conditioning: conditioning, isCancelled: { Interrupt.requested },
+                                          onPhase: { phases.append(($0, $1)) }, onStep: { step in
                 progress.update(step: step.index + 1, of: step.total)
                 if step.index + 1 == step.total { finalLatents = step.latents }
-            }
+            })
             progress.finish()
         } catch is CancellationError {
             progress.finish()
@@ -102,7 +112,7 @@ struct GenerateCommand: ParsableCommand {
             throw ExitCode(130)
         }
         let seconds = Date().timeIntervalSince(started)
-        let metadata = ImageMetadata(parameters: p, model: model, t5: pipeline.promptEncoder.hasT5,
+        let metadata = ImageMetadata(parameters: p, model: model, t5: pipeline.hasT5,
                                      shift: p.shift ?? pipeline.schedulerConfig.shift, precision: precision.rawValue, seconds: seconds)
         if let saveLatents, let finalLatents {
             try SafeTensorsWriter(entries: [.init("latents", finalLatents)], metadata: ["sd3-studio": metadata.json]).write(to: saveLatents)
@@ -110,6 +120,12 @@ struct GenerateCommand: ParsableCommand {
         try PNGFile.write(image, text: metadata.pngText, to: target)
         print(target)
         log(String(format: "done in %.1f s", seconds))
+        if report {
+            for (name, time) in phases where time >= 0.0005 || name.hasPrefix("load") {
+                log("  " + name.padding(toLength: 20, withPad: " ", startingAt: 0) + String(format: "%8.2f s", time))
+            }
+            log(String(format: "  peak RSS            %8.2f GB%@", Double(peakResidentBytes()) / 1e9, keepLoaded ? "" : " (staged loading)"))
+        }
     }
 
     /// The model folder and settings recorded in a PNG's `sd3-studio` chunk.

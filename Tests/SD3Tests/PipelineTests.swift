@@ -114,6 +114,23 @@ import Testing
         #expect(throws: ModelError.missingFile(path: "/nonexistent/model_index.json")) { try StableDiffusion3Pipeline(path: "/nonexistent") }
     }
 
+    /// Staged loading gives the same pixels, loads each model only for its phase and reports every phase.
+    @Test func stagedLoadingReleasesModelsAndKeepsThePixels() throws {
+        var p = GenerationParameters(prompt: "a red circle")
+        (p.width, p.height, p.steps, p.seed) = (16, 16, 3, 5)
+        let kept = try StableDiffusion3Pipeline(path: Self.fixtures + "/tiny-sd3")
+        #expect(kept.loaded == [.textEncoders, .transformer, .vae])
+        var options = LoadOptions()
+        options.staged = true
+        let staged = try StableDiffusion3Pipeline(path: Self.fixtures + "/tiny-sd3", options: options)
+        #expect(staged.loaded.isEmpty)
+        var phases: [String] = []
+        let image = try staged.generate(p, onPhase: { name, _ in phases.append(name) })
+        #expect(image == (try kept.generate(p)))
+        #expect(staged.loaded == [.vae], "after a staged run only the VAE may stay: \(staged.loaded)")
+        #expect(phases == ["load text encoders", "encode prompt", "prepare latents", "load transformer", "denoise", "load VAE", "decode"])
+    }
+
     @Test func cancellationStopsTheLoop() throws {
         let pipeline = try StableDiffusion3Pipeline(path: Self.fixtures + "/tiny-sd3")
         var p = GenerationParameters(prompt: "x")
