@@ -9,6 +9,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit", exact: "0.6.0"),
     ],
     targets: [
         // C system libraries (Debian packages installed by `make deps`).
@@ -23,7 +24,7 @@ let package = Package(
         .target(name: "Tokenizers"),
         .target(name: "ImageIO", dependencies: ["CPNG"]),
         .target(name: "SD3", dependencies: ["Tensors", "SafeTensors", "Tokenizers", "ImageIO"]),
-        .target(name: "StudioCore", dependencies: ["SD3", "ImageIO", "Tensors"]),
+        .target(name: "StudioCore", dependencies: ["SD3", "ImageIO", "Tensors", .product(name: "TOMLKit", package: "TOMLKit")]),
         .target(name: "StudioTerminal", dependencies: ["StudioCore", "ImageIO", "CNcurses", "CChafa"]),
         .executableTarget(
             name: "sd3",

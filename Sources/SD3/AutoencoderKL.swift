@@ -139,7 +139,7 @@ public struct AutoencoderKL: Sendable {
     }
 
     /// DiagonalGaussianDistribution.sample: mean + exp(0.5·logvar)·ε with ε from `generator` (one randn of mean's shape).
-    public func sample(mean: Tensor, logvar: Tensor, generator: inout TorchCPUGenerator) -> Tensor {
+    public func sample<Source: NormalSource>(mean: Tensor, logvar: Tensor, generator: inout Source) -> Tensor {
         let noise = generator.randn(mean.shape)
         var data = [Float](repeating: 0, count: mean.count)
         for i in 0..<mean.count {

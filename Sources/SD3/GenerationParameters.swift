@@ -9,6 +9,8 @@ public struct GenerationParameters: Sendable, Equatable {
     public var steps: Int = 28
     public var guidanceScale: Double = 7.0
     public var seed: UInt64 = 0
+    /// A1111's variation seed and strength: the noise is slerped toward this seed's noise; nil is the seed's alone.
+    public var variation: VariationSeed?
     /// T5 tokens (`max_sequence_length`, 1…512).
     public var maxSequenceLength: Int = 256
     /// img2img: the starting image and how much of the schedule to run (0…1).

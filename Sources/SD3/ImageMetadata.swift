@@ -11,6 +11,9 @@ public struct ImageMetadata: Sendable, Codable, Equatable {
     public var steps: Int
     public var guidanceScale: Double
     public var seed: UInt64
+    /// A1111's variation seed and its strength, recorded when the strength is not 0 (A1111 omits both then too).
+    public var variationSeed: UInt64?
+    public var variationStrength: Double?
     public var maxSequenceLength: Int
     public var t5: Bool
     public var shift: Double
@@ -32,6 +35,7 @@ public struct ImageMetadata: Sendable, Codable, Equatable {
         prompt = p.prompt
         negativePrompt = p.negativePrompt
         (width, height, steps, guidanceScale, seed) = (p.width, p.height, p.steps, p.guidanceScale, p.seed)
+        if let v = p.variation, v.strength != 0 { (variationSeed, variationStrength) = (v.seed, v.strength) }
         maxSequenceLength = p.maxSequenceLength
         self.t5 = t5
         self.shift = shift
@@ -49,10 +53,20 @@ public struct ImageMetadata: Sendable, Codable, Equatable {
     }
 
     /// The A1111 infotext: prompt, `Negative prompt:` line when there is one, then `Key: value` pairs.
+    /// The variation as the generation parameters take it.
+    public var variation: VariationSeed? {
+        guard let variationSeed, let variationStrength else { return nil }
+        return VariationSeed(seed: variationSeed, strength: variationStrength)
+    }
+
     public var a1111Parameters: String {
         var pairs: [(String, String)] = [("Steps", "\(steps)"), ("Sampler", "Euler"), ("Schedule type", "Simple"),
                                          ("CFG scale", Self.number(guidanceScale)), ("Seed", "\(seed)"), ("Size", "\(width)x\(height)"),
                                          ("Model", model)]
+        if let variationSeed, let variationStrength {
+            pairs.append(("Variation seed", "\(variationSeed)"))
+            pairs.append(("Variation seed strength", Self.number(variationStrength)))
+        }
         if let strength { pairs.append(("Denoising strength", Self.number(strength))) }
         if let initImageHash { pairs.append(("Init image hash", String(initImageHash.prefix(8)))) }
         pairs.append(("RNG", "CPU"))

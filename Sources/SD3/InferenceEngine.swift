@@ -43,8 +43,9 @@ public actor InferenceEngine {
                     pipeline = try StableDiffusion3Pipeline(path: model, options: options)
                     continuation.yield(.loaded(seconds: Date().timeIntervalSince(loadStart)))
                 }
-                let result = try Self.run(parameters, pipeline: pipeline, cached: cached, cancelled: cancelled, continuation: continuation)
-                state.write(pipeline: pipeline, cache: result)
+                try Self.run(parameters, pipeline: pipeline, cached: cached, cancelled: cancelled, continuation: continuation) { cache in
+                    state.write(pipeline: pipeline, cache: cache)
+                }
                 continuation.finish()
             } catch {
                 continuation.finish(throwing: cancelled.isSet ? CancellationError() : error)
@@ -56,10 +57,12 @@ public actor InferenceEngine {
         return stream
     }
 
-    /// The generation itself, on the engine's thread.
+    /// The generation itself, on the engine's thread. `remember` stores the pipeline and the embeddings before
+    /// `finished` is yielded: a caller that starts the next generation on `finished` (seed exploration) finds
+    /// the model loaded and the prompt cached.
     private static func run(_ p: GenerationParameters, pipeline: StableDiffusion3Pipeline, cached: (key: String, conditioning: Conditioning)?,
-                            cancelled: CancellationFlag, continuation: AsyncThrowingStream<GenerationEvent, Error>.Continuation)
-        throws -> (key: String, conditioning: Conditioning) {
+                            cancelled: CancellationFlag, continuation: AsyncThrowingStream<GenerationEvent, Error>.Continuation,
+                            remember: ((key: String, conditioning: Conditioning)) -> Void) throws {
         let start = Date()
         try pipeline.validate(p)
         let key = "\(p.prompt)\u{0}\(p.negativePrompt)\u{0}\(p.maxSequenceLength)\u{0}\(p.usesGuidance)"
@@ -90,8 +93,8 @@ public actor InferenceEngine {
         let metadata = ImageMetadata(parameters: p, model: pipeline.path,
                                      t5: pipeline.hasT5, shift: p.shift ?? pipeline.schedulerConfig.shift,
                                      precision: pipeline.options.precision.rawValue, seconds: seconds)
+        remember((key, conditioning))
         continuation.yield(.finished(image: image, metadata: metadata, seconds: seconds))
-        return (key, conditioning)
     }
 }
 

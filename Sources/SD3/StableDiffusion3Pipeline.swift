@@ -129,6 +129,7 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
         guard p.guidanceScale.isFinite, p.guidanceScale >= 0 else { throw GenerationError.badGuidance(p.guidanceScale) }
         guard (1...512).contains(p.maxSequenceLength) else { throw PromptError.maxSequenceLength(p.maxSequenceLength) }
         if let shift = p.shift { guard shift.isFinite, shift > 0 else { throw GenerationError.badShift(shift) } }
+        if let v = p.variation { guard v.strength.isFinite, (0...1).contains(v.strength) else { throw GenerationError.badVariationStrength(v.strength) } }
         if p.initImage != nil {
             guard (0...1).contains(p.strength) else { throw GenerationError.badStrength(p.strength) }
             guard options.withVAEEncoder else { throw GenerationError.noEncoder }
@@ -144,7 +145,8 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
     }
 
     /// The schedule, the starting latents (noise, or the noised init image) and the first step, drawing from
-    /// the seed's generator in diffusers' order (img2img: posterior sample first, then the noise).
+    /// the seed's generator in diffusers' order (img2img: posterior sample first, then the noise), each draw
+    /// mixed with the variation seed's when there is one.
     public func prepare(_ p: GenerationParameters) throws -> (FlowMatchEulerDiscreteScheduler, Tensor, Int) {
         var config = schedulerConfig
         if let shift = p.shift { config.shift = shift }
@@ -153,7 +155,7 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
         let shape = [1, transformerConfig.inChannels, p.height / f, p.width / f]
         let mu = schedulerConfig.useDynamicShifting ? scheduler.mu(imageSequenceLength: (p.height / sizeMultiple) * (p.width / sizeMultiple)) : nil
         try scheduler.setTimesteps(p.steps, mu: mu)
-        var generator = TorchCPUGenerator(seed: p.seed)
+        var generator = VariationNoise(seed: p.seed, variation: p.variation)
         guard let image = p.initImage else {
             return (scheduler, Tensor(shape: shape, data: generator.randn(shape)), 0)
         }
@@ -215,6 +217,7 @@ public enum GenerationError: Error, Equatable, CustomStringConvertible {
     case noStepsLeft(steps: Int, strength: Double)
     case badSkipLayer(Int, layers: Int)
     case badShift(Double)
+    case badVariationStrength(Double)
 
     public var description: String {
         switch self {
@@ -227,6 +230,7 @@ public enum GenerationError: Error, Equatable, CustomStringConvertible {
         case let .noStepsLeft(n, s): return "strength \(s) with \(n) steps leaves no step to run; raise the strength or the steps"
         case let .badSkipLayer(i, n): return "skip layer \(i): the transformer has blocks 0…\(n - 1)"
         case let .badShift(x): return "shift \(x): must be a positive number"
+        case let .badVariationStrength(s): return "variation strength \(s): must be between 0 and 1"
         }
     }
 }

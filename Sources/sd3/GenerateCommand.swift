@@ -19,6 +19,8 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Denoising steps (default 28).") var steps: Int?
     @Option(name: [.customShort("g"), .long], help: "Classifier-free guidance scale, ≤ 1 turns guidance off (default 7).") var guidance: Double?
     @Option(help: "Seed (0…2⁶⁴−1; torch uses the low 32 bits). Default: a random one, printed and recorded.") var seed: UInt64?
+    @Option(help: "Variation seed (A1111's): the noise is moved toward this seed's noise by --variation-strength.") var variationSeed: UInt64?
+    @Option(help: "How far toward the variation seed, 0…1 (0: the seed's image, 1: the variation seed's).") var variationStrength: Double?
     @Option(help: "Scheduler shift (default: the model's scheduler config).") var shift: Double?
     @Option(help: "T5 tokens, 1…512 (default 256).") var maxSequenceLength: Int?
     @Flag(help: "Do not load T5-XXL (its embeddings become zeros; saves memory and time).") var noT5 = false
@@ -53,6 +55,7 @@ struct GenerateCommand: ParsableCommand {
         p.steps = steps ?? r?.steps ?? d.steps ?? 28
         p.guidanceScale = guidance ?? r?.guidanceScale ?? d.guidanceScale ?? 7
         p.seed = seed ?? r?.seed ?? UInt64.random(in: 0...UInt64(UInt32.max))
+        p.variation = try Self.variation(seed: variationSeed, strength: variationStrength, recalled: r?.variation)
         p.maxSequenceLength = maxSequenceLength ?? r?.maxSequenceLength ?? d.maxSequenceLength ?? 256
         p.shift = shift ?? r?.shift ?? d.shift
         if let initImage {
@@ -85,8 +88,9 @@ struct GenerateCommand: ParsableCommand {
         p.height = height ?? r?.height ?? d.height ?? defaultSide
         try pipeline.validate(p)
         Interrupt.install()
-        log(String(format: "loaded in %.1f s; seed %llu, %d×%d, %d steps, guidance %g%@", Date().timeIntervalSince(started), p.seed,
-                   p.width, p.height, p.steps, p.guidanceScale, pipeline.hasT5 ? "" : ", T5 off"))
+        let variationText = p.variation.map { String(format: ", variation seed %llu at %g", $0.seed, $0.strength) } ?? ""
+        log(String(format: "loaded in %.1f s; seed %llu%@, %d×%d, %d steps, guidance %g%@", Date().timeIntervalSince(started), p.seed,
+                   variationText, p.width, p.height, p.steps, p.guidanceScale, pipeline.hasT5 ? "" : ", T5 off"))
         var phases: [(String, Double)] = [("open model", Date().timeIntervalSince(started))]
         var phaseStart = Date()
         _ = try pipeline.textEncoders()
@@ -139,6 +143,19 @@ struct GenerateCommand: ParsableCommand {
             return (metadata, metadata.modelPath)
         } catch {
             throw CommandError("\(path): the sd3-studio metadata is not readable: \(error)")
+        }
+    }
+
+    /// The flags' variation, else the recalled one; a strength outside 0…1 or half a pair is an error naming the flag.
+    static func variation(seed: UInt64?, strength: Double?, recalled: VariationSeed?) throws -> VariationSeed? {
+        if let strength, !(strength.isFinite && (0...1).contains(strength)) {
+            throw ValidationError("--variation-strength must be between 0 and 1, not \(strength)")
+        }
+        switch (seed ?? recalled?.seed, strength ?? recalled?.strength) {
+        case (nil, nil): return nil
+        case (nil, _?): throw ValidationError("--variation-strength needs --variation-seed")
+        case (_?, nil): throw ValidationError("--variation-seed needs --variation-strength (0…1)")
+        case let (seed?, strength?): return VariationSeed(seed: seed, strength: strength)
         }
     }
 
