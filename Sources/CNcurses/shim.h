@@ -3,3 +3,8 @@
 #define NCURSES_WIDECHAR 1
 #include <locale.h>
 #include <ncursesw/ncurses.h>
+
+// Swift 6 refuses to read C's mutable globals (stdscr, stdin, stdout) from isolated code; these read them once.
+static inline WINDOW *sd3_newterm_window(const char *name) {
+    return newterm(name, stdout, stdin) != NULL ? stdscr : NULL;
+}

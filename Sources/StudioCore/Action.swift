@@ -49,6 +49,9 @@ public enum Action: Sendable {
     case toggleHelp
     // Generation.
     case generate, cancel, toggleFavorite, quit
+    /// Seed exploration: a grid of draft renders, one seed each.
+    case explore
+    case cycleTheme
     case resize(columns: Int, rows: Int)
     case engine(GenerationEvent)
     /// The stream ended without `finished`: an error message, or nil when it was cancelled.

@@ -9,16 +9,18 @@ public struct Binding: Sendable {
 public enum Bindings {
     public static let table: [Binding] = [
         Binding(keys: [.function(5), .ctrl("g")], action: .generate, help: "generate with the current settings"),
-        Binding(keys: [.escape], action: .cancel, help: "cancel the running generation (or close help)"),
+        Binding(keys: [.function(6)], action: .explore, help: "explore seeds: a grid of quick drafts"),
+        Binding(keys: [.escape], action: .cancel, help: "cancel the running generation; close help or the grid"),
         Binding(keys: [.function(2)], action: .toggleFavorite, help: "star / unstar the current image"),
         Binding(keys: [.function(1)], action: .toggleHelp, help: "show / hide this help"),
+        Binding(keys: [.function(7)], action: .cycleTheme, help: "next colour theme"),
         Binding(keys: [.function(10), .ctrl("q")], action: .quit, help: "quit (cancels a running generation)"),
         Binding(keys: [.tab], action: .nextField, help: "next field"),
         Binding(keys: [.backTab], action: .previousField, help: "previous field"),
-        Binding(keys: [.left], action: .left, help: "cursor left; previous choice"),
-        Binding(keys: [.right], action: .right, help: "cursor right; next choice"),
-        Binding(keys: [.up], action: .up, help: "row up"),
-        Binding(keys: [.down], action: .down, help: "row down"),
+        Binding(keys: [.left], action: .left, help: "cursor left; previous choice or grid seed"),
+        Binding(keys: [.right], action: .right, help: "cursor right; next choice or grid seed"),
+        Binding(keys: [.up], action: .up, help: "row up (also in the grid)"),
+        Binding(keys: [.down], action: .down, help: "row down (also in the grid)"),
         Binding(keys: [.home, .ctrl("a")], action: .home, help: "start of line"),
         Binding(keys: [.end, .ctrl("e")], action: .end, help: "end of line"),
         Binding(keys: [.ctrlLeft, .alt("b")], action: .wordLeft, help: "previous word"),
@@ -27,7 +29,7 @@ public enum Bindings {
         Binding(keys: [.delete, .ctrl("d")], action: .delete, help: "delete at the cursor"),
         Binding(keys: [.ctrl("u")], action: .deleteToLineStart, help: "delete to the start of the line"),
         Binding(keys: [.ctrl("k")], action: .deleteToLineEnd, help: "delete to the end of the line"),
-        Binding(keys: [.enter], action: .newline, help: "new line in a prompt; next field elsewhere"),
+        Binding(keys: [.enter], action: .newline, help: "new line in a prompt; next field; refine the grid's pick"),
     ]
 
     static let lookup: [Key: Action] = {

@@ -6,6 +6,7 @@ public func reduce(_ state: inout StudioState, _ action: Action) -> Reaction {
     switch action {
     case .insert, .newline, .backspace, .delete, .left, .right, .up, .down, .home, .end, .wordLeft, .wordRight,
          .deleteToLineStart, .deleteToLineEnd:
+        if state.explore != nil, !state.showHelp, let reaction = gridKey(&state, action) { return reaction }
         return edit(&state, action)
     case .nextField:
         state.focus = cycled(state.focus, by: 1)
@@ -15,6 +16,10 @@ public func reduce(_ state: inout StudioState, _ action: Action) -> Reaction {
         state.showHelp.toggle()
     case .generate:
         return generate(&state)
+    case .explore:
+        return explore(&state)
+    case .cycleTheme:
+        return cycleTheme(&state)
     case .cancel:
         if state.showHelp {
             state.showHelp = false
@@ -22,6 +27,9 @@ public func reduce(_ state: inout StudioState, _ action: Action) -> Reaction {
             state.job = .cancelling
             state.status = Status(text: "Cancelling…", isError: false)
             return Reaction(effects: [.cancel])
+        } else if state.explore != nil {
+            state.explore = nil
+            state.status = Status(text: "Left the seed grid", isError: false)
         } else {
             return .none
         }
@@ -41,7 +49,13 @@ public func reduce(_ state: inout StudioState, _ action: Action) -> Reaction {
     case let .engine(event):
         return receive(&state, event)
     case let .generationStopped(error):
-        if let error {
+        if var grid = state.explore, grid.rendering != nil {
+            (grid.rendering, grid.preview) = (nil, nil)
+            state.explore = grid
+            state.job = error.map { .failed($0) } ?? .idle
+            state.status = error.map { Status(text: $0, isError: true) }
+                ?? Status(text: "Cancelled: \(grid.finishedCount) of \(grid.seeds.count) seeds rendered; arrows pick, Enter refines, Esc leaves", isError: false)
+        } else if let error {
             state.job = .failed(error)
             state.status = Status(text: error, isError: true)
         } else {
@@ -113,20 +127,30 @@ private func cycleChoice(_ state: inout StudioState, _ field: FieldID, by delta:
     }
 }
 
-/// Reads the fields into a request, choosing the seed by its mode; a bad field is a status-line error.
+/// Starts one generation with the fields' settings.
 private func generate(_ state: inout StudioState) -> Reaction {
+    guard let request = readRequest(&state, seeds: 1) else { return Reaction() }
+    state.explore = nil
+    state.job = .running(.starting)
+    state.status = Status(text: "Generating seed \(request.parameters.seed)…", isError: false)
+    return Reaction(effects: [.start(request)])
+}
+
+/// Reads the fields into a request, choosing the seed by its mode (`seeds` consecutive seeds are taken, so
+/// increment mode continues after the last); nil after putting the problem in the status line.
+func readRequest(_ state: inout StudioState, seeds: Int) -> GenerationRequest? {
     guard !state.isRunning else {
         state.status = Status(text: "A generation is running: Esc cancels it", isError: true)
-        return Reaction()
+        return nil
     }
     guard let model = state.model else {
         state.status = Status(text: "No model: restart with `sd3 studio --model DIR` or set SD3_MODEL", isError: true)
-        return Reaction()
+        return nil
     }
     let prompt = state.text(.prompt).trimmingCharacters(in: .whitespacesAndNewlines)
     guard !prompt.isEmpty else {
         state.status = Status(text: "Type a prompt first", isError: true)
-        return Reaction()
+        return nil
     }
     do throws(FieldError) {
         var p = GenerationParameters(prompt: prompt)
@@ -148,15 +172,12 @@ private func generate(_ state: inout StudioState) -> Reaction {
             if let last = state.lastSeed { p.seed = last &+ 1 } else { p.seed = try number(state, .seed, UInt64.init) }
         }
         state.set(.seed, "\(p.seed)")
-        state.lastSeed = p.seed
-        let request = GenerationRequest(parameters: p, model: model, useT5: state.t5, precision: state.precision,
-                                        initImagePath: initImage.isEmpty ? nil : initImage)
-        state.job = .running(.starting)
-        state.status = Status(text: "Generating seed \(p.seed)…", isError: false)
-        return Reaction(effects: [.start(request)])
+        state.lastSeed = p.seed &+ UInt64(seeds - 1)
+        return GenerationRequest(parameters: p, model: model, useT5: state.t5, precision: state.precision,
+                                 initImagePath: initImage.isEmpty ? nil : initImage)
     } catch {
         state.status = Status(text: error.description, isError: true)
-        return Reaction()
+        return nil
     }
 }
 
@@ -189,14 +210,18 @@ private func receive(_ state: inout StudioState, _ event: GenerationEvent) -> Re
         state.status = Status(text: String(format: "Model loaded in %.1f s", seconds), isError: false)
     case .encodingPrompt:
         state.job = .running(.encoding)
+    case let .encodedPrompt(_, _, warnings) where state.explore?.rendering != nil:
+        if !warnings.isEmpty { state.status = Status(text: warnings.joined(separator: "; "), isError: false) }
     case let .encodedPrompt(seconds, cached, warnings):
         let text = cached ? "Prompt unchanged: text encoders skipped" : String(format: "Prompt encoded in %.2f s", seconds)
         state.status = Status(text: ([text] + warnings).joined(separator: "; "), isError: false)
     case let .step(index, total, _, elapsed, preview):
         state.job = .running(.denoising(step: index + 1, total: total, elapsed: elapsed))
-        state.preview = preview
+        if state.explore?.rendering != nil { state.explore?.preview = preview } else { state.preview = preview }
     case .decoding:
         state.job = .running(.decoding)
+    case let .finished(image, _, seconds) where state.explore?.rendering != nil:
+        return draftFinished(&state, image: image, seconds: seconds)
     case let .finished(image, metadata, seconds):
         state.job = .finished(seconds: seconds)
         state.preview = image

@@ -16,7 +16,7 @@ public func render(_ state: StudioState, columns: Int, rows: Int) -> CellBuffer 
     drawHeader(state, &buffer, layout)
     for field in [FieldID.prompt, .negativePrompt] { drawEditor(state, field, &buffer, layout.editor(field)) }
     drawSettings(state, &buffer, layout)
-    drawPreview(state, &buffer, layout)
+    if let grid = state.explore { drawGrid(grid, state.graphics, &buffer, layout) } else { drawPreview(state, &buffer, layout) }
     drawProgress(state, &buffer, layout)
     let status = state.status
     buffer.put(CellWidth.truncate(status.text, to: columns), x: 0, y: layout.statusRow, role: status.isError ? .statusError : .status)
@@ -153,13 +153,17 @@ private func drawHelp(_ buffer: inout CellBuffer, _ layout: Layout) {
     let entries = Bindings.table.map { ($0.keys.map(\.name).joined(separator: ", "), $0.help) }
     let keyWidth = entries.map { CellWidth.of($0.0) }.max() ?? 0
     let width = min(layout.columns - 4, keyWidth + 3 + (entries.map { CellWidth.of($0.1) }.max() ?? 0) + 4)
-    let height = min(layout.rows, entries.count + 3)
+    // The closing hint goes when the rows are short, so every binding stays listed.
+    let showHint = entries.count + 3 <= layout.rows
+    let height = min(layout.rows, entries.count + (showHint ? 3 : 2))
     let x = (layout.columns - width) / 2, y = (layout.rows - height) / 2
     buffer.fill(x: x, y: y, width: width, height: height, with: Cell(" ", .help))
     buffer.box(x: x, y: y, width: width, height: height, title: "Help: keys", role: .focusedBorder)
-    for (i, entry) in entries.prefix(height - 3).enumerated() {
+    for (i, entry) in entries.prefix(height - (showHint ? 3 : 2)).enumerated() {
         buffer.put(entry.0, x: x + 2, y: y + 1 + i, role: .fieldLabel)
         buffer.put(entry.1, x: x + 2 + keyWidth + 3, y: y + 1 + i, role: .help, limit: width - keyWidth - 7)
     }
-    buffer.put("Left/Right or Space change choices · F1 or Esc closes", x: x + 2, y: y + height - 2, role: .hint, limit: width - 4)
+    if showHint {
+        buffer.put("Left/Right or Space change choices · F1 or Esc closes", x: x + 2, y: y + height - 2, role: .hint, limit: width - 4)
+    }
 }

@@ -17,6 +17,12 @@ public struct StudioState: Sendable {
     public var current: HistoryRecord?
     public var status = Status(text: "", isError: false)
     public var showHelp = false
+    /// The seed grid while it is shown (F6), and how its drafts are made.
+    public var explore: Exploration?
+    public var draft = DraftSettings()
+    /// The themes F7 cycles through and the one in use; the terminal maps its roles to colours.
+    public var themes = [Theme.dark]
+    public var themeIndex = 0
     public var shouldQuit = false
     /// The model folder; nil when none was given (the studio still opens and says how to give one).
     public var model: String?
@@ -41,7 +47,7 @@ public struct StudioState: Sendable {
         if model == nil {
             status = Status(text: "No model: start with `sd3 studio --model DIR` or set SD3_MODEL to a diffusers SD3 folder", isError: true)
         } else {
-            status = Status(text: "Type a prompt, F5 to generate, F1 for help", isError: false)
+            status = Status(text: "Type a prompt, F5 to generate, F6 to explore seeds, F1 for help", isError: false)
         }
     }
 
@@ -55,6 +61,25 @@ public struct StudioState: Sendable {
         if let v = d.negativePrompt { set(.negativePrompt, v) }
         if let v = d.maxSequenceLength { maxSequenceLength = v }
     }
+
+    /// Starts the fields from the config file's [defaults] (which override the model's defaults.json).
+    public mutating func apply(_ d: ConfigFile.Defaults) {
+        if let v = d.prompt { set(.prompt, v) }
+        if let v = d.negativePrompt { set(.negativePrompt, v) }
+        if let v = d.width { set(.width, "\(v)") }
+        if let v = d.height { set(.height, "\(v)") }
+        if let v = d.steps { set(.steps, "\(v)") }
+        if let v = d.guidance { set(.guidance, NumberText.text(v)) }
+        if let v = d.shift { set(.shift, NumberText.text(v)) }
+        if let v = d.seed { set(.seed, "\(v)") }
+        if let v = d.seedMode { seedMode = v }
+        if let v = d.t5 { t5 = v }
+        if let v = d.precision { precision = v }
+        if let v = d.maxSequenceLength { maxSequenceLength = v }
+        if let v = d.strength { set(.strength, NumberText.text(v)) }
+    }
+
+    public var theme: Theme { themes.indices.contains(themeIndex) ? themes[themeIndex] : .dark }
 
     public func text(_ field: FieldID) -> String { editors[field]?.text ?? "" }
 

@@ -45,14 +45,14 @@ public enum StudioApp {
             }
             let now = ContinuousClock.now
             if flags.dirty, now - lastDraw >= .milliseconds(33) {
-                terminal.draw(render(session.state, columns: size.columns, rows: size.rows), forceFullRepaint: flags.fullRepaint,
+                terminal.draw(render(session.state, columns: size.columns, rows: size.rows), theme: session.state.theme, forceFullRepaint: flags.fullRepaint,
                               image: pixelImage(session.state, size))
                 (flags.dirty, flags.fullRepaint, lastDraw) = (false, false, now)
             }
             try? await Task.sleep(for: .milliseconds(8))
         }
         // Quitting: the reducer already asked to cancel; wait (bounded) for the engine to stop between blocks.
-        terminal.draw(render(session.state, columns: size.columns, rows: size.rows), image: pixelImage(session.state, size))
+        terminal.draw(render(session.state, columns: size.columns, rows: size.rows), theme: session.state.theme, image: pixelImage(session.state, size))
         final class Done { var value = false }
         let done = Done()
         Task { await session.settle(); done.value = true }
@@ -60,10 +60,10 @@ public enum StudioApp {
         while !done.value, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
     }
 
-    /// The picture a pixel protocol draws and the cells reserved for it; none while the help overlay covers the
-    /// pane or the terminal is too small for the layout.
+    /// The picture a pixel protocol draws and the cells reserved for it; none while the help overlay or the seed
+    /// grid covers the pane or the terminal is too small for the layout.
     static func pixelImage(_ state: StudioState, _ size: (columns: Int, rows: Int)) -> (RGBImage, Rect)? {
-        guard state.graphics.isPixelProtocol, !state.showHelp, let preview = state.preview else { return nil }
+        guard state.graphics.isPixelProtocol, !state.showHelp, state.explore == nil, let preview = state.preview else { return nil }
         let layout = Layout(columns: size.columns, rows: size.rows)
         guard layout.fits else { return nil }
         return (preview, layout.image)

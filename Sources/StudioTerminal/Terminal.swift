@@ -13,9 +13,7 @@ public struct TerminalError: Error, CustomStringConvertible {
 @MainActor
 final class Terminal {
     let window: UnsafeMutablePointer<WINDOW>
-    private let theme: Theme
-    private let colours: Int32
-    private var pairs: [Int64: Int32] = [:]
+    private let styles: CursesStyles
     private let pixels: PixelLayer?
 
     static let pasteBegin: Int32 = 0x1100, pasteEnd: Int32 = 0x1101, ctrlLeft: Int32 = 0x1102, ctrlRight: Int32 = 0x1103
@@ -26,8 +24,15 @@ final class Terminal {
         }
         setlocale(LC_ALL, "")
         set_escdelay(25)
-        guard let window = initscr() else { throw TerminalError(description: "ncurses could not start (TERM=\(ProcessInfo.processInfo.environment["TERM"] ?? "unset"))") }
-        self.window = window
+        let environment = ProcessInfo.processInfo.environment
+        // COLORTERM=truecolor on a 256-colour TERM: the TERM's -direct terminfo, when installed, gives ncurses 24-bit colour.
+        if let direct = Self.directTerminal(environment), let screen = sd3_newterm_window(direct) {
+            window = screen
+        } else if let screen = initscr() {
+            window = screen
+        } else {
+            throw TerminalError(description: "ncurses could not start (TERM=\(environment["TERM"] ?? "unset"))")
+        }
         pixels = graphics.isPixelProtocol ? PixelLayer(mode: graphics) : nil
         Self.installRestoreHooks()
         raw()
@@ -37,16 +42,10 @@ final class Terminal {
         // No insert/delete-character optimisation: it would shift text under a pixel image the terminal keeps.
         idcok(window, false)
         wtimeout(window, 0)
-        let noColor = !(ProcessInfo.processInfo.environment["NO_COLOR"] ?? "").isEmpty
-        if has_colors() && !noColor {
-            start_color()
-            use_default_colors()
-            colours = max(8, tigetnum("colors"))
-            theme = .standard(colours: true)
-        } else {
-            colours = 0
-            theme = .monochrome
-        }
+        var depth = ColourDepth.detect(colours: has_colors() ? Int(tigetnum("colors")) : 0, environment: environment)
+        if depth != .none, start_color() == ERR { depth = .none }
+        if depth != .none { use_default_colors() }
+        styles = CursesStyles(depth: depth)
         // Sequences terminfo does not describe: bracketed paste (xterm ctlseqs) and xterm's Ctrl-arrows.
         define_key("\u{1B}[200~", Self.pasteBegin)
         define_key("\u{1B}[201~", Self.pasteEnd)
@@ -56,6 +55,15 @@ final class Terminal {
     }
 
     var size: (columns: Int, rows: Int) { (Int(getmaxx(window)), Int(getmaxy(window))) }
+
+    /// `xterm-256color` → `xterm-direct` (and the like) when COLORTERM says truecolor or 24bit and TERM is not
+    /// direct already; nil otherwise.
+    nonisolated static func directTerminal(_ environment: [String: String]) -> String? {
+        guard let colorterm = environment["COLORTERM"], colorterm == "truecolor" || colorterm == "24bit",
+              let term = environment["TERM"], !term.hasSuffix("-direct"), environment["NO_COLOR"].map(\.isEmpty) ?? true else { return nil }
+        let base = term.hasSuffix("-256color") ? String(term.dropLast(9)) : term
+        return base + "-direct"
+    }
 
     func close() {
         pixels?.remove()
@@ -85,7 +93,8 @@ final class Terminal {
     }
 
     /// Flushes `buffer`; `image` (pixel modes only) is the picture and the cells it goes in, written after the flush.
-    func draw(_ buffer: CellBuffer, forceFullRepaint: Bool = false, image: (RGBImage, Rect)? = nil) {
+    func draw(_ buffer: CellBuffer, theme: Theme, forceFullRepaint: Bool = false, image: (RGBImage, Rect)? = nil) {
+        styles.use(theme)
         if forceFullRepaint { clearok(window, true) }
         let erased = pixels?.prepare(window: window, image: image) ?? false
         var cell = cchar_t()
@@ -93,7 +102,7 @@ final class Terminal {
             for x in 0..<min(buffer.width, size.columns) {
                 let c = buffer[x, y]
                 if c.continuation { continue }
-                let (attributes, pair) = style(c)
+                let (attributes, pair) = styles.style(c)
                 var text = c.character.unicodeScalars.map { wchar_t(bitPattern: $0.value) } + [0]
                 var extendedPair = pair
                 setcchar(&cell, &text, attr_t(attributes), Int16(truncatingIfNeeded: min(pair, 32767)), &extendedPair)
@@ -108,44 +117,5 @@ final class Terminal {
         }
         wrefresh(window)
         pixels?.flushed(buffer, image: image, repainted: forceFullRepaint || erased)
-    }
-
-    private func style(_ cell: Cell) -> (UInt32, Int32) {
-        let style = theme.styles[cell.role] ?? Theme.Style(foreground: -1, background: -1, attributes: 0)
-        guard colours > 0 else { return (style.attributes, 0) }
-        if let fg = cell.foreground, let bg = cell.background {
-            return (0, pair(colour(fg), colour(bg)))
-        }
-        if style.foreground == -1 && style.background == -1 { return (style.attributes, 0) }
-        return (style.attributes, pair(style.foreground, style.background))
-    }
-
-    private func pair(_ foreground: Int32, _ background: Int32) -> Int32 {
-        let key = Int64(foreground) << 32 | Int64(UInt32(bitPattern: background))
-        if let pair = pairs[key] { return pair }
-        let pair = alloc_pair(foreground, background)
-        if pair < 0 { return 0 }
-        pairs[key] = pair
-        return pair
-    }
-
-    /// The nearest colour the terminal has: direct RGB on truecolour terminfo (`colors` ≥ 2²⁴), else xterm's
-    /// 6×6×6 cube and grey ramp (16…255), else the 8 ANSI colours.
-    private func colour(_ c: RGB) -> Int32 {
-        if colours >= 1 << 24 { return Int32(c.r) << 16 | Int32(c.g) << 8 | Int32(c.b) }
-        if colours >= 256 {
-            let (r, g, b) = (Int32(c.r), Int32(c.g), Int32(c.b))
-            let maxC = max(r, g, b), minC = min(r, g, b)
-            if maxC - minC < 12 {
-                let grey = (r + g + b) / 3
-                if grey < 8 { return 16 }
-                if grey > 238 { return 231 }
-                return 232 + min(23, (grey - 8) / 10)
-            }
-            func level(_ v: Int32) -> Int32 { v < 48 ? 0 : v < 115 ? 1 : (v - 35) / 40 }
-            return 16 + 36 * level(r) + 6 * level(g) + level(b)
-        }
-        let bright = (Int32(c.r) + Int32(c.g) + Int32(c.b)) > 384
-        return (c.r > 127 ? 1 : 0) | (c.g > 127 ? 2 : 0) | (c.b > 127 ? 4 : 0) | (bright && colours >= 16 ? 8 : 0)
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import ImageIO
 import SafeTensors
 import SD3
+import StudioCore
 import Tensors
 
 struct GenerateCommand: ParsableCommand {
@@ -26,7 +27,9 @@ struct GenerateCommand: ParsableCommand {
     @Flag(help: "Do not load T5-XXL (its embeddings become zeros; saves memory and time).") var noT5 = false
     @Option(help: "fp32 (parity, default) or bf16 weights.") var precision: String?
     @Option(help: "onednn (default) or openblas.") var backend: String = "onednn"
-    @Option(help: "Engine threads (default: all cores).") var threads = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Engine threads (default: the config's, else all cores).") var threads: Int?
+    @Option(help: "Settings file (default: $XDG_CONFIG_HOME/sd3-studio/config.toml): its model, threads and [defaults] apply below the flags.")
+    var config: String?
     @Option(help: "img2img: the starting PNG, resized to the output size.") var initImage: String?
     @Option(help: "img2img: how much of the schedule to run, 0…1 (default 0.6).") var strength: Double?
     @Option(help: "Skip-layer guidance scale (diffusers' default 2.8); turns it on with --skip-layers.") var skipLayerGuidance: Double?
@@ -39,28 +42,32 @@ struct GenerateCommand: ParsableCommand {
     @Flag(help: "Print the time of each phase and the peak memory at the end.") var report = false
 
     func run() throws {
+        let settings = try ConfigFile.loadForCommand(config, environment: ProcessInfo.processInfo.environment)
+        let c = settings.defaults
         let recalled = try paramsFrom.map(Self.recall)
-        guard let model = model ?? recalled?.modelPath ?? ProcessInfo.processInfo.environment["SD3_MODEL"] ?? DemoModel.locate() else {
+        guard let model = model ?? recalled?.modelPath ?? ProcessInfo.processInfo.environment["SD3_MODEL"]
+            ?? settings.model.map(ConfigFile.expandingTilde) ?? DemoModel.locate() else {
             throw ValidationError("no model: give --model DIR (a diffusers SD3 folder); the demo model was not found in \(DemoModel.folderName)")
         }
         let d = try ModelDefaults.read(model: model)
-        guard let prompt = prompt ?? recalled?.metadata.prompt else { throw ValidationError("give --prompt") }
-        let precisionName = precision ?? recalled?.metadata.precision ?? "fp32"
+        guard let prompt = prompt ?? recalled?.metadata.prompt ?? c.prompt.flatMap({ $0.isEmpty ? nil : $0 }) else { throw ValidationError("give --prompt") }
+        let precisionName = precision ?? recalled?.metadata.precision ?? c.precision?.rawValue ?? "fp32"
         guard let precision = Precision(rawValue: precisionName) else { throw ValidationError("--precision must be fp32 or bf16, not '\(precisionName)'") }
         guard let backend = BackendKind(rawValue: backend) else { throw ValidationError("--backend must be onednn or openblas, not '\(self.backend)'") }
+        let threads = self.threads ?? settings.threads ?? ProcessInfo.processInfo.activeProcessorCount
         guard (1...1024).contains(threads) else { throw ValidationError("--threads must be between 1 and 1024") }
         let r = recalled?.metadata
         var p = GenerationParameters(prompt: prompt)
-        p.negativePrompt = negativePrompt ?? r?.negativePrompt ?? d.negativePrompt ?? ""
-        p.steps = steps ?? r?.steps ?? d.steps ?? 28
-        p.guidanceScale = guidance ?? r?.guidanceScale ?? d.guidanceScale ?? 7
-        p.seed = seed ?? r?.seed ?? UInt64.random(in: 0...UInt64(UInt32.max))
+        p.negativePrompt = negativePrompt ?? r?.negativePrompt ?? c.negativePrompt ?? d.negativePrompt ?? ""
+        p.steps = steps ?? r?.steps ?? c.steps ?? d.steps ?? 28
+        p.guidanceScale = guidance ?? r?.guidanceScale ?? c.guidance ?? d.guidanceScale ?? 7
+        p.seed = seed ?? r?.seed ?? (c.seedMode == .random ? nil : c.seed) ?? UInt64.random(in: 0...UInt64(UInt32.max))
         p.variation = try Self.variation(seed: variationSeed, strength: variationStrength, recalled: r?.variation)
-        p.maxSequenceLength = maxSequenceLength ?? r?.maxSequenceLength ?? d.maxSequenceLength ?? 256
-        p.shift = shift ?? r?.shift ?? d.shift
+        p.maxSequenceLength = maxSequenceLength ?? r?.maxSequenceLength ?? c.maxSequenceLength ?? d.maxSequenceLength ?? 256
+        p.shift = shift ?? r?.shift ?? c.shift ?? d.shift
         if let initImage {
             p.initImage = try PNGFile.read(initImage).image
-            p.strength = strength ?? r?.strength ?? 0.6
+            p.strength = strength ?? r?.strength ?? c.strength ?? 0.6
         } else if r?.strength != nil {
             throw ValidationError("\(paramsFrom!) was made by img2img: give --init-image")
         }
@@ -71,7 +78,7 @@ struct GenerateCommand: ParsableCommand {
             if let start = r?.skipLayerStart, let stop = r?.skipLayerStop { (slg.start, slg.stop) = (start, stop) }
             p.skipLayerGuidance = slg
         }
-        let useT5 = !noT5 && (r?.t5 ?? true)
+        let useT5 = !noT5 && (r?.t5 ?? c.t5 ?? true)
         let target = try outputPath(seed: p.seed)
         if let saveLatents { try Self.checkWritable(saveLatents) }
 
@@ -84,8 +91,8 @@ struct GenerateCommand: ParsableCommand {
         log("loading \(model)")
         let pipeline = try StableDiffusion3Pipeline(path: model, options: options)
         let defaultSide = pipeline.transformerConfig.sampleSize * pipeline.vaeConfig.scaleFactor
-        p.width = width ?? r?.width ?? d.width ?? defaultSide
-        p.height = height ?? r?.height ?? d.height ?? defaultSide
+        p.width = width ?? r?.width ?? c.width ?? d.width ?? defaultSide
+        p.height = height ?? r?.height ?? c.height ?? d.height ?? defaultSide
         try pipeline.validate(p)
         Interrupt.install()
         let variationText = p.variation.map { String(format: ", variation seed %llu at %g", $0.seed, $0.strength) } ?? ""

@@ -11,16 +11,37 @@ struct StudioCommand: AsyncParsableCommand {
 
     @Option(help: "A diffusers SD3 model folder (default: $SD3_MODEL, else the demo model in models/sd3-demo).") var model: String?
     @Option(help: "Where finished images go (default: $XDG_DATA_HOME/sd3-studio/outputs).") var outputDir: String?
-    @Option(help: "Image output in the terminal: auto, sixel, kitty, symbols, ascii or none (auto: from the environment, else a short terminal probe; symbols inside tmux).") var graphics = "auto"
+    @Option(help: "Image output in the terminal: auto, sixel, kitty, symbols, ascii or none (auto: from the environment, else a short terminal probe; symbols inside tmux).") var graphics: String?
+    @Option(help: "Colour theme: a name from the themes folders (dark, light, high-contrast, mono, …) or a .toml file (F7 cycles them).") var theme: String?
+    @Option(help: "Settings file (default: $XDG_CONFIG_HOME/sd3-studio/config.toml).") var config: String?
+    @Option(help: "Seed exploration (F6): seeds in the grid, 4, 9 or 16 (default 4).") var exploreGrid: Int?
+    @Option(help: "Seed exploration: steps of each draft (default 8).") var draftSteps: Int?
+    @Option(help: "Seed exploration: draft size as a fraction of the full size, rounded to a multiple of 16 (default 0.5).") var draftScale: Double?
     @Option(name: .shortAndLong, help: "The prompt to start with.") var prompt: String?
     @Option(name: [.customShort("W"), .long], help: "Starting width.") var width: Int?
     @Option(name: [.customShort("H"), .long], help: "Starting height.") var height: Int?
     @Option(help: "Starting number of steps.") var steps: Int?
     @Option(help: "Starting seed.") var seed: UInt64?
-    @Option(help: "Engine threads (default: all cores).") var threads = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Engine threads (default: all cores).") var threads: Int?
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
+        let settings = try ConfigFile.loadForCommand(config, environment: environment)
+        let graphics = self.graphics ?? settings.graphics ?? "auto"
+        let threads = self.threads ?? settings.threads ?? ProcessInfo.processInfo.activeProcessorCount
+        var draft = settings.draft
+        if let exploreGrid {
+            guard DraftSettings.counts.contains(exploreGrid) else { throw ValidationError("--explore-grid must be 4, 9 or 16, not \(exploreGrid)") }
+            draft.count = exploreGrid
+        }
+        if let draftSteps {
+            guard (1...1000).contains(draftSteps) else { throw ValidationError("--draft-steps must be between 1 and 1000, not \(draftSteps)") }
+            draft.steps = draftSteps
+        }
+        if let draftScale {
+            guard draftScale.isFinite, draftScale > 0, draftScale <= 1 else { throw ValidationError("--draft-scale must be above 0 and at most 1, not \(draftScale)") }
+            draft.scale = draftScale
+        }
         // The probe runs here, before ncurses starts, and only for `auto` on a terminal that the environment does not name.
         let interactive = isatty(STDIN_FILENO) != 0 && isatty(STDOUT_FILENO) != 0
         guard let mode = GraphicsDetection.resolve(graphics, environment: environment, probe: { interactive ? TerminalProbe.run() : nil }) else {
@@ -28,7 +49,7 @@ struct StudioCommand: AsyncParsableCommand {
         }
         guard (1...1024).contains(threads) else { throw ValidationError("--threads must be between 1 and 1024") }
         // Absolute, so the PNG metadata and the history name the folder wherever they are read from.
-        let modelPath = (model ?? environment["SD3_MODEL"].flatMap { $0.isEmpty ? nil : $0 } ?? DemoModel.locate())
+        let modelPath = (model ?? environment["SD3_MODEL"].flatMap { $0.isEmpty ? nil : $0 } ?? settings.model.map(ConfigFile.expandingTilde) ?? DemoModel.locate())
             .map { URL(fileURLWithPath: $0).standardizedFileURL.path }
         var state = StudioState(model: modelPath, randomSeed: UInt64.random(in: 0...UInt64.max))
         if let modelPath {
@@ -36,7 +57,12 @@ struct StudioCommand: AsyncParsableCommand {
                 state.status = Status(text: "\(error)", isError: true)
             }
         }
+        state.apply(settings.defaults)
+        state.draft = draft
         state.graphics = mode
+        let themes = ThemeCatalog.standard(environment: environment).load(choice: theme ?? settings.theme)
+        (state.themes, state.themeIndex) = (themes.themes, themes.current)
+        if let problem = themes.errors.first { state.status = Status(text: problem, isError: true) }
         if let prompt { state.set(.prompt, prompt) }
         if let width { state.set(.width, "\(width)") }
         if let height { state.set(.height, "\(height)") }
@@ -45,7 +71,7 @@ struct StudioCommand: AsyncParsableCommand {
         if let modelPath, !FileManager.default.fileExists(atPath: modelPath + "/model_index.json") {
             state.status = Status(text: "\(modelPath): not a diffusers SD3 folder (no model_index.json); restart with --model DIR", isError: true)
         }
-        let config = StudioConfig(model: modelPath, outputFolder: OutputFolder(path: outputDir ?? OutputFolder.defaultPath(environment: environment)),
+        let config = StudioConfig(model: modelPath, outputFolder: OutputFolder(path: outputDir ?? settings.outputFolder.map(ConfigFile.expandingTilde) ?? OutputFolder.defaultPath(environment: environment)),
                                   history: HistoryStore(path: HistoryStore.dataFolder(environment: environment) + "/history.jsonl"),
                                   threads: threads)
         try await MainActor.run { StudioSession(state: state, config: config) }.run()

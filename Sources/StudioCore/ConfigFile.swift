@@ -1,0 +1,183 @@
+import Foundation
+import TOMLKit
+
+/// The user's settings, `$XDG_CONFIG_HOME/sd3-studio/config.toml` (default ~/.config/sd3-studio/config.toml),
+/// read by this type alone (design.md: one owner per file). Every key is optional; command-line flags override
+/// it and it overrides the model's defaults.json. Unknown keys and bad values are errors naming the file, line
+/// and key. The README lists every key with an example.
+public struct ConfigFile: Sendable, Equatable {
+    public var model: String?
+    public var outputFolder: String?
+    public var theme: String?
+    public var graphics: String?
+    public var threads: Int?
+    public var defaults = Defaults()
+    public var draft = DraftSettings()
+
+    /// `[defaults]`: the starting value of each field.
+    public struct Defaults: Sendable, Equatable {
+        public var prompt: String?
+        public var negativePrompt: String?
+        public var width: Int?
+        public var height: Int?
+        public var steps: Int?
+        public var guidance: Double?
+        public var shift: Double?
+        public var seed: UInt64?
+        public var seedMode: SeedMode?
+        public var t5: Bool?
+        public var precision: PrecisionChoice?
+        public var maxSequenceLength: Int?
+        public var strength: Double?
+    }
+
+    public init() {}
+
+    /// `$XDG_CONFIG_HOME/sd3-studio` (default ~/.config/sd3-studio).
+    public static func folder(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        if let xdg = environment["XDG_CONFIG_HOME"], xdg.hasPrefix("/") { return xdg + "/sd3-studio" }
+        return (environment["HOME"] ?? NSHomeDirectory()) + "/.config/sd3-studio"
+    }
+
+    public static func defaultPath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        folder(environment: environment) + "/config.toml"
+    }
+
+    /// The file at `path`; a missing file is an empty config unless it was named explicitly (`required`).
+    public static func load(path: String, required: Bool) throws(TOMLFileError) -> ConfigFile {
+        guard FileManager.default.fileExists(atPath: path) else {
+            if required { throw TOMLFileError("\(path): no such config file") }
+            return ConfigFile()
+        }
+        guard let data = FileManager.default.contents(atPath: path) else { throw TOMLFileError("\(path): cannot be read") }
+        return try parse(String(decoding: data, as: UTF8.self), path: path)
+    }
+
+    public static func parse(_ text: String, path: String) throws(TOMLFileError) -> ConfigFile {
+        let file = try TOMLFile(path: path, text: text)
+        var config = ConfigFile()
+        let reader = Reader(file: file, table: nil)
+        for key in file.orderedKeys(file.root) {
+            let value = file.root[key]!
+            switch key {
+            case "model": config.model = try reader.string(key, value)
+            case "output_folder": config.outputFolder = try reader.string(key, value)
+            case "theme": config.theme = try reader.string(key, value)
+            case "graphics": config.graphics = try reader.choice(key, value, ["auto"] + GraphicsMode.allCases.map(\.rawValue))
+            case "threads": config.threads = try reader.integer(key, value, 1...1024)
+            case "defaults": config.defaults = try defaults(file, try reader.table(key, value))
+            case "explore": config.draft = try draft(file, try reader.table(key, value))
+            default:
+                throw file.error(key, "unknown key; the top level takes model, output_folder, theme, graphics, threads, [defaults] and [explore]")
+            }
+        }
+        return config
+    }
+
+    private static func defaults(_ file: TOMLFile, _ table: TOMLTable) throws(TOMLFileError) -> Defaults {
+        var d = Defaults()
+        let reader = Reader(file: file, table: "defaults")
+        for key in file.orderedKeys(table, in: "defaults") {
+            let value = table[key]!
+            switch key {
+            case "prompt": d.prompt = try reader.string(key, value)
+            case "negative_prompt": d.negativePrompt = try reader.string(key, value)
+            case "width": d.width = try reader.integer(key, value, 16...16384)
+            case "height": d.height = try reader.integer(key, value, 16...16384)
+            case "steps": d.steps = try reader.integer(key, value, 1...1000)
+            case "guidance": d.guidance = try reader.number(key, value, 0...100)
+            case "shift": d.shift = try reader.number(key, value, 0.001...100)
+            case "seed": d.seed = UInt64(try reader.integer(key, value, 0...Int.max))
+            case "seed_mode": d.seedMode = SeedMode(rawValue: try reader.choice(key, value, SeedMode.allCases.map(\.rawValue)))
+            case "t5": d.t5 = try reader.bool(key, value)
+            case "precision": d.precision = PrecisionChoice(rawValue: try reader.choice(key, value, PrecisionChoice.allCases.map(\.rawValue)))
+            case "max_sequence_length": d.maxSequenceLength = try reader.integer(key, value, 1...512)
+            case "strength": d.strength = try reader.number(key, value, 0...1)
+            default:
+                throw file.error(key, in: "defaults", "unknown key; [defaults] takes prompt, negative_prompt, width, height, steps, guidance, "
+                    + "shift, seed, seed_mode, t5, precision, max_sequence_length and strength")
+            }
+        }
+        return d
+    }
+
+    private static func draft(_ file: TOMLFile, _ table: TOMLTable) throws(TOMLFileError) -> DraftSettings {
+        var draft = DraftSettings()
+        let reader = Reader(file: file, table: "explore")
+        for key in file.orderedKeys(table, in: "explore") {
+            let value = table[key]!
+            switch key {
+            case "grid":
+                let count = try reader.integer(key, value, 1...16)
+                guard DraftSettings.counts.contains(count) else { throw file.error(key, in: "explore", "\(count): the grid takes 4, 9 or 16 seeds") }
+                draft.count = count
+            case "steps": draft.steps = try reader.integer(key, value, 1...1000)
+            case "scale": draft.scale = try reader.number(key, value, 0.01...1)
+            default: throw file.error(key, in: "explore", "unknown key; [explore] takes grid, steps and scale")
+            }
+        }
+        return draft
+    }
+
+    /// Typed reads that name the key and line when the value is the wrong kind or out of range.
+    struct Reader {
+        let file: TOMLFile
+        let table: String?
+
+        func fail(_ key: String, _ value: TOMLValueConvertible, _ expected: String) -> TOMLFileError {
+            file.error(key, in: table, "\(value.shown) is not \(expected)")
+        }
+
+        func string(_ key: String, _ value: TOMLValueConvertible) throws(TOMLFileError) -> String {
+            guard let s = value.string else { throw fail(key, value, "a string (write it in quotes)") }
+            return s
+        }
+
+        func bool(_ key: String, _ value: TOMLValueConvertible) throws(TOMLFileError) -> Bool {
+            guard let b = value.bool else { throw fail(key, value, "true or false") }
+            return b
+        }
+
+        func integer(_ key: String, _ value: TOMLValueConvertible, _ range: ClosedRange<Int>) throws(TOMLFileError) -> Int {
+            guard let i = value.int, range.contains(i) else {
+                throw fail(key, value, "a whole number from \(range.lowerBound) to \(range.upperBound == Int.max ? "2⁶³−1" : "\(range.upperBound)")")
+            }
+            return i
+        }
+
+        func number(_ key: String, _ value: TOMLValueConvertible, _ range: ClosedRange<Double>) throws(TOMLFileError) -> Double {
+            guard let x = value.number, x.isFinite, range.contains(x) else {
+                throw fail(key, value, "a number from \(NumberText.text(range.lowerBound)) to \(NumberText.text(range.upperBound))")
+            }
+            return x
+        }
+
+        func choice(_ key: String, _ value: TOMLValueConvertible, _ choices: [String]) throws(TOMLFileError) -> String {
+            guard let s = value.string, choices.contains(s) else { throw fail(key, value, "one of " + choices.joined(separator: ", ")) }
+            return s
+        }
+
+        func table(_ key: String, _ value: TOMLValueConvertible) throws(TOMLFileError) -> TOMLTable {
+            guard let t = value.table else { throw fail(key, value, "a table: write [\(key)] on its own line, then its keys") }
+            return t
+        }
+    }
+}
+
+/// 1 rather than 1.0 in messages.
+enum NumberText {
+    static func text(_ x: Double) -> String { x == x.rounded() && abs(x) < 1e15 ? String(Int(x)) : String(x) }
+}
+
+extension ConfigFile {
+    /// The file a command reads: `--config PATH` (which must exist), else the default path (which may not).
+    public static func loadForCommand(_ explicit: String?, environment: [String: String]) throws(TOMLFileError) -> ConfigFile {
+        try load(path: explicit ?? defaultPath(environment: environment), required: explicit != nil)
+    }
+
+    /// `~/x` → `$HOME/x`, for paths written in the config.
+    public static func expandingTilde(_ path: String) -> String {
+        guard path == "~" || path.hasPrefix("~/") else { return path }
+        return (ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()) + path.dropFirst()
+    }
+}

@@ -1,0 +1,96 @@
+/// How many colours the terminal shows, and how theme and image colours become the numbers curses takes.
+public enum ColourDepth: Sendable, Equatable {
+    /// NO_COLOR (https://no-color.org, any non-empty value) or a terminal without colours: attributes only.
+    case none
+    case eight, sixteen, palette256
+    /// 24-bit: terminfo `colors` ≥ 2²⁴ (xterm-direct and friends); colour numbers are 0xRRGGBB, and 0…7 stay ANSI.
+    case direct
+
+    public static func detect(colours: Int, environment: [String: String]) -> ColourDepth {
+        if !(environment["NO_COLOR"] ?? "").isEmpty { return .none }
+        if colours >= 1 << 24 { return .direct }
+        if colours >= 256 { return .palette256 }
+        if colours >= 16 { return .sixteen }
+        if colours >= 8 { return .eight }
+        return .none
+    }
+}
+
+public enum TerminalPalette {
+    /// xterm's default colours for 0…15 (xterm 256colres.h / XTerm-col.ad).
+    static let ansi: [RGB] = [
+        RGB(0, 0, 0), RGB(205, 0, 0), RGB(0, 205, 0), RGB(205, 205, 0), RGB(0, 0, 238), RGB(205, 0, 205), RGB(0, 205, 205), RGB(229, 229, 229),
+        RGB(127, 127, 127), RGB(255, 0, 0), RGB(0, 255, 0), RGB(255, 255, 0), RGB(92, 92, 255), RGB(255, 0, 255), RGB(0, 255, 255), RGB(255, 255, 255),
+    ]
+    /// The 6×6×6 cube's levels (xterm 256colres.pl: 0, then 55 + 40·k).
+    static let levels: [Int] = [0, 95, 135, 175, 215, 255]
+
+    /// The colour xterm shows for palette index 0…255: the 16 ANSI colours, the cube (16…231), the grey ramp (232…255: 8 + 10·k).
+    public static func rgb(index i: Int) -> RGB {
+        switch i {
+        case ..<16: return ansi[max(0, i)]
+        case 16..<232:
+            let n = i - 16
+            return RGB(UInt8(levels[n / 36]), UInt8(levels[n / 6 % 6]), UInt8(levels[n % 6]))
+        default:
+            let v = UInt8(8 + 10 * (min(i, 255) - 232))
+            return RGB(v, v, v)
+        }
+    }
+
+    static func distance(_ a: RGB, _ b: RGB) -> Int {
+        let (dr, dg, db) = (Int(a.r) - Int(b.r), Int(a.g) - Int(b.g), Int(a.b) - Int(b.b))
+        return dr * dr + dg * dg + db * db
+    }
+
+    /// The nearest of indices 16…255 (cube or grey ramp, whichever is closer; as tmux's colour_find_rgb does).
+    public static func nearest256(_ c: RGB) -> Int {
+        func level(_ v: UInt8) -> Int { levels.indices.min { abs(levels[$0] - Int(v)) < abs(levels[$1] - Int(v)) }! }
+        let cube = 16 + 36 * level(c.r) + 6 * level(c.g) + level(c.b)
+        let average = (Int(c.r) + Int(c.g) + Int(c.b)) / 3
+        let grey = 232 + min(23, max(0, (average - 3) / 10))
+        return distance(rgb(index: grey), c) < distance(rgb(index: cube), c) ? grey : cube
+    }
+
+    /// The nearest of the first `count` ANSI colours (8 or 16).
+    public static func nearestANSI(_ c: RGB, count: Int) -> Int {
+        (0..<count).min { distance(ansi[$0], c) < distance(ansi[$1], c) }!
+    }
+
+    /// A theme colour as a curses colour number for `depth` (-1: the terminal's default), plus any attribute
+    /// that stands in for what the depth lacks (grey on 8 colours is dim white).
+    public static func resolve(_ colour: ThemeColour, depth: ColourDepth) -> (number: Int32, extra: ThemeAttributes) {
+        switch (colour, depth) {
+        case (_, .none), (.terminalDefault, _):
+            return (-1, [])
+        case let (.indexed(i), .direct):
+            return i < 8 ? (Int32(i), []) : (packed(rgb(index: i)), [])
+        case let (.indexed(i), .palette256):
+            return (Int32(i), [])
+        case let (.indexed(i), .sixteen):
+            return (Int32(i < 16 ? i : nearestANSI(rgb(index: i), count: 16)), [])
+        case let (.indexed(i), .eight):
+            if i == 8 { return (7, .dim) }
+            if i < 16 { return (Int32(i % 8), []) }
+            return (Int32(nearestANSI(rgb(index: i), count: 8)), [])
+        case let (.rgb(c), _):
+            return (rgbNumber(c, depth: depth), [])
+        }
+    }
+
+    /// An image or theme RGB colour as the nearest colour the depth has.
+    public static func rgbNumber(_ c: RGB, depth: ColourDepth) -> Int32 {
+        switch depth {
+        case .direct: return packed(c)
+        case .palette256: return Int32(nearest256(c))
+        case .sixteen: return Int32(nearestANSI(c, count: 16))
+        case .eight: return Int32(nearestANSI(c, count: 8))
+        case .none: return -1
+        }
+    }
+
+    /// 0xRRGGBB; the few values below 8 would be read as ANSI colours, so they become 8 (#000008, still black).
+    static func packed(_ c: RGB) -> Int32 {
+        max(8, Int32(c.r) << 16 | Int32(c.g) << 8 | Int32(c.b))
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+
+/// Where theme files are found and how `--theme NAME|PATH` picks one. Folders, first match wins:
+/// `$XDG_CONFIG_HOME/sd3-studio/themes` (default ~/.config/sd3-studio/themes), then the repository's `themes/`
+/// (found from the executable upward, as the demo model is), then `./themes`.
+public struct ThemeCatalog: Sendable {
+    public var folders: [String]
+
+    public init(folders: [String]) { self.folders = folders }
+
+    public static func standard(environment: [String: String] = ProcessInfo.processInfo.environment,
+                                executable: String = CommandLine.arguments.first ?? "") -> ThemeCatalog {
+        var folders = [ConfigFile.folder(environment: environment) + "/themes"]
+        var folder = URL(fileURLWithPath: executable).resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<6 {
+            let candidate = folder.appendingPathComponent("themes").path
+            if FileManager.default.fileExists(atPath: candidate + "/dark.toml") {
+                folders.append(candidate)
+                break
+            }
+            folder.deleteLastPathComponent()
+        }
+        folders.append(FileManager.default.currentDirectoryPath + "/themes")
+        return ThemeCatalog(folders: folders)
+    }
+
+    /// Theme names → files, one per name (the first folder that has it), dark first, then by name.
+    public func files() -> [(name: String, path: String)] {
+        var seen: Set<String> = []
+        var found: [(name: String, path: String)] = []
+        for folder in folders {
+            let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".toml") }.sorted()
+            for file in names {
+                let name = String(file.dropLast(5))
+                if seen.insert(name).inserted { found.append((name, folder + "/" + file)) }
+            }
+        }
+        return found.sorted { ($0.name == "dark" ? 0 : 1, $0.name) < ($1.name == "dark" ? 0 : 1, $1.name) }
+    }
+
+    /// The theme file for `--theme`: a path (it has a `/` or ends in .toml) or a name in the folders.
+    public func path(for choice: String) -> String? {
+        if choice.contains("/") || choice.hasSuffix(".toml") { return choice }
+        return files().first { $0.name == choice }?.path
+    }
+
+    public static func read(_ path: String) throws(TOMLFileError) -> Theme {
+        guard let data = FileManager.default.contents(atPath: path) else { throw TOMLFileError("\(path): cannot be read") }
+        return try Theme.parse(String(decoding: data, as: UTF8.self), path: path)
+    }
+
+    /// Every readable theme for cycling (F7), with the chosen one current. A broken or missing choice is reported
+    /// and the built-in dark theme is used; broken files are left out of the cycle and reported too.
+    public func load(choice: String?) -> (themes: [Theme], current: Int, errors: [String]) {
+        var themes: [Theme] = [], errors: [String] = []
+        var paths: [String] = []
+        for file in files() {
+            do throws(TOMLFileError) {
+                themes.append(try Self.read(file.path))
+                paths.append(file.path)
+            } catch {
+                errors.append(error.description)
+            }
+        }
+        if !themes.contains(where: { $0.name == Theme.dark.name }) {
+            themes.insert(Theme.dark, at: 0)
+            paths.insert("", at: 0)
+        }
+        guard let choice else { return (themes, 0, errors) }
+        guard let path = path(for: choice) else {
+            let names = files().map(\.name).joined(separator: ", ")
+            return (themes, 0, ["theme '\(choice)': no such theme (have: \(names.isEmpty ? "none" : names)); using dark"] + errors)
+        }
+        if let index = paths.firstIndex(of: path) { return (themes, index, errors) }
+        do throws(TOMLFileError) {
+            themes.append(try Self.read(path))
+            return (themes, themes.count - 1, errors)
+        } catch {
+            // The chosen file is broken: its own error first, then the fallback.
+            let own = errors.first { $0.hasPrefix(path + ":") } ?? error.description
+            return (themes, 0, [own + "; using dark"] + errors.filter { $0 != own })
+        }
+    }
+}
