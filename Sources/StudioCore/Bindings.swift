@@ -10,7 +10,7 @@ public enum Bindings {
     public static let table: [Binding] = [
         Binding(keys: [.function(5), .ctrl("g")], action: .generate, help: "generate with the current settings"),
         Binding(keys: [.function(6)], action: .explore, help: "explore seeds: a grid of quick drafts"),
-        Binding(keys: [.escape], action: .cancel, help: "cancel the running generation; close help or the grid"),
+        Binding(keys: [.escape], action: .cancel, help: "cancel the generation; close help or the seed grid"),
         Binding(keys: [.function(2)], action: .toggleFavorite, help: "star / unstar the current image"),
         Binding(keys: [.function(1)], action: .toggleHelp, help: "show / hide this help"),
         Binding(keys: [.function(7)], action: .cycleTheme, help: "next colour theme"),
@@ -29,7 +29,7 @@ public enum Bindings {
         Binding(keys: [.delete, .ctrl("d")], action: .delete, help: "delete at the cursor"),
         Binding(keys: [.ctrl("u")], action: .deleteToLineStart, help: "delete to the start of the line"),
         Binding(keys: [.ctrl("k")], action: .deleteToLineEnd, help: "delete to the end of the line"),
-        Binding(keys: [.enter], action: .newline, help: "new line in a prompt; next field; refine the grid's pick"),
+        Binding(keys: [.enter], action: .newline, help: "new line in a prompt; next field; grid: refine pick"),
     ]
 
     static let lookup: [Key: Action] = {
