@@ -1,0 +1,90 @@
+import Foundation
+@testable import StudioCore
+import Testing
+
+/// config.toml: every key read, unknown keys and bad values named with their line.
+@Suite struct ConfigFileTests {
+    static let example = """
+    # The README's example.
+    model = "~/models/sd3-medium"
+    output_folder = "~/Pictures/sd3"
+    theme = "light"
+    graphics = "symbols"
+    threads = 8
+
+    [defaults]
+    prompt = "a lighthouse at dusk"
+    negative_prompt = "blurry"
+    width = 768
+    height = 512
+    steps = 28
+    guidance = 7
+    shift = 3.0
+    seed = 1234
+    seed_mode = "increment"
+    t5 = false
+    precision = "bf16"
+    max_sequence_length = 128
+    strength = 0.55
+
+    [explore]
+    grid = 9
+    steps = 6
+    scale = 0.25
+    """
+
+    @Test func readsEveryKey() throws {
+        let config = try ConfigFile.parse(Self.example, path: "/c/config.toml")
+        #expect(config.model == "~/models/sd3-medium" && config.outputFolder == "~/Pictures/sd3" && config.theme == "light")
+        #expect(config.graphics == "symbols" && config.threads == 8)
+        let d = config.defaults
+        #expect(d.prompt == "a lighthouse at dusk" && d.negativePrompt == "blurry" && d.width == 768 && d.height == 512 && d.steps == 28)
+        #expect(d.guidance == 7 && d.shift == 3 && d.seed == 1234 && d.seedMode == .increment && d.t5 == false && d.precision == .bf16)
+        #expect(d.maxSequenceLength == 128 && d.strength == 0.55)
+        #expect(config.draft.count == 9 && config.draft.steps == 6 && config.draft.scale == 0.25)
+        var state = StudioState(model: "/m")
+        state.apply(d)
+        #expect(state.text(.prompt) == "a lighthouse at dusk" && state.text(.width) == "768" && state.text(.guidance) == "7")
+        #expect(state.text(.shift) == "3" && state.seedMode == .increment && !state.t5 && state.precision == .bf16 && state.maxSequenceLength == 128)
+        #expect(ConfigFile.expandingTilde("~/x").hasSuffix("/x") && !ConfigFile.expandingTilde("~/x").hasPrefix("~"))
+    }
+
+    static func error(_ text: String) -> String {
+        do {
+            _ = try ConfigFile.parse(text, path: "/c/config.toml")
+            return "parsed"
+        } catch {
+            return error.description
+        }
+    }
+
+    @Test func unknownKeysAndBadValuesAreNamedWithTheirLine() {
+        #expect(Self.error("modle = \"/m\"\n").hasPrefix("/c/config.toml:1: modle: unknown key; the top level takes model,"))
+        #expect(Self.error("[defaults]\nsteps = 28\nstesp = 3\n").hasPrefix("/c/config.toml:3: [defaults] stesp: unknown key; [defaults] takes prompt,"))
+        #expect(Self.error("[defaults]\nsteps = \"many\"\n") == "/c/config.toml:2: [defaults] steps: \"many\" is not a whole number from 1 to 1000")
+        #expect(Self.error("[defaults]\n  width = 0\n") == "/c/config.toml:2: [defaults] width: 0 is not a whole number from 16 to 16384")
+        #expect(Self.error("[defaults]\nguidance = -1\n") == "/c/config.toml:2: [defaults] guidance: -1 is not a number from 0 to 100")
+        #expect(Self.error("[defaults]\nstrength = 1.5\n") == "/c/config.toml:2: [defaults] strength: 1.5 is not a number from 0 to 1")
+        #expect(Self.error("[defaults]\nseed_mode = \"sometimes\"\n") == "/c/config.toml:2: [defaults] seed_mode: \"sometimes\" is not one of fixed, random, increment")
+        #expect(Self.error("[defaults]\nt5 = \"yes\"\n") == "/c/config.toml:2: [defaults] t5: \"yes\" is not true or false")
+        #expect(Self.error("graphics = \"vga\"\n") == "/c/config.toml:1: graphics: \"vga\" is not one of auto, sixel, kitty, symbols, ascii, none")
+        #expect(Self.error("threads = 0\n") == "/c/config.toml:1: threads: 0 is not a whole number from 1 to 1024")
+        #expect(Self.error("model = 3\n") == "/c/config.toml:1: model: 3 is not a string (write it in quotes)")
+        #expect(Self.error("defaults = 3\n").hasPrefix("/c/config.toml:1: defaults: 3 is not a table"))
+        #expect(Self.error("[explore]\ngrid = 5\n") == "/c/config.toml:2: [explore] grid: 5: the grid takes 4, 9 or 16 seeds")
+        #expect(Self.error("[explore]\nscale = 2\n") == "/c/config.toml:2: [explore] scale: 2 is not a number from 0.01 to 1")
+        #expect(Self.error("[explore]\nsize = 2\n") == "/c/config.toml:2: [explore] size: unknown key; [explore] takes grid, steps and scale")
+        #expect(Self.error("[defaults\n").hasPrefix("/c/config.toml:1: "), "syntax errors keep TOMLKit's line")
+        #expect(Self.error("") == "parsed")
+    }
+
+    @Test func locationAndMissingFiles() throws {
+        #expect(ConfigFile.defaultPath(environment: ["XDG_CONFIG_HOME": "/x"]) == "/x/sd3-studio/config.toml")
+        #expect(ConfigFile.defaultPath(environment: ["HOME": "/home/u"]) == "/home/u/.config/sd3-studio/config.toml")
+        #expect(ConfigFile.defaultPath(environment: ["XDG_CONFIG_HOME": "relative", "HOME": "/h"]) == "/h/.config/sd3-studio/config.toml")
+        #expect(try ConfigFile.load(path: "/nonexistent/config.toml", required: false) == ConfigFile())
+        #expect(throws: TOMLFileError("/nonexistent/config.toml: no such config file")) {
+            try ConfigFile.load(path: "/nonexistent/config.toml", required: true)
+        }
+    }
+}
