@@ -75,6 +75,53 @@ import Testing
         #expect(list.first?["prompt"] as? String == "a red circle 水彩")
         #expect((list.first?["parameters"] as? [String: Any])?["seed"] as? Int == 11)
     }
+
+    /// F6 on the tiny model: 4 seeds render as a grid; Right picks the second, Enter refines it at the full
+    /// settings; the one saved PNG equals `sd3 generate` with that seed.
+    @Test(.enabled(if: tmux != nil, "tmux is not installed (make deps installs it)"), .timeLimit(.minutes(3)))
+    func exploreFourSeedsAndRefine() async throws {
+        let tmux = Self.tmux!, sd3 = Self.sd3
+        let data = Support.temporaryFolder()
+        let socket = "sd3-e2e-\(UUID().uuidString.prefix(8))"
+        func tmuxRun(_ arguments: [String]) -> (status: Int32, output: String) { run(tmux, ["-L", socket] + arguments) }
+        defer { _ = tmuxRun(["kill-server"]) }
+        let command = "env XDG_DATA_HOME=\(data) XDG_CONFIG_HOME=\(data)/config LANG=C.UTF-8 TERM=screen '\(sd3)' studio --model '\(Support.tinyModel)' -W 32 -H 32 --steps 4 --seed 21 --threads 1"
+        #expect(run(tmux, ["-L", socket, "-f", "/dev/null", "new-session", "-d", "-s", "studio", "-x", "100", "-y", "30", command], capture: false).status == 0)
+        func screen() -> String { tmuxRun(["capture-pane", "-p", "-t", "studio"]).output }
+        func waitFor(_ text: String, seconds: Double = 60) async -> String? {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                let s = screen()
+                if s.contains(text) { return s }
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+            Issue.record("timed out waiting for '\(text)'; the screen:\n\(screen())")
+            return nil
+        }
+        guard await waitFor("F6 to explore seeds") != nil else { return }
+        _ = tmuxRun(["send-keys", "-t", "studio", "-l", "a red circle"])
+        _ = tmuxRun(["send-keys", "-t", "studio", "F6"])
+        guard let grid = await waitFor("4 seeds in ") else { return }
+        #expect(grid.contains("Seeds · 16×16, 8 steps") && grid.contains("[21]") && grid.contains(" 24 "), "\(grid)")
+        _ = tmuxRun(["send-keys", "-t", "studio", "Right"])
+        guard await waitFor("[22]") != nil else { return }
+        _ = tmuxRun(["send-keys", "-t", "studio", "Enter"])
+        guard await waitFor("Saved ") != nil else { return }
+        _ = tmuxRun(["send-keys", "-t", "studio", "F10"])
+        let deadline = Date().addingTimeInterval(10)
+        while tmuxRun(["has-session", "-t", "studio"]).status == 0, Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+
+        let outputs = data + "/sd3-studio/outputs"
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: outputs)) ?? []
+        #expect(files == ["00001-22-a-red-circle.png"], "only the refinement is saved: \(files)")
+        guard let file = files.first else { return }
+        let refined = try PNGFile.read(outputs + "/" + file).image
+        let reference = data + "/generate.png"
+        let generated = run(sd3, ["generate", "--model", Support.tinyModel, "-p", "a red circle", "-W", "32", "-H", "32", "--steps", "4",
+                                  "--seed", "22", "--threads", "1", "-o", reference], environment: ["XDG_CONFIG_HOME": data + "/config"])
+        #expect(generated.status == 0, "\(generated.output)")
+        #expect(refined == (try PNGFile.read(reference).image), "the refinement differs from sd3 generate --seed 22")
+    }
 }
 
 /// Runs a program to completion, standard output and error together (or discarded). posix_spawn and waitpid
