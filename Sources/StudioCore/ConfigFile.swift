@@ -29,6 +29,8 @@ public struct ConfigFile: Sendable, Equatable {
         public var precision: PrecisionChoice?
         public var maxSequenceLength: Int?
         public var strength: Double?
+        public var variationSeed: UInt64?
+        public var variationStrength: Double?
     }
 
     public init() {}
@@ -93,9 +95,11 @@ public struct ConfigFile: Sendable, Equatable {
             case "precision": d.precision = PrecisionChoice(rawValue: try reader.choice(key, value, PrecisionChoice.allCases.map(\.rawValue)))
             case "max_sequence_length": d.maxSequenceLength = try reader.integer(key, value, 1...512)
             case "strength": d.strength = try reader.number(key, value, 0...1)
+            case "variation_seed": d.variationSeed = UInt64(try reader.integer(key, value, 0...Int.max))
+            case "variation_strength": d.variationStrength = try reader.number(key, value, 0...1)
             default:
                 throw file.error(key, in: "defaults", "unknown key; [defaults] takes prompt, negative_prompt, width, height, steps, guidance, "
-                    + "shift, seed, seed_mode, t5, precision, max_sequence_length and strength")
+                    + "shift, seed, seed_mode, t5, precision, max_sequence_length, strength, variation_seed and variation_strength")
             }
         }
         return d

@@ -1,6 +1,7 @@
 /// The studio's input fields, in Tab order.
 public enum FieldID: String, Sendable, CaseIterable {
     case prompt, negativePrompt, steps, guidance, seed, seedMode, width, height, sizePreset, shift, t5, precision, initImage, strength
+    case variationSeed, variationStrength
 
     public enum Kind: Sendable { case multiLine, singleLine, choice }
 
@@ -28,6 +29,8 @@ public enum FieldID: String, Sendable, CaseIterable {
         case .precision: return "Precision"
         case .initImage: return "Init image"
         case .strength: return "Strength"
+        case .variationSeed: return "Var. seed"
+        case .variationStrength: return "Var. str."
         }
     }
 }

@@ -12,13 +12,13 @@ public struct Rect: Sendable, Equatable {
 ///     ┌ Prompt ──────────┐┌ Preview ─────────┐
 ///     │                  ││                  │
 ///     ┌ Negative prompt ─┐│                  │
-///     ┌ Settings ────────┐│                  │  (6 rows of two fields)
+///     ┌ Settings ────────┐│                  │  (7 rows of two fields)
 ///     progress line                            (1 row)
 ///     status line                              (1 row)
 public struct Layout: Sendable, Equatable {
     public static let minimumColumns = 80
     public static let minimumRows = 24
-    static let settingsRows = 6
+    static let settingsRows = 7
 
     public let columns: Int
     public let rows: Int
@@ -63,7 +63,8 @@ public struct Layout: Sendable, Equatable {
 
     /// The settings fields in reading order, two to a row.
     public static let settingsFields: [FieldID] = [.steps, .guidance, .seed, .seedMode, .width, .height,
-                                                   .sizePreset, .shift, .t5, .precision, .initImage, .strength]
+                                                   .sizePreset, .shift, .t5, .precision, .initImage, .strength,
+                                                   .variationSeed, .variationStrength]
 
     public func settingsCell(_ field: FieldID) -> Rect? {
         guard let i = Self.settingsFields.firstIndex(of: field) else { return nil }

@@ -163,6 +163,14 @@ func readRequest(_ state: inout StudioState, seeds: Int) -> GenerationRequest? {
         p.maxSequenceLength = state.maxSequenceLength
         let initImage = state.text(.initImage).trimmingCharacters(in: .whitespaces)
         if !initImage.isEmpty { p.strength = try number(state, .strength, Double.init) }
+        // An empty variation seed turns variation off; its strength must then be left alone, whatever it says.
+        if !state.text(.variationSeed).trimmingCharacters(in: .whitespaces).isEmpty {
+            let strength = try number(state, .variationStrength, Double.init)
+            guard strength.isFinite, (0...1).contains(strength) else {
+                throw FieldError(description: "\(FieldID.variationStrength.label): '\(state.text(.variationStrength))' must be between 0 and 1")
+            }
+            p.variation = VariationSeed(seed: try number(state, .variationSeed, UInt64.init), strength: strength)
+        }
         switch state.seedMode {
         case .fixed:
             p.seed = try number(state, .seed, UInt64.init)

@@ -106,7 +106,8 @@ public final class StudioSession {
                     if case .finished = event { finished = true }
                     send(.engine(event))
                 }
-                if !finished { send(.generationStopped(error: nil)) }
+                // A `finished` that arrived just after Esc was ignored by the reducer: the job still ends.
+                if !finished || state.job == .cancelling { send(.generationStopped(error: nil)) }
             } catch is CancellationError {
                 send(.generationStopped(error: nil))
             } catch {

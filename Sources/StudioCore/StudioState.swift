@@ -44,6 +44,7 @@ public struct StudioState: Sendable {
         set(.width, "1024")
         set(.height, "1024")
         set(.strength, "0.6")
+        set(.variationStrength, "0.1")
         if model == nil {
             status = Status(text: "No model: start with `sd3 studio --model DIR` or set SD3_MODEL to a diffusers SD3 folder", isError: true)
         } else {
@@ -77,6 +78,8 @@ public struct StudioState: Sendable {
         if let v = d.precision { precision = v }
         if let v = d.maxSequenceLength { maxSequenceLength = v }
         if let v = d.strength { set(.strength, NumberText.text(v)) }
+        if let v = d.variationSeed { set(.variationSeed, "\(v)") }
+        if let v = d.variationStrength { set(.variationStrength, NumberText.text(v)) }
     }
 
     public var theme: Theme { themes.indices.contains(themeIndex) ? themes[themeIndex] : .dark }

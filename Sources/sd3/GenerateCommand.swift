@@ -62,7 +62,9 @@ struct GenerateCommand: ParsableCommand {
         p.steps = steps ?? r?.steps ?? c.steps ?? d.steps ?? 28
         p.guidanceScale = guidance ?? r?.guidanceScale ?? c.guidance ?? d.guidanceScale ?? 7
         p.seed = seed ?? r?.seed ?? (c.seedMode == .random ? nil : c.seed) ?? UInt64.random(in: 0...UInt64(UInt32.max))
-        p.variation = try Self.variation(seed: variationSeed, strength: variationStrength, recalled: r?.variation)
+        // A recalled image's variation (or its absence) wins over the config's, so --params-from reproduces it.
+        let configured = c.variationSeed.map { VariationSeed(seed: $0, strength: c.variationStrength ?? 0.1) }
+        p.variation = try Self.variation(seed: variationSeed, strength: variationStrength, recalled: r == nil ? configured : r?.variation)
         p.maxSequenceLength = maxSequenceLength ?? r?.maxSequenceLength ?? c.maxSequenceLength ?? d.maxSequenceLength ?? 256
         p.shift = shift ?? r?.shift ?? c.shift ?? d.shift
         if let initImage {

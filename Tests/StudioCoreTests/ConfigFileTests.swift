@@ -26,6 +26,8 @@ import Testing
     precision = "bf16"
     max_sequence_length = 128
     strength = 0.55
+    variation_seed = 42
+    variation_strength = 0.2
 
     [explore]
     grid = 9
@@ -40,12 +42,13 @@ import Testing
         let d = config.defaults
         #expect(d.prompt == "a lighthouse at dusk" && d.negativePrompt == "blurry" && d.width == 768 && d.height == 512 && d.steps == 28)
         #expect(d.guidance == 7 && d.shift == 3 && d.seed == 1234 && d.seedMode == .increment && d.t5 == false && d.precision == .bf16)
-        #expect(d.maxSequenceLength == 128 && d.strength == 0.55)
+        #expect(d.maxSequenceLength == 128 && d.strength == 0.55 && d.variationSeed == 42 && d.variationStrength == 0.2)
         #expect(config.draft.count == 9 && config.draft.steps == 6 && config.draft.scale == 0.25)
         var state = StudioState(model: "/m")
         state.apply(d)
         #expect(state.text(.prompt) == "a lighthouse at dusk" && state.text(.width) == "768" && state.text(.guidance) == "7")
         #expect(state.text(.shift) == "3" && state.seedMode == .increment && !state.t5 && state.precision == .bf16 && state.maxSequenceLength == 128)
+        #expect(state.text(.variationSeed) == "42" && state.text(.variationStrength) == "0.2")
         #expect(ConfigFile.expandingTilde("~/x").hasSuffix("/x") && !ConfigFile.expandingTilde("~/x").hasPrefix("~"))
     }
 

@@ -120,6 +120,29 @@ import Testing
         #expect(state.explore == nil)
     }
 
+    @Test func variationFieldsGoIntoTheRequest() throws {
+        var state = Self.state()
+        let plain = try #require(Self.started(reduce(&state, .generate).effects))
+        #expect(plain.parameters.variation == nil, "an empty variation seed is off")
+        _ = reduce(&state, .generationStopped(error: nil))
+        state.set(.variationSeed, "77")
+        state.set(.variationStrength, "0.25")
+        let varied = try #require(Self.started(reduce(&state, .generate).effects))
+        #expect(varied.parameters.variation == VariationSeed(seed: 77, strength: 0.25))
+        _ = reduce(&state, .generationStopped(error: nil))
+        // The grid keeps the variation for every seed.
+        let draft = try #require(Self.started(reduce(&state, .explore).effects))
+        #expect(draft.parameters.variation == VariationSeed(seed: 77, strength: 0.25))
+        _ = reduce(&state, .cancel)
+        _ = reduce(&state, .generationStopped(error: nil))
+        state.set(.variationStrength, "1.5")
+        #expect(reduce(&state, .generate).effects.isEmpty)
+        #expect(state.status == Status(text: "Var. str.: '1.5' must be between 0 and 1", isError: true))
+        state.set(.variationStrength, "x")
+        _ = reduce(&state, .generate)
+        #expect(state.status.text == "Var. str.: 'x' is not a valid number")
+    }
+
     @Test func bindings() {
         #expect(Bindings.action(for: .function(6)).map { if case .explore = $0 { true } else { false } } == true)
         #expect(Bindings.action(for: .function(7)).map { if case .cycleTheme = $0 { true } else { false } } == true)

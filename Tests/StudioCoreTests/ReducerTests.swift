@@ -110,7 +110,7 @@ import Testing
         for _ in FieldID.allCases { _ = reduce(&state, .nextField) }
         #expect(state.focus == .prompt)
         _ = reduce(&state, .previousField)
-        #expect(state.focus == .strength)
+        #expect(state.focus == .variationStrength)
     }
 
     @Test func helpTogglesAndEscClosesIt() {
