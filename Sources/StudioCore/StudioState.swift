@@ -136,10 +136,11 @@ public enum GraphicsMode: String, Sendable, CaseIterable {
 
 extension GraphicsMode {
     /// The text fallback of `--graphics auto`: half-block symbols on a UTF-8 terminal, ASCII otherwise (LC_ALL,
-    /// then LC_CTYPE, then LANG, as setlocale reads them). Pixel protocols are detected by StudioTerminal, which
-    /// can probe the terminal; this stays a pure function of the environment.
+    /// then LC_CTYPE, then LANG, as setlocale reads them) or with NO_COLOR (half blocks are nothing without their
+    /// colours). Pixel protocols are detected by StudioTerminal, which can probe the terminal; this stays a pure
+    /// function of the environment.
     public static func detect(environment: [String: String]) -> GraphicsMode {
-        if environment["TERM"] == "dumb" { return .ascii }
+        if environment["TERM"] == "dumb" || !(environment["NO_COLOR"] ?? "").isEmpty { return .ascii }
         let locale = [environment["LC_ALL"], environment["LC_CTYPE"], environment["LANG"]]
             .compactMap { $0 }.first { !$0.isEmpty } ?? ""
         let utf8 = locale.uppercased().contains("UTF-8") || locale.uppercased().contains("UTF8")

@@ -78,6 +78,21 @@ public enum TerminalPalette {
         }
     }
 
+    /// A role's foreground and background for `depth`. When both land on the same colour (a grey hint on a
+    /// light page, on 8 colours) the text would vanish: it becomes black or white, whichever the background is
+    /// not, and dim.
+    public static func resolve(foreground: ThemeColour, background: ThemeColour, depth: ColourDepth)
+        -> (foreground: Int32, background: Int32, extra: ThemeAttributes) {
+        var (fg, extra) = resolve(foreground, depth: depth)
+        let (bg, _) = resolve(background, depth: depth)
+        if fg == bg, fg != -1, depth != .direct {
+            let shade = rgb(index: Int(bg))
+            let light = Int(shade.r) + Int(shade.g) + Int(shade.b) > 384
+            (fg, extra) = (light ? 0 : 7, extra.union(.dim))
+        }
+        return (fg, bg, extra)
+    }
+
     /// An image or theme RGB colour as the nearest colour the depth has.
     public static func rgbNumber(_ c: RGB, depth: ColourDepth) -> Int32 {
         switch depth {

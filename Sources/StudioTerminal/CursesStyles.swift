@@ -37,9 +37,8 @@ final class CursesStyles {
         roles = [:]
         for role in Role.allCases {
             let style = effective.style(role)
-            let (foreground, extraF) = TerminalPalette.resolve(style.foreground, depth: depth)
-            let (background, _) = TerminalPalette.resolve(style.background, depth: depth)
-            let attributes = Self.bits(style.attributes.union(extraF))
+            let (foreground, background, extra) = TerminalPalette.resolve(foreground: style.foreground, background: style.background, depth: depth)
+            let attributes = Self.bits(style.attributes.union(extra))
             roles[role] = (attributes, foreground == -1 && background == -1 ? 0 : pair(foreground, background))
         }
     }

@@ -77,6 +77,8 @@ import Testing
         #expect(ColourDepth.detect(colours: 1 << 24, environment: [:]) == .direct)
         #expect(ColourDepth.detect(colours: 16, environment: [:]) == .sixteen && ColourDepth.detect(colours: 8, environment: [:]) == .eight)
         #expect(ColourDepth.detect(colours: 0, environment: [:]) == ColourDepth.none)
+        #expect(GraphicsMode.detect(environment: ["LANG": "C.UTF-8", "NO_COLOR": "1"]) == .ascii, "half blocks need colours")
+        #expect(GraphicsMode.detect(environment: ["LANG": "C.UTF-8"]) == .symbols)
         // Attributes only: each role keeps its own and gains mono's, so the focused field stays visible.
         let plain = Theme.dark.attributesOnly
         #expect(plain.style(.focusedField) == RoleStyle(attributes: .reverse))
@@ -120,5 +122,13 @@ import Testing
         let grey = TerminalPalette.resolve(.indexed(8), depth: .eight)
         #expect(grey.number == 7 && grey.extra == .dim, "grey on 8 colours is dim white")
         #expect(TerminalPalette.resolve(.rgb(RGB(0, 0, 0)), depth: .direct).number == 8, "black stays out of the ANSI range")
+        // light's hint, grey on its page: distinct on 256 colours; on 8 both are white, so the text turns dim black.
+        let (hint, page) = (ThemeColour.rgb(RGB(0x8A, 0x8A, 0x8A)), ThemeColour.rgb(RGB(0xF5, 0xF5, 0xF0)))
+        let rich = TerminalPalette.resolve(foreground: hint, background: page, depth: .palette256)
+        #expect(rich.foreground == 245 && rich.background == 255 && rich.extra.isEmpty)
+        let poor = TerminalPalette.resolve(foreground: hint, background: page, depth: .eight)
+        #expect(poor.foreground == 0 && poor.background == 7 && poor.extra == .dim)
+        let dark = TerminalPalette.resolve(foreground: .indexed(8), background: .indexed(0), depth: .eight)
+        #expect(dark.foreground == 7 && dark.background == 0 && dark.extra == .dim)
     }
 }
