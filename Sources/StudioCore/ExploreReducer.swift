@@ -67,14 +67,3 @@ private func refine(_ state: inout StudioState) -> Reaction {
     state.status = Status(text: "Refining seed \(p.seed) at \(p.width)×\(p.height), \(p.steps) steps…", isError: false)
     return Reaction(effects: [.start(request)])
 }
-
-/// F7: the next theme; the terminal picks it up on the next draw.
-func cycleTheme(_ state: inout StudioState) -> Reaction {
-    guard state.themes.count > 1 else {
-        state.status = Status(text: "Only one theme is installed (themes/*.toml)", isError: true)
-        return Reaction()
-    }
-    state.themeIndex = (state.themeIndex + 1) % state.themes.count
-    state.status = Status(text: "Theme: \(state.theme.name) (F7 for the next)", isError: false)
-    return Reaction()
-}

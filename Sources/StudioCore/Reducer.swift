@@ -189,6 +189,17 @@ func readRequest(_ state: inout StudioState, seeds: Int) -> GenerationRequest? {
     }
 }
 
+/// F7: the next theme; the terminal picks it up on the next draw.
+private func cycleTheme(_ state: inout StudioState) -> Reaction {
+    guard state.themes.count > 1 else {
+        state.status = Status(text: "Only one theme is installed (themes/*.toml)", isError: true)
+        return Reaction()
+    }
+    state.themeIndex = (state.themeIndex + 1) % state.themes.count
+    state.status = Status(text: "Theme: \(state.theme.name) (F7 for the next)", isError: false)
+    return Reaction()
+}
+
 struct FieldError: Error, CustomStringConvertible {
     let description: String
 }

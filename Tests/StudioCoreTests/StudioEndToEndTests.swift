@@ -122,6 +122,34 @@ import Testing
         #expect(generated.status == 0, "\(generated.output)")
         #expect(refined == (try PNGFile.read(reference).image), "the refinement differs from sd3 generate --seed 22")
     }
+
+    /// A broken theme file: the studio opens on the dark theme and names the file and line; F7 still cycles.
+    @Test(.enabled(if: tmux != nil, "tmux is not installed (make deps installs it)"), .timeLimit(.minutes(1)))
+    func aBrokenThemeIsReportedAndTheStudioRuns() async throws {
+        let tmux = Self.tmux!, sd3 = Self.sd3
+        let data = Support.temporaryFolder()
+        try "[title]\nfg = \"black\"\nbg = \"chartreuse\"\n".write(toFile: data + "/broken.toml", atomically: true, encoding: .utf8)
+        let socket = "sd3-e2e-\(UUID().uuidString.prefix(8))"
+        func tmuxRun(_ arguments: [String]) -> (status: Int32, output: String) { run(tmux, ["-L", socket] + arguments) }
+        defer { _ = tmuxRun(["kill-server"]) }
+        let command = "env XDG_DATA_HOME=\(data) XDG_CONFIG_HOME=\(data)/config LANG=C.UTF-8 TERM=screen '\(sd3)' studio --model '\(Support.tinyModel)' --theme '\(data)/broken.toml'"
+        #expect(run(tmux, ["-L", socket, "-f", "/dev/null", "new-session", "-d", "-s", "studio", "-x", "200", "-y", "30", command], capture: false).status == 0)
+        func screen() -> String { tmuxRun(["capture-pane", "-p", "-t", "studio"]).output }
+        func waitFor(_ text: String) async -> String? {
+            let deadline = Date().addingTimeInterval(20)
+            while Date() < deadline {
+                let s = screen()
+                if s.contains(text) { return s }
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+            Issue.record("timed out waiting for '\(text)'; the screen:\n\(screen())")
+            return nil
+        }
+        guard await waitFor("\(data)/broken.toml:3: [title] bg: \"chartreuse\" is not a colour") != nil else { return }
+        _ = tmuxRun(["send-keys", "-t", "studio", "F7"])
+        guard await waitFor("Theme: high-contrast (F7 for the next)") != nil else { return }
+        _ = tmuxRun(["send-keys", "-t", "studio", "F10"])
+    }
 }
 
 /// Runs a program to completion, standard output and error together (or discarded). posix_spawn and waitpid
