@@ -4,14 +4,18 @@ import SD3
 @testable import StudioCore
 import Testing
 
-/// The acceptance check of seed exploration: the studio's session explores 4 seeds on the tiny model, then
-/// refines one; each draft is pixel-equal to `sd3 generate` with its seed at the draft settings, and the
-/// refinement to `sd3 generate` at the full settings.
+/// The acceptance check of seed exploration: the studio's session explores 4 seeds, then refines one; each draft
+/// is pixel-equal to `sd3 generate` with its seed at the draft settings, and the refinement to `sd3 generate` at
+/// the full settings. On the tiny fixture (32×32 → 16×16 drafts) and on the demo model (64×64 → 32×32, with its
+/// defaults.json: guidance 3, 32 T5 tokens, as both the studio and `sd3 generate` read it).
 @Suite(.serialized) struct ExploreSessionTests {
-    /// `sd3 generate` with the studio's defaults for the tiny model (guidance 7, 256 T5 tokens, no config file).
-    static func generate(seed: UInt64, side: Int, steps: Int, folder: String) throws -> RGBImage {
+    static let demoModel = Support.packageRoot + "/models/sd3-demo"
+    static let prompt = "a red circle at the top left on a blue background"
+
+    /// `sd3 generate` with no config file: the model's defaults.json, else the studio's defaults (guidance 7, 256 T5 tokens).
+    static func generate(model: String, seed: UInt64, side: Int, steps: Int, folder: String) throws -> RGBImage {
         let output = folder + "/generate-\(seed)-\(side)-\(steps).png"
-        let result = run(StudioEndToEndTests.sd3, ["generate", "--model", Support.tinyModel, "--prompt", "a red circle", "-W", "\(side)", "-H", "\(side)",
+        let result = run(StudioEndToEndTests.sd3, ["generate", "--model", model, "--prompt", prompt, "-W", "\(side)", "-H", "\(side)",
                                                    "--steps", "\(steps)", "--seed", "\(seed)", "--threads", "1", "-o", output],
                          environment: ["XDG_CONFIG_HOME": folder + "/no-config"])
         #expect(result.status == 0, "sd3 generate failed: \(result.output)")
@@ -24,16 +28,19 @@ import Testing
     }
 
     @MainActor
-    @Test(.timeLimit(.minutes(3)))
-    func gridAndRefineEqualSd3Generate() async throws {
+    @Test(.timeLimit(.minutes(4)), arguments: [false, true])
+    func gridAndRefineEqualSd3Generate(demo: Bool) async throws {
         let folder = Support.temporaryFolder()
-        var state = StudioState(model: Support.tinyModel, randomSeed: 1)
-        state.set(.prompt, "a red circle")
-        state.set(.width, "32")
-        state.set(.height, "32")
+        let model = demo ? Self.demoModel : Support.tinyModel
+        let side = demo ? 64 : 32
+        var state = StudioState(model: model, randomSeed: 1)
+        state.apply(try ModelDefaults.read(model: model))
+        state.set(.prompt, Self.prompt)
+        state.set(.width, "\(side)")
+        state.set(.height, "\(side)")
         state.set(.steps, "5")
         state.set(.seed, "40")
-        let config = StudioConfig(model: Support.tinyModel, outputFolder: OutputFolder(path: folder + "/outputs"),
+        let config = StudioConfig(model: model, outputFolder: OutputFolder(path: folder + "/outputs"),
                                   history: HistoryStore(path: folder + "/history.jsonl"), threads: 1)
         let session = StudioSession(state: state, config: config)
         session.send(.explore)
@@ -44,9 +51,9 @@ import Testing
         }
         let grid = try #require(session.state.explore, "the grid closed: \(session.state.status.text)")
         #expect(grid.finishedCount == 4, "\(session.state.status.text)")
-        #expect(grid.draftWidth == 16 && grid.draftHeight == 16 && grid.draft.steps == 8)
+        #expect(grid.draftWidth == side / 2 && grid.draftHeight == side / 2 && grid.draft.steps == 8)
         for (seed, image) in zip(grid.seeds, grid.images) {
-            let reference = try Self.generate(seed: seed, side: 16, steps: 8, folder: folder)
+            let reference = try Self.generate(model: model, seed: seed, side: side / 2, steps: 8, folder: folder)
             let image = try #require(image)
             #expect(image == reference, "seed \(seed): the draft differs from sd3 generate; max pixel difference \(Self.maxDifference(image, reference))")
         }
@@ -61,9 +68,9 @@ import Testing
             try await Task.sleep(for: .milliseconds(20))
         }
         let saved = try #require(session.state.current, "the refinement was not saved: \(session.state.status.text)")
-        #expect(saved.metadata.seed == 43 && saved.metadata.width == 32 && saved.metadata.steps == 5)
+        #expect(saved.metadata.seed == 43 && saved.metadata.width == side && saved.metadata.steps == 5)
         let refined = try PNGFile.read(saved.file).image
-        let reference = try Self.generate(seed: 43, side: 32, steps: 5, folder: folder)
+        let reference = try Self.generate(model: model, seed: 43, side: side, steps: 5, folder: folder)
         #expect(refined == reference, "the refinement differs from sd3 generate; max pixel difference \(Self.maxDifference(refined, reference))")
         #expect(try config.history.records().count == 1, "drafts must not be saved; only the refinement")
     }
