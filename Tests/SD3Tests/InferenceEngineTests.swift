@@ -43,6 +43,22 @@ import Testing
         #expect(second == ["cached"])
     }
 
+    /// Seed exploration starts the next draft as soon as `finished` arrives, before the stream ends: the model
+    /// must already be remembered as loaded and the prompt as encoded.
+    @Test func aRequestStartedOnFinishedFindsTheModelAndPromptCached() async throws {
+        let engine = InferenceEngine()
+        var second: [String] = []
+        for try await event in await engine.generate(Self.parameters(), model: Self.model, options: LoadOptions()) {
+            guard case .finished = event else { continue }
+            for try await next in await engine.generate(Self.parameters(seed: 2), model: Self.model, options: LoadOptions()) {
+                if case .loading = next { second.append("loading") }
+                if case let .encodedPrompt(_, cached, _) = next { second.append(cached ? "cached" : "encoded") }
+                if case .finished = next { second.append("finished") }
+            }
+        }
+        #expect(second == ["cached", "finished"])
+    }
+
     @Test func cancellingTheConsumerStopsTheWork() async throws {
         let engine = InferenceEngine()
         var p = Self.parameters()
