@@ -123,6 +123,42 @@ import Testing
         #expect(refined == (try PNGFile.read(reference).image), "the refinement differs from sd3 generate --seed 22")
     }
 
+    /// Esc in the middle of a grid stops the running draft; the finished cells stay; a second Esc leaves the grid.
+    @Test(.enabled(if: tmux != nil, "tmux is not installed (make deps installs it)"), .timeLimit(.minutes(2)))
+    func cancelMidGrid() async throws {
+        let tmux = Self.tmux!, sd3 = Self.sd3
+        let data = Support.temporaryFolder()
+        let socket = "sd3-e2e-\(UUID().uuidString.prefix(8))"
+        func tmuxRun(_ arguments: [String]) -> (status: Int32, output: String) { run(tmux, ["-L", socket] + arguments) }
+        defer { _ = tmuxRun(["kill-server"]) }
+        // Long drafts (120 steps each) so that Esc lands while the second one runs.
+        let command = "env XDG_DATA_HOME=\(data) XDG_CONFIG_HOME=\(data)/config LANG=C.UTF-8 TERM=screen '\(sd3)' studio --model '\(Support.tinyModel)' -W 32 -H 32 --seed 5 --threads 1 --draft-steps 120 -p 'a red circle'"
+        #expect(run(tmux, ["-L", socket, "-f", "/dev/null", "new-session", "-d", "-s", "studio", "-x", "100", "-y", "30", command], capture: false).status == 0)
+        func screen() -> String { tmuxRun(["capture-pane", "-p", "-t", "studio"]).output }
+        func waitFor(_ text: String, seconds: Double = 60) async -> String? {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                let s = screen()
+                if s.contains(text) { return s }
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+            Issue.record("timed out waiting for '\(text)'; the screen:\n\(screen())")
+            return nil
+        }
+        guard await waitFor("F6 to explore seeds") != nil else { return }
+        _ = tmuxRun(["send-keys", "-t", "studio", "F6"])
+        guard await waitFor("Exploring seed 6 (2 of 4)") != nil else { return }
+        _ = tmuxRun(["send-keys", "-t", "studio", "Escape"])
+        guard let cancelled = await waitFor("Cancelled: 1 of 4 seeds rendered") else { return }
+        #expect(cancelled.contains("Seeds · 16×16, 120 steps") && cancelled.contains("[5]"), "\(cancelled)")
+        _ = tmuxRun(["send-keys", "-t", "studio", "Escape"])
+        guard let left = await waitFor("Left the seed grid") else { return }
+        #expect(left.contains("Preview") && !left.contains("Seeds ·"), "\(left)")
+        _ = tmuxRun(["send-keys", "-t", "studio", "F10"])
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: data + "/sd3-studio/outputs")) ?? []
+        #expect(files.isEmpty, "drafts are not saved: \(files)")
+    }
+
     /// A broken theme file: the studio opens on the dark theme and names the file and line; F7 still cycles.
     @Test(.enabled(if: tmux != nil, "tmux is not installed (make deps installs it)"), .timeLimit(.minutes(1)))
     func aBrokenThemeIsReportedAndTheStudioRuns() async throws {
