@@ -196,7 +196,8 @@ private func cycleTheme(_ state: inout StudioState) -> Reaction {
         return Reaction()
     }
     state.themeIndex = (state.themeIndex + 1) % state.themes.count
-    state.status = Status(text: "Theme: \(state.theme.name) (F7 for the next)", isError: false)
+    let about = state.theme.description.isEmpty ? "" : ": \(state.theme.description)"
+    state.status = Status(text: "Theme: \(state.theme.name)\(about) (F7 for the next)", isError: false)
     return Reaction()
 }
 

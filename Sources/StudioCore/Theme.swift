@@ -56,9 +56,13 @@ public struct RoleStyle: Sendable, Equatable {
 /// A role the file leaves out looks like `normal`.
 public struct Theme: Sendable, Equatable {
     public var name: String
+    /// The file's `description = "…"`, shown when F7 switches to it.
+    public var description = ""
     public var styles: [Role: RoleStyle]
 
-    public init(name: String, styles: [Role: RoleStyle]) { (self.name, self.styles) = (name, styles) }
+    public init(name: String, description: String = "", styles: [Role: RoleStyle]) {
+        (self.name, self.description, self.styles) = (name, description, styles)
+    }
 
     public func style(_ role: Role) -> RoleStyle { styles[role] ?? styles[.normal] ?? RoleStyle() }
 
@@ -74,9 +78,13 @@ public struct Theme: Sendable, Equatable {
         let file = try TOMLFile(path: path, text: text)
         let roles = Dictionary(uniqueKeysWithValues: Role.allCases.map { (key($0), $0) })
         var styles: [Role: RoleStyle] = [:]
+        var description = ""
         for name in file.orderedKeys(file.root) {
             guard let table = file.root[name]?.table else {
-                if name == "description", file.root[name]?.string != nil { continue }
+                if name == "description", let text = file.root[name]?.string {
+                    description = text
+                    continue
+                }
                 throw file.error(name, "expected a role table such as [\(name)] or `description = \"…\"`")
             }
             guard let role = roles[name] else {
@@ -84,7 +92,7 @@ public struct Theme: Sendable, Equatable {
             }
             styles[role] = try style(table, role: name, file: file)
         }
-        return Theme(name: URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent, styles: styles)
+        return Theme(name: URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent, description: description, styles: styles)
     }
 
     private static func style(_ table: TOMLTable, role: String, file: TOMLFile) throws(TOMLFileError) -> RoleStyle {
@@ -115,7 +123,7 @@ public struct Theme: Sendable, Equatable {
 
     /// The built-in default (the same as themes/dark.toml, which a test checks): used when no theme file is found
     /// or the chosen one is broken.
-    public static let dark = Theme(name: "dark", styles: [
+    public static let dark = Theme(name: "dark", description: "ANSI colours on the terminal's own background", styles: [
         .title: RoleStyle(foreground: .indexed(0), background: .indexed(6)),
         .fieldLabel: RoleStyle(foreground: .indexed(6)),
         .focusedField: RoleStyle(foreground: .indexed(0), background: .indexed(3)),
@@ -131,7 +139,7 @@ public struct Theme: Sendable, Equatable {
     ])
 
     /// What every role looks like with attributes alone (NO_COLOR, monochrome terminals): themes/mono.toml.
-    public static let monochrome = Theme(name: "mono", styles: [
+    public static let monochrome = Theme(name: "mono", description: "attributes only", styles: [
         .title: RoleStyle(attributes: .reverse),
         .focusedField: RoleStyle(attributes: .reverse),
         .cursor: RoleStyle(attributes: .reverse),
@@ -151,6 +159,6 @@ public struct Theme: Sendable, Equatable {
         for role in Role.allCases {
             styles[role] = RoleStyle(attributes: style(role).attributes.union(Self.monochrome.style(role).attributes))
         }
-        return Theme(name: name, styles: styles)
+        return Theme(name: name, description: description, styles: styles)
     }
 }

@@ -154,7 +154,7 @@ import Testing
         #expect(state.status.isError && state.theme == .dark)
         state.themes = [.dark, .monochrome]
         _ = reduce(&state, .cycleTheme)
-        #expect(state.theme == .monochrome && state.status.text == "Theme: mono (F7 for the next)")
+        #expect(state.theme == .monochrome && state.status.text == "Theme: mono: attributes only (F7 for the next)")
         _ = reduce(&state, .cycleTheme)
         #expect(state.theme == .dark)
     }

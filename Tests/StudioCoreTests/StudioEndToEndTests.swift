@@ -183,7 +183,7 @@ import Testing
         }
         guard await waitFor("\(data)/broken.toml:3: [title] bg: \"chartreuse\" is not a colour") != nil else { return }
         _ = tmuxRun(["send-keys", "-t", "studio", "F7"])
-        guard await waitFor("Theme: high-contrast (F7 for the next)") != nil else { return }
+        guard await waitFor("Theme: high-contrast: bright white and yellow on black (F7 for the next)") != nil else { return }
         _ = tmuxRun(["send-keys", "-t", "studio", "F10"])
     }
 }

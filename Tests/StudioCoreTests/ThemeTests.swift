@@ -16,6 +16,7 @@ import Testing
             #expect(mono.style(role).foreground == .terminalDefault && mono.style(role).background == .terminalDefault, "mono \(role) has a colour")
         }
         let light = try ThemeCatalog.read(Self.folder + "/light.toml")
+        #expect(light.description == "dark text on a light background")
         #expect(light.style(.focusedField) == RoleStyle(foreground: .rgb(RGB(0x1C, 0x1C, 0x1C)), background: .rgb(RGB(0xFF, 0xD7, 0x5F))))
         let contrast = try ThemeCatalog.read(Self.folder + "/high-contrast.toml")
         #expect(contrast.style(.statusError) == RoleStyle(foreground: .indexed(0), background: .indexed(9), attributes: .bold))
