@@ -14,7 +14,8 @@ public struct PromptEncoder: Sendable {
     public let jointAttentionDim: Int
 
     /// Loads the text side of a diffusers folder; `useT5: false` never reads text_encoder_3.
-    public init(model path: String, jointAttentionDim: Int, useT5: Bool, precision: Precision) throws {
+    /// `t5Int8`: T5's projections are stored weight-only int8 (`T5EncoderModel`).
+    public init(model path: String, jointAttentionDim: Int, useT5: Bool, precision: Precision, t5Int8: Bool = false) throws {
         func folder(_ name: String) throws -> ComponentFolder { try ComponentFolder(path + "/" + name) }
         tokenizers = try PromptTokenizers(model: path, useT5: useT5)
         let l = try folder("text_encoder"), g = try folder("text_encoder_2")
@@ -22,7 +23,7 @@ public struct PromptEncoder: Sendable {
         clipG = try CLIPTextModelWithProjection(config: try g.config(CLIPTextConfig.self), weights: try g.weights(), precision: precision)
         if useT5 {
             let t = try folder("text_encoder_3")
-            t5 = try T5EncoderModel(config: try t.config(T5Config.self), weights: try t.weights(), precision: precision)
+            t5 = try T5EncoderModel(config: try t.config(T5Config.self), weights: try t.weights(), precision: precision, int8: t5Int8)
         } else {
             t5 = nil
         }
