@@ -94,14 +94,10 @@ struct GenerateCommand: ParsableCommand {
         log(String(format: "loaded in %.1f s; seed %llu, %d×%d, %d steps, guidance %g%@", Date().timeIntervalSince(started), p.seed,
                    p.width, p.height, p.steps, p.guidanceScale, pipeline.hasT5 ? "" : ", T5 off"))
         var phases: [(String, Double)] = [("open model", Date().timeIntervalSince(started))]
-        var phaseStart = Date()
-        _ = try pipeline.textEncoders()
-        phases.append(("load text encoders", Date().timeIntervalSince(phaseStart)))
-        phaseStart = Date()
-        let conditioning = try pipeline.encode(p)
-        phases.append(("encode prompt", Date().timeIntervalSince(phaseStart)))
+        let encodeStart = Date()
+        let conditioning = try pipeline.encode(p, onPhase: { phases.append(($0, $1)) })
         for warning in conditioning.warnings { log("warning: \(warning)") }
-        log(String(format: "prompt encoded in %.2f s", phases.last!.1))
+        log(String(format: "prompt encoded in %.2f s", Date().timeIntervalSince(encodeStart)))
         let progress = ProgressLine()
         var finalLatents: Tensor?
         let image: RGBImage
