@@ -16,7 +16,7 @@ func drawGrid(_ grid: Exploration, _ graphics: GraphicsMode, _ buffer: inout Cel
         let y = inner.y + row * inner.height / n, nextY = inner.y + (row + 1) * inner.height / n
         let cell = Rect(x: x, y: y, width: nextX - x - 1, height: nextY - y - 1)
         let picked = index == grid.selected
-        let label = picked ? "[\(seed)]" : " \(seed) "
+        let label = gridLabel(seed, picked: picked, width: cell.width + 1)
         let labelX = cell.x + max(0, (cell.width - CellWidth.of(label)) / 2)
         buffer.put(label, x: labelX, y: cell.y + cell.height, role: picked ? .focusedField : .fieldLabel, limit: cell.width + 1)
         if let image = grid.images[index] ?? (grid.rendering == index ? grid.preview : nil) {
@@ -26,4 +26,13 @@ func drawGrid(_ grid: Exploration, _ graphics: GraphicsMode, _ buffer: inout Cel
             buffer.put(text, x: cell.x + max(0, (cell.width - CellWidth.of(text)) / 2), y: cell.y + cell.height / 2, role: .hint, limit: cell.width)
         }
     }
+}
+
+/// A cell's seed, bracketed when picked. Grid seeds are consecutive, so a seed too long for its cell keeps its
+/// last digits (`…0014`), which are the ones that differ.
+func gridLabel(_ seed: UInt64, picked: Bool, width: Int) -> String {
+    let digits = String(seed)
+    let room = width - 2
+    let shown = digits.count <= room ? digits : "…" + digits.suffix(max(1, room - 1))
+    return picked ? "[\(shown)]" : " \(shown) "
 }

@@ -143,6 +143,14 @@ import Testing
         #expect(state.status.text == "Var. str.: 'x' is not a valid number")
     }
 
+    @Test func longSeedsKeepTheirLastDigits() {
+        #expect(gridLabel(101, picked: false, width: 9) == " 101 ")
+        #expect(gridLabel(101, picked: true, width: 9) == "[101]")
+        #expect(gridLabel(3_000_000_014, picked: false, width: 8) == " …00014 ")
+        #expect(gridLabel(3_000_000_014, picked: true, width: 8) == "[…00014]")
+        #expect(gridLabel(3_000_000_014, picked: false, width: 12) == " 3000000014 ")
+    }
+
     @Test func bindings() {
         #expect(Bindings.action(for: .function(6)).map { if case .explore = $0 { true } else { false } } == true)
         #expect(Bindings.action(for: .function(7)).map { if case .cycleTheme = $0 { true } else { false } } == true)
