@@ -3,16 +3,17 @@ import ImageIO
 import SD3
 import Tensors
 
-/// Where the studio keeps its files: the output folder and the history store.
+/// Where the studio keeps its files: the output folder and the favorites/history database (or why it could not
+/// be opened: the studio still runs, and says so when it would save).
 public struct StudioConfig: Sendable {
     public var model: String?
     public var outputFolder: OutputFolder
-    public var history: HistoryStore
+    public var store: Result<StudioStore, StoreError>
     public var threads: Int
 
-    public init(model: String?, outputFolder: OutputFolder, history: HistoryStore,
+    public init(model: String?, outputFolder: OutputFolder, store: Result<StudioStore, StoreError>,
                 threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
-        (self.model, self.outputFolder, self.history, self.threads) = (model, outputFolder, history, threads)
+        (self.model, self.outputFolder, self.store, self.threads) = (model, outputFolder, store, threads)
     }
 }
 
@@ -52,13 +53,12 @@ public final class StudioSession {
         case .cancel:
             generation?.cancel()
         case let .save(image, metadata):
-            let (folder, history) = (config.outputFolder, config.history)
+            let (folder, store) = (config.outputFolder, config.store)
             saving = Task { @MainActor in
-                let result = await Task.detached { () -> Result<HistoryRecord, HistoryError> in
-                    do throws(HistoryError) {
-                        let (number, path) = try folder.save(image, metadata: metadata)
-                        let record = HistoryRecord(id: number, file: path, date: Date(), metadata: metadata)
-                        try history.append(record)
+                let result = await Task.detached { () -> Result<HistoryRecord, StoreError> in
+                    do throws(StoreError) {
+                        let (_, path) = try folder.save(image, metadata: metadata)
+                        let record = try store.get().add(file: path, date: Date(), metadata: metadata)
                         return .success(record)
                     } catch {
                         return .failure(error)
@@ -71,7 +71,7 @@ public final class StudioSession {
             }
         case let .setFavorite(id, favorite):
             do {
-                try config.history.setFavorite(id: id, favorite)
+                try config.store.get().setFavorite(id: id, favorite)
                 send(.favoriteSaved(id: id, favorite: favorite))
             } catch {
                 send(.failed(error.description))
