@@ -124,12 +124,12 @@ enum ComfyUIParameters {
 
     /// Seeds go up to 2⁶⁴−1 (ComfyUI's limit), past a Double's exact integers.
     static func seed(_ value: Any?) -> UInt64? {
-        guard let n = value as? NSNumber, !(value is Bool), n.doubleValue >= 0, n.doubleValue == n.doubleValue.rounded() else { return nil }
+        guard let n = value as? NSNumber, n.doubleValue >= 0, n.doubleValue == n.doubleValue.rounded() else { return nil }
         return n.uint64Value
     }
 
     static func number(_ value: Any?) -> Double? {
-        if let n = value as? NSNumber, !(value is Bool) { return n.doubleValue }
+        if let n = value as? NSNumber { return n.doubleValue }
         return nil
     }
 }
