@@ -70,7 +70,8 @@ struct FavoritesCommand: ParsableCommand {
             let store = try Records.open()
             var (added, updated) = (0, 0)
             // One transaction per entry: a long import never holds the database against a studio that is saving.
-            for entry in entries {
+            // Oldest first, so images get ids in the order they were made (an export lists the newest first).
+            for entry in entries.sorted(by: { ($0.date, $0.id ?? 0) < ($1.date, $1.id ?? 0) }) {
                 if let existing = try store.record(file: entry.file) {
                     try store.setFavorite(id: existing.id, true)
                     try store.setNote(id: existing.id, entry.note ?? existing.note)
