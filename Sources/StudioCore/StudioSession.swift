@@ -76,9 +76,54 @@ public final class StudioSession {
             } catch {
                 send(.failed(error.description))
             }
+        case let .loadBrowser(favoritesOnly):
+            do { send(.browserLoaded(try config.store.get().records(favoritesOnly: favoritesOnly))) } catch {
+                send(.failed(error.description))
+            }
+        case let .loadThumbnails(requests):
+            Task { @MainActor in
+                for request in requests {
+                    let image = await Task.detached { Self.thumbnail(request.file) }.value
+                    send(.thumbnailLoaded(id: request.id, image: image))
+                }
+            }
+        case let .delete(id, file):
+            do {
+                try config.store.get().delete(id: id)
+            } catch {
+                return send(.failed(error.description))
+            }
+            // The row goes first: a PNG left behind by a failed removal is an orphan file, never a row without one.
+            let name = URL(fileURLWithPath: file).lastPathComponent
+            if !FileManager.default.fileExists(atPath: file) {
+                send(.deleted(id: id, message: "Deleted #\(id) (its file \(name) was already gone)"))
+            } else if (try? FileManager.default.removeItem(atPath: file)) != nil {
+                send(.deleted(id: id, message: "Deleted #\(id) and \(name)"))
+            } else {
+                send(.deleted(id: id, message: "Deleted #\(id); its file \(file) could not be removed"))
+            }
+        case let .setNote(id, note):
+            do {
+                try config.store.get().setNote(id: id, note)
+                send(.noteSaved(id: id, note: note))
+            } catch {
+                send(.failed(error.description))
+            }
+        case let .recall(path):
+            do { send(.recalled(try RecalledParameters.read(path), from: URL(fileURLWithPath: path).lastPathComponent)) } catch {
+                send(.failed(error.description))
+            }
         case .quit:
             generation?.cancel()
         }
+    }
+
+    /// A copy at most 128 pixels on its longer side, for the browser; nil when the file cannot be read.
+    nonisolated static func thumbnail(_ file: String) -> RGBImage? {
+        guard let image = try? PNGFile.read(file).image else { return nil }
+        let scale = min(1, 128 / Double(max(image.width, image.height)))
+        guard scale < 1 else { return image }
+        return LanczosResize.resize(image, width: max(1, Int(Double(image.width) * scale)), height: max(1, Int(Double(image.height) * scale)))
     }
 
     private func start(_ request: GenerationRequest) {
