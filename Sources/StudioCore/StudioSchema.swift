@@ -11,8 +11,7 @@ enum StudioSchema {
     static let versions = ["v1", "v2"]
 
     /// `legacyHistory`: the JSON-lines file that v1 replaces; its records are copied in the v1 transaction, so
-    /// they are imported exactly once even when two processes open a new database together. `imported` counts
-    /// them (it is only meaningful once the migration has committed).
+    /// they are imported exactly once (StudioStore serializes opens). `imported` counts them when v1 runs.
     static func migrator(legacyHistory: String?, imported: ImportCount) -> DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in

@@ -34,15 +34,24 @@ public final class StudioStore: Sendable {
         } catch {
             throw StoreError("\(folder): cannot create the data folder (\(error.localizedDescription))")
         }
+        // Opening (migrations, the one-time import and its rename) is serialized across processes and
+        // connections by an flock on the data folder: GRDB reads the applied versions outside its transactions,
+        // and SQLite can answer a concurrent switch to WAL with SQLITE_BUSY, so opens must not overlap. (Where
+        // flock is not supported, e.g. some network file systems, opening goes on unserialized.)
+        let lock = open(folder, O_RDONLY | O_DIRECTORY)
+        if lock >= 0 { flock(lock, LOCK_EX) }
+        defer {
+            if lock >= 0 { close(lock) }
+        }
         let legacy = folder + "/history.jsonl"
         var notices: [String] = []
         var opened: (DatabasePool, Int?)
         do {
-            opened = try Self.open(path, legacy: legacy)
+            opened = try Self.openPool(path, legacy: legacy)
         } catch let error as DatabaseError where error.resultCode == .SQLITE_CORRUPT || error.resultCode == .SQLITE_NOTADB {
             let aside = try Self.moveAside(path)
             notices.append("\(path) was unreadable (\(error.message ?? "\(error.resultCode)")): moved aside to \(aside); started a new database")
-            do { opened = try Self.open(path, legacy: nil) } catch { throw StoreError("\(path): \(Self.describe(error))") }
+            do { opened = try Self.openPool(path, legacy: nil) } catch { throw StoreError("\(path): \(Self.describe(error))") }
         } catch let error as StoreError {
             throw error
         } catch {
@@ -61,25 +70,14 @@ public final class StudioStore: Sendable {
     }
 
     /// The pool, migrated and checked. Returns how many legacy records this call imported (nil: none ran).
-    private static func open(_ path: String, legacy: String?) throws -> (DatabasePool, Int?) {
+    private static func openPool(_ path: String, legacy: String?) throws -> (DatabasePool, Int?) {
         var configuration = Configuration()
         configuration.busyMode = .timeout(busyTimeout)
         let pool = try DatabasePool(path: path, configuration: configuration)
         let legacyPath = legacy.flatMap { FileManager.default.fileExists(atPath: $0) ? $0 : nil }
         let count = StudioSchema.ImportCount()
         let migrator = StudioSchema.migrator(legacyHistory: legacyPath, imported: count)
-        // GRDB reads the applied versions before its transactions, so two processes opening a new file together
-        // can both try v1; the loser's transaction rolls back and a second pass finds the winner's work.
-        for attempt in 1...3 {
-            do {
-                count.value = nil
-                try migrator.migrate(pool)
-                break
-            } catch let error as DatabaseError where attempt < 3 && error.resultCode != .SQLITE_CORRUPT && error.resultCode != .SQLITE_NOTADB {
-                count.value = nil
-                if try pool.read({ try migrator.hasCompletedMigrations($0) }) { break }
-            }
-        }
+        try migrator.migrate(pool)
         let check = try pool.read { try String.fetchAll($0, sql: "PRAGMA quick_check") }
         guard check == ["ok"] else {
             try pool.close()

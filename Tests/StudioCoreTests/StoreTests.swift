@@ -168,6 +168,34 @@ import Testing
         #expect(records.filter(\.favorite).count == 2 * ((perWriter + 2) / 3))
     }
 
+    /// Eight connections creating the same new database at once, twenty times: each opens (no SQLITE_BUSY from
+    /// the switch to WAL, no second v1 from GRDB reading the applied versions outside its transactions), the
+    /// legacy file is imported once and exactly one opener reports it.
+    @Test func concurrentFirstOpensMigrateOnce() throws {
+        for round in 0..<20 {
+            let folder = Support.temporaryFolder()
+            let line = #"{"event":"generated","record":{"date":"2023-11-14T22:13:20Z","favorite":false,"file":"/o/1.png","id":1,"metadata":\#(Support.metadata().json)}}"#
+            try line.write(toFile: folder + "/history.jsonl", atomically: true, encoding: .utf8)
+            final class Outcomes: @unchecked Sendable { var list: [String] = []; let lock = NSLock() }
+            let outcomes = Outcomes()
+            DispatchQueue.concurrentPerform(iterations: 8) { i in
+                let outcome: String
+                do {
+                    let store = try StudioStore(path: folder + "/studio.sqlite")
+                    try store.add(file: "/o/new-\(i).png", date: Self.date, metadata: Support.metadata())
+                    outcome = store.notice ?? ""
+                } catch {
+                    outcome = "error: \(error)"
+                }
+                outcomes.lock.withLock { outcomes.list.append(outcome) }
+            }
+            #expect(!outcomes.list.contains { $0.hasPrefix("error") }, "round \(round): \(outcomes.list)")
+            #expect(outcomes.list.filter { $0.hasPrefix("Imported 1 images") }.count == 1, "round \(round): \(outcomes.list)")
+            let records = try StudioStore(path: folder + "/studio.sqlite").records()
+            #expect(records.count == 9 && records.filter { $0.file == "/o/1.png" }.count == 1, "round \(round): \(records.map(\.file))")
+        }
+    }
+
     @Test func dataFolderFollowsXDG() {
         #expect(StudioStore.dataFolder(environment: ["XDG_DATA_HOME": "/x", "HOME": "/h"]) == "/x/sd3-studio")
         #expect(StudioStore.defaultPath(environment: ["HOME": "/h"]) == "/h/.local/share/sd3-studio/studio.sqlite")
