@@ -71,7 +71,7 @@ private func browse(_ state: inout StudioState, _ browser: Browser, _ action: Ac
         state.browser?.query += text.replacingOccurrences(of: "\n", with: " ")
         state.browser?.selected = 0
     case .backspace:
-        guard !browser.query.isEmpty else { return .none }
+        guard !browser.query.isEmpty else { return Reaction.none }
         state.browser?.query.removeLast()
         state.browser?.selected = 0
     case .deleteToLineStart:
@@ -81,16 +81,16 @@ private func browse(_ state: inout StudioState, _ browser: Browser, _ action: Ac
     case .home: state.browser?.selected = 0
     case .end: state.browser?.selected = max(0, count - 1)
     case .newline:
-        guard let record = browser.current else { return .none }
+        guard let record = browser.current else { return Reaction.none }
         state.browser = nil
         state.recall(RecalledParameters(record.metadata), from: "#\(record.id)")
         return Reaction()
     case .delete:
-        guard let record = browser.current else { return .none }
+        guard let record = browser.current else { return Reaction.none }
         state.browser?.mode = .confirmDelete
         state.status = Status(text: "Delete #\(record.id) and its file \(URL(fileURLWithPath: record.file).lastPathComponent)? y/n", isError: true)
     case .editNote:
-        guard let record = browser.current else { return .none }
+        guard let record = browser.current else { return Reaction.none }
         guard record.favorite else {
             state.status = Status(text: "Notes are for favorites: F2 stars #\(record.id) first", isError: true)
             return Reaction()
@@ -98,7 +98,7 @@ private func browse(_ state: inout StudioState, _ browser: Browser, _ action: Ac
         state.browser?.mode = .editingNote(TextEditor(record.note))
         state.status = Status(text: "Note for #\(record.id): Enter saves, Esc cancels", isError: false)
     case .toggleFavorite:
-        guard let record = browser.current else { return .none }
+        guard let record = browser.current else { return Reaction.none }
         state.browser?.update(record.id) { $0.favorite.toggle() }
         if state.current?.id == record.id { state.current?.favorite = !record.favorite }
         return Reaction(effects: [.setFavorite(id: record.id, favorite: !record.favorite)])
@@ -108,7 +108,7 @@ private func browse(_ state: inout StudioState, _ browser: Browser, _ action: Ac
     case .generate, .quit, .resize, .engine, .generationStopped, .saved, .failed, .favoriteSaved, .toggleHelp:
         return nil
     default:
-        return .none
+        return Reaction.none
     }
     return Reaction(effects: thumbnails(&state))
 }
@@ -151,7 +151,7 @@ private func editNote(_ state: inout StudioState, _ editor: TextEditor, _ action
         state.status = Status(text: "Note not changed", isError: false)
         return Reaction()
     case .resize, .engine, .generationStopped, .saved, .failed, .favoriteSaved, .quit: return nil
-    default: return .none
+    default: return Reaction.none
     }
     state.browser?.mode = .editingNote(editor)
     return Reaction()
@@ -179,7 +179,7 @@ private func recallPrompt(_ state: inout StudioState, _ action: Action) -> React
         state.status = Status(text: "Recall cancelled", isError: false)
         return Reaction()
     case .resize, .engine, .generationStopped, .saved, .failed, .favoriteSaved, .quit, .generate: return nil
-    default: return .none
+    default: return Reaction.none
     }
     state.recallPath = editor
     return Reaction()

@@ -57,6 +57,13 @@ import Testing
         #expect(reduce(&state, .newline).effects.isEmpty && state.browser != nil)
         for _ in 0..<8 { _ = reduce(&state, .backspace) }
         #expect(state.browser?.query == "poster")
+        // Keys the browser has no use for do not reach the hidden editor.
+        _ = reduce(&state, .insert("zzz"))
+        for action in [Action.newline, .left, .right, .delete, .deleteToLineEnd, .nextField, .wordLeft, .up, .down] {
+            #expect(reduce(&state, action).effects.isEmpty && state.browser?.mode == .browsing, "\(action)")
+        }
+        _ = reduce(&state, .cancel)
+        #expect(state.text(.prompt) == "draft" && state.focus == .prompt)
     }
 
     @Test func enterRecallsEveryFieldAndClosesTheBrowser() {
