@@ -20,7 +20,7 @@ func reduceBrowser(_ state: inout StudioState, _ action: Action) -> Reaction? {
         guard state.browser != nil else { return Reaction.none }
         state.browser?.records = records
         state.browser?.selected = 0
-        return Reaction(effects: thumbnails(&state))
+        return Reaction(effects: browserThumbnails(&state))
     case let .thumbnailLoaded(id, image):
         guard let image else {
             state.browser?.missing.insert(id)
@@ -33,7 +33,7 @@ func reduceBrowser(_ state: inout StudioState, _ action: Action) -> Reaction? {
         if let browser = state.browser { state.browser?.selected = min(browser.selected, max(0, browser.shown.count - 1)) }
         if state.current?.id == id { state.current = nil }
         state.status = Status(text: message, isError: false)
-        return Reaction(effects: thumbnails(&state))
+        return Reaction(effects: browserThumbnails(&state))
     case let .noteSaved(id, note):
         state.browser?.update(id) { $0.note = note }
         if state.current?.id == id { state.current?.note = note }
@@ -42,6 +42,14 @@ func reduceBrowser(_ state: inout StudioState, _ action: Action) -> Reaction? {
     case let .recalled(parameters, source):
         state.recall(parameters, from: source)
         return Reaction()
+    case let .saved(record):
+        // An image finished while the history browser is open joins its list (the main reducer does the rest).
+        if let browser = state.browser, browser.kind == .history, browser.records != nil {
+            let selectedID = browser.current?.id
+            state.browser?.records?.insert(record, at: 0)
+            if let selectedID, let i = state.browser?.shown.firstIndex(where: { $0.id == selectedID }) { state.browser?.selected = i }
+        }
+        return nil
     default: break
     }
     if state.showHelp { return nil }
@@ -110,7 +118,7 @@ private func browse(_ state: inout StudioState, _ browser: Browser, _ action: Ac
     default:
         return Reaction.none
     }
-    return Reaction(effects: thumbnails(&state))
+    return Reaction(effects: browserThumbnails(&state))
 }
 
 private func confirmDelete(_ state: inout StudioState, _ action: Action) -> Reaction? {
@@ -186,7 +194,7 @@ private func recallPrompt(_ state: inout StudioState, _ action: Action) -> React
 }
 
 /// Asks for the thumbnails of the entries in view that have not been asked for.
-private func thumbnails(_ state: inout StudioState) -> [Effect] {
+func browserThumbnails(_ state: inout StudioState) -> [Effect] {
     guard let browser = state.browser else { return [] }
     let layout = BrowserLayout(columns: state.columns, rows: state.rows)
     let top = layout.top(selected: browser.selected)

@@ -34,8 +34,9 @@ private func drawEntry(_ state: StudioState, _ browser: Browser, _ record: Histo
     let role: Role = selected ? .focusedField : .field
     if selected { buffer.fill(x: box.x, y: box.y, width: box.width, height: box.height, with: Cell(" ", role)) }
     let thumb = Rect(x: box.x, y: box.y, width: BrowserLayout.thumbnailWidth, height: box.height)
-    if let image = browser.thumbnails[record.id], !state.graphics.isPixelProtocol {
-        SymbolArt.draw(image, into: &buffer, area: thumb, mode: state.graphics)
+    if let image = browser.thumbnails[record.id] {
+        // One pixel image at a time (the selected one, on the right): list thumbnails are half blocks then.
+        SymbolArt.draw(image, into: &buffer, area: thumb, mode: state.graphics.isPixelProtocol ? .symbols : state.graphics)
     } else {
         buffer.put(browser.requested.contains(record.id) && browser.thumbnails[record.id] == nil ? "  ··  " : "", x: thumb.x, y: thumb.y + 1, role: .hint)
     }

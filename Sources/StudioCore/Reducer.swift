@@ -52,6 +52,7 @@ public func reduce(_ state: inout StudioState, _ action: Action) -> Reaction {
     case let .saved(record):
         state.current = record
         state.status = Status(text: "Saved \(record.file)", isError: false)
+        return Reaction(effects: browserThumbnails(&state))
     case let .failed(message):
         state.status = Status(text: message, isError: true)
     case let .favoriteSaved(id, favorite):

@@ -129,6 +129,16 @@ import Testing
         #expect(reduce(&quitting, .quit).effects == [.quit])
     }
 
+    @Test func anImageFinishedWhileTheHistoryIsOpenJoinsIt() {
+        var state = Support.state()
+        _ = reduce(&state, .showHistory)
+        _ = reduce(&state, .browserLoaded(Self.records))
+        _ = reduce(&state, .down)
+        let new = Self.record(4, "a yellow star")
+        #expect(reduce(&state, .saved(new)).effects == [.loadThumbnails([Thumbnail(id: 4, file: new.file)])])
+        #expect(state.browser?.shown.map(\.id) == [4, 3, 2, 1] && state.browser?.current?.id == 2 && state.current == new)
+    }
+
     @Test func recallPromptAsksForAPath() {
         var state = Support.state()
         _ = reduce(&state, .openRecall)
