@@ -13,6 +13,8 @@ public struct ImageMetadata: Sendable, Codable, Equatable {
     public var seed: UInt64
     public var maxSequenceLength: Int
     public var t5: Bool
+    /// "int8" when T5's projections were int8 (`--t5 int8`); nil: as `precision`.
+    public var t5Weights: String?
     public var shift: Double
     public var precision: String
     public var model: String
@@ -57,7 +59,7 @@ public struct ImageMetadata: Sendable, Codable, Equatable {
         if let initImageHash { pairs.append(("Init image hash", String(initImageHash.prefix(8)))) }
         pairs.append(("RNG", "CPU"))
         pairs.append(("Shift", Self.number(shift)))
-        pairs.append(("T5", t5 ? "on, max \(maxSequenceLength)" : "off"))
+        pairs.append(("T5", t5 ? "on\(t5Weights.map { " " + $0 } ?? ""), max \(maxSequenceLength)" : "off"))
         if let skipLayers { pairs.append(("Skip layers", skipLayers.map(String.init).joined(separator: ", "))) }
         if let skipLayerScale { pairs.append(("SLG scale", Self.number(skipLayerScale))) }
         pairs.append(("Version", version))

@@ -8,8 +8,13 @@ public struct Linear: Sendable {
 
     public init(_ scope: WeightScope, _ name: String, in inFeatures: Int, out outFeatures: Int,
                 bias hasBias: Bool = true, precision: Precision) throws {
+        try self.init(scope, name, in: inFeatures, out: outFeatures, bias: hasBias, format: precision == .bf16 ? .bf16 : .fp32)
+    }
+
+    public init(_ scope: WeightScope, _ name: String, in inFeatures: Int, out outFeatures: Int,
+                bias hasBias: Bool = true, format: WeightFormat) throws {
         let layer = scope.scope(name)
-        weight = Weight(try layer.tensor("weight", shape: [outFeatures, inFeatures]), precision: precision)
+        weight = Weight(try layer.tensor("weight", shape: [outFeatures, inFeatures]), format: format)
         bias = hasBias ? try layer.tensor("bias", shape: [outFeatures]) : nil
     }
 

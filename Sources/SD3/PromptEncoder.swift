@@ -6,28 +6,39 @@ import Tokenizers
 /// SD3's three text encoders with their tokenizers, and `StableDiffusion3Pipeline.encode_prompt`
 /// (diffusers 0.42.1): CLIP-L ‖ CLIP-G penultimate states zero-padded to the T5 width, then T5's states;
 /// pooled = CLIP-L ‖ CLIP-G text_embeds. Without T5 its part is zeros, as diffusers does with
-/// `text_encoder_3=None`.
+/// `text_encoder_3=None`. An encoder can hold only its CLIP pair or only T5 (`Models`), so staged
+/// loading never has T5-XXL and CLIP-G in memory at once.
 public struct PromptEncoder: Sendable {
+    public enum Models: Sendable { case all, clipOnly, t5Only }
+
     public let tokenizers: PromptTokenizers
-    let clipL: CLIPTextModelWithProjection, clipG: CLIPTextModelWithProjection, t5: T5EncoderModel?
+    let clip: (l: CLIPTextModelWithProjection, g: CLIPTextModelWithProjection)?
+    let t5: T5EncoderModel?
     /// transformer.config.joint_attention_dim: the width of prompt_embeds (and of T5's zeros when it is off).
     public let jointAttentionDim: Int
 
-    /// Loads the text side of a diffusers folder; `useT5: false` never reads text_encoder_3.
-    public init(model path: String, jointAttentionDim: Int, useT5: Bool, precision: Precision) throws {
+    /// Loads the text side of a diffusers folder; `useT5: false` never reads text_encoder_3, nor `.clipOnly`;
+    /// `.t5Only` reads only text_encoder_3. `t5Int8`: T5's projections are stored weight-only int8.
+    public init(model path: String, jointAttentionDim: Int, useT5: Bool, precision: Precision, t5Int8: Bool = false,
+                models: Models = .all) throws {
         func folder(_ name: String) throws -> ComponentFolder { try ComponentFolder(path + "/" + name) }
-        tokenizers = try PromptTokenizers(model: path, useT5: useT5)
-        let l = try folder("text_encoder"), g = try folder("text_encoder_2")
-        clipL = try CLIPTextModelWithProjection(config: try l.config(CLIPTextConfig.self), weights: try l.weights(), precision: precision)
-        clipG = try CLIPTextModelWithProjection(config: try g.config(CLIPTextConfig.self), weights: try g.weights(), precision: precision)
-        if useT5 {
+        let loadT5 = useT5 && models != .clipOnly
+        tokenizers = try PromptTokenizers(model: path, useT5: loadT5)
+        if models != .t5Only {
+            let l = try folder("text_encoder"), g = try folder("text_encoder_2")
+            clip = (try CLIPTextModelWithProjection(config: try l.config(CLIPTextConfig.self), weights: try l.weights(), precision: precision),
+                    try CLIPTextModelWithProjection(config: try g.config(CLIPTextConfig.self), weights: try g.weights(), precision: precision))
+        } else {
+            clip = nil
+        }
+        if loadT5 {
             let t = try folder("text_encoder_3")
-            t5 = try T5EncoderModel(config: try t.config(T5Config.self), weights: try t.weights(), precision: precision)
+            t5 = try T5EncoderModel(config: try t.config(T5Config.self), weights: try t.weights(), precision: precision, int8: t5Int8)
         } else {
             t5 = nil
         }
         self.jointAttentionDim = jointAttentionDim
-        let clipWidth = clipL.config.hiddenSize + clipG.config.hiddenSize
+        let clipWidth = clip.map { $0.l.config.hiddenSize + $0.g.config.hiddenSize } ?? 0
         guard clipWidth <= jointAttentionDim, t5.map({ $0.config.dModel == jointAttentionDim }) ?? true else {
             throw ModelError.unsupported(path: path, reason: "text widths (CLIP \(clipWidth), T5 \(t5?.config.dModel ?? 0)) do not fit joint_attention_dim \(jointAttentionDim)")
         }
@@ -35,47 +46,83 @@ public struct PromptEncoder: Sendable {
 
     public var hasT5: Bool { t5 != nil }
 
+    /// What the CLIP pair gives a batch of prompts (and negatives when guidance is on).
+    public struct CLIPHalf: Sendable {
+        /// [B, 77, joint_attention_dim]: CLIP-L ‖ CLIP-G zero-padded to the T5 width.
+        var states: Tensor, pooled: Tensor
+        var negativeStates: Tensor?, negativePooled: Tensor?
+        var warnings: [String]
+    }
+
     /// `encode_prompt` for a batch of prompts; `negative` (nil → "") is encoded when guidance is on.
     public func encode(prompts: [String], negative: [String]?, guidance: Bool, maxSequenceLength: Int = 256,
                        clipSkip: Int? = nil, compute: Compute) throws -> Conditioning {
+        let half = try encodeCLIP(prompts: prompts, negative: negative, guidance: guidance, maxSequenceLength: maxSequenceLength,
+                                  clipSkip: clipSkip, compute: compute)
+        return try encodeT5(half, prompts: prompts, negative: negative, guidance: guidance, maxSequenceLength: maxSequenceLength, compute: compute)
+    }
+
+    /// The CLIP part of `encode`.
+    public func encodeCLIP(prompts: [String], negative: [String]?, guidance: Bool, maxSequenceLength: Int = 256,
+                           clipSkip: Int? = nil, compute: Compute) throws -> CLIPHalf {
         guard (1...512).contains(maxSequenceLength) else { throw PromptError.maxSequenceLength(maxSequenceLength) }
+        guard let clip else { throw PromptError.noCLIP }
         var warnings: [String] = []
-        let (embeds, pooled) = try embed(prompts, maxSequenceLength: maxSequenceLength, clipSkip: clipSkip, compute: compute, warnings: &warnings)
-        var conditioning = Conditioning(promptEmbeds: embeds, pooled: pooled)
+        let (states, pooled) = try clipStates(clip, prompts, clipSkip: clipSkip, compute: compute, warnings: &warnings)
+        var half = CLIPHalf(states: states, pooled: pooled, warnings: [])
         if guidance {
-            let negatives = negative ?? Array(repeating: "", count: prompts.count)
-            guard negatives.count == prompts.count else { throw PromptError.batchMismatch(prompts: prompts.count, negatives: negatives.count) }
+            let negatives = try Self.negatives(negative, count: prompts.count)
             // Negative prompts always use clip_skip = None.
-            let (n, np) = try embed(negatives, maxSequenceLength: maxSequenceLength, clipSkip: nil, compute: compute, warnings: &warnings)
-            conditioning.negativePromptEmbeds = n
-            conditioning.negativePooled = np
+            (half.negativeStates, half.negativePooled) = try clipStates(clip, negatives, clipSkip: nil, compute: compute, warnings: &warnings)
+        }
+        half.warnings = warnings
+        return half
+    }
+
+    /// Completes `half` with T5's states (zeros when this encoder has no T5): the prompt embeddings.
+    public func encodeT5(_ half: CLIPHalf, prompts: [String], negative: [String]?, guidance: Bool, maxSequenceLength: Int = 256,
+                         compute: Compute) throws -> Conditioning {
+        var warnings = half.warnings
+        let embeds = Tensor.concat([half.states, try t5States(prompts, maxSequenceLength: maxSequenceLength, compute: compute, warnings: &warnings)], axis: 1)
+        var conditioning = Conditioning(promptEmbeds: embeds, pooled: half.pooled)
+        if guidance, let negativeStates = half.negativeStates {
+            let negatives = try Self.negatives(negative, count: prompts.count)
+            let t5 = try t5States(negatives, maxSequenceLength: maxSequenceLength, compute: compute, warnings: &warnings)
+            conditioning.negativePromptEmbeds = Tensor.concat([negativeStates, t5], axis: 1)
+            conditioning.negativePooled = half.negativePooled
         }
         conditioning.warnings = warnings
         return conditioning
     }
 
-    private func embed(_ prompts: [String], maxSequenceLength: Int, clipSkip: Int?, compute: Compute,
-                       warnings: inout [String]) throws -> (Tensor, Tensor) {
-        func ids(_ name: String, _ encodings: [PipelineEncoding], limit: Int) -> [[Int]] {
-            for e in encodings { if let removed = e.removedText { warnings.append("\(name) takes \(limit) tokens; dropped: \"\(removed)\"") } }
-            return encodings.map(\.ids)
-        }
+    private static func negatives(_ negative: [String]?, count: Int) throws -> [String] {
+        let negatives = negative ?? Array(repeating: "", count: count)
+        guard negatives.count == count else { throw PromptError.batchMismatch(prompts: count, negatives: negatives.count) }
+        return negatives
+    }
+
+    private func ids(_ name: String, _ encodings: [PipelineEncoding], limit: Int, warnings: inout [String]) -> [[Int]] {
+        for e in encodings { if let removed = e.removedText { warnings.append("\(name) takes \(limit) tokens; dropped: \"\(removed)\"") } }
+        return encodings.map(\.ids)
+    }
+
+    private func clipStates(_ clip: (l: CLIPTextModelWithProjection, g: CLIPTextModelWithProjection), _ prompts: [String],
+                            clipSkip: Int?, compute: Compute, warnings: inout [String]) throws -> (Tensor, Tensor) {
         let clipLength = tokenizers.clipLength
-        let l = clipL(ids("CLIP-L", try prompts.map { try tokenizers.pipelineIds($0, encoder: .clipL) }, limit: clipLength),
-                      clipSkip: clipSkip, compute: compute)
-        let g = clipG(ids("CLIP-G", try prompts.map { try tokenizers.pipelineIds($0, encoder: .clipG) }, limit: clipLength),
-                      clipSkip: clipSkip, compute: compute)
-        let batch = prompts.count
-        let clip = Tensor.concat([l.hiddenState, g.hiddenState], axis: -1)  // [B, 77, 2048]
-        let padded = Tensor.concat([clip, Tensor(zeros: [batch, clip.dim(1), jointAttentionDim - clip.dim(2)])], axis: -1)
-        let t5States: Tensor
-        if let t5 {
-            let encodings = try prompts.map { try tokenizers.pipelineIds($0, encoder: .t5, maxSequenceLength: maxSequenceLength) }
-            t5States = t5(ids("T5", encodings, limit: maxSequenceLength), compute: compute)  // [B, L, 4096]
-        } else {
-            t5States = Tensor(zeros: [batch, maxSequenceLength, jointAttentionDim])
-        }
-        return (Tensor.concat([padded, t5States], axis: 1), Tensor.concat([l.textEmbeds, g.textEmbeds], axis: -1))
+        let l = clip.l(ids("CLIP-L", try prompts.map { try tokenizers.pipelineIds($0, encoder: .clipL) }, limit: clipLength, warnings: &warnings),
+                       clipSkip: clipSkip, compute: compute)
+        let g = clip.g(ids("CLIP-G", try prompts.map { try tokenizers.pipelineIds($0, encoder: .clipG) }, limit: clipLength, warnings: &warnings),
+                       clipSkip: clipSkip, compute: compute)
+        let both = Tensor.concat([l.hiddenState, g.hiddenState], axis: -1)  // [B, 77, 2048]
+        let padded = Tensor.concat([both, Tensor(zeros: [prompts.count, both.dim(1), jointAttentionDim - both.dim(2)])], axis: -1)
+        return (padded, Tensor.concat([l.textEmbeds, g.textEmbeds], axis: -1))
+    }
+
+    /// [B, L, joint_attention_dim]: T5's last hidden state, or zeros without T5.
+    private func t5States(_ prompts: [String], maxSequenceLength: Int, compute: Compute, warnings: inout [String]) throws -> Tensor {
+        guard let t5 else { return Tensor(zeros: [prompts.count, maxSequenceLength, jointAttentionDim]) }
+        let encodings = try prompts.map { try tokenizers.pipelineIds($0, encoder: .t5, maxSequenceLength: maxSequenceLength) }
+        return t5(ids("T5", encodings, limit: maxSequenceLength, warnings: &warnings), compute: compute)
     }
 }
 
@@ -115,12 +162,14 @@ public enum PromptError: Error, Equatable, CustomStringConvertible {
     case maxSequenceLength(Int)
     case batchMismatch(prompts: Int, negatives: Int)
     case noT5
+    case noCLIP
 
     public var description: String {
         switch self {
         case let .maxSequenceLength(n): return "max_sequence_length \(n) is outside 1…512"
         case let .batchMismatch(p, n): return "\(n) negative prompts for \(p) prompts"
         case .noT5: return "T5 is off (or the model has no text_encoder_3)"
+        case .noCLIP: return "this prompt encoder holds T5 only"
         }
     }
 }

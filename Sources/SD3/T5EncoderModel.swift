@@ -65,8 +65,11 @@ public struct T5EncoderModel: Sendable {
     let blocks: [Block]
     let finalLayerNorm: Tensor
 
-    public init(config: T5Config, weights: any WeightProvider, precision: Precision) throws {
+    /// `int8`: the projections are stored weight-only int8 with per-row scales (`--t5 int8`), a quarter of
+    /// their fp32 size, and multiplied in fp32; otherwise they follow `precision`.
+    public init(config: T5Config, weights: any WeightProvider, precision: Precision, int8: Bool = false) throws {
         self.config = config
+        let format: WeightFormat = int8 ? .int8 : (precision == .bf16 ? .bf16 : .fp32)
         guard config.feedForwardProj == "gated-gelu" else {
             throw ModelError.unsupported(path: weights.source, reason: "T5 feed_forward_proj '\(config.feedForwardProj)' (SD3 uses gated-gelu)")
         }
@@ -84,14 +87,14 @@ public struct T5EncoderModel: Sendable {
             let mlp = feedForward.scope("DenseReluDense")
             return Block(
                 attentionNorm: try attention.tensor("layer_norm.weight", shape: [d]),
-                q: try Linear(projections, "q", in: d, out: inner, bias: false, precision: precision),
-                k: try Linear(projections, "k", in: d, out: inner, bias: false, precision: precision),
-                v: try Linear(projections, "v", in: d, out: inner, bias: false, precision: precision),
-                o: try Linear(projections, "o", in: inner, out: d, bias: false, precision: precision),
+                q: try Linear(projections, "q", in: d, out: inner, bias: false, format: format),
+                k: try Linear(projections, "k", in: d, out: inner, bias: false, format: format),
+                v: try Linear(projections, "v", in: d, out: inner, bias: false, format: format),
+                o: try Linear(projections, "o", in: inner, out: d, bias: false, format: format),
                 feedForwardNorm: try feedForward.tensor("layer_norm.weight", shape: [d]),
-                wi0: try Linear(mlp, "wi_0", in: d, out: ff, bias: false, precision: precision),
-                wi1: try Linear(mlp, "wi_1", in: d, out: ff, bias: false, precision: precision),
-                wo: try Linear(mlp, "wo", in: ff, out: d, bias: false, precision: precision))
+                wi0: try Linear(mlp, "wi_0", in: d, out: ff, bias: false, format: format),
+                wi1: try Linear(mlp, "wi_1", in: d, out: ff, bias: false, format: format),
+                wo: try Linear(mlp, "wo", in: ff, out: d, bias: false, format: format))
         }
         finalLayerNorm = try encoder.tensor("final_layer_norm.weight", shape: [d])
         try weights.requireAllUsed()

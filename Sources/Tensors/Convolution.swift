@@ -13,6 +13,7 @@ extension Compute {
         precondition(x.rank == 4, "conv2d: input must be [B, C, H, W], got \(x.shape)")
         precondition(weight.shape.count == 4 && weight.shape[1] == x.dim(1),
                      "conv2d: weight \(weight.shape) does not take \(x.dim(1)) input channels")
+        precondition(weight.format != .int8, "conv2d: int8 weights are for linear layers only")
         if let bias { precondition(bias.shape == [weight.shape[0]], "conv2d: bias \(bias.shape) is not [\(weight.shape[0])]") }
         let d = ConvDescriptor(batch: x.dim(0), inChannels: x.dim(1), outChannels: weight.shape[0],
                                height: x.dim(2), width: x.dim(3), kernelHeight: weight.shape[2], kernelWidth: weight.shape[3],

@@ -8,10 +8,37 @@ extension Compute {
         let rows = x.count / inFeatures
         let shape = Array(x.shape.dropLast()) + [outFeatures]
         if rows == 0 { return Tensor(zeros: shape) }
+        if weight.format == .int8 { return int8Linear(x, weight, bias: bias, rows: rows, shape: shape) }
         let d = GemmDescriptor(m: rows, n: outFeatures, k: inFeatures, transposeB: true,
                                hasBias: bias != nil, operandType: weight.precision.operandType)
         return Tensor(shape: shape) { out in
             withOperands(x, weight, bias: bias) { a, b, bias in backend.gemm(d, a: a, b: b, bias: bias, c: out.baseAddress!) }
+        }
+    }
+
+    /// An int8 weight, a tile of output rows at a time: the tile is dequantized into fp32 scratch and
+    /// multiplied into its columns of y, so no full fp32 copy of the weight ever exists.
+    private func int8Linear(_ x: Tensor, _ weight: Weight, bias: Tensor?, rows: Int, shape: [Int]) -> Tensor {
+        let (outFeatures, inFeatures) = (weight.shape[0], weight.shape[1])
+        let tile = min(outFeatures, max(64, (1 << 21) / inFeatures))  // ≤ 8 MB of fp32 per tile
+        var scratch = [Float](repeating: 0, count: tile * inFeatures)
+        return Tensor(shape: shape) { out in
+            x.data.withUnsafeBufferPointer { a in
+                scratch.withUnsafeMutableBufferPointer { b in
+                    for start in stride(from: 0, to: outFeatures, by: tile) {
+                        let count = min(tile, outFeatures - start)
+                        weight.dequantize(rows: start..<start + count, into: b.baseAddress!, threads: threads)
+                        let d = GemmDescriptor(m: rows, n: count, k: inFeatures, transposeB: true, ldc: outFeatures,
+                                               hasBias: bias != nil)
+                        let c = out.baseAddress! + start
+                        if let bias {
+                            bias.data.withUnsafeBufferPointer { backend.gemm(d, a: a.baseAddress!, b: b.baseAddress!, bias: $0.baseAddress! + start, c: c) }
+                        } else {
+                            backend.gemm(d, a: a.baseAddress!, b: b.baseAddress!, bias: nil, c: c)
+                        }
+                    }
+                }
+            }
         }
     }
 

@@ -19,6 +19,8 @@ struct BenchCommand: ParsableCommand {
         case matmul, t5, mmdit
         case clipL = "clip-l", clipG = "clip-g"
         case vaeDecode = "vae-decode", vaeEncode = "vae-encode"
+        case pipeline
+        case t5Int8Quality = "t5-int8-quality"
     }
     enum ModelConfig: String, ExpressibleByArgument, CaseIterable {
         case sd3Medium = "sd3-medium", sd35Medium = "sd35-medium", sd35Large = "sd35-large"
@@ -30,13 +32,15 @@ struct BenchCommand: ParsableCommand {
             }
         }
     }
+    enum T5Choice: String, ExpressibleByArgument, CaseIterable { case on, int8, off }
     enum BackendChoice: String, ExpressibleByArgument, CaseIterable { case all, onednn, openblas }
-    enum PrecisionChoice: String, ExpressibleByArgument, CaseIterable { case all, fp32, bf16 }
+    enum PrecisionChoice: String, ExpressibleByArgument, CaseIterable { case all, fp32, bf16, int8 }
 
     @Option(help: "What to measure: \(Component.allCases.map(\.rawValue).joined(separator: ", ")).")
     var component: Component = .matmul
     @Option(help: "Backend: all, onednn or openblas (models: onednn unless given).") var backend: BackendChoice?
-    @Option(help: "Precision: all, fp32 or bf16 (matmul: all; models: bf16 unless given).") var precision: PrecisionChoice?
+    @Option(help: "Precision: all, fp32 or bf16 (matmul: all; models: bf16 unless given); int8 (weight-only, per-row scales) for matmul and t5.")
+    var precision: PrecisionChoice?
     @Option(help: "matmul: rows of x (tokens).") var m = 4096
     @Option(help: "matmul: input features.") var k = 1536
     @Option(help: "matmul: output features.") var n = 6144
@@ -45,6 +49,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "mmdit: the model size.") var config: ModelConfig = .sd3Medium
     @Option(help: "mmdit: image width in pixels.") var width = 256
     @Option(help: "mmdit: image height in pixels.") var height = 256
+    @Option(help: "pipeline: a diffusers SD3 folder (scripts/bench/make_random_sd3.py writes a real-size random one).") var model: String?
+    @Option(help: "pipeline: denoising steps.") var steps = 28
+    @Option(help: "pipeline: T5 as on (the precision's format), int8 or off.") var t5: T5Choice = .on
     @Option(help: "Timed repetitions; the minimum is reported.") var `repeat`: Int = 3
     @Option(help: "Engine threads (default: all cores).") var threads = ProcessInfo.processInfo.activeProcessorCount
     @Flag(help: "End with one JSON object with the results.") var json = false
@@ -53,10 +60,11 @@ struct BenchCommand: ParsableCommand {
         guard m > 0, k > 0, n > 0 else { throw ValidationError("--m, --k and --n must be positive") }
         guard (1...1000).contains(`repeat`) else { throw ValidationError("--repeat must be between 1 and 1000") }
         guard (1...1024).contains(threads) else { throw ValidationError("--threads must be between 1 and 1024") }
-        if let batch { guard (1...64).contains(batch) else { throw ValidationError("--batch must be between 1 and 64") } }
+        if let batch { guard (1...(component == .t5Int8Quality ? 1000 : 64)).contains(batch) else { throw ValidationError("--batch must be between 1 and 64") } }
         guard width > 0, height > 0, width % 16 == 0, height % 16 == 0 else { throw ValidationError("--width and --height must be positive multiples of 16") }
+        if precision == .int8 { guard [.matmul, .t5, .t5Int8Quality].contains(component) else { throw ValidationError("--precision int8 is for matmul and t5 only") } }
         if let textTokens {
-            let limit = component == .t5 ? 512 : component == .mmdit ? 589 : 77
+            let limit = [.t5, .t5Int8Quality].contains(component) ? 512 : component == .mmdit ? 589 : 77
             guard (1...limit).contains(textTokens) else { throw ValidationError("--text-tokens must be between 1 and \(limit) for \(component.rawValue)") }
         }
     }
@@ -66,14 +74,16 @@ struct BenchCommand: ParsableCommand {
         let backendChoice = backend ?? (isMatmul ? .all : .onednn)
         let precisionChoice = precision ?? (isMatmul ? .all : .bf16)
         let kinds: [BackendKind] = backendChoice == .all ? [.oneDNN, .openBLAS] : [backendChoice == .onednn ? .oneDNN : .openBLAS]
-        let precisions: [Precision] = precisionChoice == .all ? [.fp32, .bf16] : [precisionChoice == .fp32 ? .fp32 : .bf16]
+        let precisions: [WeightFormat] = precisionChoice == .all ? [.fp32, .bf16] : [WeightFormat(rawValue: precisionChoice.rawValue)!]
+        if component == .t5Int8Quality { return try t5Int8Quality() }
+        if component == .pipeline { return try pipeline(format: precisions[0]) }
         print("\(headline()), \(threads) thread\(threads == 1 ? "" : "s"), \(`repeat`) repeats, oneDNN \(OneDNNBackend.version) on \(OneDNNBackend.instructionSet)")
         var results: [[String: Any]] = []
         for kind in kinds {
             let compute = try Compute(backend: kind, threads: threads)
             for p in precisions {
-                let (seconds, flops, setup) = try measure(compute: compute, precision: p)
-                let native = p == .fp32 || ((compute.backend as? OneDNNBackend)?.nativeBF16 ?? false)
+                let (seconds, flops, setup) = try measure(compute: compute, format: p)
+                let native = p != .bf16 || ((compute.backend as? OneDNNBackend)?.nativeBF16 ?? false)
                 let note = native ? "" : " (bf16 operands widened to fp32: no bf16 kernels on this CPU)"
                 let setupNote = setup.map { String(format: ", weights made in %.1f s", $0) } ?? ""
                 print("  " + kind.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0) + " " + p.rawValue
@@ -82,6 +92,7 @@ struct BenchCommand: ParsableCommand {
                 var result: [String: Any] = ["backend": kind.rawValue, "precision": p.rawValue,
                                              "seconds_per_forward": seconds, "gflops": flops / seconds / 1e9]
                 if p == .bf16 { result["native_bf16"] = native }
+                if p == .int8 { result["note"] = "weight-only int8, dequantized to fp32 per tile of rows" }
                 results.append(result)
             }
         }
@@ -99,10 +110,10 @@ struct BenchCommand: ParsableCommand {
         }
     }
 
-    private var tokens: Int { textTokens ?? (component == .t5 ? 256 : component == .mmdit ? 333 : 77) }
-    private var prompts: Int { batch ?? (component == .mmdit ? 2 : 1) }
+    var tokens: Int { textTokens ?? ([.t5, .t5Int8Quality].contains(component) ? 256 : component == .mmdit ? 333 : 77) }
+    var prompts: Int { batch ?? (component == .mmdit ? 2 : component == .t5Int8Quality ? 100 : 1) }
 
-    private func headline() -> String {
+    func headline() -> String {
         switch component {
         case .matmul: return "matmul \(m)×\(k)×\(n) (M×K×N)"
         case .t5: return "T5-XXL encoder, \(prompts)×\(tokens) tokens"
@@ -110,21 +121,24 @@ struct BenchCommand: ParsableCommand {
         case .clipG: return "CLIP-G text encoder, \(prompts)×\(tokens) tokens"
         case .mmdit: return "MMDiT \(config.rawValue), \(width)×\(height), batch \(prompts), \(tokens) text tokens"
         case .vaeDecode, .vaeEncode: return "VAE \(component == .vaeDecode ? "decoder" : "encoder"), \(width)×\(height), batch \(prompts)"
+        case .pipeline: return "whole pipeline, \(model ?? "?"), \(width)×\(height), \(steps) steps, T5 \(t5.rawValue), staged loading"
+        case .t5Int8Quality: return "T5-XXL int8 against bf16, \(prompts) prompts × \(tokens) tokens"
         }
     }
 
     /// Best seconds over the repeats, the FLOPs of one forward, and the seconds spent making weights.
-    private func measure(compute: Compute, precision: Precision) throws -> (Double, Double, Double?) {
+    private func measure(compute: Compute, format: WeightFormat) throws -> (Double, Double, Double?) {
+        let precision: Precision = format == .bf16 ? .bf16 : .fp32
         let ids = (0..<prompts).map { b in (0..<tokens).map { ($0 * 7919 + b * 104729) % 32000 } }
         switch component {
         case .matmul:
             let x = compute.randomUniform([m, k], seed: 1)
-            let weight = Weight(compute.randomUniform([n, k], seed: 2, scale: 0.05), precision: precision)
+            let weight = Weight(compute.randomUniform([n, k], seed: 2, scale: 0.05), format: format)
             return (time(compute.linear(x, weight)), 2.0 * Double(m) * Double(n) * Double(k), nil)
         case .t5:
             let c = T5Config.t5XXL
             let start = DispatchTime.now().uptimeNanoseconds
-            let model = try T5EncoderModel(config: c, weights: RandomWeights(compute: compute), precision: precision)
+            let model = try T5EncoderModel(config: c, weights: RandomWeights(compute: compute), precision: precision, int8: format == .int8)
             let setup = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             let linear = Double(c.numLayers) * (4.0 * Double(c.dModel * c.numHeads * c.dKv) + 3.0 * Double(c.dModel * c.dFf))
             let attention = Double(c.numLayers) * 4.0 * Double(tokens * tokens * c.numHeads * c.dKv)
@@ -146,6 +160,8 @@ struct BenchCommand: ParsableCommand {
             perSample += Double(c.dualAttentionLayers.count) * (8 * d * d * n + 4 * n * n * d)
             let seconds = time(try! model(latents, text: text, pooled: pooled, timesteps: timesteps, compute: compute))
             return (seconds, Double(prompts) * perSample, setup)
+        case .pipeline, .t5Int8Quality:
+            preconditionFailure("\(component.rawValue) is measured by its own function")
         case .vaeDecode, .vaeEncode:
             let start = DispatchTime.now().uptimeNanoseconds
             let vae = try AutoencoderKL(config: .sd3, weights: RandomWeights(compute: compute), precision: precision,

@@ -22,6 +22,8 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Scheduler shift (default: the model's scheduler config).") var shift: Double?
     @Option(help: "T5 tokens, 1…512 (default 256).") var maxSequenceLength: Int?
     @Flag(help: "Do not load T5-XXL (its embeddings become zeros; saves memory and time).") var noT5 = false
+    @Option(help: "T5-XXL weights: on (as --precision), int8 (weight-only int8: half of bf16's memory) or off (as --no-t5).")
+    var t5: String?
     @Option(help: "fp32 (parity, default) or bf16 weights.") var precision: String?
     @Option(help: "onednn (default) or openblas.") var backend: String = "onednn"
     @Option(help: "Engine threads (default: all cores).") var threads = ProcessInfo.processInfo.activeProcessorCount
@@ -68,13 +70,17 @@ struct GenerateCommand: ParsableCommand {
             if let start = r?.skipLayerStart, let stop = r?.skipLayerStop { (slg.start, slg.stop) = (start, stop) }
             p.skipLayerGuidance = slg
         }
-        let useT5 = !noT5 && (r?.t5 ?? true)
+        let t5Choice = t5 ?? (noT5 ? "off" : r?.t5 == false ? "off" : r?.t5Weights ?? "on")
+        guard ["on", "int8", "off"].contains(t5Choice) else { throw ValidationError("--t5 must be on, int8 or off, not '\(t5Choice)'") }
+        if noT5 && t5Choice != "off" { throw ValidationError("--no-t5 contradicts --t5 \(t5Choice)") }
+        let useT5 = t5Choice != "off"
         let target = try outputPath(seed: p.seed)
         if let saveLatents { try Self.checkWritable(saveLatents) }
 
         var options = LoadOptions()
         (options.precision, options.backend, options.threads) = (precision, backend, threads)
         options.useT5 = useT5
+        options.t5Int8 = t5Choice == "int8"
         options.withVAEEncoder = p.initImage != nil
         options.staged = !keepLoaded
         let started = Date()
@@ -88,14 +94,10 @@ struct GenerateCommand: ParsableCommand {
         log(String(format: "loaded in %.1f s; seed %llu, %d×%d, %d steps, guidance %g%@", Date().timeIntervalSince(started), p.seed,
                    p.width, p.height, p.steps, p.guidanceScale, pipeline.hasT5 ? "" : ", T5 off"))
         var phases: [(String, Double)] = [("open model", Date().timeIntervalSince(started))]
-        var phaseStart = Date()
-        _ = try pipeline.textEncoders()
-        phases.append(("load text encoders", Date().timeIntervalSince(phaseStart)))
-        phaseStart = Date()
-        let conditioning = try pipeline.encode(p)
-        phases.append(("encode prompt", Date().timeIntervalSince(phaseStart)))
+        let encodeStart = Date()
+        let conditioning = try pipeline.encode(p, onPhase: { phases.append(($0, $1)) })
         for warning in conditioning.warnings { log("warning: \(warning)") }
-        log(String(format: "prompt encoded in %.2f s", phases.last!.1))
+        log(String(format: "prompt encoded in %.2f s", Date().timeIntervalSince(encodeStart)))
         let progress = ProgressLine()
         var finalLatents: Tensor?
         let image: RGBImage
@@ -112,8 +114,9 @@ struct GenerateCommand: ParsableCommand {
             throw ExitCode(130)
         }
         let seconds = Date().timeIntervalSince(started)
-        let metadata = ImageMetadata(parameters: p, model: model, t5: pipeline.hasT5,
+        var metadata = ImageMetadata(parameters: p, model: model, t5: pipeline.hasT5,
                                      shift: p.shift ?? pipeline.schedulerConfig.shift, precision: precision.rawValue, seconds: seconds)
+        if pipeline.hasT5 && options.t5Int8 { metadata.t5Weights = "int8" }
         if let saveLatents, let finalLatents {
             try SafeTensorsWriter(entries: [.init("latents", finalLatents)], metadata: ["sd3-studio": metadata.json]).write(to: saveLatents)
         }

@@ -128,7 +128,9 @@ import Testing
         let image = try staged.generate(p, onPhase: { name, _ in phases.append(name) })
         #expect(image == (try kept.generate(p)))
         #expect(staged.loaded == [.vae], "after a staged run only the VAE may stay: \(staged.loaded)")
-        #expect(phases == ["load text encoders", "encode prompt", "prepare latents", "load transformer", "denoise", "load VAE", "decode"])
+        // The CLIP pair and T5 are loaded one after the other, never together.
+        #expect(phases == ["load CLIP encoders", "encode CLIP", "load T5", "encode T5", "prepare latents", "load transformer",
+                           "denoise", "load VAE", "decode"])
     }
 
     @Test func cancellationStopsTheLoop() throws {

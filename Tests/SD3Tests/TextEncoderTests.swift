@@ -44,6 +44,26 @@ import Testing
         Self.expectClose(model(Self.ids("t5_\(length).ids"), compute: compute), "t5_\(length).last_hidden_state")
     }
 
+    /// `--t5 int8`: per prompt, the embeddings keep cosine similarity ≥ 0.999 with fp32 (#8's bar), and the
+    /// int8 model really is a different one (its output is not bit-equal).
+    @Test func t5Int8StaysCloseToFP32() throws {
+        let (folder, weights) = try Self.load("text_encoder_3")
+        let config = try folder.config(T5Config.self)
+        let exact = try T5EncoderModel(config: config, weights: weights, precision: .fp32)
+        let quantized = try T5EncoderModel(config: config, weights: try folder.weights(), precision: .fp32, int8: true)
+        let compute = try Compute(backend: .oneDNN, threads: 2)
+        let ids = Self.ids("t5_77.ids")
+        let (a, b) = (exact(ids, compute: compute), quantized(ids, compute: compute))
+        #expect(a.data != b.data)
+        let width = a.count / ids.count
+        for p in 0..<ids.count {
+            let (x, y) = (a.data[p * width..<(p + 1) * width], b.data[p * width..<(p + 1) * width])
+            let dot = zip(x, y).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+            let norms = (x.reduce(0.0) { $0 + Double($1 * $1) } * y.reduce(0.0) { $0 + Double($1 * $1) }).squareRoot()
+            #expect(dot / norms >= 0.999, "prompt \(p): cosine \(dot / norms)")
+        }
+    }
+
     /// The bucket table sd3-spec.md §5 gives for SD3's T5 (32 buckets, max distance 128), checked against torch there.
     @Test func relativePositionBucketsMatchTheSpecTable() {
         let table: [(ClosedRange<Int>, Int)] = [(8...11, 8), (12...15, 9), (16...22, 10), (23...31, 11), (32...45, 12),
