@@ -98,7 +98,7 @@ public struct RecalledParameters: Sendable, Equatable, Codable {
         add("Model", model)
         add("Denoising strength", strength.map(Self.number))
         if let m = metadata {
-            out.append("T5: " + (m.t5 ? "on, max \(m.maxSequenceLength)" : "off"))
+            out.append("T5: " + (m.t5 ? "on\(m.t5Weights.map { " " + $0 } ?? ""), max \(m.maxSequenceLength)" : "off"))
             out.append("Precision: \(m.precision)")
             add("Model path", m.modelPath)
             add("Skip layers", m.skipLayers.map { $0.map(String.init).joined(separator: ",") })
