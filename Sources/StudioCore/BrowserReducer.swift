@@ -42,6 +42,10 @@ func reduceBrowser(_ state: inout StudioState, _ action: Action) -> Reaction? {
     case let .recalled(parameters, source):
         state.recall(parameters, from: source)
         return Reaction()
+    case .failed:
+        // The store could not be read: a browser still waiting for it closes (the main reducer shows why).
+        if state.browser?.records == nil { state.browser = nil }
+        return nil
     case let .saved(record):
         // An image finished while the history browser is open joins its list (the main reducer does the rest).
         if let browser = state.browser, browser.kind == .history, browser.records != nil {

@@ -129,6 +129,13 @@ import Testing
         #expect(reduce(&quitting, .quit).effects == [.quit])
     }
 
+    @Test func aStoreThatCannotBeReadClosesTheBrowserWithItsError() {
+        var state = Support.state()
+        _ = reduce(&state, .showFavorites)
+        _ = reduce(&state, .failed("/data/studio.sqlite: disk I/O error"))
+        #expect(state.browser == nil && state.status == Status(text: "/data/studio.sqlite: disk I/O error", isError: true))
+    }
+
     @Test func anImageFinishedWhileTheHistoryIsOpenJoinsIt() {
         var state = Support.state()
         _ = reduce(&state, .showHistory)
