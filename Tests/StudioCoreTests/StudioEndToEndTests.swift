@@ -111,6 +111,8 @@ import Testing
         start("-W 16 -H 16 --steps 3 --seed 11")
         guard await waitFor("Type a prompt, F5 to generate") != nil else { return }
         type("a lighthouse zebra")
+        keys("Tab")
+        type("no fog")
         keys("F5")
         guard await waitFor("Saved ") != nil else { return }
         keys("F2")
@@ -125,7 +127,7 @@ import Testing
         guard await waitFor("Favorites 1/1 · search: ZEBRA") != nil else { return }
         keys("Enter")
         guard let recalled = await waitFor("Recalled #1 seed 11") else { return }
-        #expect(recalled.contains("a lighthouse zebra"), "\(recalled)")
+        #expect(recalled.contains("a lighthouse zebra") && recalled.contains("no fog"), "\(recalled)")
         let settings = recalled.split(separator: "\n").map { $0.replacingOccurrences(of: " ", with: "") }
         #expect(settings.contains { $0.contains("Steps3") && $0.contains("Guidance") }, "\(recalled)")
         #expect(settings.contains { $0.contains("Seed11") && $0.contains("Seedmodefixed") }, "\(recalled)")
