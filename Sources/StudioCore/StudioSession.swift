@@ -58,8 +58,11 @@ public final class StudioSession {
                 let result = await Task.detached { () -> Result<HistoryRecord, StoreError> in
                     do throws(StoreError) {
                         let (_, path) = try folder.save(image, metadata: metadata)
-                        let record = try store.get().add(file: path, date: Date(), metadata: metadata)
-                        return .success(record)
+                        do throws(StoreError) {
+                            return .success(try store.get().add(file: path, date: Date(), metadata: metadata))
+                        } catch {
+                            return .failure(StoreError("Saved \(path), but the history could not record it: \(error.description)"))
+                        }
                     } catch {
                         return .failure(error)
                     }
