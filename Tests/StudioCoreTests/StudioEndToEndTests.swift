@@ -152,6 +152,30 @@ import Testing
         let history = run(sd3, ["history", "list", "--json"], environment: ["XDG_DATA_HOME": data])
         #expect(history.status == 0 && history.output.trimmingCharacters(in: .whitespacesAndNewlines) == "[\n\n]", "\(history.output)")
     }
+
+    /// A corrupt database: the studio opens anyway, says so on its status line, keeps the damaged file aside.
+    @Test(.enabled(if: tmux != nil, "tmux is not installed (make deps installs it)"), .timeLimit(.minutes(1)))
+    func corruptDatabaseIsReportedByTheStudio() async throws {
+        let tmux = Self.tmux!, sd3 = Self.sd3
+        let data = Support.temporaryFolder()
+        try FileManager.default.createDirectory(atPath: data + "/sd3-studio", withIntermediateDirectories: true)
+        let garbage = Data((0..<6000).map { UInt8(truncatingIfNeeded: $0 &* 37) })
+        try garbage.write(to: URL(fileURLWithPath: data + "/sd3-studio/studio.sqlite"))
+        let socket = "sd3-e2e-\(UUID().uuidString.prefix(8))"
+        defer { _ = run(tmux, ["-L", socket, "kill-server"]) }
+        let command = "env XDG_DATA_HOME=\(data) LANG=C.UTF-8 TERM=screen '\(sd3)' studio --model '\(Support.tinyModel)' --threads 1"
+        #expect(run(tmux, ["-L", socket, "-f", "/dev/null", "new-session", "-d", "-s", "studio", "-x", "300", "-y", "30", command], capture: false).status == 0)
+        let deadline = Date().addingTimeInterval(30)
+        var screen = ""
+        while Date() < deadline, !screen.contains("moved aside") {
+            screen = run(tmux, ["-L", socket, "capture-pane", "-p", "-t", "studio"]).output
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(screen.contains("studio.sqlite was unreadable (") && screen.contains("moved aside to "), "\(screen)")
+        _ = run(tmux, ["-L", socket, "send-keys", "-t", "studio", "F10"])
+        let aside = try FileManager.default.contentsOfDirectory(atPath: data + "/sd3-studio").filter { $0.hasPrefix("studio.sqlite.corrupt-") && !$0.contains("-wal") && !$0.contains("-shm") }
+        #expect(aside.count == 1 && FileManager.default.contents(atPath: data + "/sd3-studio/" + (aside.first ?? "")) == garbage, "\(aside)")
+    }
 }
 
 /// Runs a program to completion, standard output and error together (or discarded). posix_spawn and waitpid
