@@ -10,7 +10,11 @@ public enum Bindings {
     public static let table: [Binding] = [
         Binding(keys: [.function(5), .ctrl("g")], action: .generate, help: "generate with the current settings"),
         Binding(keys: [.escape], action: .cancel, help: "cancel the running generation (or close help)"),
-        Binding(keys: [.function(2)], action: .toggleFavorite, help: "star / unstar the current image"),
+        Binding(keys: [.function(2)], action: .toggleFavorite, help: "star / unstar the current image (in a browser: the selected one)"),
+        Binding(keys: [.function(3)], action: .showFavorites, help: "favorites browser: type to search, Enter recalls"),
+        Binding(keys: [.function(4)], action: .showHistory, help: "history browser: type to search, Enter recalls"),
+        Binding(keys: [.ctrl("n")], action: .editNote, help: "edit the note of the selected favorite (browser)"),
+        Binding(keys: [.ctrl("o")], action: .openRecall, help: "recall the settings of a PNG: type its path"),
         Binding(keys: [.function(1)], action: .toggleHelp, help: "show / hide this help"),
         Binding(keys: [.function(10), .ctrl("q")], action: .quit, help: "quit (cancels a running generation)"),
         Binding(keys: [.tab], action: .nextField, help: "next field"),
@@ -24,10 +28,10 @@ public enum Bindings {
         Binding(keys: [.ctrlLeft, .alt("b")], action: .wordLeft, help: "previous word"),
         Binding(keys: [.ctrlRight, .alt("f")], action: .wordRight, help: "next word"),
         Binding(keys: [.backspace], action: .backspace, help: "delete before the cursor"),
-        Binding(keys: [.delete, .ctrl("d")], action: .delete, help: "delete at the cursor"),
+        Binding(keys: [.delete, .ctrl("d")], action: .delete, help: "delete at the cursor; in a browser the image (asks y/n)"),
         Binding(keys: [.ctrl("u")], action: .deleteToLineStart, help: "delete to the start of the line"),
         Binding(keys: [.ctrl("k")], action: .deleteToLineEnd, help: "delete to the end of the line"),
-        Binding(keys: [.enter], action: .newline, help: "new line in a prompt; next field elsewhere"),
+        Binding(keys: [.enter], action: .newline, help: "new line in a prompt; next field elsewhere; recall (browser)"),
     ]
 
     static let lookup: [Key: Action] = {

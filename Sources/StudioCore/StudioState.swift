@@ -17,6 +17,10 @@ public struct StudioState: Sendable {
     public var current: HistoryRecord?
     public var status = Status(text: "", isError: false)
     public var showHelp = false
+    /// The favorites or history browser, when open (F3, F4).
+    public var browser: Browser?
+    /// The path being typed for a recall (Ctrl-O), when asked.
+    public var recallPath: TextEditor?
     public var shouldQuit = false
     /// The model folder; nil when none was given (the studio still opens and says how to give one).
     public var model: String?
