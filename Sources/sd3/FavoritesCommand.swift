@@ -103,7 +103,7 @@ struct HistoryCommand: ParsableCommand {
             if let limit, limit < 1 { throw ValidationError("--limit must be at least 1, not \(limit)") }
             let records = try Records.open().records(matching: search ?? "", limit: limit)
             if json { return try Records.printJSON(records) }
-            if records.isEmpty { print("No history yet: images finished in the studio are listed here.") }
+            if records.isEmpty { print("No history yet: images made by the studio or sd3 generate are listed here.") }
             Records.printTable(records)
         }
     }

@@ -47,6 +47,27 @@ import Testing
         #expect(again.status == 0 && again.output.contains("0 added, \(count) already there"), "\(again.output)")
     }
 
+    /// `sd3 generate` adds its image to the history with every parameter (and `--no-history` does not).
+    @Test func generateAddsAHistoryRow() throws {
+        let data = Support.temporaryFolder(), out = Support.temporaryFolder()
+        let made = sd3(["generate", "--model", Support.tinyModel, "-p", "a blue square", "-W", "16", "-H", "16", "--steps", "2",
+                        "--seed", "7", "--threads", "1", "-o", out + "/a.png"], data: data)
+        #expect(made.status == 0, "\(made.output)")
+        let list = sd3(["history", "list", "--json"], data: data)
+        let rows = try JSONSerialization.jsonObject(with: Data(list.output.utf8)) as? [[String: Any]] ?? []
+        #expect(rows.count == 1 && rows.first?["file"] as? String == out + "/a.png", "\(list.output)")
+        let metadata = try JSONDecoder().decode(ImageMetadata.self, from: try JSONSerialization.data(withJSONObject: try #require(rows.first?["parameters"])))
+        #expect(metadata == (try PNGFile.read(out + "/a.png").text.first { $0.key == "sd3-studio" }.map {
+            try JSONDecoder().decode(ImageMetadata.self, from: Data($0.value.utf8))
+        }))
+        #expect(metadata.prompt == "a blue square" && metadata.seed == 7 && metadata.steps == 2)
+        let quiet = sd3(["generate", "--model", Support.tinyModel, "-p", "x", "-W", "16", "-H", "16", "--steps", "1", "--threads", "1",
+                         "--no-history", "-o", out + "/b.png"], data: data)
+        #expect(quiet.status == 0, "\(quiet.output)")
+        let after = try JSONSerialization.jsonObject(with: Data(sd3(["history", "list", "--json"], data: data).output.utf8)) as? [[String: Any]]
+        #expect(after?.count == 1)
+    }
+
     @Test func favoritesExportImportShowAndHistory() throws {
         let data = Support.temporaryFolder()
         let source = try Self.exportFile("x", count: 3, folder: data)
