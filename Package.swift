@@ -10,6 +10,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/LebJe/TOMLKit", exact: "0.6.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // C system libraries (Debian packages installed by `make deps`).
@@ -24,7 +25,8 @@ let package = Package(
         .target(name: "Tokenizers"),
         .target(name: "ImageIO", dependencies: ["CPNG"]),
         .target(name: "SD3", dependencies: ["Tensors", "SafeTensors", "Tokenizers", "ImageIO"]),
-        .target(name: "StudioCore", dependencies: ["SD3", "ImageIO", "Tensors", .product(name: "TOMLKit", package: "TOMLKit")]),
+        .target(name: "StudioCore", dependencies: ["SD3", "ImageIO", "Tensors", .product(name: "GRDB", package: "GRDB.swift"),
+                                                   .product(name: "TOMLKit", package: "TOMLKit")]),
         .target(name: "StudioTerminal", dependencies: ["StudioCore", "ImageIO", "CNcurses", "CChafa"]),
         .executableTarget(
             name: "sd3",
@@ -38,7 +40,8 @@ let package = Package(
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SD3Tests", dependencies: ["SD3", "SafeTensors"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO", "SafeTensors"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "StudioCoreTests", dependencies: ["StudioCore", "SD3", "ImageIO"], exclude: ["Snapshots"]),
+        .testTarget(name: "StudioCoreTests", dependencies: ["StudioCore", "SD3", "ImageIO", .product(name: "GRDB", package: "GRDB.swift")],
+                    exclude: ["Snapshots", "Fixtures"]),
         .testTarget(name: "StudioTerminalTests", dependencies: ["StudioTerminal", "StudioCore", "ImageIO"]),
         .testTarget(name: "SystemLibrariesTests", dependencies: ["CNcurses", "CPNG"]),
     ]

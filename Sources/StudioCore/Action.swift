@@ -52,6 +52,8 @@ public enum Action: Sendable {
     /// Seed exploration: a grid of draft renders, one seed each.
     case explore
     case cycleTheme
+    // Favorites and history.
+    case showFavorites, showHistory, editNote, openRecall
     case resize(columns: Int, rows: Int)
     case engine(GenerationEvent)
     /// The stream ended without `finished`: an error message, or nil when it was cancelled.
@@ -59,6 +61,11 @@ public enum Action: Sendable {
     case saved(HistoryRecord)
     case failed(String)
     case favoriteSaved(id: Int, favorite: Bool)
+    case browserLoaded([HistoryRecord])
+    case thumbnailLoaded(id: Int, image: RGBImage?)
+    case deleted(id: Int, message: String)
+    case noteSaved(id: Int, note: String)
+    case recalled(RecalledParameters, from: String)
 }
 
 /// What a generation needs beyond the state: read from the fields by the reducer, run by the session.
@@ -77,7 +84,19 @@ public enum Effect: Sendable, Equatable {
     case cancel
     case save(image: RGBImage, metadata: ImageMetadata)
     case setFavorite(id: Int, favorite: Bool)
+    case loadBrowser(favoritesOnly: Bool)
+    /// Small copies of these PNGs for the browser, each reported by `thumbnailLoaded`.
+    case loadThumbnails([Thumbnail])
+    /// Deletes the history row and then its PNG.
+    case delete(id: Int, file: String)
+    case setNote(id: Int, note: String)
+    case recall(path: String)
     case quit
+}
+
+public struct Thumbnail: Sendable, Equatable {
+    public var id: Int
+    public var file: String
 }
 
 public struct Reaction: Sendable, Equatable {

@@ -11,7 +11,11 @@ public enum Bindings {
         Binding(keys: [.function(5), .ctrl("g")], action: .generate, help: "generate with the current settings"),
         Binding(keys: [.function(6)], action: .explore, help: "explore seeds: a grid of quick drafts"),
         Binding(keys: [.escape], action: .cancel, help: "cancel the generation; close help or the seed grid"),
-        Binding(keys: [.function(2)], action: .toggleFavorite, help: "star / unstar the current image"),
+        Binding(keys: [.function(2)], action: .toggleFavorite, help: "star / unstar the current image (in a browser: the selected one)"),
+        Binding(keys: [.function(3)], action: .showFavorites, help: "favorites browser: type to search, Enter recalls"),
+        Binding(keys: [.function(4)], action: .showHistory, help: "history browser: type to search, Enter recalls"),
+        Binding(keys: [.ctrl("n")], action: .editNote, help: "edit the note of the selected favorite (browser)"),
+        Binding(keys: [.ctrl("o")], action: .openRecall, help: "recall the settings of a PNG: type its path"),
         Binding(keys: [.function(1)], action: .toggleHelp, help: "show / hide this help"),
         Binding(keys: [.function(7)], action: .cycleTheme, help: "next colour theme"),
         Binding(keys: [.function(10), .ctrl("q")], action: .quit, help: "quit (cancels a running generation)"),
@@ -26,10 +30,10 @@ public enum Bindings {
         Binding(keys: [.ctrlLeft, .alt("b")], action: .wordLeft, help: "previous word"),
         Binding(keys: [.ctrlRight, .alt("f")], action: .wordRight, help: "next word"),
         Binding(keys: [.backspace], action: .backspace, help: "delete before the cursor"),
-        Binding(keys: [.delete, .ctrl("d")], action: .delete, help: "delete at the cursor"),
+        Binding(keys: [.delete, .ctrl("d")], action: .delete, help: "delete at the cursor; in a browser the image (asks y/n)"),
         Binding(keys: [.ctrl("u")], action: .deleteToLineStart, help: "delete to the start of the line"),
         Binding(keys: [.ctrl("k")], action: .deleteToLineEnd, help: "delete to the end of the line"),
-        Binding(keys: [.enter], action: .newline, help: "new line in a prompt; next field; grid: refine pick"),
+        Binding(keys: [.enter], action: .newline, help: "new line in a prompt; next field; recall (browser); refine (grid)"),
     ]
 
     static let lookup: [Key: Action] = {

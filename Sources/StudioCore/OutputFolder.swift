@@ -10,7 +10,7 @@ public struct OutputFolder: Sendable {
     public init(path: String) { self.path = path }
 
     public static func defaultPath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
-        HistoryStore.dataFolder(environment: environment) + "/outputs"
+        StudioStore.dataFolder(environment: environment) + "/outputs"
     }
 
     /// Up to five words of the prompt, lower-cased, letters and digits only, joined by dashes.
@@ -34,11 +34,11 @@ public struct OutputFolder: Sendable {
     }
 
     /// Writes the PNG with the same text chunks as `sd3 generate`; returns its number and path.
-    public func save(_ image: RGBImage, metadata: ImageMetadata) throws(HistoryError) -> (number: Int, path: String) {
+    public func save(_ image: RGBImage, metadata: ImageMetadata) throws(StoreError) -> (number: Int, path: String) {
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         } catch {
-            throw HistoryError("\(path): cannot create the output folder (\(error.localizedDescription))")
+            throw StoreError("\(path): cannot create the output folder (\(error.localizedDescription))")
         }
         var number = lastNumber() + 1
         var file = path + "/" + Self.fileName(number: number, seed: metadata.seed, prompt: metadata.prompt)
@@ -49,7 +49,7 @@ public struct OutputFolder: Sendable {
         do {
             try PNGFile.write(image, text: metadata.pngText, to: file)
         } catch {
-            throw HistoryError(error.description)
+            throw StoreError(error.description)
         }
         return (number, file)
     }

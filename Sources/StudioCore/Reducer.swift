@@ -3,6 +3,7 @@ import SD3
 
 /// The one place the state changes: `reduce(&state, action)` updates it and returns what the session must do.
 public func reduce(_ state: inout StudioState, _ action: Action) -> Reaction {
+    if let reaction = reduceBrowser(&state, action) { return reaction }
     switch action {
     case .insert, .newline, .backspace, .delete, .left, .right, .up, .down, .home, .end, .wordLeft, .wordRight,
          .deleteToLineStart, .deleteToLineEnd:
@@ -65,10 +66,13 @@ public func reduce(_ state: inout StudioState, _ action: Action) -> Reaction {
     case let .saved(record):
         state.current = record
         state.status = Status(text: "Saved \(record.file)", isError: false)
+        return Reaction(effects: browserThumbnails(&state))
     case let .failed(message):
         state.status = Status(text: message, isError: true)
     case let .favoriteSaved(id, favorite):
         state.status = Status(text: favorite ? "★ Starred #\(id)" : "Unstarred #\(id)", isError: false)
+    case .showFavorites, .showHistory, .editNote, .openRecall, .browserLoaded, .thumbnailLoaded, .deleted, .noteSaved, .recalled:
+        return .none  // reduceBrowser's
     }
     return Reaction()
 }

@@ -14,10 +14,19 @@ public func render(_ state: StudioState, columns: Int, rows: Int) -> CellBuffer 
         return buffer
     }
     drawHeader(state, &buffer, layout)
-    for field in [FieldID.prompt, .negativePrompt] { drawEditor(state, field, &buffer, layout.editor(field)) }
-    drawSettings(state, &buffer, layout)
-    if let grid = state.explore { drawGrid(grid, state.graphics, &buffer, layout) } else { drawPreview(state, &buffer, layout) }
-    drawProgress(state, &buffer, layout)
+    if let browser = state.browser {
+        drawBrowser(state, browser, &buffer)
+    } else {
+        for field in [FieldID.prompt, .negativePrompt] { drawEditor(state, field, &buffer, layout.editor(field)) }
+        drawSettings(state, &buffer, layout)
+        if let grid = state.explore { drawGrid(grid, state.graphics, &buffer, layout) } else { drawPreview(state, &buffer, layout) }
+    }
+    if let path = state.recallPath {
+        let x = buffer.put("Recall PNG: ", x: 0, y: layout.progressRow, role: .fieldLabel)
+        drawLine(path, x: x, y: layout.progressRow, width: columns - x, &buffer)
+    } else {
+        drawProgress(state, &buffer, layout)
+    }
     let status = state.status
     buffer.put(CellWidth.truncate(status.text, to: columns), x: 0, y: layout.statusRow, role: status.isError ? .statusError : .status)
     if state.showHelp { drawHelp(&buffer, layout) }
@@ -27,7 +36,7 @@ public func render(_ state: StudioState, columns: Int, rows: Int) -> CellBuffer 
 private func drawHeader(_ state: StudioState, _ buffer: inout CellBuffer, _ layout: Layout) {
     buffer.fill(x: 0, y: 0, width: layout.columns, height: 1, with: Cell(" ", .title))
     buffer.put(" SD3 Studio · \(state.modelName)", x: 0, y: 0, role: .title)
-    let keys = "F1 help  F5 generate  Esc cancel  F2 star  F10 quit "
+    let keys = "F1 help  F5 generate  F2 star  F3/F4 browse  F10 quit "
     buffer.put(keys, x: layout.columns - CellWidth.of(keys), y: 0, role: .title)
 }
 
@@ -149,22 +158,34 @@ private func drawProgress(_ state: StudioState, _ buffer: inout CellBuffer, _ la
     }
 }
 
-/// The help overlay, generated from the binding table.
+/// The help overlay, generated from the binding table: one binding a line when they fit, else packed several
+/// to a line (80×24 has fewer rows than the table has bindings).
 private func drawHelp(_ buffer: inout CellBuffer, _ layout: Layout) {
     let entries = Bindings.table.map { ($0.keys.map(\.name).joined(separator: ", "), $0.help) }
     let keyWidth = entries.map { CellWidth.of($0.0) }.max() ?? 0
-    let width = min(layout.columns - 4, keyWidth + 3 + (entries.map { CellWidth.of($0.1) }.max() ?? 0) + 4)
-    // The closing hint goes when the rows are short, so every binding stays listed.
-    let showHint = entries.count + 3 <= layout.rows
-    let height = min(layout.rows, entries.count + (showHint ? 3 : 2))
+    let oneALine = entries.count + 3 <= layout.rows
+    let width = oneALine ? min(layout.columns - 4, keyWidth + 3 + (entries.map { CellWidth.of($0.1) }.max() ?? 0) + 4) : layout.columns - 4
+    var lines: [[(String, String)]] = []
+    for entry in entries {
+        let size = CellWidth.of(entry.0) + 2 + CellWidth.of(entry.1)
+        if !oneALine, var last = lines.last, last.reduce(0, { $0 + CellWidth.of($1.0) + 2 + CellWidth.of($1.1) + 3 }) + size <= width - 4 {
+            last.append(entry)
+            lines[lines.count - 1] = last
+        } else {
+            lines.append([entry])
+        }
+    }
+    let height = min(layout.rows, lines.count + 3)
     let x = (layout.columns - width) / 2, y = (layout.rows - height) / 2
     buffer.fill(x: x, y: y, width: width, height: height, with: Cell(" ", .help))
     buffer.box(x: x, y: y, width: width, height: height, title: "Help: keys", role: .focusedBorder)
-    for (i, entry) in entries.prefix(height - (showHint ? 3 : 2)).enumerated() {
-        buffer.put(entry.0, x: x + 2, y: y + 1 + i, role: .fieldLabel)
-        buffer.put(entry.1, x: x + 2 + keyWidth + 3, y: y + 1 + i, role: .help, limit: width - keyWidth - 7)
+    for (i, line) in lines.prefix(height - 3).enumerated() {
+        var column = x + 2
+        for entry in line {
+            column += buffer.put(entry.0, x: column, y: y + 1 + i, role: .fieldLabel)
+            column = oneALine ? x + 2 + keyWidth + 3 : column + 2
+            column += buffer.put(entry.1, x: column, y: y + 1 + i, role: .help, limit: x + width - 2 - column) + 3
+        }
     }
-    if showHint {
-        buffer.put("Left/Right or Space change choices · F1 or Esc closes", x: x + 2, y: y + height - 2, role: .hint, limit: width - 4)
-    }
+    buffer.put("Left/Right or Space change choices · F1 or Esc closes", x: x + 2, y: y + height - 2, role: .hint, limit: width - 4)
 }

@@ -3,16 +3,17 @@ import ImageIO
 import SD3
 import Tensors
 
-/// Where the studio keeps its files: the output folder and the history store.
+/// Where the studio keeps its files: the output folder and the favorites/history database (or why it could not
+/// be opened: the studio still runs, and says so when it would save).
 public struct StudioConfig: Sendable {
     public var model: String?
     public var outputFolder: OutputFolder
-    public var history: HistoryStore
+    public var store: Result<StudioStore, StoreError>
     public var threads: Int
 
-    public init(model: String?, outputFolder: OutputFolder, history: HistoryStore,
+    public init(model: String?, outputFolder: OutputFolder, store: Result<StudioStore, StoreError>,
                 threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
-        (self.model, self.outputFolder, self.history, self.threads) = (model, outputFolder, history, threads)
+        (self.model, self.outputFolder, self.store, self.threads) = (model, outputFolder, store, threads)
     }
 }
 
@@ -52,14 +53,16 @@ public final class StudioSession {
         case .cancel:
             generation?.cancel()
         case let .save(image, metadata):
-            let (folder, history) = (config.outputFolder, config.history)
+            let (folder, store) = (config.outputFolder, config.store)
             saving = Task { @MainActor in
-                let result = await Task.detached { () -> Result<HistoryRecord, HistoryError> in
-                    do throws(HistoryError) {
-                        let (number, path) = try folder.save(image, metadata: metadata)
-                        let record = HistoryRecord(id: number, file: path, date: Date(), metadata: metadata)
-                        try history.append(record)
-                        return .success(record)
+                let result = await Task.detached { () -> Result<HistoryRecord, StoreError> in
+                    do throws(StoreError) {
+                        let (_, path) = try folder.save(image, metadata: metadata)
+                        do throws(StoreError) {
+                            return .success(try store.get().add(file: path, date: Date(), metadata: metadata))
+                        } catch {
+                            return .failure(StoreError("Saved \(path), but the history could not record it: \(error.description)"))
+                        }
                     } catch {
                         return .failure(error)
                     }
@@ -71,14 +74,59 @@ public final class StudioSession {
             }
         case let .setFavorite(id, favorite):
             do {
-                try config.history.setFavorite(id: id, favorite)
+                try config.store.get().setFavorite(id: id, favorite)
                 send(.favoriteSaved(id: id, favorite: favorite))
             } catch {
+                send(.failed(error.description))
+            }
+        case let .loadBrowser(favoritesOnly):
+            do { send(.browserLoaded(try config.store.get().records(favoritesOnly: favoritesOnly))) } catch {
+                send(.failed(error.description))
+            }
+        case let .loadThumbnails(requests):
+            Task { @MainActor in
+                for request in requests {
+                    let image = await Task.detached { Self.thumbnail(request.file) }.value
+                    send(.thumbnailLoaded(id: request.id, image: image))
+                }
+            }
+        case let .delete(id, file):
+            do {
+                try config.store.get().delete(id: id)
+            } catch {
+                return send(.failed(error.description))
+            }
+            // The row goes first: a PNG left behind by a failed removal is an orphan file, never a row without one.
+            let name = URL(fileURLWithPath: file).lastPathComponent
+            if !FileManager.default.fileExists(atPath: file) {
+                send(.deleted(id: id, message: "Deleted #\(id) (its file \(name) was already gone)"))
+            } else if (try? FileManager.default.removeItem(atPath: file)) != nil {
+                send(.deleted(id: id, message: "Deleted #\(id) and \(name)"))
+            } else {
+                send(.deleted(id: id, message: "Deleted #\(id); its file \(file) could not be removed"))
+            }
+        case let .setNote(id, note):
+            do {
+                try config.store.get().setNote(id: id, note)
+                send(.noteSaved(id: id, note: note))
+            } catch {
+                send(.failed(error.description))
+            }
+        case let .recall(path):
+            do { send(.recalled(try RecalledParameters.read(path), from: URL(fileURLWithPath: path).lastPathComponent)) } catch {
                 send(.failed(error.description))
             }
         case .quit:
             generation?.cancel()
         }
+    }
+
+    /// A copy at most 128 pixels on its longer side, for the browser; nil when the file cannot be read.
+    nonisolated static func thumbnail(_ file: String) -> RGBImage? {
+        guard let image = try? PNGFile.read(file).image else { return nil }
+        let scale = min(1, 128 / Double(max(image.width, image.height)))
+        guard scale < 1 else { return image }
+        return LanczosResize.resize(image, width: max(1, Int(Double(image.width) * scale)), height: max(1, Int(Double(image.height) * scale)))
     }
 
     private func start(_ request: GenerationRequest) {

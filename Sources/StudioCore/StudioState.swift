@@ -23,6 +23,10 @@ public struct StudioState: Sendable {
     /// The themes F7 cycles through and the one in use; the terminal maps its roles to colours.
     public var themes = [Theme.dark]
     public var themeIndex = 0
+    /// The favorites or history browser, when open (F3, F4).
+    public var browser: Browser?
+    /// The path being typed for a recall (Ctrl-O), when asked.
+    public var recallPath: TextEditor?
     public var shouldQuit = false
     /// The model folder; nil when none was given (the studio still opens and says how to give one).
     public var model: String?

@@ -60,12 +60,16 @@ public enum StudioApp {
         while !done.value, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
     }
 
-    /// The picture a pixel protocol draws and the cells reserved for it; none while the help overlay or the seed
-    /// grid covers the pane or the terminal is too small for the layout.
+    /// The picture a pixel protocol draws and the cells reserved for it: the preview, or in a browser the
+    /// selected image; none while the help overlay or the seed grid covers the pane or the terminal is too small
+    /// for the layout.
     static func pixelImage(_ state: StudioState, _ size: (columns: Int, rows: Int)) -> (RGBImage, Rect)? {
-        guard state.graphics.isPixelProtocol, !state.showHelp, state.explore == nil, let preview = state.preview else { return nil }
-        let layout = Layout(columns: size.columns, rows: size.rows)
-        guard layout.fits else { return nil }
-        return (preview, layout.image)
+        guard state.graphics.isPixelProtocol, !state.showHelp, Layout(columns: size.columns, rows: size.rows).fits else { return nil }
+        if let browser = state.browser {
+            guard let id = browser.current?.id, let image = browser.thumbnails[id] else { return nil }
+            return (image, BrowserLayout(columns: size.columns, rows: size.rows).image)
+        }
+        guard state.explore == nil, let preview = state.preview else { return nil }
+        return (preview, Layout(columns: size.columns, rows: size.rows).image)
     }
 }

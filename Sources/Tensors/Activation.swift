@@ -13,18 +13,27 @@ extension Compute {
         case .none:
             return map(x) { v in 0.5 * v * (1 + erf(v * 0.70710678118654752)) }
         case .tanh:
-            return map(x) { v in 0.5 * v * (1 + Foundation.tanh(0.79788456080286536 * (v + 0.044715 * v * v * v))) }
+            return mapSpans(x) { input, output, count in
+                for i in 0..<count {
+                    let v = input[i]
+                    output[i] = 0.5 * v * (1 + fastTanh(0.79788456080286536 * (v + 0.044715 * v * v * v)))
+                }
+            }
         }
     }
 
     /// x·sigmoid(1.702·x), CLIP's quick_gelu (transformers activations.QuickGELUActivation).
     public func quickGELU(_ x: Tensor) -> Tensor {
-        map(x) { v in v / (1 + exp(-1.702 * v)) }
+        mapSpans(x) { input, output, count in
+            for i in 0..<count { output[i] = input[i] / (1 + fastExp(-1.702 * input[i])) }
+        }
     }
 
     /// x·sigmoid(x).
     public func silu(_ x: Tensor) -> Tensor {
-        map(x) { v in v / (1 + exp(-v)) }
+        mapSpans(x) { input, output, count in
+            for i in 0..<count { output[i] = input[i] / (1 + fastExp(-input[i])) }
+        }
     }
 
     /// Softmax over the last axis, max-subtracted so large logits do not overflow.
@@ -33,6 +42,18 @@ extension Compute {
         let width = x.dim(-1)
         return rowwise(x, width: width) { row, out in
             softmaxRow(row.baseAddress!, out.base, width)
+        }
+    }
+
+    /// `body` over contiguous spans of x, in parallel: a loop written inside `body` (no call per element)
+    /// is one the optimiser can vectorise.
+    func mapSpans(_ x: Tensor, _ body: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void) -> Tensor {
+        Tensor(shape: x.shape) { out in
+            x.data.withUnsafeBufferPointer { input in
+                parallelRanges(x.count, threads: threads) { range in
+                    body(input.baseAddress! + range.lowerBound, out.baseAddress! + range.lowerBound, range.count)
+                }
+            }
         }
     }
 
@@ -51,12 +72,9 @@ extension Compute {
 func softmaxRow(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, _ width: Int) {
     var maximum = -Float.infinity
     for i in 0..<width { maximum = max(maximum, input[i]) }
+    for i in 0..<width { output[i] = fastExp(input[i] - maximum) }
     var sum: Float = 0
-    for i in 0..<width {
-        let e = exp(input[i] - maximum)
-        output[i] = e
-        sum += e
-    }
+    for i in 0..<width { sum += output[i] }
     let inverse = 1 / sum
     for i in 0..<width { output[i] *= inverse }
 }

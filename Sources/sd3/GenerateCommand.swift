@@ -42,6 +42,7 @@ struct GenerateCommand: ParsableCommand {
     @Flag(help: "Keep every model loaded for the whole run instead of loading each for its phase and releasing it after.")
     var keepLoaded = false
     @Flag(help: "Print the time of each phase and the peak memory at the end.") var report = false
+    @Flag(help: "Do not add the image to the history database (sd3 history list).") var noHistory = false
 
     func run() throws {
         let settings = try ConfigFile.loadForCommand(config, environment: ProcessInfo.processInfo.environment)
@@ -135,6 +136,7 @@ struct GenerateCommand: ParsableCommand {
             try SafeTensorsWriter(entries: [.init("latents", finalLatents)], metadata: ["sd3-studio": metadata.json]).write(to: saveLatents)
         }
         try PNGFile.write(image, text: metadata.pngText, to: target)
+        if !noHistory { Self.addToHistory(file: target, metadata: metadata) }
         print(target)
         log(String(format: "done in %.1f s", seconds))
         if report {
@@ -142,6 +144,19 @@ struct GenerateCommand: ParsableCommand {
                 log("  " + name.padding(toLength: 20, withPad: " ", startingAt: 0) + String(format: "%8.2f s", time))
             }
             log(String(format: "  peak RSS            %8.2f GB%@", Double(peakResidentBytes()) / 1e9, keepLoaded ? "" : " (staged loading)"))
+        }
+    }
+
+    /// Every finished image is a history row, as in the studio; the image is already written, so a database
+    /// that cannot be opened costs a warning, not the run.
+    static func addToHistory(file: String, metadata: ImageMetadata) {
+        let absolute = URL(fileURLWithPath: file).standardizedFileURL.path
+        do {
+            let store = try StudioStore(path: StudioStore.defaultPath())
+            if let notice = store.notice { log("note: \(notice)") }
+            _ = try store.add(file: absolute, date: Date(), metadata: metadata)
+        } catch {
+            log("warning: not added to the history: \(error)")
         }
     }
 

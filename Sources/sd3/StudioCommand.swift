@@ -71,8 +71,13 @@ struct StudioCommand: AsyncParsableCommand {
         if let modelPath, !FileManager.default.fileExists(atPath: modelPath + "/model_index.json") {
             state.status = Status(text: "\(modelPath): not a diffusers SD3 folder (no model_index.json); restart with --model DIR", isError: true)
         }
+        let store = Result { () throws(StoreError) in try StudioStore(path: StudioStore.defaultPath(environment: environment)) }
+        switch store {
+        case let .failure(error): state.status = Status(text: "\(error.description) (history and favorites are off)", isError: true)
+        case let .success(store): if let notice = store.notice { state.status = Status(text: notice, isError: notice.contains("unreadable")) }
+        }
         let config = StudioConfig(model: modelPath, outputFolder: OutputFolder(path: outputDir ?? settings.outputFolder.map(ConfigFile.expandingTilde) ?? OutputFolder.defaultPath(environment: environment)),
-                                  history: HistoryStore(path: HistoryStore.dataFolder(environment: environment) + "/history.jsonl"),
+                                  store: store,
                                   threads: threads)
         try await MainActor.run { StudioSession(state: state, config: config) }.run()
     }

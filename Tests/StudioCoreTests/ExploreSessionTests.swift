@@ -40,8 +40,8 @@ import Testing
         state.set(.height, "\(side)")
         state.set(.steps, "5")
         state.set(.seed, "40")
-        let config = StudioConfig(model: model, outputFolder: OutputFolder(path: folder + "/outputs"),
-                                  history: HistoryStore(path: folder + "/history.jsonl"), threads: 1)
+        let store = try StudioStore(path: folder + "/studio.sqlite")
+        let config = StudioConfig(model: model, outputFolder: OutputFolder(path: folder + "/outputs"), store: .success(store), threads: 1)
         let session = StudioSession(state: state, config: config)
         session.send(.explore)
         let deadline = Date().addingTimeInterval(120)
@@ -72,6 +72,6 @@ import Testing
         let refined = try PNGFile.read(saved.file).image
         let reference = try Self.generate(model: model, seed: 43, side: side, steps: 5, folder: folder)
         #expect(refined == reference, "the refinement differs from sd3 generate; max pixel difference \(Self.maxDifference(refined, reference))")
-        #expect(try config.history.records().count == 1, "drafts must not be saved; only the refinement")
+        #expect(try store.records().count == 1, "drafts must not be saved; only the refinement")
     }
 }

@@ -76,6 +76,107 @@ import Testing
         #expect((list.first?["parameters"] as? [String: Any])?["seed"] as? Int == 11)
     }
 
+    /// Favorites across restarts: star an image, quit, start a new studio with other settings, find the image in
+    /// the favorites browser by a word of its prompt, recall it (the fields come back), note it, then delete it
+    /// from the history browser after the y/n question (the PNG goes too).
+    @Test(.enabled(if: tmux != nil, "tmux is not installed (make deps installs it)"), .timeLimit(.minutes(3)))
+    func starRestartFindRecallNoteAndDelete() async throws {
+        let tmux = Self.tmux!, sd3 = Self.sd3
+        let data = Support.temporaryFolder()
+        let socket = "sd3-e2e-\(UUID().uuidString.prefix(8))"
+        defer { _ = run(tmux, ["-L", socket, "kill-server"]) }
+        func start(_ arguments: String) {
+            let command = "env XDG_DATA_HOME=\(data) LANG=C.UTF-8 TERM=screen '\(sd3)' studio --model '\(Support.tinyModel)' --threads 1 \(arguments)"
+            #expect(run(tmux, ["-L", socket, "-f", "/dev/null", "new-session", "-d", "-s", "studio", "-x", "100", "-y", "30", command], capture: false).status == 0)
+        }
+        func keys(_ keys: String...) { _ = run(tmux, ["-L", socket, "send-keys", "-t", "studio"] + keys) }
+        func type(_ text: String) { _ = run(tmux, ["-L", socket, "send-keys", "-t", "studio", "-l", text]) }
+        func screen() -> String { run(tmux, ["-L", socket, "capture-pane", "-p", "-t", "studio"]).output }
+        func waitFor(_ text: String, seconds: Double = 60) async -> String? {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                let s = screen()
+                if s.contains(text) { return s }
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+            Issue.record("timed out waiting for '\(text)'; the screen:\n\(screen())")
+            return nil
+        }
+        func quit() async throws {
+            keys("F10")
+            let deadline = Date().addingTimeInterval(10)
+            while run(tmux, ["-L", socket, "has-session", "-t", "studio"]).status == 0, Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        }
+
+        start("-W 16 -H 16 --steps 3 --seed 11")
+        guard await waitFor("Type a prompt, F5 to generate") != nil else { return }
+        type("a lighthouse zebra")
+        keys("Tab")
+        type("no fog")
+        keys("F5")
+        guard await waitFor("Saved ") != nil else { return }
+        keys("F2")
+        guard await waitFor("★ Starred #1") != nil else { return }
+        try await quit()
+
+        start("-W 32 -H 32 --steps 7 --seed 99")
+        guard await waitFor("Type a prompt, F5 to generate") != nil else { return }
+        keys("F3")
+        guard await waitFor("Favorites 1/1") != nil else { return }
+        type("ZEBRA")
+        guard await waitFor("Favorites 1/1 · search: ZEBRA") != nil else { return }
+        keys("Enter")
+        guard let recalled = await waitFor("Recalled #1 seed 11") else { return }
+        #expect(recalled.contains("a lighthouse zebra") && recalled.contains("no fog"), "\(recalled)")
+        let settings = recalled.split(separator: "\n").map { $0.replacingOccurrences(of: " ", with: "") }
+        #expect(settings.contains { $0.contains("Steps3") && $0.contains("Guidance") }, "\(recalled)")
+        #expect(settings.contains { $0.contains("Seed11") && $0.contains("Seedmodefixed") }, "\(recalled)")
+        #expect(settings.contains { $0.contains("Width16") && $0.contains("Height16") }, "\(recalled)")
+        keys("F3")
+        guard await waitFor("Favorites 1/1") != nil else { return }
+        keys("C-n")
+        guard await waitFor("Note for #1") != nil else { return }
+        type("keeper")
+        keys("Enter")
+        guard await waitFor("Note saved on #1") != nil else { return }
+        keys("F4")
+        guard await waitFor("History 1/1") != nil else { return }
+        keys("DC")
+        guard await waitFor("y/n") != nil else { return }
+        keys("y")
+        guard await waitFor("Deleted #1 and 00001-11-a-lighthouse-zebra.png") != nil else { return }
+        try await quit()
+
+        let outputs = (try? FileManager.default.contentsOfDirectory(atPath: data + "/sd3-studio/outputs")) ?? ["?"]
+        #expect(outputs.isEmpty, "the PNG should be deleted: \(outputs)")
+        let history = run(sd3, ["history", "list", "--json"], environment: ["XDG_DATA_HOME": data])
+        #expect(history.status == 0 && history.output.trimmingCharacters(in: .whitespacesAndNewlines) == "[\n\n]", "\(history.output)")
+    }
+
+    /// A corrupt database: the studio opens anyway, says so on its status line, keeps the damaged file aside.
+    @Test(.enabled(if: tmux != nil, "tmux is not installed (make deps installs it)"), .timeLimit(.minutes(1)))
+    func corruptDatabaseIsReportedByTheStudio() async throws {
+        let tmux = Self.tmux!, sd3 = Self.sd3
+        let data = Support.temporaryFolder()
+        try FileManager.default.createDirectory(atPath: data + "/sd3-studio", withIntermediateDirectories: true)
+        let garbage = Data((0..<6000).map { UInt8(truncatingIfNeeded: $0 &* 37) })
+        try garbage.write(to: URL(fileURLWithPath: data + "/sd3-studio/studio.sqlite"))
+        let socket = "sd3-e2e-\(UUID().uuidString.prefix(8))"
+        defer { _ = run(tmux, ["-L", socket, "kill-server"]) }
+        let command = "env XDG_DATA_HOME=\(data) LANG=C.UTF-8 TERM=screen '\(sd3)' studio --model '\(Support.tinyModel)' --threads 1"
+        #expect(run(tmux, ["-L", socket, "-f", "/dev/null", "new-session", "-d", "-s", "studio", "-x", "300", "-y", "30", command], capture: false).status == 0)
+        let deadline = Date().addingTimeInterval(30)
+        var screen = ""
+        while Date() < deadline, !screen.contains("moved aside") {
+            screen = run(tmux, ["-L", socket, "capture-pane", "-p", "-t", "studio"]).output
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(screen.contains("studio.sqlite was unreadable (") && screen.contains("moved aside to "), "\(screen)")
+        _ = run(tmux, ["-L", socket, "send-keys", "-t", "studio", "F10"])
+        let aside = try FileManager.default.contentsOfDirectory(atPath: data + "/sd3-studio").filter { $0.hasPrefix("studio.sqlite.corrupt-") && !$0.contains("-wal") && !$0.contains("-shm") }
+        #expect(aside.count == 1 && FileManager.default.contents(atPath: data + "/sd3-studio/" + (aside.first ?? "")) == garbage, "\(aside)")
+    }
+
     /// F6 on the tiny model: 4 seeds render as a grid; Right picks the second, Enter refines it at the full
     /// settings; the one saved PNG equals `sd3 generate` with that seed.
     @Test(.enabled(if: tmux != nil, "tmux is not installed (make deps installs it)"), .timeLimit(.minutes(3)))

@@ -2,6 +2,7 @@
 """Write a real-size, random-weight SD3 Medium diffusers folder for whole-pipeline speed and memory runs.
 
     python scripts/bench/make_random_sd3.py --out /path/sd3-medium-random [--seed 0] [--no-t5] [--no-verify]
+    python scripts/bench/make_random_sd3.py --out /path/sd3-medium-random --verify-only
 
 The folder has the layout of `stabilityai/stable-diffusion-3-medium-diffusers` (model_index.json, scheduler,
 text_encoder, text_encoder_2, text_encoder_3, tokenizer, tokenizer_2, tokenizer_3, transformer, vae) with the
@@ -10,11 +11,13 @@ safetensors (~15 GB; ~5.5 GB with --no-t5):
 
   text_encoder    CLIPTextModelWithProjection, CLIP-L (768, 12 layers, 12 heads, MLP 3072, quick_gelu, proj 768)
   text_encoder_2  CLIPTextModelWithProjection, OpenCLIP bigG (1280, 32 layers, 20 heads, MLP 5120, gelu, proj 1280)
-  text_encoder_3  T5EncoderModel, t5-v1_1-xxl (d_model 4096, d_ff 10240 gated-gelu, 24 layers, 64 heads x 64, vocab 32128),
+  text_encoder_3  T5EncoderModel, t5-v1_1-xxl (d_model 4096, d_ff 10240 gated-gelu, 24 layers, 64 heads x 64,
+                  vocab 32128),
                   two shards model-0000{1,2}-of-00002.safetensors + model.safetensors.index.json (5 GB shards,
                   the split of the real repo)
   transformer     SD3Transformer2DModel, SD3 Medium (24 layers, 24 heads x 64, joint 4096, caption 1536, pooled 2048,
-                  pos_embed_max_size 192), one diffusion_pytorch_model.safetensors (4.2 GB < diffusers' 10 GB shard size)
+                  pos_embed_max_size 192), one diffusion_pytorch_model.safetensors (4.2 GB, under diffusers'
+                  10 GB shard size)
   vae             AutoencoderKL, 16 latent channels, [128,256,512,512], scaling 1.5305, shift 0.0609, no quant convs
 
 It is for timing and memory, not for pictures: images are noise.
@@ -40,7 +43,9 @@ the ids the tokenizers produce.
 After writing, it verifies (unless --no-verify): (1) every safetensors header (and index) against the meta model's
 state_dict: exact key set, shapes, dtype F16, contiguous offsets; (2) diffusers/transformers `from_pretrained(...,
 bf16)` one component at a time with a tiny forward that must be finite (transformer [1,16,16,16] latent + 8 text
-tokens; VAE decode/encode; both CLIPs on a tokenized prompt; T5 on 8 tokens, skipped if less than 14 GB RAM is free).
+tokens; VAE bf16 decode of a 4x4 latent, fp32 decode 16x16 + encode; both CLIPs on a tokenized prompt; T5 on 8
+tokens, skipped if less than 14 GB RAM is available), each in its own process so memory is returned in between
+(T5-XXL's bf16 load peaks at ~19 GB RSS, half of it the mmapped fp16 files).
 Deterministic for a given --seed. Uses one CPU thread.
 """
 import argparse
@@ -51,6 +56,7 @@ import math
 import os
 import shutil
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -446,10 +452,10 @@ def mem_available_gb():
     return float("nan")
 
 
-def rss_gb():
+def rss_gb(field="VmRSS"):
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 2**20
     return float("nan")
 
@@ -460,10 +466,17 @@ def describe(name, t):
     return finite, f"{name} {tuple(t.shape)} finite={finite} std={t.std().item():.4g} max|x|={t.abs().max().item():.4g}"
 
 
-def verify_forward(out, specs, log):
+def verify_forward(out, specs, log, only):
+    """Run the check named `only` in this process (main() runs each one in its own process, so that memory is
+    returned between steps and the peak RSS printed is that step's own)."""
     from diffusers import AutoencoderKL, SD3Transformer2DModel
     from transformers import AutoTokenizer, CLIPTextModelWithProjection, T5EncoderModel
 
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.set_verbosity_error()  # "accelerate not found" notice
+    transformers.utils.logging.disable_progress_bar()
     bf16 = torch.bfloat16
     results = {}
     g = torch.Generator().manual_seed(0)
@@ -478,7 +491,8 @@ def verify_forward(out, specs, log):
             ok, msg = False, f"ERROR {type(e).__name__}: {e}"
         gc.collect()
         results[name] = ok
-        log(f"  forward {name:15s} {'OK' if ok else 'FAIL'}  {msg}  ({time.time() - t0:.0f}s, RSS now {rss_gb():.1f} GB)")
+        log(f"  forward {name:15s} {'OK' if ok else 'FAIL'}  {msg}  ({time.time() - t0:.0f}s, "
+            f"process peak RSS {rss_gb('VmHWM'):.1f} GB incl. mmapped weight files)")
 
     def transformer():
         m = SD3Transformer2DModel.from_pretrained(os.path.join(out, "transformer"), torch_dtype=bf16)
@@ -493,14 +507,20 @@ def verify_forward(out, specs, log):
         return ok, f"loaded bf16 (RSS {peak:.1f} GB); {msg}"
 
     def vae():
+        # bf16 convolutions are ~200x slower than fp32 on CPUs without native bf16 (a 16x16 latent would take
+        # ~40 min), so the bf16 decode uses a 4x4 latent; then the same weights, upcast, decode 16x16 and encode.
         m = AutoencoderKL.from_pretrained(os.path.join(out, "vae"), torch_dtype=bf16)
-        z = torch.randn(1, 16, 16, 16, generator=g).to(bf16)
+        z = torch.randn(1, 16, 16, 16, generator=g)
+        img = m.decode((z[:, :, :4, :4] / m.config.scaling_factor + m.config.shift_factor).to(bf16),
+                       return_dict=False)[0]
+        ok1, msg1 = describe("bf16 decode", img)
+        m = m.float()
         img = m.decode(z / m.config.scaling_factor + m.config.shift_factor, return_dict=False)[0]
-        ok1, msg1 = describe("decode", img)
-        post = m.encode(img.clamp(-1, 1)[:, :, :64, :64]).latent_dist
-        ok2, msg2 = describe("encode mean", post.mean)
+        ok2, msg2 = describe("fp32 decode", img)
+        post = m.encode(img.clamp(-1, 1)).latent_dist
+        ok3, msg3 = describe("fp32 encode mean", post.mean)
         del m
-        return ok1 and ok2, f"{msg1}; {msg2}"
+        return ok1 and ok2 and ok3, f"{msg1}; {msg2}; {msg3}"
 
     def clip(sub, tok):
         def run():
@@ -527,12 +547,9 @@ def verify_forward(out, specs, log):
         del m
         return ok, f"loaded bf16 (RSS {peak:.1f} GB), ids {ids.tolist()[0]}; {msg}"
 
-    step("transformer", transformer)
-    step("vae", vae)
-    step("text_encoder", clip("text_encoder", "tokenizer"))
-    step("text_encoder_2", clip("text_encoder_2", "tokenizer_2"))
-    if "text_encoder_3" in specs:
-        step("text_encoder_3", t5)
+    checks = {"transformer": transformer, "vae": vae, "text_encoder": clip("text_encoder", "tokenizer"),
+              "text_encoder_2": clip("text_encoder_2", "tokenizer_2"), "text_encoder_3": t5}
+    step(only, checks[only])
     return all(results.values())
 
 
@@ -545,6 +562,8 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-t5", action="store_true", help="skip text_encoder_3 / tokenizer_3 (model_index: null)")
     ap.add_argument("--no-verify", action="store_true", help="skip the header and forward checks")
+    ap.add_argument("--verify-only", action="store_true", help="only verify an existing folder written by this script")
+    ap.add_argument("--verify-step", help=argparse.SUPPRESS)  # internal: one forward check, in a child process
     args = ap.parse_args()
     torch.set_num_threads(1)
     out = os.path.abspath(args.out)
@@ -552,6 +571,13 @@ def main():
     def log(msg):
         print(msg, flush=True)
 
+    if args.verify_step:
+        specs = component_specs(args.no_t5)
+        sys.exit(0 if verify_forward(out, specs, log, args.verify_step) else 1)
+    if args.verify_only:
+        with open(os.path.join(out, "model_index.json")) as f:
+            args.no_t5 = json.load(f).get("text_encoder_3", [None])[0] is None
+        return verify(out, args.no_t5, log, time.time())
     if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
         sys.exit(f"{out} exists and is not an empty folder; refusing to overwrite")
     if os.path.commonpath([out, REPO]) == REPO:
@@ -585,11 +611,19 @@ def main():
 
     if args.no_verify:
         return
+    verify(out, args.no_t5, log, t_start)
+
+
+def verify(out, no_t5, log, t_start):
     t0 = time.time()
+    specs = component_specs(no_t5)
     log("verify (1): safetensors headers vs meta state_dict")
     ok = verify_headers(out, specs, log)
-    log("verify (2): from_pretrained bf16 + tiny forward, one component at a time")
-    ok &= verify_forward(out, specs, log)
+    log("verify (2): from_pretrained bf16 + tiny forward, one component at a time, each in its own process")
+    for name in ["transformer", "vae", "text_encoder", "text_encoder_2", "text_encoder_3"]:
+        if name in specs:
+            cmd = [sys.executable, os.path.abspath(__file__), "--out", out, "--verify-step", name]
+            ok &= subprocess.run(cmd + (["--no-t5"] if no_t5 else [])).returncode == 0
     log(f"verification {'PASSED' if ok else 'FAILED'} in {time.time() - t0:.0f}s; total {time.time() - t_start:.0f}s")
     sys.exit(0 if ok else 1)
 

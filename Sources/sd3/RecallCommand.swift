@@ -1,0 +1,23 @@
+import ArgumentParser
+import Foundation
+import StudioCore
+
+struct RecallCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "recall",
+        abstract: "Print the generation parameters of a PNG made by sd3, A1111/Forge, ComfyUI, stable-diffusion.cpp or InvokeAI.")
+
+    @Argument(help: "The PNG file.") var file: String
+    @Flag(help: "JSON: {source, prompt, negativePrompt, steps, guidanceScale, seed, width, height, …, extra, metadata}.") var json = false
+
+    func run() throws {
+        let recalled = try RecalledParameters.read(file)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            print(String(decoding: try encoder.encode(recalled), as: UTF8.self))
+        } else {
+            recalled.lines.forEach { print($0) }
+        }
+    }
+}
