@@ -230,6 +230,8 @@ private func receive(_ state: inout StudioState, _ event: GenerationEvent) -> Re
     case let .loading(model):
         state.job = .running(.loading)
         state.status = Status(text: "Loading \(model)…", isError: false)
+    case .loaded where state.explore?.rendering != nil:
+        break  // the status keeps saying which seed of the grid is rendering
     case let .loaded(seconds):
         state.status = Status(text: String(format: "Model loaded in %.1f s", seconds), isError: false)
     case .encodingPrompt:

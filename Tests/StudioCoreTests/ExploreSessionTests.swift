@@ -17,7 +17,7 @@ import Testing
         let output = folder + "/generate-\(seed)-\(side)-\(steps).png"
         let result = run(StudioEndToEndTests.sd3, ["generate", "--model", model, "--prompt", prompt, "-W", "\(side)", "-H", "\(side)",
                                                    "--steps", "\(steps)", "--seed", "\(seed)", "--threads", "1", "-o", output],
-                         environment: ["XDG_CONFIG_HOME": folder + "/no-config"])
+                         environment: ["XDG_CONFIG_HOME": folder + "/no-config", "XDG_DATA_HOME": folder + "/data"])
         #expect(result.status == 0, "sd3 generate failed: \(result.output)")
         return try PNGFile.read(output).image
     }
