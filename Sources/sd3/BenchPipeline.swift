@@ -92,5 +92,7 @@ func residentBytes() -> Int {
     let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
     let status = String(decoding: bytes[0..<max(0, n)], as: UTF8.self)
     guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return 0 }
-    return (Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0) * 1024
+    // "VmRSS:\t  123456 kB": the number is the second whitespace-separated field.
+    let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+    return (fields.count > 1 ? Int(fields[1]) ?? 0 : 0) * 1024
 }
