@@ -53,12 +53,14 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "pipeline: denoising steps.") var steps = 28
     @Option(help: "pipeline: T5 as on (the precision's format), int8 or off.") var t5: T5Choice = .on
     @Option(help: "Timed repetitions; the minimum is reported.") var `repeat`: Int = 3
+    @Option(help: "Untimed runs first (primitive creation, first touch of memory).") var warmup: Int = 1
     @Option(help: "Engine threads (default: all cores).") var threads = ProcessInfo.processInfo.activeProcessorCount
     @Flag(help: "End with one JSON object with the results.") var json = false
 
     func validate() throws {
         guard m > 0, k > 0, n > 0 else { throw ValidationError("--m, --k and --n must be positive") }
         guard (1...1000).contains(`repeat`) else { throw ValidationError("--repeat must be between 1 and 1000") }
+        guard (0...100).contains(warmup) else { throw ValidationError("--warmup must be between 0 and 100") }
         guard (1...1024).contains(threads) else { throw ValidationError("--threads must be between 1 and 1024") }
         if let batch { guard (1...(component == .t5Int8Quality ? 1000 : 64)).contains(batch) else { throw ValidationError("--batch must be between 1 and 64") } }
         guard width > 0, height > 0, width % 16 == 0, height % 16 == 0 else { throw ValidationError("--width and --height must be positive multiples of 16") }
@@ -227,9 +229,9 @@ struct BenchCommand: ParsableCommand {
         return total
     }
 
-    /// One warm-up run (primitive creation, first touch), then the best of `repeat` timed runs.
+    /// `warmup` untimed runs (primitive creation, first touch), then the best of `repeat` timed runs.
     private func time<T>(_ body: @autoclosure () -> T) -> Double {
-        _ = body()
+        for _ in 0..<warmup { _ = body() }
         var best = Double.infinity
         for _ in 0..<`repeat` {
             let start = DispatchTime.now().uptimeNanoseconds
