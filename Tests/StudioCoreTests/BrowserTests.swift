@@ -69,7 +69,7 @@ import Testing
     @Test func enterRecallsEveryFieldAndClosesTheBrowser() {
         var state = Self.browsing()
         state.seedMode = .random
-        (state.t5, state.precision) = (false, .bf16)
+        (state.t5, state.precision) = (.off, .bf16)
         _ = reduce(&state, .down)
         _ = reduce(&state, .newline)
         let m = Self.records[1].metadata
@@ -77,8 +77,20 @@ import Testing
         #expect(state.text(.prompt) == m.prompt && state.text(.negativePrompt) == "blurry")
         #expect(state.text(.seed) == "\(m.seed)" && state.seedMode == .fixed)
         #expect(state.text(.steps) == "3" && state.text(.guidance) == "7" && state.text(.width) == "16" && state.text(.height) == "16")
-        #expect(state.text(.shift) == "3" && state.t5 && state.precision == .fp32 && state.maxSequenceLength == 256)
+        #expect(state.text(.shift) == "3" && state.t5 == .on && state.precision == .fp32 && state.maxSequenceLength == 256)
         #expect(state.status.text.hasPrefix("Recalled #2 seed 102"), "\(state.status.text)")
+    }
+
+    /// T5 comes back as the image was made: int8 weights as int8, no T5 as off.
+    @Test func recallRestoresTheT5Choice() {
+        for (t5, weights, choice) in [(true, "int8", T5Choice.int8), (false, nil, .off), (true, nil, .on)] {
+            var state = Support.state()
+            state.t5 = choice == .off ? .int8 : .off
+            var metadata = Support.metadata()
+            (metadata.t5, metadata.t5Weights) = (t5, weights)
+            state.recall(RecalledParameters(metadata), from: "#1")
+            #expect(state.t5 == choice, "t5 \(t5), weights \(weights ?? "nil")")
+        }
     }
 
     @Test func deleteAsksFirstAndOnlyYDeletes() {
