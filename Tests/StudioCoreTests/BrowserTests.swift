@@ -196,14 +196,7 @@ import Testing
         for (columns, rows) in RenderTests.sizes {
             var state = Self.snapshotState(name)
             _ = reduce(&state, .resize(columns: columns, rows: rows))
-            let text = render(state, columns: columns, rows: rows).lines.joined(separator: "\n") + "\n"
-            let path = "\(RenderTests.folder)/\(name)-\(columns)x\(rows).txt"
-            if ProcessInfo.processInfo.environment["STUDIO_RECORD_SNAPSHOTS"] == "1" {
-                try text.write(toFile: path, atomically: true, encoding: .utf8)
-                continue
-            }
-            let expected = try String(contentsOfFile: path, encoding: .utf8)
-            #expect(text == expected, "\(name) \(columns)×\(rows):\n\(text)")
+            try RenderTests.checkSnapshot(name, state, columns: columns, rows: rows)
         }
     }
 }
