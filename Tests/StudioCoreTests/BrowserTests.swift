@@ -93,6 +93,17 @@ import Testing
         }
     }
 
+    /// The details pane names the T5 choice an image was made with.
+    @Test func detailsShowTheT5Choice() {
+        for (t5, weights, shown) in [(true, "int8", "T5 int8"), (false, nil, "T5 off"), (true, nil, "T5 on")] {
+            var state = Self.browsing()
+            state.browser?.records?[0].metadata.t5 = t5
+            state.browser?.records?[0].metadata.t5Weights = weights
+            let screen = render(state, columns: 160, rows: 48).lines.joined(separator: "\n")
+            #expect(screen.contains("shift 3 · \(shown) · fp32"), "\(screen)")
+        }
+    }
+
     @Test func deleteAsksFirstAndOnlyYDeletes() {
         var state = Self.browsing()
         #expect(reduce(&state, .delete).effects.isEmpty && state.browser?.mode == .confirmDelete)
