@@ -117,15 +117,15 @@ private func browse(_ state: inout StudioState, _ browser: Browser, _ action: Ac
     case .cancel:
         state.browser = nil
         return Reaction()
-    case .generate, .quit, .resize, .engine, .generationStopped, .saved, .failed, .favoriteSaved, .toggleHelp:
+    case .generate, .toggleHelp:
         return nil
     default:
-        return Reaction.none
+        return passesThrough(action) ? nil : Reaction.none
     }
     return Reaction(effects: browserThumbnails(&state))
 }
 
-/// What a question on the status line (y/n, a note, a path) lets through to the main reducer: the session's
+/// What the browser and its questions (y/n, a note, a path) let through to the main reducer: the session's
 /// reports, resizes and quitting.
 private func passesThrough(_ action: Action) -> Bool {
     switch action {
