@@ -31,6 +31,8 @@ public actor InferenceEngine {
         continuation.onTermination = { _ in cancelled.set() }
         let (loaded, cached) = state.read()
         let current = loaded?.path == model && loaded?.options == options ? loaded : nil
+        // Embeddings from other text encoders (T5 off, int8, another precision or model) are not this pipeline's.
+        let cachedHere = current == nil ? nil : cached
         let state = self.state
         let thread = Thread {
             do {
@@ -43,7 +45,7 @@ public actor InferenceEngine {
                     pipeline = try StableDiffusion3Pipeline(path: model, options: options)
                     continuation.yield(.loaded(seconds: Date().timeIntervalSince(loadStart)))
                 }
-                try Self.run(parameters, pipeline: pipeline, cached: cached, cancelled: cancelled, continuation: continuation) { cache in
+                try Self.run(parameters, pipeline: pipeline, cached: cachedHere, cancelled: cancelled, continuation: continuation) { cache in
                     state.write(pipeline: pipeline, cache: cache)
                 }
                 continuation.finish()
@@ -90,9 +92,10 @@ public actor InferenceEngine {
         continuation.yield(.decoding)
         let image = try pipeline.decode(final, isCancelled: { cancelled.isSet })[0]
         let seconds = Date().timeIntervalSince(start)
-        let metadata = ImageMetadata(parameters: p, model: pipeline.path,
+        var metadata = ImageMetadata(parameters: p, model: pipeline.path,
                                      t5: pipeline.hasT5, shift: p.shift ?? pipeline.schedulerConfig.shift,
                                      precision: pipeline.options.precision.rawValue, seconds: seconds)
+        if pipeline.hasT5 && pipeline.options.t5Int8 { metadata.t5Weights = "int8" }
         remember((key, conditioning))
         continuation.yield(.finished(image: image, metadata: metadata, seconds: seconds))
     }

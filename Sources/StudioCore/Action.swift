@@ -72,7 +72,7 @@ public enum Action: Sendable {
 public struct GenerationRequest: Sendable, Equatable {
     public var parameters: GenerationParameters
     public var model: String
-    public var useT5: Bool
+    public var t5: T5Choice
     public var precision: PrecisionChoice
     /// img2img: the PNG to start from, read by the session (the reducer does no I/O).
     public var initImagePath: String?

@@ -117,19 +117,25 @@ private func browse(_ state: inout StudioState, _ browser: Browser, _ action: Ac
     case .cancel:
         state.browser = nil
         return Reaction()
-    case .generate, .quit, .resize, .engine, .generationStopped, .saved, .failed, .favoriteSaved, .toggleHelp:
+    case .generate, .toggleHelp:
         return nil
     default:
-        return Reaction.none
+        return passesThrough(action) ? nil : Reaction.none
     }
     return Reaction(effects: browserThumbnails(&state))
 }
 
-private func confirmDelete(_ state: inout StudioState, _ action: Action) -> Reaction? {
+/// What the browser and its questions (y/n, a note, a path) let through to the main reducer: the session's
+/// reports, resizes and quitting.
+private func passesThrough(_ action: Action) -> Bool {
     switch action {
-    case .resize, .engine, .generationStopped, .saved, .failed, .favoriteSaved, .quit: return nil
-    default: break
+    case .resize, .engine, .generationStopped, .saved, .failed, .favoriteSaved, .quit: return true
+    default: return false
     }
+}
+
+private func confirmDelete(_ state: inout StudioState, _ action: Action) -> Reaction? {
+    if passesThrough(action) { return nil }
     state.browser?.mode = .browsing
     guard case let .insert(text) = action, text.lowercased() == "y", let record = state.browser?.current else {
         state.status = Status(text: "Not deleted", isError: false)
@@ -141,18 +147,12 @@ private func confirmDelete(_ state: inout StudioState, _ action: Action) -> Reac
 
 private func editNote(_ state: inout StudioState, _ editor: TextEditor, _ action: Action) -> Reaction? {
     var editor = editor
+    if editor.apply(action) {
+        state.browser?.mode = .editingNote(editor)
+        return Reaction()
+    }
+    if passesThrough(action) { return nil }
     switch action {
-    case let .insert(text): editor.insert(text.replacingOccurrences(of: "\n", with: " "))
-    case .backspace: editor.backspace()
-    case .delete: editor.delete()
-    case .left: editor.left()
-    case .right: editor.right()
-    case .home: editor.home()
-    case .end: editor.end()
-    case .wordLeft: editor.wordLeft()
-    case .wordRight: editor.wordRight()
-    case .deleteToLineStart: editor.deleteToLineStart()
-    case .deleteToLineEnd: editor.deleteToLineEnd()
     case .newline:
         state.browser?.mode = .browsing
         guard let record = state.browser?.current else { return Reaction() }
@@ -162,25 +162,20 @@ private func editNote(_ state: inout StudioState, _ editor: TextEditor, _ action
         state.browser?.mode = .browsing
         state.status = Status(text: "Note not changed", isError: false)
         return Reaction()
-    case .resize, .engine, .generationStopped, .saved, .failed, .favoriteSaved, .quit: return nil
     default: return Reaction.none
     }
-    state.browser?.mode = .editingNote(editor)
-    return Reaction()
 }
 
 private func recallPrompt(_ state: inout StudioState, _ action: Action) -> Reaction? {
     guard var editor = state.recallPath else { return nil }
+    // A path has no line breaks: any pasted with it are dropped.
+    if editor.apply(action, lineBreak: "") {
+        state.recallPath = editor
+        return Reaction()
+    }
+    if passesThrough(action) { return nil }
     switch action {
-    case let .insert(text): editor.insert(text.replacingOccurrences(of: "\n", with: ""))
-    case .backspace: editor.backspace()
-    case .delete: editor.delete()
-    case .left: editor.left()
-    case .right: editor.right()
-    case .home: editor.home()
-    case .end: editor.end()
-    case .deleteToLineStart: editor.deleteToLineStart()
-    case .deleteToLineEnd: editor.deleteToLineEnd()
+    case .generate: return nil
     case .newline:
         state.recallPath = nil
         let path = editor.text.trimmingCharacters(in: .whitespaces)
@@ -190,11 +185,8 @@ private func recallPrompt(_ state: inout StudioState, _ action: Action) -> React
         state.recallPath = nil
         state.status = Status(text: "Recall cancelled", isError: false)
         return Reaction()
-    case .resize, .engine, .generationStopped, .saved, .failed, .favoriteSaved, .quit, .generate: return nil
     default: return Reaction.none
     }
-    state.recallPath = editor
-    return Reaction()
 }
 
 /// Asks for the thumbnails of the entries in view that have not been asked for.
@@ -228,7 +220,7 @@ extension StudioState {
         if let v = p.variationStrength { set(.variationStrength, RecalledParameters.number(v)) }
         var notes: [String] = []
         if let m = p.metadata {
-            t5 = m.t5
+            t5 = T5Choice(t5: m.t5, weights: m.t5Weights)
             precision = PrecisionChoice(rawValue: m.precision) ?? precision
             maxSequenceLength = m.maxSequenceLength
             if let path = m.modelPath, path != model { notes.append("made with \(path)") }

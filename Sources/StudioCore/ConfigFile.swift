@@ -25,7 +25,7 @@ public struct ConfigFile: Sendable, Equatable {
         public var shift: Double?
         public var seed: UInt64?
         public var seedMode: SeedMode?
-        public var t5: Bool?
+        public var t5: T5Choice?
         public var precision: PrecisionChoice?
         public var maxSequenceLength: Int?
         public var strength: Double?
@@ -91,7 +91,7 @@ public struct ConfigFile: Sendable, Equatable {
             case "shift": d.shift = try reader.number(key, value, 0.001...100)
             case "seed": d.seed = UInt64(try reader.integer(key, value, 0...Int.max))
             case "seed_mode": d.seedMode = SeedMode(rawValue: try reader.choice(key, value, SeedMode.allCases.map(\.rawValue)))
-            case "t5": d.t5 = try reader.bool(key, value)
+            case "t5": d.t5 = try reader.t5(key, value)
             case "precision": d.precision = PrecisionChoice(rawValue: try reader.choice(key, value, PrecisionChoice.allCases.map(\.rawValue)))
             case "max_sequence_length": d.maxSequenceLength = try reader.integer(key, value, 1...512)
             case "strength": d.strength = try reader.number(key, value, 0...1)
@@ -137,9 +137,11 @@ public struct ConfigFile: Sendable, Equatable {
             return s
         }
 
-        func bool(_ key: String, _ value: TOMLValueConvertible) throws(TOMLFileError) -> Bool {
-            guard let b = value.bool else { throw fail(key, value, "true or false") }
-            return b
+        /// `t5 = true`, `false` or `"int8"`, as `sd3 generate --t5 on|off|int8`.
+        func t5(_ key: String, _ value: TOMLValueConvertible) throws(TOMLFileError) -> T5Choice {
+            if let b = value.bool { return b ? .on : .off }
+            guard value.string == T5Choice.int8.rawValue else { throw fail(key, value, "true, false or \"int8\"") }
+            return .int8
         }
 
         func integer(_ key: String, _ value: TOMLValueConvertible, _ range: ClosedRange<Int>) throws(TOMLFileError) -> Int {

@@ -10,11 +10,7 @@ enum InvokeAIParameters {
         let m = try ComfyUIParameters.json(text, "metadata", name)
         var p = RecalledParameters(source: .invokeAI, prompt: m["positive_prompt"] as? String ?? "")
         p.negativePrompt = m["negative_prompt"] as? String
-        p.width = int(m["width"])
-        p.height = int(m["height"])
-        p.seed = ComfyUIParameters.seed(m["seed"])
-        p.steps = int(m["steps"])
-        p.guidanceScale = ComfyUIParameters.number(m["cfg_scale"])
+        readSizeSeedStepsAndCFG(m, into: &p)
         p.scheduler = m["scheduler"] as? String
         p.strength = ComfyUIParameters.number(m["strength"])
         p.model = (m["model"] as? [String: Any])?["name"] as? String ?? m["model"] as? String
@@ -40,15 +36,19 @@ enum InvokeAIParameters {
         }
         var p = RecalledParameters(source: .invokeAILegacy, prompt: positive.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " "))
         p.negativePrompt = negative.isEmpty ? nil : negative.joined(separator: ", ")
-        p.width = int(image["width"])
-        p.height = int(image["height"])
-        p.seed = ComfyUIParameters.seed(image["seed"])
-        p.steps = int(image["steps"])
-        p.guidanceScale = ComfyUIParameters.number(image["cfg_scale"])
+        readSizeSeedStepsAndCFG(image, into: &p)
         p.sampler = image["sampler"] as? String
         p.model = m["model_weights"] as? String
         if let version = m["app_version"] as? String { p.extra.append(.init("app_version", version)) }
         return p
+    }
+
+    /// The keys both versions name alike.
+    private static func readSizeSeedStepsAndCFG(_ m: [String: Any], into p: inout RecalledParameters) {
+        (p.width, p.height) = (int(m["width"]), int(m["height"]))
+        p.seed = ComfyUIParameters.seed(m["seed"])
+        p.steps = int(m["steps"])
+        p.guidanceScale = ComfyUIParameters.number(m["cfg_scale"])
     }
 
     static func int(_ value: Any?) -> Int? { ComfyUIParameters.number(value).flatMap { Int(exactly: $0) } }

@@ -90,27 +90,16 @@ private func edit(_ state: inout StudioState, _ action: Action) -> Reaction {
         return Reaction()
     }
     guard var editor = state.editors[field] else { return .none }
-    let width = Layout(columns: state.columns, rows: state.rows).editorWidth
-    switch action {
-    case let .insert(text):
-        editor.insert(field.kind == .multiLine ? text : text.replacingOccurrences(of: "\n", with: " "))
-    case .newline:
-        if field.kind == .multiLine { editor.insert("\n") } else { state.focus = cycled(field, by: 1) }
-    case .backspace: editor.backspace()
-    case .delete: editor.delete()
-    case .left: editor.left()
-    case .right: editor.right()
-    case .up:
-        if field.kind == .multiLine { editor.vertical(-1, width: width) } else { state.focus = cycled(field, by: -1) }
-    case .down:
-        if field.kind == .multiLine { editor.vertical(1, width: width) } else { state.focus = cycled(field, by: 1) }
-    case .home: editor.home()
-    case .end: editor.end()
-    case .wordLeft: editor.wordLeft()
-    case .wordRight: editor.wordRight()
-    case .deleteToLineStart: editor.deleteToLineStart()
-    case .deleteToLineEnd: editor.deleteToLineEnd()
-    default: return .none
+    let multiLine = field.kind == .multiLine
+    if !editor.apply(action, lineBreak: multiLine ? "\n" : " ") {
+        // Enter, Up and Down: within the text of a multi-line field, else to the next or previous field.
+        let width = Layout(columns: state.columns, rows: state.rows).editorWidth
+        switch action {
+        case .newline: if multiLine { editor.insert("\n") } else { state.focus = cycled(field, by: 1) }
+        case .up: if multiLine { editor.vertical(-1, width: width) } else { state.focus = cycled(field, by: -1) }
+        case .down: if multiLine { editor.vertical(1, width: width) } else { state.focus = cycled(field, by: 1) }
+        default: return .none
+        }
     }
     state.editors[field] = editor
     return Reaction()
@@ -119,7 +108,7 @@ private func edit(_ state: inout StudioState, _ action: Action) -> Reaction {
 private func cycleChoice(_ state: inout StudioState, _ field: FieldID, by delta: Int) {
     switch field {
     case .seedMode: state.seedMode = cycled(state.seedMode, by: delta)
-    case .t5: state.t5.toggle()
+    case .t5: state.t5 = cycled(state.t5, by: delta)
     case .precision: state.precision = cycled(state.precision, by: delta)
     case .sizePreset:
         let count = SizePresets.all.count
@@ -185,7 +174,7 @@ func readRequest(_ state: inout StudioState, seeds: Int) -> GenerationRequest? {
         }
         state.set(.seed, "\(p.seed)")
         state.lastSeed = p.seed &+ UInt64(seeds - 1)
-        return GenerationRequest(parameters: p, model: model, useT5: state.t5, precision: state.precision,
+        return GenerationRequest(parameters: p, model: model, t5: state.t5, precision: state.precision,
                                  initImagePath: initImage.isEmpty ? nil : initImage)
     } catch {
         state.status = Status(text: error.description, isError: true)

@@ -92,7 +92,7 @@ private func drawSettings(_ state: StudioState, _ buffer: inout CellBuffer, _ la
 func choiceText(_ state: StudioState, _ field: FieldID) -> String {
     switch field {
     case .seedMode: return state.seedMode.rawValue
-    case .t5: return state.t5 ? "on" : "off"
+    case .t5: return state.t5.rawValue
     case .precision: return state.precision.rawValue
     case .sizePreset:
         guard let i = state.sizePresetIndex else { return "custom" }

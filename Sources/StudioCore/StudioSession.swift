@@ -55,34 +55,23 @@ public final class StudioSession {
         case let .save(image, metadata):
             let (folder, store) = (config.outputFolder, config.store)
             saving = Task { @MainActor in
-                let result = await Task.detached { () -> Result<HistoryRecord, StoreError> in
-                    do throws(StoreError) {
+                let result = await Task.detached {
+                    Result { () throws(StoreError) -> HistoryRecord in
                         let (_, path) = try folder.save(image, metadata: metadata)
-                        do throws(StoreError) {
-                            return .success(try store.get().add(file: path, date: Date(), metadata: metadata))
-                        } catch {
-                            return .failure(StoreError("Saved \(path), but the history could not record it: \(error.description)"))
+                        do throws(StoreError) { return try store.get().add(file: path, date: Date(), metadata: metadata) } catch {
+                            throw StoreError("Saved \(path), but the history could not record it: \(error.description)")
                         }
-                    } catch {
-                        return .failure(error)
                     }
                 }.value
-                switch result {
-                case let .success(record): send(.saved(record))
-                case let .failure(error): send(.failed(error.description))
-                }
+                report { .saved(try result.get()) }
             }
         case let .setFavorite(id, favorite):
-            do {
+            report {
                 try config.store.get().setFavorite(id: id, favorite)
-                send(.favoriteSaved(id: id, favorite: favorite))
-            } catch {
-                send(.failed(error.description))
+                return .favoriteSaved(id: id, favorite: favorite)
             }
         case let .loadBrowser(favoritesOnly):
-            do { send(.browserLoaded(try config.store.get().records(favoritesOnly: favoritesOnly))) } catch {
-                send(.failed(error.description))
-            }
+            report { .browserLoaded(try config.store.get().records(favoritesOnly: favoritesOnly)) }
         case let .loadThumbnails(requests):
             Task { @MainActor in
                 for request in requests {
@@ -91,34 +80,35 @@ public final class StudioSession {
                 }
             }
         case let .delete(id, file):
-            do {
-                try config.store.get().delete(id: id)
-            } catch {
-                return send(.failed(error.description))
-            }
             // The row goes first: a PNG left behind by a failed removal is an orphan file, never a row without one.
-            let name = URL(fileURLWithPath: file).lastPathComponent
-            if !FileManager.default.fileExists(atPath: file) {
-                send(.deleted(id: id, message: "Deleted #\(id) (its file \(name) was already gone)"))
-            } else if (try? FileManager.default.removeItem(atPath: file)) != nil {
-                send(.deleted(id: id, message: "Deleted #\(id) and \(name)"))
-            } else {
-                send(.deleted(id: id, message: "Deleted #\(id); its file \(file) could not be removed"))
+            report {
+                try config.store.get().delete(id: id)
+                return .deleted(id: id, message: Self.remove(file, of: id))
             }
         case let .setNote(id, note):
-            do {
+            report {
                 try config.store.get().setNote(id: id, note)
-                send(.noteSaved(id: id, note: note))
-            } catch {
-                send(.failed(error.description))
+                return .noteSaved(id: id, note: note)
             }
         case let .recall(path):
-            do { send(.recalled(try RecalledParameters.read(path), from: URL(fileURLWithPath: path).lastPathComponent)) } catch {
-                send(.failed(error.description))
-            }
+            report { .recalled(try RecalledParameters.read(path), from: URL(fileURLWithPath: path).lastPathComponent) }
         case .quit:
             generation?.cancel()
         }
+    }
+
+    /// Runs a quick store or file call on the main actor and sends what it reports, or its error for the status line.
+    /// (The calls throw StoreError, whose description is the message.)
+    private func report(_ call: () throws -> Action) {
+        do { send(try call()) } catch { send(.failed("\(error)")) }
+    }
+
+    /// Removes a deleted entry's PNG; says what became of it.
+    private static func remove(_ file: String, of id: Int) -> String {
+        let name = URL(fileURLWithPath: file).lastPathComponent
+        guard FileManager.default.fileExists(atPath: file) else { return "Deleted #\(id) (its file \(name) was already gone)" }
+        guard (try? FileManager.default.removeItem(atPath: file)) != nil else { return "Deleted #\(id); its file \(file) could not be removed" }
+        return "Deleted #\(id) and \(name)"
     }
 
     /// A copy at most 128 pixels on its longer side, for the browser; nil when the file cannot be read.
@@ -141,7 +131,7 @@ public final class StudioSession {
         }
         var options = LoadOptions()
         options.precision = request.precision == .bf16 ? .bf16 : .fp32
-        options.useT5 = request.useT5
+        (options.useT5, options.t5Int8) = (request.t5 != .off, request.t5 == .int8)
         options.threads = config.threads
         // Always load the VAE encoder so switching to img2img does not reload the model.
         options.withVAEEncoder = true

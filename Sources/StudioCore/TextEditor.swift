@@ -58,6 +58,27 @@ public struct TextEditor: Sendable, Equatable {
         cursor = 0
     }
 
+    /// The editing keys every text field shares: typing (a line break typed or pasted becomes `lineBreak`),
+    /// Backspace, Delete, Left/Right, Home/End, word moves, Ctrl-U and Ctrl-K. False for any other action: Enter,
+    /// Up/Down and Esc mean something different in each field, so its caller decides.
+    public mutating func apply(_ action: Action, lineBreak: String = " ") -> Bool {
+        switch action {
+        case let .insert(text): insert(lineBreak == "\n" ? text : text.replacingOccurrences(of: "\n", with: lineBreak))
+        case .backspace: backspace()
+        case .delete: delete()
+        case .left: left()
+        case .right: right()
+        case .home: home()
+        case .end: end()
+        case .wordLeft: wordLeft()
+        case .wordRight: wordRight()
+        case .deleteToLineStart: deleteToLineStart()
+        case .deleteToLineEnd: deleteToLineEnd()
+        default: return false
+        }
+        return true
+    }
+
     // MARK: Moving
 
     public mutating func left() { cursor = max(0, cursor - 1) }

@@ -83,8 +83,8 @@ struct GenerateCommand: ParsableCommand {
             if let start = r?.skipLayerStart, let stop = r?.skipLayerStop { (slg.start, slg.stop) = (start, stop) }
             p.skipLayerGuidance = slg
         }
-        let recalledT5 = r.map { $0.t5 == false ? "off" : $0.t5Weights ?? "on" }
-        let t5Choice = t5 ?? (noT5 ? "off" : recalledT5 ?? (c.t5 == false ? "off" : "on"))
+        let recalledT5 = r.map { T5Choice(t5: $0.t5, weights: $0.t5Weights).rawValue }
+        let t5Choice = t5 ?? (noT5 ? "off" : recalledT5 ?? c.t5?.rawValue ?? "on")
         guard ["on", "int8", "off"].contains(t5Choice) else { throw ValidationError("--t5 must be on, int8 or off, not '\(t5Choice)'") }
         if noT5 && t5Choice != "off" { throw ValidationError("--no-t5 contradicts --t5 \(t5Choice)") }
         let useT5 = t5Choice != "off"

@@ -59,6 +59,22 @@ import Testing
         #expect(second == ["cached", "finished"])
     }
 
+    /// The T5 choice reloads the text encoders and encodes the prompt again (embeddings of another T5 are not
+    /// reused), and int8 weights are recorded in the metadata.
+    @Test func changingT5EncodesAgainAndInt8IsRecorded() async throws {
+        let engine = InferenceEngine()
+        var seen: [String] = []
+        for (useT5, int8) in [(true, false), (true, true), (false, false), (false, false)] {
+            var options = LoadOptions()
+            (options.useT5, options.t5Int8) = (useT5, int8)
+            for try await event in await engine.generate(Self.parameters(), model: Self.model, options: options) {
+                if case let .encodedPrompt(_, cached, _) = event { seen.append(cached ? "cached" : "encoded") }
+                if case let .finished(_, metadata, _) = event { seen.append("T5 \(metadata.t5) \(metadata.t5Weights ?? "-")") }
+            }
+        }
+        #expect(seen == ["encoded", "T5 true -", "encoded", "T5 true int8", "encoded", "T5 false -", "cached", "T5 false -"])
+    }
+
     @Test func cancellingTheConsumerStopsTheWork() async throws {
         let engine = InferenceEngine()
         var p = Self.parameters()

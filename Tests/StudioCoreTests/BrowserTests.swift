@@ -69,7 +69,7 @@ import Testing
     @Test func enterRecallsEveryFieldAndClosesTheBrowser() {
         var state = Self.browsing()
         state.seedMode = .random
-        (state.t5, state.precision) = (false, .bf16)
+        (state.t5, state.precision) = (.off, .bf16)
         _ = reduce(&state, .down)
         _ = reduce(&state, .newline)
         let m = Self.records[1].metadata
@@ -77,8 +77,31 @@ import Testing
         #expect(state.text(.prompt) == m.prompt && state.text(.negativePrompt) == "blurry")
         #expect(state.text(.seed) == "\(m.seed)" && state.seedMode == .fixed)
         #expect(state.text(.steps) == "3" && state.text(.guidance) == "7" && state.text(.width) == "16" && state.text(.height) == "16")
-        #expect(state.text(.shift) == "3" && state.t5 && state.precision == .fp32 && state.maxSequenceLength == 256)
+        #expect(state.text(.shift) == "3" && state.t5 == .on && state.precision == .fp32 && state.maxSequenceLength == 256)
         #expect(state.status.text.hasPrefix("Recalled #2 seed 102"), "\(state.status.text)")
+    }
+
+    /// T5 comes back as the image was made: int8 weights as int8, no T5 as off.
+    @Test func recallRestoresTheT5Choice() {
+        for (t5, weights, choice) in [(true, "int8", T5Choice.int8), (false, nil, .off), (true, nil, .on)] {
+            var state = Support.state()
+            state.t5 = choice == .off ? .int8 : .off
+            var metadata = Support.metadata()
+            (metadata.t5, metadata.t5Weights) = (t5, weights)
+            state.recall(RecalledParameters(metadata), from: "#1")
+            #expect(state.t5 == choice, "t5 \(t5), weights \(weights ?? "nil")")
+        }
+    }
+
+    /// The details pane names the T5 choice an image was made with.
+    @Test func detailsShowTheT5Choice() {
+        for (t5, weights, shown) in [(true, "int8", "T5 int8"), (false, nil, "T5 off"), (true, nil, "T5 on")] {
+            var state = Self.browsing()
+            state.browser?.records?[0].metadata.t5 = t5
+            state.browser?.records?[0].metadata.t5Weights = weights
+            let screen = render(state, columns: 160, rows: 48).lines.joined(separator: "\n")
+            #expect(screen.contains("shift 3 · \(shown) · fp32"), "\(screen)")
+        }
     }
 
     @Test func deleteAsksFirstAndOnlyYDeletes() {
@@ -184,14 +207,7 @@ import Testing
         for (columns, rows) in RenderTests.sizes {
             var state = Self.snapshotState(name)
             _ = reduce(&state, .resize(columns: columns, rows: rows))
-            let text = render(state, columns: columns, rows: rows).lines.joined(separator: "\n") + "\n"
-            let path = "\(RenderTests.folder)/\(name)-\(columns)x\(rows).txt"
-            if ProcessInfo.processInfo.environment["STUDIO_RECORD_SNAPSHOTS"] == "1" {
-                try text.write(toFile: path, atomically: true, encoding: .utf8)
-                continue
-            }
-            let expected = try String(contentsOfFile: path, encoding: .utf8)
-            #expect(text == expected, "\(name) \(columns)×\(rows):\n\(text)")
+            try RenderTests.checkSnapshot(name, state, columns: columns, rows: rows)
         }
     }
 }

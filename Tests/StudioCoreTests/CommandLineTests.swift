@@ -7,7 +7,7 @@ import Testing
 /// `sd3 favorites`, `sd3 history` and `sd3 recall` as separate processes (the sd3 binary built beside this test
 /// bundle), each on its own XDG_DATA_HOME.
 @Suite struct CommandLineTests {
-    static var sd3: String { StudioEndToEndTests.sd3 }
+    static var sd3: String { TmuxStudio.sd3 }
 
     func sd3(_ arguments: [String], data: String) -> (status: Int32, output: String) {
         run(Self.sd3, arguments, environment: ["XDG_DATA_HOME": data])

@@ -41,13 +41,13 @@ import Testing
         #expect(config.graphics == "symbols" && config.threads == 8)
         let d = config.defaults
         #expect(d.prompt == "a lighthouse at dusk" && d.negativePrompt == "blurry" && d.width == 768 && d.height == 512 && d.steps == 28)
-        #expect(d.guidance == 7 && d.shift == 3 && d.seed == 1234 && d.seedMode == .increment && d.t5 == false && d.precision == .bf16)
+        #expect(d.guidance == 7 && d.shift == 3 && d.seed == 1234 && d.seedMode == .increment && d.t5 == .off && d.precision == .bf16)
         #expect(d.maxSequenceLength == 128 && d.strength == 0.55 && d.variationSeed == 42 && d.variationStrength == 0.2)
         #expect(config.draft.count == 9 && config.draft.steps == 6 && config.draft.scale == 0.25)
         var state = StudioState(model: "/m")
         state.apply(d)
         #expect(state.text(.prompt) == "a lighthouse at dusk" && state.text(.width) == "768" && state.text(.guidance) == "7")
-        #expect(state.text(.shift) == "3" && state.seedMode == .increment && !state.t5 && state.precision == .bf16 && state.maxSequenceLength == 128)
+        #expect(state.text(.shift) == "3" && state.seedMode == .increment && state.t5 == .off && state.precision == .bf16 && state.maxSequenceLength == 128)
         #expect(state.text(.variationSeed) == "42" && state.text(.variationStrength) == "0.2")
         #expect(ConfigFile.expandingTilde("~/x").hasSuffix("/x") && !ConfigFile.expandingTilde("~/x").hasPrefix("~"))
     }
@@ -69,7 +69,7 @@ import Testing
         #expect(Self.error("[defaults]\nguidance = -1\n") == "/c/config.toml:2: [defaults] guidance: -1 is not a number from 0 to 100")
         #expect(Self.error("[defaults]\nstrength = 1.5\n") == "/c/config.toml:2: [defaults] strength: 1.5 is not a number from 0 to 1")
         #expect(Self.error("[defaults]\nseed_mode = \"sometimes\"\n") == "/c/config.toml:2: [defaults] seed_mode: \"sometimes\" is not one of fixed, random, increment")
-        #expect(Self.error("[defaults]\nt5 = \"yes\"\n") == "/c/config.toml:2: [defaults] t5: \"yes\" is not true or false")
+        #expect(Self.error("[defaults]\nt5 = \"yes\"\n") == "/c/config.toml:2: [defaults] t5: \"yes\" is not true, false or \"int8\"")
         #expect(Self.error("graphics = \"vga\"\n") == "/c/config.toml:1: graphics: \"vga\" is not one of auto, sixel, kitty, symbols, ascii, none")
         #expect(Self.error("threads = 0\n") == "/c/config.toml:1: threads: 0 is not a whole number from 1 to 1024")
         #expect(Self.error("model = 3\n") == "/c/config.toml:1: model: 3 is not a string (write it in quotes)")
@@ -79,6 +79,19 @@ import Testing
         #expect(Self.error("[explore]\nsize = 2\n") == "/c/config.toml:2: [explore] size: unknown key; [explore] takes grid, steps and scale")
         #expect(Self.error("[defaults\n").hasPrefix("/c/config.toml:1: "), "syntax errors keep TOMLKit's line")
         #expect(Self.error("") == "parsed")
+    }
+
+    /// `t5` takes what `sd3 generate --t5` takes: true (on), false (off) or "int8"; the studio's field follows.
+    @Test func t5TakesTrueFalseOrInt8() throws {
+        for (text, choice) in [("true", T5Choice.on), ("false", .off), ("\"int8\"", .int8)] {
+            let defaults = try ConfigFile.parse("[defaults]\nt5 = \(text)\n", path: "/c/config.toml").defaults
+            #expect(defaults.t5 == choice, "t5 = \(text)")
+            var state = StudioState(model: "/m")
+            state.apply(defaults)
+            #expect(state.t5 == choice && choiceText(state, .t5) == choice.rawValue, "t5 = \(text)")
+        }
+        #expect(Self.error("[defaults]\nt5 = \"on\"\n") == "/c/config.toml:2: [defaults] t5: \"on\" is not true, false or \"int8\"")
+        #expect(Self.error("[defaults]\nt5 = 8\n") == "/c/config.toml:2: [defaults] t5: 8 is not true, false or \"int8\"")
     }
 
     @Test func locationAndMissingFiles() throws {

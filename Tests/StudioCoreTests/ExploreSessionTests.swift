@@ -15,7 +15,7 @@ import Testing
     /// `sd3 generate` with no config file: the model's defaults.json, else the studio's defaults (guidance 7, 256 T5 tokens).
     static func generate(model: String, seed: UInt64, side: Int, steps: Int, folder: String) throws -> RGBImage {
         let output = folder + "/generate-\(seed)-\(side)-\(steps).png"
-        let result = run(StudioEndToEndTests.sd3, ["generate", "--model", model, "--prompt", prompt, "-W", "\(side)", "-H", "\(side)",
+        let result = run(TmuxStudio.sd3, ["generate", "--model", model, "--prompt", prompt, "-W", "\(side)", "-H", "\(side)",
                                                    "--steps", "\(steps)", "--seed", "\(seed)", "--threads", "1", "-o", output],
                          environment: ["XDG_CONFIG_HOME": folder + "/no-config", "XDG_DATA_HOME": folder + "/data"])
         #expect(result.status == 0, "sd3 generate failed: \(result.output)")

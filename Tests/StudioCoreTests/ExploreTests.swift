@@ -183,15 +183,6 @@ import Testing
     @Test(arguments: ["explore-running", "explore-done"])
     func snapshot(_ name: String) throws {
         let state = Self.gridStates()[name]!
-        for (columns, rows) in RenderTests.sizes {
-            let text = render(state, columns: columns, rows: rows).lines.joined(separator: "\n") + "\n"
-            let path = "\(RenderTests.folder)/\(name)-\(columns)x\(rows).txt"
-            if ProcessInfo.processInfo.environment["STUDIO_RECORD_SNAPSHOTS"] == "1" {
-                try text.write(toFile: path, atomically: true, encoding: .utf8)
-                continue
-            }
-            let expected = try String(contentsOfFile: path, encoding: .utf8)
-            #expect(text == expected, "\(name) \(columns)×\(rows):\n\(text)")
-        }
+        for (columns, rows) in RenderTests.sizes { try RenderTests.checkSnapshot(name, state, columns: columns, rows: rows) }
     }
 }

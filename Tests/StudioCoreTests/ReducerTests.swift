@@ -53,7 +53,13 @@ import Testing
         #expect(state.seedMode == .increment)
         state.focus = .t5
         _ = reduce(&state, .insert(" "))
-        #expect(state.t5 == false)
+        #expect(state.t5 == .int8)
+        _ = reduce(&state, .right)
+        #expect(state.t5 == .off)
+        _ = reduce(&state, .right)
+        #expect(state.t5 == .on)
+        _ = reduce(&state, .left)
+        #expect(state.t5 == .off)
         state.focus = .precision
         _ = reduce(&state, .right)
         #expect(state.precision == .bf16)
@@ -135,10 +141,19 @@ import Testing
         #expect(request.parameters.prompt == "a red circle" && request.parameters.negativePrompt == "blur")
         #expect(request.parameters.steps == 3 && request.parameters.width == 16 && request.parameters.height == 32)
         #expect(request.parameters.seed == 9 && request.parameters.shift == 2.5 && request.precision == .bf16)
-        #expect(request.model == "/models/tiny-sd3" && request.initImagePath == nil && request.useT5)
+        #expect(request.model == "/models/tiny-sd3" && request.initImagePath == nil && request.t5 == .on)
         #expect(state.job == .running(.starting))
         // A second F5 while running is refused.
         #expect(reduce(&state, .generate).effects.isEmpty)
+    }
+
+    @Test func theRequestCarriesTheT5Choice() {
+        for choice in T5Choice.allCases {
+            var state = Support.state(prompt: "a red circle")
+            state.t5 = choice
+            guard case let .start(request) = reduce(&state, .generate).effects.first else { Issue.record("no start for \(choice)"); continue }
+            #expect(request.t5 == choice)
+        }
     }
 
     @Test func generateRefusesBadFieldsMissingModelAndEmptyPrompt() {

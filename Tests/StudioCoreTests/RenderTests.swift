@@ -59,19 +59,22 @@ import Testing
         case "error": Self.error()
         default: Self.help()
         }
-        for (columns, rows) in Self.sizes {
-            let screen = render(state, columns: columns, rows: rows)
-            let text = screen.lines.joined(separator: "\n") + "\n"
-            let path = "\(Self.folder)/\(name)-\(columns)x\(rows).txt"
-            if ProcessInfo.processInfo.environment["STUDIO_RECORD_SNAPSHOTS"] == "1" {
-                try text.write(toFile: path, atomically: true, encoding: .utf8)
-                continue
-            }
-            let expected = try String(contentsOfFile: path, encoding: .utf8)
-            let (got, want) = (text.split(separator: "\n", omittingEmptySubsequences: false), expected.split(separator: "\n", omittingEmptySubsequences: false))
-            let firstDifference = zip(got, want).enumerated().first { $0.element.0 != $0.element.1 }
-            #expect(text == expected, "\(name) \(columns)×\(rows): first different line \(firstDifference.map { "\($0.offset): got '\($0.element.0)' want '\($0.element.1)'" } ?? "count \(got.count) vs \(want.count)")")
+        for (columns, rows) in Self.sizes { try Self.checkSnapshot(name, state, columns: columns, rows: rows) }
+    }
+
+    /// The screen against Snapshots/NAME-COLUMNSxROWS.txt, naming the first line that differs
+    /// (STUDIO_RECORD_SNAPSHOTS=1 rewrites the file instead).
+    static func checkSnapshot(_ name: String, _ state: StudioState, columns: Int, rows: Int) throws {
+        let text = render(state, columns: columns, rows: rows).lines.joined(separator: "\n") + "\n"
+        let path = "\(folder)/\(name)-\(columns)x\(rows).txt"
+        if ProcessInfo.processInfo.environment["STUDIO_RECORD_SNAPSHOTS"] == "1" {
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            return
         }
+        let expected = try String(contentsOfFile: path, encoding: .utf8)
+        let (got, want) = (text.split(separator: "\n", omittingEmptySubsequences: false), expected.split(separator: "\n", omittingEmptySubsequences: false))
+        let firstDifference = zip(got, want).enumerated().first { $0.element.0 != $0.element.1 }
+        #expect(text == expected, "\(name) \(columns)×\(rows): first different line \(firstDifference.map { "\($0.offset): got '\($0.element.0)' want '\($0.element.1)'" } ?? "count \(got.count) vs \(want.count)")\n\(text)")
     }
 
     @Test func everyLineFillsExactlyTheWidth() {

@@ -1,62 +1,39 @@
 import Foundation
 import ImageIO
+@testable import StudioCore
 import Testing
 
-/// The studio as a user drives it, under tmux (send-keys / capture-pane) on the tiny fixture model: type a
-/// prompt, F5, watch `step i/N`, type into the negative prompt while it runs, F2, F10; then check the PNG and
-/// `sd3 favorites list --json`. Uses the sd3 binary built beside this test bundle.
+/// The studio as a user drives it, under tmux (send-keys / capture-pane, TmuxStudio) on the tiny fixture model:
+/// generating, starring, the browsers across restarts, seed exploration, and the issue's acceptance run
+/// (explore → refine → star → restart → find → recall, every field checked). Uses the sd3 binary built beside
+/// this test bundle.
 @Suite(.serialized) struct StudioEndToEndTests {
-    static let tmux = ["/usr/bin/tmux", "/usr/local/bin/tmux", "/opt/homebrew/bin/tmux"].first { FileManager.default.isExecutableFile(atPath: $0) }
-
-    static var sd3: String {
-        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("sd3").path
-        if FileManager.default.isExecutableFile(atPath: beside) { return beside }
-        return Support.packageRoot + "/.build/debug/sd3"
-    }
+    static let tmux = TmuxStudio.tmux
 
     @Test(.enabled(if: tmux != nil, "tmux is not installed (make deps installs it)"), .timeLimit(.minutes(3)))
     func generateStarAndQuit() async throws {
-        let tmux = Self.tmux!, sd3 = Self.sd3
+        let sd3 = TmuxStudio.sd3
         #expect(FileManager.default.isExecutableFile(atPath: sd3), "no sd3 binary at \(sd3): run swift build first")
         let data = Support.temporaryFolder()
-        let socket = "sd3-e2e-\(UUID().uuidString.prefix(8))"
-        func tmuxRun(_ arguments: [String]) -> (status: Int32, output: String) {
-            run(tmux, ["-L", socket] + arguments)
-        }
-        defer { _ = tmuxRun(["kill-server"]) }
-        let command = "env XDG_DATA_HOME=\(data) LANG=C.UTF-8 TERM=screen '\(sd3)' studio --model '\(Support.tinyModel)' -W 16 -H 16 --steps 25 --seed 11 --threads 1"
-        // The tmux server outlives this call and would hold a pipe open: no capture here.
-        #expect(run(tmux, ["-L", socket, "-f", "/dev/null", "new-session", "-d", "-s", "studio", "-x", "100", "-y", "30", command], capture: false).status == 0)
-        func screen() -> String { tmuxRun(["capture-pane", "-p", "-t", "studio"]).output }
-        func waitFor(_ text: String, seconds: Double = 60) async -> String? {
-            let deadline = Date().addingTimeInterval(seconds)
-            while Date() < deadline {
-                let s = screen()
-                if s.contains(text) { return s }
-                try? await Task.sleep(for: .milliseconds(50))
-            }
-            Issue.record("timed out waiting for '\(text)'; the screen:\n\(screen())")
-            return nil
-        }
-        guard await waitFor("Type a prompt, F5 to generate") != nil else { return }
-        _ = tmuxRun(["send-keys", "-t", "studio", "-l", "a red circle 水彩"])
-        _ = tmuxRun(["send-keys", "-t", "studio", "F5"])
-        guard let running = await waitFor("step ") else { return }
+        let studio = TmuxStudio()
+        defer { studio.stop() }
+        studio.start("--model '\(Support.tinyModel)' -W 16 -H 16 --steps 25 --seed 11 --threads 1", environment: ["XDG_DATA_HOME": data])
+        guard await studio.waitFor("Type a prompt, F5 to generate") != nil else { return }
+        studio.type("a red circle 水彩")
+        studio.keys("F5")
+        guard let running = await studio.waitFor("step ") else { return }
         #expect(running.contains("/25"), "\(running)")
         // Typing while the engine runs: the negative prompt shows it before the generation ends.
-        _ = tmuxRun(["send-keys", "-t", "studio", "Tab"])
-        _ = tmuxRun(["send-keys", "-t", "studio", "-l", "no blur"])
-        guard let typed = await waitFor("no blur") else { return }
+        studio.keys("Tab")
+        studio.type("no blur")
+        guard let typed = await studio.waitFor("no blur") else { return }
         #expect(typed.contains("step ") && !typed.contains("Finished"), "the generation ended before the typing showed:\n\(typed)")
         let steps = typed.split(separator: "\n").first { $0.hasPrefix("step ") }.map(String.init) ?? ""
-        guard await waitFor("Saved ") != nil else { return }
+        guard await studio.waitFor("Saved ") != nil else { return }
         #expect(!steps.hasPrefix("step 25/25"), "no intermediate step was seen: \(steps)")
-        _ = tmuxRun(["send-keys", "-t", "studio", "F2"])
-        guard await waitFor("★ Starred #1") != nil else { return }
-        _ = tmuxRun(["send-keys", "-t", "studio", "F10"])
-        let deadline = Date().addingTimeInterval(10)
-        while tmuxRun(["has-session", "-t", "studio"]).status == 0, Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
-        #expect(tmuxRun(["has-session", "-t", "studio"]).status != 0, "the studio did not quit on F10")
+        studio.keys("F2")
+        guard await studio.waitFor("★ Starred #1") != nil else { return }
+        await studio.quit()
 
         let outputs = data + "/sd3-studio/outputs"
         let files = (try? FileManager.default.contentsOfDirectory(atPath: outputs)) ?? []
@@ -81,98 +58,69 @@ import Testing
     /// from the history browser after the y/n question (the PNG goes too).
     @Test(.enabled(if: tmux != nil, "tmux is not installed (make deps installs it)"), .timeLimit(.minutes(3)))
     func starRestartFindRecallNoteAndDelete() async throws {
-        let tmux = Self.tmux!, sd3 = Self.sd3
         let data = Support.temporaryFolder()
-        let socket = "sd3-e2e-\(UUID().uuidString.prefix(8))"
-        defer { _ = run(tmux, ["-L", socket, "kill-server"]) }
-        func start(_ arguments: String) {
-            let command = "env XDG_DATA_HOME=\(data) LANG=C.UTF-8 TERM=screen '\(sd3)' studio --model '\(Support.tinyModel)' --threads 1 \(arguments)"
-            #expect(run(tmux, ["-L", socket, "-f", "/dev/null", "new-session", "-d", "-s", "studio", "-x", "100", "-y", "30", command], capture: false).status == 0)
-        }
-        func keys(_ keys: String...) { _ = run(tmux, ["-L", socket, "send-keys", "-t", "studio"] + keys) }
-        func type(_ text: String) { _ = run(tmux, ["-L", socket, "send-keys", "-t", "studio", "-l", text]) }
-        func screen() -> String { run(tmux, ["-L", socket, "capture-pane", "-p", "-t", "studio"]).output }
-        func waitFor(_ text: String, seconds: Double = 60) async -> String? {
-            let deadline = Date().addingTimeInterval(seconds)
-            while Date() < deadline {
-                let s = screen()
-                if s.contains(text) { return s }
-                try? await Task.sleep(for: .milliseconds(50))
-            }
-            Issue.record("timed out waiting for '\(text)'; the screen:\n\(screen())")
-            return nil
-        }
-        func quit() async throws {
-            keys("F10")
-            let deadline = Date().addingTimeInterval(10)
-            while run(tmux, ["-L", socket, "has-session", "-t", "studio"]).status == 0, Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
-        }
+        let studio = TmuxStudio()
+        defer { studio.stop() }
+        let environment = ["XDG_DATA_HOME": data]
+        studio.start("--model '\(Support.tinyModel)' --threads 1 -W 16 -H 16 --steps 3 --seed 11", environment: environment)
+        guard await studio.waitFor("Type a prompt, F5 to generate") != nil else { return }
+        studio.type("a lighthouse zebra")
+        studio.keys("Tab")
+        studio.type("no fog")
+        studio.keys("F5")
+        guard await studio.waitFor("Saved ") != nil else { return }
+        studio.keys("F2")
+        guard await studio.waitFor("★ Starred #1") != nil else { return }
+        await studio.quit()
 
-        start("-W 16 -H 16 --steps 3 --seed 11")
-        guard await waitFor("Type a prompt, F5 to generate") != nil else { return }
-        type("a lighthouse zebra")
-        keys("Tab")
-        type("no fog")
-        keys("F5")
-        guard await waitFor("Saved ") != nil else { return }
-        keys("F2")
-        guard await waitFor("★ Starred #1") != nil else { return }
-        try await quit()
-
-        start("-W 32 -H 32 --steps 7 --seed 99")
-        guard await waitFor("Type a prompt, F5 to generate") != nil else { return }
-        keys("F3")
-        guard await waitFor("Favorites 1/1") != nil else { return }
-        type("ZEBRA")
-        guard await waitFor("Favorites 1/1 · search: ZEBRA") != nil else { return }
-        keys("Enter")
-        guard let recalled = await waitFor("Recalled #1 seed 11") else { return }
+        studio.start("--model '\(Support.tinyModel)' --threads 1 -W 32 -H 32 --steps 7 --seed 99", environment: environment)
+        guard await studio.waitFor("Type a prompt, F5 to generate") != nil else { return }
+        studio.keys("F3")
+        guard await studio.waitFor("Favorites 1/1") != nil else { return }
+        studio.type("ZEBRA")
+        guard await studio.waitFor("Favorites 1/1 · search: ZEBRA") != nil else { return }
+        studio.keys("Enter")
+        guard let recalled = await studio.waitFor("Recalled #1 seed 11") else { return }
         #expect(recalled.contains("a lighthouse zebra") && recalled.contains("no fog"), "\(recalled)")
         let settings = recalled.split(separator: "\n").map { $0.replacingOccurrences(of: " ", with: "") }
         #expect(settings.contains { $0.contains("Steps3") && $0.contains("Guidance") }, "\(recalled)")
         #expect(settings.contains { $0.contains("Seed11") && $0.contains("Seedmodefixed") }, "\(recalled)")
         #expect(settings.contains { $0.contains("Width16") && $0.contains("Height16") }, "\(recalled)")
-        keys("F3")
-        guard await waitFor("Favorites 1/1") != nil else { return }
-        keys("C-n")
-        guard await waitFor("Note for #1") != nil else { return }
-        type("keeper")
-        keys("Enter")
-        guard await waitFor("Note saved on #1") != nil else { return }
-        keys("F4")
-        guard await waitFor("History 1/1") != nil else { return }
-        keys("DC")
-        guard await waitFor("y/n") != nil else { return }
-        keys("y")
-        guard await waitFor("Deleted #1 and 00001-11-a-lighthouse-zebra.png") != nil else { return }
-        try await quit()
+        studio.keys("F3")
+        guard await studio.waitFor("Favorites 1/1") != nil else { return }
+        studio.keys("C-n")
+        guard await studio.waitFor("Note for #1") != nil else { return }
+        studio.type("keeper")
+        studio.keys("Enter")
+        guard await studio.waitFor("Note saved on #1") != nil else { return }
+        studio.keys("F4")
+        guard await studio.waitFor("History 1/1") != nil else { return }
+        studio.keys("DC")
+        guard await studio.waitFor("y/n") != nil else { return }
+        studio.keys("y")
+        guard await studio.waitFor("Deleted #1 and 00001-11-a-lighthouse-zebra.png") != nil else { return }
+        await studio.quit()
 
         let outputs = (try? FileManager.default.contentsOfDirectory(atPath: data + "/sd3-studio/outputs")) ?? ["?"]
         #expect(outputs.isEmpty, "the PNG should be deleted: \(outputs)")
-        let history = run(sd3, ["history", "list", "--json"], environment: ["XDG_DATA_HOME": data])
+        let history = run(TmuxStudio.sd3, ["history", "list", "--json"], environment: environment)
         #expect(history.status == 0 && history.output.trimmingCharacters(in: .whitespacesAndNewlines) == "[\n\n]", "\(history.output)")
     }
 
     /// A corrupt database: the studio opens anyway, says so on its status line, keeps the damaged file aside.
     @Test(.enabled(if: tmux != nil, "tmux is not installed (make deps installs it)"), .timeLimit(.minutes(1)))
     func corruptDatabaseIsReportedByTheStudio() async throws {
-        let tmux = Self.tmux!, sd3 = Self.sd3
         let data = Support.temporaryFolder()
         try FileManager.default.createDirectory(atPath: data + "/sd3-studio", withIntermediateDirectories: true)
         let garbage = Data((0..<6000).map { UInt8(truncatingIfNeeded: $0 &* 37) })
         try garbage.write(to: URL(fileURLWithPath: data + "/sd3-studio/studio.sqlite"))
-        let socket = "sd3-e2e-\(UUID().uuidString.prefix(8))"
-        defer { _ = run(tmux, ["-L", socket, "kill-server"]) }
-        let command = "env XDG_DATA_HOME=\(data) LANG=C.UTF-8 TERM=screen '\(sd3)' studio --model '\(Support.tinyModel)' --threads 1"
-        #expect(run(tmux, ["-L", socket, "-f", "/dev/null", "new-session", "-d", "-s", "studio", "-x", "300", "-y", "30", command], capture: false).status == 0)
-        let deadline = Date().addingTimeInterval(30)
-        var screen = ""
-        while Date() < deadline, !screen.contains("moved aside") {
-            screen = run(tmux, ["-L", socket, "capture-pane", "-p", "-t", "studio"]).output
-            try await Task.sleep(for: .milliseconds(50))
-        }
+        var studio = TmuxStudio()
+        studio.columns = 300
+        defer { studio.stop() }
+        studio.start("--model '\(Support.tinyModel)' --threads 1", environment: ["XDG_DATA_HOME": data])
+        guard let screen = await studio.waitFor("moved aside", seconds: 30) else { return }
         #expect(screen.contains("studio.sqlite was unreadable (") && screen.contains("moved aside to "), "\(screen)")
-        _ = run(tmux, ["-L", socket, "send-keys", "-t", "studio", "F10"])
+        studio.keys("F10")
         let aside = try FileManager.default.contentsOfDirectory(atPath: data + "/sd3-studio").filter { $0.hasPrefix("studio.sqlite.corrupt-") && !$0.contains("-wal") && !$0.contains("-shm") }
         #expect(aside.count == 1 && FileManager.default.contents(atPath: data + "/sd3-studio/" + (aside.first ?? "")) == garbage, "\(aside)")
     }
@@ -181,36 +129,22 @@ import Testing
     /// settings; the one saved PNG equals `sd3 generate` with that seed.
     @Test(.enabled(if: tmux != nil, "tmux is not installed (make deps installs it)"), .timeLimit(.minutes(3)))
     func exploreFourSeedsAndRefine() async throws {
-        let tmux = Self.tmux!, sd3 = Self.sd3
+        let sd3 = TmuxStudio.sd3
         let data = Support.temporaryFolder()
-        let socket = "sd3-e2e-\(UUID().uuidString.prefix(8))"
-        func tmuxRun(_ arguments: [String]) -> (status: Int32, output: String) { run(tmux, ["-L", socket] + arguments) }
-        defer { _ = tmuxRun(["kill-server"]) }
-        let command = "env XDG_DATA_HOME=\(data) XDG_CONFIG_HOME=\(data)/config LANG=C.UTF-8 TERM=screen '\(sd3)' studio --model '\(Support.tinyModel)' -W 32 -H 32 --steps 4 --seed 21 --threads 1"
-        #expect(run(tmux, ["-L", socket, "-f", "/dev/null", "new-session", "-d", "-s", "studio", "-x", "100", "-y", "30", command], capture: false).status == 0)
-        func screen() -> String { tmuxRun(["capture-pane", "-p", "-t", "studio"]).output }
-        func waitFor(_ text: String, seconds: Double = 60) async -> String? {
-            let deadline = Date().addingTimeInterval(seconds)
-            while Date() < deadline {
-                let s = screen()
-                if s.contains(text) { return s }
-                try? await Task.sleep(for: .milliseconds(50))
-            }
-            Issue.record("timed out waiting for '\(text)'; the screen:\n\(screen())")
-            return nil
-        }
-        guard await waitFor("F6 to explore seeds") != nil else { return }
-        _ = tmuxRun(["send-keys", "-t", "studio", "-l", "a red circle"])
-        _ = tmuxRun(["send-keys", "-t", "studio", "F6"])
-        guard let grid = await waitFor("4 seeds in ") else { return }
+        let studio = TmuxStudio()
+        defer { studio.stop() }
+        studio.start("--model '\(Support.tinyModel)' -W 32 -H 32 --steps 4 --seed 21 --threads 1",
+                     environment: ["XDG_DATA_HOME": data, "XDG_CONFIG_HOME": data + "/config"])
+        guard await studio.waitFor("F6 to explore seeds") != nil else { return }
+        studio.type("a red circle")
+        studio.keys("F6")
+        guard let grid = await studio.waitFor("4 seeds in ") else { return }
         #expect(grid.contains("Seeds · 16×16, 8 steps") && grid.contains("[21]") && grid.contains(" 24 "), "\(grid)")
-        _ = tmuxRun(["send-keys", "-t", "studio", "Right"])
-        guard await waitFor("[22]") != nil else { return }
-        _ = tmuxRun(["send-keys", "-t", "studio", "Enter"])
-        guard await waitFor("Saved ") != nil else { return }
-        _ = tmuxRun(["send-keys", "-t", "studio", "F10"])
-        let deadline = Date().addingTimeInterval(10)
-        while tmuxRun(["has-session", "-t", "studio"]).status == 0, Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        studio.keys("Right")
+        guard await studio.waitFor("[22]") != nil else { return }
+        studio.keys("Enter")
+        guard await studio.waitFor("Saved ") != nil else { return }
+        await studio.quit()
 
         let outputs = data + "/sd3-studio/outputs"
         let files = (try? FileManager.default.contentsOfDirectory(atPath: outputs)) ?? []
@@ -227,38 +161,125 @@ import Testing
         #expect(rows.count == 1, "only the refinement is in the history, not the drafts: \(history.output)")
     }
 
+    /// The acceptance run of favorites and exploration: set every field away from its default (a negative prompt,
+    /// guidance, shift, T5 int8, a variation seed and strength), explore 4 seeds, pick the second (Right), refine
+    /// it (Enter), star it (F2), quit; restart with a config whose defaults differ in every one of those fields,
+    /// find the image in the favorites browser (F3) by a word of its prompt and recall it (Enter). Every field on
+    /// screen is the refinement's again; F5 then makes the same pixels with the same metadata, and both equal
+    /// `sd3 generate` with those settings.
+    @Test(.enabled(if: tmux != nil, "tmux is not installed (make deps installs it)"), .timeLimit(.minutes(8)))
+    func exploreRefineStarRestartFindAndRecall() async throws {
+        let data = Support.temporaryFolder()
+        let environment = ["XDG_DATA_HOME": data, "XDG_CONFIG_HOME": data + "/config"]
+        let prompt = "a lighthouse zebra at dusk"
+        let studio = TmuxStudio()
+        defer { studio.stop() }
+        studio.start("--model '\(Support.tinyModel)' -W 32 -H 32 --steps 4 --seed 21 --threads 1", environment: environment)
+        guard await studio.waitFor("F6 to explore seeds", seconds: 120) != nil else { return }
+        // Tab order: prompt, negative prompt, steps, guidance, seed, seed mode, width, height, preset, shift, T5,
+        // precision, init image, strength, variation seed, variation strength. Ctrl-U empties a field.
+        studio.type(prompt)
+        studio.keys("Tab")
+        studio.type("no fog")
+        studio.keys("Tab", "Tab", "C-u")
+        studio.type("4.5")
+        studio.keys("Tab", "Tab", "Tab", "Tab", "Tab", "Tab", "C-u")
+        studio.type("2.5")
+        studio.keys("Tab", "Right", "Tab", "Tab", "Tab", "Tab", "C-u")
+        studio.type("7")
+        studio.keys("Tab", "C-u")
+        studio.type("0.3")
+        let refined = ["Steps4Guidance4.5", "Width32Height32", "Preset32×32Shift2.5", "T5int8Precisionfp32", "Initimagenone",
+                       "Var.seed7Var.str.0.3"]
+        guard await studio.waitUntil("the fields as typed", { TmuxStudio.shows(refined + ["Seed21Seedmodefixed"], $0) }) != nil else { return }
+        studio.keys("F6")
+        guard let grid = await studio.waitFor("4 seeds in ", seconds: 240) else { return }
+        #expect(grid.contains("[21]") && grid.contains(" 24 "), "\(grid)")
+        studio.keys("Right")
+        guard await studio.waitFor("[22]") != nil else { return }
+        studio.keys("Enter")
+        guard await studio.waitFor("Saved ", seconds: 120) != nil else { return }
+        studio.keys("F2")
+        guard await studio.waitFor("★ Starred #1") != nil, await studio.quit() else { return }
+
+        // The restart starts every one of those fields elsewhere: flags, then the config's [defaults].
+        try FileManager.default.createDirectory(atPath: data + "/config/sd3-studio", withIntermediateDirectories: true)
+        try """
+        [defaults]
+        negative_prompt = "rain"
+        guidance = 9
+        shift = 1.5
+        seed_mode = "random"
+        t5 = false
+        precision = "bf16"
+        variation_seed = 99
+        variation_strength = 0.9
+        """.write(toFile: data + "/config/sd3-studio/config.toml", atomically: true, encoding: .utf8)
+        studio.start("--model '\(Support.tinyModel)' -W 16 -H 16 --steps 7 --seed 99 --threads 1", environment: environment)
+        let configured = ["Steps7Guidance9", "Seed99Seedmoderandom", "Width16Height16", "Shift1.5", "T5offPrecisionbf16", "Var.seed99Var.str.0.9"]
+        guard await studio.waitUntil("the config's fields", { TmuxStudio.shows(configured + ["rain"], $0) }) != nil else { return }
+        studio.keys("F3")
+        guard await studio.waitFor("Favorites 1/1") != nil else { return }
+        studio.type("zebra")
+        guard await studio.waitFor("Favorites 1/1 · search: zebra") != nil else { return }
+        studio.keys("Enter")
+        guard let recalled = await studio.waitFor("Recalled #1 seed 22") else { return }
+        #expect(recalled.contains(prompt) && recalled.contains("no fog") && !recalled.contains("rain"), "\(recalled)")
+        #expect(TmuxStudio.shows(refined + ["Seed22Seedmodefixed"], recalled), "a field was not recalled:\n\(recalled)")
+        studio.keys("F5")
+        guard await studio.waitFor("Saved ", seconds: 120) != nil, await studio.quit() else { return }
+
+        // What the screen cannot show (T5 length, int8 weights, every digit): the two PNGs' metadata and pixels.
+        let outputs = data + "/sd3-studio/outputs"
+        let files = ((try? FileManager.default.contentsOfDirectory(atPath: outputs)) ?? []).sorted()
+        #expect(files.count == 2 && files.first?.hasPrefix("00001-22-") == true && files.last?.hasPrefix("00002-22-") == true, "\(files)")
+        guard files.count == 2 else { return }
+        let (first, again) = (try PNGFile.read(outputs + "/" + files[0]), try PNGFile.read(outputs + "/" + files[1]))
+        let metadata = try #require(try RecalledParameters.read(outputs + "/" + files[0]).metadata)
+        var recalledMetadata = try #require(try RecalledParameters.read(outputs + "/" + files[1]).metadata)
+        #expect(metadata.prompt == prompt && metadata.negativePrompt == "no fog" && metadata.width == 32 && metadata.height == 32)
+        #expect(metadata.steps == 4 && metadata.guidanceScale == 4.5 && metadata.seed == 22 && metadata.shift == 2.5)
+        #expect(metadata.t5 && metadata.t5Weights == "int8" && metadata.precision == "fp32" && metadata.strength == nil)
+        #expect(metadata.variationSeed == 7 && metadata.variationStrength == 0.3)
+        recalledMetadata.seconds = metadata.seconds
+        #expect(recalledMetadata == metadata, "the recalled settings made other metadata")
+        let recalledDifference = ExploreSessionTests.maxDifference(again.image, first.image)
+        #expect(recalledDifference == 0, "the recalled settings made another image: max pixel difference \(recalledDifference)")
+
+        let reference = data + "/generate.png"
+        let generated = run(TmuxStudio.sd3, ["generate", "--model", Support.tinyModel, "-p", prompt, "-n", "no fog", "-W", "32", "-H", "32",
+                                             "--steps", "4", "-g", "4.5", "--seed", "22", "--shift", "2.5", "--t5", "int8", "--variation-seed", "7",
+                                             "--variation-strength", "0.3", "--threads", "1", "-o", reference],
+                            environment: ["XDG_CONFIG_HOME": data + "/no-config", "XDG_DATA_HOME": data + "/generate-data"])
+        #expect(generated.status == 0, "\(generated.output)")
+        let expected = try PNGFile.read(reference)
+        let generateDifference = ExploreSessionTests.maxDifference(first.image, expected.image)
+        #expect(generateDifference == 0, "the refinement differs from sd3 generate with its settings: max pixel difference \(generateDifference)")
+        #expect(try RecalledParameters.read(reference).metadata?.t5Weights == "int8")
+        let favorites = run(TmuxStudio.sd3, ["favorites", "list", "--json"], environment: environment)
+        let starred = try JSONSerialization.jsonObject(with: Data(favorites.output.utf8)) as? [[String: Any]] ?? []
+        #expect(starred.count == 1 && starred.first?["prompt"] as? String == prompt, "\(favorites.output)")
+    }
+
     /// Esc in the middle of a grid stops the running draft; the finished cells stay; a second Esc leaves the grid.
     @Test(.enabled(if: tmux != nil, "tmux is not installed (make deps installs it)"), .timeLimit(.minutes(6)))
     func cancelMidGrid() async throws {
-        let tmux = Self.tmux!, sd3 = Self.sd3
         let data = Support.temporaryFolder()
-        let socket = "sd3-e2e-\(UUID().uuidString.prefix(8))"
-        func tmuxRun(_ arguments: [String]) -> (status: Int32, output: String) { run(tmux, ["-L", socket] + arguments) }
-        defer { _ = tmuxRun(["kill-server"]) }
+        let studio = TmuxStudio()
+        defer { studio.stop() }
         // Drafts of 40 steps, so that Esc lands while the second one runs; the waits are long for a busy machine.
-        let command = "env XDG_DATA_HOME=\(data) XDG_CONFIG_HOME=\(data)/config LANG=C.UTF-8 TERM=screen '\(sd3)' studio --model '\(Support.tinyModel)' -W 32 -H 32 --seed 5 --threads 1 --draft-steps 40 -p 'a red circle'"
-        #expect(run(tmux, ["-L", socket, "-f", "/dev/null", "new-session", "-d", "-s", "studio", "-x", "100", "-y", "30", command], capture: false).status == 0)
-        func screen() -> String { tmuxRun(["capture-pane", "-p", "-t", "studio"]).output }
-        func waitFor(_ text: String, seconds: Double = 150) async -> String? {
-            let deadline = Date().addingTimeInterval(seconds)
-            while Date() < deadline {
-                let s = screen()
-                if s.contains(text) { return s }
-                try? await Task.sleep(for: .milliseconds(50))
-            }
-            Issue.record("timed out waiting for '\(text)'; the screen:\n\(screen())")
-            return nil
-        }
-        guard await waitFor("F6 to explore seeds") != nil else { return }
-        _ = tmuxRun(["send-keys", "-t", "studio", "F6"])
-        guard await waitFor("Exploring seed 6 (2 of 4)") != nil else { return }
-        _ = tmuxRun(["send-keys", "-t", "studio", "Escape"])
-        guard let cancelled = await waitFor("Cancelled: 1 of 4 seeds rendered") else { return }
+        studio.start("--model '\(Support.tinyModel)' -W 32 -H 32 --seed 5 --threads 1 --draft-steps 40 -p 'a red circle'",
+                     environment: ["XDG_DATA_HOME": data, "XDG_CONFIG_HOME": data + "/config"])
+        guard await studio.waitFor("F6 to explore seeds", seconds: 150) != nil else { return }
+        studio.keys("F6")
+        guard await studio.waitFor("Exploring seed 6 (2 of 4)", seconds: 150) != nil else { return }
+        studio.keys("Escape")
+        guard let cancelled = await studio.waitFor("Cancelled: 1 of 4 seeds rendered", seconds: 150) else { return }
         #expect(cancelled.contains("Seeds · 16×16, 40 steps") && cancelled.contains("[5]"), "\(cancelled)")
-        _ = tmuxRun(["send-keys", "-t", "studio", "Escape"])
-        guard let left = await waitFor("Left the seed grid") else { return }
+        studio.keys("Escape")
+        guard let left = await studio.waitFor("Left the seed grid", seconds: 150) else { return }
         #expect(left.contains("Preview") && !left.contains("Seeds ·"), "\(left)")
-        _ = tmuxRun(["send-keys", "-t", "studio", "F10"])
+        studio.keys("F10")
         let files = (try? FileManager.default.contentsOfDirectory(atPath: data + "/sd3-studio/outputs")) ?? []
         #expect(files.isEmpty, "drafts are not saved: \(files)")
     }
@@ -266,53 +287,15 @@ import Testing
     /// A broken theme file: the studio opens on the dark theme and names the file and line; F7 still cycles.
     @Test(.enabled(if: tmux != nil, "tmux is not installed (make deps installs it)"), .timeLimit(.minutes(1)))
     func aBrokenThemeIsReportedAndTheStudioRuns() async throws {
-        let tmux = Self.tmux!, sd3 = Self.sd3
         let data = Support.temporaryFolder()
         try "[title]\nfg = \"black\"\nbg = \"chartreuse\"\n".write(toFile: data + "/broken.toml", atomically: true, encoding: .utf8)
-        let socket = "sd3-e2e-\(UUID().uuidString.prefix(8))"
-        func tmuxRun(_ arguments: [String]) -> (status: Int32, output: String) { run(tmux, ["-L", socket] + arguments) }
-        defer { _ = tmuxRun(["kill-server"]) }
-        let command = "env XDG_DATA_HOME=\(data) XDG_CONFIG_HOME=\(data)/config LANG=C.UTF-8 TERM=screen '\(sd3)' studio --model '\(Support.tinyModel)' --theme '\(data)/broken.toml'"
-        #expect(run(tmux, ["-L", socket, "-f", "/dev/null", "new-session", "-d", "-s", "studio", "-x", "200", "-y", "30", command], capture: false).status == 0)
-        func screen() -> String { tmuxRun(["capture-pane", "-p", "-t", "studio"]).output }
-        func waitFor(_ text: String) async -> String? {
-            let deadline = Date().addingTimeInterval(20)
-            while Date() < deadline {
-                let s = screen()
-                if s.contains(text) { return s }
-                try? await Task.sleep(for: .milliseconds(50))
-            }
-            Issue.record("timed out waiting for '\(text)'; the screen:\n\(screen())")
-            return nil
-        }
-        guard await waitFor("\(data)/broken.toml:3: [title] bg: \"chartreuse\" is not a colour") != nil else { return }
-        _ = tmuxRun(["send-keys", "-t", "studio", "F7"])
-        guard await waitFor("Theme: high-contrast: bright white and yellow on black (F7 for the next)") != nil else { return }
-        _ = tmuxRun(["send-keys", "-t", "studio", "F10"])
+        var studio = TmuxStudio()
+        studio.columns = 200
+        defer { studio.stop() }
+        studio.start("--model '\(Support.tinyModel)' --theme '\(data)/broken.toml'", environment: ["XDG_DATA_HOME": data, "XDG_CONFIG_HOME": data + "/config"])
+        guard await studio.waitFor("\(data)/broken.toml:3: [title] bg: \"chartreuse\" is not a colour", seconds: 20) != nil else { return }
+        studio.keys("F7")
+        guard await studio.waitFor("Theme: high-contrast: bright white and yellow on black (F7 for the next)", seconds: 20) != nil else { return }
+        studio.keys("F10")
     }
-}
-
-/// Runs a program to completion, standard output and error together (or discarded). posix_spawn and waitpid
-/// rather than Foundation's Process, whose waitUntilExit can hang on Linux when called from a test's task.
-func run(_ program: String, _ arguments: [String], environment: [String: String] = [:], capture: Bool = true) -> (status: Int32, output: String) {
-    let outputPath = capture ? NSTemporaryDirectory() + "run-\(UUID().uuidString)" : "/dev/null"
-    defer { if capture { try? FileManager.default.removeItem(atPath: outputPath) } }
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-    posix_spawn_file_actions_adddup2(&actions, 1, 2)
-    let env = ProcessInfo.processInfo.environment.merging(environment) { $1 }.map { "\($0.key)=\($0.value)" }
-    let argv = ([program] + arguments).map { strdup($0) } + [nil]
-    let envp = env.map { strdup($0) } + [nil]
-    defer { (argv + envp).forEach { free($0) } }
-    var pid = pid_t()
-    let spawned = posix_spawn(&pid, program, &actions, nil, argv, envp)
-    guard spawned == 0 else { return (-1, "\(program): posix_spawn failed (\(String(cString: strerror(spawned))))") }
-    var status: Int32 = 0
-    while waitpid(pid, &status, 0) == -1, errno == EINTR {}
-    let output = capture ? ((try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "") : ""
-    // WIFEXITED / WEXITSTATUS (macros that do not import): the low 7 bits are the signal, the next 8 the code.
-    return ((status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F), output)
 }

@@ -49,6 +49,22 @@ import Testing
         #expect(editor.text == "d" && editor.cursor == 0)
     }
 
+    /// The keys all text fields share go through `apply`; the others are left to the field (false, text unchanged).
+    @Test func applyEditsWithTheSharedKeysOnly() {
+        var editor = TextEditor()
+        #expect(editor.apply(.insert("a red\ncircle")) && editor.text == "a red circle")
+        #expect(editor.apply(.wordLeft) && editor.apply(.backspace) && editor.text == "a redcircle" && editor.cursor == 5)
+        #expect(editor.apply(.home) && editor.apply(.delete) && editor.apply(.right) && editor.cursor == 1)
+        #expect(editor.apply(.deleteToLineEnd) && editor.text == " " && editor.apply(.end) && editor.cursor == 1)
+        for action in [Action.newline, .up, .down, .cancel, .nextField, .generate, .toggleFavorite] {
+            #expect(!editor.apply(action) && editor.text == " " && editor.cursor == 1, "\(action)")
+        }
+        var path = TextEditor(), prompt = TextEditor()
+        #expect(path.apply(.insert("/tmp/a.png\n"), lineBreak: "") && path.text == "/tmp/a.png")
+        #expect(prompt.apply(.insert("one\ntwo"), lineBreak: "\n") && prompt.text == "one\ntwo")
+        #expect(prompt.apply(.wordRight) && prompt.apply(.deleteToLineStart) && prompt.text == "one\n")
+    }
+
     @Test func pasteNormalisesLineEndsAndDropsControls() {
         var editor = TextEditor()
         editor.insert("one\r\ntwo\rthree\u{7}\tfour")
