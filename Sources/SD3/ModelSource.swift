@@ -123,10 +123,11 @@ public struct ModelSource: Sendable {
         return try ComponentFolder(folder + "/scheduler").config(FlowMatchEulerDiscreteScheduler.Config.self, file: "scheduler_config.json")
     }
 
-    /// The tokenizer folders: the diffusers folder's (or the config folder's); for single files the SD3 tokenizers
-    /// of a cached diffusers repo, or `tokenizer*/` folders beside the checkpoint.
-    public func tokenizerFolders(useT5: Bool) throws -> (clipL: URL, clipG: URL, t5: URL?) {
-        func folders(_ base: String) -> (URL, URL, URL?) {
+    /// The tokenizer folders: the diffusers folder's (or the config folder's); for single files `tokenizer*/` folders
+    /// beside the checkpoint or the SD3 tokenizers of a cached diffusers repo, else (clipL, clipG nil) the CLIP
+    /// vocabulary shipped with the app; T5's from spiece.model beside a checkpoint or in the cache.
+    public func tokenizerFolders(useT5: Bool) throws -> (clipL: URL?, clipG: URL?, t5: URL?) {
+        func folders(_ base: String) -> (URL?, URL?, URL?) {
             let url = URL(fileURLWithPath: base)
             return (url.appendingPathComponent("tokenizer"), url.appendingPathComponent("tokenizer_2"),
                     useT5 ? url.appendingPathComponent("tokenizer_3") : nil)
@@ -138,9 +139,7 @@ public struct ModelSource: Sendable {
             let beside = parts.values.map { URL(fileURLWithPath: $0.path).deletingLastPathComponent().path }
             var candidates = beside
             candidates += TokenizerSearch.sd3Repos.compactMap { cache.snapshot(repo: $0) }
-            guard let base = candidates.first(where: { TokenizerSearch.hasCLIP($0) }) else {
-                throw ModelSourceError.missingTokenizer(path: path, what: "CLIP", searched: candidates, hint: TokenizerSearch.clipHint)
-            }
+            let base = candidates.first(where: { TokenizerSearch.hasCLIP($0) })
             var t5: URL?
             if useT5 {
                 let t5Candidates = beside.flatMap { [$0 + "/tokenizer_3", $0] } + candidates.map { $0 + "/tokenizer_3" }
@@ -150,6 +149,7 @@ public struct ModelSource: Sendable {
                 }
                 t5 = URL(fileURLWithPath: found)
             }
+            guard let base else { return (nil, nil, t5) }
             let (l, g, _) = folders(base)
             return (l, g, t5)
         }
@@ -166,7 +166,6 @@ enum TokenizerSearch {
     static let sd3Repos = ["stabilityai/stable-diffusion-3-medium-diffusers", "stabilityai/stable-diffusion-3.5-medium",
                            "stabilityai/stable-diffusion-3.5-large", "stabilityai/stable-diffusion-3.5-large-turbo"]
     static let t5Repos = ["google/t5-v1_1-xxl", "google/t5-v1_1-xl", "google/t5-v1_1-large", "google/t5-v1_1-base"]
-    static let clipHint = "put the tokenizer/ and tokenizer_2/ folders of stabilityai/stable-diffusion-3-medium-diffusers beside the checkpoint, or have that repo in the Hugging Face cache"
     static let t5Hint = "put T5's spiece.model (from google/t5-v1_1-xxl) or a tokenizer_3/ folder beside the checkpoint, or run with --no-t5"
 
     static func hasCLIP(_ base: String) -> Bool {

@@ -44,6 +44,9 @@ public struct PromptEncoder: Sendable {
             t5 = nil
         }
         self.jointAttentionDim = jointAttentionDim
+        if let clip, tokenizers.clipVocabularySizes.l > clip.l.config.vocabSize || tokenizers.clipVocabularySizes.g > clip.g.config.vocabSize {
+            throw ModelError.unsupported(path: source.path, reason: "the CLIP tokenizers have \(tokenizers.clipVocabularySizes) tokens, more than the encoders' embeddings' \((clip.l.config.vocabSize, clip.g.config.vocabSize)) rows: give the model's own tokenizer/ and tokenizer_2/ folders (beside the checkpoint or with --config-from)")
+        }
         let clipWidth = clip.map { $0.l.config.hiddenSize + $0.g.config.hiddenSize } ?? 0
         guard clipWidth <= jointAttentionDim, t5.map({ $0.config.dModel == jointAttentionDim }) ?? true else {
             throw ModelError.unsupported(path: source.path, reason: "text widths (CLIP \(clipWidth), T5 \(t5?.config.dModel ?? 0)) do not fit joint_attention_dim \(jointAttentionDim)")
@@ -141,11 +144,15 @@ public struct PromptTokenizers: Sendable {
         try self.init(clipL: folders.clipL, clipG: folders.clipG, t5: folders.t5)
     }
 
-    public init(clipL: URL, clipG: URL, t5: URL?) throws {
-        tokenizer = try CLIPTokenizer(folder: clipL)
-        tokenizer2 = try CLIPTokenizer(folder: clipG)
+    /// A nil CLIP folder means the app's own CLIP vocabulary with SD3's padding (`!` for CLIP-G).
+    public init(clipL: URL?, clipG: URL?, t5: URL?) throws {
+        tokenizer = try clipL.map { try CLIPTokenizer(folder: $0) } ?? CLIPTokenizer(bundledPaddingWith: "<|endoftext|>")
+        tokenizer2 = try clipG.map { try CLIPTokenizer(folder: $0) } ?? CLIPTokenizer(bundledPaddingWith: "!")
         tokenizer3 = try t5.map { try T5Tokenizer(folder: $0) }
     }
+
+    /// Ids each tokenizer can produce (its vocabulary plus added tokens), to check against an encoder's embedding.
+    public var clipVocabularySizes: (l: Int, g: Int) { (tokenizer.vocabularySize, tokenizer2.vocabularySize) }
 
     /// tokenizer.model_max_length: 77 for SD3.
     public var clipLength: Int { tokenizer.modelMaxLength.map { min($0, 77) } ?? 77 }

@@ -18,6 +18,8 @@ public struct LoadOptions: Sendable, Equatable {
     public var staged = false
     public var backend: BackendKind = .oneDNN
     public var threads = ProcessInfo.processInfo.activeProcessorCount
+    /// Separate encoder files and a config folder for a single-file model (`ModelSource.Extras`).
+    public var files = ModelSource.Extras()
 
     public init() {}
 }
@@ -41,7 +43,7 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
 
     /// `path`: a diffusers folder, a single-file checkpoint or a cached Hugging Face repo id (`ModelSource`).
     public convenience init(path: String, options: LoadOptions = LoadOptions()) throws {
-        try self.init(source: try ModelSource(path), options: options)
+        try self.init(source: try ModelSource(path, extras: options.files), options: options)
     }
 
     public init(source: ModelSource, options: LoadOptions = LoadOptions()) throws {
