@@ -184,6 +184,8 @@ public enum ModelSourceError: Error, Equatable, CustomStringConvertible {
     case ambiguousRepo(repo: String, snapshot: String, files: [String])
     case extrasNeedSingleFile(path: String)
     case missingTokenizer(path: String, what: String, searched: [String], hint: String)
+    case notSingleFile(path: String)
+    case outputExists(path: String)
 
     public var description: String {
         switch self {
@@ -195,6 +197,8 @@ public enum ModelSourceError: Error, Equatable, CustomStringConvertible {
                 : "\(repo): the cached snapshot has several checkpoints (\(files.joined(separator: ", "))); pass one as \(snapshot)/FILE"
         case let .extrasNeedSingleFile(path): return "\(path): --clip-l, --clip-g and --t5 go with a single-file checkpoint, not a diffusers folder"
         case let .missingTokenizer(path, what, _, hint): return "\(path): no \(what) tokenizer found: \(hint)"
+        case let .notSingleFile(path): return "\(path): already a diffusers folder; convert takes a single-file checkpoint"
+        case let .outputExists(path): return "\(path): already exists; choose a new folder"
         }
     }
 }

@@ -60,13 +60,15 @@ public struct KeyMap: Sendable {
 public struct StoredTensor: Sendable {
     public let name: String
     public let shape: [Int]
+    public let dtype: DType
     /// The file that holds it (for messages).
     public let path: String
     let read: @Sendable () throws(SafeTensorsError) -> Tensor
 
-    public init(name: String, shape: [Int], path: String, read: @escaping @Sendable () throws(SafeTensorsError) -> Tensor) {
+    public init(name: String, shape: [Int], dtype: DType = .f32, path: String, read: @escaping @Sendable () throws(SafeTensorsError) -> Tensor) {
         self.name = name
         self.shape = shape
+        self.dtype = dtype
         self.path = path
         self.read = read
     }
@@ -74,7 +76,7 @@ public struct StoredTensor: Sendable {
     /// The tensors of `file` whose names start with `prefix`, the prefix removed.
     public static func all(in file: SafeTensorsFile, prefix: String) -> [StoredTensor] {
         file.tensors.filter { $0.name.hasPrefix(prefix) }.map { info in
-            StoredTensor(name: String(info.name.dropFirst(prefix.count)), shape: info.shape, path: file.path + ":" + info.name) {
+            StoredTensor(name: String(info.name.dropFirst(prefix.count)), shape: info.shape, dtype: info.dtype, path: file.path + ":" + info.name) {
                 () throws(SafeTensorsError) -> Tensor in try file.tensor(info)
             }
         }
@@ -149,6 +151,15 @@ public final class MappedWeights: WeightProvider {
                 return s
             case .transpose: return t.shape.count == 2 ? [t.shape[1], t.shape[0]] : nil
             }
+        }
+    }
+
+    /// The stored dtype behind `key` (F32 for generated weights).
+    public func dtype(of key: String) -> DType? {
+        switch origins[key] {
+        case nil: return nil
+        case .identity: return .f32
+        case let .stored(t, _, _, _): return t.dtype
         }
     }
 

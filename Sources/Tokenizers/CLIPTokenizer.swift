@@ -45,20 +45,9 @@ public final class CLIPTokenizer: Sendable {
     /// checkpoints that carry no tokenizer, set up as SD3's tokenizers: CLIP-L pads with `<|endoftext|>`,
     /// CLIP-G with `!` (sd3-spec.md §3.1); 77 tokens.
     public convenience init(bundledPaddingWith pad: String) throws(TokenizerError) {
-        guard let url = Bundle.module.url(forResource: "clip-bpe-merges.txt", withExtension: "gz") else {
-            throw .missingFile(path: "clip-bpe-merges.txt.gz (the app's resource bundle)")
-        }
-        let path = url.path
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch { throw .invalidFile(path: path, reason: "cannot be read") }
-        guard let bytes = Gzip.decompress([UInt8](data)), let text = String(bytes: bytes, encoding: .utf8) else {
-            throw .invalidFile(path: path, reason: "not a gzip file of UTF-8 text")
-        }
-        let merges = try Self.parseMerges(text, path: path)
-        // open_clip SimpleTokenizer: byte symbols, the same with </w>, one token per merge, then the two specials.
-        let symbols = ByteLevel.openCLIPOrder.map { String(ByteLevel.byteToScalar[Int($0)]) }
-        let tokens = symbols + symbols.map { $0 + "</w>" } + merges.pairs.map { $0.0 + $0.1 } + ["<|startoftext|>", "<|endoftext|>"]
-        let vocab = Dictionary(tokens.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
+        let files = try CLIPVocabularyFiles.bundled()
+        let merges = try Self.parseMerges(files.merges, path: files.path)
+        let (vocab, path) = (files.vocab, files.path)
         var config = TokenizerConfig()
         config.modelMaxLength = 77
         config.namedTokens = [("bos_token", AddedTokenSpec(content: "<|startoftext|>")), ("eos_token", AddedTokenSpec(content: "<|endoftext|>")),
@@ -186,5 +175,26 @@ public final class CLIPTokenizer: Sendable {
     private static func tokenizerJSONAddedTokens(_ files: TokenizerFolder) throws(TokenizerError) -> [AddedTokenSpec] {
         guard files.contains("tokenizer.json") else { return [] }
         return try TokenizerJSON.read(files).addedTokenSpecs
+    }
+}
+
+/// The shipped CLIP vocabulary as the two files a transformers CLIP tokenizer folder has.
+public enum CLIPVocabularyFiles {
+    /// vocab.json's content (built from the merges as open_clip's SimpleTokenizer does: byte symbols, the same with
+    /// </w>, one token per merge, then the two specials) and merges.txt's text.
+    public static func bundled() throws(TokenizerError) -> (vocab: [String: Int], merges: String, path: String) {
+        guard let url = Bundle.module.url(forResource: "clip-bpe-merges.txt", withExtension: "gz") else {
+            throw .missingFile(path: "clip-bpe-merges.txt.gz (the app's resource bundle)")
+        }
+        let path = url.path
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch { throw .invalidFile(path: path, reason: "cannot be read") }
+        guard let bytes = Gzip.decompress([UInt8](data)), let text = String(bytes: bytes, encoding: .utf8) else {
+            throw .invalidFile(path: path, reason: "not a gzip file of UTF-8 text")
+        }
+        let pairs = text.split(separator: "\n").dropFirst().map { line in line.split(separator: " ").joined() }
+        let symbols = ByteLevel.openCLIPOrder.map { String(ByteLevel.byteToScalar[Int($0)]) }
+        let tokens = symbols + symbols.map { $0 + "</w>" } + pairs + ["<|startoftext|>", "<|endoftext|>"]
+        return (Dictionary(tokens.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first }), text, path)
     }
 }
