@@ -54,8 +54,23 @@ public struct ModelSource: Sendable {
             guard let file else { continue }
             parts[role] = try SingleFileCheckpoint(path: file, role: role)
         }
+        // Stability's repos keep the separate encoders in text_encoders/ beside the checkpoint.
+        let folder = URL(fileURLWithPath: resolved).deletingLastPathComponent().path + "/text_encoders"
+        for (component, found) in Self.encoders(in: folder) where parts[component] == nil { parts[component] = found }
         let config = try extras.config.map { try Self.resolve($0, cache: cache) }
         layout = .singleFile(parts: parts, configFolder: config)
+    }
+
+    /// The text encoder files in `folder`, by their headers; of two T5 files the larger (fp16 before fp8) wins.
+    static func encoders(in folder: String) -> [SD3Component: SingleFileCheckpoint] {
+        var found: [SD3Component: (SingleFileCheckpoint, Int)] = [:]
+        for name in ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).sorted() where name.hasSuffix(".safetensors") {
+            guard let checkpoint = try? SingleFileCheckpoint(path: folder + "/" + name), checkpoint.parts.count == 1,
+                  let (component, part) = checkpoint.parts.first, component != .transformer, component != .vae else { continue }
+            if let existing = found[component], existing.1 >= part.file.fileSize { continue }
+            found[component] = (checkpoint, part.file.fileSize)
+        }
+        return found.mapValues(\.0)
     }
 
     /// A path on disk as is; otherwise "ORG/NAME" looked up in the Hugging Face cache.
@@ -65,8 +80,15 @@ public struct ModelSource: Sendable {
         guard let snapshot = cache.snapshot(repo: model) else { throw ModelSourceError.notCached(repo: model, roots: cache.roots) }
         if FileManager.default.fileExists(atPath: snapshot + "/model_index.json") { return snapshot }
         let files = ((try? FileManager.default.contentsOfDirectory(atPath: snapshot)) ?? []).filter { $0.hasSuffix(".safetensors") }.sorted()
-        guard files.count == 1 else { throw ModelSourceError.ambiguousRepo(repo: model, snapshot: snapshot, files: files) }
-        return snapshot + "/" + files[0]
+        // Several checkpoints (sd3_medium.safetensors, …_incl_clips…, …_t5xxlfp16…): the most complete, then the larger.
+        let ranked = files.compactMap { name -> (String, Int, Int)? in
+            guard let checkpoint = try? SingleFileCheckpoint(path: snapshot + "/" + name), checkpoint.parts[.transformer] != nil else { return nil }
+            return (name, checkpoint.parts.count, checkpoint.parts[.transformer]!.file.fileSize)
+        }
+        guard let best = ranked.max(by: { ($0.1, $0.2) < ($1.1, $1.2) }) else {
+            throw ModelSourceError.ambiguousRepo(repo: model, snapshot: snapshot, files: files)
+        }
+        return snapshot + "/" + best.0
     }
 
     public var isSingleFile: Bool { if case .singleFile = layout { true } else { false } }
@@ -194,7 +216,7 @@ public enum ModelSourceError: Error, Equatable, CustomStringConvertible {
             return "\(repo): not in the Hugging Face cache (looked in \(roots.joined(separator: ", "))); nothing is downloaded: fetch it with `huggingface-cli download \(repo)`"
         case let .ambiguousRepo(repo, snapshot, files):
             return files.isEmpty ? "\(repo): the cached snapshot \(snapshot) has no model_index.json and no .safetensors file"
-                : "\(repo): the cached snapshot has several checkpoints (\(files.joined(separator: ", "))); pass one as \(snapshot)/FILE"
+                : "\(repo): none of the cached files (\(files.joined(separator: ", "))) is an SD3 checkpoint"
         case let .extrasNeedSingleFile(path): return "\(path): --clip-l, --clip-g and --t5 go with a single-file checkpoint, not a diffusers folder"
         case let .missingTokenizer(path, what, _, hint): return "\(path): no \(what) tokenizer found: \(hint)"
         case let .notSingleFile(path): return "\(path): already a diffusers folder; convert takes a single-file checkpoint"

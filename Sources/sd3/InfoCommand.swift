@@ -17,7 +17,9 @@ struct InfoCommand: ParsableCommand {
     func run() throws {
         let info = try ModelInspector.inspect(path)
         switch info.kind {
-        case .file: print("\(info.path): safetensors file")
+        case .file:
+            print("\(info.path): safetensors file")
+            describeCheckpoint(info.path)
         case .component: print("\(info.path): model component folder")
         case let .pipeline(name, version): print("\(info.path): \(name)\(version.map { " (diffusers \($0))" } ?? "")")
         }
@@ -26,6 +28,21 @@ struct InfoCommand: ParsableCommand {
         if case .pipeline = info.kind {
             let total = info.components.compactMap(\.primaryWeights).reduce((0, 0)) { ($0.0 + $1.parameterCount, $0.1 + $1.bytes) }
             print("  total: \(Format.count(total.0)) parameters, \(Format.bytes(total.1))")
+        }
+    }
+
+    /// What the header says the file is: an SD3 single-file checkpoint (which model, which parts) or another family.
+    private func describeCheckpoint(_ path: String) {
+        do {
+            let checkpoint = try SingleFileCheckpoint(path: path)
+            let parts = SD3Component.allCases.filter { checkpoint.parts[$0] != nil }.map(\.label).joined(separator: ", ")
+            var kind = "SD3 single-file checkpoint"
+            if checkpoint.parts[.transformer] != nil, let config = try? HeaderConfigs.transformer(try checkpoint.weights(.transformer)) {
+                kind = "\(HeaderConfigs.familyName(config)) single-file checkpoint"
+            }
+            print("  \(kind): \(parts)")
+        } catch {
+            print("  \(error)")
         }
     }
 

@@ -51,6 +51,21 @@ import Testing
         // A repo holding one single file resolves to that file.
         #expect(try ModelSource("tiny/sd3-single", cache: cache).path == singleSnapshot + "/sd3_medium_incl_clips.safetensors")
         #expect(throws: ModelSourceError.notCached(repo: "tiny/absent", roots: cache.roots)) { try ModelSource("tiny/absent", cache: cache) }
+
+        // Stability's repo layout: several checkpoints (the most complete is taken) and text_encoders/ beside them.
+        let stability = NSTemporaryDirectory() + "hf-stability-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: stability + "/text_encoders", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: stability) }
+        for (from, to) in [("sd3.safetensors", "sd3_medium.safetensors"), ("sd3-incl-clips.safetensors", "sd3_medium_incl_clips.safetensors"),
+                           ("t5xxl_fp16.safetensors", "text_encoders/t5xxl_fp16.safetensors")] {
+            try FileManager.default.copyItem(atPath: SingleFileTests.files + "/" + from, toPath: stability + "/" + to)
+        }
+        let stabilitySnapshot = try Self.makeRepo(root, id: "tiny/sd3-medium", from: stability, commit: "c0ffee")
+        let reference = SingleFileTests.referenceFolder(sd35: false)
+        let medium = try ModelSource("tiny/sd3-medium", extras: .init(config: reference), cache: cache)
+        #expect(medium.path == stabilitySnapshot + "/sd3_medium_incl_clips.safetensors" && medium.has(.textEncoder3))
+        let allInOne = try ModelSource(SingleFileTests.files + "/sd3-incl-clips-t5xxlfp16.safetensors", extras: .init(config: reference))
+        #expect(try SingleFileTests.generate(medium) == (try SingleFileTests.generate(allInOne)))
         // Environment order: HF_HUB_CACHE, then HF_HOME/hub, then the user cache.
         let env = HuggingFaceCache(environment: ["HF_HUB_CACHE": "/a", "HF_HOME": "/b", "HOME": "/home/u"])
         #expect(env.roots == ["/a", "/b/hub", "/home/u/.cache/huggingface/hub"])
