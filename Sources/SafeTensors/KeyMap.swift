@@ -113,10 +113,7 @@ public final class MappedWeights: WeightProvider {
                 unmatched.append(t.name)
                 continue
             }
-            if rule.transform == .drop {
-                origins[" dropped " + t.name] = .stored(t, .drop, part: 0, parts: 1)
-                continue
-            }
+            if rule.transform == .drop { continue }
             for (part, target) in targets.enumerated() {
                 if origins[target] != nil {
                     throw .duplicateKey(key: target, firstPath: source, secondPath: t.path)
@@ -132,7 +129,7 @@ public final class MappedWeights: WeightProvider {
     }
 
     /// The model keys this checkpoint provides, sorted.
-    public var keys: [String] { origins.keys.filter { !$0.hasPrefix(" ") }.sorted() }
+    public var keys: [String] { origins.keys.sorted() }
 
     /// The shape `key` will have, from the header alone.
     public func shape(of key: String) -> [Int]? { Self.shape(origins[key]) }
@@ -143,7 +140,8 @@ public final class MappedWeights: WeightProvider {
         case let .identity(n): return [n, n]
         case let .stored(t, transform, _, parts):
             switch transform {
-            case .none, .swapHalves, .drop: return t.shape
+            case .none, .swapHalves: return t.shape
+            case .drop: return nil
             case .split: return t.shape.isEmpty ? nil : [t.shape[0] / parts] + t.shape.dropFirst()
             case .squeeze:
                 var s = t.shape
