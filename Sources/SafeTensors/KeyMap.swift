@@ -56,33 +56,6 @@ public struct KeyMap: Sendable {
     }
 }
 
-/// A weight as a checkpoint holds it: name (prefix stripped), shape, and how to read it.
-public struct StoredTensor: Sendable {
-    public let name: String
-    public let shape: [Int]
-    public let dtype: DType
-    /// The file that holds it (for messages).
-    public let path: String
-    let read: @Sendable () throws(SafeTensorsError) -> Tensor
-
-    public init(name: String, shape: [Int], dtype: DType = .f32, path: String, read: @escaping @Sendable () throws(SafeTensorsError) -> Tensor) {
-        self.name = name
-        self.shape = shape
-        self.dtype = dtype
-        self.path = path
-        self.read = read
-    }
-
-    /// The tensors of `file` whose names start with `prefix`, the prefix removed.
-    public static func all(in file: SafeTensorsFile, prefix: String) -> [StoredTensor] {
-        file.tensors.filter { $0.name.hasPrefix(prefix) }.map { info in
-            StoredTensor(name: String(info.name.dropFirst(prefix.count)), shape: info.shape, dtype: info.dtype, path: file.path + ":" + info.name) {
-                () throws(SafeTensorsError) -> Tensor in try file.tensor(info)
-            }
-        }
-    }
-}
-
 /// A `WeightProvider` over a checkpoint in another layout: every model key is resolved through a `KeyMap`
 /// to a stored tensor and a transform, so the model code loads unchanged. The header alone decides the
 /// mapping, so `shape(of:)` and the used/unused bookkeeping work without reading any data.

@@ -82,6 +82,34 @@ import Testing
         }
     }
 
+    /// ComfyUI's scaled-fp8 layout (weight × scale_weight, a scaled_fp8 marker): the same T5 as the plain file.
+    @Test func scaledWeights() throws {
+        let temp = NSTemporaryDirectory() + "sd3-scaled-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: temp, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: temp) }
+        let plain = try SafeTensorsFile(path: Self.files + "/t5xxl_fp16.safetensors")
+        var writer = SafeTensorsWriter()
+        for info in plain.tensors {
+            let t = try plain.tensor(info)
+            guard info.shape.count == 2 else { writer.entries.append(.init(info.name, t, as: .f16)); continue }
+            writer.entries.append(.init(info.name, Tensor(shape: t.shape, data: t.data.map { $0 / 4 }), as: .f16))
+            writer.entries.append(.init(String(info.name.dropLast(".weight".count)) + ".scale_weight", Tensor(shape: [], data: [4])))
+            writer.entries.append(.init(String(info.name.dropLast(".weight".count)) + ".scale_input", Tensor(shape: [], data: [1])))
+        }
+        writer.entries.append(.init(name: "scaled_fp8", dtype: .f8e4m3, shape: [0], bytes: []))
+        try writer.write(to: temp + "/t5xxl_fp8_e4m3fn_scaled.safetensors")
+        let config = Self.referenceFolder(sd35: false)
+        let scaled = try ModelSource(Self.files + "/sd3-incl-clips.safetensors", extras: .init(t5: temp + "/t5xxl_fp8_e4m3fn_scaled.safetensors", config: config))
+        let split = try ModelSource(Self.files + "/sd3-incl-clips.safetensors", extras: .init(t5: Self.files + "/t5xxl_fp16.safetensors", config: config))
+        let a = try scaled.weights(.textEncoder3) as! MappedWeights, b = try split.weights(.textEncoder3) as! MappedWeights
+        #expect(a.unusedKeys == b.unusedKeys)
+        let key = "encoder.block.1.layer.1.DenseReluDense.wo.weight"
+        // Equal but where w/4 fell into fp16's subnormals.
+        let difference = zip(try a.tensor(key, shape: b.shape(of: key)!).data, try b.tensor(key, shape: b.shape(of: key)!).data).map { abs($0 - $1) }
+        #expect(difference.max()! <= 1e-6, "max difference \(difference.max()!)")
+        #expect(try Self.generate(scaled) == (try Self.generate(split)))
+    }
+
     /// Without config files the configs come from the shapes; for the tiny model only the head width (SD3's 64)
     /// and the activation/eps values differ, so compare everything shapes decide.
     @Test func configsFromTheHeader() throws {
