@@ -73,8 +73,9 @@ public struct ModelSource: Sendable {
         return found.mapValues(\.0)
     }
 
-    /// A path on disk as is; otherwise "ORG/NAME" looked up in the Hugging Face cache.
-    static func resolve(_ model: String, cache: HuggingFaceCache) throws -> String {
+    /// A path on disk as is; otherwise "ORG/NAME" looked up in the Hugging Face cache (a diffusers snapshot folder,
+    /// or the most complete checkpoint in it).
+    public static func resolve(_ model: String, cache: HuggingFaceCache = HuggingFaceCache()) throws -> String {
         if FileManager.default.fileExists(atPath: model) { return model }
         guard HuggingFaceCache.isRepoID(model) else { throw ModelSourceError.notFound(model) }
         guard let snapshot = cache.snapshot(repo: model) else { throw ModelSourceError.notCached(repo: model, roots: cache.roots) }

@@ -8,14 +8,14 @@ struct InfoCommand: ParsableCommand {
         commandName: "info",
         abstract: "Describe a .safetensors file or a diffusers model folder (components, classes, tensors, dtypes, sizes).")
 
-    @Argument(help: "A .safetensors file, a diffusers pipeline folder (model_index.json) or one component folder.")
+    @Argument(help: "A .safetensors file, a diffusers pipeline folder (model_index.json), one component folder, or a Hugging Face repo id in the local cache.")
     var path: String
 
     @Flag(help: "Also list every tensor of each weight file (name, dtype, shape).")
     var tensors = false
 
     func run() throws {
-        let info = try ModelInspector.inspect(path)
+        let info = try ModelInspector.inspect(try ModelSource.resolve(path))
         switch info.kind {
         case .file:
             print("\(info.path): safetensors file")
