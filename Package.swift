@@ -19,10 +19,11 @@ let package = Package(
         .systemLibrary(name: "CNcurses", path: "Sources/CNcurses"),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
         .systemLibrary(name: "CChafa", path: "Sources/CChafa", pkgConfig: "chafa"),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
 
         .target(name: "Tensors", dependencies: ["CDNNL", "CBLAS"]),
         .target(name: "SafeTensors", dependencies: ["Tensors"]),
-        .target(name: "Tokenizers"),
+        .target(name: "Tokenizers", dependencies: ["CZlib"], resources: [.copy("Resources/clip-bpe-merges.txt.gz")]),
         .target(name: "ImageIO", dependencies: ["CPNG"]),
         .target(name: "SD3", dependencies: ["Tensors", "SafeTensors", "Tokenizers", "ImageIO"]),
         .target(name: "StudioCore", dependencies: ["SD3", "ImageIO", "Tensors", .product(name: "GRDB", package: "GRDB.swift"),

@@ -21,26 +21,35 @@ public struct PromptEncoder: Sendable {
     /// `.t5Only` reads only text_encoder_3. `t5Int8`: T5's projections are stored weight-only int8.
     public init(model path: String, jointAttentionDim: Int, useT5: Bool, precision: Precision, t5Int8: Bool = false,
                 models: Models = .all) throws {
-        func folder(_ name: String) throws -> ComponentFolder { try ComponentFolder(path + "/" + name) }
+        try self.init(source: try ModelSource(path), jointAttentionDim: jointAttentionDim, useT5: useT5, precision: precision,
+                      t5Int8: t5Int8, models: models)
+    }
+
+    /// The same from any model source (a diffusers folder or single-file checkpoints).
+    public init(source: ModelSource, jointAttentionDim: Int, useT5: Bool, precision: Precision, t5Int8: Bool = false,
+                models: Models = .all) throws {
         let loadT5 = useT5 && models != .clipOnly
-        tokenizers = try PromptTokenizers(model: path, useT5: loadT5)
+        tokenizers = try source.tokenizers(useT5: loadT5)
         if models != .t5Only {
-            let l = try folder("text_encoder"), g = try folder("text_encoder_2")
-            clip = (try CLIPTextModelWithProjection(config: try l.config(CLIPTextConfig.self), weights: try l.weights(), precision: precision),
-                    try CLIPTextModelWithProjection(config: try g.config(CLIPTextConfig.self), weights: try g.weights(), precision: precision))
+            clip = (try CLIPTextModelWithProjection(config: try source.clipConfig(.textEncoder), weights: try source.weights(.textEncoder),
+                                                    precision: precision),
+                    try CLIPTextModelWithProjection(config: try source.clipConfig(.textEncoder2), weights: try source.weights(.textEncoder2),
+                                                    precision: precision))
         } else {
             clip = nil
         }
         if loadT5 {
-            let t = try folder("text_encoder_3")
-            t5 = try T5EncoderModel(config: try t.config(T5Config.self), weights: try t.weights(), precision: precision, int8: t5Int8)
+            t5 = try T5EncoderModel(config: try source.t5Config(), weights: try source.weights(.textEncoder3), precision: precision, int8: t5Int8)
         } else {
             t5 = nil
         }
         self.jointAttentionDim = jointAttentionDim
+        if let clip, tokenizers.clipVocabularySizes.l > clip.l.config.vocabSize || tokenizers.clipVocabularySizes.g > clip.g.config.vocabSize {
+            throw ModelError.unsupported(path: source.path, reason: "the CLIP tokenizers have \(tokenizers.clipVocabularySizes) tokens, more than the encoders' embeddings' \((clip.l.config.vocabSize, clip.g.config.vocabSize)) rows: give the model's own tokenizer/ and tokenizer_2/ folders (beside the checkpoint or with --config-from)")
+        }
         let clipWidth = clip.map { $0.l.config.hiddenSize + $0.g.config.hiddenSize } ?? 0
         guard clipWidth <= jointAttentionDim, t5.map({ $0.config.dModel == jointAttentionDim }) ?? true else {
-            throw ModelError.unsupported(path: path, reason: "text widths (CLIP \(clipWidth), T5 \(t5?.config.dModel ?? 0)) do not fit joint_attention_dim \(jointAttentionDim)")
+            throw ModelError.unsupported(path: source.path, reason: "text widths (CLIP \(clipWidth), T5 \(t5?.config.dModel ?? 0)) do not fit joint_attention_dim \(jointAttentionDim)")
         }
     }
 
@@ -131,11 +140,19 @@ public struct PromptTokenizers: Sendable {
     let tokenizer: CLIPTokenizer, tokenizer2: CLIPTokenizer, tokenizer3: T5Tokenizer?
 
     public init(model path: String, useT5: Bool) throws {
-        func url(_ name: String) -> URL { URL(fileURLWithPath: path + "/" + name) }
-        tokenizer = try CLIPTokenizer(folder: url("tokenizer"))
-        tokenizer2 = try CLIPTokenizer(folder: url("tokenizer_2"))
-        tokenizer3 = useT5 ? try T5Tokenizer(folder: url("tokenizer_3")) : nil
+        let folders = try ModelSource(path).tokenizerFolders(useT5: useT5)
+        try self.init(clipL: folders.clipL, clipG: folders.clipG, t5: folders.t5)
     }
+
+    /// A nil CLIP folder means the app's own CLIP vocabulary with SD3's padding (`!` for CLIP-G).
+    public init(clipL: URL?, clipG: URL?, t5: URL?) throws {
+        tokenizer = try clipL.map { try CLIPTokenizer(folder: $0) } ?? CLIPTokenizer(bundledPaddingWith: "<|endoftext|>")
+        tokenizer2 = try clipG.map { try CLIPTokenizer(folder: $0) } ?? CLIPTokenizer(bundledPaddingWith: "!")
+        tokenizer3 = try t5.map { try T5Tokenizer(folder: $0) }
+    }
+
+    /// Ids each tokenizer can produce (its vocabulary plus added tokens), to check against an encoder's embedding.
+    public var clipVocabularySizes: (l: Int, g: Int) { (tokenizer.vocabularySize, tokenizer2.vocabularySize) }
 
     /// tokenizer.model_max_length: 77 for SD3.
     public var clipLength: Int { tokenizer.modelMaxLength.map { min($0, 77) } ?? 77 }

@@ -18,14 +18,17 @@ public struct LoadOptions: Sendable, Equatable {
     public var staged = false
     public var backend: BackendKind = .oneDNN
     public var threads = ProcessInfo.processInfo.activeProcessorCount
+    /// Separate encoder files and a config folder for a single-file model (`ModelSource.Extras`).
+    public var files = ModelSource.Extras()
 
     public init() {}
 }
 
-/// A diffusers SD3 folder set up for generation: txt2img and img2img as diffusers'
+/// An SD3 model (diffusers folder or single-file checkpoints, see `ModelSource`) set up for generation: txt2img and img2img as diffusers'
 /// StableDiffusion3Pipeline / StableDiffusion3Img2ImgPipeline compute them (0.42.1).
 public final class StableDiffusion3Pipeline: @unchecked Sendable {
     public let path: String
+    public let source: ModelSource
     public let options: LoadOptions
     public let compute: Compute
     public let transformerConfig: SD3TransformerConfig
@@ -38,21 +41,31 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
     private var loadedTransformer: SD3Transformer2DModel?
     private var loadedVAE: AutoencoderKL?
 
-    public init(path: String, options: LoadOptions = LoadOptions()) throws {
-        self.path = path
+    /// `path`: a diffusers folder, a single-file checkpoint or a cached Hugging Face repo id (`ModelSource`).
+    public convenience init(path: String, options: LoadOptions = LoadOptions()) throws {
+        try self.init(source: try ModelSource(path, extras: options.files), options: options)
+    }
+
+    public init(source: ModelSource, options: LoadOptions = LoadOptions()) throws {
+        self.source = source
+        path = source.path
         self.options = options
         compute = try Compute(backend: options.backend, threads: options.threads)
-        let index = path + "/model_index.json"
-        guard FileManager.default.fileExists(atPath: index) else {
-            throw ModelError.missingFile(path: index)
-        }
-        transformerConfig = try ComponentFolder(path + "/transformer").config(SD3TransformerConfig.self)
-        vaeConfig = try ComponentFolder(path + "/vae").config(AutoencoderKLConfig.self)
-        schedulerConfig = try ComponentFolder(path + "/scheduler").config(FlowMatchEulerDiscreteScheduler.Config.self, file: "scheduler_config.json")
+        transformerConfig = try source.transformerConfig()
+        vaeConfig = try source.vaeConfig()
+        schedulerConfig = try source.schedulerConfig()
         _ = try FlowMatchEulerDiscreteScheduler(config: schedulerConfig)
-        hasT5 = options.useT5 && FileManager.default.fileExists(atPath: path + "/text_encoder_3")
-        for folder in ["text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2"] + (hasT5 ? ["text_encoder_3", "tokenizer_3"] : []) {
-            _ = try ComponentFolder(path + "/" + folder)
+        if case let .diffusers(folder) = source.layout {
+            hasT5 = options.useT5 && source.has(.textEncoder3)
+            for name in ["text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2"] + (hasT5 ? ["text_encoder_3", "tokenizer_3"] : []) {
+                _ = try ComponentFolder(folder + "/" + name)
+            }
+        } else {
+            // A single file without T5 is an error unless T5 was turned off: the user should know quality drops.
+            if options.useT5 && !source.has(.textEncoder3) { throw source.missing(.textEncoder3) }
+            hasT5 = options.useT5
+            for component in [SD3Component.vae, .textEncoder, .textEncoder2] where !source.has(component) { throw source.missing(component) }
+            _ = try source.tokenizerFolders(useT5: hasT5)
         }
         if !options.staged {
             _ = try transformer()
@@ -65,7 +78,7 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
     public func textEncoders() throws -> PromptEncoder {
         try lock.withLock {
             if let loadedTextEncoders { return loadedTextEncoders }
-            let loaded = try PromptEncoder(model: path, jointAttentionDim: transformerConfig.jointAttentionDim, useT5: hasT5,
+            let loaded = try PromptEncoder(source: source, jointAttentionDim: transformerConfig.jointAttentionDim, useT5: hasT5,
                                            precision: options.precision, t5Int8: options.t5Int8)
             loadedTextEncoders = loaded
             return loaded
@@ -75,8 +88,7 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
     public func transformer() throws -> SD3Transformer2DModel {
         try lock.withLock {
             if let loadedTransformer { return loadedTransformer }
-            let folder = try ComponentFolder(path + "/transformer")
-            let loaded = try SD3Transformer2DModel(config: transformerConfig, weights: try folder.weights(), precision: options.precision)
+            let loaded = try SD3Transformer2DModel(config: transformerConfig, weights: try source.weights(.transformer), precision: options.precision)
             loadedTransformer = loaded
             return loaded
         }
@@ -85,8 +97,7 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
     public func vae() throws -> AutoencoderKL {
         try lock.withLock {
             if let loadedVAE { return loadedVAE }
-            let folder = try ComponentFolder(path + "/vae")
-            let loaded = try AutoencoderKL(config: vaeConfig, weights: try folder.weights(), precision: options.precision,
+            let loaded = try AutoencoderKL(config: vaeConfig, weights: try source.weights(.vae), precision: options.precision,
                                            withEncoder: options.withVAEEncoder)
             loadedVAE = loaded
             return loaded
@@ -160,7 +171,7 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
         let joint = transformerConfig.jointAttentionDim
         let half = try {
             let clip = try timed("load CLIP encoders") {
-                try PromptEncoder(model: path, jointAttentionDim: joint, useT5: false, precision: options.precision, models: .clipOnly)
+                try PromptEncoder(source: source, jointAttentionDim: joint, useT5: false, precision: options.precision, models: .clipOnly)
             }
             return try timed("encode CLIP") {
                 try clip.encodeCLIP(prompts: prompts, negative: negatives, guidance: p.usesGuidance,
@@ -168,7 +179,7 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
             }
         }()
         let t5 = try timed(hasT5 ? "load T5" : "T5 off") {
-            try PromptEncoder(model: path, jointAttentionDim: joint, useT5: hasT5, precision: options.precision,
+            try PromptEncoder(source: source, jointAttentionDim: joint, useT5: hasT5, precision: options.precision,
                               t5Int8: options.t5Int8, models: .t5Only)
         }
         return try timed(hasT5 ? "encode T5" : "T5 zeros") {

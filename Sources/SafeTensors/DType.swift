@@ -28,5 +28,5 @@ public enum DType: String, Sendable, CaseIterable, Codable {
     }
 
     /// Types this engine decodes to Float.
-    public var isDecodable: Bool { self == .f32 || self == .f16 || self == .bf16 }
+    public var isDecodable: Bool { [.f32, .f16, .bf16, .f8e4m3, .f8e5m2].contains(self) }
 }

@@ -9,6 +9,8 @@ public enum SafeTensorsError: Error, Equatable, CustomStringConvertible {
     case unknownDType(path: String, key: String, dtype: String)
     case sizeMismatch(path: String, key: String, dtype: String, shape: [Int], expectedBytes: Int?, actualBytes: Int)
     case offsetsOutOfRange(path: String, key: String, begin: Int, end: Int, dataSize: Int)
+    /// The header describes `expectedSize` bytes but the file has `actualSize`: an interrupted download.
+    case truncated(path: String, expectedSize: Int, actualSize: Int)
     case overlap(path: String, first: String, second: String)
     case undecodableDType(path: String, key: String, dtype: String)
     case missingKey(path: String, key: String)
@@ -30,8 +32,10 @@ public enum SafeTensorsError: Error, Equatable, CustomStringConvertible {
             let want = expected.map { "\($0) bytes" } ?? "a whole number of bytes"
             return "\(path): tensor '\(key)' (\(dtype) \(shape)) needs \(want) but its offsets span \(actual)"
         case let .offsetsOutOfRange(path, key, begin, end, size): return "\(path): tensor '\(key)' offsets [\(begin), \(end)) fall outside the \(size)-byte data section"
+        case let .truncated(path, expected, actual):
+            return "\(path): truncated: its header describes \(expected) bytes but the file has \(actual) (an interrupted download? fetch it again)"
         case let .overlap(path, first, second): return "\(path): tensors '\(first)' and '\(second)' overlap"
-        case let .undecodableDType(path, key, dtype): return "\(path): tensor '\(key)' is \(dtype); it cannot be read this way (floats: F32, F16, BF16; integers: I8–I64, U8–U32)"
+        case let .undecodableDType(path, key, dtype): return "\(path): tensor '\(key)' is \(dtype); it cannot be read this way (floats: F32, F16, BF16, F8_E4M3, F8_E5M2; integers: I8–I64, U8–U32)"
         case let .missingKey(path, key): return "\(path): missing weight '\(key)'"
         case let .shapeMismatch(path, key, expected, found): return "\(path): weight '\(key)' has shape \(found), expected \(expected)"
         case let .duplicateKey(key, first, second): return "weight '\(key)' appears in both \(first) and \(second)"

@@ -54,7 +54,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
             }
             let start = 8 + Int(headerLength)
             let header = [UInt8](UnsafeRawBufferPointer(start: raw + 8, count: Int(headerLength)))
-            let parsed = try SafeTensorsHeader.parse(header, path: path, dataSize: size - start)
+            let parsed = try SafeTensorsHeader.parse(header, path: path, dataSize: size - start, dataStart: start)
             base = raw
             dataStart = start
             tensors = parsed.tensors
@@ -137,6 +137,14 @@ public final class SafeTensorsFile: @unchecked Sendable {
         case .bf16:
             return Tensor(shape: info.shape) { out in
                 for i in 0..<n { out[i] = HalfPrecision.float(bf16: UInt16(littleEndian: source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
+            }
+        case .f8e4m3:
+            return Tensor(shape: info.shape) { out in
+                for i in 0..<n { out[i] = Float8.e4m3fn[Int(source[i])] }
+            }
+        case .f8e5m2:
+            return Tensor(shape: info.shape) { out in
+                for i in 0..<n { out[i] = HalfPrecision.float(f16: UInt16(source[i]) << 8) }
             }
         default:
             throw .undecodableDType(path: path, key: info.name, dtype: info.dtype.rawValue)

@@ -5,7 +5,8 @@ enum SafeTensorsHeader {
         var metadata: [String: String]
     }
 
-    static func parse(_ header: [UInt8], path: String, dataSize: Int) throws(SafeTensorsError) -> Parsed {
+    /// `dataStart`: bytes before the data section (8 + the header), so a truncation names whole-file sizes.
+    static func parse(_ header: [UInt8], path: String, dataSize: Int, dataStart: Int = 0) throws(SafeTensorsError) -> Parsed {
         let json: JSONValue
         do {
             json = try JSONValue.parse(header)
@@ -28,6 +29,7 @@ enum SafeTensorsHeader {
             tensors.append(try entry(key, value, path: path, dataSize: dataSize))
         }
         tensors.sort { ($0.begin, $0.end, $0.name) < ($1.begin, $1.end, $1.name) }
+        try checkBounds(tensors, path: path, dataSize: dataSize, dataStart: dataStart)
         // Sorted by start, any overlap shows between neighbours (zero-length tensors overlap nothing).
         var previous: TensorInfo?
         for t in tensors where t.byteCount > 0 {
@@ -35,6 +37,20 @@ enum SafeTensorsHeader {
             previous = t
         }
         return Parsed(tensors: tensors, metadata: metadata)
+    }
+
+    /// Offsets past the data section: a file whose tensors tile the data from 0 without gaps was cut short
+    /// (an interrupted download), anything else points outside its own data.
+    private static func checkBounds(_ tensors: [TensorInfo], path: String, dataSize: Int, dataStart: Int) throws(SafeTensorsError) {
+        guard let last = tensors.max(by: { $0.end < $1.end }), last.end > dataSize else { return }
+        var next = 0
+        let tiled = tensors.allSatisfy { t in
+            defer { next = t.end }
+            return t.begin == next
+        }
+        if tiled { throw .truncated(path: path, expectedSize: dataStart + last.end, actualSize: dataStart + dataSize) }
+        let bad = tensors.first { $0.end > dataSize }!
+        throw .offsetsOutOfRange(path: path, key: bad.name, begin: bad.begin, end: bad.end, dataSize: dataSize)
     }
 
     private static func entry(_ key: String, _ value: JSONValue, path: String, dataSize: Int) throws(SafeTensorsError) -> TensorInfo {
@@ -47,7 +63,7 @@ enum SafeTensorsHeader {
             throw .invalidEntry(path: path, key: key, reason: "'data_offsets' is not two non-negative integers")
         }
         let (begin, end) = (offsets[0], offsets[1])
-        guard begin <= end, end <= dataSize else { throw .offsetsOutOfRange(path: path, key: key, begin: begin, end: end, dataSize: dataSize) }
+        guard begin <= end else { throw .offsetsOutOfRange(path: path, key: key, begin: begin, end: end, dataSize: dataSize) }
         var elements = 1
         for d in shape {
             let (product, overflow) = elements.multipliedReportingOverflow(by: d)

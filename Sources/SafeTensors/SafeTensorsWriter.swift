@@ -13,7 +13,7 @@ public struct SafeTensorsWriter {
 
         /// A float tensor encoded as F32, F16 or BF16 (round to nearest even).
         public init(_ name: String, _ tensor: Tensor, as dtype: DType = .f32) {
-            precondition(dtype.isDecodable, "SafeTensorsWriter: cannot encode floats as \(dtype.rawValue)")
+            precondition([.f32, .f16, .bf16].contains(dtype), "SafeTensorsWriter: cannot encode floats as \(dtype.rawValue)")
             self.name = name
             self.dtype = dtype
             self.shape = tensor.shape

@@ -10,10 +10,12 @@ public struct StudioConfig: Sendable {
     public var outputFolder: OutputFolder
     public var store: Result<StudioStore, StoreError>
     public var threads: Int
+    /// Separate encoder files for a single-file model.
+    public var modelFiles = ModelSource.Extras()
 
     public init(model: String?, outputFolder: OutputFolder, store: Result<StudioStore, StoreError>,
-                threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
-        (self.model, self.outputFolder, self.store, self.threads) = (model, outputFolder, store, threads)
+                threads: Int = ProcessInfo.processInfo.activeProcessorCount, modelFiles: ModelSource.Extras = ModelSource.Extras()) {
+        (self.model, self.outputFolder, self.store, self.threads, self.modelFiles) = (model, outputFolder, store, threads, modelFiles)
     }
 }
 
@@ -133,6 +135,7 @@ public final class StudioSession {
         options.precision = request.precision == .bf16 ? .bf16 : .fp32
         (options.useT5, options.t5Int8) = (request.t5 != .off, request.t5 == .int8)
         options.threads = config.threads
+        options.files = config.modelFiles
         // Always load the VAE encoder so switching to img2img does not reload the model.
         options.withVAEEncoder = true
         let engine = self.engine

@@ -17,6 +17,13 @@ enum ByteLevel {
         return table
     }()
 
+    /// The bytes in `bytes_to_unicode`'s dict order (the printable ones, then the rest), which is the order of the
+    /// first 256 ids in CLIP's vocabulary.
+    static let openCLIPOrder: [UInt8] = {
+        let printable = Array(33...126) + Array(161...172) + Array(174...255)
+        return (printable + (0..<256).filter { !printable.contains($0) }).map(UInt8.init)
+    }()
+
     static let scalarToByte: [Unicode.Scalar: UInt8] = {
         var map: [Unicode.Scalar: UInt8] = [:]
         for (byte, scalar) in byteToScalar.enumerated() { map[scalar] = UInt8(byte) }

@@ -26,7 +26,7 @@ public final class CLIPTokenizer: Sendable {
 
     /// Loads `folder`. Throws `wrongKind` when its config names another tokenizer class, `missingFile` when
     /// vocab.json or merges.txt is absent, `invalidFile` when a file cannot be parsed.
-    public init(folder: URL) throws(TokenizerError) {
+    public convenience init(folder: URL) throws(TokenizerError) {
         let files = TokenizerFolder(url: folder)
         let config = try TokenizerConfig.read(files)
         try config.checkClass(Self.acceptedClasses, kind: "CLIP", folder: files)
@@ -34,7 +34,29 @@ public final class CLIPTokenizer: Sendable {
             throw .wrongKind(path: folder.path, expected: "CLIP", found: "a SentencePiece folder (spiece.model)")
         }
         let vocab = try Self.readVocab(files)
-        let merges = try Self.readMerges(files)
+        let text = try files.text("merges.txt")
+        let merges = try Self.parseMerges(text, path: files.path("merges.txt"))
+        let added = config.addedTokensDecoder != nil ? [] : try Self.tokenizerJSONAddedTokens(files)
+        try self.init(vocab: vocab, merges: merges, config: config, fileAddedTokens: added, mergesPath: files.path("merges.txt"),
+                      vocabPath: files.path("vocab.json"))
+    }
+
+    /// The CLIP vocabulary shipped with the app (open_clip's BPE merges, scripts/fixtures/clip_vocabulary.py), for
+    /// checkpoints that carry no tokenizer, set up as SD3's tokenizers: CLIP-L pads with `<|endoftext|>`,
+    /// CLIP-G with `!` (sd3-spec.md §3.1); 77 tokens.
+    public convenience init(bundledPaddingWith pad: String) throws(TokenizerError) {
+        let files = try CLIPVocabularyFiles.bundled()
+        let merges = try Self.parseMerges(files.merges, path: files.path)
+        let (vocab, path) = (files.vocab, files.path)
+        var config = TokenizerConfig()
+        config.modelMaxLength = 77
+        config.namedTokens = [("bos_token", AddedTokenSpec(content: "<|startoftext|>")), ("eos_token", AddedTokenSpec(content: "<|endoftext|>")),
+                              ("unk_token", AddedTokenSpec(content: "<|endoftext|>")), ("pad_token", AddedTokenSpec(content: pad))]
+        try self.init(vocab: vocab, merges: merges, config: config, fileAddedTokens: [], mergesPath: path, vocabPath: path)
+    }
+
+    private init(vocab: [String: Int], merges: (pairs: [(String, String)], lines: [Int]), config: TokenizerConfig,
+                 fileAddedTokens: [AddedTokenSpec], mergesPath: String, vocabPath: String) throws(TokenizerError) {
 
         // CLIPTokenizer.__init__ defaults, overridden by the folder's config.
         let bos = config.namedToken("bos_token") ?? AddedTokenSpec(content: "<|startoftext|>")
@@ -42,15 +64,10 @@ public final class CLIPTokenizer: Sendable {
         let unk = config.namedToken("unk_token") ?? AddedTokenSpec(content: "<|endoftext|>")
         let pad = config.namedToken("pad_token") ?? AddedTokenSpec(content: "<|endoftext|>")
         bpe = try BytePairEncoding(vocab: vocab, merges: merges.pairs, unknownToken: unk.content) { rank in
-            "\(files.path("merges.txt")) line \(merges.lines[rank])"
+            "\(mergesPath) line \(merges.lines[rank])"
         }
 
-        var specs: [AddedTokenSpec]
-        if let decoder = config.addedTokensDecoder {
-            specs = decoder.map(\.token)
-        } else {
-            specs = try Self.tokenizerJSONAddedTokens(files)
-        }
+        var specs = config.addedTokensDecoder?.map(\.token) ?? fileAddedTokens
         let defaults = ["bos_token": bos, "eos_token": eos, "unk_token": unk, "pad_token": pad]
         for name in TokenizerConfig.specialTokenNames {
             if let token = config.namedToken(name) ?? defaults[name] { specs.append(token) }
@@ -61,7 +78,7 @@ public final class CLIPTokenizer: Sendable {
 
         func id(_ token: AddedTokenSpec) throws(TokenizerError) -> Int {
             guard let id = added.id(of: token.content) ?? vocab[token.content] else {
-                throw .invalidFile(path: files.path("vocab.json"), reason: "no id for special token '\(token.content)'")
+                throw .invalidFile(path: vocabPath, reason: "no id for special token '\(token.content)'")
             }
             return id
         }
@@ -136,8 +153,7 @@ public final class CLIPTokenizer: Sendable {
 
     /// merges.txt as tokenizers reads it (`convert_merges_to_hashmap`): lines starting with "#version" are
     /// skipped, every other line must be two symbols separated by one space; rank = order.
-    private static func readMerges(_ files: TokenizerFolder) throws(TokenizerError) -> (pairs: [(String, String)], lines: [Int]) {
-        let text = try files.text("merges.txt")
+    private static func parseMerges(_ text: String, path: String) throws(TokenizerError) -> (pairs: [(String, String)], lines: [Int]) {
         var pairs: [(String, String)] = []
         var lineNumbers: [Int] = []
         var lines = text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false)
@@ -147,7 +163,7 @@ public final class CLIPTokenizer: Sendable {
             if content.starts(with: "#version".unicodeScalars) { continue }
             let parts = content.split(separator: " ", omittingEmptySubsequences: false)
             guard parts.count == 2 else {
-                throw .invalidFile(path: files.path("merges.txt"), reason: "line \(offset + 1) is not two symbols separated by a space")
+                throw .invalidFile(path: path, reason: "line \(offset + 1) is not two symbols separated by a space")
             }
             pairs.append((String(String.UnicodeScalarView(parts[0])), String(String.UnicodeScalarView(parts[1]))))
             lineNumbers.append(offset + 1)
@@ -159,5 +175,26 @@ public final class CLIPTokenizer: Sendable {
     private static func tokenizerJSONAddedTokens(_ files: TokenizerFolder) throws(TokenizerError) -> [AddedTokenSpec] {
         guard files.contains("tokenizer.json") else { return [] }
         return try TokenizerJSON.read(files).addedTokenSpecs
+    }
+}
+
+/// The shipped CLIP vocabulary as the two files a transformers CLIP tokenizer folder has.
+public enum CLIPVocabularyFiles {
+    /// vocab.json's content (built from the merges as open_clip's SimpleTokenizer does: byte symbols, the same with
+    /// </w>, one token per merge, then the two specials) and merges.txt's text.
+    public static func bundled() throws(TokenizerError) -> (vocab: [String: Int], merges: String, path: String) {
+        guard let url = Bundle.module.url(forResource: "clip-bpe-merges.txt", withExtension: "gz") else {
+            throw .missingFile(path: "clip-bpe-merges.txt.gz (the app's resource bundle)")
+        }
+        let path = url.path
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch { throw .invalidFile(path: path, reason: "cannot be read") }
+        guard let bytes = Gzip.decompress([UInt8](data)), let text = String(bytes: bytes, encoding: .utf8) else {
+            throw .invalidFile(path: path, reason: "not a gzip file of UTF-8 text")
+        }
+        let pairs = text.split(separator: "\n").dropFirst().map { line in line.split(separator: " ").joined() }
+        let symbols = ByteLevel.openCLIPOrder.map { String(ByteLevel.byteToScalar[Int($0)]) }
+        let tokens = symbols + symbols.map { $0 + "</w>" } + pairs + ["<|startoftext|>", "<|endoftext|>"]
+        return (Dictionary(tokens.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first }), text, path)
     }
 }

@@ -11,8 +11,9 @@ struct GenerateCommand: ParsableCommand {
         commandName: "generate",
         abstract: "Make an image from a prompt (txt2img), or from a prompt and an image (img2img, --init-image).")
 
-    @Option(help: "A diffusers SD3 model folder (model_index.json, transformer/, vae/, text encoders and tokenizers). Default: $SD3_MODEL, else the demo model in models/sd3-demo.")
+    @Option(help: "A diffusers SD3 folder, a Hugging Face repo id in the local cache (ORG/NAME) or a single-file checkpoint (SD3 Medium, SD3.5 Medium/Large). Default: $SD3_MODEL, else the demo model in models/sd3-demo.")
     var model: String?
+    @OptionGroup var files: ModelFiles
     @Option(name: .shortAndLong, help: "What to draw.") var prompt: String?
     @Option(name: [.customShort("n"), .long], help: "What to avoid (encoded even when empty, as diffusers does).") var negativePrompt: String?
     @Option(name: [.customShort("W"), .long], help: "Image width in pixels (default: the model's; a multiple of 16 for SD3).") var width: Int?
@@ -25,7 +26,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Scheduler shift (default: the model's scheduler config).") var shift: Double?
     @Option(help: "T5 tokens, 1…512 (default 256).") var maxSequenceLength: Int?
     @Flag(help: "Do not load T5-XXL (its embeddings become zeros; saves memory and time).") var noT5 = false
-    @Option(help: "T5-XXL weights: on (as --precision), int8 (weight-only int8: half of bf16's memory) or off (as --no-t5).")
+    @Option(help: "T5-XXL weights: on (as --precision), int8 (weight-only int8: half of bf16's memory), off (as --no-t5), or a T5 .safetensors file for a single-file --model.")
     var t5: String?
     @Option(help: "fp32 (parity, default) or bf16 weights.") var precision: String?
     @Option(help: "onednn (default) or openblas.") var backend: String = "onednn"
@@ -83,9 +84,10 @@ struct GenerateCommand: ParsableCommand {
             if let start = r?.skipLayerStart, let stop = r?.skipLayerStop { (slg.start, slg.stop) = (start, stop) }
             p.skipLayerGuidance = slg
         }
+        let modes = ["on", "int8", "off"]
+        let t5File = t5.flatMap { modes.contains($0) ? nil : $0 }
         let recalledT5 = r.map { T5Choice(t5: $0.t5, weights: $0.t5Weights).rawValue }
-        let t5Choice = t5 ?? (noT5 ? "off" : recalledT5 ?? c.t5?.rawValue ?? "on")
-        guard ["on", "int8", "off"].contains(t5Choice) else { throw ValidationError("--t5 must be on, int8 or off, not '\(t5Choice)'") }
+        let t5Choice = t5File != nil ? "on" : t5 ?? (noT5 ? "off" : recalledT5 ?? c.t5?.rawValue ?? "on")
         if noT5 && t5Choice != "off" { throw ValidationError("--no-t5 contradicts --t5 \(t5Choice)") }
         let useT5 = t5Choice != "off"
         let target = try outputPath(seed: p.seed)
@@ -97,6 +99,7 @@ struct GenerateCommand: ParsableCommand {
         options.t5Int8 = t5Choice == "int8"
         options.withVAEEncoder = p.initImage != nil
         options.staged = !keepLoaded
+        options.files = files.extras(t5File: t5File)
         let started = Date()
         log("loading \(model)")
         let pipeline = try StableDiffusion3Pipeline(path: model, options: options)

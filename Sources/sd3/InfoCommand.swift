@@ -8,16 +8,18 @@ struct InfoCommand: ParsableCommand {
         commandName: "info",
         abstract: "Describe a .safetensors file or a diffusers model folder (components, classes, tensors, dtypes, sizes).")
 
-    @Argument(help: "A .safetensors file, a diffusers pipeline folder (model_index.json) or one component folder.")
+    @Argument(help: "A .safetensors file, a diffusers pipeline folder (model_index.json), one component folder, or a Hugging Face repo id in the local cache.")
     var path: String
 
     @Flag(help: "Also list every tensor of each weight file (name, dtype, shape).")
     var tensors = false
 
     func run() throws {
-        let info = try ModelInspector.inspect(path)
+        let info = try ModelInspector.inspect(try ModelSource.resolve(path))
         switch info.kind {
-        case .file: print("\(info.path): safetensors file")
+        case .file:
+            print("\(info.path): safetensors file")
+            describeCheckpoint(info.path)
         case .component: print("\(info.path): model component folder")
         case let .pipeline(name, version): print("\(info.path): \(name)\(version.map { " (diffusers \($0))" } ?? "")")
         }
@@ -26,6 +28,21 @@ struct InfoCommand: ParsableCommand {
         if case .pipeline = info.kind {
             let total = info.components.compactMap(\.primaryWeights).reduce((0, 0)) { ($0.0 + $1.parameterCount, $0.1 + $1.bytes) }
             print("  total: \(Format.count(total.0)) parameters, \(Format.bytes(total.1))")
+        }
+    }
+
+    /// What the header says the file is: an SD3 single-file checkpoint (which model, which parts) or another family.
+    private func describeCheckpoint(_ path: String) {
+        do {
+            let checkpoint = try SingleFileCheckpoint(path: path)
+            let parts = SD3Component.allCases.filter { checkpoint.parts[$0] != nil }.map(\.label).joined(separator: ", ")
+            var kind = "SD3 single-file checkpoint"
+            if checkpoint.parts[.transformer] != nil, let config = try? HeaderConfigs.transformer(try checkpoint.weights(.transformer)) {
+                kind = "\(HeaderConfigs.familyName(config)) single-file checkpoint"
+            }
+            print("  \(kind): \(parts)")
+        } catch {
+            print("  \(error)")
         }
     }
 

@@ -9,7 +9,9 @@ struct StudioCommand: AsyncParsableCommand {
         commandName: "studio",
         abstract: "The terminal studio: edit a prompt and settings, F5 to generate, watch the preview (the default command).")
 
-    @Option(help: "A diffusers SD3 model folder (default: $SD3_MODEL, else the demo model in models/sd3-demo).") var model: String?
+    @Option(help: "A diffusers SD3 folder, cached repo id (ORG/NAME) or single-file checkpoint (default: $SD3_MODEL, else the demo model in models/sd3-demo).") var model: String?
+    @OptionGroup var files: ModelFiles
+    @Option(help: "T5 weights for a single-file --model that lacks them.") var t5: String?
     @Option(help: "Where finished images go (default: $XDG_DATA_HOME/sd3-studio/outputs).") var outputDir: String?
     @Option(help: "Image output in the terminal: auto, sixel, kitty, symbols, ascii or none (auto: from the environment, else a short terminal probe; symbols inside tmux).") var graphics: String?
     @Option(help: "Colour theme: a name from the themes folders (dark, light, high-contrast, mono, …) or a .toml file (F7 cycles them).") var theme: String?
@@ -68,8 +70,10 @@ struct StudioCommand: AsyncParsableCommand {
         if let height { state.set(.height, "\(height)") }
         if let steps { state.set(.steps, "\(steps)") }
         if let seed { state.set(.seed, "\(seed)") }
-        if let modelPath, !FileManager.default.fileExists(atPath: modelPath + "/model_index.json") {
-            state.status = Status(text: "\(modelPath): not a diffusers SD3 folder (no model_index.json); restart with --model DIR", isError: true)
+        if let modelPath {
+            do { _ = try ModelSource(modelPath, extras: files.extras(t5File: t5)) } catch {
+                state.status = Status(text: "\(error); restart with --model DIR, FILE or ORG/NAME", isError: true)
+            }
         }
         let store = Result { () throws(StoreError) in try StudioStore(path: StudioStore.defaultPath(environment: environment)) }
         switch store {
@@ -78,7 +82,7 @@ struct StudioCommand: AsyncParsableCommand {
         }
         let config = StudioConfig(model: modelPath, outputFolder: OutputFolder(path: outputDir ?? settings.outputFolder.map(ConfigFile.expandingTilde) ?? OutputFolder.defaultPath(environment: environment)),
                                   store: store,
-                                  threads: threads)
+                                  threads: threads, modelFiles: files.extras(t5File: t5))
         try await MainActor.run { StudioSession(state: state, config: config) }.run()
     }
 }

@@ -9,7 +9,7 @@ struct TokenizeCommand: ParsableCommand {
         commandName: "tokenize",
         abstract: "Print the token ids the pipeline feeds an encoder: one JSON array per input (padded and truncated).")
 
-    @Option(help: "A diffusers SD3 model folder (only its tokenizer folders are read).") var model: String
+    @Option(help: "A diffusers SD3 folder, cached repo id or single-file checkpoint (only its tokenizers are read).") var model: String
     @Option(help: "clip-l, clip-g or t5.") var encoder: String
     @Option(help: "T5 tokens (1…512).") var maxSequenceLength = 256
     @Option(help: "Read inputs from this file, one per line (lines split on \"\\n\" only).") var file: String?
@@ -43,7 +43,9 @@ struct EncodeCommand: ParsableCommand {
         commandName: "encode",
         abstract: "Run encode_prompt and write prompt_embeds, negative_prompt_embeds, pooled_prompt_embeds and negative_pooled_prompt_embeds.")
 
-    @Option(help: "A diffusers SD3 model folder.") var model: String
+    @Option(help: "A diffusers SD3 folder, cached repo id or single-file checkpoint.") var model: String
+    @OptionGroup var files: ModelFiles
+    @Option(help: "T5 weights for a single-file --model that lacks them.") var t5: String?
     @Option(name: .shortAndLong, help: "The prompt.") var prompt: String
     @Option(name: [.customShort("n"), .long], help: "The negative prompt (an empty one is encoded).") var negativePrompt = ""
     @Flag(help: "Leave T5 out (its part is zeros, as diffusers does without text_encoder_3).") var noT5 = false
@@ -53,10 +55,11 @@ struct EncodeCommand: ParsableCommand {
 
     func run() throws {
         guard let precision = Precision(rawValue: precision) else { throw ValidationError("--precision must be fp32 or bf16") }
-        let transformer = try ComponentFolder(model + "/transformer").config(SD3TransformerConfig.self)
-        let t5Present = FileManager.default.fileExists(atPath: model + "/text_encoder_3")
-        if !noT5 && !t5Present { log("warning: \(model) has no text_encoder_3; T5 embeddings are zeros") }
-        let encoder = try PromptEncoder(model: model, jointAttentionDim: transformer.jointAttentionDim, useT5: !noT5 && t5Present, precision: precision)
+        let source = try ModelSource(model, extras: files.extras(t5File: t5))
+        let transformer = try source.transformerConfig()
+        let t5Present = source.has(.textEncoder3)
+        if !noT5 && !t5Present { log("warning: \(model) has no T5 weights; T5 embeddings are zeros") }
+        let encoder = try PromptEncoder(source: source, jointAttentionDim: transformer.jointAttentionDim, useT5: !noT5 && t5Present, precision: precision)
         let c = try encoder.encode(prompts: [prompt], negative: [negativePrompt], guidance: true,
                                    maxSequenceLength: maxSequenceLength, compute: try Compute())
         for warning in c.warnings { log("warning: \(warning)") }

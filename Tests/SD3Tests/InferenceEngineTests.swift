@@ -103,7 +103,7 @@ import Testing
         await #expect(throws: GenerationError.badSize(width: 15, height: 16, multiple: 4)) {
             for try await _ in await engine.generate(p, model: Self.model, options: LoadOptions()) {}
         }
-        await #expect(throws: ModelError.self) {
+        await #expect(throws: ModelSourceError.notFound("/nonexistent")) {
             for try await _ in await engine.generate(p, model: "/nonexistent", options: LoadOptions()) {}
         }
     }

@@ -111,7 +111,7 @@ import Testing
         #expect(ran == 1)
         p.strength = 0
         #expect(throws: GenerationError.noStepsLeft(steps: 5, strength: 0)) { try pipeline.generate(p) }
-        #expect(throws: ModelError.missingFile(path: "/nonexistent/model_index.json")) { try StableDiffusion3Pipeline(path: "/nonexistent") }
+        #expect(throws: ModelSourceError.notFound("/nonexistent")) { try StableDiffusion3Pipeline(path: "/nonexistent") }
     }
 
     /// Staged loading gives the same pixels, loads each model only for its phase and reports every phase.

@@ -1,0 +1,30 @@
+import CZlib
+
+/// gzip (RFC 1952) decompression through zlib, for the shipped CLIP vocabulary (Foundation on Linux has none).
+enum Gzip {
+    /// The decompressed bytes, or nil when `data` is not a complete gzip stream.
+    static func decompress(_ data: [UInt8]) -> [UInt8]? {
+        var stream = z_stream()
+        // 15 window bits + 16: expect a gzip header and trailer (zlib.h, inflateInit2).
+        guard inflateInit2_(&stream, 15 + 16, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else { return nil }
+        defer { inflateEnd(&stream) }
+        var output: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        var input = data
+        return input.withUnsafeMutableBufferPointer { source -> [UInt8]? in
+            stream.next_in = source.baseAddress
+            stream.avail_in = UInt32(source.count)
+            while true {
+                let (status, produced) = chunk.withUnsafeMutableBufferPointer { buffer -> (Int32, Int) in
+                    stream.next_out = buffer.baseAddress
+                    stream.avail_out = UInt32(buffer.count)
+                    let status = inflate(&stream, Z_NO_FLUSH)
+                    return (status, buffer.count - Int(stream.avail_out))
+                }
+                output.append(contentsOf: chunk[0..<produced])
+                if status == Z_STREAM_END { return output }
+                guard status == Z_OK, produced > 0 || stream.avail_in > 0 else { return nil }
+            }
+        }
+    }
+}
