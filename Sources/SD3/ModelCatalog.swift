@@ -16,6 +16,10 @@ public struct ModelCatalog: Sendable {
         public let encoders: [String]
         /// Why it cannot be used, when a candidate turned out broken or foreign.
         public let problem: String?
+
+        public init(model: String, layout: String, kind: String, bytes: Int, encoders: [String], problem: String?) {
+            (self.model, self.layout, self.kind, self.bytes, self.encoders, self.problem) = (model, layout, kind, bytes, encoders, problem)
+        }
     }
 
     /// `$XDG_DATA_HOME/sd3-studio/models` (else ~/.local/share/sd3-studio/models): where `sd3 models list` also looks.

@@ -54,6 +54,9 @@ public enum Action: Sendable {
     case cycleTheme
     // Favorites and history.
     case showFavorites, showHistory, editNote, openRecall
+    /// The model picker and the models the session found for it.
+    case showModels
+    case modelsFound([ModelPicker.Item])
     case resize(columns: Int, rows: Int)
     case engine(GenerationEvent)
     /// The stream ended without `finished`: an error message, or nil when it was cancelled.
@@ -91,6 +94,8 @@ public enum Effect: Sendable, Equatable {
     case delete(id: Int, file: String)
     case setNote(id: Int, note: String)
     case recall(path: String)
+    /// Looks for models (ModelCatalog) and reports them with `modelsFound`.
+    case scanModels
     case quit
 }
 

@@ -18,6 +18,7 @@ public enum Bindings {
         Binding(keys: [.ctrl("o")], action: .openRecall, help: "recall the settings of a PNG: type its path"),
         Binding(keys: [.function(1)], action: .toggleHelp, help: "show / hide this help"),
         Binding(keys: [.function(7)], action: .cycleTheme, help: "next colour theme"),
+        Binding(keys: [.function(8)], action: .showModels, help: "choose the model"),
         Binding(keys: [.function(10), .ctrl("q")], action: .quit, help: "quit (cancels a running generation)"),
         Binding(keys: [.tab], action: .nextField, help: "next field"),
         Binding(keys: [.backTab], action: .previousField, help: "previous field"),

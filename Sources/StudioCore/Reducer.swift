@@ -3,6 +3,7 @@ import SD3
 
 /// The one place the state changes: `reduce(&state, action)` updates it and returns what the session must do.
 public func reduce(_ state: inout StudioState, _ action: Action) -> Reaction {
+    if let reaction = reduceModelPicker(&state, action) { return reaction }
     if let reaction = reduceBrowser(&state, action) { return reaction }
     switch action {
     case .insert, .newline, .backspace, .delete, .left, .right, .up, .down, .home, .end, .wordLeft, .wordRight,
@@ -71,6 +72,8 @@ public func reduce(_ state: inout StudioState, _ action: Action) -> Reaction {
         state.status = Status(text: message, isError: true)
     case let .favoriteSaved(id, favorite):
         state.status = Status(text: favorite ? "★ Starred #\(id)" : "Unstarred #\(id)", isError: false)
+    case .showModels, .modelsFound:
+        return .none  // reduceModelPicker's
     case .showFavorites, .showHistory, .editNote, .openRecall, .browserLoaded, .thumbnailLoaded, .deleted, .noteSaved, .recalled:
         return .none  // reduceBrowser's
     }

@@ -14,7 +14,9 @@ public func render(_ state: StudioState, columns: Int, rows: Int) -> CellBuffer 
         return buffer
     }
     drawHeader(state, &buffer, layout)
-    if let browser = state.browser {
+    if let picker = state.models {
+        drawModelPicker(state, picker, &buffer)
+    } else if let browser = state.browser {
         drawBrowser(state, browser, &buffer)
     } else {
         for field in [FieldID.prompt, .negativePrompt] { drawEditor(state, field, &buffer, layout.editor(field)) }

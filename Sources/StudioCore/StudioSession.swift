@@ -94,6 +94,17 @@ public final class StudioSession {
             }
         case let .recall(path):
             report { .recalled(try RecalledParameters.read(path), from: URL(fileURLWithPath: path).lastPathComponent) }
+        case .scanModels:
+            let configured = [config.model, ProcessInfo.processInfo.environment["SD3_MODEL"], DemoModel.locate()].compactMap { $0 }
+            Task { @MainActor in
+                let entries = await Task.detached {
+                    let environment = ProcessInfo.processInfo.environment
+                    return ModelCatalog.scan(configured: configured, folders: [ModelCatalog.modelsFolder(environment: environment)],
+                                             cache: HuggingFaceCache(environment: environment))
+                        .map { ModelPicker.Item(entry: $0, defaults: try? ModelDefaults.read(model: $0.model)) }
+                }.value
+                send(.modelsFound(entries))
+            }
         case .quit:
             generation?.cancel()
         }
@@ -135,7 +146,8 @@ public final class StudioSession {
         options.precision = request.precision == .bf16 ? .bf16 : .fp32
         (options.useT5, options.t5Int8) = (request.t5 != .off, request.t5 == .int8)
         options.threads = config.threads
-        options.files = config.modelFiles
+        // Separate encoder files belong to the model the studio was started with, not to one picked later.
+        options.files = request.model == config.model ? config.modelFiles : ModelSource.Extras()
         // Always load the VAE encoder so switching to img2img does not reload the model.
         options.withVAEEncoder = true
         let engine = self.engine

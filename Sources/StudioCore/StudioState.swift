@@ -30,6 +30,8 @@ public struct StudioState: Sendable {
     public var shouldQuit = false
     /// The model folder; nil when none was given (the studio still opens and says how to give one).
     public var model: String?
+    /// The model picker (F8), while it is open.
+    public var models: ModelPicker?
     public var graphics = GraphicsMode.symbols
     /// The seed used by the last generation started, for increment mode.
     public var lastSeed: UInt64?

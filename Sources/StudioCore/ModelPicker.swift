@@ -1,0 +1,96 @@
+import Foundation
+import SD3
+
+/// The model picker (F8): the models `sd3 models list` finds (configured paths, the models folder, the Hugging
+/// Face cache), scanned by the session; Enter makes the selected one the studio's model and starts the fields
+/// from its defaults.json. The engine loads it with the next image.
+public struct ModelPicker: Sendable, Equatable {
+    /// A model found, with the defaults.json it carries (read by the session: the reducer does no I/O).
+    public struct Item: Sendable, Equatable {
+        public var entry: ModelCatalog.Entry
+        public var defaults: ModelDefaults?
+        public init(entry: ModelCatalog.Entry, defaults: ModelDefaults?) { (self.entry, self.defaults) = (entry, defaults) }
+    }
+
+    /// nil until the session's scan has answered.
+    public var entries: [Item]?
+    public var selected = 0
+
+    public init() {}
+}
+
+/// The reducer's part for the picker: nil when the action is not its.
+func reduceModelPicker(_ state: inout StudioState, _ action: Action) -> Reaction? {
+    switch action {
+    case .showModels:
+        (state.showHelp, state.browser, state.recallPath) = (false, nil, nil)
+        state.models = ModelPicker()
+        return Reaction(effects: [.scanModels])
+    case let .modelsFound(entries):
+        guard state.models != nil else { return Reaction.none }
+        state.models?.entries = entries
+        state.models?.selected = entries.firstIndex { $0.entry.model == state.model } ?? 0
+        return Reaction()
+    default: break
+    }
+    guard let picker = state.models, !state.showHelp else { return nil }
+    let count = picker.entries?.count ?? 0
+    switch action {
+    case .up: state.models?.selected = max(0, picker.selected - 1)
+    case .down: state.models?.selected = min(max(0, count - 1), picker.selected + 1)
+    case .cancel: state.models = nil
+    case .newline:
+        guard let item = picker.entries?[safe: picker.selected] else { return Reaction.none }
+        let entry = item.entry
+        if let problem = entry.problem {
+            state.status = Status(text: "\(entry.model): \(problem)", isError: true)
+            return Reaction()
+        }
+        state.models = nil
+        guard entry.model != state.model else { return Reaction() }
+        if state.isRunning {
+            state.status = Status(text: "A generation is running: switch models when it ends (Esc cancels it)", isError: true)
+            return Reaction()
+        }
+        state.model = entry.model
+        if let defaults = item.defaults { state.apply(defaults) }
+        state.status = Status(text: "Model: \(entry.model) (\(entry.kind)); it loads with the next image", isError: false)
+    case .quit, .resize, .engine, .generationStopped, .saved, .failed, .favoriteSaved, .toggleHelp, .generate, .explore: return nil
+    default: return Reaction.none
+    }
+    return Reaction()
+}
+
+extension Array {
+    subscript(safe index: Int) -> Element? { indices.contains(index) ? self[index] : nil }
+}
+
+/// The picker over the body of the screen: one row per model with its kind, size and encoders.
+func drawModelPicker(_ state: StudioState, _ picker: ModelPicker, _ buffer: inout CellBuffer) {
+    let (columns, rows) = (state.columns, state.rows)
+    buffer.fill(x: 0, y: 1, width: columns, height: rows - 2)
+    let box = Rect(x: 0, y: 1, width: columns, height: rows - 4)
+    buffer.box(x: box.x, y: box.y, width: box.width, height: box.height, title: "Models \(picker.entries?.count ?? 0)", role: .focusedBorder)
+    let inner = box.inner
+    guard let entries = picker.entries else {
+        buffer.put("Looking for models…", x: inner.x + 1, y: inner.y, role: .hint)
+        return
+    }
+    if entries.isEmpty {
+        buffer.put("No models found: put a diffusers folder or a .safetensors checkpoint in \(ModelCatalog.modelsFolder(environment: ProcessInfo.processInfo.environment))",
+                   x: inner.x + 1, y: inner.y, role: .hint, limit: inner.width - 1)
+    }
+    let perEntry = 2, visible = max(1, inner.height / perEntry)
+    let top = max(0, picker.selected - visible + 1)
+    for (row, entry) in entries.map(\.entry).enumerated().dropFirst(top).prefix(visible) {
+        let y = inner.y + (row - top) * perEntry
+        let selected = row == picker.selected
+        let mark = entry.model == state.model ? "● " : "  "
+        buffer.put(mark + entry.model, x: inner.x, y: y, role: selected ? .focusedField : .field, limit: inner.width)
+        let size = String(format: "%.2f GB", Double(entry.bytes) / 1e9)
+        let detail = entry.problem.map { "cannot be used: \($0)" }
+            ?? "\(entry.kind) · \(entry.layout) · \(size) · \(entry.encoders.isEmpty ? "no text encoders" : entry.encoders.joined(separator: ", "))"
+        buffer.put("    " + detail, x: inner.x, y: y + 1, role: entry.problem == nil ? .hint : .statusError, limit: inner.width)
+    }
+    buffer.put("Up/Down pick · Enter switches (loads with the next image) · Esc closes · ● the current model", x: 0, y: rows - 3, role: .hint, limit: columns)
+}
