@@ -89,7 +89,7 @@ final class FileStream: NSObject, URLSessionDataDelegate, @unchecked Sendable {
             return
         }
         do {
-            if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+            if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
             let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
             // A 200 to a Range request means the server sends the whole file again: start over.
             if status == 200 { try handle.truncate(atOffset: 0); start = 0 } else { try handle.seek(toOffset: UInt64(start)) }

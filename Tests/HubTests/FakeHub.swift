@@ -20,10 +20,13 @@ final class FakeHub: @unchecked Sendable {
     let repo: String
     let files: [File]
     let gated: Bool
+    /// SHA-256 per path, computed once: the debug build hashes at about 2 MB/s.
+    let hashes: [String: String]
     private(set) var port: UInt16 = 0
     private let listener: Int32
     private let lock = NSLock()
     private var log: [Request] = []
+    private var stopped = false
     /// Per file path: serve only this many bytes of the next response, then drop the connection.
     private var cuts: [String: Int] = [:]
     /// Per file path: how many next responses carry a flipped byte.
@@ -33,6 +36,7 @@ final class FakeHub: @unchecked Sendable {
         self.repo = repo
         self.files = files
         self.gated = gated
+        hashes = Dictionary(uniqueKeysWithValues: files.map { ($0.path, SHA256.hex($0.data)) })
         listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var yes: Int32 = 1
         setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
@@ -51,14 +55,18 @@ final class FakeHub: @unchecked Sendable {
 
     deinit { stop() }
 
-    func stop() { shutdown(listener, Int32(SHUT_RDWR)); close(listener) }
+    /// Closes the listening socket once: a second close could hit a descriptor another test has opened since.
+    func stop() {
+        let open = lock.withLock { () -> Bool in defer { stopped = true }; return !stopped }
+        if open { shutdown(listener, Int32(SHUT_RDWR)); close(listener) }
+    }
 
     var endpoint: String { "http://127.0.0.1:\(port)" }
     var requests: [Request] { lock.withLock { log } }
     func cut(_ path: String, after bytes: Int) { lock.withLock { cuts[path] = bytes } }
     func corrupt(_ path: String, times: Int) { lock.withLock { corruptions[path] = times } }
 
-    static func sha256(_ data: Data) -> String { SHA256.hex(data) }
+    func sha256(_ file: File) -> String { hashes[file.path]! }
 
     private func acceptLoop() {
         while true {
@@ -99,10 +107,10 @@ final class FakeHub: @unchecked Sendable {
         if path.hasPrefix(infoPrefix) { return send(client, status: 200, body: info()) }
         if path.hasPrefix(resolvePrefix), let file = files.first(where: { $0.path == String(path.dropFirst(resolvePrefix.count)) }) {
             // The real hub sends LFS files to its CDN; "localhost" is another host than "127.0.0.1", so the token must not follow.
-            if file.lfs { return send(client, status: 302, body: Data(), extra: ["Location": "http://localhost:\(port)/cdn/\(Self.sha256(file.data))"]) }
+            if file.lfs { return send(client, status: 302, body: Data(), extra: ["Location": "http://localhost:\(port)/cdn/\(sha256(file))"]) }
             return sendFile(client, file, range: headers["range"])
         }
-        if path.hasPrefix("/cdn/"), let file = files.first(where: { $0.lfs && Self.sha256($0.data) == path.dropFirst(5) }) {
+        if path.hasPrefix("/cdn/"), let file = files.first(where: { $0.lfs && sha256($0) == path.dropFirst(5) }) {
             return sendFile(client, file, range: headers["range"])
         }
         send(client, status: 404, body: Data("Entry not found".utf8))
@@ -119,8 +127,8 @@ final class FakeHub: @unchecked Sendable {
 
     private func info() -> Data {
         let siblings: [[String: Any]] = files.map { file in
-            var sibling: [String: Any] = ["rfilename": file.path, "size": file.data.count, "blobId": String(Self.sha256(file.data).prefix(40).reversed())]
-            if file.lfs { sibling["lfs"] = ["sha256": Self.sha256(file.data), "size": file.data.count, "pointerSize": 134] }
+            var sibling: [String: Any] = ["rfilename": file.path, "size": file.data.count, "blobId": String(sha256(file).prefix(40).reversed())]
+            if file.lfs { sibling["lfs"] = ["sha256": sha256(file), "size": file.data.count, "pointerSize": 134] }
             return sibling
         }
         let object: [String: Any] = ["id": repo, "sha": Self.commit, "gated": gated ? "manual" : false, "siblings": siblings]

@@ -13,9 +13,9 @@ import Testing
         return [
             .init(path: "model_index.json", data: Data(#"{"_class_name": "StableDiffusion3Pipeline"}"#.utf8), lfs: false),
             .init(path: "transformer/config.json", data: Data(#"{"num_layers": 2}"#.utf8), lfs: false),
-            .init(path: "transformer/diffusion_pytorch_model.safetensors", data: random(3_000_000), lfs: true),
-            .init(path: "vae/diffusion_pytorch_model.safetensors", data: random(700_000), lfs: true),
-            .init(path: "text_encoder_3/model.safetensors", data: random(400_000), lfs: true),
+            .init(path: "transformer/diffusion_pytorch_model.safetensors", data: random(300_000), lfs: true),
+            .init(path: "vae/diffusion_pytorch_model.safetensors", data: random(120_000), lfs: true),
+            .init(path: "text_encoder_3/model.safetensors", data: random(60_000), lfs: true),
             .init(path: "tokenizer_3/tokenizer.json", data: Data(#"{"model": {"type": "Unigram"}}"#.utf8), lfs: false),
         ]
     }
@@ -44,7 +44,7 @@ import Testing
             let target = try FileManager.default.destinationOfSymbolicLink(atPath: path)
             let depth = file.path.split(separator: "/").count - 1
             #expect(target.hasPrefix(String(repeating: "../", count: depth + 2) + "blobs/"), "\(file.path) -> \(target)")
-            if file.lfs { #expect(target.hasSuffix("/" + FakeHub.sha256(file.data))) }
+            if file.lfs { #expect(target.hasSuffix("/" + hub.sha256(file))) }
             let read = try Data(contentsOf: URL(fileURLWithPath: path))
             #expect(read == file.data, "\(file.path): \(read.count) bytes read, \(file.data.count) served")
         }
@@ -89,14 +89,14 @@ import Testing
         let cutAt = Int.random(in: 1..<big.data.count - 1)
         hub.cut(big.path, after: cutAt)
         await #expect(throws: HubError.self) { try await Self.pull(hub, root: root) }
-        let partial = CacheLayout(root: root, repo: hub.repo).incomplete(FakeHub.sha256(big.data))
+        let partial = CacheLayout(root: root, repo: hub.repo).incomplete(hub.sha256(big))
         let kept = try Data(contentsOf: URL(fileURLWithPath: partial))
         #expect(kept.count == cutAt, "round \(round): cut at \(cutAt), kept \(kept.count)")
         #expect(kept == big.data.prefix(kept.count))
 
         _ = try await Self.pull(hub, root: root)
         try Self.expectSnapshot(hub, root: root)
-        let ranges = hub.requests.filter { $0.path.hasPrefix("/cdn/" + FakeHub.sha256(big.data)) }.map(\.range)
+        let ranges = hub.requests.filter { $0.path.hasPrefix("/cdn/" + hub.sha256(big)) }.map(\.range)
         #expect(ranges == [nil, "bytes=\(cutAt)-"], "round \(round): \(ranges)")
     }
 
@@ -107,7 +107,7 @@ import Testing
         let root = Self.temporaryRoot()
         _ = try await Self.pull(hub, root: root)
         try Self.expectSnapshot(hub, root: root)
-        #expect(hub.requests.filter { $0.path.hasPrefix("/cdn/" + FakeHub.sha256(vae.data)) }.count == 2)
+        #expect(hub.requests.filter { $0.path.hasPrefix("/cdn/" + hub.sha256(vae)) }.count == 2)
 
         hub.corrupt(vae.path, times: 2)
         let again = Self.temporaryRoot()
@@ -115,11 +115,11 @@ import Testing
             try await Self.pull(hub, root: again)
         } throws: { error in
             guard case HubError.checksumMismatch(let file, let expected, _) = error else { return false }
-            return file == vae.path && expected == FakeHub.sha256(vae.data)
+            return file == vae.path && expected == hub.sha256(vae)
         }
         let layout = CacheLayout(root: again, repo: hub.repo)
-        #expect(!FileManager.default.fileExists(atPath: layout.blob(FakeHub.sha256(vae.data))))
-        #expect(!FileManager.default.fileExists(atPath: layout.incomplete(FakeHub.sha256(vae.data))))
+        #expect(!FileManager.default.fileExists(atPath: layout.blob(hub.sha256(vae))))
+        #expect(!FileManager.default.fileExists(atPath: layout.incomplete(hub.sha256(vae))))
     }
 
     @Test func gatedMissingAndUnreachableReposGiveClearErrors() async throws {
