@@ -57,6 +57,7 @@ import Testing
     @Test func fullPullWritesTheHubCacheLayout() async throws {
         let hub = try FakeHub(repo: Self.repo, files: Self.files(), gated: true)
         let root = Self.temporaryRoot()
+        defer { try? FileManager.default.removeItem(atPath: root) }
         let snapshot = try await Self.pull(hub, root: root)
         #expect(snapshot == CacheLayout(root: root, repo: hub.repo).snapshot(FakeHub.commit))
         try Self.expectSnapshot(hub, root: root)
@@ -74,10 +75,13 @@ import Testing
     @Test func noT5AndIncludeChooseTheFiles() async throws {
         let hub = try FakeHub(repo: Self.repo, files: Self.files())
         let root = Self.temporaryRoot()
+        defer { try? FileManager.default.removeItem(atPath: root) }
         _ = try await Self.pull(hub, root: root, token: nil) { $0.skipT5 = true }
         try Self.expectSnapshot(hub, root: root) { $0.hasPrefix("text_encoder_3/") || $0.hasPrefix("tokenizer_3/") }
 
         let vaeOnly = Self.temporaryRoot()
+
+        defer { try? FileManager.default.removeItem(atPath: vaeOnly) }
         _ = try await Self.pull(hub, root: vaeOnly, token: nil) { $0.include = ["vae/", "*.json"] }
         try Self.expectSnapshot(hub, root: vaeOnly) { $0.hasPrefix("transformer/") && $0.hasSuffix(".safetensors") || $0.hasPrefix("text_encoder_3/") }
     }
@@ -85,6 +89,7 @@ import Testing
     @Test(arguments: 0..<3) func interruptedPullResumesWithRange(_ round: Int) async throws {
         let hub = try FakeHub(repo: Self.repo, files: Self.files())
         let root = Self.temporaryRoot()
+        defer { try? FileManager.default.removeItem(atPath: root) }
         let big = hub.files[2]
         let cutAt = Int.random(in: 1..<big.data.count - 1)
         hub.cut(big.path, after: cutAt)
@@ -105,12 +110,14 @@ import Testing
         let vae = hub.files[3]
         hub.corrupt(vae.path, times: 1)
         let root = Self.temporaryRoot()
+        defer { try? FileManager.default.removeItem(atPath: root) }
         _ = try await Self.pull(hub, root: root)
         try Self.expectSnapshot(hub, root: root)
         #expect(hub.requests.filter { $0.path.hasPrefix("/cdn/" + hub.sha256(vae)) }.count == 2)
 
         hub.corrupt(vae.path, times: 2)
         let again = Self.temporaryRoot()
+        defer { try? FileManager.default.removeItem(atPath: again) }
         await #expect {
             try await Self.pull(hub, root: again)
         } throws: { error in
@@ -125,6 +132,7 @@ import Testing
     @Test func gatedMissingAndUnreachableReposGiveClearErrors() async throws {
         let hub = try FakeHub(repo: Self.repo, files: Self.files(), gated: true)
         let root = Self.temporaryRoot()
+        defer { try? FileManager.default.removeItem(atPath: root) }
         let page = hub.endpoint + "/" + Self.repo
         await #expect(throws: HubError.unauthorized(repo: Self.repo, page: page, hadToken: false)) { try await Self.pull(hub, root: root, token: nil) }
         await #expect(throws: HubError.unauthorized(repo: Self.repo, page: page, hadToken: true)) { try await Self.pull(hub, root: root, token: "hf_wrong") }
@@ -149,7 +157,9 @@ import Testing
 
     @Test func fullDiskIsRefusedBeforeAnyDownload() async throws {
         let hub = try FakeHub(repo: Self.repo, files: Self.files())
-        let pull = ModelPull(repo: hub.repo, options: PullOptions(), settings: HubSettings(endpoint: hub.endpoint, token: nil), cacheRoot: Self.temporaryRoot())
+        let root = Self.temporaryRoot()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let pull = ModelPull(repo: hub.repo, options: PullOptions(), settings: HubSettings(endpoint: hub.endpoint, token: nil), cacheRoot: root)
         let plan = try await pull.plan()
         #expect(plan.bytesToFetch == Int64(hub.files.reduce(0) { $0 + $1.data.count }))
         #expect(throws: HubError.diskFull(needed: plan.bytesToFetch, free: 1000, folder: "/cache")) { try plan.checkSpace(free: 1000, folder: "/cache") }

@@ -30,6 +30,7 @@ import Testing
     @Test func tokenNeverAppearsInOutput() throws {
         let hub = try FakeHub(repo: PullTests.repo, files: PullTests.files(), gated: true)
         let home = PullTests.temporaryRoot()
+        defer { try? FileManager.default.removeItem(atPath: home) }
         let cache = home + "/hub"
         let base = ["HF_ENDPOINT": hub.endpoint, "HF_HUB_CACHE": cache, "HF_HOME": home, "HOME": home, "PATH": "/usr/bin:/bin"]
         let wrong = "hf_wrongTOKENalsoSecret789"
