@@ -106,7 +106,14 @@ public struct ModelPull: Sendable {
             var have = Self.size(of: partial) ?? 0
             if have > file.size { try? FileManager.default.removeItem(atPath: partial); progress.discard(have); have = 0 }
             if have < file.size {
-                try await http.download(url, to: partial, from: have, revision: options.revision) { progress.add($0) }
+                do {
+                    try await http.download(url, to: partial, from: have, revision: options.revision) { progress.add($0) }
+                } catch HubError.network(let url, let reason) {
+                    // A connection lost mid-file leaves its bytes in .incomplete: say how far it got and that a rerun resumes.
+                    let got = Self.size(of: partial) ?? 0
+                    if got > 0 { throw HubError.interrupted(file: file.path, have: got, expected: file.size) }
+                    throw HubError.network(url: url, reason: reason)
+                }
             }
             let got = Self.size(of: partial) ?? 0
             if got < file.size { throw HubError.interrupted(file: file.path, have: got, expected: file.size) }

@@ -93,7 +93,9 @@ import Testing
         let big = hub.files[2]
         let cutAt = Int.random(in: 1..<big.data.count - 1)
         hub.cut(big.path, after: cutAt)
-        await #expect(throws: HubError.self) { try await Self.pull(hub, root: root) }
+        await #expect(throws: HubError.interrupted(file: big.path, have: Int64(cutAt), expected: Int64(big.data.count))) {
+            try await Self.pull(hub, root: root)
+        }
         let partial = CacheLayout(root: root, repo: hub.repo).incomplete(hub.sha256(big))
         let kept = try Data(contentsOf: URL(fileURLWithPath: partial))
         #expect(kept.count == cutAt, "round \(round): cut at \(cutAt), kept \(kept.count)")
