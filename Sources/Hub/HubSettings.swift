@@ -16,7 +16,8 @@ public struct HubSettings: Sendable, CustomStringConvertible, CustomDebugStringC
 
     public init(token flag: String?, environment: [String: String] = ProcessInfo.processInfo.environment) {
         let endpoint = environment["HF_ENDPOINT"].flatMap { $0.isEmpty ? nil : $0 } ?? "https://huggingface.co"
-        self.init(endpoint: endpoint, token: flag ?? environment["HF_TOKEN"] ?? Self.tokenFile(environment: environment))
+        let variable = environment["HF_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+        self.init(endpoint: endpoint, token: flag ?? variable ?? Self.tokenFile(environment: environment))
     }
 
     public var debugDescription: String { description }

@@ -35,8 +35,11 @@ struct PullCommand: AsyncParsableCommand {
         let progress = PullProgress(total: plan.bytesToFetch, files: plan.files.filter { $0.state != .cached }.count) { line in
             FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
         }
-        let snapshot = try await pull.run(plan, progress: progress)
-        FileHandle.standardError.write(Data("\n".utf8))
+        // The progress line has no newline of its own: end it before the snapshot path or the error.
+        let endLine = { if plan.bytesToFetch > 0 { FileHandle.standardError.write(Data("\n".utf8)) } }
+        let snapshot: String
+        do { snapshot = try await pull.run(plan, progress: progress) } catch { endLine(); throw error }
+        endLine()
         print(snapshot)
     }
 
