@@ -2,7 +2,8 @@
 SHELL := /bin/bash
 
 # Debian 12 packages the build needs (checked with dpkg, installed with apt-get when missing).
-DEBIAN_PACKAGES := libdnnl-dev libopenblas-dev libncursesw5-dev libpng-dev libsqlite3-dev libchafa-dev libglib2.0-dev zlib1g-dev pkg-config tmux
+# libcurl4: Foundation's URLSession on Linux (FoundationNetworking, used by `sd3 models pull`) loads it at run time.
+DEBIAN_PACKAGES := libdnnl-dev libopenblas-dev libncursesw5-dev libpng-dev libsqlite3-dev libchafa-dev libglib2.0-dev zlib1g-dev libcurl4 pkg-config tmux
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SWIFT ?= swift
 # The engine's thread count; CI machines and this one have 2 cores.

@@ -26,13 +26,15 @@ let package = Package(
         .target(name: "Tokenizers", dependencies: ["CZlib"], resources: [.copy("Resources/clip-bpe-merges.txt.gz")]),
         .target(name: "ImageIO", dependencies: ["CPNG"]),
         .target(name: "SD3", dependencies: ["Tensors", "SafeTensors", "Tokenizers", "ImageIO"]),
+        // `sd3 models pull`: the Hugging Face Hub client (URLSession) and the cache it writes.
+        .target(name: "Hub", dependencies: ["SafeTensors"]),
         .target(name: "StudioCore", dependencies: ["SD3", "ImageIO", "Tensors", .product(name: "GRDB", package: "GRDB.swift"),
                                                    .product(name: "TOMLKit", package: "TOMLKit")]),
         .target(name: "StudioTerminal", dependencies: ["StudioCore", "ImageIO", "CNcurses", "CChafa"]),
         .executableTarget(
             name: "sd3",
             dependencies: [
-                "Tensors", "SafeTensors", "Tokenizers", "ImageIO", "SD3", "StudioCore", "StudioTerminal",
+                "Tensors", "SafeTensors", "Tokenizers", "ImageIO", "SD3", "Hub", "StudioCore", "StudioTerminal",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -44,6 +46,7 @@ let package = Package(
         .testTarget(name: "StudioCoreTests", dependencies: ["StudioCore", "SD3", "ImageIO", .product(name: "GRDB", package: "GRDB.swift")],
                     exclude: ["Snapshots", "Fixtures"]),
         .testTarget(name: "StudioTerminalTests", dependencies: ["StudioTerminal", "StudioCore", "ImageIO"]),
+        .testTarget(name: "HubTests", dependencies: ["Hub", "SD3"]),
         .testTarget(name: "SystemLibrariesTests", dependencies: ["CNcurses", "CPNG"]),
     ]
 )

@@ -5,8 +5,8 @@ import SD3
 struct ModelsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "models",
-        abstract: "The SD3 models on this machine, and conversion of single files to diffusers folders.",
-        subcommands: [ListModels.self, ConvertCommand.self],
+        abstract: "The SD3 models on this machine, pulling them from the Hugging Face Hub, and conversion of single files to diffusers folders.",
+        subcommands: [ListModels.self, PullCommand.self, ConvertCommand.self],
         defaultSubcommand: ListModels.self)
 }
 

@@ -1,0 +1,49 @@
+import Foundation
+
+/// One repo's folder in the hub cache, written the way huggingface_hub writes it
+/// (file_download.py, `hf_hub_download` and `_create_symlink`):
+/// `blobs/<etag>`, `snapshots/<commit>/<path>` as relative links into `../../blobs`, `refs/<revision>` holding the commit.
+public struct CacheLayout: Sendable {
+    public let folder: String
+
+    public init(root: String, repo: String) {
+        folder = root + "/models--" + repo.replacingOccurrences(of: "/", with: "--")
+    }
+
+    public func blob(_ name: String) -> String { folder + "/blobs/" + name }
+    public func incomplete(_ name: String) -> String { blob(name) + ".incomplete" }
+    public func snapshot(_ commit: String) -> String { folder + "/snapshots/" + commit }
+
+    /// Links `snapshots/<commit>/<path>` to its blob with a relative target, so the cache can move.
+    func link(_ file: RepoFile, commit: String) throws {
+        let path = snapshot(commit) + "/" + file.path
+        let depth = file.path.split(separator: "/").count - 1
+        let target = String(repeating: "../", count: depth + 2) + "blobs/" + file.blobName
+        do {
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            if (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) == target { return }
+            if (try? FileManager.default.attributesOfItem(atPath: path)) != nil { try FileManager.default.removeItem(atPath: path) }
+            try FileManager.default.createSymbolicLink(atPath: path, withDestinationPath: target)
+        } catch {
+            throw HubError.cacheWrite(path: path, reason: "\(error)")
+        }
+    }
+
+    /// `refs/<revision>` names the commit; a revision that is itself a commit needs no ref (as in huggingface_hub).
+    func writeRef(_ revision: String, commit: String) throws {
+        guard revision != commit else { return }
+        let path = folder + "/refs/" + revision
+        do {
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try Data(commit.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+        } catch {
+            throw HubError.cacheWrite(path: path, reason: "\(error)")
+        }
+    }
+
+    func makeFolders() throws {
+        do { try FileManager.default.createDirectory(atPath: folder + "/blobs", withIntermediateDirectories: true) } catch {
+            throw HubError.cacheWrite(path: folder, reason: "\(error)")
+        }
+    }
+}

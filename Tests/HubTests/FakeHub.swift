@@ -1,0 +1,169 @@
+import Foundation
+import SafeTensors
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A Hugging Face Hub on loopback, with the endpoints huggingface_hub uses: model info with siblings,
+/// `resolve/<commit>/<file>` (LFS files redirect to a "CDN" on another host name), Range requests, and
+/// 401/403/404 for gated and missing repos. Blocking sockets, one thread per connection, `Connection: close`:
+/// only a test server, so plain and small beats fast.
+final class FakeHub: @unchecked Sendable {
+    struct File { var path: String; var data: Data; var lfs: Bool }
+    struct Request { var path: String; var range: String?; var authorization: String? }
+
+    static let commit = "0123456789abcdef0123456789abcdef01234567"
+    static let goodToken = "hf_goodTOKENthatMustNeverLeak123"
+    /// A valid token whose owner has not accepted the licence.
+    static let unlicensedToken = "hf_noLICENCEtokenNeverPrinted456"
+
+    let repo: String
+    let files: [File]
+    let gated: Bool
+    /// SHA-256 per path, computed once: the debug build hashes at about 2 MB/s.
+    let hashes: [String: String]
+    private(set) var port: UInt16 = 0
+    private let listener: Int32
+    private let lock = NSLock()
+    private var log: [Request] = []
+    private var stopped = false
+    /// Per file path: serve only this many bytes of the next response, then drop the connection.
+    private var cuts: [String: Int] = [:]
+    /// Per file path: how many next responses carry a flipped byte.
+    private var corruptions: [String: Int] = [:]
+
+    init(repo: String, files: [File], gated: Bool = false) throws {
+        self.repo = repo
+        self.files = files
+        self.gated = gated
+        hashes = Dictionary(uniqueKeysWithValues: files.map { ($0.path, SHA256.hex($0.data)) })
+        listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var yes: Int32 = 1
+        setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && getsockname(listener, $0, &length) == 0 }
+        }
+        guard bound, listen(listener, 64) == 0 else { throw POSIXError(.EADDRINUSE) }
+        port = UInt16(bigEndian: address.sin_port)
+        let thread = Thread { [self] in acceptLoop() }
+        thread.start()
+    }
+
+    deinit { stop() }
+
+    /// Closes the listening socket once: a second close could hit a descriptor another test has opened since.
+    func stop() {
+        let open = lock.withLock { () -> Bool in defer { stopped = true }; return !stopped }
+        if open { shutdown(listener, Int32(SHUT_RDWR)); close(listener) }
+    }
+
+    var endpoint: String { "http://127.0.0.1:\(port)" }
+    var requests: [Request] { lock.withLock { log } }
+    func cut(_ path: String, after bytes: Int) { lock.withLock { cuts[path] = bytes } }
+    func corrupt(_ path: String, times: Int) { lock.withLock { corruptions[path] = times } }
+
+    func sha256(_ file: File) -> String { hashes[file.path]! }
+
+    private func acceptLoop() {
+        while true {
+            let client = accept(listener, nil, nil)
+            if client < 0 { return }
+            Thread { [self] in serve(client) }.start()
+        }
+    }
+
+    private func serve(_ client: Int32) {
+        defer { close(client) }
+        var head = Data()
+        var byte = [UInt8](repeating: 0, count: 4096)
+        while !head.contains("\r\n\r\n".data(using: .utf8)!) {
+            let count = recv(client, &byte, byte.count, 0)
+            if count <= 0 { return }
+            head.append(contentsOf: byte[0..<count])
+        }
+        let lines = String(decoding: head, as: UTF8.self).components(separatedBy: "\r\n")
+        let target = lines[0].split(separator: " ").dropFirst().first.map(String.init) ?? "/"
+        var headers: [String: String] = [:]
+        for line in lines.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        let path = target.removingPercentEncoding ?? target
+        lock.withLock { log.append(Request(path: path, range: headers["range"], authorization: headers["authorization"])) }
+        respond(client, path: path, headers: headers)
+    }
+
+    private func respond(_ client: Int32, path: String, headers: [String: String]) {
+        let infoPrefix = "/api/models/\(repo)/revision/"
+        let resolvePrefix = "/\(repo)/resolve/\(Self.commit)/"
+        if path.hasPrefix("/api/models/") || path.hasPrefix("/\(repo)/") {
+            guard path.hasPrefix(infoPrefix) || path.hasPrefix(resolvePrefix) else { return send(client, status: 404, body: Data("Repository not found".utf8)) }
+            if let status = refusal(headers["authorization"]) { return send(client, status: status, body: Data("Access restricted".utf8)) }
+        }
+        if path.hasPrefix(infoPrefix) { return send(client, status: 200, body: info()) }
+        if path.hasPrefix(resolvePrefix), let file = files.first(where: { $0.path == String(path.dropFirst(resolvePrefix.count)) }) {
+            // The real hub sends LFS files to its CDN; "localhost" is another host than "127.0.0.1", so the token must not follow.
+            if file.lfs { return send(client, status: 302, body: Data(), extra: ["Location": "http://localhost:\(port)/cdn/\(sha256(file))"]) }
+            return sendFile(client, file, range: headers["range"])
+        }
+        if path.hasPrefix("/cdn/"), let file = files.first(where: { $0.lfs && sha256($0) == path.dropFirst(5) }) {
+            return sendFile(client, file, range: headers["range"])
+        }
+        send(client, status: 404, body: Data("Entry not found".utf8))
+    }
+
+    private func refusal(_ authorization: String?) -> Int? {
+        switch authorization {
+        case nil: return gated ? 401 : nil
+        case "Bearer " + Self.goodToken: return nil
+        case "Bearer " + Self.unlicensedToken: return 403
+        default: return 401
+        }
+    }
+
+    private func info() -> Data {
+        let siblings: [[String: Any]] = files.map { file in
+            var sibling: [String: Any] = ["rfilename": file.path, "size": file.data.count, "blobId": String(sha256(file).prefix(40).reversed())]
+            if file.lfs { sibling["lfs"] = ["sha256": sha256(file), "size": file.data.count, "pointerSize": 134] }
+            return sibling
+        }
+        let object: [String: Any] = ["id": repo, "sha": Self.commit, "gated": gated ? "manual" : false, "siblings": siblings]
+        return try! JSONSerialization.data(withJSONObject: object)
+    }
+
+    private func sendFile(_ client: Int32, _ file: File, range: String?) {
+        var start = 0
+        if let range, range.hasPrefix("bytes="), let value = Int(range.dropFirst(6).prefix { $0 != "-" }) { start = value }
+        guard start <= file.data.count else { return send(client, status: 416, body: Data()) }
+        var body = file.data.subdata(in: start..<file.data.count)
+        let (cut, corrupt) = lock.withLock { () -> (Int?, Bool) in
+            let cut = cuts.removeValue(forKey: file.path)
+            let corrupt = (corruptions[file.path] ?? 0) > 0
+            if corrupt { corruptions[file.path]! -= 1 }
+            return (cut, corrupt)
+        }
+        if corrupt, !body.isEmpty { body[body.startIndex + body.count / 2] ^= 0xFF }
+        let extra = start > 0 ? ["Content-Range": "bytes \(start)-\(file.data.count - 1)/\(file.data.count)"] : [:]
+        send(client, status: start > 0 ? 206 : 200, body: body, extra: extra, sendOnly: cut)
+    }
+
+    /// `sendOnly` announces the whole body but writes only that many bytes: a connection lost mid-transfer.
+    private func send(_ client: Int32, status: Int, body: Data, extra: [String: String] = [:], sendOnly: Int? = nil) {
+        var head = "HTTP/1.1 \(status) \(status < 300 ? "OK" : "Error")\r\nContent-Length: \(body.count)\r\nConnection: close\r\n"
+        for (name, value) in extra { head += "\(name): \(value)\r\n" }
+        var bytes = Data((head + "\r\n").utf8)
+        bytes.append(body.prefix(sendOnly ?? body.count))
+        bytes.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let sent = Glibc.send(client, buffer.baseAddress! + offset, buffer.count - offset, Int32(MSG_NOSIGNAL))
+                if sent <= 0 { return }
+                offset += sent
+            }
+        }
+    }
+}
