@@ -152,3 +152,40 @@ extension LoraTests {
                                   .init(name: "detail.diffusers", strength: 1, hash: detail.shortHash)])
     }
 }
+
+extension LoraTests {
+    /// The engine (the studio's path) applies LoRAs per run without reloading, re-encodes the prompt when they change,
+    /// records them, and gives the base image bit for bit once they are gone.
+    @Test func engineChangesLorasBetweenRuns() async throws {
+        let engine = InferenceEngine()
+        let c = Self.cases[0]
+        var p = GenerationParameters(prompt: c["prompt"] as! String)
+        p.negativePrompt = c["negative_prompt"] as! String
+        (p.width, p.height, p.steps, p.seed, p.maxSequenceLength) = (32, 32, c["steps"] as! Int, UInt64(c["seed"] as! Int), 77)
+        p.guidanceScale = (c["guidance"] as! NSNumber).doubleValue
+        var options = LoadOptions()
+        options.threads = 2
+        func run(_ loras: [LoraChoice]) async throws -> (RGBImage, ImageMetadata, loads: Int, encodes: Int) {
+            var result: (RGBImage, ImageMetadata)?
+            var (loads, encodes) = (0, 0)
+            for try await event in await engine.generate(p, model: Self.fixtures + "/tiny-sd3", options: options, loras: loras) {
+                switch event {
+                case .loading: loads += 1
+                case let .encodedPrompt(_, cached, _): if !cached { encodes += 1 }
+                case let .finished(image, metadata, _): result = (image, metadata)
+                default: break
+                }
+            }
+            let (image, metadata) = try #require(result)
+            return (image, metadata, loads, encodes)
+        }
+        let base = try await run([])
+        try Self.expectMatch(base.0, case: 0, "engine base")
+        let both = try await run(Self.choices(Self.cases[4], layout: "comfyui"))
+        try Self.expectMatch(both.0, case: 4, "engine")
+        #expect(both.loads == 0 && both.encodes == 1, "LoRAs added without reloading, prompt encoded again")
+        #expect(both.1.loras?.map(\.strength) == [1, 0.5])
+        let again = try await run([])
+        #expect(again.0 == base.0 && again.loads == 0 && again.1.loras == nil)
+    }
+}
