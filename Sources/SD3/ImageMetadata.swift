@@ -30,8 +30,18 @@ public struct ImageMetadata: Sendable, Codable, Equatable {
     public var skipLayerScale: Double?
     public var skipLayerStart: Double?
     public var skipLayerStop: Double?
+    /// The LoRAs applied, in order (nil: none).
+    public var loras: [LoraRecord]?
     public var seconds: Double?
     public var version: String
+
+    /// One LoRA as recorded: its file name without extension, strength and A1111 short hash (`LoraFile.shortHash`).
+    public struct LoraRecord: Sendable, Codable, Equatable {
+        public var name: String
+        public var strength: Double
+        public var hash: String
+        public init(name: String, strength: Double, hash: String) { (self.name, self.strength, self.hash) = (name, strength, hash) }
+    }
 
     public init(parameters p: GenerationParameters, model: String, t5: Bool, shift: Double, precision: String, seconds: Double?) {
         prompt = p.prompt
@@ -76,6 +86,8 @@ public struct ImageMetadata: Sendable, Codable, Equatable {
         pairs.append(("T5", t5 ? "on\(t5Weights.map { " " + $0 } ?? ""), max \(maxSequenceLength)" : "off"))
         if let skipLayers { pairs.append(("Skip layers", skipLayers.map(String.init).joined(separator: ", "))) }
         if let skipLayerScale { pairs.append(("SLG scale", Self.number(skipLayerScale))) }
+        // A1111's key (extensions-builtin/Lora/scripts/lora_script.py): "name: hash" per LoRA; strengths live in our JSON.
+        if let loras, !loras.isEmpty { pairs.append(("Lora hashes", loras.map { "\($0.name): \($0.hash)" }.joined(separator: ", "))) }
         pairs.append(("Version", version))
         let line = pairs.map { "\($0.0): \(Self.quote($0.1))" }.joined(separator: ", ")
         let negative = negativePrompt.isEmpty ? "" : "\nNegative prompt: \(negativePrompt)"

@@ -25,7 +25,11 @@ public actor InferenceEngine {
 
     public var loadedModel: String? { state.read().pipeline?.path }
 
-    public func generate(_ parameters: GenerationParameters, model: String, options: LoadOptions) -> AsyncThrowingStream<GenerationEvent, Error> {
+    /// `loras` apply to this run only: the pipeline is loaded in run-time LoRA mode, so changing them (or their
+    /// strengths) between runs needs no reload, and an empty list is the base model bit for bit.
+    public func generate(_ parameters: GenerationParameters, model: String, options: LoadOptions,
+                         loras: [LoraChoice] = []) -> AsyncThrowingStream<GenerationEvent, Error> {
+        let options = Self.runTime(options)
         let (stream, continuation) = AsyncThrowingStream<GenerationEvent, Error>.makeStream()
         let cancelled = CancellationFlag()
         continuation.onTermination = { _ in cancelled.set() }
@@ -45,6 +49,7 @@ public actor InferenceEngine {
                     pipeline = try StableDiffusion3Pipeline(path: model, options: options)
                     continuation.yield(.loaded(seconds: Date().timeIntervalSince(loadStart)))
                 }
+                try pipeline.setLoras(loras)
                 try Self.run(parameters, pipeline: pipeline, cached: cachedHere, cancelled: cancelled, continuation: continuation) { cache in
                     state.write(pipeline: pipeline, cache: cache)
                 }
@@ -59,6 +64,13 @@ public actor InferenceEngine {
         return stream
     }
 
+    /// The options with run-time LoRAs: the LoRA list is per request, so it is not part of what gets loaded.
+    static func runTime(_ options: LoadOptions) -> LoadOptions {
+        var options = options
+        (options.loras, options.loraMode) = ([], .runTime)
+        return options
+    }
+
     /// The generation itself, on the engine's thread. `remember` stores the pipeline and the embeddings before
     /// `finished` is yielded: a caller that starts the next generation on `finished` (seed exploration) finds
     /// the model loaded and the prompt cached.
@@ -67,7 +79,9 @@ public actor InferenceEngine {
                             remember: ((key: String, conditioning: Conditioning)) -> Void) throws {
         let start = Date()
         try pipeline.validate(p)
-        let key = "\(p.prompt)\u{0}\(p.negativePrompt)\u{0}\(p.maxSequenceLength)\u{0}\(p.usesGuidance)"
+        // LoRAs change the text encoders too, so they are part of the prompt cache's key.
+        let loras = pipeline.loras.map { "\($0.file.path)@\($0.strength)" }.joined(separator: "\u{1}")
+        let key = "\(p.prompt)\u{0}\(p.negativePrompt)\u{0}\(p.maxSequenceLength)\u{0}\(p.usesGuidance)\u{0}\(loras)"
         let conditioning: Conditioning
         if let cached, cached.key == key {
             conditioning = cached.conditioning
@@ -96,6 +110,9 @@ public actor InferenceEngine {
                                      t5: pipeline.hasT5, shift: p.shift ?? pipeline.schedulerConfig.shift,
                                      precision: pipeline.options.precision.rawValue, seconds: seconds)
         if pipeline.hasT5 && pipeline.options.t5Int8 { metadata.t5Weights = "int8" }
+        if !pipeline.loras.isEmpty {
+            metadata.loras = pipeline.loras.map { .init(name: $0.file.name, strength: $0.strength, hash: $0.file.shortHash) }
+        }
         remember((key, conditioning))
         continuation.yield(.finished(image: image, metadata: metadata, seconds: seconds))
     }

@@ -5,6 +5,8 @@ import Tensors
 public struct Linear: Sendable {
     public let weight: Weight
     public let bias: Tensor?
+    /// Run-time LoRA pairs (`LoraWeights` in run-time mode), else nil.
+    public let adapters: LowRankAdapters?
 
     public init(_ scope: WeightScope, _ name: String, in inFeatures: Int, out outFeatures: Int,
                 bias hasBias: Bool = true, precision: Precision) throws {
@@ -16,10 +18,11 @@ public struct Linear: Sendable {
         let layer = scope.scope(name)
         weight = Weight(try layer.tensor("weight", shape: [outFeatures, inFeatures]), format: format)
         bias = hasBias ? try layer.tensor("bias", shape: [outFeatures]) : nil
+        adapters = layer.store.adapters(for: layer.key("weight"))
     }
 
     public func callAsFunction(_ x: Tensor, _ compute: Compute) -> Tensor {
-        compute.linear(x, weight, bias: bias)
+        compute.linear(x, weight, bias: bias, adapters: adapters)
     }
 }
 

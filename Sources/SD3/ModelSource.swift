@@ -18,6 +18,8 @@ public struct ModelSource: Sendable {
     public let path: String
     public let layout: Layout
     let cache: HuggingFaceCache
+    /// LoRAs applied to every component's weights as they are fetched (`LoraWeights`), if any.
+    public var loras: LoraSet?
 
     /// Separate files for the encoders a single file may lack.
     public struct Extras: Sendable, Equatable {
@@ -104,6 +106,11 @@ public struct ModelSource: Sendable {
 
     /// The weights of a component under diffusers names.
     public func weights(_ component: SD3Component) throws -> any WeightProvider {
+        let base = try baseWeights(component)
+        return loras.map { LoraWeights(base: base, component: component, loras: $0) } ?? base
+    }
+
+    func baseWeights(_ component: SD3Component) throws -> any WeightProvider {
         switch layout {
         case let .diffusers(folder): return try ComponentFolder(folder + "/" + component.rawValue).weights()
         case let .singleFile(parts, _):

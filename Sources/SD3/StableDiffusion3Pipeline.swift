@@ -20,6 +20,9 @@ public struct LoadOptions: Sendable, Equatable {
     public var threads = ProcessInfo.processInfo.activeProcessorCount
     /// Separate encoder files and a config folder for a single-file model (`ModelSource.Extras`).
     public var files = ModelSource.Extras()
+    /// LoRAs applied from the start (`--lora`), and how (`LoraMode`): merged for fixed strengths, run-time for the studio.
+    public var loras: [LoraChoice] = []
+    public var loraMode: LoraMode = .merged
 
     public init() {}
 }
@@ -47,6 +50,10 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
     }
 
     public init(source: ModelSource, options: LoadOptions = LoadOptions()) throws {
+        var source = source
+        if !options.loras.isEmpty || options.loraMode == .runTime {
+            source.loras = LoraSet(mode: options.loraMode, loras: try options.loras.map { (try LoraFile(path: $0.path), $0.strength) })
+        }
         self.source = source
         path = source.path
         self.options = options
@@ -80,6 +87,8 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
             if let loadedTextEncoders { return loadedTextEncoders }
             let loaded = try PromptEncoder(source: source, jointAttentionDim: transformerConfig.jointAttentionDim, useT5: hasT5,
                                            precision: options.precision, t5Int8: options.t5Int8)
+            try source.loras?.requireAllMatched(.textEncoder)
+            try source.loras?.requireAllMatched(.textEncoder2)
             loadedTextEncoders = loaded
             return loaded
         }
@@ -89,6 +98,7 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
         try lock.withLock {
             if let loadedTransformer { return loadedTransformer }
             let loaded = try SD3Transformer2DModel(config: transformerConfig, weights: try source.weights(.transformer), precision: options.precision)
+            try source.loras?.requireAllMatched(.transformer)
             loadedTransformer = loaded
             return loaded
         }
@@ -102,6 +112,17 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
             loadedVAE = loaded
             return loaded
         }
+    }
+
+    /// The LoRAs now applied, with their strengths (for metadata).
+    public var loras: [(file: LoraFile, strength: Double)] { source.loras?.active ?? [] }
+
+    /// Run-time mode only: applies `choices` from the next generation on, without reloading. Files already read are
+    /// kept; an empty list returns to the base model bit for bit.
+    public func setLoras(_ choices: [LoraChoice]) throws {
+        guard let set = source.loras, set.mode == .runTime else { throw LoraError.notRunTime }
+        let known = Dictionary(set.active.map { ($0.file.path, $0.file) }, uniquingKeysWith: { a, _ in a })
+        try set.set(choices.map { (try known[$0.path] ?? LoraFile(path: $0.path), $0.strength) })
     }
 
     public enum Part: Sendable, Hashable { case textEncoders, transformer, vae }

@@ -257,3 +257,17 @@ private struct CompiledRule {
         }
     }
 }
+
+extension KeyMap {
+    /// Resolves one key at a time (a LoRA's module names), with no file's index statistics: `{last}` rules never
+    /// match and `{r}` is kept as written. Returns the targets and transform of the first matching rule.
+    public func resolver() -> (String) -> (targets: [String], transform: Transform)? {
+        let compiled = rules.map(CompiledRule.init)
+        return { key in
+            for rule in compiled {
+                if let targets = rule.targets(for: key, highest: [:]) { return (targets, rule.transform) }
+            }
+            return nil
+        }
+    }
+}

@@ -12,6 +12,8 @@ public protocol WeightProvider: AnyObject, Sendable {
     func markUsed(_ key: String)
     /// Keys present but never fetched, sorted.
     var unusedKeys: [String] { get }
+    /// Run-time LoRA pairs for the linear layer whose weight is `key` (fetched just before); nil without LoRAs.
+    func adapters(for key: String) -> LowRankAdapters?
 }
 
 extension WeightProvider {
@@ -22,6 +24,8 @@ extension WeightProvider {
     }
 
     public func scope(_ prefix: String) -> WeightScope { WeightScope(store: self, prefix: prefix) }
+
+    public func adapters(for key: String) -> LowRankAdapters? { nil }
 }
 
 /// The weights of one model component, possibly sharded over several files, read strictly:

@@ -38,6 +38,8 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Skip-layer guidance scale (diffusers' default 2.8); turns it on with --skip-layers.") var skipLayerGuidance: Double?
     @Option(help: "Blocks skipped by skip-layer guidance (default 7,8,9, as for SD3.5 Medium).") var skipLayers: String?
     @Option(help: "Take every setting from a PNG written by sd3 (its sd3-studio chunk); flags given override it.") var paramsFrom: String?
+    @Option(name: .customLong("lora"), help: "A LoRA .safetensors (diffusers, kohya or ComfyUI layout) merged at STRENGTH (default 1): FILE[:STRENGTH]; repeatable.")
+    var loras: [String] = []
     @Option(name: .shortAndLong, help: "The PNG to write (default: sd3-SEED.png; an existing file is never overwritten).") var output: String?
     @Option(help: "Also write the final latents (transformer space) to this .safetensors file.") var saveLatents: String?
     @Flag(help: "Keep every model loaded for the whole run instead of loading each for its phase and releasing it after.")
@@ -100,6 +102,7 @@ struct GenerateCommand: ParsableCommand {
         options.withVAEEncoder = p.initImage != nil
         options.staged = !keepLoaded
         options.files = files.extras(t5File: t5File)
+        options.loras = try loras.map(LoraChoice.init(parsing:))
         let started = Date()
         log("loading \(model)")
         let pipeline = try StableDiffusion3Pipeline(path: model, options: options)
@@ -135,6 +138,9 @@ struct GenerateCommand: ParsableCommand {
         var metadata = ImageMetadata(parameters: p, model: model, t5: pipeline.hasT5,
                                      shift: p.shift ?? pipeline.schedulerConfig.shift, precision: precision.rawValue, seconds: seconds)
         if pipeline.hasT5 && options.t5Int8 { metadata.t5Weights = "int8" }
+        if !pipeline.loras.isEmpty {
+            metadata.loras = pipeline.loras.map { .init(name: $0.file.name, strength: $0.strength, hash: $0.file.shortHash) }
+        }
         if let saveLatents, let finalLatents {
             try SafeTensorsWriter(entries: [.init("latents", finalLatents)], metadata: ["sd3-studio": metadata.json]).write(to: saveLatents)
         }

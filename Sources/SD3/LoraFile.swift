@@ -1,0 +1,137 @@
+import Foundation
+import SafeTensors
+import Tensors
+
+/// One LoRA file read into low-rank pairs keyed by our weight names (`transformer_blocks.0.attn.to_q.weight`), per
+/// component. The layout (diffusers/PEFT, kohya, ComfyUI) is detected from the keys (`LoraKeyMap`). A fused Stability
+/// qkv pair becomes three pairs that share the down matrix, each with a third of the up rows: ΔW = B·A row-sliced.
+public struct LoraFile: Sendable {
+    public struct Pair: Sendable {
+        public let down: Tensor  // A [r, in]
+        public let up: Tensor    // B [out, r]
+        /// alpha / r where the file stores alpha (kohya, ComfyUI), else 1 (diffusers without adapter metadata).
+        public let scale: Float
+        /// The file's module name, for messages.
+        public let sourceKey: String
+    }
+
+    public let path: String
+    /// The file name without `.safetensors`: the name in A1111's `<lora:name:strength>` and `Lora hashes`.
+    public let name: String
+    public let layout: String
+    /// A1111's short hash: the first 12 hex digits of the SHA-256 of the bytes after the header (`addnet_hash_safetensors`).
+    public let shortHash: String
+    public let pairs: [SD3Component: [String: Pair]]
+
+    public init(path: String) throws {
+        let file = try SafeTensorsFile(path: path)
+        self.path = path
+        name = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
+        shortHash = Self.shortHash(file)
+        var modules: [String: [String: String]] = [:]  // module → suffix → tensor name
+        for key in file.names.sorted() {
+            for (fragment, model) in LoraKeyMap.foreignMarkers where key.contains(fragment) {
+                throw LoraError.otherBaseModel(path: path, model: model, key: key)
+            }
+            let suffix = (LoraKeyMap.downSuffixes + LoraKeyMap.upSuffixes + [LoraKeyMap.alphaSuffix]).first { key.hasSuffix($0) }
+            guard let suffix else { throw LoraError.unknownKey(path: path, key: key) }
+            modules[String(key.dropLast(suffix.count)), default: [:]][suffix] = key
+        }
+        guard !modules.isEmpty else { throw LoraError.empty(path: path) }
+        var layout: LoraKeyMap.Layout?
+        var resolvers: [String: LoraKeyMap.Resolver] = [:]
+        var pairs: [SD3Component: [String: Pair]] = [:]
+        for (module, parts) in modules.sorted(by: { $0.key < $1.key }) {
+            guard let (kind, prefix, component) = LoraKeyMap.prefixes.first(where: { module.hasPrefix($0.1) }) else {
+                throw LoraError.unknownKey(path: path, key: parts.values.sorted()[0])
+            }
+            if let layout, layout != kind { throw LoraError.mixedLayouts(path: path, first: layout.rawValue, second: kind.rawValue, key: module) }
+            layout = kind
+            let resolve = resolvers[prefix] ?? LoraKeyMap.resolver(kind, component)
+            resolvers[prefix] = resolve
+            guard let downKey = LoraKeyMap.downSuffixes.compactMap({ parts[$0] }).first,
+                  let upKey = LoraKeyMap.upSuffixes.compactMap({ parts[$0] }).first else {
+                throw LoraError.incompletePair(path: path, key: parts.values.sorted()[0])
+            }
+            let down = try file.tensor(downKey), up = try file.tensor(upKey)
+            let rank = down.shape.first ?? 0
+            guard down.shape.count == 2, up.shape.count == 2, up.shape[1] == rank, rank > 0 else {
+                throw LoraError.badPairShapes(path: path, key: downKey, down: down.shape, up: up.shape)
+            }
+            var scale: Float = 1
+            if let alphaKey = parts[LoraKeyMap.alphaSuffix] { scale = try file.tensor(alphaKey).data[0] / Float(rank) }
+            guard let (targets, transform) = resolve(String(module.dropFirst(prefix.count))) else {
+                throw LoraError.unknownKey(path: path, key: downKey)
+            }
+            let ups: [Tensor]
+            switch transform {
+            case .none: ups = [up]
+            case .split: ups = Self.rowSlices(up, count: targets.count)
+            case .swapHalves:  // (shift, scale) rows → (scale, shift), as the base weight
+                let halves = Self.rowSlices(up, count: 2)
+                ups = [Self.stack(halves[1], halves[0])]
+            case .squeeze, .transpose, .drop: throw LoraError.unknownKey(path: path, key: downKey)
+            }
+            for (target, part) in zip(targets, ups) {
+                let key = target + ".weight"
+                if pairs[component]?[key] != nil { throw LoraError.duplicateTarget(path: path, key: downKey, target: key) }
+                pairs[component, default: [:]][key] = Pair(down: down, up: part, scale: scale, sourceKey: module)
+            }
+        }
+        self.layout = layout!.rawValue
+        self.pairs = pairs
+    }
+
+    /// `count` equal slices of a matrix's rows.
+    static func rowSlices(_ t: Tensor, count: Int) -> [Tensor] {
+        let rows = t.shape[0] / count, columns = t.shape[1]
+        return (0..<count).map { Tensor(shape: [rows, columns], data: Array(t.data[$0 * rows * columns..<($0 + 1) * rows * columns])) }
+    }
+
+    static func stack(_ a: Tensor, _ b: Tensor) -> Tensor {
+        Tensor(shape: [a.shape[0] + b.shape[0], b.shape[1]], data: a.data + b.data)
+    }
+
+    static func shortHash(_ file: SafeTensorsFile) -> String {
+        guard let handle = FileHandle(forReadingAtPath: file.path) else { return "" }
+        defer { try? handle.close() }
+        let header = (try? handle.read(upToCount: 8)).map { $0.enumerated().reduce(0) { $0 + Int($1.element) << (8 * $1.offset) } } ?? 0
+        try? handle.seek(toOffset: UInt64(8 + header))
+        var hash = SHA256()
+        while let chunk = try? handle.read(upToCount: 1 << 20), !chunk.isEmpty { hash.update(chunk) }
+        return String(SHA256.hex(hash.finish()).prefix(12))
+    }
+}
+
+public enum LoraError: Error, Equatable, CustomStringConvertible {
+    case otherBaseModel(path: String, model: String, key: String)
+    case unknownKey(path: String, key: String)
+    case mixedLayouts(path: String, first: String, second: String, key: String)
+    case incompletePair(path: String, key: String)
+    case badPairShapes(path: String, key: String, down: [Int], up: [Int])
+    case duplicateTarget(path: String, key: String, target: String)
+    case empty(path: String)
+    case matchesNothing(path: String, key: String, target: String)
+    case shapeMismatch(path: String, key: String, target: String, expected: [Int], found: [Int], model: String?)
+    case badStrength(String)
+    case notRunTime
+
+    public var description: String {
+        switch self {
+        case let .otherBaseModel(path, model, key): return "\(path): a LoRA for \(model), not SD3 (key \(key))"
+        case let .unknownKey(path, key): return "\(path): LoRA key \(key) matches no SD3 layer (diffusers, kohya or ComfyUI names)"
+        case let .mixedLayouts(path, first, second, key): return "\(path): LoRA mixes \(first) and \(second) key layouts (at \(key))"
+        case let .incompletePair(path, key): return "\(path): LoRA key \(key) has no matching down/up (lora_A/lora_B) partner"
+        case let .badPairShapes(path, key, down, up): return "\(path): LoRA pair \(key): down \(down) and up \(up) do not form a low-rank pair"
+        case let .duplicateTarget(path, key, target): return "\(path): LoRA key \(key) targets \(target) a second time"
+        case let .empty(path): return "\(path): no LoRA tensors in the file"
+        case let .matchesNothing(path, key, target):
+            return "\(path): LoRA key \(key) targets \(target), which this model does not have"
+        case let .shapeMismatch(path, key, target, expected, found, model):
+            return "\(path): LoRA key \(key) gives \(target) shape \(found), the model has \(expected)"
+                + (model.map { " (a LoRA for \($0))" } ?? "")
+        case let .badStrength(text): return "--lora \(text): expected FILE or FILE:STRENGTH with a number for STRENGTH"
+        case .notRunTime: return "LoRAs can be changed without reloading only in run-time mode (LoadOptions.loraMode = .runTime)"
+        }
+    }
+}
