@@ -112,7 +112,8 @@ CARD = """# SD3 demo model (shapes)
 
 A tiny model with the exact Stable Diffusion 3 architecture, trained from scratch on a procedurally drawn world: one shape ({shapes}) of one colour at one of 9 positions on a plain background of
 another colour ({colours}). Prompts follow one grammar, e.g. "a red circle at the top left on a blue
-background", "an orange star in the center on a white background". It is a diffusers
+background", "an orange star in the center on a white background", or without the position, "a yellow triangle
+on a purple background" (the shape then goes in any cell). It is a diffusers
 `StableDiffusion3Pipeline` folder in fp16 safetensors and loads with the same code as real SD3 weights.
 
 | component | what | parameters |
@@ -136,8 +137,9 @@ image = pipe("a red circle at the top left on a blue background", negative_promp
 
 ## Training
 
-- Data: {n_train} caption combinations ({n_held} held out, never seen), sizes and offsets drawn at random,
-  rendered with 4x4 supersampling (`scripts/demo-model/dataset.py`).
+- Data: {n_train} caption combinations ({n_held} held out, never seen), sizes ({size_min:.0f}-{size_max:.0f} px wide) and
+  offsets drawn at random, rendered with 4x4 supersampling (`scripts/demo-model/dataset.py`); {no_pos:.0%} of the MMDiT's
+  captions leave the position out ({n_unplaced} such captions).
 - VAE: {vae_steps} steps x {vae_batch} images, L1 + L2 + 1e-4 KL; shift_factor {shift_factor}, scaling_factor
   {scaling_factor} (the mean and 1 / std of posterior samples). Reconstructions scored by the evaluator: held-out {vae_held},
   training {vae_train}.
@@ -152,6 +154,7 @@ Reproduce (from the repository root, with `scripts/demo-model/requirements.txt`;
 ```sh
 {command}
 ```
+{budget_note}
 
 ## Scores
 
@@ -188,6 +191,10 @@ def write_card(out, report):
     card = CARD.format(
         shapes=", ".join(ds.SHAPES), colours=", ".join(ds.COLOURS), components="\n".join(rows),
         t5_len=DEFAULTS["max_sequence_length"], defaults=json.dumps(DEFAULTS), n_train=len(ds.TRAIN_COMBOS),
+        size_min=ds.SIZE_RANGE[0], size_max=ds.SIZE_RANGE[1], no_pos=ds.NO_POSITION, n_unplaced=len(ds.UNPLACED),
+        budget_note=(f"\nThe run itself was `{r['budget_command']}`: its time budgets fixed the step counts above, which "
+                     "the command given pins (the lr warm-up outlasts the timing probe, so the two runs are the same).\n"
+                     if r.get("budget_command") else ""),
         n_held=len(ds.HELD_OUT), vae_steps=r["vae_steps"], vae_batch=r["vae_batch"],
         shift_factor=r["shift_factor"], scaling_factor=r["scaling_factor"],
         vae_held=_fmt(vae["held_out"]) if vae else "n/a", vae_train=_fmt(vae["training"]) if vae else "n/a",

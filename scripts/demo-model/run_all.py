@@ -3,8 +3,10 @@
     python scripts/demo-model/run_all.py --out OUT [--device cuda|cpu] [--resume]
 
   1. text    tokenizers from scripts/demo-model/assets/, frozen random text encoders, prompt-embedding cache
-  2. vae     train_vae.py: 3,000 steps x 128 images, then the reconstruction check (>= 0.9 on all four)
-  3. mmdit   train_mmdit.py: pool of 262,144 encoded renders, 3,700 steps x 256 (0.95 M samples), EMA
+  2. vae     train_vae.py: 4,000 steps x 256 images, then the reconstruction check (>= 0.9 on all four)
+  3. mmdit   train_mmdit.py: pool of 262,144 encoded renders, 6,000 steps x 1024 (6.1 M samples), EMA
+  --vae-seconds / --mmdit-seconds cap a stage's training loop: its rate is measured during the lr warm-up and the
+  step count lowered to fit (the report and model card then give the equivalent command with the counts pinned).
   4. export  export.py: OUT/sd3-demo/ (fp16 safetensors, defaults.json)
   5. eval    generate_eval.py: the 40 held-out captions with the model's defaults -> OUT/eval/ (PNGs, scores,
              contact sheet, copied to OUT/sd3-demo/samples.png), then the model card OUT/sd3-demo/README.md is
@@ -54,10 +56,12 @@ def main():
     ap.add_argument("--out", required=True, help="output folder (model in OUT/sd3-demo)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--eval-device", default="cpu", help="device for the final generation (default cpu, fp32)")
-    ap.add_argument("--vae-steps", type=int, default=3000)
-    ap.add_argument("--vae-batch", type=int, default=128)
-    ap.add_argument("--steps", type=int, default=3700, help="MMDiT steps")
-    ap.add_argument("--batch", type=int, default=256, help="MMDiT batch")
+    ap.add_argument("--vae-steps", type=int, default=4000)
+    ap.add_argument("--vae-batch", type=int, default=256)
+    ap.add_argument("--steps", type=int, default=6000, help="MMDiT steps")
+    ap.add_argument("--batch", type=int, default=1024, help="MMDiT batch")
+    ap.add_argument("--vae-seconds", type=float, help="time budget of the VAE's training loop (fewer steps if need be)")
+    ap.add_argument("--mmdit-seconds", type=float, help="time budget of the MMDiT's training loop (fewer steps if need be)")
     ap.add_argument("--pool", type=int, default=262144, help="encoded training renders the MMDiT samples from")
     ap.add_argument("--ckpt-every", type=int, default=500)
     ap.add_argument("--resume", action="store_true")
@@ -93,6 +97,8 @@ def main():
                   vae_batch=args.vae_batch, steps=args.steps, batch=args.batch, pool=args.pool, seed=args.seed,
                   versions={"torch": torch.__version__, "diffusers": diffusers.__version__,
                             "transformers": transformers.__version__})
+    if report.get("vae", {}).get("steps"):  # a resumed run keeps the step count its VAE was trained with
+        report["vae_steps"] = report["vae"]["steps"]
     timings = report.setdefault("timings", {})
 
     def stage(name, fn):
@@ -109,15 +115,22 @@ def main():
                 raise SystemExit(f"error: {work / stale} exists: use --resume, or a fresh --out")
     stage("text", lambda: text.build_text(work, log=log))
     vae, check = stage("vae", lambda: tv.train_vae(work, args.vae_steps, args.vae_batch, device=args.device,
-                                                   seed=args.seed, log=log))
+                                                   seed=args.seed, log=log, seconds=args.vae_seconds))
     if check is not None:
         report["vae"] = check
+        report["vae_steps"] = check["steps"]
     report.update(shift_factor=vae.config.shift_factor, scaling_factor=vae.config.scaling_factor)
     del vae
     report["mmdit"] = stage("mmdit", lambda: tm.train_mmdit(work, args.steps, args.batch, pool=args.pool,
                                                             ckpt_every=args.ckpt_every, resume=args.resume,
-                                                            device=args.device, seed=args.seed, log=log))
+                                                            device=args.device, seed=args.seed, log=log,
+                                                            seconds=args.mmdit_seconds))
     report["final_loss"] = report["mmdit"]["final_loss"]
+    report["steps"] = report["mmdit"]["steps"]
+    if args.vae_seconds or args.mmdit_seconds:  # the same run with its step counts pinned
+        report["budget_command"] = command
+        report["command"] = (f"python scripts/demo-model/run_all.py --out {args.out} --vae-steps {report['vae_steps']} "
+                             f"--vae-batch {args.vae_batch} --steps {report['steps']} --batch {args.batch} --pool {args.pool}")
     model = out / "sd3-demo"
     report["export"] = stage("export", lambda: ex.export(work, model, log=log))["bytes"]
     scores, gen_seconds = stage("eval", lambda: ge.generate_eval(model, out / "eval", args.eval_device, log=log))

@@ -33,7 +33,7 @@ import torch
 from diffusers import AutoencoderKL, SD3Transformer2DModel
 
 import dataset as ds
-from train_vae import autocast, lr_at
+from train_vae import Budget, autocast, lr_at
 
 
 def make_transformer():
@@ -52,7 +52,7 @@ def make_transformer():
 def build_pool(vae, n, device, seed, chunk, log):
     """n training renders encoded once: scaled posterior means and stds (fp16) and caption-cache indices."""
     rng = np.random.default_rng(seed)
-    idx, params = ds.sample_training(rng, n)
+    idx, params = ds.sample_training(rng, n, no_position=ds.NO_POSITION)
     shift, scale = vae.config.shift_factor, vae.config.scaling_factor
     means, stds = [], []
     start = time.time()
@@ -74,7 +74,7 @@ def save_checkpoint(path, **state):
 
 
 def train_mmdit(work, steps=3700, batch=256, lr=1e-3, warmup=200, ema_decay=0.999, pool=262144, drop=0.1,
-                ckpt_every=500, resume=False, device="cpu", seed=0, log=print):
+                ckpt_every=500, resume=False, device="cpu", seed=0, log=print, seconds=None):
     work = pathlib.Path(work)
     out = work / "mmdit"
     out.mkdir(parents=True, exist_ok=True)
@@ -102,13 +102,15 @@ def train_mmdit(work, steps=3700, batch=256, lr=1e-3, warmup=200, ema_decay=0.99
         opt.load_state_dict(state["opt"])
         for e, saved in zip(ema, state["ema"]):
             e.copy_(saved)
-        step = state["step"]
+        step, steps = state["step"], state["args"]["steps"]  # a budgeted run's step count was fixed at its probe
         log(f"mmdit: resumed from {ckpt_path} at step {step}")
     log(f"mmdit: {sum(p.numel() for p in params) / 1e6:.3f} M params, steps {step}..{steps} x batch {batch} on {device}")
 
     n_pool, timer, losses, last_loss = len(mean), time.time(), [], float("nan")
     start_step = step
+    budget = Budget(seconds if start_step == 0 else None, 150, device, log)
     while step < steps:
+        steps = budget.steps(step, steps, "mmdit")
         g = torch.Generator(device=device).manual_seed(seed * 1_000_003 + step)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, lr, warmup)
@@ -161,6 +163,7 @@ def main():
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--pool", type=int, default=262144)
+    ap.add_argument("--seconds", type=float, help="time budget for the training loop: fewer steps if they do not fit")
     ap.add_argument("--ckpt-every", type=int, default=500)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -169,7 +172,7 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
     train_mmdit(args.work, args.steps, args.batch, args.lr, pool=args.pool, ckpt_every=args.ckpt_every,
-                resume=args.resume, device=args.device)
+                resume=args.resume, device=args.device, seconds=args.seconds)
 
 
 if __name__ == "__main__":

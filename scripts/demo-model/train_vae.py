@@ -44,6 +44,31 @@ def lr_at(step, steps, lr, warmup):
     return lr * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
 
 
+class Budget:
+    """Fits a run's step count to a time budget: the rate is measured over steps [10, probe) (the first steps
+    include cuDNN's autotuning), then steps = min(steps, what fits in what is left). probe must lie inside the lr
+    warm-up, whose lr does not depend on the step count, so the run equals one given that step count up front."""
+
+    def __init__(self, seconds, probe, device, log):
+        self.seconds, self.probe, self.log = seconds, probe, log
+        self.cuda = torch.device(device).type == "cuda"
+        self.start, self.t10 = time.time(), None
+
+    def steps(self, step, steps, name):
+        """Called before each step (0-based); returns the (possibly reduced) total step count."""
+        if not self.seconds or step not in (10, self.probe):
+            return steps
+        if self.cuda:
+            torch.cuda.synchronize()
+        if step == 10:
+            self.t10 = time.time()
+            return steps
+        rate = (self.probe - 10) / (time.time() - self.t10)
+        fit = step + int(rate * (self.seconds - (time.time() - self.start)))
+        self.log(f"{name}: {rate:.1f} steps/s; {fit} steps fit in {self.seconds:.0f}s -> {min(steps, fit)} steps")
+        return max(step + 1, min(steps, fit))
+
+
 def autocast(device):
     """bf16 autocast on CUDA (matrix products and convolutions in bf16, norms and losses in fp32); none on CPU."""
     return torch.autocast("cuda", dtype=torch.bfloat16, enabled=torch.device(device).type == "cuda")
@@ -83,7 +108,7 @@ def check_reconstructions(vae, device, log, sheet=None):
 
 
 def train_vae(work, steps=3000, batch=128, lr=1e-3, warmup=100, kl_weight=1e-4, device="cpu", seed=0, log=print,
-              every=250):
+              every=250, seconds=None):
     out = pathlib.Path(work) / "vae"
     if (out / "config.json").exists():
         log(f"vae: reusing {out}")
@@ -95,8 +120,10 @@ def train_vae(work, steps=3000, batch=128, lr=1e-3, warmup=100, kl_weight=1e-4, 
     opt = torch.optim.Adam(vae.parameters(), lr=lr)
     rng = np.random.default_rng(seed + 1)
     log(f"vae: {sum(p.numel() for p in vae.parameters()) / 1e6:.3f} M params, {steps} steps x {batch} on {device}")
-    start, seen = time.time(), 0.0
-    for step in range(steps):
+    start, seen, budget = time.time(), 0.0, Budget(seconds, 60, device, log)
+    step = 0
+    while step < steps:
+        steps = budget.steps(step, steps, "vae")
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, lr, warmup)
         _, params = ds.sample_training(rng, batch)
@@ -115,6 +142,7 @@ def train_vae(work, steps=3000, batch=128, lr=1e-3, warmup=100, kl_weight=1e-4, 
         if step % every == 0 or step == steps - 1:
             log(f"vae step {step + 1}/{steps}  rec {rec.item():.4f}  kl {kl.item():.3f}  "
                 f"posterior std {post.std.float().mean().item():.3f}  {time.time() - start:.0f}s")
+        step += 1
     train_time = time.time() - start
     vae.eval()
     with torch.no_grad():
@@ -128,7 +156,7 @@ def train_vae(work, steps=3000, batch=128, lr=1e-3, warmup=100, kl_weight=1e-4, 
         f"shift_factor {vae.config.shift_factor}, scaling_factor {vae.config.scaling_factor}")
     out.mkdir(parents=True, exist_ok=True)
     check = check_reconstructions(vae, device, log, sheet=out / "reconstructions.png")
-    check["train_seconds"] = train_time
+    check.update(train_seconds=train_time, steps=steps, batch=batch)
     vae.save_pretrained(out)
     return vae, check
 
@@ -140,12 +168,13 @@ def main():
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--kl-weight", type=float, default=1e-4)
+    ap.add_argument("--seconds", type=float, help="time budget for the training loop: fewer steps if they do not fit")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    train_vae(args.work, args.steps, args.batch, args.lr, kl_weight=args.kl_weight, device=args.device)
+    train_vae(args.work, args.steps, args.batch, args.lr, kl_weight=args.kl_weight, device=args.device, seconds=args.seconds)
 
 
 if __name__ == "__main__":
