@@ -9,7 +9,7 @@ public struct LoraFile: Sendable {
     public struct Pair: Sendable {
         public let down: Tensor  // A [r, in]
         public let up: Tensor    // B [out, r]
-        /// alpha / r where the file stores alpha (kohya, ComfyUI), else 1 (diffusers without adapter metadata).
+        /// alpha / r where the file stores alpha (kohya, ComfyUI) or diffusers' adapter metadata does, else 1.
         public let scale: Float
         /// The file's module name, for messages.
         public let sourceKey: String
@@ -28,6 +28,7 @@ public struct LoraFile: Sendable {
         self.path = path
         name = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
         shortHash = Self.shortHash(file)
+        let adapterMetadata = try LoraAdapterMetadata(header: file.metadata, path: path)
         var modules: [String: [String: String]] = [:]  // module → suffix → tensor name
         for key in file.names.sorted() {
             for (fragment, model) in LoraKeyMap.foreignMarkers where key.contains(fragment) {
@@ -59,7 +60,13 @@ public struct LoraFile: Sendable {
                 throw LoraError.badPairShapes(path: path, key: downKey, down: down.shape, up: up.shape)
             }
             var scale: Float = 1
-            if let alphaKey = parts[LoraKeyMap.alphaSuffix] { scale = try file.tensor(alphaKey).data[0] / Float(rank) }
+            if let alphaKey = parts[LoraKeyMap.alphaSuffix] {
+                scale = try file.tensor(alphaKey).data[0] / Float(rank)
+            } else if kind == .diffusers, let adapterMetadata,
+                      let s = try adapterMetadata.scale(component: String(prefix.dropLast()), module: String(module.dropFirst(prefix.count)),
+                                                        rank: rank, path: path) {
+                scale = s
+            }
             guard let (targets, transform) = resolve(String(module.dropFirst(prefix.count))) else {
                 throw LoraError.unknownKey(path: path, key: downKey)
             }
@@ -115,6 +122,7 @@ public enum LoraError: Error, Equatable, CustomStringConvertible {
     case shapeMismatch(path: String, key: String, target: String, expected: [Int], found: [Int], model: String?)
     case badStrength(String)
     case notRunTime
+    case badAdapterMetadata(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -131,6 +139,7 @@ public enum LoraError: Error, Equatable, CustomStringConvertible {
             return "\(path): LoRA key \(key) gives \(target) shape \(found), the model has \(expected)"
                 + (model.map { " (a LoRA for \($0))" } ?? "")
         case let .badStrength(text): return "--lora \(text): expected FILE or FILE:STRENGTH with a number for STRENGTH"
+        case let .badAdapterMetadata(path, reason): return "\(path): LoRA adapter metadata: \(reason)"
         case .notRunTime: return "LoRAs can be changed without reloading only in run-time mode (LoadOptions.loraMode = .runTime)"
         }
     }

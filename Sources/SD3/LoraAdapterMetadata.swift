@@ -1,0 +1,62 @@
+import Foundation
+
+/// diffusers' `lora_adapter_metadata`: each component's peft `LoraConfig`, as one JSON object in the safetensors
+/// header with keys `<component>.<field>` (diffusers 0.42.1 `loaders/lora_base.py`, `_pack_dict_with_prefix`).
+/// diffusers builds the adapter from it, so peft's scale applies: lora_alpha / r, or lora_alpha / √r with
+/// `use_rslora`, where `rank_pattern` / `alpha_pattern` entries override r / lora_alpha for modules whose name ends
+/// in the pattern (peft `utils/other.py` `get_pattern_key`: the regex `(.*\.)?(PATTERN)$`, first entry wins).
+struct LoraAdapterMetadata {
+    static let headerKey = "lora_adapter_metadata"
+    let fields: [String: Any]
+
+    init?(header: [String: String], path: String) throws {
+        guard let text = header[Self.headerKey] else { return nil }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
+            throw LoraError.badAdapterMetadata(path: path, reason: "lora_adapter_metadata is not a JSON object")
+        }
+        fields = object
+    }
+
+    /// The scale of `module` (a name inside `component`, e.g. `transformer_blocks.0.attn.to_q`), or nil when the
+    /// metadata says nothing about the component (then diffusers uses alpha = r: scale 1).
+    func scale(component: String, module: String, rank: Int, path: String) throws -> Float? {
+        func field(_ name: String) -> Any? { fields[component + "." + name] }
+        guard let r = Self.number(field("r")) else { return nil }
+        let alpha = Self.number(field("lora_alpha")) ?? r
+        let rankUsed = try Self.pattern(field("rank_pattern"), module, path: path) ?? r
+        let alphaUsed = try Self.pattern(field("alpha_pattern"), module, path: path) ?? alpha
+        guard Int(rankUsed) == rank, rankUsed > 0 else {
+            throw LoraError.badAdapterMetadata(path: path, reason: "\(component).\(module) has rank \(rank), its metadata says \(String(format: "%g", rankUsed))")
+        }
+        let rslora = (field("use_rslora") as? Bool) ?? (field("use_rslora") as? NSNumber)?.boolValue ?? false
+        return Float(rslora ? alphaUsed / rankUsed.squareRoot() : alphaUsed / rankUsed)
+    }
+
+    static func number(_ value: Any?) -> Double? {
+        switch value {
+        case let v as Int: return Double(v)
+        case let v as Double: return v
+        case let v as NSNumber: return v.doubleValue
+        default: return nil
+        }
+    }
+
+    static func pattern(_ table: Any?, _ module: String, path: String) throws -> Double? {
+        guard let table = table as? [String: Any] else { return nil }
+        // peft iterates the dict in insertion order; JSON objects lose it, so a name matching two patterns is refused.
+        var found: [(String, Double)] = []
+        for (key, value) in table {
+            guard let regex = try? NSRegularExpression(pattern: "^(.*\\.)?(\(key))$") else {
+                throw LoraError.badAdapterMetadata(path: path, reason: "pattern '\(key)' is not a regular expression")
+            }
+            let range = NSRange(module.startIndex..., in: module)
+            if regex.firstMatch(in: module, range: range) != nil, let number = number(value) {
+                found.append((key, number))
+            }
+        }
+        if found.count > 1, Set(found.map(\.1)).count > 1 {
+            throw LoraError.badAdapterMetadata(path: path, reason: "\(module) matches patterns \(found.map(\.0).sorted()) with different values")
+        }
+        return found.first?.1
+    }
+}
