@@ -25,6 +25,9 @@ public actor InferenceEngine {
 
     public var loadedModel: String? { state.read().pipeline?.path }
 
+    /// How many times this engine has loaded a model (a run that reuses the loaded one adds nothing).
+    public var loadCount: Int { state.loads }
+
     /// `loras` apply to this run only: the pipeline is loaded in run-time LoRA mode, so changing them (or their
     /// strengths) between runs needs no reload, and an empty list is the base model bit for bit.
     public func generate(_ parameters: GenerationParameters, model: String, options: LoadOptions,
@@ -47,6 +50,8 @@ public actor InferenceEngine {
                 } else {
                     continuation.yield(.loading(model: model))
                     pipeline = try StableDiffusion3Pipeline(path: model, options: options)
+                    // Kept before the LoRAs are checked, so a bad LoRA costs this run, not a reload on the next.
+                    state.write(pipeline: pipeline, cache: nil)
                     continuation.yield(.loaded(seconds: Date().timeIntervalSince(loadStart)))
                 }
                 try pipeline.setLoras(loras)
@@ -110,9 +115,7 @@ public actor InferenceEngine {
                                      t5: pipeline.hasT5, shift: p.shift ?? pipeline.schedulerConfig.shift,
                                      precision: pipeline.options.precision.rawValue, seconds: seconds)
         if pipeline.hasT5 && pipeline.options.t5Int8 { metadata.t5Weights = "int8" }
-        if !pipeline.loras.isEmpty {
-            metadata.loras = pipeline.loras.map { .init(name: $0.file.name, strength: $0.strength, hash: $0.file.shortHash) }
-        }
+        metadata.record(loras: pipeline.loras, mode: .runTime)
         remember((key, conditioning))
         continuation.yield(.finished(image: image, metadata: metadata, seconds: seconds))
     }
@@ -123,13 +126,17 @@ final class EngineState: @unchecked Sendable {
     private let lock = NSLock()
     private var pipeline: StableDiffusion3Pipeline?
     private var cache: (key: String, conditioning: Conditioning)?
+    private var loadCount = 0
 
     func read() -> (pipeline: StableDiffusion3Pipeline?, cache: (key: String, conditioning: Conditioning)?) {
         lock.withLock { (pipeline, cache) }
     }
 
-    func write(pipeline: StableDiffusion3Pipeline, cache: (key: String, conditioning: Conditioning)) {
+    var loads: Int { lock.withLock { loadCount } }
+
+    func write(pipeline: StableDiffusion3Pipeline, cache: (key: String, conditioning: Conditioning)?) {
         lock.withLock {
+            if self.pipeline !== pipeline { loadCount += 1 }
             self.pipeline = pipeline
             self.cache = cache
         }
