@@ -12,10 +12,14 @@ public struct StudioConfig: Sendable {
     public var threads: Int
     /// Separate encoder files for a single-file model.
     public var modelFiles = ModelSource.Extras()
+    /// Where LoRA files are listed and looked for by name (`LoraCatalog.folders`).
+    public var loraFolders: [String]
 
     public init(model: String?, outputFolder: OutputFolder, store: Result<StudioStore, StoreError>,
-                threads: Int = ProcessInfo.processInfo.activeProcessorCount, modelFiles: ModelSource.Extras = ModelSource.Extras()) {
+                threads: Int = ProcessInfo.processInfo.activeProcessorCount, modelFiles: ModelSource.Extras = ModelSource.Extras(),
+                loraFolders: [String] = LoraCatalog.folders(environment: ProcessInfo.processInfo.environment)) {
         (self.model, self.outputFolder, self.store, self.threads, self.modelFiles) = (model, outputFolder, store, threads, modelFiles)
+        self.loraFolders = loraFolders
     }
 }
 
@@ -27,13 +31,14 @@ public final class StudioSession {
     public private(set) var state: StudioState
     public let config: StudioConfig
     public var onChange: () -> Void = {}
-    private let engine = InferenceEngine()
+    public let engine: InferenceEngine
     private var generation: Task<Void, Never>?
     private var saving: Task<Void, Never>?
 
-    public init(state: StudioState, config: StudioConfig) {
+    public init(state: StudioState, config: StudioConfig, engine: InferenceEngine = InferenceEngine()) {
         self.state = state
         self.config = config
+        self.engine = engine
     }
 
     public func send(_ action: Action) {
@@ -105,8 +110,46 @@ public final class StudioSession {
                 }.value
                 send(.modelsFound(entries))
             }
+        case .scanLoras, .readLora, .locateLoras:
+            performLoraEffect(effect)
         case .quit:
             generation?.cancel()
+        }
+    }
+
+    /// The LoRA list's file work, off the main actor: listing the LoRA folders, reading a LoRA (which checks its layout
+    /// and base model), finding a recalled image's LoRAs.
+    private func performLoraEffect(_ effect: Effect) {
+        let folders = config.loraFolders
+        Task { @MainActor in
+            let action: Action = await Task.detached {
+                switch effect {
+                case .scanLoras:
+                    return .lorasFound(LoraCatalog.scan(folders: folders), folder: folders.first ?? "")
+                case let .readLora(text):
+                    return Self.readLora(text, folders: folders)
+                case let .locateLoras(records, source):
+                    return .lorasLocated(records.map { LoraCatalog.locate($0, folders: folders) }, folder: folders.first ?? "", from: source)
+                default:
+                    return .failed("not a LoRA effect: \(effect)")
+                }
+            }.value
+            send(action)
+        }
+    }
+
+    nonisolated static func readLora(_ text: String, folders: [String]) -> Action {
+        guard let path = LoraCatalog.resolve(text, folders: folders) else {
+            let looked = text.contains("/") ? "" : " nor \(text).safetensors in \(folders.joined(separator: " or "))"
+            return .failed("LoRA \(text): no such file\(looked)")
+        }
+        do {
+            let file = try LoraFile(path: path)
+            return .loraRead(LoraEntry(name: file.name, path: path, hash: file.shortHash, layout: file.layout))
+        } catch let error as LoraError {
+            return .failed(error.description)
+        } catch {
+            return .failed("LoRA \(error)")
         }
     }
 
@@ -152,7 +195,7 @@ public final class StudioSession {
         options.withVAEEncoder = true
         let engine = self.engine
         generation = Task { @MainActor in
-            let stream = await engine.generate(parameters, model: request.model, options: options)
+            let stream = await engine.generate(parameters, model: request.model, options: options, loras: request.loras)
             var finished = false
             do {
                 for try await event in stream {
