@@ -103,6 +103,7 @@ import Testing
         _ = reduce(&state, .loraRead(LoraEntry(name: "extra", path: "/loras/extra.safetensors")))
         let records = [ImageMetadata.LoraRecord(name: "style", strength: 0.5, hash: "0123456789ab", path: "/old/style.safetensors"),
                        ImageMetadata.LoraRecord(name: "detail", strength: 0.25, hash: "ba9876543210")]
+        #expect(RecalledParameters(Self.recorded(records)).lines.contains("LoRAs: style 0.5 (0123456789ab), detail 0.25 (ba9876543210) run-time"))
         let effects = state.recall(RecalledParameters(Self.recorded(records)), from: "#3")
         #expect(effects == [.locateLoras(records, from: "#3")])
         #expect(state.status.text.hasSuffix("finding its LoRAs…"))
