@@ -37,7 +37,8 @@ public actor InferenceEngine {
         let cancelled = CancellationFlag()
         continuation.onTermination = { _ in cancelled.set() }
         let (loaded, cached) = state.read()
-        let current = loaded?.path == model && loaded?.options == options ? loaded : nil
+        // By the name given: a repo id's path is its snapshot folder.
+        let current = loaded?.source.name == model && loaded?.options == options ? loaded : nil
         // Embeddings from other text encoders (T5 off, int8, another precision or model) are not this pipeline's.
         let cachedHere = current == nil ? nil : cached
         let state = self.state
@@ -111,7 +112,8 @@ public actor InferenceEngine {
         continuation.yield(.decoding)
         let image = try pipeline.decode(final, isCancelled: { cancelled.isSet })[0]
         let seconds = Date().timeIntervalSince(start)
-        var metadata = ImageMetadata(parameters: p, model: pipeline.path,
+        // The model as given: a repo id stays a repo id (its snapshot folder's name is a commit hash).
+        var metadata = ImageMetadata(parameters: p, model: pipeline.source.name,
                                      t5: pipeline.hasT5, shift: p.shift ?? pipeline.schedulerConfig.shift,
                                      precision: pipeline.options.precision.rawValue, seconds: seconds)
         if pipeline.hasT5 && pipeline.options.t5Int8 { metadata.t5Weights = "int8" }
