@@ -62,6 +62,10 @@ public enum Action: Sendable {
     case lorasFound([LoraCatalog.Candidate], folder: String)
     case loraRead(LoraEntry)
     case lorasLocated([LoraCatalog.Location], folder: String, from: String)
+    /// A pull's progress line, its snapshot folder when done, or why it stopped (nil: cancelled).
+    case pullProgress(repo: String, progress: String)
+    case pullFinished(repo: String, snapshot: String)
+    case pullStopped(repo: String, error: String?)
     case resize(columns: Int, rows: Int)
     case engine(GenerationEvent)
     /// The stream ended without `finished`: an error message, or nil when it was cancelled.
@@ -109,6 +113,9 @@ public enum Effect: Sendable, Equatable {
     case readLora(String)
     /// Looks for a recalled image's LoRAs (`lorasLocated`).
     case locateLoras([ImageMetadata.LoraRecord], from: String)
+    /// Pulls a repo into the Hugging Face cache in the background (`pullProgress`, then `pullFinished` or `pullStopped`).
+    case pull(repo: String)
+    case cancelPull
     case quit
 }
 

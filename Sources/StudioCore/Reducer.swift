@@ -3,6 +3,7 @@ import SD3
 
 /// The one place the state changes: `reduce(&state, action)` updates it and returns what the session must do.
 public func reduce(_ state: inout StudioState, _ action: Action) -> Reaction {
+    if let reaction = reducePull(&state, action) { return reaction }
     if let reaction = reduceLoras(&state, action) { return reaction }
     if let reaction = reduceModelPicker(&state, action) { return reaction }
     if let reaction = reduceBrowser(&state, action) { return reaction }
@@ -33,6 +34,8 @@ public func reduce(_ state: inout StudioState, _ action: Action) -> Reaction {
         } else if state.explore != nil {
             state.explore = nil
             state.status = Status(text: "Left the seed grid", isError: false)
+        } else if let reaction = cancelPull(&state) {
+            return reaction
         } else {
             return .none
         }
@@ -77,6 +80,8 @@ public func reduce(_ state: inout StudioState, _ action: Action) -> Reaction {
         return .none  // reduceModelPicker's
     case .showLoras, .lorasFound, .loraRead, .lorasLocated:
         return .none  // reduceLoras'
+    case .pullProgress, .pullFinished, .pullStopped:
+        return .none  // reducePull's
     case .showFavorites, .showHistory, .editNote, .openRecall, .browserLoaded, .thumbnailLoaded, .deleted, .noteSaved, .recalled:
         return .none  // reduceBrowser's
     }

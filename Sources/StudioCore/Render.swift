@@ -33,7 +33,8 @@ public func render(_ state: StudioState, columns: Int, rows: Int) -> CellBuffer 
     } else {
         drawProgress(state, &buffer, layout)
     }
-    let status = state.status
+    // A pull's progress is the status line while it runs; an error still shows until the next message.
+    let status = state.pull.flatMap { state.status.isError ? nil : Status(text: $0.line, isError: false) } ?? state.status
     buffer.put(CellWidth.truncate(status.text, to: columns), x: 0, y: layout.statusRow, role: status.isError ? .statusError : .status)
     if state.showHelp { drawHelp(&buffer, layout) }
     return buffer

@@ -1,4 +1,5 @@
 import Foundation
+import Hub
 import ImageIO
 import SD3
 import Tensors
@@ -14,12 +15,17 @@ public struct StudioConfig: Sendable {
     public var modelFiles = ModelSource.Extras()
     /// Where LoRA files are listed and looked for by name (`LoraCatalog.folders`).
     public var loraFolders: [String]
+    /// The hub a pull asks (endpoint and token, as `sd3 models pull` resolves them) and the cache it writes and
+    /// repo ids are read from.
+    public var hub: HubSettings
+    public var hubCache: HuggingFaceCache
 
     public init(model: String?, outputFolder: OutputFolder, store: Result<StudioStore, StoreError>,
                 threads: Int = ProcessInfo.processInfo.activeProcessorCount, modelFiles: ModelSource.Extras = ModelSource.Extras(),
-                loraFolders: [String] = LoraCatalog.folders(environment: ProcessInfo.processInfo.environment)) {
+                loraFolders: [String] = LoraCatalog.folders(environment: ProcessInfo.processInfo.environment),
+                hub: HubSettings = HubSettings(token: nil), hubCache: HuggingFaceCache = HuggingFaceCache()) {
         (self.model, self.outputFolder, self.store, self.threads, self.modelFiles) = (model, outputFolder, store, threads, modelFiles)
-        self.loraFolders = loraFolders
+        (self.loraFolders, self.hub, self.hubCache) = (loraFolders, hub, hubCache)
     }
 }
 
@@ -34,6 +40,7 @@ public final class StudioSession {
     public let engine: InferenceEngine
     private var generation: Task<Void, Never>?
     private var saving: Task<Void, Never>?
+    private var pulling: Task<Void, Never>?
 
     public init(state: StudioState, config: StudioConfig, engine: InferenceEngine = InferenceEngine()) {
         self.state = state
@@ -51,6 +58,7 @@ public final class StudioSession {
     public func settle() async {
         await generation?.value
         await saving?.value
+        await pulling?.value
     }
 
     private func perform(_ effect: Effect) {
@@ -101,19 +109,44 @@ public final class StudioSession {
             report { .recalled(try RecalledParameters.read(path), from: URL(fileURLWithPath: path).lastPathComponent) }
         case .scanModels:
             let configured = [config.model, ProcessInfo.processInfo.environment["SD3_MODEL"], DemoModel.locate()].compactMap { $0 }
+            let cache = config.hubCache
             Task { @MainActor in
                 let entries = await Task.detached {
                     let environment = ProcessInfo.processInfo.environment
-                    return ModelCatalog.scan(configured: configured, folders: [ModelCatalog.modelsFolder(environment: environment)],
-                                             cache: HuggingFaceCache(environment: environment))
-                        .map { ModelPicker.Item(entry: $0, defaults: try? ModelDefaults.read(model: $0.model)) }
+                    return ModelCatalog.scan(configured: configured, folders: [ModelCatalog.modelsFolder(environment: environment)], cache: cache)
+                        .map { ModelPicker.Item(entry: $0, defaults: try? ModelDefaults.read(model: ModelSource.resolve($0.model, cache: cache))) }
                 }.value
                 send(.modelsFound(entries))
             }
+        case let .pull(repo):
+            pull(repo)
+        case .cancelPull:
+            pulling?.cancel()
         case .scanLoras, .readLora, .locateLoras:
             performLoraEffect(effect)
         case .quit:
             generation?.cancel()
+            pulling?.cancel()
+        }
+    }
+
+    /// `sd3 models pull REPO` in the background: the plan, then the files, progress reported about 4 times a second.
+    private func pull(_ repo: String) {
+        let pull = ModelPull(repo: repo, options: PullOptions(), settings: config.hub, cacheRoot: config.hubCache.roots[0])
+        pulling = Task { @MainActor in
+            do {
+                let plan = try await pull.plan()
+                let progress = PullProgress(total: plan.bytesToFetch, files: plan.files.filter { $0.state != .cached }.count) { line in
+                    Task { @MainActor in self.send(.pullProgress(repo: repo, progress: line)) }
+                }
+                send(.pullProgress(repo: repo, progress: progress.line()))
+                let snapshot = try await pull.run(plan, progress: progress)
+                send(.pullFinished(repo: repo, snapshot: snapshot))
+            } catch is CancellationError {
+                send(.pullStopped(repo: repo, error: nil))
+            } catch {
+                send(.pullStopped(repo: repo, error: Task.isCancelled ? nil : "\(error)"))
+            }
         }
     }
 
@@ -193,6 +226,7 @@ public final class StudioSession {
         options.files = request.model == config.model ? config.modelFiles : ModelSource.Extras()
         // Always load the VAE encoder so switching to img2img does not reload the model.
         options.withVAEEncoder = true
+        options.cache = config.hubCache
         let engine = self.engine
         generation = Task { @MainActor in
             let stream = await engine.generate(parameters, model: request.model, options: options, loras: request.loras)
