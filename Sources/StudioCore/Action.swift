@@ -114,7 +114,8 @@ public enum Effect: Sendable, Equatable {
     /// Looks for a recalled image's LoRAs (`lorasLocated`).
     case locateLoras([ImageMetadata.LoraRecord], from: String)
     /// Pulls a repo into the Hugging Face cache in the background (`pullProgress`, then `pullFinished` or `pullStopped`).
-    case pull(repo: String)
+    /// `skipT5`: without text_encoder_3/ and tokenizer_3/ (`--no-t5`), when the T5 field is off.
+    case pull(repo: String, skipT5: Bool)
     case cancelPull
     case quit
 }

@@ -136,7 +136,7 @@ func drawModelPicker(_ state: StudioState, _ picker: ModelPicker, _ buffer: inou
         let y = inner.y + (shown.count - top) * perEntry
         let doing = state.pull?.repo == repo ? "pulling \(repo)…" : "⇣ pull \(repo) from the Hugging Face Hub"
         buffer.put("  " + doing, x: inner.x, y: y, role: picker.selected == shown.count ? .focusedField : .field, limit: inner.width)
-        buffer.put("    not cached: Enter pulls it into the Hugging Face cache in the background",
+        buffer.put("    not cached: Enter pulls it into the Hugging Face cache in the background" + (state.t5 == .off ? ", without T5" : ""),
                    x: inner.x, y: y + 1, role: .hint, limit: inner.width)
     }
 }

@@ -25,8 +25,9 @@ func startPull(_ state: inout StudioState, _ repo: String) -> Reaction {
         return Reaction()
     }
     state.pull = PullJob(repo: repo)
-    state.status = Status(text: "Pulling \(repo) into the Hugging Face cache", isError: false)
-    return Reaction(effects: [.pull(repo: repo)])
+    let skipT5 = state.t5 == .off
+    state.status = Status(text: "Pulling \(repo) into the Hugging Face cache" + (skipT5 ? " without T5 (the T5 field is off)" : ""), isError: false)
+    return Reaction(effects: [.pull(repo: repo, skipT5: skipT5)])
 }
 
 /// The session's reports of a pull: nil for other actions.

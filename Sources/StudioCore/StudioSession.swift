@@ -118,8 +118,8 @@ public final class StudioSession {
                 }.value
                 send(.modelsFound(entries))
             }
-        case let .pull(repo):
-            pull(repo)
+        case let .pull(repo, skipT5):
+            pull(repo, skipT5: skipT5)
         case .cancelPull:
             pulling?.cancel()
         case .scanLoras, .readLora, .locateLoras:
@@ -131,8 +131,10 @@ public final class StudioSession {
     }
 
     /// `sd3 models pull REPO` in the background: the plan, then the files, progress reported about 4 times a second.
-    private func pull(_ repo: String) {
-        let pull = ModelPull(repo: repo, options: PullOptions(), settings: config.hub, cacheRoot: config.hubCache.roots[0])
+    private func pull(_ repo: String, skipT5: Bool) {
+        var options = PullOptions()
+        options.skipT5 = skipT5
+        let pull = ModelPull(repo: repo, options: options, settings: config.hub, cacheRoot: config.hubCache.roots[0])
         pulling = Task { @MainActor in
             do {
                 let plan = try await pull.plan()

@@ -79,7 +79,7 @@ import Testing
         #expect(state.models?.shown.count == 3 && state.models?.selected == 1, "the selected model stays selected when the filter goes")
         for c in "stabilityai/stable-diffusion-3.5-medium" { _ = reduce(&state, .insert(String(c))) }
         #expect(state.models?.pullable == "stabilityai/stable-diffusion-3.5-medium" && state.models?.rowCount == 1)
-        #expect(reduce(&state, .newline).effects == [.pull(repo: "stabilityai/stable-diffusion-3.5-medium")])
+        #expect(reduce(&state, .newline).effects == [.pull(repo: "stabilityai/stable-diffusion-3.5-medium", skipT5: false)])
         #expect(state.pull == PullJob(repo: "stabilityai/stable-diffusion-3.5-medium"))
         try RenderTests.checkSnapshot("pull-picker", state, columns: 80, rows: 24)
         _ = reduce(&state, .newline)
@@ -102,7 +102,9 @@ import Testing
         _ = reduce(&state, .showModels)
         _ = reduce(&state, .modelsFound([Self.demo, Self.medium]))
         for c in "org/new" { _ = reduce(&state, .insert(String(c))) }
-        _ = reduce(&state, .newline)
+        state.t5 = .off
+        #expect(reduce(&state, .newline).effects == [.pull(repo: "org/new", skipT5: true)], "T5 off: pulled without T5")
+        #expect(state.status.text == "Pulling org/new into the Hugging Face cache without T5 (the T5 field is off)")
         #expect(reduce(&state, .pullFinished(repo: "org/new", snapshot: "/hub/models--org--new/snapshots/abc")).effects == [.scanModels])
         #expect(state.status.text == "Pulled org/new into /hub/models--org--new/snapshots/abc: Enter in the model list (F8) switches to it")
         var pulled = Self.medium
