@@ -28,7 +28,7 @@ let package = Package(
         .target(name: "SD3", dependencies: ["Tensors", "SafeTensors", "Tokenizers", "ImageIO"]),
         // `sd3 models pull`: the Hugging Face Hub client (URLSession) and the cache it writes.
         .target(name: "Hub", dependencies: ["SafeTensors"]),
-        .target(name: "StudioCore", dependencies: ["SD3", "ImageIO", "Tensors", .product(name: "GRDB", package: "GRDB.swift"),
+        .target(name: "StudioCore", dependencies: ["SD3", "Hub", "ImageIO", "Tensors", .product(name: "GRDB", package: "GRDB.swift"),
                                                    .product(name: "TOMLKit", package: "TOMLKit")]),
         .target(name: "StudioTerminal", dependencies: ["StudioCore", "ImageIO", "CNcurses", "CChafa"]),
         .executableTarget(
@@ -46,7 +46,8 @@ let package = Package(
         .testTarget(name: "StudioCoreTests", dependencies: ["StudioCore", "SD3", "ImageIO", .product(name: "GRDB", package: "GRDB.swift")],
                     exclude: ["Snapshots", "Fixtures"]),
         .testTarget(name: "StudioTerminalTests", dependencies: ["StudioTerminal", "StudioCore", "ImageIO"]),
-        .testTarget(name: "HubTests", dependencies: ["Hub", "SD3"]),
+        // The studio's pull (F8) is tested here, against the same loopback hub.
+        .testTarget(name: "HubTests", dependencies: ["Hub", "SD3", "StudioCore"]),
         .testTarget(name: "SystemLibrariesTests", dependencies: ["CNcurses", "CPNG"]),
     ]
 )

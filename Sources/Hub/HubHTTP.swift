@@ -33,9 +33,15 @@ struct HubHTTP: Sendable {
         let stream = FileStream(path: path, start: start, received: received)
         let session = URLSession(configuration: .ephemeral, delegate: stream, delegateQueue: nil)
         defer { session.finishTasksAndInvalidate() }
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
-            stream.begin(continuation)
-            session.dataTask(with: request(url, range: start)).resume()
+        let task = session.dataTask(with: request(url, range: start))
+        // Cancelling the pull's task stops the transfer; what arrived stays in the .incomplete file for the next pull.
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+                stream.begin(continuation)
+                task.resume()
+            }
+        } onCancel: {
+            task.cancel()
         }
         if let status = stream.failedStatus { throw statusError(status, url: url, revision: revision) }
     }

@@ -73,6 +73,7 @@ public struct ModelPull: Sendable {
 
     /// Downloads what the plan lacks, `parallel` files at a time; returns the snapshot folder.
     /// Every file is tried even when one fails, so a rerun has less left to do; the first error is thrown.
+    /// Cancelling the calling task stops the transfers (CancellationError); the bytes fetched so far stay for a rerun.
     public func run(_ plan: PullPlan, progress: PullProgress) async throws -> String {
         try layout.makeFolders()
         try plan.checkSpace(free: DiskSpace.free(at: layout.folder), folder: layout.folder)
@@ -80,7 +81,7 @@ public struct ModelPull: Sendable {
         var firstError: Error?
         try await withThrowingTaskGroup(of: Result<Void, Error>.self) { group in
             func startNext() {
-                guard let file = pending.popFirst() else { return }
+                guard !Task.isCancelled, let file = pending.popFirst() else { return }
                 group.addTask {
                     do { try await fetch(file, commit: plan.info.commit, progress: progress); return .success(()) } catch { return .failure(error) }
                 }
@@ -91,6 +92,7 @@ public struct ModelPull: Sendable {
                 startNext()
             }
         }
+        try Task.checkCancellation()
         if let firstError { throw firstError }
         for (file, _) in plan.files { try layout.link(file, commit: plan.info.commit) }
         try layout.writeRef(options.revision, commit: plan.info.commit)
@@ -109,6 +111,7 @@ public struct ModelPull: Sendable {
                 do {
                     try await http.download(url, to: partial, from: have, revision: options.revision) { progress.add($0) }
                 } catch HubError.network(let url, let reason) {
+                    if Task.isCancelled { throw CancellationError() }
                     // A connection lost mid-file leaves its bytes in .incomplete: say how far it got and that a rerun resumes.
                     let got = Self.size(of: partial) ?? 0
                     if got > 0 { throw HubError.interrupted(file: file.path, have: got, expected: file.size) }

@@ -2,7 +2,7 @@ import Foundation
 
 /// The local Hugging Face hub cache, read the way huggingface_hub writes it (never downloading):
 /// `models--ORG--NAME/refs/main` holds a commit hash, `snapshots/<hash>/…` the files (symlinks into `blobs/`).
-public struct HuggingFaceCache: Sendable {
+public struct HuggingFaceCache: Sendable, Equatable {
     /// Cache folders in the order huggingface_hub consults them: `$HF_HUB_CACHE`, `$HF_HOME/hub`, `~/.cache/huggingface/hub`.
     public let roots: [String]
 

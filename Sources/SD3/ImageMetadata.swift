@@ -30,17 +30,30 @@ public struct ImageMetadata: Sendable, Codable, Equatable {
     public var skipLayerScale: Double?
     public var skipLayerStart: Double?
     public var skipLayerStop: Double?
-    /// The LoRAs applied, in order (nil: none).
+    /// The LoRAs applied, in order (nil: none), and how: "merged" (`sd3 generate`) or "run-time" (the studio). The two
+    /// round differently, so `--params-from` applies them the recorded way to give the same pixels.
     public var loras: [LoraRecord]?
+    public var loraMode: String?
     public var seconds: Double?
     public var version: String
 
-    /// One LoRA as recorded: its file name without extension, strength and A1111 short hash (`LoraFile.shortHash`).
+    /// One LoRA as recorded: its file name without extension, strength, A1111 short hash (`LoraFile.shortHash`) and
+    /// the path it was read from (so a recall can find it again; nil in files written before it was recorded).
     public struct LoraRecord: Sendable, Codable, Equatable {
         public var name: String
         public var strength: Double
         public var hash: String
-        public init(name: String, strength: Double, hash: String) { (self.name, self.strength, self.hash) = (name, strength, hash) }
+        public var path: String?
+        public init(name: String, strength: Double, hash: String, path: String? = nil) {
+            (self.name, self.strength, self.hash, self.path) = (name, strength, hash, path)
+        }
+    }
+
+    /// Records the LoRAs a pipeline applied (nothing when none).
+    public mutating func record(loras: [(file: LoraFile, strength: Double)], mode: LoraMode) {
+        guard !loras.isEmpty else { return }
+        self.loras = loras.map { LoraRecord(name: $0.file.name, strength: $0.strength, hash: $0.file.shortHash, path: $0.file.path) }
+        loraMode = mode.recordedName
     }
 
     public init(parameters p: GenerationParameters, model: String, t5: Bool, shift: Double, precision: String, seconds: Double?) {
@@ -111,7 +124,7 @@ public struct ImageMetadata: Sendable, Codable, Equatable {
     }
 
     /// 7 rather than 7.0, as Python prints A1111's floats that are whole.
-    static func number(_ x: Double) -> String {
+    public static func number(_ x: Double) -> String {
         x == x.rounded() && abs(x) < 1e15 ? String(Int(x)) : String(x)
     }
 }

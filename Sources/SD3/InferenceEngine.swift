@@ -25,6 +25,9 @@ public actor InferenceEngine {
 
     public var loadedModel: String? { state.read().pipeline?.path }
 
+    /// How many times this engine has loaded a model (a run that reuses the loaded one adds nothing).
+    public var loadCount: Int { state.loads }
+
     /// `loras` apply to this run only: the pipeline is loaded in run-time LoRA mode, so changing them (or their
     /// strengths) between runs needs no reload, and an empty list is the base model bit for bit.
     public func generate(_ parameters: GenerationParameters, model: String, options: LoadOptions,
@@ -34,7 +37,8 @@ public actor InferenceEngine {
         let cancelled = CancellationFlag()
         continuation.onTermination = { _ in cancelled.set() }
         let (loaded, cached) = state.read()
-        let current = loaded?.path == model && loaded?.options == options ? loaded : nil
+        // By the name given: a repo id's path is its snapshot folder.
+        let current = loaded?.source.name == model && loaded?.options == options ? loaded : nil
         // Embeddings from other text encoders (T5 off, int8, another precision or model) are not this pipeline's.
         let cachedHere = current == nil ? nil : cached
         let state = self.state
@@ -47,6 +51,8 @@ public actor InferenceEngine {
                 } else {
                     continuation.yield(.loading(model: model))
                     pipeline = try StableDiffusion3Pipeline(path: model, options: options)
+                    // Kept before the LoRAs are checked, so a bad LoRA costs this run, not a reload on the next.
+                    state.write(pipeline: pipeline, cache: nil)
                     continuation.yield(.loaded(seconds: Date().timeIntervalSince(loadStart)))
                 }
                 try pipeline.setLoras(loras)
@@ -106,13 +112,12 @@ public actor InferenceEngine {
         continuation.yield(.decoding)
         let image = try pipeline.decode(final, isCancelled: { cancelled.isSet })[0]
         let seconds = Date().timeIntervalSince(start)
-        var metadata = ImageMetadata(parameters: p, model: pipeline.path,
+        // The model as given: a repo id stays a repo id (its snapshot folder's name is a commit hash).
+        var metadata = ImageMetadata(parameters: p, model: pipeline.source.name,
                                      t5: pipeline.hasT5, shift: p.shift ?? pipeline.schedulerConfig.shift,
                                      precision: pipeline.options.precision.rawValue, seconds: seconds)
         if pipeline.hasT5 && pipeline.options.t5Int8 { metadata.t5Weights = "int8" }
-        if !pipeline.loras.isEmpty {
-            metadata.loras = pipeline.loras.map { .init(name: $0.file.name, strength: $0.strength, hash: $0.file.shortHash) }
-        }
+        metadata.record(loras: pipeline.loras, mode: .runTime)
         remember((key, conditioning))
         continuation.yield(.finished(image: image, metadata: metadata, seconds: seconds))
     }
@@ -123,13 +128,17 @@ final class EngineState: @unchecked Sendable {
     private let lock = NSLock()
     private var pipeline: StableDiffusion3Pipeline?
     private var cache: (key: String, conditioning: Conditioning)?
+    private var loadCount = 0
 
     func read() -> (pipeline: StableDiffusion3Pipeline?, cache: (key: String, conditioning: Conditioning)?) {
         lock.withLock { (pipeline, cache) }
     }
 
-    func write(pipeline: StableDiffusion3Pipeline, cache: (key: String, conditioning: Conditioning)) {
+    var loads: Int { lock.withLock { loadCount } }
+
+    func write(pipeline: StableDiffusion3Pipeline, cache: (key: String, conditioning: Conditioning)?) {
         lock.withLock {
+            if self.pipeline !== pipeline { loadCount += 1 }
             self.pipeline = pipeline
             self.cache = cache
         }

@@ -99,8 +99,11 @@ public struct LoraFile: Sendable {
         Tensor(shape: [a.shape[0] + b.shape[0], b.shape[1]], data: a.data + b.data)
     }
 
-    static func shortHash(_ file: SafeTensorsFile) -> String {
-        guard let handle = FileHandle(forReadingAtPath: file.path) else { return "" }
+    static func shortHash(_ file: SafeTensorsFile) -> String { shortHash(path: file.path) }
+
+    /// The short hash of a .safetensors file ("" when it cannot be read), without reading its tensors.
+    public static func shortHash(path: String) -> String {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return "" }
         defer { try? handle.close() }
         let header = (try? handle.read(upToCount: 8)).map { $0.enumerated().reduce(0) { $0 + Int($1.element) << (8 * $1.offset) } } ?? 0
         try? handle.seek(toOffset: UInt64(8 + header))

@@ -26,6 +26,17 @@ public enum LoraMode: String, Sendable, Equatable {
     case merged
     /// y = x·Wᵀ + s·(x·Aᵀ)·Bᵀ: the base weights stay untouched, LoRAs and strengths change between runs (the studio).
     case runTime
+
+    /// The name ImageMetadata records.
+    public var recordedName: String { self == .merged ? "merged" : "run-time" }
+
+    public init?(recordedName: String) {
+        switch recordedName {
+        case "merged": self = .merged
+        case "run-time": self = .runTime
+        default: return nil
+        }
+    }
 }
 
 /// The LoRAs applied to one pipeline's models. Models fetch weights through `LoraWeights`, which merges the pairs
@@ -34,6 +45,8 @@ public final class LoraSet: Sendable {
     public let mode: LoraMode
     private struct State {
         var active: [(file: LoraFile, strength: Float)] = []
+        /// The strengths as given, for the metadata (0.9, not Float(0.9) widened back to 0.8999999761581421).
+        var given: [Double] = []
         var slots: [SD3Component: [String: (adapters: LowRankAdapters, shape: [Int])]] = [:]
         var shapes: [SD3Component: [String: [Int]]] = [:]
     }
@@ -41,11 +54,14 @@ public final class LoraSet: Sendable {
 
     public init(mode: LoraMode, loras: [(file: LoraFile, strength: Double)]) {
         self.mode = mode
-        state.withLock { $0.active = loras.map { ($0.file, Float($0.strength)) } }
+        state.withLock { state in
+            state.active = loras.map { ($0.file, Float($0.strength)) }
+            state.given = loras.map(\.strength)
+        }
     }
 
     /// The LoRAs now applied, with their strengths.
-    public var active: [(file: LoraFile, strength: Double)] { state.withLock { $0.active.map { ($0.file, Double($0.strength)) } } }
+    public var active: [(file: LoraFile, strength: Double)] { state.withLock { state in zip(state.active, state.given).map { ($0.file, $1) } } }
 
     /// Replaces the run-time list: every pair is checked against the loaded layers first, so a bad file changes nothing.
     /// Removing a LoRA drops its pairs, which leaves the untouched base weights: the base image comes back bit for bit.
@@ -57,6 +73,7 @@ public final class LoraSet: Sendable {
                 try Self.check(active, component: component, shapes: slots.mapValues(\.shape))
             }
             state.active = active
+            state.given = loras.map(\.strength)
             for (component, slots) in state.slots {
                 for (key, slot) in slots { slot.adapters.pairs = Self.adapterPairs(active, component: component, key: key) }
             }

@@ -45,7 +45,8 @@ public struct ModelCatalog: Sendable {
         for folder in folders {
             for name in ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).sorted() {
                 let path = folder + "/" + name
-                if name.hasSuffix(".safetensors") && !isFolder(path) { add(path, layout: "single file", path: path) }
+                // LoRA files may sit beside the models (LoraCatalog lists them): they are not models.
+                if name.hasSuffix(".safetensors") && !isFolder(path) && !LoraCatalog.isLora(path) { add(path, layout: "single file", path: path) }
                 if FileManager.default.fileExists(atPath: path + "/model_index.json") { add(path, layout: "diffusers folder", path: path) }
             }
         }

@@ -23,6 +23,8 @@ public struct LoadOptions: Sendable, Equatable {
     /// LoRAs applied from the start (`--lora`), and how (`LoraMode`): merged for fixed strengths, run-time for the studio.
     public var loras: [LoraChoice] = []
     public var loraMode: LoraMode = .merged
+    /// Where a repo id given as the model is looked up (the studio passes its own; default: the environment's).
+    public var cache = HuggingFaceCache()
 
     public init() {}
 }
@@ -46,7 +48,7 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
 
     /// `path`: a diffusers folder, a single-file checkpoint or a cached Hugging Face repo id (`ModelSource`).
     public convenience init(path: String, options: LoadOptions = LoadOptions()) throws {
-        try self.init(source: try ModelSource(path, extras: options.files), options: options)
+        try self.init(source: try ModelSource(path, extras: options.files, cache: options.cache), options: options)
     }
 
     public init(source: ModelSource, options: LoadOptions = LoadOptions()) throws {

@@ -57,6 +57,15 @@ public enum Action: Sendable {
     /// The model picker and the models the session found for it.
     case showModels
     case modelsFound([ModelPicker.Item])
+    /// The LoRA list (F9), the LoRA files the session found, one it read, and those of a recalled image it looked for.
+    case showLoras
+    case lorasFound([LoraCatalog.Candidate], folder: String)
+    case loraRead(LoraEntry)
+    case lorasLocated([LoraCatalog.Location], folder: String, from: String)
+    /// A pull's progress line, its snapshot folder when done, or why it stopped (nil: cancelled).
+    case pullProgress(repo: String, progress: String)
+    case pullFinished(repo: String, snapshot: String)
+    case pullStopped(repo: String, error: String?)
     case resize(columns: Int, rows: Int)
     case engine(GenerationEvent)
     /// The stream ended without `finished`: an error message, or nil when it was cancelled.
@@ -79,6 +88,8 @@ public struct GenerationRequest: Sendable, Equatable {
     public var precision: PrecisionChoice
     /// img2img: the PNG to start from, read by the session (the reducer does no I/O).
     public var initImagePath: String?
+    /// The LoRAs turned on, in list order, applied at run time (no reload).
+    public var loras: [LoraChoice] = []
 }
 
 /// Work the reducer asks for; the session performs it and reports back with actions.
@@ -96,6 +107,16 @@ public enum Effect: Sendable, Equatable {
     case recall(path: String)
     /// Looks for models (ModelCatalog) and reports them with `modelsFound`.
     case scanModels
+    /// Lists the LoRA files in the LoRA folders (`lorasFound`).
+    case scanLoras
+    /// Reads a LoRA typed as a path or a name in the LoRA folders (`loraRead`, or `failed` with the reason).
+    case readLora(String)
+    /// Looks for a recalled image's LoRAs (`lorasLocated`).
+    case locateLoras([ImageMetadata.LoraRecord], from: String)
+    /// Pulls a repo into the Hugging Face cache in the background (`pullProgress`, then `pullFinished` or `pullStopped`).
+    /// `skipT5`: without text_encoder_3/ and tokenizer_3/ (`--no-t5`), when the T5 field is off.
+    case pull(repo: String, skipT5: Bool)
+    case cancelPull
     case quit
 }
 

@@ -16,9 +16,10 @@ public enum Bindings {
         Binding(keys: [.function(4)], action: .showHistory, help: "history browser: type to search, Enter recalls"),
         Binding(keys: [.ctrl("n")], action: .editNote, help: "edit the note of the selected favorite (browser)"),
         Binding(keys: [.ctrl("o")], action: .openRecall, help: "recall the settings of a PNG: type its path"),
-        Binding(keys: [.function(1)], action: .toggleHelp, help: "show / hide this help"),
+        Binding(keys: [.function(1)], action: .toggleHelp, help: "this help"),
         Binding(keys: [.function(7)], action: .cycleTheme, help: "next colour theme"),
-        Binding(keys: [.function(8)], action: .showModels, help: "choose the model"),
+        Binding(keys: [.function(8)], action: .showModels, help: "choose or pull a model"),
+        Binding(keys: [.function(9)], action: .showLoras, help: "LoRAs: add, on/off (Space), strength (Left/Right), remove (Delete)"),
         Binding(keys: [.function(10), .ctrl("q")], action: .quit, help: "quit (cancels a running generation)"),
         Binding(keys: [.tab], action: .nextField, help: "next field"),
         Binding(keys: [.backTab], action: .previousField, help: "previous field"),
@@ -32,8 +33,8 @@ public enum Bindings {
         Binding(keys: [.ctrlRight, .alt("f")], action: .wordRight, help: "next word"),
         Binding(keys: [.backspace], action: .backspace, help: "delete before the cursor"),
         Binding(keys: [.delete, .ctrl("d")], action: .delete, help: "delete at the cursor; in a browser the image (asks y/n)"),
-        Binding(keys: [.ctrl("u")], action: .deleteToLineStart, help: "delete to the start of the line"),
-        Binding(keys: [.ctrl("k")], action: .deleteToLineEnd, help: "delete to the end of the line"),
+        Binding(keys: [.ctrl("u")], action: .deleteToLineStart, help: "delete to the line's start"),
+        Binding(keys: [.ctrl("k")], action: .deleteToLineEnd, help: "delete to the line's end"),
         Binding(keys: [.enter], action: .newline, help: "new line in a prompt; next field; recall (browser); refine (grid)"),
     ]
 

@@ -40,8 +40,7 @@ func reduceBrowser(_ state: inout StudioState, _ action: Action) -> Reaction? {
         state.status = Status(text: note.isEmpty ? "Note removed from #\(id)" : "Note saved on #\(id)", isError: false)
         return Reaction()
     case let .recalled(parameters, source):
-        state.recall(parameters, from: source)
-        return Reaction()
+        return Reaction(effects: state.recall(parameters, from: source))
     case .failed:
         // The store could not be read: a browser still waiting for it closes (the main reducer shows why).
         if state.browser?.records == nil { state.browser = nil }
@@ -95,8 +94,7 @@ private func browse(_ state: inout StudioState, _ browser: Browser, _ action: Ac
     case .newline:
         guard let record = browser.current else { return Reaction.none }
         state.browser = nil
-        state.recall(RecalledParameters(record.metadata), from: "#\(record.id)")
-        return Reaction()
+        return Reaction(effects: state.recall(RecalledParameters(record.metadata), from: "#\(record.id)"))
     case .delete:
         guard let record = browser.current else { return Reaction.none }
         state.browser?.mode = .confirmDelete
@@ -201,8 +199,11 @@ func browserThumbnails(_ state: inout StudioState) -> [Effect] {
 }
 
 extension StudioState {
-    /// Loads recalled parameters into the fields: every one the file records; the rest keep their values.
-    public mutating func recall(_ p: RecalledParameters, from source: String) {
+    /// Loads recalled parameters into the fields: every one the file records; the rest keep their values. Our own
+    /// PNGs bring their LoRAs back too: the effect asks the session to find the files (an image without LoRAs turns
+    /// every LoRA off).
+    @discardableResult
+    public mutating func recall(_ p: RecalledParameters, from source: String) -> [Effect] {
         set(.prompt, p.prompt)
         set(.negativePrompt, p.negativePrompt ?? "")
         if let v = p.steps { set(.steps, "\(v)") }
@@ -219,7 +220,15 @@ extension StudioState {
         set(.variationSeed, p.variationSeed.map { "\($0)" } ?? "")
         if let v = p.variationStrength { set(.variationStrength, RecalledParameters.number(v)) }
         var notes: [String] = []
+        var effects: [Effect] = []
+        pendingRecall = nil
         if let m = p.metadata {
+            if let records = m.loras, !records.isEmpty {
+                effects.append(.locateLoras(records, from: source))
+                if m.loraMode != LoraMode.runTime.recordedName { notes.append("LoRAs merged by sd3 generate, here at run time: equal within rounding") }
+            } else {
+                for i in loras.indices { loras[i].enabled = false }
+            }
             t5 = T5Choice(t5: m.t5, weights: m.t5Weights)
             precision = PrecisionChoice(rawValue: m.precision) ?? precision
             maxSequenceLength = m.maxSequenceLength
@@ -233,6 +242,11 @@ extension StudioState {
         }
         let seed = p.seed.map { " seed \($0)" } ?? ""
         status = Status(text: "Recalled \(source)\(seed)" + (notes.isEmpty ? "" : " (\(notes.joined(separator: "; ")))"), isError: false)
+        if !effects.isEmpty {
+            pendingRecall = status.text
+            status.text += " · finding its LoRAs…"
+        }
         focus = .prompt
+        return effects
     }
 }

@@ -50,6 +50,9 @@ public struct Layout: Sendable, Equatable {
 
     public var fits: Bool { columns >= Self.minimumColumns && rows >= Self.minimumRows }
 
+    /// The column of the fields (prompt, negative prompt, settings), which the LoRA panel takes over.
+    public var left: Rect { Rect(x: 0, y: 1, width: prompt.width, height: preview.height) }
+
     /// The text width of a multi-line editor (inside its frame).
     public var editorWidth: Int { prompt.width - 2 }
 

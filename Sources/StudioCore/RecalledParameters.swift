@@ -109,6 +109,7 @@ public struct RecalledParameters: Sendable, Equatable, Codable {
             add("Model path", m.modelPath)
             add("Skip layers", m.skipLayers.map { $0.map(String.init).joined(separator: ",") })
             add("SLG scale", m.skipLayerScale.map(Self.number))
+            add("LoRAs", m.loras.map { $0.map { "\($0.name) \(Self.number($0.strength)) (\($0.hash))" }.joined(separator: ", ") + " \(m.loraMode ?? "merged")" })
             add("Seconds", m.seconds.map { String(format: "%.2f", $0) })
             out.append("Version: \(m.version)")
         }

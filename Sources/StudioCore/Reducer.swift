@@ -3,6 +3,8 @@ import SD3
 
 /// The one place the state changes: `reduce(&state, action)` updates it and returns what the session must do.
 public func reduce(_ state: inout StudioState, _ action: Action) -> Reaction {
+    if let reaction = reducePull(&state, action) { return reaction }
+    if let reaction = reduceLoras(&state, action) { return reaction }
     if let reaction = reduceModelPicker(&state, action) { return reaction }
     if let reaction = reduceBrowser(&state, action) { return reaction }
     switch action {
@@ -32,6 +34,8 @@ public func reduce(_ state: inout StudioState, _ action: Action) -> Reaction {
         } else if state.explore != nil {
             state.explore = nil
             state.status = Status(text: "Left the seed grid", isError: false)
+        } else if let reaction = cancelPull(&state) {
+            return reaction
         } else {
             return .none
         }
@@ -74,6 +78,10 @@ public func reduce(_ state: inout StudioState, _ action: Action) -> Reaction {
         state.status = Status(text: favorite ? "★ Starred #\(id)" : "Unstarred #\(id)", isError: false)
     case .showModels, .modelsFound:
         return .none  // reduceModelPicker's
+    case .showLoras, .lorasFound, .loraRead, .lorasLocated:
+        return .none  // reduceLoras'
+    case .pullProgress, .pullFinished, .pullStopped:
+        return .none  // reducePull's
     case .showFavorites, .showHistory, .editNote, .openRecall, .browserLoaded, .thumbnailLoaded, .deleted, .noteSaved, .recalled:
         return .none  // reduceBrowser's
     }
@@ -175,10 +183,11 @@ func readRequest(_ state: inout StudioState, seeds: Int) -> GenerationRequest? {
         case .increment:
             if let last = state.lastSeed { p.seed = last &+ 1 } else { p.seed = try number(state, .seed, UInt64.init) }
         }
+        let loras = try state.enabledLoras().get()
         state.set(.seed, "\(p.seed)")
         state.lastSeed = p.seed &+ UInt64(seeds - 1)
         return GenerationRequest(parameters: p, model: model, t5: state.t5, precision: state.precision,
-                                 initImagePath: initImage.isEmpty ? nil : initImage)
+                                 initImagePath: initImage.isEmpty ? nil : initImage, loras: loras)
     } catch {
         state.status = Status(text: error.description, isError: true)
         return nil

@@ -19,8 +19,12 @@ public func render(_ state: StudioState, columns: Int, rows: Int) -> CellBuffer 
     } else if let browser = state.browser {
         drawBrowser(state, browser, &buffer)
     } else {
-        for field in [FieldID.prompt, .negativePrompt] { drawEditor(state, field, &buffer, layout.editor(field)) }
-        drawSettings(state, &buffer, layout)
+        if let panel = state.loraPanel {
+            drawLoraPanel(state, panel, &buffer, layout.left)
+        } else {
+            for field in [FieldID.prompt, .negativePrompt] { drawEditor(state, field, &buffer, layout.editor(field)) }
+            drawSettings(state, &buffer, layout)
+        }
         if let grid = state.explore { drawGrid(grid, state.graphics, &buffer, layout) } else { drawPreview(state, &buffer, layout) }
     }
     if let path = state.recallPath {
@@ -29,7 +33,8 @@ public func render(_ state: StudioState, columns: Int, rows: Int) -> CellBuffer 
     } else {
         drawProgress(state, &buffer, layout)
     }
-    let status = state.status
+    // A pull's progress is the status line while it runs; an error still shows until the next message.
+    let status = state.pull.flatMap { state.status.isError ? nil : Status(text: $0.line, isError: false) } ?? state.status
     buffer.put(CellWidth.truncate(status.text, to: columns), x: 0, y: layout.statusRow, role: status.isError ? .statusError : .status)
     if state.showHelp { drawHelp(&buffer, layout) }
     return buffer
@@ -63,7 +68,8 @@ private func drawEditor(_ state: StudioState, _ field: FieldID, _ buffer: inout 
 private func drawSettings(_ state: StudioState, _ buffer: inout CellBuffer, _ layout: Layout) {
     let box = layout.settings
     let focused = Layout.settingsFields.contains(state.focus)
-    buffer.box(x: box.x, y: box.y, width: box.width, height: box.height, title: "Settings", role: focused ? .focusedBorder : .border)
+    buffer.box(x: box.x, y: box.y, width: box.width, height: box.height, title: "Settings" + state.loraSummary,
+               role: focused ? .focusedBorder : .border)
     for field in Layout.settingsFields {
         guard let cell = layout.settingsCell(field) else { continue }
         let label = field.label + " "

@@ -1,4 +1,5 @@
 import Foundation
+import Hub
 import ImageIO
 import SD3
 import Tensors
@@ -12,10 +13,19 @@ public struct StudioConfig: Sendable {
     public var threads: Int
     /// Separate encoder files for a single-file model.
     public var modelFiles = ModelSource.Extras()
+    /// Where LoRA files are listed and looked for by name (`LoraCatalog.folders`).
+    public var loraFolders: [String]
+    /// The hub a pull asks (endpoint and token, as `sd3 models pull` resolves them) and the cache it writes and
+    /// repo ids are read from.
+    public var hub: HubSettings
+    public var hubCache: HuggingFaceCache
 
     public init(model: String?, outputFolder: OutputFolder, store: Result<StudioStore, StoreError>,
-                threads: Int = ProcessInfo.processInfo.activeProcessorCount, modelFiles: ModelSource.Extras = ModelSource.Extras()) {
+                threads: Int = ProcessInfo.processInfo.activeProcessorCount, modelFiles: ModelSource.Extras = ModelSource.Extras(),
+                loraFolders: [String] = LoraCatalog.folders(environment: ProcessInfo.processInfo.environment),
+                hub: HubSettings = HubSettings(token: nil), hubCache: HuggingFaceCache = HuggingFaceCache()) {
         (self.model, self.outputFolder, self.store, self.threads, self.modelFiles) = (model, outputFolder, store, threads, modelFiles)
+        (self.loraFolders, self.hub, self.hubCache) = (loraFolders, hub, hubCache)
     }
 }
 
@@ -27,13 +37,15 @@ public final class StudioSession {
     public private(set) var state: StudioState
     public let config: StudioConfig
     public var onChange: () -> Void = {}
-    private let engine = InferenceEngine()
+    public let engine: InferenceEngine
     private var generation: Task<Void, Never>?
     private var saving: Task<Void, Never>?
+    private var pulling: Task<Void, Never>?
 
-    public init(state: StudioState, config: StudioConfig) {
+    public init(state: StudioState, config: StudioConfig, engine: InferenceEngine = InferenceEngine()) {
         self.state = state
         self.config = config
+        self.engine = engine
     }
 
     public func send(_ action: Action) {
@@ -46,6 +58,7 @@ public final class StudioSession {
     public func settle() async {
         await generation?.value
         await saving?.value
+        await pulling?.value
     }
 
     private func perform(_ effect: Effect) {
@@ -96,17 +109,82 @@ public final class StudioSession {
             report { .recalled(try RecalledParameters.read(path), from: URL(fileURLWithPath: path).lastPathComponent) }
         case .scanModels:
             let configured = [config.model, ProcessInfo.processInfo.environment["SD3_MODEL"], DemoModel.locate()].compactMap { $0 }
+            let cache = config.hubCache
             Task { @MainActor in
                 let entries = await Task.detached {
                     let environment = ProcessInfo.processInfo.environment
-                    return ModelCatalog.scan(configured: configured, folders: [ModelCatalog.modelsFolder(environment: environment)],
-                                             cache: HuggingFaceCache(environment: environment))
-                        .map { ModelPicker.Item(entry: $0, defaults: try? ModelDefaults.read(model: $0.model)) }
+                    return ModelCatalog.scan(configured: configured, folders: [ModelCatalog.modelsFolder(environment: environment)], cache: cache)
+                        .map { ModelPicker.Item(entry: $0, defaults: try? ModelDefaults.read(model: ModelSource.resolve($0.model, cache: cache))) }
                 }.value
                 send(.modelsFound(entries))
             }
+        case let .pull(repo, skipT5):
+            pull(repo, skipT5: skipT5)
+        case .cancelPull:
+            pulling?.cancel()
+        case .scanLoras, .readLora, .locateLoras:
+            performLoraEffect(effect)
         case .quit:
             generation?.cancel()
+            pulling?.cancel()
+        }
+    }
+
+    /// `sd3 models pull REPO` in the background: the plan, then the files, progress reported about 4 times a second.
+    private func pull(_ repo: String, skipT5: Bool) {
+        var options = PullOptions()
+        options.skipT5 = skipT5
+        let pull = ModelPull(repo: repo, options: options, settings: config.hub, cacheRoot: config.hubCache.roots[0])
+        pulling = Task { @MainActor in
+            do {
+                let plan = try await pull.plan()
+                let progress = PullProgress(total: plan.bytesToFetch, files: plan.files.filter { $0.state != .cached }.count) { line in
+                    Task { @MainActor in self.send(.pullProgress(repo: repo, progress: line)) }
+                }
+                send(.pullProgress(repo: repo, progress: progress.line()))
+                let snapshot = try await pull.run(plan, progress: progress)
+                send(.pullFinished(repo: repo, snapshot: snapshot))
+            } catch is CancellationError {
+                send(.pullStopped(repo: repo, error: nil))
+            } catch {
+                send(.pullStopped(repo: repo, error: Task.isCancelled ? nil : "\(error)"))
+            }
+        }
+    }
+
+    /// The LoRA list's file work, off the main actor: listing the LoRA folders, reading a LoRA (which checks its layout
+    /// and base model), finding a recalled image's LoRAs.
+    private func performLoraEffect(_ effect: Effect) {
+        let folders = config.loraFolders
+        Task { @MainActor in
+            let action: Action = await Task.detached {
+                switch effect {
+                case .scanLoras:
+                    return .lorasFound(LoraCatalog.scan(folders: folders), folder: folders.first ?? "")
+                case let .readLora(text):
+                    return Self.readLora(text, folders: folders)
+                case let .locateLoras(records, source):
+                    return .lorasLocated(records.map { LoraCatalog.locate($0, folders: folders) }, folder: folders.first ?? "", from: source)
+                default:
+                    return .failed("not a LoRA effect: \(effect)")
+                }
+            }.value
+            send(action)
+        }
+    }
+
+    nonisolated static func readLora(_ text: String, folders: [String]) -> Action {
+        guard let path = LoraCatalog.resolve(text, folders: folders) else {
+            let looked = text.contains("/") ? "" : " nor \(text).safetensors in \(folders.joined(separator: " or "))"
+            return .failed("LoRA \(text): no such file\(looked)")
+        }
+        do {
+            let file = try LoraFile(path: path)
+            return .loraRead(LoraEntry(name: file.name, path: path, hash: file.shortHash, layout: file.layout))
+        } catch let error as LoraError {
+            return .failed(error.description)
+        } catch {
+            return .failed("LoRA \(error)")
         }
     }
 
@@ -150,9 +228,10 @@ public final class StudioSession {
         options.files = request.model == config.model ? config.modelFiles : ModelSource.Extras()
         // Always load the VAE encoder so switching to img2img does not reload the model.
         options.withVAEEncoder = true
+        options.cache = config.hubCache
         let engine = self.engine
         generation = Task { @MainActor in
-            let stream = await engine.generate(parameters, model: request.model, options: options)
+            let stream = await engine.generate(parameters, model: request.model, options: options, loras: request.loras)
             var finished = false
             do {
                 for try await event in stream {

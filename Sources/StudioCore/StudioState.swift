@@ -32,6 +32,14 @@ public struct StudioState: Sendable {
     public var model: String?
     /// The model picker (F8), while it is open.
     public var models: ModelPicker?
+    /// The LoRAs every generation applies while on (F9), and their panel while it is open.
+    public var loras: [LoraEntry] = []
+    public var loraPanel: LoraPanel?
+    /// The status line of a recall whose LoRAs the session is looking for; generating waits until they are found.
+    public var pendingRecall: String?
+    /// A model being pulled from the hub (its progress is the status line), and the last one pulled (picked in F8).
+    public var pull: PullJob?
+    public var pulled: String?
     public var graphics = GraphicsMode.symbols
     /// The seed used by the last generation started, for increment mode.
     public var lastSeed: UInt64?

@@ -37,7 +37,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "img2img: how much of the schedule to run, 0…1 (default 0.6).") var strength: Double?
     @Option(help: "Skip-layer guidance scale (diffusers' default 2.8); turns it on with --skip-layers.") var skipLayerGuidance: Double?
     @Option(help: "Blocks skipped by skip-layer guidance (default 7,8,9, as for SD3.5 Medium).") var skipLayers: String?
-    @Option(help: "Take every setting from a PNG written by sd3 (its sd3-studio chunk); flags given override it.") var paramsFrom: String?
+    @Option(help: "Take every setting from a PNG written by sd3 (its sd3-studio chunk), LoRAs included (at their recorded paths or by name in the models folder's loras/); flags given override it.") var paramsFrom: String?
     @Option(name: .customLong("lora"), help: "A LoRA .safetensors (diffusers, kohya or ComfyUI layout) merged at STRENGTH (default 1): FILE[:STRENGTH]; repeatable.")
     var loras: [String] = []
     @Option(name: .shortAndLong, help: "The PNG to write (default: sd3-SEED.png; an existing file is never overwritten).") var output: String?
@@ -102,7 +102,12 @@ struct GenerateCommand: ParsableCommand {
         options.withVAEEncoder = p.initImage != nil
         options.staged = !keepLoaded
         options.files = files.extras(t5File: t5File)
-        options.loras = try loras.map(LoraChoice.init(parsing:))
+        if loras.isEmpty, let r, let recorded = r.loras, !recorded.isEmpty {
+            options.loras = try Self.recalledLoras(recorded, from: paramsFrom!, folders: LoraCatalog.folders(environment: ProcessInfo.processInfo.environment))
+            options.loraMode = r.loraMode.flatMap(LoraMode.init(recordedName:)) ?? .merged
+        } else {
+            options.loras = try loras.map(LoraChoice.init(parsing:))
+        }
         let started = Date()
         log("loading \(model)")
         let pipeline = try StableDiffusion3Pipeline(path: model, options: options)
@@ -138,9 +143,7 @@ struct GenerateCommand: ParsableCommand {
         var metadata = ImageMetadata(parameters: p, model: model, t5: pipeline.hasT5,
                                      shift: p.shift ?? pipeline.schedulerConfig.shift, precision: precision.rawValue, seconds: seconds)
         if pipeline.hasT5 && options.t5Int8 { metadata.t5Weights = "int8" }
-        if !pipeline.loras.isEmpty {
-            metadata.loras = pipeline.loras.map { .init(name: $0.file.name, strength: $0.strength, hash: $0.file.shortHash) }
-        }
+        metadata.record(loras: pipeline.loras, mode: options.loraMode)
         if let saveLatents, let finalLatents {
             try SafeTensorsWriter(entries: [.init("latents", finalLatents)], metadata: ["sd3-studio": metadata.json]).write(to: saveLatents)
         }
@@ -180,6 +183,23 @@ struct GenerateCommand: ParsableCommand {
             return (metadata, metadata.modelPath)
         } catch {
             throw CommandError("\(path): the sd3-studio metadata is not readable: \(error)")
+        }
+    }
+
+    /// The LoRAs a PNG records, found at their recorded paths or by name in the LoRA folders; one that is missing, or
+    /// found with another hash, is an error naming it (never a silently different image).
+    static func recalledLoras(_ records: [ImageMetadata.LoraRecord], from png: String, folders: [String]) throws -> [LoraChoice] {
+        try records.map { record in
+            let location = LoraCatalog.locate(record, folders: folders)
+            guard let path = location.path else {
+                let recorded = record.path.map { "at \($0) nor " } ?? ""
+                throw CommandError("\(png) was made with LoRA \(record.name) (hash \(record.hash)), not found \(recorded)in \(folders.joined(separator: " or ")): put it there or give --lora FILE[:STRENGTH]")
+            }
+            guard location.hashMatches else {
+                throw CommandError("\(png) was made with LoRA \(record.name) (hash \(record.hash)), but \(path) has hash \(LoraFile.shortHash(path: path)): give --lora \(path):\(ImageMetadata.number(record.strength)) to use it anyway")
+            }
+            log("LoRA \(record.name) at \(ImageMetadata.number(record.strength)) from \(path)")
+            return LoraChoice(path: path, strength: record.strength)
         }
     }
 

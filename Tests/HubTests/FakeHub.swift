@@ -31,6 +31,9 @@ final class FakeHub: @unchecked Sendable {
     private var cuts: [String: Int] = [:]
     /// Per file path: how many next responses carry a flipped byte.
     private var corruptions: [String: Int] = [:]
+    /// File paths whose next response sends half its body and then hangs until `release()`: a stuck transfer to cancel.
+    private var stalls: Set<String> = []
+    private var released = false
 
     init(repo: String, files: [File], gated: Bool = false) throws {
         self.repo = repo
@@ -65,6 +68,8 @@ final class FakeHub: @unchecked Sendable {
     var requests: [Request] { lock.withLock { log } }
     func cut(_ path: String, after bytes: Int) { lock.withLock { cuts[path] = bytes } }
     func corrupt(_ path: String, times: Int) { lock.withLock { corruptions[path] = times } }
+    func stall(_ path: String) { lock.withLock { stalls.insert(path) } }
+    func release() { lock.withLock { released = true } }
 
     func sha256(_ file: File) -> String { hashes[file.path]! }
 
@@ -140,15 +145,16 @@ final class FakeHub: @unchecked Sendable {
         if let range, range.hasPrefix("bytes="), let value = Int(range.dropFirst(6).prefix { $0 != "-" }) { start = value }
         guard start <= file.data.count else { return send(client, status: 416, body: Data()) }
         var body = file.data.subdata(in: start..<file.data.count)
-        let (cut, corrupt) = lock.withLock { () -> (Int?, Bool) in
+        let (cut, corrupt, stall) = lock.withLock { () -> (Int?, Bool, Bool) in
             let cut = cuts.removeValue(forKey: file.path)
             let corrupt = (corruptions[file.path] ?? 0) > 0
             if corrupt { corruptions[file.path]! -= 1 }
-            return (cut, corrupt)
+            return (cut, corrupt, stalls.remove(file.path) != nil)
         }
         if corrupt, !body.isEmpty { body[body.startIndex + body.count / 2] ^= 0xFF }
         let extra = start > 0 ? ["Content-Range": "bytes \(start)-\(file.data.count - 1)/\(file.data.count)"] : [:]
-        send(client, status: start > 0 ? 206 : 200, body: body, extra: extra, sendOnly: cut)
+        send(client, status: start > 0 ? 206 : 200, body: body, extra: extra, sendOnly: stall ? body.count / 2 : cut)
+        while stall, lock.withLock({ !released && !stopped }) { usleep(10_000) }
     }
 
     /// `sendOnly` announces the whole body but writes only that many bytes: a connection lost mid-transfer.

@@ -138,18 +138,20 @@ import Testing
 extension LoraTests {
     /// The PNG text names each LoRA with its short hash (A1111's `Lora hashes`); the JSON keeps strengths and round-trips.
     @Test func metadataRecordsLoras() throws {
-        let choices = [LoraChoice(path: Self.folder + "/style.kohya.safetensors", strength: 0.5),
+        // 0.3 is not a Float: the metadata keeps the strength as given, not Float(0.3) widened back.
+        let choices = [LoraChoice(path: Self.folder + "/style.kohya.safetensors", strength: 0.3),
                        LoraChoice(path: Self.folder + "/detail.diffusers.safetensors")]
         let pipeline = try StableDiffusion3Pipeline(path: Self.fixtures + "/tiny-sd3", options: Self.options(choices))
         var metadata = ImageMetadata(parameters: GenerationParameters(prompt: "x"), model: "tiny-sd3", t5: true, shift: 3,
                                      precision: "fp32", seconds: nil)
-        metadata.loras = pipeline.loras.map { .init(name: $0.file.name, strength: $0.strength, hash: $0.file.shortHash) }
+        metadata.record(loras: pipeline.loras, mode: .merged)
         let style = try LoraFile(path: choices[0].path), detail = try LoraFile(path: choices[1].path)
         #expect(metadata.a1111Parameters.contains("Lora hashes: \"style.kohya: \(style.shortHash), detail.diffusers: \(detail.shortHash)\""),
                 "\(metadata.a1111Parameters)")
         let decoded = try JSONDecoder().decode(ImageMetadata.self, from: Data(metadata.json.utf8))
-        #expect(decoded.loras == [.init(name: "style.kohya", strength: 0.5, hash: style.shortHash),
-                                  .init(name: "detail.diffusers", strength: 1, hash: detail.shortHash)])
+        #expect(decoded.loras == [.init(name: "style.kohya", strength: 0.3, hash: style.shortHash, path: choices[0].path),
+                                  .init(name: "detail.diffusers", strength: 1, hash: detail.shortHash, path: choices[1].path)])
+        #expect(decoded.loraMode == "merged" && LoraFile.shortHash(path: choices[0].path) == style.shortHash)
     }
 }
 

@@ -65,4 +65,58 @@ import Testing
         // A scan that arrives after the picker closed changes nothing.
         #expect(reduce(&state, .modelsFound([Self.demo])).redraw == false && state.models == nil)
     }
+
+    /// Typing filters the list; a repo id not listed offers a pull; its progress is the status line; Esc cancels it;
+    /// a finished pull is listed (rescanned) and picked; an error is one line.
+    @Test func typeFilterPullProgressAndCancel() throws {
+        var state = Support.state()
+        state.model = "/models/sd3-demo"
+        _ = reduce(&state, .showModels)
+        _ = reduce(&state, .modelsFound([Self.demo, Self.medium, Self.broken]))
+        for c in "stabil" { _ = reduce(&state, .insert(String(c))) }
+        #expect(state.models?.shown.map(\.entry.model) == ["stabilityai/stable-diffusion-3-medium-diffusers"] && state.models?.pullable == nil)
+        _ = reduce(&state, .deleteToLineStart)
+        #expect(state.models?.shown.count == 3 && state.models?.selected == 1, "the selected model stays selected when the filter goes")
+        for c in "stabilityai/stable-diffusion-3.5-medium" { _ = reduce(&state, .insert(String(c))) }
+        #expect(state.models?.pullable == "stabilityai/stable-diffusion-3.5-medium" && state.models?.rowCount == 1)
+        #expect(reduce(&state, .newline).effects == [.pull(repo: "stabilityai/stable-diffusion-3.5-medium", skipT5: false)])
+        #expect(state.pull == PullJob(repo: "stabilityai/stable-diffusion-3.5-medium"))
+        try RenderTests.checkSnapshot("pull-picker", state, columns: 80, rows: 24)
+        _ = reduce(&state, .newline)
+        #expect(state.status.isError && state.status.text.hasPrefix("Already pulling stabilityai/stable-diffusion-3.5-medium"))
+        _ = reduce(&state, .cancel)
+        _ = reduce(&state, .cancel)
+        #expect(state.models == nil)
+        _ = reduce(&state, .pullProgress(repo: "stabilityai/stable-diffusion-3.5-medium", progress: "1.2 GB / 4.5 GB  35.2 MB/s  ETA 1m32s  3/12 files"))
+        _ = reduce(&state, .failed("something else went wrong"))
+        #expect(render(state, columns: 80, rows: 24).lines.last == "something else went wrong", "an error shows over the progress")
+        _ = reduce(&state, .favoriteSaved(id: 1, favorite: true))
+        try RenderTests.checkSnapshot("pulling", state, columns: 80, rows: 24)
+        #expect(reduce(&state, .cancel).effects == [.cancelPull] && state.pull?.cancelling == true)
+        #expect(render(state, columns: 80, rows: 24).lines.last == "Cancelling the pull of stabilityai/stable-diffusion-3.5-medium…")
+        #expect(reduce(&state, .cancel).redraw == false, "a second Esc asks nothing more")
+        _ = reduce(&state, .pullStopped(repo: "stabilityai/stable-diffusion-3.5-medium", error: nil))
+        #expect(state.pull == nil && !state.status.isError && state.status.text.hasSuffix("pull it again to resume"))
+
+        // Done with the picker open: rescanned, the pulled model picked.
+        _ = reduce(&state, .showModels)
+        _ = reduce(&state, .modelsFound([Self.demo, Self.medium]))
+        for c in "org/new" { _ = reduce(&state, .insert(String(c))) }
+        state.t5 = .off
+        #expect(reduce(&state, .newline).effects == [.pull(repo: "org/new", skipT5: true)], "T5 off: pulled without T5")
+        #expect(state.status.text == "Pulling org/new into the Hugging Face cache without T5 (the T5 field is off)")
+        #expect(reduce(&state, .pullFinished(repo: "org/new", snapshot: "/hub/models--org--new/snapshots/abc")).effects == [.scanModels])
+        #expect(state.status.text == "Pulled org/new into /hub/models--org--new/snapshots/abc: Enter in the model list (F8) switches to it")
+        var pulled = Self.medium
+        pulled.entry = ModelCatalog.Entry(model: "org/new", layout: "Hugging Face cache (diffusers)", kind: "SD3 Medium", bytes: 1, encoders: [], problem: nil)
+        _ = reduce(&state, .modelsFound([Self.demo, Self.medium, pulled]))
+        _ = reduce(&state, .cancel)
+        #expect(state.models?.shown.count == 3 && state.models?.selected == 2, "clearing the filter keeps the pulled model picked")
+        // A failed pull: the hub's one-line reason.
+        _ = reduce(&state, .deleteToLineStart)
+        for c in "org/secret" { _ = reduce(&state, .insert(String(c))) }
+        _ = reduce(&state, .newline)
+        _ = reduce(&state, .pullStopped(repo: "org/secret", error: "org/secret is gated: accept its licence at https://huggingface.co/org/secret, then …"))
+        #expect(state.status.isError && state.status.text.hasPrefix("Pull of org/secret: org/secret is gated"))
+    }
 }

@@ -1,0 +1,75 @@
+import Foundation
+import SafeTensors
+
+/// The LoRA files on this machine: `*.safetensors` with LoRA keys in `<models folder>/loras` and in the models folder
+/// itself (headers only). It finds a recorded LoRA again, for a recalled image, by its recorded path or by its name.
+public enum LoraCatalog {
+    public struct Candidate: Sendable, Equatable {
+        /// The file name without `.safetensors` (the name a PNG records).
+        public var name: String
+        public var path: String
+        public init(name: String, path: String) { (self.name, self.path) = (name, path) }
+    }
+
+    /// Where a recorded LoRA was found: nil `path` when it was not; `hashMatches` false when the file found by name
+    /// is not the one the image was made with.
+    public struct Location: Sendable, Equatable {
+        public var record: ImageMetadata.LoraRecord
+        public var path: String?
+        public var hashMatches: Bool
+        public init(record: ImageMetadata.LoraRecord, path: String?, hashMatches: Bool) {
+            (self.record, self.path, self.hashMatches) = (record, path, hashMatches)
+        }
+    }
+
+    /// `<models folder>/loras`, then the models folder (`ModelCatalog.modelsFolder`).
+    public static func folders(environment: [String: String]) -> [String] {
+        let models = ModelCatalog.modelsFolder(environment: environment)
+        return [models + "/loras", models]
+    }
+
+    /// Every LoRA file directly inside `folders`, by name; a name found twice keeps its first folder.
+    public static func scan(folders: [String]) -> [Candidate] {
+        var found: [Candidate] = []
+        for folder in folders {
+            for file in ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).sorted() where file.hasSuffix(".safetensors") {
+                let path = folder + "/" + file, name = String(file.dropLast(".safetensors".count))
+                guard !found.contains(where: { $0.name == name }), isLora(path) else { continue }
+                found.append(Candidate(name: name, path: path))
+            }
+        }
+        return found
+    }
+
+    /// Whether a file's header names LoRA tensors (a `lora_A`/`lora_down` key).
+    public static func isLora(_ path: String) -> Bool {
+        guard let file = try? SafeTensorsFile(path: path) else { return false }
+        return file.names.contains { name in LoraKeyMap.downSuffixes.contains { name.hasSuffix($0) } }
+    }
+
+    /// What the user typed: an existing file, else a name or file name in `folders`; nil when none exists.
+    public static func resolve(_ text: String, folders: [String]) -> String? {
+        let path = (text as NSString).expandingTildeInPath
+        if isFile(path) { return path }
+        guard !text.contains("/") else { return nil }
+        for folder in folders {
+            for name in [text, text + ".safetensors"] where isFile(folder + "/" + name) { return folder + "/" + name }
+        }
+        return nil
+    }
+
+    /// Finds a recorded LoRA: at its recorded path, else by its name in `folders`; a file whose short hash is the
+    /// recorded one wins over one that only has the name.
+    public static func locate(_ record: ImageMetadata.LoraRecord, folders: [String]) -> Location {
+        let candidates = ([record.path].compactMap { $0 } + folders.map { $0 + "/" + record.name + ".safetensors" }).filter(isFile)
+        if let exact = candidates.first(where: { LoraFile.shortHash(path: $0) == record.hash }) {
+            return Location(record: record, path: exact, hashMatches: true)
+        }
+        return Location(record: record, path: candidates.first, hashMatches: false)
+    }
+
+    static func isFile(_ path: String) -> Bool {
+        var folder: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &folder) && !folder.boolValue
+    }
+}
