@@ -45,11 +45,12 @@ import Testing
 
     @MainActor
     static func generate(_ session: StudioSession) async throws -> HistoryRecord {
+        let before = session.state.current?.id  // the new image, not the one on screen before it
         session.send(.generate)
         try #require(session.state.isRunning, "\(session.state.status.text)")
         try await wait(session, "the image") { state in
             if case .failed = state.job { return true }
-            return !state.isRunning && state.current != nil && state.current?.metadata.seed == 5
+            return !state.isRunning && state.current != nil && state.current?.id != before && state.current?.metadata.seed == 5
         }
         return try #require(session.state.current, "\(session.state.status.text)")
     }
