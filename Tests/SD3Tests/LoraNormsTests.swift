@@ -19,9 +19,7 @@ import Testing
     }
 
     static func expectMatch(_ image: RGBImage, case index: Int, _ label: String) throws {
-        let pixels = Array(reference.bytes(try #require(reference.info("case\(index).image"))))
-        let quality = PipelineTests.psnr(image.pixels, pixels)
-        #expect(quality >= 45, "\(label), case \(index) \(cases[index]["loras"]!): PSNR \(quality) dB")
+        try LoraTests.expectMatch(image, case: index, label, reference: reference, cases: cases)
     }
 
     @Test(arguments: ["diffusers", "kohya", "comfyui"])

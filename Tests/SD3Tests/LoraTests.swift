@@ -40,7 +40,9 @@ import Testing
         return try pipeline.generate(p)
     }
 
-    static func expectMatch(_ image: RGBImage, case index: Int, _ label: String) throws {
+    /// ≥ 45 dB against diffusers' image of case `index` in `reference` (this suite's, or another fixture's).
+    static func expectMatch(_ image: RGBImage, case index: Int, _ label: String,
+                            reference: SafeTensorsFile = reference, cases: [[String: Any]] = cases) throws {
         let pixels = Array(reference.bytes(try #require(reference.info("case\(index).image"))))
         let quality = PipelineTests.psnr(image.pixels, pixels)
         #expect(quality >= 45, "\(label), case \(index) \(cases[index]["loras"]!): PSNR \(quality) dB")
