@@ -30,6 +30,8 @@ let package = Package(
         .target(name: "Hub", dependencies: ["SafeTensors"]),
         .target(name: "StudioCore", dependencies: ["SD3", "Hub", "ImageIO", "Tensors", .product(name: "GRDB", package: "GRDB.swift"),
                                                    .product(name: "TOMLKit", package: "TOMLKit")]),
+        // Seeded mutations for the parsers' fuzz suites (tests only; `make fuzz` runs them longer).
+        .target(name: "FuzzSupport"),
         .target(name: "StudioTerminal", dependencies: ["StudioCore", "ImageIO", "CNcurses", "CChafa"]),
         .executableTarget(
             name: "sd3",
@@ -39,15 +41,15 @@ let package = Package(
             ]),
 
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "SafeTensors"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "Tensors"]),
-        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "SD3Tests", dependencies: ["SD3", "SafeTensors"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "ImageIOTests", dependencies: ["ImageIO", "SafeTensors"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "StudioCoreTests", dependencies: ["StudioCore", "SD3", "ImageIO", .product(name: "GRDB", package: "GRDB.swift")],
+        .testTarget(name: "SafeTensorsTests", dependencies: ["FuzzSupport", "SafeTensors", "Tensors"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["FuzzSupport", "Tokenizers"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "SD3Tests", dependencies: ["FuzzSupport", "SD3", "SafeTensors"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ImageIOTests", dependencies: ["FuzzSupport", "ImageIO", "SafeTensors"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "StudioCoreTests", dependencies: ["FuzzSupport", "StudioCore", "SD3", "ImageIO", .product(name: "GRDB", package: "GRDB.swift")],
                     exclude: ["Snapshots", "Fixtures"]),
         .testTarget(name: "StudioTerminalTests", dependencies: ["StudioTerminal", "StudioCore", "ImageIO"]),
         // The studio's pull (F8) is tested here, against the same loopback hub.
-        .testTarget(name: "HubTests", dependencies: ["Hub", "SD3", "StudioCore"]),
+        .testTarget(name: "HubTests", dependencies: ["FuzzSupport", "Hub", "SD3", "StudioCore"]),
         .testTarget(name: "SystemLibrariesTests", dependencies: ["CNcurses", "CPNG"]),
     ]
 )
