@@ -18,6 +18,20 @@ public struct ModelDefaults: Codable, Sendable, Equatable {
 
     public init() {}
 
+    /// What a model draws with when nothing else is said, as diffusers takes it: defaults.json's values where it has
+    /// them; else width and height transformer.config.sample_size × vae_scale_factor (StableDiffusion3Pipeline's
+    /// `default_sample_size * vae_scale_factor`) and the scheduler config's shift. The studio and `sd3 generate` both
+    /// start from this.
+    public static func resolved(_ source: ModelSource) throws -> ModelDefaults {
+        var d = try read(model: source.path)
+        if d.width == nil || d.height == nil {
+            let side = try source.transformerConfig().sampleSize * source.vaeConfig().scaleFactor
+            (d.width, d.height) = (d.width ?? side, d.height ?? side)
+        }
+        if d.shift == nil { d.shift = try source.schedulerConfig().shift }
+        return d
+    }
+
     /// The folder's defaults.json, or no defaults when there is none; a broken one is an error naming the file.
     public static func read(model path: String) throws -> ModelDefaults {
         let file = path + "/defaults.json"

@@ -4,7 +4,7 @@ import Tensors
 import Tokenizers
 
 /// SD3's three text encoders with their tokenizers, and `StableDiffusion3Pipeline.encode_prompt`
-/// (diffusers 0.42.1): CLIP-L ‖ CLIP-G penultimate states zero-padded to the T5 width, then T5's states;
+/// (diffusers 0.42.1): CLIP-L ‖ CLIP-G penultimate states zero-padded (or cropped) to the T5 width, then T5's states;
 /// pooled = CLIP-L ‖ CLIP-G text_embeds. Without T5 its part is zeros, as diffusers does with
 /// `text_encoder_3=None`. An encoder can hold only its CLIP pair or only T5 (`Models`), so staged
 /// loading never has T5-XXL and CLIP-G in memory at once.
@@ -47,9 +47,10 @@ public struct PromptEncoder: Sendable {
         if let clip, tokenizers.clipVocabularySizes.l > clip.l.config.vocabSize || tokenizers.clipVocabularySizes.g > clip.g.config.vocabSize {
             throw ModelError.unsupported(path: source.path, reason: "the CLIP tokenizers have \(tokenizers.clipVocabularySizes) tokens, more than the encoders' embeddings' \((clip.l.config.vocabSize, clip.g.config.vocabSize)) rows: give the model's own tokenizer/ and tokenizer_2/ folders (beside the checkpoint or with --config-from)")
         }
-        let clipWidth = clip.map { $0.l.config.hiddenSize + $0.g.config.hiddenSize } ?? 0
-        guard clipWidth <= jointAttentionDim, t5.map({ $0.config.dModel == jointAttentionDim }) ?? true else {
-            throw ModelError.unsupported(path: source.path, reason: "text widths (CLIP \(clipWidth), T5 \(t5?.config.dModel ?? 0)) do not fit joint_attention_dim \(jointAttentionDim)")
+        // The CLIP pair may be wider than joint_attention_dim (it is cropped, as torch's F.pad does with a negative
+        // width); T5's states go to the transformer as they are, so its width must be the joint one.
+        if let t5, t5.config.dModel != jointAttentionDim {
+            throw ModelError.unsupported(path: source.path, reason: "T5's width d_model \(t5.config.dModel) is not the transformer's joint_attention_dim \(jointAttentionDim)")
         }
     }
 
@@ -57,7 +58,7 @@ public struct PromptEncoder: Sendable {
 
     /// What the CLIP pair gives a batch of prompts (and negatives when guidance is on).
     public struct CLIPHalf: Sendable {
-        /// [B, 77, joint_attention_dim]: CLIP-L ‖ CLIP-G zero-padded to the T5 width.
+        /// [B, 77, joint_attention_dim]: CLIP-L ‖ CLIP-G zero-padded (or cropped) to the T5 width.
         var states: Tensor, pooled: Tensor
         var negativeStates: Tensor?, negativePooled: Tensor?
         var warnings: [String]
@@ -123,8 +124,16 @@ public struct PromptEncoder: Sendable {
         let g = clip.g(ids("CLIP-G", try prompts.map { try tokenizers.pipelineIds($0, encoder: .clipG) }, limit: clipLength, warnings: &warnings),
                        clipSkip: clipSkip, compute: compute)
         let both = Tensor.concat([l.hiddenState, g.hiddenState], axis: -1)  // [B, 77, 2048]
-        let padded = Tensor.concat([both, Tensor(zeros: [prompts.count, both.dim(1), jointAttentionDim - both.dim(2)])], axis: -1)
-        return (padded, Tensor.concat([l.textEmbeds, g.textEmbeds], axis: -1))
+        return (Self.fitted(both, width: jointAttentionDim), Tensor.concat([l.textEmbeds, g.textEmbeds], axis: -1))
+    }
+
+    /// encode_prompt's `F.pad(clip_prompt_embeds, (0, t5_width − clip_width))`: zeros on the right up to the T5 width
+    /// (SD3: 2048 → 4096), or, with a negative width, the rightmost channels cropped (diffusers' test pipelines: CLIP
+    /// 32 + 32 = 64 states against a joint width of 32 keep CLIP-L's 32). [B, L, C] → [B, L, width].
+    static func fitted(_ states: Tensor, width: Int) -> Tensor {
+        let extra = states.dim(2) - width
+        if extra > 0 { return states.split([width, extra], axis: -1)[0] }
+        return extra == 0 ? states : Tensor.concat([states, Tensor(zeros: [states.dim(0), states.dim(1), -extra])], axis: -1)
     }
 
     /// [B, L, joint_attention_dim]: T5's last hidden state, or zeros without T5.

@@ -56,7 +56,8 @@ public struct T5Config: Decodable, Sendable, Equatable {
 public struct T5EncoderModel: Sendable {
     struct Block: Sendable {
         let attentionNorm: Tensor, q: Linear, k: Linear, v: Linear, o: Linear
-        let feedForwardNorm: Tensor, wi0: Linear, wi1: Linear, wo: Linear
+        /// gated-gelu: gelu_tanh(wi_0·x) ⊙ wi_1·x; relu (T5DenseActDense): relu(wi·x), with `wi` in `wi0` and no `wi1`.
+        let feedForwardNorm: Tensor, wi0: Linear, wi1: Linear?, wo: Linear
     }
 
     public let config: T5Config
@@ -70,9 +71,11 @@ public struct T5EncoderModel: Sendable {
     public init(config: T5Config, weights: any WeightProvider, precision: Precision, int8: Bool = false) throws {
         self.config = config
         let format: WeightFormat = int8 ? .int8 : (precision == .bf16 ? .bf16 : .fp32)
-        guard config.feedForwardProj == "gated-gelu" else {
-            throw ModelError.unsupported(path: weights.source, reason: "T5 feed_forward_proj '\(config.feedForwardProj)' (SD3 uses gated-gelu)")
+        // SD3's T5 v1.1 is gated-gelu; the original T5 (and diffusers' test pipelines' tiny-random-t5) is relu.
+        guard config.feedForwardProj == "gated-gelu" || config.feedForwardProj == "relu" else {
+            throw ModelError.unsupported(path: weights.source, reason: "T5 feed_forward_proj '\(config.feedForwardProj)' (gated-gelu or relu)")
         }
+        let gated = config.feedForwardProj == "gated-gelu"
         let (d, inner, ff) = (config.dModel, config.numHeads * config.dKv, config.dFf)
         shared = try Embedding(weights.scope(""), "shared.weight", count: config.vocabSize, width: d)
         // encoder.embed_tokens.weight is tied to shared.weight; some files store both.
@@ -92,8 +95,8 @@ public struct T5EncoderModel: Sendable {
                 v: try Linear(projections, "v", in: d, out: inner, bias: false, format: format),
                 o: try Linear(projections, "o", in: inner, out: d, bias: false, format: format),
                 feedForwardNorm: try feedForward.tensor("layer_norm.weight", shape: [d]),
-                wi0: try Linear(mlp, "wi_0", in: d, out: ff, bias: false, format: format),
-                wi1: try Linear(mlp, "wi_1", in: d, out: ff, bias: false, format: format),
+                wi0: try Linear(mlp, gated ? "wi_0" : "wi", in: d, out: ff, bias: false, format: format),
+                wi1: gated ? try Linear(mlp, "wi_1", in: d, out: ff, bias: false, format: format) : nil,
                 wo: try Linear(mlp, "wo", in: ff, out: d, bias: false, format: format))
         }
         finalLayerNorm = try encoder.tensor("final_layer_norm.weight", shape: [d])
@@ -113,8 +116,13 @@ public struct T5EncoderModel: Sendable {
                                               heads: config.numHeads, scale: 1, mask: .bias(bias))  // [B, L, H·dkv]
             x = compute.add(x, block.o(attention, compute))
             let f = compute.rmsNorm(x, weight: block.feedForwardNorm, eps: eps)
-            let gated = compute.mul(compute.gelu(block.wi0(f, compute), approximation: .tanh), block.wi1(f, compute))  // [B, L, F]
-            x = compute.add(x, block.wo(gated, compute))
+            let hidden: Tensor  // [B, L, F]
+            if let wi1 = block.wi1 {
+                hidden = compute.mul(compute.gelu(block.wi0(f, compute), approximation: .tanh), wi1(f, compute))
+            } else {
+                hidden = compute.relu(block.wi0(f, compute))
+            }
+            x = compute.add(x, block.wo(hidden, compute))
         }
         return compute.rmsNorm(x, weight: finalLayerNorm, eps: eps)
     }

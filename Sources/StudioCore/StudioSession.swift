@@ -114,7 +114,7 @@ public final class StudioSession {
                 let entries = await Task.detached {
                     let environment = ProcessInfo.processInfo.environment
                     return ModelCatalog.scan(configured: configured, folders: [ModelCatalog.modelsFolder(environment: environment)], cache: cache)
-                        .map { ModelPicker.Item(entry: $0, defaults: try? ModelDefaults.read(model: ModelSource.resolve($0.model, cache: cache))) }
+                        .map { ModelPicker.Item(entry: $0, defaults: try? ModelDefaults.resolved(ModelSource($0.model, cache: cache))) }
                 }.value
                 send(.modelsFound(entries))
             }

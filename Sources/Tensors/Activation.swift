@@ -29,6 +29,13 @@ extension Compute {
         }
     }
 
+    /// max(x, 0); NaN stays NaN, as torch.relu.
+    public func relu(_ x: Tensor) -> Tensor {
+        mapSpans(x) { input, output, count in
+            for i in 0..<count { output[i] = input[i] < 0 ? 0 : input[i] }
+        }
+    }
+
     /// x·sigmoid(x).
     public func silu(_ x: Tensor) -> Tensor {
         mapSpans(x) { input, output, count in

@@ -25,6 +25,11 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
     private var cache: [AnyHashable: Primitive] = [:]
     private var unsupported: Set<AnyHashable> = []
     private var scratch = [UnsafeMutableBufferPointer<Float>](repeating: UnsafeMutableBufferPointer(start: nil, count: 0), count: 2)
+    private var bf16Native = 0, bf16Widened = 0
+
+    /// How many bf16 products (matmuls and convolutions) ran on oneDNN's bf16 kernels and how many were widened
+    /// to fp32, so tests can tell which path a bf16 run really took.
+    public var bf16Products: (native: Int, widened: Int) { lock.withLock { (bf16Native, bf16Widened) } }
 
     public init(threads: Int) throws(BackendError) {
         self.threads = max(1, threads)
@@ -84,12 +89,14 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
         lock.withLock {
             var (key, a, b) = (d, a, b)
             if d.operandType == .bf16 && !(nativeBF16 && primitive(for: d) { try self.makeMatmul(d) }) {
+                bf16Widened += 1
                 key.operandType = .fp32
                 key.lda = d.k
                 key.ldb = d.transposeB ? d.k : d.n
                 a = widened(0, a, rows: d.m, columns: d.k, leading: d.lda)
                 b = widened(1, b, rows: d.transposeB ? d.n : d.k, columns: d.transposeB ? d.k : d.n, leading: d.ldb)
             }
+            if key.operandType == .bf16 { bf16Native += 1 }
             var args: [(Int32, UnsafeRawPointer)] = [(DNNL_ARG_SRC, a), (DNNL_ARG_WEIGHTS, b), (DNNL_ARG_DST, UnsafeRawPointer(c))]
             if let bias { args.append((DNNL_ARG_BIAS, UnsafeRawPointer(bias))) }
             execute(key: key, args: args) { try self.makeMatmul(key) }
@@ -102,10 +109,12 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
         lock.withLock {
             var (key, input, weight) = (d, input, weight)
             if d.operandType == .bf16 && !(nativeBF16 && primitive(for: d) { try self.makeConvolution(d) }) {
+                bf16Widened += 1
                 key.operandType = .fp32
                 input = widened(0, input, rows: 1, columns: d.batch * d.inChannels * d.height * d.width, leading: 0)
                 weight = widened(1, weight, rows: 1, columns: d.outChannels * d.inChannels * d.kernelHeight * d.kernelWidth, leading: 0)
             }
+            if key.operandType == .bf16 { bf16Native += 1 }
             var args: [(Int32, UnsafeRawPointer)] = [(DNNL_ARG_SRC, input), (DNNL_ARG_WEIGHTS, weight), (DNNL_ARG_DST, UnsafeRawPointer(output))]
             if let bias { args.append((DNNL_ARG_BIAS, UnsafeRawPointer(bias))) }
             execute(key: key, args: args) { try self.makeConvolution(key) }

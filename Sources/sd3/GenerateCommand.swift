@@ -55,7 +55,7 @@ struct GenerateCommand: ParsableCommand {
             ?? settings.model.map(ConfigFile.expandingTilde) ?? DemoModel.locate() else {
             throw ValidationError("no model: give --model DIR (a diffusers SD3 folder); the demo model was not found in \(DemoModel.folderName)")
         }
-        let d = try ModelDefaults.read(model: model)
+        let d = try ModelDefaults.resolved(ModelSource(model, extras: files.extras(t5File: nil)))
         guard let prompt = prompt ?? recalled?.metadata.prompt ?? c.prompt.flatMap({ $0.isEmpty ? nil : $0 }) else { throw ValidationError("give --prompt") }
         let precisionName = precision ?? recalled?.metadata.precision ?? c.precision?.rawValue ?? "fp32"
         guard let precision = Precision(rawValue: precisionName) else { throw ValidationError("--precision must be fp32 or bf16, not '\(precisionName)'") }

@@ -55,7 +55,7 @@ struct StudioCommand: AsyncParsableCommand {
             .map { URL(fileURLWithPath: $0).standardizedFileURL.path }
         var state = StudioState(model: modelPath, randomSeed: UInt64.random(in: 0...UInt64.max))
         if let modelPath {
-            do { state.apply(try ModelDefaults.read(model: modelPath)) } catch {
+            do { state.apply(try ModelDefaults.resolved(ModelSource(modelPath, extras: files.extras(t5File: t5)))) } catch {
                 state.status = Status(text: "\(error)", isError: true)
             }
         }

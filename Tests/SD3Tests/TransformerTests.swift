@@ -5,12 +5,12 @@ import Testing
 @testable import SD3
 
 /// The MMDiT against diffusers 0.42.1 (scripts/fixtures/transformer.py): SD3 (tiny-sd3) and an SD3.5-style
-/// model with qk-norm and a dual-attention block, with and without skip_layers; max abs error ≤ 1e-5.
+/// model with qk-norm and a dual-attention block, with and without skip_layers; within the fp32 rounding limit of its chain (ParityLimit).
 @Suite struct TransformerTests {
     static let fixtures = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!.path
     static let reference = try! SafeTensorsFile(path: fixtures + "/transformer.safetensors")
 
-    static func expectClose(_ actual: Tensor, _ name: String, limit: Float = 1e-5, sourceLocation: SourceLocation = #_sourceLocation) {
+    static func expectClose(_ actual: Tensor, _ name: String, limit: ParityLimit, sourceLocation: SourceLocation = #_sourceLocation) {
         expectMatches(actual, reference, name, limit: limit, sourceLocation: sourceLocation)
     }
 
@@ -22,9 +22,26 @@ import Testing
         let r = Self.reference
         let (latents, text, pooled) = (try r.tensor("latents"), try r.tensor("text"), try r.tensor("pooled"))
         let timesteps = try r.tensor("timesteps").data
-        Self.expectClose(try transformer(latents, text: text, pooled: pooled, timesteps: timesteps, compute: compute), "\(model.0).out")
+        let limit = Self.limit(transformer.config, latents: latents, text: text)
+        Self.expectClose(try transformer(latents, text: text, pooled: pooled, timesteps: timesteps, compute: compute), "\(model.0).out", limit: limit)
         Self.expectClose(try transformer(latents, text: text, pooled: pooled, timesteps: timesteps, skipLayers: [0], compute: compute),
-                         "\(model.0).out_skip0")
+                         "\(model.0).out_skip0", limit: limit)
+    }
+
+    static func limit(_ c: SD3TransformerConfig, latents: Tensor, text: Tensor) -> ParityLimit {
+        .transformer(c, tokens: latents.dim(2) / c.patchSize * (latents.dim(3) / c.patchSize) + text.dim(1))
+    }
+
+    /// The limit catches a small error: both transformers with bf16-rounded weights fail it.
+    @Test(arguments: [("sd3", "tiny-sd3/transformer"), ("sd35", "tiny-sd35-transformer")])
+    func limitCatchesBF16Weights(model: (String, String)) throws {
+        let folder = try ComponentFolder(Self.fixtures + "/" + model.1)
+        let transformer = try SD3Transformer2DModel(config: try folder.config(SD3TransformerConfig.self), weights: try folder.weights(), precision: .bf16)
+        let r = Self.reference
+        let (latents, text, pooled) = (try r.tensor("latents"), try r.tensor("text"), try r.tensor("pooled"))
+        let out = try transformer(latents, text: text, pooled: pooled, timesteps: try r.tensor("timesteps").data,
+                                  compute: try Compute(backend: .openBLAS, threads: 2))
+        try expectCaught(out, r, "\(model.0).out", limit: Self.limit(transformer.config, latents: latents, text: text))
     }
 
     /// torch takes exp with SLEEF (≤ 1 ulp from glibc's), so a frequency may differ by one ulp (2⁻²⁴ relative

@@ -54,6 +54,29 @@ import Testing
         #expect((list.first?["parameters"] as? [String: Any])?["seed"] as? Int == 11)
     }
 
+    /// A model folder without defaults.json opens at diffusers' default size (sample_size × vae_scale_factor: 32 × 1 for
+    /// the sizes of diffusers' own pipeline tests) and F5 draws at that size.
+    @Test(.enabled(if: tmux != nil, "tmux is not installed (make deps installs it)"), .timeLimit(.minutes(3)))
+    func aModelWithoutDefaultsOpensAtItsOwnSize() async throws {
+        let data = Support.temporaryFolder()
+        let model = Support.packageRoot + "/Tests/SD3Tests/Fixtures/diffusers-dummy"
+        #expect(!FileManager.default.fileExists(atPath: model + "/defaults.json"))
+        let studio = TmuxStudio()
+        defer { studio.stop() }
+        studio.start("--model '\(model)' --seed 4 --threads 1", environment: ["XDG_DATA_HOME": data])
+        guard await studio.waitFor("Type a prompt, F5 to generate") != nil else { return }
+        studio.type("A painting of a squirrel eating a burger")
+        studio.keys("F5")
+        guard await studio.waitFor("Saved ") != nil else { return }
+        await studio.quit()
+        let outputs = data + "/sd3-studio/outputs"
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: outputs)) ?? []
+        #expect(files.count == 1, "\(files)")
+        guard let file = files.first else { return }
+        let png = try PNGFile.read(outputs + "/" + file)
+        #expect(png.image.width == 32 && png.image.height == 32, "\(png.image.width)×\(png.image.height)")
+    }
+
     /// Favorites across restarts: star an image, quit, start a new studio with other settings, find the image in
     /// the favorites browser by a word of its prompt, recall it (the fields come back), note it, then delete it
     /// from the history browser after the y/n question (the PNG goes too).
