@@ -25,11 +25,11 @@ import Testing
     }
 
     @MainActor
-    static func session(model: String, folder: String, hub: FakeHub, cache: String) throws -> StudioSession {
+    static func session(model: String, folder: String, hub: FakeHub, cache: String, side: Int = 32) throws -> StudioSession {
         var state = StudioState(model: model, randomSeed: 1)
         state.set(.prompt, "a red circle at the top left on a blue background")
         state.maxSequenceLength = 32
-        for (field, value) in [(FieldID.width, "32"), (.height, "32"), (.steps, "3"), (.seed, "5")] { state.set(field, value) }
+        for (field, value) in [(FieldID.width, "\(side)"), (.height, "\(side)"), (.steps, "3"), (.seed, "5")] { state.set(field, value) }
         let config = StudioConfig(model: model, outputFolder: OutputFolder(path: folder + "/outputs"),
                                   store: .success(try StudioStore(path: folder + "/studio.sqlite")), threads: 1, loraFolders: [],
                                   hub: HubSettings(endpoint: hub.endpoint, token: nil), hubCache: HuggingFaceCache(roots: [cache]))
@@ -112,6 +112,8 @@ import Testing
         #expect(picked.entry.model == Self.repo && picked.entry.layout == "Hugging Face cache (diffusers)" && picked.entry.problem == nil)
         session.send(.newline)
         #expect(session.state.model == Self.repo && session.state.models == nil)
+        // The switch starts the size from the model, as diffusers does: sample_size 32 × vae_scale_factor 2.
+        #expect(session.state.text(.width) == "64" && session.state.text(.height) == "64")
 
         let pulled = try await Self.generate(session)
         #expect(pulled.metadata.modelPath == Self.repo && pulled.metadata.model == "tiny-sd3")
@@ -120,7 +122,7 @@ import Testing
         #expect(pulled.id != again.id)
 
         try FileManager.default.createDirectory(atPath: folder + "/plain", withIntermediateDirectories: true)
-        let plain = try Self.session(model: Self.tinyModel, folder: folder + "/plain", hub: hub, cache: cache)
+        let plain = try Self.session(model: Self.tinyModel, folder: folder + "/plain", hub: hub, cache: cache, side: 64)
         let reference = try await Self.generate(plain)
         let (a, b) = (try PNGFile.read(pulled.file).image, try PNGFile.read(reference.file).image)
         #expect(a == b, "the pulled model draws another image than its folder; max difference \(zip(a.pixels, b.pixels).map { abs(Int($0) - Int($1)) }.max() ?? -1)")
