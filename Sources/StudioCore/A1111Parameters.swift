@@ -79,14 +79,8 @@ enum A1111Parameters {
     /// `[\w \-/]`.
     static func isKey(_ c: Unicode.Scalar) -> Bool { c == " " || c == "-" || c == "/" || isWord(c) }
 
-    /// ICU's `\s`: tab, line feed, form feed, carriage return and the Unicode separators (Z*).
-    static func isSpace(_ c: Unicode.Scalar) -> Bool {
-        if c == "\t" || c == "\n" || c == "\u{0C}" || c == "\r" { return true }
-        switch c.properties.generalCategory {
-        case .spaceSeparator, .lineSeparator, .paragraphSeparator: return true
-        default: return false
-        }
-    }
+    /// ICU's `\s`: Unicode White_Space (tab to carriage return, space, NEL, no-break and other spaces, separators).
+    static func isSpace(_ c: Unicode.Scalar) -> Bool { c.properties.isWhitespace }
 
     static func isLineTerminator(_ c: Unicode.Scalar) -> Bool {
         [0x0A, 0x0B, 0x0C, 0x0D, 0x85, 0x2028, 0x2029].contains(c.value)
