@@ -179,7 +179,7 @@ public final class StudioStore: Sendable {
     // MARK: Reading
 
     public func record(id: Int) throws(StoreError) -> HistoryRecord {
-        let listing = try fetchListing("SELECT * FROM image WHERE id = ?", [id])
+        let listing = try fetchListing("SELECT *, CAST(file AS BLOB) AS fileBytes FROM image WHERE id = ?", [id])
         if listing.damaged == [id] { throw StoreError("\(path): image #\(id) is damaged (its row cannot be read)") }
         guard let record = listing.records.first else { throw StoreError("no image #\(id) in \(path)") }
         return record
@@ -191,7 +191,7 @@ public final class StudioStore: Sendable {
     }
 
     static func query(favoritesOnly: Bool, matching text: String, limit: Int?) -> (String, StatementArguments) {
-        var sql = "SELECT * FROM image WHERE 1"
+        var sql = "SELECT *, CAST(file AS BLOB) AS fileBytes FROM image WHERE 1"
         var arguments: StatementArguments = []
         if favoritesOnly { sql += " AND favorite" }
         if !text.isEmpty {
@@ -207,7 +207,7 @@ public final class StudioStore: Sendable {
 
     /// The row with this file, if any (imports use it to skip what is already there).
     public func record(file: String) throws(StoreError) -> HistoryRecord? {
-        try fetch("SELECT * FROM image WHERE file = ? ORDER BY id LIMIT 1", [file]).first
+        try fetch("SELECT *, CAST(file AS BLOB) AS fileBytes FROM image WHERE file = ? ORDER BY id LIMIT 1", [file]).first
     }
 
     /// Records and the ids of rows that could not be decoded (a `file` that is not UTF-8 text, a column of the
@@ -243,13 +243,16 @@ public final class StudioStore: Sendable {
         return listing
     }
 
-    /// One row as a record, or nil when any column is not what the schema says. Every column is converted with
-    /// GRDB's optional conversions (`row[name] as T` traps on a value it cannot convert).
+    /// One row (with `fileBytes`, the file column as a BLOB) as a record, or nil when any column is not what the
+    /// schema says. Every column goes through GRDB's optional conversions (`row[name] as T` traps on a value it
+    /// cannot convert).
     static func decode(_ row: Row) -> HistoryRecord? {
         func column<T: DatabaseValueConvertible>(_ name: String, _ type: T.Type) -> T? {
             T.fromDatabaseValue(row[name] as DatabaseValue)
         }
-        guard let id = column("id", Int.self), let file = text(row["file"]), let date = column("createdAt", Date.self),
+        // The path's bytes as stored: SQLite hands invalid UTF-8 TEXT back repaired, which would name another file.
+        guard let id = column("id", Int.self), let file = column("fileBytes", Data.self).flatMap({ String(validating: [UInt8]($0), as: UTF8.self) }),
+              let date = column("createdAt", Date.self),
               let json = text(row["metadata"]), let favorite = column("favorite", Bool.self), let note = text(row["note"]),
               let metadata = try? JSONDecoder().decode(ImageMetadata.self, from: Data(json.utf8)) else { return nil }
         return HistoryRecord(id: id, file: file, date: date, metadata: metadata, favorite: favorite, note: note)
