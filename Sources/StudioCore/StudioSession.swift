@@ -228,15 +228,7 @@ public final class StudioSession {
     }
 
     private func start(_ request: GenerationRequest) {
-        var parameters = request.parameters
-        if let path = request.initImagePath {
-            do {
-                parameters.initImage = try PNGFile.read(path).image
-            } catch {
-                send(.generationStopped(error: "Init image: \(error.description)"))
-                return
-            }
-        }
+        let initImagePath = request.initImagePath
         var options = LoadOptions()
         options.precision = request.precision == .bf16 ? .bf16 : .fp32
         (options.useT5, options.t5Int8) = (request.t5 != .off, request.t5 == .int8)
@@ -248,6 +240,18 @@ public final class StudioSession {
         options.cache = config.hubCache
         let engine = self.engine
         generation = Task { @MainActor in
+            var parameters = request.parameters
+            // The init image is read off the main actor (a large PNG takes a while to decode).
+            if let path = initImagePath {
+                let read = await Task.detached { Result { () throws(PNGFile.Error) in try PNGFile.read(path).image } }.value
+                switch read {
+                case let .success(image): parameters.initImage = image
+                case let .failure(error):
+                    send(.generationStopped(error: "Init image: \(error.description)"))
+                    return
+                }
+                guard !Task.isCancelled else { return send(.generationStopped(error: nil)) }
+            }
             let stream = await engine.generate(parameters, model: request.model, options: options, loras: request.loras)
             var finished = false
             do {
