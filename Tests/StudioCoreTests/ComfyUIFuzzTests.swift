@@ -43,6 +43,15 @@ import Testing
         #expect(slowest.seconds < 0.25, "slowest case \(slowest.seconds) s: \(String(decoding: slowest.input.prefix(80), as: UTF8.self))")
     }
 
+    /// 100,000 nested arrays (a stack overflow for a recursive parser) are one error line naming the file.
+    @Test func deepNestingIsAnError() {
+        let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+        for key in ["prompt", "workflow", "invokeai_metadata", "sd-metadata", "sd3-studio"] {
+            let error = #expect(throws: StoreError.self) { try RecalledParameters.parse([(key, deep)], name: "deep.png") }
+            #expect(error?.description.hasPrefix("deep.png: ") == true, "\(key): \(String(describing: error))")
+        }
+    }
+
     /// Seeds are read exactly up to 2⁶⁴−1 and refused past it or when not whole, never trapping on the conversion.
     @Test func seedsOutOfRangeAreNil() throws {
         func seed(_ json: String) throws -> UInt64? {
