@@ -122,9 +122,9 @@ enum ComfyUIParameters {
         return p
     }
 
-    /// Seeds go up to 2⁶⁴−1 (ComfyUI's limit), past a Double's exact integers.
-    /// An integer keeps its exact digits; a fraction, a negative number or one past 2⁶⁴−1 is no seed (NSNumber's
-    /// uint64Value would wrap or saturate it into a different seed).
+    /// Seeds go up to 2⁶⁴−1 (ComfyUI's limit), past a Double's exact integers: an integer keeps its exact digits;
+    /// a fraction, a negative number or one past 2⁶⁴−1 is no seed (NSNumber's uint64Value would wrap or saturate
+    /// it into a different seed).
     static func seed(_ value: Any?) -> UInt64? {
         guard let n = value as? NSNumber else { return nil }
         if let exact = UInt64(n.stringValue) { return exact }

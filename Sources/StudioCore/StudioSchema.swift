@@ -1,6 +1,6 @@
 import Foundation
-import ImageIO
 import GRDB
+import ImageIO
 import SD3
 
 /// The database's versions, oldest first. A released migration is never edited: a change of schema is a new
