@@ -39,7 +39,11 @@ public struct OutputFolder: Sendable {
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         } catch {
-            throw StoreError("\(path): cannot create the output folder (\(error.localizedDescription))")
+            // Another save (a thread, another studio) may have made it between Foundation's check and its mkdir.
+            var isFolder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue else {
+                throw StoreError("\(path): cannot create the output folder (\(error.localizedDescription))")
+            }
         }
         let bytes: [UInt8]
         do { bytes = try PNGFile.encode(image, text: metadata.pngText) } catch { throw StoreError(error.description) }

@@ -100,6 +100,8 @@ public final class StudioSession {
         case let .loadThumbnails(requests):
             Task { @MainActor in
                 for request in requests {
+                    // Esc closed the browser: the rest are not read.
+                    guard state.browser != nil else { return }
                     let image = await Task.detached { Self.thumbnail(request.file) }.value
                     send(.thumbnailLoaded(id: request.id, image: image))
                 }

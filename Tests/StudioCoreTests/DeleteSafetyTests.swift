@@ -101,12 +101,19 @@ import Testing
         final class Saved: @unchecked Sendable {
             let lock = NSLock()
             var results: [(number: Int, path: String)] = []
+            var errors: [String] = []
         }
         let saved = Saved()
         DispatchQueue.concurrentPerform(iterations: 16) { i in
-            let result = try? outputs.save(Support.image, metadata: Support.metadata(seed: UInt64(i)))
-            saved.lock.withLock { if let result { saved.results.append(result) } }
+            let result = Result { () throws(StoreError) in try outputs.save(Support.image, metadata: Support.metadata(seed: UInt64(i))) }
+            saved.lock.withLock {
+                switch result {
+                case let .success(value): saved.results.append(value)
+                case let .failure(error): saved.errors.append(error.description)
+                }
+            }
         }
+        #expect(saved.errors.isEmpty, "\(saved.errors)")
         #expect(saved.results.count == 16 && Set(saved.results.map(\.number)).count == 16 && Set(saved.results.map(\.path)).count == 16)
         for result in saved.results { #expect(try PNGFile.read(result.path).image == Support.image) }
         #expect(try FileManager.default.contentsOfDirectory(atPath: outputs.path).count == 16)
