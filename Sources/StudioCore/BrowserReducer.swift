@@ -32,8 +32,9 @@ func reduceBrowser(_ state: inout StudioState, _ action: Action) -> Reaction? {
         guard let record = state.browser?.current, record.id == id, state.browser?.mode == .browsing else { return Reaction.none }
         state.browser?.mode = .confirmDelete(deletion)
         switch deletion {
-        case let .file(path): state.status = Status(text: "Delete #\(id) and its file \(path)? y/n", isError: true)
-        case let .entryOnly(reason): state.status = Status(text: "Remove #\(id) from the list only (\(reason))? y/n", isError: true)
+        // The question first: a long path is cut at the end of the line (the hint row shows the path's end).
+        case let .file(path): state.status = Status(text: "Delete #\(id) and its file? y/n: \(path)", isError: true)
+        case let .entryOnly(reason): state.status = Status(text: "Remove #\(id) from the list only? y/n: \(reason)", isError: true)
         }
         return Reaction()
     case let .deleted(id, message):

@@ -89,14 +89,15 @@ public struct OutputFolder: Sendable {
     }
 
     /// Deletes the file if `deletion(of:)` still allows it (it is checked again here, at the moment of deleting).
-    /// unlink never follows a link and never removes a folder. Returns what became of the file, for the status line.
+    /// unlink never follows a link and never removes a folder. Returns what became of the file, to follow
+    /// "Deleted #N " in the status line.
     public func delete(_ file: String) -> String {
         switch deletion(of: file) {
         case let .entryOnly(reason):
-            return "the entry only: \(reason)"
+            return "from the list only (\(reason))"
         case let .file(resolved):
-            guard unlink(resolved) == 0 else { return "the entry; \(resolved) could not be deleted: \(String(cString: strerror(errno)))" }
-            return "its file \(resolved)"
+            guard unlink(resolved) == 0 else { return "from the list; \(resolved) could not be deleted: \(String(cString: strerror(errno)))" }
+            return "and its file \((resolved as NSString).lastPathComponent)"
         }
     }
 

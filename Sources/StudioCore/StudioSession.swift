@@ -114,7 +114,7 @@ public final class StudioSession {
             let folder = config.outputFolder
             report {
                 try config.store.get().delete(id: id)
-                return .deleted(id: id, message: "Deleted #\(id) and " + folder.delete(file))
+                return .deleted(id: id, message: "Deleted #\(id) " + folder.delete(file))
             }
         case let .setNote(id, note):
             report {

@@ -47,13 +47,13 @@ import Testing
                 Issue.record("\(path) would be deleted")
                 continue
             }
-            #expect(outputs.delete(path).hasPrefix("the entry only"))
+            #expect(outputs.delete(path).hasPrefix("from the list only ("))
         }
         #expect(FileManager.default.fileExists(atPath: folderEntry + "/inner"))
         #expect(try String(contentsOfFile: outside, encoding: .utf8) == "not yours")
         #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: link)) == outside)
         #expect(FileManager.default.fileExists(atPath: fifo) && FileManager.default.fileExists(atPath: oddName))
-        #expect(outputs.delete(saved) == "its file \(resolvedSaved)" && !FileManager.default.fileExists(atPath: saved))
+        #expect(outputs.delete(saved) == "and its file \(name)" && !FileManager.default.fileExists(atPath: saved))
     }
 
     /// The session end to end: the history browser's Delete on three entries (the studio's PNG, a folder, a file
@@ -75,19 +75,19 @@ import Testing
         #expect(session.state.browser?.records?.map(\.id) == [3, 2, 1])
 
         session.send(.delete)
-        #expect(session.state.status.text.hasPrefix("Remove #3 from the list only (\(outside) is not in the outputs folder"), "\(session.state.status.text)")
+        #expect(session.state.status.text.hasPrefix("Remove #3 from the list only? y/n: \(outside) is not in the outputs folder"), "\(session.state.status.text)")
         session.send(.insert("y"))
-        #expect(session.state.status.text.hasPrefix("Deleted #3 and the entry only"), "\(session.state.status.text)")
+        #expect(session.state.status.text.hasPrefix("Deleted #3 from the list only (\(outside) is not in the outputs folder"), "\(session.state.status.text)")
 
         session.send(.delete)
-        #expect(session.state.status.text == "Remove #2 from the list only (\(folderEntry) is a folder, kept)? y/n")
+        #expect(session.state.status.text == "Remove #2 from the list only? y/n: \(folderEntry) is a folder, kept")
         session.send(.insert("y"))
 
         session.send(.delete)
         let resolved = try #require(OutputFolder.resolve(saved))
-        #expect(session.state.status.text == "Delete #1 and its file \(resolved)? y/n")
+        #expect(session.state.status.text == "Delete #1 and its file? y/n: \(resolved)")
         session.send(.insert("y"))
-        #expect(session.state.status.text == "Deleted #1 and its file \(resolved)")
+        #expect(session.state.status.text == "Deleted #1 and its file \((saved as NSString).lastPathComponent)")
 
         #expect(try store.records().isEmpty)
         #expect(!FileManager.default.fileExists(atPath: saved))
