@@ -30,7 +30,7 @@ import Testing
         }
         #expect(inconsistent == 0)
         #expect(decoded > 0, "some mutations must still decode, or the corpus is not reaching the decoder")
-        #expect(slowest.seconds < 0.5, "slowest case \(slowest.seconds) s: \(slowest.input.prefix(64)) \(slowest.input.count) bytes \(String(describing: try? PNGFile.decode(slowest.input).image.width)) \(String(describing: try? PNGFile.decode(slowest.input).image.height))")
+        #expect(slowest.seconds < 0.5, "slowest case \(slowest.seconds) s, \(slowest.input.count) bytes: \(slowest.input.prefix(64))")
     }
 
     /// A header claiming a huge image (with a correct CRC) is refused before any pixel buffer is allocated.
