@@ -239,11 +239,18 @@ struct GenerateCommand: ParsableCommand {
     /// (`writeNew`): an existing file gets a numbered sibling instead.
     static func outputPath(_ output: String?, seed: UInt64) throws -> String {
         let defaultName = "sd3-\(seed).png"
-        guard let output else { return defaultName }
+        guard let output else {
+            try checkWritable(defaultName)
+            return defaultName
+        }
         guard !output.isEmpty else { throw CommandError("--output is empty: give a PNG file name or a folder") }
         var info = stat()
         if stat(output, &info) == 0 {
-            if info.st_mode & S_IFMT == S_IFDIR { return URL(fileURLWithPath: output).appendingPathComponent(defaultName).path }
+            if info.st_mode & S_IFMT == S_IFDIR {
+                let inside = URL(fileURLWithPath: output).appendingPathComponent(defaultName).path
+                try checkWritable(inside)
+                return inside
+            }
             if let kind = RegularFile.kind(info.st_mode) {
                 throw CommandError("--output \(output) is \(kind), not a PNG file or a folder")
             }
