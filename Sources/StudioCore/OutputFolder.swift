@@ -34,7 +34,7 @@ public struct OutputFolder: Sendable {
     }
 
     /// Writes the PNG with the same text chunks as `sd3 generate`; returns its number and path. The name is taken
-    /// atomically (PNGFile.writeNew): two studios saving into one folder at once get two numbers, never one file.
+    /// atomically (PNGFile.writeNew): two studios saving into one folder at once get two numbers and two files.
     public func save(_ image: RGBImage, metadata: ImageMetadata) throws(StoreError) -> (number: Int, path: String) {
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
@@ -47,6 +47,14 @@ public struct OutputFolder: Sendable {
         }
         let bytes: [UInt8]
         do { bytes = try PNGFile.encode(image, text: metadata.pngText) } catch { throw StoreError(error.description) }
+        // Numbers are taken under an flock on the folder, so two savers (threads or studios) never share one even
+        // with different seeds in the name; the link in writeNew alone guarantees no file is ever replaced, also
+        // where flock is not supported.
+        let lock = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if lock >= 0 { flock(lock, LOCK_EX) }
+        defer {
+            if lock >= 0 { close(lock) }
+        }
         let first = lastNumber() + 1
         let written: (index: Int, path: String)?
         do {
