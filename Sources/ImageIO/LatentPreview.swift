@@ -24,6 +24,8 @@ public enum LatentPreview {
                 } else {
                     v = (0..<min(3, channels)).map { latents[$0 * plane + p] }.reduce(0, +) / Float(max(1, min(3, channels)))
                 }
+                // NaN (a broken model's latents) previews as mid-grey: min/max pass it through, and UInt8(NaN) traps.
+                if v.isNaN { v = 0 }
                 pixels[p * 3 + c] = UInt8(((min(max(v, -1), 1) + 1) * 127.5).rounded())
             }
         }

@@ -39,14 +39,15 @@ public enum PNGFile {
         guard bytes.count > 8, bytes.prefix(8) == [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] else {
             throw Error(description: "\(name): not a PNG file")
         }
+        let pixelChunks = try pixelChunks(bytes, name: name)
         var png = png_image()
         png.version = UInt32(PNG_IMAGE_VERSION)
-        guard bytes.withUnsafeBytes({ png_image_begin_read_from_memory(&png, $0.baseAddress, $0.count) }) != 0 else {
+        guard pixelChunks.withUnsafeBytes({ png_image_begin_read_from_memory(&png, $0.baseAddress, $0.count) }) != 0 else {
             throw Error(description: "\(name): \(message(&png))")
         }
         png.format = UInt32(PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_ALPHA)  // PNG_FORMAT_RGBA
         let (width, height) = (Int(png.width), Int(png.height))
-        guard width > 0, height > 0, width * height <= 1 << 28 else {
+        guard width > 0, height > 0, width * height <= 1 << 26 else {
             png_image_free(&png)
             throw Error(description: "\(name): unsupported size \(width)×\(height)")
         }
@@ -62,23 +63,126 @@ public enum PNGFile {
         return (RGBImage(width: width, height: height, pixels: pixels), textChunks(bytes))
     }
 
+    /// The largest PNG file read (a 8192×8192 RGBA image stored raw is 256 MiB).
+    public static let sizeLimit = 256 << 20
+
+    /// Reads a regular file of at most `sizeLimit` bytes (a FIFO, device or folder is refused, never opened).
     public static func read(_ path: String) throws(Error) -> (image: RGBImage, text: [(key: String, value: String)]) {
-        guard let data = FileManager.default.contents(atPath: path) else { throw Error(description: "\(path): cannot read the file") }
-        return try decode([UInt8](data), name: path)
+        let bytes: [UInt8]
+        do { bytes = try RegularFile.contents(path, limit: sizeLimit, what: "PNG file") } catch { throw Error(description: error.description) }
+        return try decode(bytes, name: path)
     }
 
-    /// Writes atomically: a temporary file in the same folder, renamed over the target.
-    public static func write(_ image: RGBImage, text: [(key: String, value: String)] = [], to path: String) throws(Error) {
-        let bytes = try encode(image, text: text)
-        let url = URL(fileURLWithPath: path)
-        let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(getpid()).partial")
-        do {
-            try Data(bytes).write(to: temporary)
-            guard rename(temporary.path, path) == 0 else { throw CocoaError(.fileWriteUnknown) }
-        } catch {
-            try? FileManager.default.removeItem(at: temporary)
-            throw Error(description: "\(path): cannot write: \(error.localizedDescription)")
+    /// Only the text chunks of a PNG file (no pixels decoded), with the same checks as `read`.
+    public static func readText(_ path: String) throws(Error) -> [(key: String, value: String)] {
+        let bytes: [UInt8]
+        do { bytes = try RegularFile.contents(path, limit: sizeLimit, what: "PNG file") } catch { throw Error(description: error.description) }
+        guard bytes.count > 8, bytes.prefix(8) == [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] else {
+            throw Error(description: "\(path): not a PNG file")
         }
+        return textChunks(bytes)
+    }
+
+    /// Writes atomically: a temporary file in the same folder, renamed over the target (which it replaces).
+    public static func write(_ image: RGBImage, text: [(key: String, value: String)] = [], to path: String) throws(Error) {
+        let temporary = try writeTemporary(encode(image, text: text), for: path)
+        guard rename(temporary, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            throw Error(description: "\(path): cannot write: \(reason)")
+        }
+    }
+
+    /// Writes a new file at `path`, never replacing anything there: the complete temporary file is hard-linked
+    /// to the name (link() fails with EEXIST when the name is taken, atomically, so two writers can never both get
+    /// it). Returns false when the name is taken.
+    public static func writeNew(_ image: RGBImage, text: [(key: String, value: String)] = [], to path: String) throws(Error) -> Bool {
+        try writeNew(encode(image, text: text), tries: 1) { _ in path } != nil
+    }
+
+    /// Writes a new file at the first free name of `name(0)`, `name(1)`, … (`tries` of them, all in one folder),
+    /// never replacing anything: returns the index and the path taken, or nil when all were taken. The bytes are
+    /// written once, to a temporary file linked to each name in turn. Where the file system has no hard links,
+    /// the name is reserved with an O_EXCL create and the temporary file renamed over that empty reservation.
+    public static func writeNew(_ bytes: [UInt8], tries: Int, name: (Int) -> String) throws(Error) -> (index: Int, path: String)? {
+        var temporary: String?
+        defer { if let temporary { unlink(temporary) } }
+        for index in 0..<tries {
+            let path = name(index)
+            if temporary == nil { temporary = try writeTemporary(bytes, for: path) }
+            guard let source = temporary else { break }
+            if link(source, path) == 0 { return (index, path) }
+            let code = errno
+            if code == EEXIST { continue }
+            guard code == EPERM || code == EOPNOTSUPP || code == EXDEV || code == EMLINK else {
+                throw Error(description: "\(path): cannot write: \(String(cString: strerror(code)))")
+            }
+            let reserved = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+            if reserved < 0, errno == EEXIST { continue }
+            guard reserved >= 0 else { throw Error(description: "\(path): cannot write: \(String(cString: strerror(errno)))") }
+            close(reserved)
+            guard rename(source, path) == 0 else {
+                let reason = String(cString: strerror(errno))
+                unlink(path)
+                throw Error(description: "\(path): cannot write: \(reason)")
+            }
+            temporary = nil
+            return (index, path)
+        }
+        return nil
+    }
+
+    /// `.NAME.PID-RANDOM.partial` beside `path`, created with O_EXCL (two threads of one process never share
+    /// one) and filled; the caller renames or links it, then it is gone. Returns its path.
+    static func writeTemporary(_ bytes: [UInt8], for path: String) throws(Error) -> String {
+        let url = URL(fileURLWithPath: path)
+        let folder = url.deletingLastPathComponent().path
+        var fd: Int32 = -1
+        var temporary = ""
+        for _ in 0..<100 where fd < 0 {
+            let suffix = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+            temporary = folder + "/." + url.lastPathComponent + ".\(getpid())-\(suffix).partial"
+            fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+            if fd < 0, errno != EEXIST { break }
+        }
+        guard fd >= 0 else { throw Error(description: "\(path): cannot write: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var written = 0
+        while written < bytes.count {
+            let n = bytes.withUnsafeBytes { writeBytes(fd, $0.baseAddress! + written, $0.count - written) }
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else {
+                let reason = String(cString: strerror(errno))
+                unlink(temporary)
+                throw Error(description: "\(path): cannot write: \(reason)")
+            }
+            written += n
+        }
+        return temporary
+    }
+
+    /// The file without its text chunks (read by `textChunks`, so libpng need not inflate a zTXt bomb), after
+    /// checking every chunk's length against the bytes left: libpng would allocate a declared length of up to
+    /// 2 GiB before finding the data missing.
+    static func pixelChunks(_ bytes: [UInt8], name: String) throws(Error) -> [UInt8] {
+        var kept = Array(bytes.prefix(8))
+        kept.reserveCapacity(bytes.count)
+        var offset = 8
+        while offset < bytes.count {
+            guard offset + 12 <= bytes.count else { throw Error(description: "\(name): truncated chunk at byte \(offset)") }
+            let length = Int(bytes[offset]) << 24 | Int(bytes[offset + 1]) << 16 | Int(bytes[offset + 2]) << 8 | Int(bytes[offset + 3])
+            guard length <= bytes.count - offset - 12 else {
+                throw Error(description: "\(name): a chunk at byte \(offset) declares \(length) bytes, more than the file has left")
+            }
+            let type = bytes[offset + 4..<offset + 8]
+            let end = offset + 12 + length
+            if !(type.elementsEqual("tEXt".utf8) || type.elementsEqual("zTXt".utf8) || type.elementsEqual("iTXt".utf8)) {
+                kept += bytes[offset..<end]
+            }
+            offset = end
+            if type.elementsEqual("IEND".utf8) { break }
+        }
+        return kept
     }
 
     private static func message(_ png: inout png_image) -> String {
@@ -140,3 +244,6 @@ public enum PNGFile {
         return crc ^ 0xFFFF_FFFF
     }
 }
+
+/// POSIX write(2), out of PNGFile, whose own `write` hides it.
+private func writeBytes(_ fd: Int32, _ pointer: UnsafeRawPointer, _ count: Int) -> Int { write(fd, pointer, count) }

@@ -75,6 +75,8 @@ public enum Action: Sendable {
     case favoriteSaved(id: Int, favorite: Bool)
     case browserLoaded([HistoryRecord])
     case thumbnailLoaded(id: Int, image: RGBImage?)
+    /// What deleting this entry would do to its file (the session looked), to be confirmed.
+    case deletePlanned(id: Int, deletion: OutputFolder.Deletion)
     case deleted(id: Int, message: String)
     case noteSaved(id: Int, note: String)
     case recalled(RecalledParameters, from: String)
@@ -101,10 +103,14 @@ public enum Effect: Sendable, Equatable {
     case loadBrowser(favoritesOnly: Bool)
     /// Small copies of these PNGs for the browser, each reported by `thumbnailLoaded`.
     case loadThumbnails([Thumbnail])
-    /// Deletes the history row and then its PNG.
+    /// Looks at what deleting this entry would do to its file (`deletePlanned`).
+    case planDelete(id: Int, file: String)
+    /// Deletes the history row and then its PNG, if the studio wrote it into its outputs folder (OutputFolder.deletion).
     case delete(id: Int, file: String)
     case setNote(id: Int, note: String)
+    /// Reads a PNG's parameters off the main actor (`recalled`, or `failed`); `cancelRecall` drops the answer.
     case recall(path: String)
+    case cancelRecall
     /// Looks for models (ModelCatalog) and reports them with `modelsFound`.
     case scanModels
     /// Lists the LoRA files in the LoRA folders (`lorasFound`).

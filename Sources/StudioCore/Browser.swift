@@ -12,7 +12,8 @@ public struct Browser: Sendable, Equatable {
 
     public enum Mode: Sendable, Equatable {
         case browsing
-        case confirmDelete
+        /// Asked: delete this entry, and its file or only the entry (OutputFolder.deletion).
+        case confirmDelete(OutputFolder.Deletion)
         case editingNote(TextEditor)
     }
 

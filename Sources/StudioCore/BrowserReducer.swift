@@ -28,6 +28,15 @@ func reduceBrowser(_ state: inout StudioState, _ action: Action) -> Reaction? {
         }
         state.browser?.thumbnails[id] = image
         return Reaction(redraw: state.browser != nil)
+    case let .deletePlanned(id, deletion):
+        guard let record = state.browser?.current, record.id == id, state.browser?.mode == .browsing else { return Reaction.none }
+        state.browser?.mode = .confirmDelete(deletion)
+        switch deletion {
+        // The question first: a long path is cut at the end of the line (the hint row shows the path's end).
+        case let .file(path): state.status = Status(text: "Delete #\(id) and its file? y/n: \(path)", isError: true)
+        case let .entryOnly(reason): state.status = Status(text: "Remove #\(id) from the list only? y/n: \(reason)", isError: true)
+        }
+        return Reaction()
     case let .deleted(id, message):
         state.browser?.records?.removeAll { $0.id == id }
         if let browser = state.browser { state.browser?.selected = min(browser.selected, max(0, browser.shown.count - 1)) }
@@ -40,9 +49,12 @@ func reduceBrowser(_ state: inout StudioState, _ action: Action) -> Reaction? {
         state.status = Status(text: note.isEmpty ? "Note removed from #\(id)" : "Note saved on #\(id)", isError: false)
         return Reaction()
     case let .recalled(parameters, source):
+        guard state.recalling != nil else { return Reaction.none }
+        state.recalling = nil
         return Reaction(effects: state.recall(parameters, from: source))
     case .failed:
         // The store could not be read: a browser still waiting for it closes (the main reducer shows why).
+        state.recalling = nil
         if state.browser?.records == nil { state.browser = nil }
         return nil
     case let .saved(record):
@@ -56,6 +68,11 @@ func reduceBrowser(_ state: inout StudioState, _ action: Action) -> Reaction? {
     default: break
     }
     if state.showHelp { return nil }
+    if state.recalling != nil, case .cancel = action {
+        state.recalling = nil
+        state.status = Status(text: "Recall cancelled", isError: false)
+        return Reaction(effects: [.cancelRecall])
+    }
     if state.recallPath != nil { return recallPrompt(&state, action) }
     guard let browser = state.browser else { return nil }
     switch browser.mode {
@@ -97,8 +114,7 @@ private func browse(_ state: inout StudioState, _ browser: Browser, _ action: Ac
         return Reaction(effects: state.recall(RecalledParameters(record.metadata), from: "#\(record.id)"))
     case .delete:
         guard let record = browser.current else { return Reaction.none }
-        state.browser?.mode = .confirmDelete
-        state.status = Status(text: "Delete #\(record.id) and its file \(URL(fileURLWithPath: record.file).lastPathComponent)? y/n", isError: true)
+        return Reaction(effects: [.planDelete(id: record.id, file: record.file)])
     case .editNote:
         guard let record = browser.current else { return Reaction.none }
         guard record.favorite else {
@@ -178,7 +194,10 @@ private func recallPrompt(_ state: inout StudioState, _ action: Action) -> React
         state.recallPath = nil
         let path = editor.text.trimmingCharacters(in: .whitespaces)
         guard !path.isEmpty else { return Reaction() }
-        return Reaction(effects: [.recall(path: (path as NSString).expandingTildeInPath)])
+        let expanded = (path as NSString).expandingTildeInPath
+        state.recalling = expanded
+        state.status = Status(text: "Reading \(expanded)… (Esc cancels)", isError: false)
+        return Reaction(effects: [.recall(path: expanded)])
     case .cancel:
         state.recallPath = nil
         state.status = Status(text: "Recall cancelled", isError: false)

@@ -78,8 +78,14 @@ private func drawBrowserHint(_ browser: Browser, _ layout: BrowserLayout, _ buff
     case .browsing:
         let keys = "↑↓ pick · Enter recall · Del delete · F2 star · Ctrl-N note · Esc close · F3 favorites · F4 history"
         buffer.put(keys, x: 0, y: y, role: .hint, limit: buffer.width)
-    case .confirmDelete:
-        buffer.put("Delete this image and its PNG file? y deletes, any other key keeps it", x: 0, y: y, role: .statusError, limit: buffer.width)
+    case let .confirmDelete(.file(path)):
+        // The whole path, or its end when the row is too narrow: the end says which file it is.
+        let lead = "y deletes the entry and its file ", tail = " · any other key keeps both"
+        let room = buffer.width - CellWidth.of(lead) - CellWidth.of(tail)
+        let shown = CellWidth.of(path) <= room ? path : "…" + String(String(path.reversed()).prefix(max(0, room - 1)).reversed())
+        buffer.put(lead + shown + tail, x: 0, y: y, role: .statusError, limit: buffer.width)
+    case .confirmDelete(.entryOnly):
+        buffer.put("y removes the entry from the list only (its file stays) · any other key keeps it", x: 0, y: y, role: .statusError, limit: buffer.width)
     case let .editingNote(editor):
         let label = "Note: "
         let x = buffer.put(label, x: 0, y: y, role: .fieldLabel)

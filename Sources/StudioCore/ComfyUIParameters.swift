@@ -122,10 +122,15 @@ enum ComfyUIParameters {
         return p
     }
 
-    /// Seeds go up to 2⁶⁴−1 (ComfyUI's limit), past a Double's exact integers.
+    /// Seeds go up to 2⁶⁴−1 (ComfyUI's limit), past a Double's exact integers: an integer keeps its exact digits;
+    /// a fraction, a negative number or one past 2⁶⁴−1 is no seed (NSNumber's uint64Value would wrap or saturate
+    /// it into a different seed).
     static func seed(_ value: Any?) -> UInt64? {
-        guard let n = value as? NSNumber, n.doubleValue >= 0, n.doubleValue == n.doubleValue.rounded() else { return nil }
-        return n.uint64Value
+        guard let n = value as? NSNumber else { return nil }
+        if let exact = UInt64(n.stringValue) { return exact }
+        let d = n.doubleValue
+        guard d >= 0, d == d.rounded(), d < 0x1p64 else { return nil }
+        return UInt64(d)
     }
 
     static func number(_ value: Any?) -> Double? {

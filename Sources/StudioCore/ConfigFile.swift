@@ -1,4 +1,5 @@
 import Foundation
+import ImageIO
 import TOMLKit
 
 /// The user's settings, `$XDG_CONFIG_HOME/sd3-studio/config.toml` (default ~/.config/sd3-studio/config.toml),
@@ -51,8 +52,7 @@ public struct ConfigFile: Sendable, Equatable {
             if required { throw TOMLFileError("\(path): no such config file") }
             return ConfigFile()
         }
-        guard let data = FileManager.default.contents(atPath: path) else { throw TOMLFileError("\(path): cannot be read") }
-        return try parse(String(decoding: data, as: UTF8.self), path: path)
+        return try parse(TOMLFile.text(path), path: path)
     }
 
     public static func parse(_ text: String, path: String) throws(TOMLFileError) -> ConfigFile {

@@ -57,7 +57,7 @@ public struct RecalledParameters: Sendable, Equatable, Codable {
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else { throw StoreError("\(path): no such file") }
         guard !isFolder.boolValue else { throw StoreError("\(path): is a folder, not a PNG file") }
         let text: [(key: String, value: String)]
-        do { text = try PNGFile.read(path).text } catch { throw StoreError(error.description) }
+        do { text = try PNGFile.readText(path) } catch { throw StoreError(error.description) }
         return try parse(text, name: path)
     }
 

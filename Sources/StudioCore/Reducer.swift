@@ -82,7 +82,7 @@ public func reduce(_ state: inout StudioState, _ action: Action) -> Reaction {
         return .none  // reduceLoras'
     case .pullProgress, .pullFinished, .pullStopped:
         return .none  // reducePull's
-    case .showFavorites, .showHistory, .editNote, .openRecall, .browserLoaded, .thumbnailLoaded, .deleted, .noteSaved, .recalled:
+    case .showFavorites, .showHistory, .editNote, .openRecall, .browserLoaded, .thumbnailLoaded, .deletePlanned, .deleted, .noteSaved, .recalled:
         return .none  // reduceBrowser's
     }
     return Reaction()

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import ImageIO
 import SD3
 
 /// The database's versions, oldest first. A released migration is never edited: a change of schema is a new
@@ -44,7 +45,8 @@ enum StudioSchema {
     /// `{"event":"favorite","id":N,"favorite":true}` stars or unstars it; unreadable lines (a torn last line) are
     /// skipped, as that store did. Records keep their ids, so `favorites show N` still finds image N.
     static func importLegacy(_ path: String, _ db: Database) throws -> Int {
-        guard let data = FileManager.default.contents(atPath: path) else { return 0 }
+        // A regular file only (a FIFO there would block the first open), of at most 1 GiB.
+        guard let data = try? Data(RegularFile.contents(path, limit: 1 << 30, what: "history file")) else { return 0 }
         struct Record: Decodable { var id: Int; var file: String; var date: Date; var metadata: ImageMetadata }
         struct Event: Decodable { var event: String; var record: Record?; var id: Int?; var favorite: Bool? }
         let decoder = JSONDecoder()

@@ -41,6 +41,7 @@ public final class StudioSession {
     private var generation: Task<Void, Never>?
     private var saving: Task<Void, Never>?
     private var pulling: Task<Void, Never>?
+    private var recalling: Task<Void, Never>?
 
     public init(state: StudioState, config: StudioConfig, engine: InferenceEngine = InferenceEngine()) {
         self.state = state
@@ -59,6 +60,7 @@ public final class StudioSession {
         await generation?.value
         await saving?.value
         await pulling?.value
+        await recalling?.value
     }
 
     private func perform(_ effect: Effect) {
@@ -86,19 +88,33 @@ public final class StudioSession {
                 return .favoriteSaved(id: id, favorite: favorite)
             }
         case let .loadBrowser(favoritesOnly):
-            report { .browserLoaded(try config.store.get().records(favoritesOnly: favoritesOnly)) }
+            do {
+                let listing = try config.store.get().listing(favoritesOnly: favoritesOnly)
+                send(.browserLoaded(listing.records))
+                if !listing.damaged.isEmpty {
+                    send(.failed("Skipped damaged rows \(listing.damaged.map { "#\($0)" }.joined(separator: ", ")) (they cannot be read)"))
+                }
+            } catch {
+                send(.failed(error.description))
+            }
         case let .loadThumbnails(requests):
             Task { @MainActor in
                 for request in requests {
+                    // Esc closed the browser: the rest are not read.
+                    guard state.browser != nil else { return }
                     let image = await Task.detached { Self.thumbnail(request.file) }.value
                     send(.thumbnailLoaded(id: request.id, image: image))
                 }
             }
+        case let .planDelete(id, file):
+            send(.deletePlanned(id: id, deletion: config.outputFolder.deletion(of: file)))
         case let .delete(id, file):
             // The row goes first: a PNG left behind by a failed removal is an orphan file, never a row without one.
+            // The file is looked at again as it is deleted: only the studio's own output goes (OutputFolder.deletion).
+            let folder = config.outputFolder
             report {
                 try config.store.get().delete(id: id)
-                return .deleted(id: id, message: Self.remove(file, of: id))
+                return .deleted(id: id, message: "Deleted #\(id) " + folder.delete(file))
             }
         case let .setNote(id, note):
             report {
@@ -106,7 +122,18 @@ public final class StudioSession {
                 return .noteSaved(id: id, note: note)
             }
         case let .recall(path):
-            report { .recalled(try RecalledParameters.read(path), from: URL(fileURLWithPath: path).lastPathComponent) }
+            // Off the main actor: the file may be large or slow to read; Esc (cancelRecall) drops the answer.
+            recalling?.cancel()
+            recalling = Task { @MainActor in
+                let result = await Task.detached { Result { () throws(StoreError) in try RecalledParameters.read(path) } }.value
+                guard !Task.isCancelled else { return }
+                switch result {
+                case let .success(parameters): send(.recalled(parameters, from: URL(fileURLWithPath: path).lastPathComponent))
+                case let .failure(error): send(.failed(error.description))
+                }
+            }
+        case .cancelRecall:
+            recalling?.cancel()
         case .scanModels:
             let configured = [config.model, ProcessInfo.processInfo.environment["SD3_MODEL"], DemoModel.locate()].compactMap { $0 }
             let cache = config.hubCache
@@ -194,14 +221,6 @@ public final class StudioSession {
         do { send(try call()) } catch { send(.failed("\(error)")) }
     }
 
-    /// Removes a deleted entry's PNG; says what became of it.
-    private static func remove(_ file: String, of id: Int) -> String {
-        let name = URL(fileURLWithPath: file).lastPathComponent
-        guard FileManager.default.fileExists(atPath: file) else { return "Deleted #\(id) (its file \(name) was already gone)" }
-        guard (try? FileManager.default.removeItem(atPath: file)) != nil else { return "Deleted #\(id); its file \(file) could not be removed" }
-        return "Deleted #\(id) and \(name)"
-    }
-
     /// A copy at most 128 pixels on its longer side, for the browser; nil when the file cannot be read.
     nonisolated static func thumbnail(_ file: String) -> RGBImage? {
         guard let image = try? PNGFile.read(file).image else { return nil }
@@ -211,15 +230,7 @@ public final class StudioSession {
     }
 
     private func start(_ request: GenerationRequest) {
-        var parameters = request.parameters
-        if let path = request.initImagePath {
-            do {
-                parameters.initImage = try PNGFile.read(path).image
-            } catch {
-                send(.generationStopped(error: "Init image: \(error.description)"))
-                return
-            }
-        }
+        let initImagePath = request.initImagePath
         var options = LoadOptions()
         options.precision = request.precision == .bf16 ? .bf16 : .fp32
         (options.useT5, options.t5Int8) = (request.t5 != .off, request.t5 == .int8)
@@ -231,6 +242,18 @@ public final class StudioSession {
         options.cache = config.hubCache
         let engine = self.engine
         generation = Task { @MainActor in
+            var parameters = request.parameters
+            // The init image is read off the main actor (a large PNG takes a while to decode).
+            if let path = initImagePath {
+                let read = await Task.detached { Result { () throws(PNGFile.Error) in try PNGFile.read(path).image } }.value
+                switch read {
+                case let .success(image): parameters.initImage = image
+                case let .failure(error):
+                    send(.generationStopped(error: "Init image: \(error.description)"))
+                    return
+                }
+                guard !Task.isCancelled else { return send(.generationStopped(error: nil)) }
+            }
             let stream = await engine.generate(parameters, model: request.model, options: options, loras: request.loras)
             var finished = false
             do {

@@ -27,6 +27,8 @@ public struct StudioState: Sendable {
     public var browser: Browser?
     /// The path being typed for a recall (Ctrl-O), when asked.
     public var recallPath: TextEditor?
+    /// The PNG whose parameters are being read (off the main actor; Esc drops the answer).
+    public var recalling: String?
     public var shouldQuit = false
     /// The model folder; nil when none was given (the studio still opens and says how to give one).
     public var model: String?

@@ -9,7 +9,8 @@ public final class StudioStore: Sendable {
     public let path: String
     /// What opening had to say: a corrupt file moved aside, or the old history.jsonl imported.
     public let notice: String?
-    private let pool: DatabasePool
+    /// A WAL pool; a read-only queue when the file or its folder cannot be written (`history list` still reads).
+    private let pool: any DatabaseWriter
     static let busyTimeout: TimeInterval = 10
 
     /// `$XDG_DATA_HOME/sd3-studio` (default ~/.local/share/sd3-studio).
@@ -45,7 +46,7 @@ public final class StudioStore: Sendable {
         }
         let legacy = folder + "/history.jsonl"
         var notices: [String] = []
-        var opened: (DatabasePool, Int?)
+        var opened: (any DatabaseWriter, Int?)
         do {
             opened = try Self.openPool(path, legacy: legacy)
         } catch let error as DatabaseError where error.resultCode == .SQLITE_CORRUPT || error.resultCode == .SQLITE_NOTADB {
@@ -55,7 +56,11 @@ public final class StudioStore: Sendable {
         } catch let error as StoreError {
             throw error
         } catch {
-            throw StoreError("\(path): \(Self.describe(error))")
+            guard FileManager.default.fileExists(atPath: path), access(folder, W_OK) != 0 || access(path, W_OK) != 0 else {
+                throw StoreError("\(path): \(Self.describe(error))")
+            }
+            do { opened = (try Self.openReadOnly(path), nil) } catch { throw StoreError("\(path): \(Self.describe(error))") }
+            notices.append("\(path) is read-only: images can be listed, not added or changed")
         }
         pool = opened.0
         if let imported = opened.1 {
@@ -70,7 +75,7 @@ public final class StudioStore: Sendable {
     }
 
     /// The pool, migrated and checked. Returns how many legacy records this call imported (nil: none ran).
-    private static func openPool(_ path: String, legacy: String?) throws -> (DatabasePool, Int?) {
+    private static func openPool(_ path: String, legacy: String?) throws -> (any DatabaseWriter, Int?) {
         var configuration = Configuration()
         configuration.busyMode = .timeout(busyTimeout)
         let pool = try DatabasePool(path: path, configuration: configuration)
@@ -88,6 +93,23 @@ public final class StudioStore: Sendable {
             throw StoreError("\(path): made by a newer sd3 (schema \(newer)); this one knows \(StudioSchema.versions.last!)")
         }
         return (pool, legacyPath == nil ? nil : count.value)
+    }
+
+    /// SQLite needs to write the -shm file of a WAL database even to read it; where the folder is read-only and
+    /// there is none, the file is opened as immutable (SQLite's `immutable=1` URI parameter: no locks, no -shm).
+    private static func openReadOnly(_ path: String) throws -> DatabaseQueue {
+        var configuration = Configuration()
+        configuration.readonly = true
+        do {
+            let queue = try DatabaseQueue(path: path, configuration: configuration)
+            _ = try queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM image") }
+            return queue
+        } catch {
+            let encoded = path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? path
+            let queue = try DatabaseQueue(path: "file:\(encoded)?immutable=1", configuration: configuration)
+            _ = try queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM image") }
+            return queue
+        }
     }
 
     private static func moveAside(_ path: String) throws(StoreError) -> String {
@@ -157,15 +179,19 @@ public final class StudioStore: Sendable {
     // MARK: Reading
 
     public func record(id: Int) throws(StoreError) -> HistoryRecord {
-        guard let record = try fetch("SELECT * FROM image WHERE id = ?", [id]).first else {
-            throw StoreError("no image #\(id) in \(path)")
-        }
+        let listing = try fetchListing("SELECT *, CAST(file AS BLOB) AS fileBytes FROM image WHERE id = ?", [id])
+        if listing.damaged == [id] { throw StoreError("\(path): image #\(id) is damaged (its row cannot be read)") }
+        guard let record = listing.records.first else { throw StoreError("no image #\(id) in \(path)") }
         return record
     }
 
     /// Newest first; `matching` keeps prompts containing the text (case-insensitive for ASCII, as SQLite's LIKE).
     public func records(favoritesOnly: Bool = false, matching text: String = "", limit: Int? = nil) throws(StoreError) -> [HistoryRecord] {
-        var sql = "SELECT * FROM image WHERE 1"
+        try listing(favoritesOnly: favoritesOnly, matching: text, limit: limit).records
+    }
+
+    static func query(favoritesOnly: Bool, matching text: String, limit: Int?) -> (String, StatementArguments) {
+        var sql = "SELECT *, CAST(file AS BLOB) AS fileBytes FROM image WHERE 1"
         var arguments: StatementArguments = []
         if favoritesOnly { sql += " AND favorite" }
         if !text.isEmpty {
@@ -176,29 +202,68 @@ public final class StudioStore: Sendable {
         }
         sql += " ORDER BY id DESC"
         if let limit { sql += " LIMIT \(max(0, limit))" }
-        return try fetch(sql, arguments)
+        return (sql, arguments)
     }
 
     /// The row with this file, if any (imports use it to skip what is already there).
     public func record(file: String) throws(StoreError) -> HistoryRecord? {
-        try fetch("SELECT * FROM image WHERE file = ? ORDER BY id LIMIT 1", [file]).first
+        try fetch("SELECT *, CAST(file AS BLOB) AS fileBytes FROM image WHERE file = ? ORDER BY id LIMIT 1", [file]).first
+    }
+
+    /// Records and the ids of rows that could not be decoded (a `file` that is not UTF-8 text, a column of the
+    /// wrong type, parameters that are not ImageMetadata JSON): those are skipped, never a crash or a failed list.
+    public struct Listing: Sendable, Equatable {
+        public var records: [HistoryRecord] = []
+        public var damaged: [Int] = []
+    }
+
+    /// As `records`, with the damaged rows' ids.
+    public func listing(favoritesOnly: Bool = false, matching text: String = "", limit: Int? = nil) throws(StoreError) -> Listing {
+        let (sql, arguments) = Self.query(favoritesOnly: favoritesOnly, matching: text, limit: limit)
+        return try fetchListing(sql, arguments)
     }
 
     private func fetch(_ sql: String, _ arguments: StatementArguments) throws(StoreError) -> [HistoryRecord] {
+        try fetchListing(sql, arguments).records
+    }
+
+    private func fetchListing(_ sql: String, _ arguments: StatementArguments) throws(StoreError) -> Listing {
         let rows: [Row]
         do { rows = try pool.read { try Row.fetchAll($0, sql: sql, arguments: arguments) } } catch {
             throw StoreError("\(path): \(Self.describe(error))")
         }
-        var records: [HistoryRecord] = []
+        var listing = Listing()
         for row in rows {
-            let json: String = row["metadata"]
-            let id: Int = row["id"]
-            guard let metadata = try? JSONDecoder().decode(ImageMetadata.self, from: Data(json.utf8)) else {
-                throw StoreError("\(path): image #\(id) has unreadable parameters")
+            if let record = Self.decode(row) {
+                listing.records.append(record)
+            } else if let id = Int.fromDatabaseValue(row["id"] as DatabaseValue) {
+                listing.damaged.append(id)
             }
-            records.append(HistoryRecord(id: id, file: row["file"], date: row["createdAt"], metadata: metadata,
-                                         favorite: row["favorite"], note: row["note"]))
         }
-        return records
+        return listing
+    }
+
+    /// One row (with `fileBytes`, the file column as a BLOB) as a record, or nil when any column is not what the
+    /// schema says. Every column goes through GRDB's optional conversions (`row[name] as T` traps on a value it
+    /// cannot convert).
+    static func decode(_ row: Row) -> HistoryRecord? {
+        func column<T: DatabaseValueConvertible>(_ name: String, _ type: T.Type) -> T? {
+            T.fromDatabaseValue(row[name] as DatabaseValue)
+        }
+        // The path's bytes as stored: SQLite hands invalid UTF-8 TEXT back repaired, which would name another file.
+        guard let id = column("id", Int.self), let file = column("fileBytes", Data.self).flatMap({ String(validating: [UInt8]($0), as: UTF8.self) }),
+              let date = column("createdAt", Date.self),
+              let json = text(row["metadata"]), let favorite = column("favorite", Bool.self), let note = text(row["note"]),
+              let metadata = try? JSONDecoder().decode(ImageMetadata.self, from: Data(json.utf8)) else { return nil }
+        return HistoryRecord(id: id, file: file, date: date, metadata: metadata, favorite: favorite, note: note)
+    }
+
+    /// A TEXT value, or a BLOB holding valid UTF-8; nil for anything else.
+    static func text(_ value: DatabaseValue) -> String? {
+        switch value.storage {
+        case let .string(text): return text
+        case let .blob(data): return String(validating: [UInt8](data), as: UTF8.self)
+        default: return nil
+        }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import ImageIO
 import TOMLKit
 
 /// A problem in a TOML file (theme or config), as one line: `FILE:LINE: what was found and what was expected`.
@@ -15,8 +16,14 @@ struct TOMLFile {
     let root: TOMLTable
 
     init(path: String) throws(TOMLFileError) {
-        guard let data = FileManager.default.contents(atPath: path) else { throw TOMLFileError("\(path): cannot be read") }
-        try self.init(path: path, text: String(decoding: data, as: UTF8.self))
+        try self.init(path: path, text: Self.text(path))
+    }
+
+    /// A settings or theme file's text: a regular file only (a FIFO would block the studio's start), at most 1 MiB.
+    static func text(_ path: String) throws(TOMLFileError) -> String {
+        do { return String(decoding: try RegularFile.contents(path, limit: 1 << 20, what: "TOML file"), as: UTF8.self) } catch {
+            throw TOMLFileError(error.description)
+        }
     }
 
     init(path: String, text: String) throws(TOMLFileError) {

@@ -1,4 +1,5 @@
 import Foundation
+import ImageIO
 
 /// Where theme files are found and how `--theme NAME|PATH` picks one. Folders, first match wins:
 /// `$XDG_CONFIG_HOME/sd3-studio/themes` (default ~/.config/sd3-studio/themes), then the repository's `themes/`
@@ -45,8 +46,7 @@ public struct ThemeCatalog: Sendable {
     }
 
     public static func read(_ path: String) throws(TOMLFileError) -> Theme {
-        guard let data = FileManager.default.contents(atPath: path) else { throw TOMLFileError("\(path): cannot be read") }
-        return try Theme.parse(String(decoding: data, as: UTF8.self), path: path)
+        return try Theme.parse(TOMLFile.text(path), path: path)
     }
 
     /// Every readable theme for cycling (F7), with the chosen one current. A broken or missing choice is reported

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ImageIO
 import SD3
 import StudioCore
 
@@ -14,7 +15,7 @@ struct FavoritesCommand: ParsableCommand {
         @Flag(help: "JSON: an array of {id, file, date, prompt, note, favorite, parameters}.") var json = false
 
         func run() throws {
-            let favorites = try Records.open().records(favoritesOnly: true)
+            let favorites = try Records.list(favoritesOnly: true)
             if json { return try Records.printJSON(favorites) }
             if favorites.isEmpty { print("No favorites yet: press F2 in the studio to star an image.") }
             Records.printTable(favorites)
@@ -43,7 +44,7 @@ struct FavoritesCommand: ParsableCommand {
         @Argument(help: "The file to write (default: standard output); an existing file is not overwritten.") var file: String?
 
         func run() throws {
-            let data = try Records.encoder.encode(try Records.open().records(favoritesOnly: true).map(Records.Entry.init))
+            let data = try Records.encoder.encode(try Records.list(favoritesOnly: true).map(Records.Entry.init))
             guard let file else { return print(String(decoding: data, as: UTF8.self)) }
             guard !FileManager.default.fileExists(atPath: file) else { throw StoreError("\(file): already exists (not overwritten)") }
             do { try data.write(to: URL(fileURLWithPath: file), options: .withoutOverwriting) } catch {
@@ -60,8 +61,10 @@ struct FavoritesCommand: ParsableCommand {
         @Flag(help: "JSON: {added, updated}.") var json = false
 
         func run() throws {
-            guard let data = FileManager.default.contents(atPath: file) else {
-                throw StoreError(FileManager.default.fileExists(atPath: file) ? "\(file): cannot be read" : "\(file): no such file")
+            // A regular file only (a FIFO would block forever), of at most 256 MiB.
+            let data: Data
+            do { data = Data(try RegularFile.contents(file, limit: 256 << 20, what: "favorites export")) } catch {
+                throw StoreError(error.description)
             }
             let entries: [Records.Entry]
             do { entries = try Records.decoder.decode([Records.Entry].self, from: data) } catch {
@@ -101,7 +104,7 @@ struct HistoryCommand: ParsableCommand {
 
         func run() throws {
             if let limit, limit < 1 { throw ValidationError("--limit must be at least 1, not \(limit)") }
-            let records = try Records.open().records(matching: search ?? "", limit: limit)
+            let records = try Records.list(matching: search ?? "", limit: limit)
             if json { return try Records.printJSON(records) }
             if records.isEmpty { print("No history yet: images made by the studio or sd3 generate are listed here.") }
             Records.printTable(records)
@@ -115,6 +118,17 @@ enum Records {
         let store = try StudioStore(path: StudioStore.defaultPath())
         if let notice = store.notice { FileHandle.standardError.write(Data("sd3: \(notice)\n".utf8)) }
         return store
+    }
+
+    /// The records, and a line on standard error naming the rows that could not be read (they are skipped).
+    static func list(favoritesOnly: Bool = false, matching text: String = "", limit: Int? = nil) throws -> [HistoryRecord] {
+        let store = try open()
+        let listing = try store.listing(favoritesOnly: favoritesOnly, matching: text, limit: limit)
+        if !listing.damaged.isEmpty {
+            let ids = listing.damaged.map { "#\($0)" }.joined(separator: ", ")
+            FileHandle.standardError.write(Data("sd3: skipped damaged rows \(ids) in \(store.path) (they cannot be read)\n".utf8))
+        }
+        return listing.records
     }
 
     struct Entry: Codable {

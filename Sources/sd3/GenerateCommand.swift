@@ -92,7 +92,9 @@ struct GenerateCommand: ParsableCommand {
         let t5Choice = t5File != nil ? "on" : t5 ?? (noT5 ? "off" : recalledT5 ?? c.t5?.rawValue ?? "on")
         if noT5 && t5Choice != "off" { throw ValidationError("--no-t5 contradicts --t5 \(t5Choice)") }
         let useT5 = t5Choice != "off"
-        let target = try outputPath(seed: p.seed)
+        let target = try Self.outputPath(output, seed: p.seed)
+        // Temporary files of earlier runs killed while writing there (their processes are gone).
+        PartialFiles.sweep(URL(fileURLWithPath: target).deletingLastPathComponent().path)
         if let saveLatents { try Self.checkWritable(saveLatents) }
 
         var options = LoadOptions()
@@ -147,9 +149,9 @@ struct GenerateCommand: ParsableCommand {
         if let saveLatents, let finalLatents {
             try SafeTensorsWriter(entries: [.init("latents", finalLatents)], metadata: ["sd3-studio": metadata.json]).write(to: saveLatents)
         }
-        try PNGFile.write(image, text: metadata.pngText, to: target)
-        if !noHistory { Self.addToHistory(file: target, metadata: metadata) }
-        print(target)
+        let written = try Self.writeNew(image, metadata: metadata, at: target)
+        if !noHistory { Self.addToHistory(file: written, metadata: metadata) }
+        print(written)
         log(String(format: "done in %.1f s", seconds))
         if report {
             for (name, time) in phases where time >= 0.0005 || name.hasPrefix("load") {
@@ -232,16 +234,43 @@ struct GenerateCommand: ParsableCommand {
         guard access(folder, W_OK) == 0 else { throw CommandError("\(path): the folder \(folder) is not writable") }
     }
 
-    /// The requested path, or sd3-SEED.png; never an existing file (a numeric suffix is added instead).
-    private func outputPath(seed: UInt64) throws -> String {
-        let requested = output ?? "sd3-\(seed).png"
-        try Self.checkWritable(requested)
-        guard FileManager.default.fileExists(atPath: requested) else { return requested }
-        let url = URL(fileURLWithPath: requested)
+    /// The requested path (inside it when it is a folder), or sd3-SEED.png, checked before any work: an empty name,
+    /// a device or FIFO, or a missing or read-only folder is refused. The name is taken when the PNG is written
+    /// (`writeNew`): an existing file gets a numbered sibling instead.
+    static func outputPath(_ output: String?, seed: UInt64) throws -> String {
+        let defaultName = "sd3-\(seed).png"
+        guard let output else {
+            try checkWritable(defaultName)
+            return defaultName
+        }
+        guard !output.isEmpty else { throw CommandError("--output is empty: give a PNG file name or a folder") }
+        var info = stat()
+        if stat(output, &info) == 0 {
+            if info.st_mode & S_IFMT == S_IFDIR {
+                let inside = URL(fileURLWithPath: output).appendingPathComponent(defaultName).path
+                try checkWritable(inside)
+                return inside
+            }
+            if let kind = RegularFile.kind(info.st_mode) {
+                throw CommandError("--output \(output) is \(kind), not a PNG file or a folder")
+            }
+        } else if output.hasSuffix("/") {
+            throw CommandError("--output \(output): no such folder")
+        }
+        try checkWritable(output)
+        return output
+    }
+
+    /// Writes the PNG at `path`, or at the first free `STEM-N.EXT` beside it: never over an existing file, even one
+    /// another process makes at the same moment (PNGFile.writeNew links the finished file to a free name).
+    static func writeNew(_ image: RGBImage, metadata: ImageMetadata, at path: String) throws -> String {
+        let url = URL(fileURLWithPath: path)
         let stem = url.deletingPathExtension().path, ext = url.pathExtension.isEmpty ? "png" : url.pathExtension
-        var n = 1
-        while FileManager.default.fileExists(atPath: "\(stem)-\(n).\(ext)") { n += 1 }
-        return "\(stem)-\(n).\(ext)"
+        let bytes = try PNGFile.encode(image, text: metadata.pngText)
+        guard let written = try PNGFile.writeNew(bytes, tries: 100_000, name: { $0 == 0 ? path : "\(stem)-\($0).\(ext)" }) else {
+            throw CommandError("\(path): no free name (\(stem)-1.\(ext) to \(stem)-99999.\(ext) are all taken)")
+        }
+        return written.path
     }
 }
 

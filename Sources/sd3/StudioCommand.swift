@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ImageIO
 import SD3
 import StudioCore
 import StudioTerminal
@@ -80,7 +81,10 @@ struct StudioCommand: AsyncParsableCommand {
         case let .failure(error): state.status = Status(text: "\(error.description) (history and favorites are off)", isError: true)
         case let .success(store): if let notice = store.notice { state.status = Status(text: notice, isError: notice.contains("unreadable")) }
         }
-        let config = StudioConfig(model: modelPath, outputFolder: OutputFolder(path: outputDir ?? settings.outputFolder.map(ConfigFile.expandingTilde) ?? OutputFolder.defaultPath(environment: environment)),
+        let outputs = OutputFolder(path: outputDir ?? settings.outputFolder.map(ConfigFile.expandingTilde) ?? OutputFolder.defaultPath(environment: environment))
+        // What a studio killed while saving left behind (PNGFile's temporary files of processes no longer running).
+        PartialFiles.sweep(outputs.path)
+        let config = StudioConfig(model: modelPath, outputFolder: outputs,
                                   store: store,
                                   threads: threads, modelFiles: files.extras(t5File: t5))
         try await MainActor.run { StudioSession(state: state, config: config) }.run()

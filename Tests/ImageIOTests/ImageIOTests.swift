@@ -51,6 +51,15 @@ import Testing
         #expect(throws: PNGFile.Error.self) { try PNGFile.read("/nonexistent/file.png") }
     }
 
+    /// Latents with NaN or ±Inf (NaN weights, a huge guidance) preview as grey / white / black instead of trapping.
+    @Test func latentPreviewOfNonFiniteValuesDoesNotTrap() {
+        let latents: [Float] = [.nan, .infinity, -.infinity, 0.5]
+        let image = LatentPreview.rgb(latents + latents + latents, channels: 3, width: 4, height: 1)
+        #expect(image.pixels == [128, 128, 128, 255, 255, 255, 0, 0, 0, 191, 191, 191])
+        let sixteen = LatentPreview.rgb([Float](repeating: .nan, count: 16), channels: 16, width: 1, height: 1)
+        #expect(sixteen.pixels == [128, 128, 128])
+    }
+
     @Test func crcMatchesTheStandardCheckValue() {
         #expect(PNGFile.crc32(Array("123456789".utf8)) == 0xCBF4_3926)
     }

@@ -104,16 +104,24 @@ import Testing
         }
     }
 
+    /// Del asks the session what deleting would do to the file; the question names the whole path, or says only the
+    /// entry goes; only y deletes.
     @Test func deleteAsksFirstAndOnlyYDeletes() {
         var state = Self.browsing()
-        #expect(reduce(&state, .delete).effects.isEmpty && state.browser?.mode == .confirmDelete)
-        #expect(state.status.text == "Delete #3 and its file 00003-103-x.png? y/n")
+        #expect(reduce(&state, .delete).effects == [.planDelete(id: 3, file: "/out/00003-103-x.png")] && state.browser?.mode == .browsing)
+        _ = reduce(&state, .deletePlanned(id: 3, deletion: .file("/out/00003-103-x.png")))
+        #expect(state.browser?.mode == .confirmDelete(.file("/out/00003-103-x.png")))
+        #expect(state.status.text == "Delete #3 and its file? y/n: /out/00003-103-x.png")
         #expect(reduce(&state, .insert("n")).effects.isEmpty && state.browser?.mode == .browsing && state.status.text == "Not deleted")
-        _ = reduce(&state, .delete)
+        _ = reduce(&state, .deletePlanned(id: 3, deletion: .entryOnly(reason: "/elsewhere/x.png is not in the outputs folder /out, kept")))
+        #expect(state.status.text == "Remove #3 from the list only? y/n: /elsewhere/x.png is not in the outputs folder /out, kept")
         #expect(reduce(&state, .insert("y")).effects == [.delete(id: 3, file: "/out/00003-103-x.png")])
         state.current = Self.records[0]
-        _ = reduce(&state, .deleted(id: 3, message: "Deleted #3 and 00003-103-x.png"))
-        #expect(state.browser?.shown.map(\.id) == [2, 1] && state.current == nil && state.status.text == "Deleted #3 and 00003-103-x.png")
+        _ = reduce(&state, .deleted(id: 3, message: "Deleted #3 and its file 00003-103-x.png"))
+        #expect(state.browser?.shown.map(\.id) == [2, 1] && state.current == nil && state.status.text == "Deleted #3 and its file 00003-103-x.png")
+        // An answer about an entry no longer selected asks nothing.
+        _ = reduce(&state, .deletePlanned(id: 3, deletion: .file("/out/00003-103-x.png")))
+        #expect(state.browser?.mode == .browsing)
     }
 
     @Test func notesAreEditedOnFavoritesOnly() {
@@ -188,7 +196,9 @@ import Testing
     static func snapshotState(_ name: String) -> StudioState {
         var state = browsing()
         switch name {
-        case "browser-confirm": _ = reduce(&state, .delete)
+        case "browser-confirm":
+            _ = reduce(&state, .delete)
+            _ = reduce(&state, .deletePlanned(id: 3, deletion: .file("/out/00003-103-x.png")))
         case "browser-note": _ = reduce(&state, .editNote)
         case "browser-empty":
             _ = reduce(&state, .insert("zebra"))

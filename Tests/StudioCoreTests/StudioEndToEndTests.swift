@@ -121,8 +121,10 @@ import Testing
         guard await studio.waitFor("History 1/1") != nil else { return }
         studio.keys("DC")
         guard await studio.waitFor("y/n") != nil else { return }
+        // The question names the file by its path (its end, when the row is narrower than the path).
+        guard await studio.waitFor("outputs/00001-11-a-lighthouse-zebra.png · any other key keeps both") != nil else { return }
         studio.keys("y")
-        guard await studio.waitFor("Deleted #1 and 00001-11-a-lighthouse-zebra.png") != nil else { return }
+        guard await studio.waitFor("Deleted #1 and its file 00001-11-a-lighthouse-zebra.png") != nil else { return }
         await studio.quit()
 
         let outputs = (try? FileManager.default.contentsOfDirectory(atPath: data + "/sd3-studio/outputs")) ?? ["?"]
