@@ -5,6 +5,14 @@ import Foundation
 /// or the file `huggingface-cli login` writes (`$HF_TOKEN_PATH`, else `$HF_HOME/token`).
 public struct HubSettings: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     public var endpoint: String
+    /// Seconds to wait for a response's headers (connecting, then each redirect) before giving up.
+    public var connectTimeout: Double = 20
+    /// Seconds a transfer may go without a byte before it is stopped (huggingface_hub: HF_HUB_DOWNLOAD_TIMEOUT).
+    public var idleTimeout: Double = 30
+    /// The largest JSON answer read (model info); a bigger one is refused without being kept whole.
+    public var jsonLimit: Int64 = 16 << 20
+    /// A setting from the environment that could not be used; the pull refuses to start with it.
+    var problem: HubError?
     /// Kept private so no description or dump of the settings can show it.
     private let token: String?
 
@@ -18,6 +26,25 @@ public struct HubSettings: Sendable, CustomStringConvertible, CustomDebugStringC
         let endpoint = environment["HF_ENDPOINT"].flatMap { $0.isEmpty ? nil : $0 } ?? "https://huggingface.co"
         let variable = environment["HF_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         self.init(endpoint: endpoint, token: flag ?? variable ?? Self.tokenFile(environment: environment))
+        if let text = environment["HF_HUB_DOWNLOAD_TIMEOUT"], !text.isEmpty {
+            if let seconds = Double(text), seconds.isFinite, (0.1...3600).contains(seconds) { idleTimeout = seconds } else {
+                problem = .badSetting(name: "HF_HUB_DOWNLOAD_TIMEOUT", value: text, expected: "seconds from 0.1 to 3600")
+            }
+        }
+        if origin == nil { problem = .badSetting(name: "HF_ENDPOINT", value: self.endpoint, expected: "an http or https address") }
+    }
+
+    /// Scheme, host and port of the endpoint: the only place the token is sent.
+    var origin: Origin? { URL(string: endpoint).flatMap(Origin.init) }
+
+    /// The settings a pull can start with, or the first one that cannot be used.
+    func check() throws {
+        if let problem { throw problem }
+        if origin == nil { throw HubError.badSetting(name: "the hub endpoint", value: endpoint, expected: "an http or https address") }
+        for (name, value) in [("the connect timeout", connectTimeout), ("the idle timeout", idleTimeout)] where !(value.isFinite && value > 0 && value <= 3600) {
+            throw HubError.badSetting(name: name, value: "\(value)", expected: "seconds from 0 to 3600")
+        }
+        if jsonLimit <= 0 { throw HubError.badSetting(name: "the JSON size limit", value: "\(jsonLimit)", expected: "a positive number of bytes") }
     }
 
     public var debugDescription: String { description }
