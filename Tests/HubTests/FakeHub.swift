@@ -77,12 +77,14 @@ final class FakeHub: @unchecked Sendable {
     var requests: [Request] { lock.withLock { log } }
     func cut(_ path: String, after bytes: Int) { lock.withLock { cuts[path] = bytes } }
     func corrupt(_ path: String, times: Int) { lock.withLock { corruptions[path] = times } }
-    func stall(_ path: String) { lock.withLock { stalls.insert(path) } }
+    func stall(_ path: String) { lock.withLock { _ = stalls.insert(path) } }
     func release() { lock.withLock { released = true } }
     func redirect(_ route: String, to location: String, status: Int = 302) { lock.withLock { redirects[route] = (status, location) } }
     func flood(_ route: String, _ flood: Flood) { lock.withLock { floods[route] = flood } }
     /// Reads the request and never answers.
     func silence(_ route: String) { lock.withLock { _ = silent.insert(route) } }
+    /// Back to serving the route plainly.
+    func calm(_ route: String) { lock.withLock { redirects[route] = nil; floods[route] = nil; silent.remove(route) } }
     /// Model info other than the files': hostile names, sizes, blobs.
     func serveInfo(_ body: Data) { lock.withLock { infoBody = body } }
 

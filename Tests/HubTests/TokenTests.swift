@@ -13,7 +13,7 @@ import Testing
         return FileManager.default.isExecutableFile(atPath: beside) ? beside : packageRoot + "/.build/debug/sd3"
     }
 
-    static func run(_ arguments: [String], environment: [String: String]) throws -> (status: Int32, output: String) {
+    static func run(_ arguments: [String], environment: [String: String]) throws -> (status: Int32, output: String, reason: Process.TerminationReason) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: sd3)
         process.arguments = arguments
@@ -24,7 +24,7 @@ import Testing
         try process.run()
         let output = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+        return (process.terminationStatus, String(decoding: output, as: UTF8.self), process.terminationReason)
     }
 
     @Test func tokenNeverAppearsInOutput() throws {

@@ -1,0 +1,273 @@
+import Foundation
+import Testing
+@testable import Hub
+
+/// A hub that lies: hostile file names and listings, bad revisions, bodies longer than listed, huge or dripping
+/// answers, silence, files sharing blobs. Each case ends in one clear error within seconds, and nothing around the
+/// repo's own cache folder is written or removed (`Neighbours`).
+/// Serialized: the timing checks measure the client's limits, not the other cases' load.
+@Suite(.serialized, .timeLimit(.minutes(1))) struct HostileHubTests {
+    static let repo = PullTests.repo
+
+    static func pull(_ hub: FakeHub, cache: String, settings change: (inout HubSettings) -> Void = { _ in },
+                     options: (inout PullOptions) -> Void = { _ in }, progress: PullProgress? = nil) async throws -> String {
+        var settings = HubSettings(endpoint: hub.endpoint, token: FakeHub.goodToken)
+        change(&settings)
+        var chosen = PullOptions()
+        options(&chosen)
+        let pull = ModelPull(repo: hub.repo, options: chosen, settings: settings, cacheRoot: cache)
+        let plan = try await pull.plan()
+        return try await pull.run(plan, progress: progress ?? PullProgress(total: plan.bytesToFetch, files: plan.files.count) { _ in })
+    }
+
+    /// One line, nothing of the token, the hostile bytes escaped.
+    static func expectOneLine(_ error: Error, sourceLocation: SourceLocation = #_sourceLocation) {
+        let text = "\(error)"
+        #expect(!text.unicodeScalars.contains { HubNames.isControl($0) }, "\(text.debugDescription)", sourceLocation: sourceLocation)
+        #expect(!text.contains(FakeHub.goodToken), sourceLocation: sourceLocation)
+    }
+
+    static func sibling(_ path: String, blobId: String = String(repeating: "1", count: 40)) -> [String: Any] {
+        ["rfilename": path, "size": 10, "blobId": blobId]
+    }
+
+    static let hostileNames = [
+        "..\u{0}", "..\u{0}/x", "a\u{0}b", "vae/\u{0}", "a\nb", "a\rb", "a\u{1B}[2Jb", "a\u{7F}", "a\u{85}b", "a\u{2028}b", "a\tb",
+        "..", ".", "../x", "a/../../x", "vae/..", "./a", "a/./b", "a//b", "vae/", "/etc/passwd", "//x",
+        "C:/Windows/win.ini", "c:x", "a\\..\\..\\b", "..\\x", "", String(repeating: "a", count: 256), String(repeating: "a/", count: 600) + "b",
+    ]
+
+    @Test(arguments: hostileNames)
+    func aHostileFileNameIsRefusedBeforeAnyWrite(_ name: String) async throws {
+        let hub = try FakeHub(repo: Self.repo, files: [])
+        defer { hub.stop() }
+        let neighbours = try Neighbours(repo: Self.repo)
+        defer { neighbours.remove() }
+        hub.serveInfo(FakeHub.info(siblings: [Self.sibling("model_index.json"), Self.sibling(name, blobId: String(repeating: "2", count: 40))]))
+        await #expect {
+            try await Self.pull(hub, cache: neighbours.cache)
+        } throws: { error in
+            Self.expectOneLine(error)
+            guard case HubError.badMetadata(_, let reason) = error else { return false }
+            return reason.hasPrefix("unsafe file name '")
+        }
+        #expect(hub.requests.count == 1, "only the model info was asked")
+        try neighbours.expectIntact(name.debugDescription)
+    }
+
+    /// Listings whose names are each fine but which cannot be one folder tree, or whose numbers are not sizes
+    /// (siblings as the JSON text the hub would send).
+    static let one = String(repeating: "1", count: 40), two = String(repeating: "2", count: 40)
+    @Test(arguments: [
+        (#"[{"rfilename": "a.json", "size": 1, "blobId": "\#(one)"}, {"rfilename": "a.json", "size": 1, "blobId": "\#(two)"}]"#, "is listed twice"),
+        (#"[{"rfilename": "vae", "size": 1, "blobId": "\#(one)"}, {"rfilename": "vae/c.json", "size": 1, "blobId": "\#(two)"}]"#, "both as a file and as a folder"),
+        (#"[{"rfilename": "a.json", "size": 10, "blobId": "\#(one)"}, {"rfilename": "b.json", "size": 11, "blobId": "\#(one)"}]"#, "shares its blob with a file of another size"),
+        (#"[{"rfilename": "a.json", "size": -1, "blobId": "\#(one)"}]"#, "has a size of -1 bytes"),
+        (#"[{"rfilename": "a.json", "size": 2199023255553, "blobId": "\#(one)"}]"#, "has a size of 2199023255553 bytes"),
+        (#"[{"rfilename": "a.json", "size": 1e300, "blobId": "\#(one)"}]"#, "not the model info JSON"),
+        (#"[{"rfilename": "a.json", "size": 99999999999999999999999, "blobId": "\#(one)"}]"#, "not the model info JSON"),
+        (#"[{"rfilename": "a.json", "size": 2.5, "blobId": "\#(one)"}]"#, "not the model info JSON"),
+        (#"[{"rfilename": "a.json", "size": "10", "blobId": "\#(one)"}]"#, "not the model info JSON"),
+        (#"[{"rfilename": "a.json", "size": 1, "blobId": "../../../../etc/passwd__________________"}]"#, "has a bad blobId"),
+        (#"[{"rfilename": "a.json", "size": 1, "blobId": "\#(String(repeating: "\u{FF11}", count: 40))"}]"#, "has a bad blobId"),
+        (#"[{"rfilename": "a.json", "size": 1, "blobId": "\#(one)", "lfs": {"sha256": "../x", "size": 1}}]"#, "has a bad sha256"),
+        (#"[{"size": 1, "blobId": "\#(one)"}]"#, "without 'rfilename'"),
+        (#"[{"rfilename": "a.json", "blobId": "\#(one)"}]"#, "has no size or blobId"),
+        (#"{"rfilename": "a.json"}"#, "not the model info JSON"),
+        (#"null"#, "no 'siblings' list"),
+    ])
+    func aListingThatIsNotOneTreeIsRefused(_ siblings: String, _ expected: String) async throws {
+        let hub = try FakeHub(repo: Self.repo, files: [])
+        defer { hub.stop() }
+        let neighbours = try Neighbours(repo: Self.repo)
+        defer { neighbours.remove() }
+        hub.serveInfo(Data(#"{"sha": "\#(FakeHub.commit)", "siblings": \#(siblings)}"#.utf8))
+        await #expect {
+            try await Self.pull(hub, cache: neighbours.cache)
+        } throws: { error in
+            Self.expectOneLine(error)
+            return "\(error)".contains(expected)
+        }
+        try neighbours.expectIntact(expected)
+    }
+
+    @Test func aCommitThatIsNotHexIsRefused() async throws {
+        let hub = try FakeHub(repo: Self.repo, files: [])
+        defer { hub.stop() }
+        let root = PullTests.temporaryRoot()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        for sha in ["../../../../x", String(repeating: "\u{FF10}", count: 40), "0123456789abcdef0123456789abcdef0123456\u{0}", ""] {
+            hub.serveInfo(FakeHub.info(siblings: [], sha: sha))
+            await #expect(throws: HubError.badMetadata(repo: Self.repo, reason: "no commit hash in 'sha'")) {
+                try await Self.pull(hub, cache: root)
+            }
+        }
+    }
+
+    static let hostileRevisions = [
+        "../../x", "..", "../../../tmp/evil", "a/../b", "/abs", "a//b", "main/", ".hidden", "refs/.x", "x.lock", "a..b",
+        "main\u{0}", "main\u{0}/../../x", "main\n", "a b", "a@{1}", "a~1", "a^", "a:b", "a*", "a?", "", "ref\\x",
+        String(repeating: "a", count: 256), "ma\u{0130}n",
+    ]
+
+    @Test(arguments: hostileRevisions)
+    func aBadRevisionIsRefusedBeforeAnyRequest(_ revision: String) async throws {
+        let hub = try FakeHub(repo: Self.repo, files: [])
+        defer { hub.stop() }
+        let neighbours = try Neighbours(repo: Self.repo)
+        defer { neighbours.remove() }
+        await #expect(throws: HubError.badRevision(revision)) {
+            try await Self.pull(hub, cache: neighbours.cache, options: { $0.revision = revision })
+        }
+        Self.expectOneLine(HubError.badRevision(revision))
+        #expect(hub.requests.isEmpty)
+        try neighbours.expectIntact(revision.debugDescription)
+    }
+
+    @Test func revisionsTheHubUsesAreAccepted() async throws {
+        for revision in ["main", "v1.0", "refs/pr/12", "release-2024_01", "fp16", FakeHub.commit, FakeHub.commit.uppercased()] {
+            #expect(HubNames.isRevision(revision), "\(revision)")
+        }
+        let hub = try FakeHub(repo: Self.repo, files: PullTests.files())
+        defer { hub.stop() }
+        let root = PullTests.temporaryRoot()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        _ = try await Self.pull(hub, cache: root, options: { $0.revision = "refs/pr/1" })
+        let ref = CacheLayout(root: root, repo: Self.repo).folder + "/refs/refs/pr/1"
+        #expect(try String(contentsOfFile: ref, encoding: .utf8) == FakeHub.commit)
+    }
+
+    /// A body longer than the listed size (no Content-Length and endless, or announced larger) is cut at the size:
+    /// nothing past it is written, and the partial file is removed.
+    @Test(arguments: [nil, 10_000_000, 300_001] as [Int?])
+    func aBodyLongerThanListedStopsAtTheListedSize(announced: Int?) async throws {
+        let hub = try FakeHub(repo: Self.repo, files: PullTests.files())
+        defer { hub.stop() }
+        let neighbours = try Neighbours(repo: Self.repo)
+        defer { neighbours.remove() }
+        let weights = hub.files[2]
+        hub.flood(hub.resolveRoute(weights.path), .init(contentLength: announced, total: announced))
+        let started = Date()
+        await #expect(throws: HubError.tooLong(file: weights.path, expected: Int64(weights.data.count))) {
+            try await Self.pull(hub, cache: neighbours.cache)
+        }
+        #expect(Date().timeIntervalSince(started) < 20)
+        let layout = CacheLayout(root: neighbours.cache, repo: Self.repo)
+        #expect(!FileManager.default.fileExists(atPath: layout.incomplete(hub.sha256(weights))))
+        #expect(!FileManager.default.fileExists(atPath: layout.blob(hub.sha256(weights))))
+        #expect(!FileManager.default.fileExists(atPath: layout.snapshot(FakeHub.commit)))
+        try neighbours.expectIntact("endless body, announced \(announced.map(String.init) ?? "nothing")")
+    }
+
+    /// A model info answer past the 16 MiB limit, announced (400 MB) or streamed without end, is refused as it comes.
+    @Test(arguments: [400_000_000, nil] as [Int?])
+    func aHugeModelInfoIsRefusedWithoutKeepingItWhole(announced: Int?) async throws {
+        let hub = try FakeHub(repo: Self.repo, files: PullTests.files())
+        defer { hub.stop() }
+        let neighbours = try Neighbours(repo: Self.repo)
+        defer { neighbours.remove() }
+        hub.flood(hub.infoRoute, .init(contentLength: announced, total: nil))
+        let started = Date()
+        await #expect {
+            try await Self.pull(hub, cache: neighbours.cache)
+        } throws: { error in
+            Self.expectOneLine(error)
+            guard case HubError.tooLarge(let url, let limit) = error else { return false }
+            return url.hasPrefix(hub.endpoint + hub.infoRoute) && limit == 16 << 20
+        }
+        #expect(Date().timeIntervalSince(started) < 20)
+        try neighbours.expectIntact("huge model info")
+    }
+
+    /// One byte now and then keeps no transfer alive: the idle timeout (1 s here) stops it, for the model info and a
+    /// file; the bytes of the file that did arrive stay, and the next pull resumes after them (they were not the
+    /// file's, so the checksum then sends it whole once more).
+    @Test func aDripFeedHitsTheIdleTimeout() async throws {
+        let hub = try FakeHub(repo: Self.repo, files: PullTests.files())
+        defer { hub.stop() }
+        let neighbours = try Neighbours(repo: Self.repo)
+        defer { neighbours.remove() }
+        let quick: (inout HubSettings) -> Void = { $0.idleTimeout = 1 }
+        hub.flood(hub.infoRoute, .init(contentLength: 5000, total: nil, chunk: 1, delay: 4))
+        var started = Date()
+        await #expect(throws: HubError.stalled(url: hub.endpoint + hub.infoRoute + "?blobs=true", seconds: 1)) {
+            try await Self.pull(hub, cache: neighbours.cache, settings: quick)
+        }
+        #expect(Date().timeIntervalSince(started) < 5)
+        hub.calm(hub.infoRoute)
+
+        let weights = hub.files[2]
+        hub.flood(hub.resolveRoute(weights.path), .init(contentLength: weights.data.count, total: nil, chunk: 1000, delay: 4))
+        started = Date()
+        await #expect(throws: HubError.stalled(url: hub.endpoint + hub.resolveRoute(weights.path), seconds: 1)) {
+            try await Self.pull(hub, cache: neighbours.cache, settings: quick)
+        }
+        #expect(Date().timeIntervalSince(started) < 5)
+        hub.calm(hub.resolveRoute(weights.path))
+        _ = try await Self.pull(hub, cache: neighbours.cache)
+        try PullTests.expectSnapshot(hub, root: neighbours.cache)
+        #expect(hub.requests.filter { $0.path == "/cdn/" + hub.sha256(weights) }.map(\.range) == ["bytes=1000-", nil])
+        try neighbours.expectIntact("drip")
+    }
+
+    /// A hub that accepts the connection and never answers: the connect timeout (1 s here) ends the wait.
+    @Test func aSilentHubHitsTheConnectTimeout() async throws {
+        let hub = try FakeHub(repo: Self.repo, files: PullTests.files())
+        defer { hub.stop() }
+        let neighbours = try Neighbours(repo: Self.repo)
+        defer { neighbours.remove() }
+        let quick: (inout HubSettings) -> Void = { $0.connectTimeout = 1 }
+        for route in [hub.infoRoute, hub.resolveRoute(hub.files[1].path)] {
+            hub.silence(route)
+            let started = Date()
+            await #expect {
+                try await Self.pull(hub, cache: neighbours.cache, settings: quick)
+            } throws: { error in
+                Self.expectOneLine(error)
+                guard case HubError.noAnswer(let url, 1) = error else { return false }
+                return url.hasPrefix(hub.endpoint + route)
+            }
+            #expect(Date().timeIntervalSince(started) < 5, "\(route)")
+            hub.calm(route)
+        }
+        try neighbours.expectIntact("silence")
+    }
+
+    /// Files with the same bytes (LFS weights, git vocabularies) are one blob each, downloaded once, linked from
+    /// every path; progress counts every file.
+    @Test func filesSharingABlobDownloadOnce() async throws {
+        let weights = Data((0..<200_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) })
+        let vocabulary = Data(#"{"a": 1, "b": 2}"#.utf8)
+        let files: [FakeHub.File] = [
+            .init(path: "model_index.json", data: Data("{}".utf8), lfs: false),
+            .init(path: "text_encoder/model.safetensors", data: weights, lfs: true),
+            .init(path: "text_encoder_2/model.safetensors", data: weights, lfs: true),
+            .init(path: "tokenizer/vocab.json", data: vocabulary, lfs: false),
+            .init(path: "tokenizer_2/vocab.json", data: vocabulary, lfs: false),
+        ]
+        let hub = try FakeHub(repo: Self.repo, files: files)
+        defer { hub.stop() }
+        let neighbours = try Neighbours(repo: Self.repo)
+        defer { neighbours.remove() }
+        let lines = Lines()
+        let pull = ModelPull(repo: Self.repo, options: PullOptions(), settings: HubSettings(endpoint: hub.endpoint, token: nil), cacheRoot: neighbours.cache)
+        let plan = try await pull.plan()
+        #expect(plan.bytesToFetch == Int64(2 + weights.count + vocabulary.count))
+        _ = try await pull.run(plan, progress: PullProgress(total: plan.bytesToFetch, files: plan.files.count) { lines.add($0) })
+        try PullTests.expectSnapshot(hub, root: neighbours.cache)
+        let requests = hub.requests.map(\.path)
+        #expect(requests.filter { $0.hasSuffix("/model.safetensors") }.count == 1, "\(requests)")
+        #expect(requests.filter { $0 == "/cdn/" + hub.sha256(files[1]) }.count == 1, "\(requests)")
+        #expect(requests.filter { $0.hasSuffix("/vocab.json") }.count == 1, "\(requests)")
+        #expect(lines.last?.hasSuffix("5/5 files") == true, "\(lines.last ?? "no progress")")
+        try neighbours.expectIntact("shared blobs")
+    }
+}
+
+/// Progress lines as a pull shows them.
+final class Lines: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lines: [String] = []
+    func add(_ line: String) { lock.withLock { lines.append(line) } }
+    var last: String? { lock.withLock { lines.last } }
+}
