@@ -41,7 +41,7 @@ struct HubHTTP: Sendable {
         let transfer = Transfer(sink: sink, policy: RedirectPolicy(endpoint: origin, authorization: settings.authorization),
                                 carriesToken: request.value(forHTTPHeaderField: "Authorization") != nil,
                                 limits: .init(connect: settings.connectTimeout, idle: settings.idleTimeout), url: url, received: received)
-        let session = URLSession(configuration: .ephemeral, delegate: transfer, delegateQueue: nil)
+        let session = URLSession(configuration: Self.configuration, delegate: transfer, delegateQueue: nil)
         defer { session.finishTasksAndInvalidate() }
         let task = session.dataTask(with: request)
         // Cancelling the pull's task stops the transfer; what arrived stays in the .incomplete file for the next pull.
@@ -54,6 +54,18 @@ struct HubHTTP: Sendable {
         }
         if let status = transfer.failedStatus { throw statusError(status, url: url, revision: revision) }
         return data
+    }
+
+    /// No cache, cookies or stored credentials: a pull keeps nothing but the files, and writes nothing outside the
+    /// hub cache (FoundationNetworking's shared cache and cookie store would create folders under $HOME).
+    static var configuration: URLSessionConfiguration {
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.urlCache = nil
+        configuration.httpCookieStorage = nil
+        configuration.httpShouldSetCookies = false
+        configuration.urlCredentialStorage = nil
+        configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
+        return configuration
     }
 
     func statusError(_ status: Int, url: URL, revision: String) -> HubError {

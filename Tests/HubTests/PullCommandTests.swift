@@ -33,8 +33,12 @@ import Testing
         defer { neighbours.remove() }
         if test.label == "drip" { hub.flood(hub.infoRoute, .init(contentLength: 900, total: nil, chunk: 1, delay: 3)) }
         if test.label == "endless body" { hub.flood(hub.resolveRoute(hub.files[2].path), .init(contentLength: nil, total: nil)) }
+        // FoundationNetworking makes its URL cache and cookie folders (empty: the pull turns both off) under the XDG
+        // folders on first use of URLSession; they go beside the neighbourhood and must hold no file.
+        let foundation = PullTests.temporaryRoot()
+        defer { try? FileManager.default.removeItem(atPath: foundation) }
         let base = ["HF_ENDPOINT": hub.endpoint, "HF_HUB_CACHE": neighbours.cache, "HF_HOME": neighbours.root, "HOME": neighbours.root,
-                    "HF_TOKEN": FakeHub.goodToken, "PATH": "/usr/bin:/bin"]
+                    "XDG_CACHE_HOME": foundation + "/cache", "XDG_DATA_HOME": foundation + "/data", "HF_TOKEN": FakeHub.goodToken, "PATH": "/usr/bin:/bin"]
         let started = Date()
         let result = try TokenTests.run(["models", "pull", PullTests.repo] + test.arguments, environment: base.merging(test.environment) { $1 })
         #expect(Date().timeIntervalSince(started) < 20, "\(test.label) took \(Date().timeIntervalSince(started)) s")
@@ -45,6 +49,11 @@ import Testing
         #expect(lines.last.map(String.init) == errors.last.map(String.init), "\(test.label): the error is not the last line")
         #expect(!result.output.contains(FakeHub.goodToken) && !result.output.contains("hf_good"), "\(test.label): the token was printed")
         try neighbours.expectIntact(test.label)
+        let kept = (FileManager.default.enumerator(atPath: foundation)?.allObjects as? [String] ?? []).filter { path in
+            var folder: ObjCBool = false
+            return !FileManager.default.fileExists(atPath: foundation + "/" + path, isDirectory: &folder) || !folder.boolValue
+        }
+        #expect(kept.isEmpty, "\(test.label): Foundation kept \(kept)")
         #expect(!FileManager.default.fileExists(atPath: CacheLayout(root: neighbours.cache, repo: PullTests.repo).snapshot(FakeHub.commit)))
     }
 }
