@@ -124,6 +124,31 @@ import Testing
         try neighbours.expectIntact(revision.debugDescription)
     }
 
+    @Test(arguments: ["a/b/c", "../x", "org/..", "org/.x", "org/n\u{0}", "org/n\nx", "org/é", "/x", "org/", "org//x", ""])
+    func aBadRepoIDIsRefusedBeforeAnyRequest(_ repo: String) async throws {
+        let hub = try FakeHub(repo: Self.repo, files: [])
+        defer { hub.stop() }
+        let root = PullTests.temporaryRoot()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let pull = ModelPull(repo: repo, options: PullOptions(), settings: HubSettings(endpoint: hub.endpoint, token: nil), cacheRoot: root + "/hub")
+        await #expect(throws: HubError.badRepo(repo)) { try await pull.plan() }
+        Self.expectOneLine(HubError.badRepo(repo))
+        #expect(hub.requests.isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root).isEmpty)
+    }
+
+    /// The progress line from numbers a slow or lying hub can cause: no conversion traps, the ETA gives up instead.
+    @Test func theProgressLineSurvivesExtremeNumbers() {
+        #expect(PullProgress.duration(1e30) == "--" && PullProgress.duration(.nan) == "--" && PullProgress.duration(.infinity) == "--")
+        #expect(PullProgress.duration(-5) == "0s" && PullProgress.duration(3725) == "1h2m")
+        let progress = PullProgress(total: RepoInfo.maxFileSize * 4096, files: 3) { _ in }
+        progress.add(1)
+        let line = progress.line(now: Date().addingTimeInterval(1e7))
+        #expect(line.contains("ETA --") && line.hasSuffix("0/3 files"), "\(line)")
+        progress.discard(10)
+        #expect(progress.line().contains("ETA --"))
+    }
+
     @Test func revisionsTheHubUsesAreAccepted() async throws {
         for revision in ["main", "v1.0", "refs/pr/12", "release-2024_01", "fp16", FakeHub.commit, FakeHub.commit.uppercased()] {
             #expect(HubNames.isRevision(revision), "\(revision)")
