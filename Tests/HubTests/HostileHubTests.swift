@@ -31,14 +31,21 @@ import Testing
         ["rfilename": path, "size": 10, "blobId": blobId]
     }
 
+    /// A hostile string as a test argument, shown escaped in the test log (NUL and newlines would garble it).
+    struct Hostile: Sendable, CustomTestStringConvertible {
+        var text: String
+        var testDescription: String { HubNames.shown(text) }
+    }
+
     static let hostileNames = [
         "..\u{0}", "..\u{0}/x", "a\u{0}b", "vae/\u{0}", "a\nb", "a\rb", "a\u{1B}[2Jb", "a\u{7F}", "a\u{85}b", "a\u{2028}b", "a\tb",
         "..", ".", "../x", "a/../../x", "vae/..", "./a", "a/./b", "a//b", "vae/", "/etc/passwd", "//x",
         "C:/Windows/win.ini", "c:x", "a\\..\\..\\b", "..\\x", "", String(repeating: "a", count: 256), String(repeating: "a/", count: 600) + "b",
     ]
 
-    @Test(arguments: hostileNames)
-    func aHostileFileNameIsRefusedBeforeAnyWrite(_ name: String) async throws {
+    @Test(arguments: hostileNames.map(Hostile.init))
+    func aHostileFileNameIsRefusedBeforeAnyWrite(_ hostile: Hostile) async throws {
+        let name = hostile.text
         let hub = try FakeHub(repo: Self.repo, files: [])
         defer { hub.stop() }
         let neighbours = try Neighbours(repo: Self.repo)
@@ -110,8 +117,9 @@ import Testing
         String(repeating: "a", count: 256), "ma\u{0130}n",
     ]
 
-    @Test(arguments: hostileRevisions)
-    func aBadRevisionIsRefusedBeforeAnyRequest(_ revision: String) async throws {
+    @Test(arguments: hostileRevisions.map(Hostile.init))
+    func aBadRevisionIsRefusedBeforeAnyRequest(_ hostile: Hostile) async throws {
+        let revision = hostile.text
         let hub = try FakeHub(repo: Self.repo, files: [])
         defer { hub.stop() }
         let neighbours = try Neighbours(repo: Self.repo)
@@ -124,8 +132,9 @@ import Testing
         try neighbours.expectIntact(revision.debugDescription)
     }
 
-    @Test(arguments: ["a/b/c", "../x", "org/..", "org/.x", "org/n\u{0}", "org/n\nx", "org/é", "/x", "org/", "org//x", ""])
-    func aBadRepoIDIsRefusedBeforeAnyRequest(_ repo: String) async throws {
+    @Test(arguments: ["a/b/c", "../x", "org/..", "org/.x", "org/n\u{0}", "org/n\nx", "org/é", "/x", "org/", "org//x", ""].map(Hostile.init))
+    func aBadRepoIDIsRefusedBeforeAnyRequest(_ hostile: Hostile) async throws {
+        let repo = hostile.text
         let hub = try FakeHub(repo: Self.repo, files: [])
         defer { hub.stop() }
         let root = PullTests.temporaryRoot()
