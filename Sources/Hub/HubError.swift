@@ -21,6 +21,7 @@ public enum HubError: Error, CustomStringConvertible, Equatable {
     case tooLong(file: String, expected: Int64)
     case stalled(url: String, seconds: Double)
     case noAnswer(url: String, seconds: Double)
+    case tooSlow(url: String, bytes: Int64, seconds: Double)
     case refusedRedirect(url: String, location: String)
 
     public var description: String {
@@ -61,6 +62,8 @@ public enum HubError: Error, CustomStringConvertible, Equatable {
             return "the hub sent more than the listed \(expected) bytes for \(file): stopped, and the partial file was removed"
         case .stalled(let url, let seconds):
             return "no data from \(url) for \(Self.seconds(seconds)) s: the transfer was stopped; run the pull again to resume"
+        case .tooSlow(let url, let bytes, let seconds):
+            return "fewer than \(bytes) bytes in \(Self.seconds(seconds)) s from \(url): the transfer was stopped; run the pull again to resume"
         case .noAnswer(let url, let seconds):
             return "no answer from \(url) within \(Self.seconds(seconds)) s (no network? set HF_ENDPOINT for a mirror)"
         case .refusedRedirect(let url, let location):

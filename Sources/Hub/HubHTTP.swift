@@ -40,7 +40,9 @@ struct HubHTTP: Sendable {
         }
         let transfer = Transfer(sink: sink, policy: RedirectPolicy(endpoint: origin, authorization: settings.authorization),
                                 carriesToken: request.value(forHTTPHeaderField: "Authorization") != nil,
-                                limits: .init(connect: settings.connectTimeout, idle: settings.idleTimeout), url: url, received: received)
+                                limits: .init(connect: settings.connectTimeout, idle: settings.idleTimeout,
+                                              slowBytes: settings.slowBytes, slowSeconds: settings.slowSeconds),
+                                url: url, received: received)
         let session = URLSession(configuration: Self.configuration, delegate: transfer, delegateQueue: nil)
         defer { session.finishTasksAndInvalidate() }
         let task = session.dataTask(with: request)

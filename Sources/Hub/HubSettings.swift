@@ -7,8 +7,11 @@ public struct HubSettings: Sendable, CustomStringConvertible, CustomDebugStringC
     public var endpoint: String
     /// Seconds to wait for a response's headers (connecting, then each redirect) before giving up.
     public var connectTimeout: Double = 20
-    /// Seconds a transfer may go without a byte before it is stopped (huggingface_hub: HF_HUB_DOWNLOAD_TIMEOUT).
-    public var idleTimeout: Double = 30
+    /// Seconds a transfer may go without a byte before it is stopped (huggingface_hub's HF_HUB_DOWNLOAD_TIMEOUT, 10 s).
+    public var idleTimeout: Double = 10
+    /// A transfer that brings fewer than `slowBytes` in any `slowSeconds` is stopped: 1 kB a minute is no download.
+    public var slowBytes: Int64 = 1024
+    public var slowSeconds: Double = 60
     /// The largest JSON answer read (model info); a bigger one is refused without being kept whole.
     public var jsonLimit: Int64 = 16 << 20
     /// A setting from the environment that could not be used; the pull refuses to start with it.
@@ -41,9 +44,10 @@ public struct HubSettings: Sendable, CustomStringConvertible, CustomDebugStringC
     func check() throws {
         if let problem { throw problem }
         if origin == nil { throw HubError.badSetting(name: "the hub endpoint", value: endpoint, expected: "an http or https address") }
-        for (name, value) in [("the connect timeout", connectTimeout), ("the idle timeout", idleTimeout)] where !(value.isFinite && value > 0 && value <= 3600) {
+        for (name, value) in [("the connect timeout", connectTimeout), ("the idle timeout", idleTimeout), ("the low-speed window", slowSeconds)] where !(value.isFinite && value > 0 && value <= 3600) {
             throw HubError.badSetting(name: name, value: "\(value)", expected: "seconds from 0 to 3600")
         }
+        if slowBytes < 0 { throw HubError.badSetting(name: "the low-speed limit", value: "\(slowBytes)", expected: "a number of bytes") }
         if jsonLimit <= 0 { throw HubError.badSetting(name: "the JSON size limit", value: "\(jsonLimit)", expected: "a positive number of bytes") }
     }
 

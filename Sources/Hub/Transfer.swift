@@ -15,9 +15,13 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
         case file(path: String, start: Int64, limit: Int64, name: String)
     }
 
+    /// `idle` alone lets a hub send one byte every idle-minus-one seconds for ever; like curl's
+    /// CURLOPT_LOW_SPEED_LIMIT/TIME, a transfer that brings fewer than `slowBytes` in `slowSeconds` is stopped too.
     struct Limits {
         var connect: Double
         var idle: Double
+        var slowBytes: Int64
+        var slowSeconds: Double
     }
 
     private let lock = NSLock()
@@ -32,6 +36,9 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
     private var position: Int64 = 0
     private var responded = false
     private var lastActivity = DispatchTime.now()
+    /// The low-speed window: when it began and the bytes that came in it.
+    private var windowStart = DispatchTime.now()
+    private var windowBytes: Int64 = 0
     private var task: URLSessionTask?
     private var watchdog: DispatchSourceTimer?
     private var continuation: CheckedContinuation<Data, Error>?
@@ -52,7 +59,7 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
     }
 
     func begin(_ task: URLSessionTask, continuation: CheckedContinuation<Data, Error>) {
-        let interval = max(0.02, min(1, min(limits.connect, limits.idle) / 4))
+        let interval = max(0.02, min(1, min(limits.connect, limits.idle, limits.slowSeconds) / 4))
         let timer = DispatchSource.makeTimerSource(queue: .global())
         timer.schedule(deadline: .now() + interval, repeating: interval)
         timer.setEventHandler { [weak self] in self?.checkSilence() }
@@ -66,15 +73,25 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
         task.resume()
     }
 
-    /// Before the first response the connect limit applies (connecting, redirects, waiting for headers), then the idle one.
+    /// Before the first response the connect limit applies (connecting, redirects, waiting for headers), then the idle
+    /// and low-speed ones.
     private func checkSilence() {
         lock.lock()
-        let silent = Double(DispatchTime.now().uptimeNanoseconds - lastActivity.uptimeNanoseconds) / 1e9
-        if failure == nil, responded ? silent > limits.idle : silent > limits.connect {
-            failure = responded ? .stalled(url: url, seconds: limits.idle) : .noAnswer(url: url, seconds: limits.connect)
-            task?.cancel()
+        defer { lock.unlock() }
+        // Stopped already (a refused answer, a limit): make sure the transfer is, whatever the URL loading system did.
+        guard failure == nil, status == nil else { task?.cancel(); return }
+        let now = DispatchTime.now()
+        let silent = Double(now.uptimeNanoseconds - lastActivity.uptimeNanoseconds) / 1e9
+        if !responded, silent > limits.connect {
+            failure = .noAnswer(url: url, seconds: limits.connect)
+        } else if responded, silent > limits.idle {
+            failure = .stalled(url: url, seconds: limits.idle)
+        } else if responded, Double(now.uptimeNanoseconds - windowStart.uptimeNanoseconds) / 1e9 >= limits.slowSeconds {
+            if windowBytes < limits.slowBytes { failure = .tooSlow(url: url, bytes: limits.slowBytes, seconds: limits.slowSeconds) }
+            windowStart = now
+            windowBytes = 0
         }
-        lock.unlock()
+        if failure != nil { task?.cancel() }
     }
 
     func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
@@ -102,18 +119,19 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
         defer { lock.unlock() }
         responded = true
         lastActivity = .now()
+        windowStart = lastActivity
         guard failure == nil, code == 200 || code == 206 else {
             if failure == nil { status = code }
-            return completionHandler(.cancel)
+            return stop(dataTask, completionHandler)
         }
         let announced = response.expectedContentLength
         switch sink {
         case .memory(let limit):
-            if announced > limit { failure = .tooLarge(url: url, limit: limit); return completionHandler(.cancel) }
+            if announced > limit { failure = .tooLarge(url: url, limit: limit); return stop(dataTask, completionHandler) }
         case .file(let path, let start, let limit, let name):
             // A 200 to a Range request means the server sends the whole file again: start over.
             position = code == 200 ? 0 : start
-            if announced > limit - position { failure = .tooLong(file: name, expected: limit); return completionHandler(.cancel) }
+            if announced > limit - position { failure = .tooLong(file: name, expected: limit); return stop(dataTask, completionHandler) }
             do {
                 if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
                 let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
@@ -121,16 +139,35 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
                 self.handle = handle
             } catch {
                 failure = .cacheWrite(path: path, reason: "\(error)")
-                return completionHandler(.cancel)
+                return stop(dataTask, completionHandler)
             }
         }
         completionHandler(.allow)
+    }
+
+    /// FoundationNetworking ignores the disposition ("Ignoring disposition from completion handler"), so refusing a
+    /// response also cancels the task: otherwise an endless body would keep coming.
+    private func stop(_ task: URLSessionDataTask, _ completionHandler: (URLSession.ResponseDisposition) -> Void) {
+        completionHandler(.cancel)
+        task.cancel()
+    }
+
+    /// A 401 with a WWW-Authenticate header arrives here instead of as a response: no credentials are offered
+    /// (the token is a header, not a URLCredential), the task ends and the status says what the hub refused.
+    func urlSession(_ session: URLSession, task: URLSessionTask, didReceive challenge: URLAuthenticationChallenge,
+                    completionHandler: @escaping (URLSession.AuthChallengeDisposition, URLCredential?) -> Void) {
+        lock.withLock {
+            responded = true
+            if failure == nil { status = (challenge.failureResponse as? HTTPURLResponse)?.statusCode ?? 401 }
+        }
+        completionHandler(.cancelAuthenticationChallenge, nil)
     }
 
     func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
         lock.lock()
         defer { lock.unlock() }
         lastActivity = .now()
+        windowBytes += Int64(data.count)
         guard failure == nil else { return }
         switch sink {
         case .memory(let limit):

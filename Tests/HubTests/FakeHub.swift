@@ -15,7 +15,14 @@ final class FakeHub: @unchecked Sendable {
     struct Request { var path: String; var range: String?; var authorization: String?; var host: String? }
     /// A body sent `chunk` bytes at a time with `delay` seconds between chunks, `total` bytes in all (nil: until the
     /// client hangs up), announced with `contentLength` (nil: no Content-Length, the body ends when the connection does).
-    struct Flood { var contentLength: Int?; var total: Int?; var chunk = 65_536; var delay = 0.0 }
+    struct Flood {
+        var contentLength: Int?
+        var total: Int?
+        var chunk = 65_536
+        var delay = 0.0
+        var status = 200
+        var headers: [String: String] = [:]
+    }
 
     static let commit = "0123456789abcdef0123456789abcdef01234567"
     static let goodToken = "hf_goodTOKENthatMustNeverLeak123"
@@ -134,8 +141,9 @@ final class FakeHub: @unchecked Sendable {
 
     /// Headers, then the flood's body until its total, a failed send (the client hung up) or `stop()`.
     private func send(_ client: Int32, _ flood: Flood) {
-        var head = "HTTP/1.1 200 OK\r\nConnection: close\r\n"
+        var head = "HTTP/1.1 \(flood.status) \(flood.status < 300 ? "OK" : "Error")\r\nConnection: close\r\n"
         if let length = flood.contentLength { head += "Content-Length: \(length)\r\n" }
+        for (name, value) in flood.headers { head += "\(name): \(value)\r\n" }
         guard write(client, Data((head + "\r\n").utf8)) else { return }
         let chunk = Data(repeating: UInt8(ascii: " "), count: flood.chunk)
         var sent = 0

@@ -244,6 +244,57 @@ import Testing
         try neighbours.expectIntact("drip")
     }
 
+    /// A byte every 0.3 s never trips the idle timeout (1 s here), but fewer than 1000 bytes in 1.5 s is too slow:
+    /// the model info and a file are both stopped; at full speed the same limits let the whole pull through.
+    @Test func aSteadyTrickleHitsTheLowSpeedLimit() async throws {
+        let hub = try FakeHub(repo: Self.repo, files: PullTests.files())
+        defer { hub.stop() }
+        let neighbours = try Neighbours(repo: Self.repo)
+        defer { neighbours.remove() }
+        let strict: (inout HubSettings) -> Void = { $0.idleTimeout = 1; $0.slowBytes = 1000; $0.slowSeconds = 1.5 }
+        let weights = hub.files[2]
+        for (route, url, length) in [(hub.infoRoute, hub.endpoint + hub.infoRoute + "?blobs=true", nil),
+                                     (hub.resolveRoute(weights.path), hub.endpoint + hub.resolveRoute(weights.path), weights.data.count)] {
+            hub.flood(route, .init(contentLength: length, total: nil, chunk: 1, delay: 0.3))
+            let started = Date()
+            await #expect(throws: HubError.tooSlow(url: url, bytes: 1000, seconds: 1.5)) {
+                try await Self.pull(hub, cache: neighbours.cache, settings: strict)
+            }
+            let took = Date().timeIntervalSince(started)
+            #expect(took >= 1.5 && took < 8, "\(route): stopped after \(took) s")
+            hub.calm(route)
+        }
+        _ = try await Self.pull(hub, cache: neighbours.cache, settings: strict)
+        try PullTests.expectSnapshot(hub, root: neighbours.cache)
+        try neighbours.expectIntact("trickle")
+    }
+
+    /// Refusals with a body that does not end: an error status, and a 401 carrying a WWW-Authenticate challenge
+    /// (FoundationNetworking turns that into an authentication challenge, which gets no credential). Each ends at once
+    /// as the status's own error, whatever the body does.
+    @Test(arguments: [
+        (500, nil, nil), (404, nil, nil), (401, nil, nil), (401, "Bearer realm=\"hub\"", 5), (401, "Basic realm=\"hub\"", 5),
+        (401, "Digest realm=\"hub\", nonce=\"1\"", 5), (401, "Bearer realm=\"hub\"", nil), (401, "Bearer", 5), (401, "Bearer", nil), (401, "", 5),
+    ] as [(Int, String?, Int?)])
+    func aRefusalWithAnEndlessBodyEndsAtOnce(status: Int, challenge: String?, total: Int?) async throws {
+        let hub = try FakeHub(repo: Self.repo, files: PullTests.files())
+        defer { hub.stop() }
+        let neighbours = try Neighbours(repo: Self.repo)
+        defer { neighbours.remove() }
+        hub.flood(hub.infoRoute, .init(contentLength: nil, total: total, chunk: 1000, delay: 0.01, status: status,
+                                       headers: challenge.map { ["WWW-Authenticate": $0] } ?? [:]))
+        let started = Date()
+        let url = hub.endpoint + hub.infoRoute + "?blobs=true"
+        let expected: HubError = switch status {
+        case 401: .unauthorized(repo: Self.repo, page: hub.endpoint + "/" + Self.repo, hadToken: true)
+        case 404: .notFound(repo: Self.repo, revision: "main")
+        default: .httpStatus(status, url: url)
+        }
+        await #expect(throws: expected) { try await Self.pull(hub, cache: neighbours.cache) }
+        #expect(Date().timeIntervalSince(started) < 5)
+        try neighbours.expectIntact("\(status) \(challenge ?? "")")
+    }
+
     /// A hub that accepts the connection and never answers: the connect timeout (1 s here) ends the wait.
     @Test func aSilentHubHitsTheConnectTimeout() async throws {
         let hub = try FakeHub(repo: Self.repo, files: PullTests.files())
