@@ -119,6 +119,25 @@ import FoundationNetworking
         #expect(try FileManager.default.contentsOfDirectory(atPath: root).isEmpty)
     }
 
+    /// Locations that are not well-formed addresses: none crashes the URL loading system or the pull, none is
+    /// followed anywhere but the endpoint's own origin, each ends in one line.
+    @Test(arguments: ["//127.0.0.1:99999/x", "//:80/x", "//[::1/x", "http://[::1]:1/x", "/%zz", "?x=1", "#f", "", " ", "http://",
+                      "https:", "//", "///", "http:///x", "//a b/x", "\u{7F}", "http://127.0.0.1:0/x", "http://127.0.0.1:-1/x",
+                      "http://user:pass@127.0.0.1:1/x", String(repeating: "/a", count: 5000)])
+    func malformedLocationsEndInOneLine(_ location: String) async throws {
+        let (hub, other) = try Self.hubs()
+        defer { hub.stop(); other.stop() }
+        hub.redirect(hub.infoRoute, to: location)
+        let root = PullTests.temporaryRoot()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        var settings = HubSettings(endpoint: hub.endpoint, token: FakeHub.goodToken)
+        settings.connectTimeout = 3
+        let pull = ModelPull(repo: hub.repo, options: PullOptions(), settings: settings, cacheRoot: root)
+        do { _ = try await pull.plan() } catch { HostileHubTests.expectOneLine(error) }
+        #expect(hub.requests.filter { $0.host != "127.0.0.1:\(hub.port)" }.allSatisfy { $0.authorization == nil })
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root).isEmpty)
+    }
+
     /// The rule itself, for the cases a plain-HTTP loopback hub cannot serve: https to http on the same host,
     /// default ports written or not, letter case of the host.
     @Test func thePolicyComparesSchemeHostAndPort() throws {
