@@ -22,6 +22,7 @@ public enum HubError: Error, CustomStringConvertible, Equatable {
     case stalled(url: String, seconds: Double)
     case noAnswer(url: String, seconds: Double)
     case tooSlow(url: String, bytes: Int64, seconds: Double)
+    case badRange(file: String, asked: Int64, got: String)
     case refusedRedirect(url: String, location: String)
 
     public var description: String {
@@ -64,10 +65,20 @@ public enum HubError: Error, CustomStringConvertible, Equatable {
             return "no data from \(url) for \(Self.seconds(seconds)) s: the transfer was stopped; run the pull again to resume"
         case .tooSlow(let url, let bytes, let seconds):
             return "fewer than \(bytes) bytes in \(Self.seconds(seconds)) s from \(url): the transfer was stopped; run the pull again to resume"
+        case .badRange(let file, let asked, let got):
+            return "the hub answered the request for \(file) from byte \(asked) with the range \(HubNames.shown(got)): the partial file was removed; run the pull again"
         case .noAnswer(let url, let seconds):
             return "no answer from \(url) within \(Self.seconds(seconds)) s (no network? set HF_ENDPOINT for a mirror)"
         case .refusedRedirect(let url, let location):
             return "the hub redirected \(url) to \(HubNames.shown(location)), which is not an http(s) address: refused"
+        }
+    }
+
+    /// Errors after which a `.incomplete` file holds bytes that are not the file's.
+    var spoilsPartialFile: Bool {
+        switch self {
+        case .tooLong, .badRange: return true
+        default: return false
         }
     }
 

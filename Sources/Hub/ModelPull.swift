@@ -143,10 +143,11 @@ public struct ModelPull: Sendable {
                     let got = Self.size(of: partial) ?? 0
                     if got > 0 { throw HubError.interrupted(file: file.path, have: got, expected: file.size) }
                     throw HubError.network(url: url, reason: reason)
-                } catch HubError.tooLong(let name, let expected) {
+                } catch let error as HubError where error.spoilsPartialFile {
+                    // Bytes past the listed size, or a range from another offset: what is there cannot be resumed.
                     progress.discard(Self.size(of: partial) ?? 0)
                     try? FileManager.default.removeItem(atPath: partial)
-                    throw HubError.tooLong(file: name, expected: expected)
+                    throw error
                 }
             }
             let got = Self.size(of: partial) ?? 0

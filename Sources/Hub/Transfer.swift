@@ -129,8 +129,14 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
         case .memory(let limit):
             if announced > limit { failure = .tooLarge(url: url, limit: limit); return stop(dataTask, completionHandler) }
         case .file(let path, let start, let limit, let name):
-            // A 200 to a Range request means the server sends the whole file again: start over.
+            // A 200 to a Range request means the server sends the whole file again: start over. A 206 must start
+            // where the request did, or its bytes would land at the wrong offset.
             position = code == 200 ? 0 : start
+            let range = (response as? HTTPURLResponse)?.value(forHTTPHeaderField: "Content-Range") ?? ""
+            if code == 206, Self.firstByte(range) != start {
+                failure = .badRange(file: name, asked: start, got: range)
+                return stop(dataTask, completionHandler)
+            }
             if announced > limit - position { failure = .tooLong(file: name, expected: limit); return stop(dataTask, completionHandler) }
             do {
                 if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
@@ -143,6 +149,12 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
             }
         }
         completionHandler(.allow)
+    }
+
+    /// The first byte of a Content-Range ("bytes 1000-2999/3000" → 1000), or nil.
+    static func firstByte(_ range: String) -> Int64? {
+        guard range.hasPrefix("bytes ") else { return nil }
+        return Int64(range.dropFirst(6).prefix { $0 != "-" })
     }
 
     /// FoundationNetworking ignores the disposition ("Ignoring disposition from completion handler"), so refusing a
