@@ -22,7 +22,7 @@ public struct CacheLayout: Sendable {
               HubNames.isHex(file.blobName, count: 40) || HubNames.isHex(file.blobName, count: 64) else {
             throw HubError.cacheWrite(path: HubNames.shown(path), reason: "not a name inside the snapshot")
         }
-        let depth = file.path.split(separator: "/").count - 1
+        let depth = HubNames.components(file.path).count - 1
         let target = String(repeating: "../", count: depth + 2) + "blobs/" + file.blobName
         do {
             try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)

@@ -10,13 +10,16 @@ public enum HubNames {
 
     /// A relative path that stays inside the snapshot folder on every platform: components of printable characters,
     /// none empty, "." or "..", no backslash (a separator on Windows), no drive prefix ("C:"), no leading "/".
+    /// Components are split on the byte "/", as the file system splits them: String's own `split` and `hasPrefix`
+    /// work on grapheme clusters, where "/" followed by a combining mark (U+0301) is not "/", so "../\u{301}x" would
+    /// pass as one harmless component.
     public static func isSafeFile(_ path: String) -> Bool {
-        guard !path.isEmpty, path.utf8.count <= maxPathBytes, !path.hasPrefix("/") else { return false }
+        guard !path.isEmpty, path.utf8.count <= maxPathBytes, path.utf8.first != slash else { return false }
         guard path.unicodeScalars.allSatisfy({ !isControl($0) && $0 != "\\" }) else { return false }
-        let components = path.split(separator: "/", omittingEmptySubsequences: false)
+        let components = components(path)
         if let first = components.first, isDrive(first) { return false }
         return components.allSatisfy { component in
-            !component.isEmpty && component != "." && component != ".." && component.utf8.count <= maxComponentBytes
+            !component.isEmpty && component != [dot] && component != [dot, dot] && component.count <= maxComponentBytes
         }
     }
 
@@ -26,18 +29,28 @@ public enum HubNames {
         if isHex(revision, count: 40) { return true }
         guard !revision.isEmpty, revision.utf8.count <= maxComponentBytes else { return false }
         guard revision.unicodeScalars.allSatisfy({ isASCIIAlphanumeric($0) || "-_./+".unicodeScalars.contains($0) }) else { return false }
-        return revision.split(separator: "/", omittingEmptySubsequences: false).allSatisfy { component in
-            !component.isEmpty && !component.hasPrefix(".") && !component.hasSuffix(".") && !component.hasSuffix(".lock")
-                && !component.contains("..")
+        // ASCII only from here, so String's character operations see the bytes.
+        return components(revision).allSatisfy { component in
+            let text = String(decoding: component, as: UTF8.self)
+            return !text.isEmpty && !text.hasPrefix(".") && !text.hasSuffix(".") && !text.hasSuffix(".lock") && !text.contains("..")
         }
     }
 
+    /// The UTF-8 bytes of each "/"-separated component, empty ones included.
+    static func components(_ path: String) -> [ArraySlice<UInt8>] {
+        Array(path.utf8).split(separator: slash, omittingEmptySubsequences: false)
+    }
+
+    private static let slash = UInt8(ascii: "/")
+    private static let dot = UInt8(ascii: ".")
+
     /// `ORG/NAME` as the hub spells repo ids: ASCII letters, digits, "-", "_", "."; neither part starting with ".".
     public static func isRepoID(_ text: String) -> Bool {
+        // ASCII only first, so String's character operations below see the bytes.
+        guard text.unicodeScalars.allSatisfy({ isASCIIAlphanumeric($0) || "-_./".unicodeScalars.contains($0) }) else { return false }
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
         return parts.count == 2 && parts.allSatisfy { part in
             !part.isEmpty && part.utf8.count <= 96 && !part.hasPrefix(".") && !part.contains("..")
-                && part.unicodeScalars.allSatisfy { isASCIIAlphanumeric($0) || "-_.".unicodeScalars.contains($0) }
         }
     }
 
@@ -64,8 +77,9 @@ public enum HubNames {
         ("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar)
     }
 
-    private static func isDrive(_ component: Substring) -> Bool {
-        let scalars = Array(component.unicodeScalars.prefix(2))
-        return scalars.count == 2 && scalars[1] == ":" && (("a"..."z").contains(scalars[0]) || ("A"..."Z").contains(scalars[0]))
+    private static func isDrive(_ component: ArraySlice<UInt8>) -> Bool {
+        let bytes = Array(component.prefix(2))
+        let letter = (bytes.first ?? 0) | 0x20
+        return bytes.count == 2 && bytes[1] == UInt8(ascii: ":") && letter >= UInt8(ascii: "a") && letter <= UInt8(ascii: "z")
     }
 }

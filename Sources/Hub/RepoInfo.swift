@@ -57,7 +57,7 @@ public struct RepoInfo: Sendable {
             guard HubNames.isHex(blobID, count: 40) else { throw HubError.badMetadata(repo: repo, reason: "\(shown) has a bad blobId") }
             let file = RepoFile(path: path, size: size, blobID: blobID.lowercased(), sha256: sha256?.lowercased())
             guard paths.insert(path).inserted else { throw HubError.badMetadata(repo: repo, reason: "\(shown) is listed twice") }
-            let components = path.split(separator: "/")
+            let components = HubNames.components(path).map { String(decoding: $0, as: UTF8.self) }
             for depth in 1..<components.count { folders.insert(components[..<depth].joined(separator: "/")) }
             if let listed = blobSizes.updateValue(size, forKey: file.blobName), listed != size {
                 throw HubError.badMetadata(repo: repo, reason: "\(shown) shares its blob with a file of another size")

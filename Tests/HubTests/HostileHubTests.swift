@@ -41,6 +41,8 @@ import Testing
         "..\u{0}", "..\u{0}/x", "a\u{0}b", "vae/\u{0}", "a\nb", "a\rb", "a\u{1B}[2Jb", "a\u{7F}", "a\u{85}b", "a\u{2028}b", "a\tb",
         "..", ".", "../x", "a/../../x", "vae/..", "./a", "a/./b", "a//b", "vae/", "/etc/passwd", "//x",
         "C:/Windows/win.ini", "c:x", "a\\..\\..\\b", "..\\x", "", String(repeating: "a", count: 256), String(repeating: "a/", count: 600) + "b",
+        // "/" then a combining mark is one grapheme cluster, not "/", for String's split and hasPrefix; the file system splits the bytes.
+        "../\u{301}x", "../\u{301}../\u{301}../\u{301}evil", "a/../\u{301}x", "/\u{301}etc/passwd", "a/\u{301}/../../x",
     ]
 
     @Test(arguments: hostileNames.map(Hostile.init))

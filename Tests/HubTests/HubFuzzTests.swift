@@ -42,12 +42,14 @@ import FoundationNetworking
 
     /// A path that stays under the folder it is joined to, with no control character: checked by Foundation's own
     /// path standardizing, not by HubNames.
+    /// Compared as bytes: String's `hasPrefix` and `split` see "/" plus a combining mark as another character.
     static func staysInside(_ path: String) -> Bool {
         let base = "/fuzz/snapshot"
         let joined = URL(fileURLWithPath: base).appendingPathComponent(path).standardizedFileURL.path
-        return joined.hasPrefix(base + "/") && joined.count > base.count + 1 && !path.contains("\\")
-            && !path.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }
-            && !path.split(separator: "/", omittingEmptySubsequences: false).contains { $0.isEmpty || $0 == "." || $0 == ".." }
+        let slash = UInt8(ascii: "/"), dot = UInt8(ascii: ".")
+        return joined.utf8.starts(with: (base + "/").utf8) && joined.utf8.count > base.utf8.count + 1
+            && !path.unicodeScalars.contains { $0 == "\\" || $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }
+            && !Array(path.utf8).split(separator: slash, omittingEmptySubsequences: false).contains { $0.isEmpty || Array($0) == [dot] || Array($0) == [dot, dot] }
     }
 
     static func isLowerHex(_ text: String, count: Int) -> Bool {
