@@ -8,6 +8,9 @@ import Testing
 /// Serialized: the timing checks measure the client's limits, not the other cases' load.
 @Suite(.serialized, .timeLimit(.minutes(1))) struct HostileHubTests {
     static let repo = PullTests.repo
+    /// How long a stopped transfer may take to end. The error's case says which limit stopped it; this bound only
+    /// shows it ended, and is loose because the machine may be shared by several test runs (2 cores).
+    static let patience: TimeInterval = 30
 
     static func pull(_ hub: FakeHub, cache: String, settings change: (inout HubSettings) -> Void = { _ in },
                      options: (inout PullOptions) -> Void = { _ in }, progress: PullProgress? = nil) async throws -> String {
@@ -187,7 +190,7 @@ import Testing
         await #expect(throws: HubError.tooLong(file: weights.path, expected: Int64(weights.data.count))) {
             try await Self.pull(hub, cache: neighbours.cache)
         }
-        #expect(Date().timeIntervalSince(started) < 20)
+        #expect(Date().timeIntervalSince(started) < Self.patience)
         let layout = CacheLayout(root: neighbours.cache, repo: Self.repo)
         #expect(!FileManager.default.fileExists(atPath: layout.incomplete(hub.sha256(weights))))
         #expect(!FileManager.default.fileExists(atPath: layout.blob(hub.sha256(weights))))
@@ -236,7 +239,7 @@ import Testing
             guard case HubError.tooLarge(let url, let limit) = error else { return false }
             return url.hasPrefix(hub.endpoint + hub.infoRoute) && limit == 16 << 20
         }
-        #expect(Date().timeIntervalSince(started) < 20)
+        #expect(Date().timeIntervalSince(started) < Self.patience)
         try neighbours.expectIntact("huge model info")
     }
 
@@ -254,16 +257,16 @@ import Testing
         await #expect(throws: HubError.stalled(url: hub.endpoint + hub.infoRoute + "?blobs=true", seconds: 1)) {
             try await Self.pull(hub, cache: neighbours.cache, settings: quick)
         }
-        #expect(Date().timeIntervalSince(started) < 5)
+        #expect(Date().timeIntervalSince(started) < Self.patience)
         hub.calm(hub.infoRoute)
 
         let weights = hub.files[2]
         hub.flood(hub.resolveRoute(weights.path), .init(contentLength: weights.data.count, total: nil, chunk: 1000, delay: 4))
         started = Date()
         await #expect(throws: HubError.stalled(url: hub.endpoint + hub.resolveRoute(weights.path), seconds: 1)) {
-            try await Self.pull(hub, cache: neighbours.cache, settings: quick)
+            try await Self.pull(hub, cache: neighbours.cache, settings: quick, options: { $0.include = [weights.path] })
         }
-        #expect(Date().timeIntervalSince(started) < 5)
+        #expect(Date().timeIntervalSince(started) < Self.patience)
         hub.calm(hub.resolveRoute(weights.path))
         _ = try await Self.pull(hub, cache: neighbours.cache)
         try PullTests.expectSnapshot(hub, root: neighbours.cache)
@@ -272,7 +275,7 @@ import Testing
     }
 
     /// A byte every 0.3 s never trips the idle timeout (1 s here), but fewer than 1000 bytes in 1.5 s is too slow:
-    /// the model info and a file are both stopped; at full speed the same limits let the whole pull through.
+    /// the model info and a file are both stopped; at full speed the same low-speed limit lets the whole pull through.
     @Test func aSteadyTrickleHitsTheLowSpeedLimit() async throws {
         let hub = try FakeHub(repo: Self.repo, files: PullTests.files())
         defer { hub.stop() }
@@ -285,13 +288,13 @@ import Testing
             hub.flood(route, .init(contentLength: length, total: nil, chunk: 1, delay: 0.3))
             let started = Date()
             await #expect(throws: HubError.tooSlow(url: url, bytes: 1000, seconds: 1.5)) {
-                try await Self.pull(hub, cache: neighbours.cache, settings: strict)
+                try await Self.pull(hub, cache: neighbours.cache, settings: strict, options: { $0.include = [weights.path] })
             }
             let took = Date().timeIntervalSince(started)
-            #expect(took >= 1.5 && took < 8, "\(route): stopped after \(took) s")
+            #expect(took >= 1.5 && took < Self.patience, "\(route): stopped after \(took) s")
             hub.calm(route)
         }
-        _ = try await Self.pull(hub, cache: neighbours.cache, settings: strict)
+        _ = try await Self.pull(hub, cache: neighbours.cache, settings: { $0.slowBytes = 1000; $0.slowSeconds = 1.5 })
         try PullTests.expectSnapshot(hub, root: neighbours.cache)
         try neighbours.expectIntact("trickle")
     }
@@ -318,7 +321,7 @@ import Testing
         default: .httpStatus(status, url: url)
         }
         await #expect(throws: expected) { try await Self.pull(hub, cache: neighbours.cache) }
-        #expect(Date().timeIntervalSince(started) < 5)
+        #expect(Date().timeIntervalSince(started) < Self.patience)
         try neighbours.expectIntact("\(status) \(challenge ?? "")")
     }
 
@@ -333,13 +336,13 @@ import Testing
             hub.silence(route)
             let started = Date()
             await #expect {
-                try await Self.pull(hub, cache: neighbours.cache, settings: quick)
+                try await Self.pull(hub, cache: neighbours.cache, settings: quick, options: { $0.include = [hub.files[1].path] })
             } throws: { error in
                 Self.expectOneLine(error)
                 guard case HubError.noAnswer(let url, 1) = error else { return false }
                 return url.hasPrefix(hub.endpoint + route)
             }
-            #expect(Date().timeIntervalSince(started) < 5, "\(route)")
+            #expect(Date().timeIntervalSince(started) < Self.patience, "\(route)")
             hub.calm(route)
         }
         try neighbours.expectIntact("silence")

@@ -22,7 +22,7 @@ import Testing
         Case(label: "timeout NaN", arguments: [], environment: ["HF_HUB_DOWNLOAD_TIMEOUT": "nan"], expected: "HF_HUB_DOWNLOAD_TIMEOUT is 'nan'"),
         Case(label: "endpoint not http", arguments: [], environment: ["HF_ENDPOINT": "file:///etc"], expected: "HF_ENDPOINT is 'file:///etc'"),
         Case(label: "drip", arguments: [], environment: ["HF_HUB_DOWNLOAD_TIMEOUT": "1"], expected: "no data from"),
-        Case(label: "endless body", arguments: [], expected: "more than the listed 300000 bytes"),
+        Case(label: "endless body", arguments: ["--include", "transformer/"], expected: "more than the listed 300000 bytes"),
     ]
 
     @Test(arguments: cases)
@@ -41,7 +41,7 @@ import Testing
                     "XDG_CACHE_HOME": foundation + "/cache", "XDG_DATA_HOME": foundation + "/data", "HF_TOKEN": FakeHub.goodToken, "PATH": "/usr/bin:/bin"]
         let started = Date()
         let result = try TokenTests.run(["models", "pull", PullTests.repo] + test.arguments, environment: base.merging(test.environment) { $1 })
-        #expect(Date().timeIntervalSince(started) < 20, "\(test.label) took \(Date().timeIntervalSince(started)) s")
+        #expect(Date().timeIntervalSince(started) < HostileHubTests.patience, "\(test.label) took \(Date().timeIntervalSince(started)) s")
         #expect(result.status != 0 && result.reason == .exit, "\(test.label): status \(result.status) \(result.reason)")
         let lines = result.output.split(separator: "\n")
         let errors = lines.filter { $0.contains("Error: ") }
