@@ -28,7 +28,10 @@ public struct HubSettings: Sendable, CustomStringConvertible, CustomDebugStringC
     public init(token flag: String?, environment: [String: String] = ProcessInfo.processInfo.environment) {
         let endpoint = environment["HF_ENDPOINT"].flatMap { $0.isEmpty ? nil : $0 } ?? "https://huggingface.co"
         let variable = environment["HF_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
-        self.init(endpoint: endpoint, token: flag ?? variable ?? Self.tokenFile(environment: environment))
+        var file: Result<String?, HubError> = .success(nil)
+        if flag == nil, variable == nil { file = Self.tokenFile(environment: environment) }
+        self.init(endpoint: endpoint, token: flag ?? variable ?? (try? file.get()) ?? nil)
+        if case .failure(let error) = file { problem = error }
         if let text = environment["HF_HUB_DOWNLOAD_TIMEOUT"], !text.isEmpty {
             if let seconds = Double(text), seconds.isFinite, (0.1...3600).contains(seconds) { idleTimeout = seconds } else {
                 problem = .badSetting(name: "HF_HUB_DOWNLOAD_TIMEOUT", value: text, expected: "seconds from 0.1 to 3600")
@@ -58,12 +61,25 @@ public struct HubSettings: Sendable, CustomStringConvertible, CustomDebugStringC
     /// The Authorization header value; only the HTTP layer asks for it.
     var authorization: String? { token.map { "Bearer " + $0 } }
 
-    static func tokenFile(environment: [String: String]) -> String? {
+    /// The token `huggingface-cli login` wrote: nil when there is no file; an error when the path is not a regular
+    /// file of at most 64 KiB (a FIFO or /dev/zero there would block or fill memory), or not UTF-8.
+    static func tokenFile(environment: [String: String]) -> Result<String?, HubError> {
         let home = environment["HF_HOME"].flatMap { $0.isEmpty ? nil : $0 }
             ?? (environment["XDG_CACHE_HOME"].map { $0 + "/huggingface" })
             ?? ((environment["HOME"] ?? NSHomeDirectory()) + "/.cache/huggingface")
-        let path = environment["HF_TOKEN_PATH"].flatMap { $0.isEmpty ? nil : $0 } ?? home + "/token"
-        return try? String(contentsOfFile: path, encoding: .utf8)
+        let named = environment["HF_TOKEN_PATH"].flatMap { $0.isEmpty ? nil : $0 } ?? home + "/token"
+        // attributesOfItem does not follow links; a token file may well be one.
+        let path = URL(fileURLWithPath: named).resolvingSymlinksInPath().path
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else { return .success(nil) }
+        let size = (attributes[.size] as? NSNumber)?.int64Value ?? 0
+        let expected = "a regular file of at most 64 KiB holding the token"
+        guard attributes[.type] as? FileAttributeType == .typeRegular, size <= 64 << 10 else {
+            return .failure(.badSetting(name: "the token file", value: path, expected: expected))
+        }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            return .failure(.badSetting(name: "the token file", value: path, expected: expected + " as UTF-8 text"))
+        }
+        return .success(text)
     }
 
     /// What a log, `print` or `dump` of the settings shows: whether a token is set, never the token.
