@@ -52,13 +52,26 @@ import FoundationNetworking
             && !Array(path.utf8).split(separator: slash, omittingEmptySubsequences: false).contains { $0.isEmpty || Array($0) == [dot] || Array($0) == [dot, dot] }
     }
 
+    /// The slowest case, timed again three times: a parser that is slow on that input is slow every time, while a
+    /// machine busy with other work (a million cases meet a few preemptions) is not.
+    static func expectFast(_ slowest: Fuzz.Slowest, under limit: Double, _ check: ([UInt8]) -> Void,
+                           sourceLocation: SourceLocation = #_sourceLocation) {
+        let again = (0..<3).map { _ in
+            let start = DispatchTime.now().uptimeNanoseconds
+            check(slowest.input)
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        }.min() ?? 0
+        #expect(again < limit, "slowest case \(again) s (first \(slowest.seconds) s) on \(slowest.input.count) bytes: \(slowest.input.prefix(64))",
+                sourceLocation: sourceLocation)
+    }
+
     static func isLowerHex(_ text: String, count: Int) -> Bool {
         text.utf8.count == count && text.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
     }
 
     @Test func modelInfo() throws {
         var accepted = 0, files = 0
-        let slowest = Fuzz.run(corpus: try Self.corpus(), seed: 0x4855_4201) { bytes in
+        func check(_ bytes: [UInt8]) {
             guard let info = try? RepoInfo(repo: "org/name", json: Data(bytes)) else { return }
             accepted += 1
             #expect(Self.isLowerHex(info.commit, count: 40), "commit \(info.commit.debugDescription)")
@@ -70,8 +83,9 @@ import FoundationNetworking
                 #expect((0...(Int64(1) << 40)).contains(file.size), "size \(file.size)")
             }
         }
+        let slowest = Fuzz.run(corpus: try Self.corpus(), seed: 0x4855_4201, check)
         #expect(accepted > 0 && files > 0, "no mutation was accepted: the corpus is not reaching the checks")
-        #expect(slowest.seconds < 0.5, "slowest \(slowest.seconds) s on \(slowest.input.count) bytes")
+        Self.expectFast(slowest, under: 0.5, check)
     }
 
     /// Names mutated byte by byte (invalid UTF-8 becomes U+FFFD, as when the JSON decoder meets it).
@@ -79,7 +93,7 @@ import FoundationNetworking
         let names = ["model_index.json", "transformer/diffusion_pytorch_model.safetensors", "text_encoder_3/model-00001-of-00002.safetensors",
                      "refs/pr/12", "v1.0", "main", "a/../b", "..\u{0}", FakeHub.commit]
         var safe = 0
-        let slowest = Fuzz.run(corpus: names.map { Array($0.utf8) }, seed: 0x4855_4202) { bytes in
+        func check(_ bytes: [UInt8]) {
             let name = String(decoding: bytes, as: UTF8.self)
             if HubNames.isSafeFile(name) {
                 safe += 1
@@ -91,8 +105,9 @@ import FoundationNetworking
             if HubNames.isRepoID(name) { #expect(Self.staysInside(name) && name.split(separator: "/").count == 2, "accepted repo \(name.debugDescription)") }
             #expect(!HubNames.shown(name).unicodeScalars.contains { $0.value < 0x20 }, "a control character shown")
         }
+        let slowest = Fuzz.run(corpus: names.map { Array($0.utf8) }, seed: 0x4855_4202, check)
         #expect(safe > 0)
-        #expect(slowest.seconds < 0.1, "slowest \(slowest.seconds) s")
+        Self.expectFast(slowest, under: 0.1, check)
     }
 
     /// Redirect targets: the token is kept only when scheme, host and port are the endpoint's, as URLComponents reads them.
@@ -102,7 +117,7 @@ import FoundationNetworking
         let targets = ["https://huggingface.co/api/models/a/b", "https://huggingface.co:443/x", "http://huggingface.co/x",
                        "https://cdn-lfs.huggingface.co/repos/x?X-Amz=1", "https://localhost:8080/x", "file:///etc/passwd", "//huggingface.co/x"]
         var kept = 0
-        let slowest = Fuzz.run(corpus: targets.map { Array($0.utf8) }, seed: 0x4855_4203) { bytes in
+        func check(_ bytes: [UInt8]) {
             guard let url = URL(string: String(decoding: bytes, as: UTF8.self)) else { return }
             guard case .follow(let request, let keeps) = policy.decide(URLRequest(url: url), hadToken: true, range: nil) else { return }
             #expect((request.value(forHTTPHeaderField: "Authorization") != nil) == keeps)
@@ -112,7 +127,8 @@ import FoundationNetworking
             #expect(parts?.scheme?.lowercased() == "https" && parts?.host?.lowercased() == "huggingface.co" && [nil, 443].contains(parts?.port),
                     "the token kept for \(url.absoluteString.debugDescription)")
         }
+        let slowest = Fuzz.run(corpus: targets.map { Array($0.utf8) }, seed: 0x4855_4203, check)
         #expect(kept > 0)
-        #expect(slowest.seconds < 0.1, "slowest \(slowest.seconds) s")
+        Self.expectFast(slowest, under: 0.1, check)
     }
 }
