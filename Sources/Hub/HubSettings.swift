@@ -38,6 +38,13 @@ public struct HubSettings: Sendable, CustomStringConvertible, CustomDebugStringC
             }
         }
         if origin == nil { problem = .badSetting(name: "HF_ENDPOINT", value: self.endpoint, expected: "an http or https address") }
+        // Credentials in the address would be printed with every URL an error names; the token has its own place.
+        if let parts = URLComponents(string: self.endpoint), parts.user != nil || parts.password != nil {
+            self.endpoint = parts.scheme.map { $0 + "://" } ?? ""
+            self.endpoint += (parts.host ?? "") + (parts.port.map { ":\($0)" } ?? "") + parts.path
+            problem = .badSetting(name: "HF_ENDPOINT", value: self.endpoint + " with a user or password",
+                                  expected: "an address without credentials (give the token with --token or HF_TOKEN)")
+        }
     }
 
     /// Scheme, host and port of the endpoint: the only place the token is sent.

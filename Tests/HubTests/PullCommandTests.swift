@@ -21,6 +21,8 @@ import Testing
         Case(label: "timeout not a number", arguments: [], environment: ["HF_HUB_DOWNLOAD_TIMEOUT": "soon"], expected: "HF_HUB_DOWNLOAD_TIMEOUT is 'soon'"),
         Case(label: "timeout NaN", arguments: [], environment: ["HF_HUB_DOWNLOAD_TIMEOUT": "nan"], expected: "HF_HUB_DOWNLOAD_TIMEOUT is 'nan'"),
         Case(label: "endpoint not http", arguments: [], environment: ["HF_ENDPOINT": "file:///etc"], expected: "HF_ENDPOINT is 'file:///etc'"),
+        Case(label: "endpoint with credentials", arguments: [], environment: ["HF_ENDPOINT": "http://me:hf_inTheAddress@127.0.0.1:9"],
+             expected: "HF_ENDPOINT is 'http://127.0.0.1:9 with a user or password'"),
         Case(label: "drip", arguments: [], environment: ["HF_HUB_DOWNLOAD_TIMEOUT": "1"], expected: "no data from"),
         Case(label: "endless body", arguments: ["--include", "transformer/"], expected: "more than the listed 300000 bytes"),
     ]
@@ -47,7 +49,8 @@ import Testing
         let errors = lines.filter { $0.contains("Error: ") }
         #expect(errors.count == 1 && errors.last?.contains(test.expected) == true, "\(test.label): \(result.output)")
         #expect(lines.last.map(String.init) == errors.last.map(String.init), "\(test.label): the error is not the last line")
-        #expect(!result.output.contains(FakeHub.goodToken) && !result.output.contains("hf_good"), "\(test.label): the token was printed")
+        #expect(!result.output.contains(FakeHub.goodToken) && !result.output.contains("hf_good") && !result.output.contains("hf_inTheAddress"),
+                "\(test.label): a token was printed")
         try neighbours.expectIntact(test.label)
         let kept = (FileManager.default.enumerator(atPath: foundation)?.allObjects as? [String] ?? []).filter { path in
             var folder: ObjCBool = false
