@@ -377,6 +377,18 @@ import Testing
         #expect(lines.last?.hasSuffix("5/5 files") == true, "\(lines.last ?? "no progress")")
         try neighbours.expectIntact("shared blobs")
     }
+
+    /// An empty file (an `__init__.py`, an empty `.gitattributes`) is fetched like any other and linked; before, its
+    /// missing `.incomplete` made the rename fail.
+    @Test func anEmptyFileIsPulled() async throws {
+        let files: [FakeHub.File] = [.init(path: "model_index.json", data: Data("{}".utf8), lfs: false), .init(path: "empty/__init__.py", data: Data(), lfs: false)]
+        let hub = try FakeHub(repo: Self.repo, files: files)
+        defer { hub.stop() }
+        let root = PullTests.temporaryRoot()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        _ = try await Self.pull(hub, cache: root)
+        try PullTests.expectSnapshot(hub, root: root)
+    }
 }
 
 /// Progress lines as a pull shows them.
