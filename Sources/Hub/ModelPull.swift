@@ -145,7 +145,7 @@ public struct ModelPull: Sendable {
                     throw HubError.network(url: url, reason: reason)
                 } catch let error as HubError where error.spoilsPartialFile {
                     // Bytes past the listed size, or a range from another offset: what is there cannot be resumed.
-                    progress.discard(Self.size(of: partial) ?? 0)
+                    progress.discard((Self.size(of: partial) ?? have) - have)
                     try? FileManager.default.removeItem(atPath: partial)
                     throw error
                 }
