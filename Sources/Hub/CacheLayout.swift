@@ -15,15 +15,26 @@ public struct CacheLayout: Sendable {
     public func snapshot(_ commit: String) -> String { folder + "/snapshots/" + commit }
 
     /// Links `snapshots/<commit>/<path>` to its blob with a relative target, so the cache can move.
+    /// Only a link is ever replaced: whatever else sits at the path (a folder, a file) is an error, never removed.
     func link(_ file: RepoFile, commit: String) throws {
         let path = snapshot(commit) + "/" + file.path
-        let depth = file.path.split(separator: "/").count - 1
+        guard HubNames.isSafeFile(file.path), HubNames.isHex(commit, count: 40),
+              HubNames.isHex(file.blobName, count: 40) || HubNames.isHex(file.blobName, count: 64) else {
+            throw HubError.cacheWrite(path: HubNames.shown(path), reason: "not a name inside the snapshot")
+        }
+        let depth = HubNames.components(file.path).count - 1
         let target = String(repeating: "../", count: depth + 2) + "blobs/" + file.blobName
         do {
             try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            if (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) == target { return }
-            if (try? FileManager.default.attributesOfItem(atPath: path)) != nil { try FileManager.default.removeItem(atPath: path) }
+            if let existing = try? FileManager.default.destinationOfSymbolicLink(atPath: path) {
+                if existing == target { return }
+                try FileManager.default.removeItem(atPath: path)
+            } else if (try? FileManager.default.attributesOfItem(atPath: path)) != nil {
+                throw HubError.cacheWrite(path: path, reason: "something other than a link is in the way")
+            }
             try FileManager.default.createSymbolicLink(atPath: path, withDestinationPath: target)
+        } catch let error as HubError {
+            throw error
         } catch {
             throw HubError.cacheWrite(path: path, reason: "\(error)")
         }
@@ -32,6 +43,7 @@ public struct CacheLayout: Sendable {
     /// `refs/<revision>` names the commit; a revision that is itself a commit needs no ref (as in huggingface_hub).
     func writeRef(_ revision: String, commit: String) throws {
         guard revision != commit else { return }
+        guard HubNames.isRevision(revision) else { throw HubError.badRevision(revision) }
         let path = folder + "/refs/" + revision
         do {
             try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)

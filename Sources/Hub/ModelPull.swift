@@ -28,15 +28,21 @@ public struct PullPlan: Sendable {
     public var info: RepoInfo
     public var files: [(file: RepoFile, state: State)]
 
-    public var totalBytes: Int64 { files.reduce(0) { $0 + $1.file.size } }
+    /// Each blob counted once: files with the same content share it (RepoInfo has checked they list one size).
+    public var totalBytes: Int64 { unique.reduce(0) { $0 + $1.file.size } }
     public var bytesToFetch: Int64 {
-        files.reduce(0) { sum, entry in
+        unique.reduce(0) { sum, entry in
             switch entry.state {
             case .cached: return sum
             case .partial(let have): return sum + entry.file.size - have
             case .missing: return sum + entry.file.size
             }
         }
+    }
+
+    private var unique: [(file: RepoFile, state: State)] {
+        var seen = Set<String>()
+        return files.filter { seen.insert($0.file.blobName).inserted }
     }
 
     /// Refuses to start a pull that cannot fit, before any byte is written.
@@ -59,7 +65,9 @@ public struct ModelPull: Sendable {
         self.http = HubHTTP(settings: settings, repo: repo)
     }
 
+    /// The settings, repo id and revision are checked before any request: the revision becomes `refs/<revision>`.
     public func plan() async throws -> PullPlan {
+        try checkNames()
         let revision = options.revision.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? options.revision
         let url = try makeURL("/api/models/\(repo)/revision/\(revision)?blobs=true")
         let info = try RepoInfo(repo: repo, json: try await http.getData(url, revision: options.revision))
@@ -71,22 +79,40 @@ public struct ModelPull: Sendable {
         return PullPlan(info: info, files: files)
     }
 
+    func checkNames() throws {
+        try http.settings.check()
+        guard HubNames.isRepoID(repo) else { throw HubError.badRepo(repo) }
+        guard HubNames.isRevision(options.revision) else { throw HubError.badRevision(options.revision) }
+        guard (1...64).contains(options.parallel) else {
+            throw HubError.badSetting(name: "--parallel", value: "\(options.parallel)", expected: "1 to 64 files at once")
+        }
+    }
+
     /// Downloads what the plan lacks, `parallel` files at a time; returns the snapshot folder.
     /// Every file is tried even when one fails, so a rerun has less left to do; the first error is thrown.
     /// Cancelling the calling task stops the transfers (CancellationError); the bytes fetched so far stay for a rerun.
     public func run(_ plan: PullPlan, progress: PullProgress) async throws -> String {
+        try checkNames()
         try layout.makeFolders()
         try plan.checkSpace(free: DiskSpace.free(at: layout.folder), folder: layout.folder)
-        var pending = plan.files.filter { $0.state != .cached }.map(\.file)[...]
+        // Files with the same content share one blob (huggingface_hub keys blobs by ETag): fetch each blob once.
+        let waiting = plan.files.filter { $0.state != .cached }.map(\.file)
+        let sharing = Dictionary(waiting.map { ($0.blobName, 1) }, uniquingKeysWith: +)
+        var seen = Set<String>()
+        var pending = waiting.filter { seen.insert($0.blobName).inserted }[...]
         var firstError: Error?
         try await withThrowingTaskGroup(of: Result<Void, Error>.self) { group in
             func startNext() {
                 guard !Task.isCancelled, let file = pending.popFirst() else { return }
                 group.addTask {
-                    do { try await fetch(file, commit: plan.info.commit, progress: progress); return .success(()) } catch { return .failure(error) }
+                    do {
+                        try await fetch(file, commit: plan.info.commit, progress: progress)
+                        for _ in 0..<(sharing[file.blobName] ?? 1) { progress.fileDone() }
+                        return .success(())
+                    } catch { return .failure(error) }
                 }
             }
-            for _ in 0..<max(1, options.parallel) { startNext() }
+            for _ in 0..<min(options.parallel, pending.count) { startNext() }
             while let result = try await group.next() {
                 if case .failure(let error) = result, firstError == nil { firstError = error }
                 startNext()
@@ -99,7 +125,8 @@ public struct ModelPull: Sendable {
         return layout.snapshot(plan.info.commit)
     }
 
-    /// One file into `blobs/`: resume its `.incomplete`, check size and SHA-256, rename; a bad file is removed and fetched once more.
+    /// One blob into `blobs/`: resume its `.incomplete`, check size and SHA-256, rename; a bad file is removed and fetched once more.
+    /// A body longer than the listed size is cut there and removed: the hub is not sending what it listed.
     func fetch(_ file: RepoFile, commit: String, progress: PullProgress) async throws {
         let partial = layout.incomplete(file.blobName)
         let path = file.path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? file.path
@@ -107,15 +134,20 @@ public struct ModelPull: Sendable {
         for attempt in 1...2 {
             var have = Self.size(of: partial) ?? 0
             if have > file.size { try? FileManager.default.removeItem(atPath: partial); progress.discard(have); have = 0 }
-            if have < file.size {
+            if have < file.size || (file.size == 0 && Self.size(of: partial) == nil) {
                 do {
-                    try await http.download(url, to: partial, from: have, revision: options.revision) { progress.add($0) }
+                    try await http.download(url, to: partial, from: have, size: file.size, name: file.path, revision: options.revision) { progress.add($0) }
                 } catch HubError.network(let url, let reason) {
                     if Task.isCancelled { throw CancellationError() }
                     // A connection lost mid-file leaves its bytes in .incomplete: say how far it got and that a rerun resumes.
                     let got = Self.size(of: partial) ?? 0
                     if got > 0 { throw HubError.interrupted(file: file.path, have: got, expected: file.size) }
                     throw HubError.network(url: url, reason: reason)
+                } catch let error as HubError where error.spoilsPartialFile {
+                    // Bytes past the listed size, or a range from another offset: what is there cannot be resumed.
+                    progress.discard((Self.size(of: partial) ?? have) - have)
+                    try? FileManager.default.removeItem(atPath: partial)
+                    throw error
                 }
             }
             let got = Self.size(of: partial) ?? 0
@@ -136,7 +168,6 @@ public struct ModelPull: Sendable {
             do { try FileManager.default.moveItem(atPath: partial, toPath: layout.blob(file.blobName)) } catch {
                 if Self.size(of: layout.blob(file.blobName)) != file.size { throw HubError.cacheWrite(path: layout.blob(file.blobName), reason: "\(error)") }
             }
-            progress.fileDone()
             return
         }
     }

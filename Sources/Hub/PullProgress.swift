@@ -41,7 +41,7 @@ public final class PullProgress: @unchecked Sendable {
         let seconds = max(now.timeIntervalSince(started), 0.001)
         let rate = Double(received) / seconds
         let eta = rate > 0 ? Self.duration(Double(total - received) / rate) : "--"
-        return "\(Self.bytes(received)) / \(Self.bytes(total))  \(Self.bytes(Int64(rate)))/s  ETA \(eta)  \(filesDone)/\(fileCount) files"
+        return "\(Self.bytes(received)) / \(Self.bytes(total))  \(Self.bytes(Int64(min(max(rate, 0), 1e15))))/s  ETA \(eta)  \(filesDone)/\(fileCount) files"
     }
 
     public static func bytes(_ count: Int64) -> String {
@@ -52,8 +52,10 @@ public final class PullProgress: @unchecked Sendable {
         return unit == 0 ? "\(Int(value)) B" : String(format: "%.1f %@", value, units[unit])
     }
 
+    /// "--" past about three years: a rate of a few bytes an hour says nothing about the end.
     static func duration(_ seconds: Double) -> String {
-        let whole = Int(seconds.rounded())
+        guard seconds.isFinite, seconds < 1e8 else { return "--" }
+        let whole = Int(max(seconds, 0).rounded())
         if whole >= 3600 { return "\(whole / 3600)h\(whole % 3600 / 60)m" }
         return whole >= 60 ? "\(whole / 60)m\(whole % 60)s" : "\(whole)s"
     }

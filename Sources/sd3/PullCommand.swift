@@ -10,13 +10,13 @@ struct PullCommand: AsyncParsableCommand {
         abstract: "Download a model repository from the Hugging Face Hub into its cache ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub), resumably.")
 
     @Argument(help: "The repository, e.g. stabilityai/stable-diffusion-3-medium-diffusers.") var repo: String
-    @Option(help: "Branch, tag or commit.") var revision = "main"
+    @Option(help: "Branch or tag (letters, digits, '-', '_', '.', '/'; no '..') or a 40-hex commit.") var revision = "main"
     @Option(parsing: .upToNextOption, help: "Only files matching these patterns (fnmatch, as huggingface_hub's allow_patterns; 'vae/' means the folder).")
     var include: [String] = []
     @Flag(help: "Skip the T5 text encoder (text_encoder_3/, tokenizer_3/): 9.5 GB less for SD3 Medium.") var noT5 = false
     @Flag(help: "List the files and sizes that would be fetched, and fetch nothing.") var dryRun = false
     @Option(help: "Hub access token (else $HF_TOKEN, else the file `huggingface-cli login` wrote). Never printed.") var token: String?
-    @Option(help: "Files downloaded at once.") var parallel = 4
+    @Option(help: "Files downloaded at once (1 to 64).") var parallel = 4
 
     func run() async throws {
         guard HuggingFaceCache.isRepoID(repo) else { throw ValidationError("'\(repo)' is not a repo id (ORG/NAME)") }

@@ -8,9 +8,21 @@ import Glibc
 /// `resolve/<commit>/<file>` (LFS files redirect to a "CDN" on another host name), Range requests, and
 /// 401/403/404 for gated and missing repos. Blocking sockets, one thread per connection, `Connection: close`:
 /// only a test server, so plain and small beats fast.
+/// A hostile hub too: per route (a path without its query) it can redirect anywhere, flood or drip a body, stay
+/// silent, or serve another model info than its files.
 final class FakeHub: @unchecked Sendable {
     struct File { var path: String; var data: Data; var lfs: Bool }
-    struct Request { var path: String; var range: String?; var authorization: String? }
+    struct Request { var path: String; var range: String?; var authorization: String?; var host: String? }
+    /// A body sent `chunk` bytes at a time with `delay` seconds between chunks, `total` bytes in all (nil: until the
+    /// client hangs up), announced with `contentLength` (nil: no Content-Length, the body ends when the connection does).
+    struct Flood {
+        var contentLength: Int?
+        var total: Int?
+        var chunk = 65_536
+        var delay = 0.0
+        var status = 200
+        var headers: [String: String] = [:]
+    }
 
     static let commit = "0123456789abcdef0123456789abcdef01234567"
     static let goodToken = "hf_goodTOKENthatMustNeverLeak123"
@@ -34,6 +46,10 @@ final class FakeHub: @unchecked Sendable {
     /// File paths whose next response sends half its body and then hangs until `release()`: a stuck transfer to cancel.
     private var stalls: Set<String> = []
     private var released = false
+    private var redirects: [String: (status: Int, location: String)] = [:]
+    private var floods: [String: Flood] = [:]
+    private var silent: Set<String> = []
+    private var infoBody: Data?
 
     init(repo: String, files: [File], gated: Bool = false) throws {
         self.repo = repo
@@ -68,8 +84,24 @@ final class FakeHub: @unchecked Sendable {
     var requests: [Request] { lock.withLock { log } }
     func cut(_ path: String, after bytes: Int) { lock.withLock { cuts[path] = bytes } }
     func corrupt(_ path: String, times: Int) { lock.withLock { corruptions[path] = times } }
-    func stall(_ path: String) { lock.withLock { stalls.insert(path) } }
+    func stall(_ path: String) { lock.withLock { _ = stalls.insert(path) } }
     func release() { lock.withLock { released = true } }
+    func redirect(_ route: String, to location: String, status: Int = 302) { lock.withLock { redirects[route] = (status, location) } }
+    func flood(_ route: String, _ flood: Flood) { lock.withLock { floods[route] = flood } }
+    /// Reads the request and never answers.
+    func silence(_ route: String) { lock.withLock { _ = silent.insert(route) } }
+    /// Back to serving the route plainly.
+    func calm(_ route: String) { lock.withLock { redirects[route] = nil; floods[route] = nil; silent.remove(route) } }
+    /// Model info other than the files': hostile names, sizes, blobs.
+    func serveInfo(_ body: Data) { lock.withLock { infoBody = body } }
+
+    var infoRoute: String { "/api/models/\(repo)/revision/main" }
+    func resolveRoute(_ path: String) -> String { "/\(repo)/resolve/\(Self.commit)/\(path)" }
+
+    /// Model info JSON with these siblings (`rfilename`, `size`, `blobId`, `lfs` as the hub spells them).
+    static func info(siblings: [[String: Any]], sha: String = commit) -> Data {
+        try! JSONSerialization.data(withJSONObject: ["id": "x", "sha": sha, "siblings": siblings])
+    }
 
     func sha256(_ file: File) -> String { hashes[file.path]! }
 
@@ -98,8 +130,50 @@ final class FakeHub: @unchecked Sendable {
             headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         }
         let path = target.removingPercentEncoding ?? target
-        lock.withLock { log.append(Request(path: path, range: headers["range"], authorization: headers["authorization"])) }
+        lock.withLock { log.append(Request(path: path, range: headers["range"], authorization: headers["authorization"], host: headers["host"])) }
+        let route = String(path.prefix { $0 != "?" })
+        let (redirect, flood, quiet) = lock.withLock { (redirects[route], floods[route], silent.contains(route)) }
+        if let redirect { return send(client, status: redirect.status, body: Data(), extra: ["Location": redirect.location]) }
+        if let flood { return send(client, flood) }
+        if quiet { return waitForHangUp(client) }
         respond(client, path: path, headers: headers)
+    }
+
+    /// Headers, then the flood's body until its total, a failed send (the client hung up) or `stop()`.
+    private func send(_ client: Int32, _ flood: Flood) {
+        var head = "HTTP/1.1 \(flood.status) \(flood.status < 300 ? "OK" : "Error")\r\nConnection: close\r\n"
+        if let length = flood.contentLength { head += "Content-Length: \(length)\r\n" }
+        for (name, value) in flood.headers { head += "\(name): \(value)\r\n" }
+        guard write(client, Data((head + "\r\n").utf8)) else { return }
+        let chunk = Data(repeating: UInt8(ascii: " "), count: flood.chunk)
+        var sent = 0
+        while flood.total.map({ sent < $0 }) ?? true, lock.withLock({ !stopped }) {
+            let part = chunk.prefix(flood.total.map { $0 - sent } ?? chunk.count)
+            guard write(client, part) else { return }
+            sent += part.count
+            if flood.delay > 0 { usleep(UInt32(flood.delay * 1e6)) }
+        }
+    }
+
+    private func waitForHangUp(_ client: Int32) {
+        var byte: UInt8 = 0
+        while lock.withLock({ !stopped }) {
+            let count = recv(client, &byte, 1, Int32(MSG_DONTWAIT))
+            if count == 0 || (count < 0 && errno != EAGAIN && errno != EWOULDBLOCK) { return }
+            usleep(10_000)
+        }
+    }
+
+    private func write(_ client: Int32, _ bytes: Data) -> Bool {
+        bytes.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let sent = Glibc.send(client, buffer.baseAddress! + offset, buffer.count - offset, Int32(MSG_NOSIGNAL))
+                if sent <= 0 { return false }
+                offset += sent
+            }
+            return true
+        }
     }
 
     private func respond(_ client: Int32, path: String, headers: [String: String]) {
@@ -109,7 +183,7 @@ final class FakeHub: @unchecked Sendable {
             guard path.hasPrefix(infoPrefix) || path.hasPrefix(resolvePrefix) else { return send(client, status: 404, body: Data("Repository not found".utf8)) }
             if let status = refusal(headers["authorization"]) { return send(client, status: status, body: Data("Access restricted".utf8)) }
         }
-        if path.hasPrefix(infoPrefix) { return send(client, status: 200, body: info()) }
+        if path.hasPrefix(infoPrefix) { return send(client, status: 200, body: lock.withLock { infoBody } ?? info()) }
         if path.hasPrefix(resolvePrefix), let file = files.first(where: { $0.path == String(path.dropFirst(resolvePrefix.count)) }) {
             // The real hub sends LFS files to its CDN; "localhost" is another host than "127.0.0.1", so the token must not follow.
             if file.lfs { return send(client, status: 302, body: Data(), extra: ["Location": "http://localhost:\(port)/cdn/\(sha256(file))"]) }
@@ -163,13 +237,6 @@ final class FakeHub: @unchecked Sendable {
         for (name, value) in extra { head += "\(name): \(value)\r\n" }
         var bytes = Data((head + "\r\n").utf8)
         bytes.append(body.prefix(sendOnly ?? body.count))
-        bytes.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let sent = Glibc.send(client, buffer.baseAddress! + offset, buffer.count - offset, Int32(MSG_NOSIGNAL))
-                if sent <= 0 { return }
-                offset += sent
-            }
-        }
+        _ = write(client, bytes)
     }
 }

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 @testable import Hub
 
@@ -13,7 +16,7 @@ import Testing
         return FileManager.default.isExecutableFile(atPath: beside) ? beside : packageRoot + "/.build/debug/sd3"
     }
 
-    static func run(_ arguments: [String], environment: [String: String]) throws -> (status: Int32, output: String) {
+    static func run(_ arguments: [String], environment: [String: String]) throws -> (status: Int32, output: String, reason: Process.TerminationReason) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: sd3)
         process.arguments = arguments
@@ -24,7 +27,7 @@ import Testing
         try process.run()
         let output = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+        return (process.terminationStatus, String(decoding: output, as: UTF8.self), process.terminationReason)
     }
 
     @Test func tokenNeverAppearsInOutput() throws {
@@ -59,5 +62,30 @@ import Testing
         dump(HubSettings(endpoint: hub.endpoint, token: FakeHub.goodToken), to: &dumped)
         #expect(!dumped.contains(FakeHub.goodToken))
         try PullTests.expectSnapshot(hub, root: cache)
+    }
+
+    /// The token file is read only when it is a regular file of at most 64 KiB (through a link is fine): a FIFO,
+    /// /dev/zero or a folder there is one clear error from the pull, never a read that blocks or fills memory.
+    @Test(.timeLimit(.minutes(1))) func aTokenFileThatIsNotAFileIsRefused() async throws {
+        let home = PullTests.temporaryRoot()
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        try Data((FakeHub.goodToken + "\n").utf8).write(to: URL(fileURLWithPath: home + "/token"))
+        try FileManager.default.createSymbolicLink(atPath: home + "/link", withDestinationPath: home + "/token")
+        #expect(mkfifo(home + "/fifo", 0o600) == 0)
+        try FileManager.default.createDirectory(atPath: home + "/folder", withIntermediateDirectories: true)
+        try Data(count: 65 << 10).write(to: URL(fileURLWithPath: home + "/huge"))
+        try Data([0xFF, 0xFE, 0x00]).write(to: URL(fileURLWithPath: home + "/binary"))
+        for (path, readable) in [("token", true), ("link", true), ("absent", true), ("fifo", false), ("folder", false), ("huge", false),
+                                 ("binary", false), ("/dev/zero", false)] {
+            let full = path.hasPrefix("/") ? path : home + "/" + path
+            let settings = HubSettings(token: nil, environment: ["HF_TOKEN_PATH": full, "HF_ENDPOINT": "http://127.0.0.1:9"])
+            #expect(settings.hasToken == (readable && path != "absent"), "\(path)")
+            if readable { #expect(throws: Never.self) { try settings.check() } } else {
+                #expect(throws: HubError.badSetting(name: "the token file", value: URL(fileURLWithPath: full).resolvingSymlinksInPath().path,
+                                                    expected: "a regular file of at most 64 KiB holding the token" + (path == "binary" ? " as UTF-8 text" : ""))) {
+                    try settings.check()
+                }
+            }
+        }
     }
 }

@@ -1,0 +1,229 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// URLSession's delegate for one request, JSON or file: it decides each redirect (RedirectPolicy), keeps the body
+/// within its limit as it arrives, and stops a transfer that is silent for too long. A delegate rather than the
+/// completion-handler API because FoundationNetworking follows redirects of completion-handler tasks by itself,
+/// copying every header, the token included, to wherever the Location points.
+final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
+    /// Where the body goes. A file is written as it arrives (a `.incomplete` the next pull resumes with a Range
+    /// request), never past `limit`, the size the hub listed.
+    enum Sink {
+        case memory(limit: Int64)
+        case file(path: String, start: Int64, limit: Int64, name: String)
+    }
+
+    /// `idle` alone lets a hub send one byte every idle-minus-one seconds for ever; like curl's
+    /// CURLOPT_LOW_SPEED_LIMIT/TIME, a transfer that brings fewer than `slowBytes` in `slowSeconds` is stopped too.
+    struct Limits {
+        var connect: Double
+        var idle: Double
+        var slowBytes: Int64
+        var slowSeconds: Double
+    }
+
+    private let lock = NSLock()
+    private let sink: Sink
+    private let policy: RedirectPolicy
+    private let limits: Limits
+    private let url: String
+    private let received: @Sendable (Int) -> Void
+    private var carriesToken: Bool
+    private var buffer = Data()
+    private var handle: FileHandle?
+    private var position: Int64 = 0
+    private var responded = false
+    private var lastActivity = DispatchTime.now()
+    /// The low-speed window: when it began and the bytes that came in it.
+    private var windowStart = DispatchTime.now()
+    private var windowBytes: Int64 = 0
+    private var task: URLSessionTask?
+    private var watchdog: DispatchSourceTimer?
+    private var continuation: CheckedContinuation<Data, Error>?
+    /// Set when this class stopped the transfer; it wins over the cancellation error URLSession reports then.
+    private var failure: HubError?
+    private var status: Int?
+
+    /// The status of an answer other than 200 or 206, once the task has ended.
+    var failedStatus: Int? { lock.withLock { status } }
+
+    init(sink: Sink, policy: RedirectPolicy, carriesToken: Bool, limits: Limits, url: URL, received: @escaping @Sendable (Int) -> Void = { _ in }) {
+        self.sink = sink
+        self.policy = policy
+        self.carriesToken = carriesToken
+        self.limits = limits
+        self.url = url.absoluteString
+        self.received = received
+    }
+
+    func begin(_ task: URLSessionTask, continuation: CheckedContinuation<Data, Error>) {
+        let interval = max(0.02, min(1, min(limits.connect, limits.idle, limits.slowSeconds) / 4))
+        let timer = DispatchSource.makeTimerSource(queue: .global())
+        timer.schedule(deadline: .now() + interval, repeating: interval)
+        timer.setEventHandler { [weak self] in self?.checkSilence() }
+        lock.withLock {
+            self.task = task
+            self.continuation = continuation
+            watchdog = timer
+            lastActivity = .now()
+        }
+        timer.resume()
+        task.resume()
+    }
+
+    /// Before the first response the connect limit applies (connecting, redirects, waiting for headers), then the idle
+    /// and low-speed ones.
+    private func checkSilence() {
+        lock.lock()
+        defer { lock.unlock() }
+        // Stopped already (a refused answer, a limit): make sure the transfer is, whatever the URL loading system did.
+        guard failure == nil, status == nil else { task?.cancel(); return }
+        let now = DispatchTime.now()
+        let silent = Double(now.uptimeNanoseconds - lastActivity.uptimeNanoseconds) / 1e9
+        if !responded, silent > limits.connect {
+            failure = .noAnswer(url: url, seconds: limits.connect)
+        } else if responded, silent > limits.idle {
+            failure = .stalled(url: url, seconds: limits.idle)
+        } else if responded, Double(now.uptimeNanoseconds - windowStart.uptimeNanoseconds) / 1e9 >= limits.slowSeconds {
+            if windowBytes < limits.slowBytes { failure = .tooSlow(url: url, bytes: limits.slowBytes, seconds: limits.slowSeconds) }
+            windowStart = now
+            windowBytes = 0
+        }
+        if failure != nil { task?.cancel() }
+    }
+
+    func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
+                    newRequest request: URLRequest, completionHandler: @escaping (URLRequest?) -> Void) {
+        lock.lock()
+        lastActivity = .now()
+        let range = task.originalRequest?.value(forHTTPHeaderField: "Range")
+        switch policy.decide(request, hadToken: carriesToken, range: range) {
+        case .follow(let next, let keeps):
+            carriesToken = keeps
+            lock.unlock()
+            completionHandler(next)
+        case .refuse:
+            failure = .refusedRedirect(url: url, location: response.value(forHTTPHeaderField: "Location") ?? request.url?.absoluteString ?? "")
+            lock.unlock()
+            // Not following ends the task with the 3xx as its response; `failure` names the refused Location.
+            completionHandler(nil)
+        }
+    }
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
+                    completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
+        let code = (response as? HTTPURLResponse)?.statusCode ?? 0
+        lock.lock()
+        defer { lock.unlock() }
+        responded = true
+        lastActivity = .now()
+        windowStart = lastActivity
+        guard failure == nil, code == 200 || code == 206 else {
+            if failure == nil { status = code }
+            return stop(dataTask, completionHandler)
+        }
+        let announced = response.expectedContentLength
+        switch sink {
+        case .memory(let limit):
+            if announced > limit { failure = .tooLarge(url: url, limit: limit); return stop(dataTask, completionHandler) }
+        case .file(let path, let start, let limit, let name):
+            // A 200 to a Range request means the server sends the whole file again: start over. A 206 must start
+            // where the request did, or its bytes would land at the wrong offset.
+            position = code == 200 ? 0 : start
+            let range = (response as? HTTPURLResponse)?.value(forHTTPHeaderField: "Content-Range") ?? ""
+            if code == 206, Self.firstByte(range) != start {
+                failure = .badRange(file: name, asked: start, got: range)
+                return stop(dataTask, completionHandler)
+            }
+            if announced > limit - position { failure = .tooLong(file: name, expected: limit); return stop(dataTask, completionHandler) }
+            do {
+                if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
+                let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+                if code == 200 { try handle.truncate(atOffset: 0) } else { try handle.seek(toOffset: UInt64(position)) }
+                self.handle = handle
+            } catch {
+                failure = .cacheWrite(path: path, reason: "\(error)")
+                return stop(dataTask, completionHandler)
+            }
+        }
+        completionHandler(.allow)
+    }
+
+    /// The first byte of a Content-Range ("bytes 1000-2999/3000" → 1000), or nil.
+    static func firstByte(_ range: String) -> Int64? {
+        guard range.hasPrefix("bytes ") else { return nil }
+        return Int64(range.dropFirst(6).prefix { $0 != "-" })
+    }
+
+    /// FoundationNetworking ignores the disposition ("Ignoring disposition from completion handler"), so refusing a
+    /// response also cancels the task: otherwise an endless body would keep coming.
+    private func stop(_ task: URLSessionDataTask, _ completionHandler: (URLSession.ResponseDisposition) -> Void) {
+        completionHandler(.cancel)
+        task.cancel()
+    }
+
+    /// A 401 with a WWW-Authenticate header arrives here instead of as a response: no credentials are offered
+    /// (the token is a header, not a URLCredential), the task ends and the status says what the hub refused.
+    func urlSession(_ session: URLSession, task: URLSessionTask, didReceive challenge: URLAuthenticationChallenge,
+                    completionHandler: @escaping (URLSession.AuthChallengeDisposition, URLCredential?) -> Void) {
+        lock.withLock {
+            responded = true
+            if failure == nil { status = (challenge.failureResponse as? HTTPURLResponse)?.statusCode ?? 401 }
+        }
+        completionHandler(.cancelAuthenticationChallenge, nil)
+    }
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
+        lock.lock()
+        defer { lock.unlock() }
+        lastActivity = .now()
+        windowBytes += Int64(data.count)
+        guard failure == nil else { return }
+        switch sink {
+        case .memory(let limit):
+            guard Int64(buffer.count) + Int64(data.count) <= limit else { failure = .tooLarge(url: url, limit: limit); dataTask.cancel(); return }
+            buffer.append(data)
+        case .file(let path, _, let limit, let name):
+            guard let handle else { return }
+            // Bytes past the listed size are never written: the body is longer than the hub said, so it is not this file.
+            let room = limit - position
+            let accepted = data.prefix(Int(max(0, min(room, Int64(data.count)))))
+            do {
+                try handle.write(contentsOf: accepted)
+                position += Int64(accepted.count)
+                received(accepted.count)
+            } catch {
+                failure = .cacheWrite(path: path, reason: "\(error)")
+                dataTask.cancel()
+                return
+            }
+            if accepted.count < data.count { failure = .tooLong(file: name, expected: limit); dataTask.cancel() }
+        }
+    }
+
+    func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {
+        lock.lock()
+        watchdog?.cancel()
+        watchdog = nil
+        try? handle?.close()
+        handle = nil
+        let continuation = self.continuation
+        self.continuation = nil
+        let outcome: Result<Data, Error>
+        if let failure {
+            outcome = .failure(failure)
+        } else if status != nil {
+            outcome = .success(Data())
+        } else if let error {
+            let reason = (error as? URLError).map { "URL error \($0.code.rawValue)" } ?? "\(type(of: error))"
+            outcome = .failure(HubError.network(url: url, reason: reason))
+        } else {
+            outcome = .success(buffer)
+        }
+        buffer = Data()
+        lock.unlock()
+        continuation?.resume(with: outcome)
+    }
+}
