@@ -13,18 +13,38 @@ public struct ComponentFolder: Sendable {
         self.path = path
     }
 
-    /// Decodes `config.json` (or another config file) into `T`, naming the file on failure.
+    /// Largest config file read: real ones are a few kilobytes.
+    static let configSizeLimit = 4 << 20
+
+    /// Decodes `config.json` (or another config file) into `T`, naming the file on failure; a `CheckedConfig` is
+    /// also checked, so nothing is built from an out-of-range value.
     public func config<T: Decodable>(_ type: T.Type, file: String = "config.json") throws -> T {
         let url = URL(fileURLWithPath: path).appendingPathComponent(file)
-        guard let data = try? Data(contentsOf: url) else { throw ModelError.missingFile(path: url.path) }
+        guard FileManager.default.fileExists(atPath: url.path) else { throw ModelError.missingFile(path: url.path) }
+        let data: Data
+        do { data = try RegularFile.read(url.path, limit: Self.configSizeLimit) } catch {
+            throw ModelError.invalidConfig(path: url.path, reason: error.reason)
+        }
+        let decoded = try Self.decode(T.self, data, path: url.path)
+        if let checked = decoded as? any CheckedConfig, let problem = checked.problem {
+            throw ModelError.invalidConfig(path: url.path, reason: problem)
+        }
+        return decoded
+    }
+
+    /// JSON bytes into `T`, each failure a line naming the file and the key.
+    static func decode<T: Decodable>(_ type: T.Type, _ data: Data, path: String) throws -> T {
         do {
             return try JSONDecoder().decode(T.self, from: data)
         } catch let DecodingError.keyNotFound(key, _) {
-            throw ModelError.invalidConfig(path: url.path, reason: "missing '\(key.stringValue)'")
+            throw ModelError.invalidConfig(path: path, reason: "missing '\(key.stringValue)'")
         } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
-            throw ModelError.invalidConfig(path: url.path, reason: "wrong type for '\(context.codingPath.map(\.stringValue).joined(separator: "."))'")
+            throw ModelError.invalidConfig(path: path, reason: "wrong type for '\(context.codingPath.map(\.stringValue).joined(separator: "."))'")
+        } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
+            // A number that does not fit the field (1e9 is fine, 1e300 or 2.5 for a count is not).
+            throw ModelError.invalidConfig(path: path, reason: "'\(context.codingPath.map(\.stringValue).joined(separator: "."))' is out of range")
         } catch {
-            throw ModelError.invalidConfig(path: url.path, reason: "not valid JSON")
+            throw ModelError.invalidConfig(path: path, reason: "not valid JSON")
         }
     }
 
@@ -47,6 +67,8 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
     case ambiguousWeights(path: String, variants: [String])
     case invalidConfig(path: String, reason: String)
     case unsupported(path: String, reason: String)
+    /// Weights that need `bytes` once decoded, more than the machine's `available` memory.
+    case tooLarge(path: String, bytes: Int, available: UInt64)
 
     public var description: String {
         switch self {
@@ -56,6 +78,9 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
         case let .ambiguousWeights(path, variants): return "\(path): several weight variants (\(variants.joined(separator: ", "))) and no plain one"
         case let .invalidConfig(path, reason): return "\(path): \(reason)"
         case let .unsupported(path, reason): return "\(path): \(reason)"
+        case let .tooLarge(path, bytes, available):
+            let needed = bytes == Int.max ? "more than any machine has" : String(format: "%.1f GB", Double(bytes) / 1e9)
+            return "\(path): the weights need \(needed) once loaded, more than this machine's \(String(format: "%.1f GB", Double(available) / 1e9)) of memory"
         }
     }
 }

@@ -25,7 +25,11 @@ struct LoraAdapterMetadata {
         let alpha = Self.number(field("lora_alpha")) ?? r
         let rankUsed = try Self.pattern(field("rank_pattern"), module, path: path) ?? r
         let alphaUsed = try Self.pattern(field("alpha_pattern"), module, path: path) ?? alpha
-        guard Int(rankUsed) == rank, rankUsed > 0 else {
+        // Checked before Int(…): Int(1e300) traps.
+        for (name, value) in [("r", rankUsed), ("lora_alpha", alphaUsed)] where !value.isFinite || abs(value) > 65536 {
+            throw LoraError.badAdapterMetadata(path: path, reason: "\(component).\(name) for \(module) is \(value); it must be a finite number within ±65536")
+        }
+        guard rankUsed > 0, Int(rankUsed) == rank else {
             throw LoraError.badAdapterMetadata(path: path, reason: "\(component).\(module) has rank \(rank), its metadata says \(String(format: "%g", rankUsed))")
         }
         let rslora = (field("use_rslora") as? Bool) ?? (field("use_rslora") as? NSNumber)?.boolValue ?? false

@@ -74,6 +74,7 @@ struct GenerateCommand: ParsableCommand {
         p.maxSequenceLength = maxSequenceLength ?? r?.maxSequenceLength ?? c.maxSequenceLength ?? d.maxSequenceLength ?? 256
         p.shift = shift ?? r?.shift ?? c.shift ?? d.shift
         if let initImage {
+            if let problem = RegularFile.problem(initImage) { throw CommandError("--init-image \(initImage): \(problem)") }
             p.initImage = try PNGFile.read(initImage).image
             p.strength = strength ?? r?.strength ?? c.strength ?? 0.6
         } else if r?.strength != nil {
@@ -92,6 +93,7 @@ struct GenerateCommand: ParsableCommand {
         let t5Choice = t5File != nil ? "on" : t5 ?? (noT5 ? "off" : recalledT5 ?? c.t5?.rawValue ?? "on")
         if noT5 && t5Choice != "off" { throw ValidationError("--no-t5 contradicts --t5 \(t5Choice)") }
         let useT5 = t5Choice != "off"
+        try checkNumbers(p)
         let target = try outputPath(seed: p.seed)
         if let saveLatents { try Self.checkWritable(saveLatents) }
 
@@ -174,6 +176,7 @@ struct GenerateCommand: ParsableCommand {
 
     /// The model folder and settings recorded in a PNG's `sd3-studio` chunk.
     static func recall(_ path: String) throws -> (metadata: ImageMetadata, modelPath: String?) {
+        if let problem = RegularFile.problem(path) { throw CommandError("--params-from \(path): \(problem)") }
         let text = try PNGFile.read(path).text
         guard let json = text.first(where: { $0.key == "sd3-studio" })?.value else {
             throw CommandError("\(path): no sd3-studio metadata (not written by sd3 generate)")
@@ -214,6 +217,30 @@ struct GenerateCommand: ParsableCommand {
         case (_?, nil): throw ValidationError("--variation-seed needs --variation-strength (0…1)")
         case let (seed?, strength?): return VariationSeed(seed: seed, strength: strength)
         }
+    }
+
+    /// The numbers that reach float32 arithmetic, checked before anything loads: finite and in range, else one line
+    /// naming the flag (or the recalled PNG's field) and the value.
+    private func checkNumbers(_ p: GenerationParameters) throws {
+        func name(_ flag: String, given: Bool, field: String) -> String {
+            given ? flag : paramsFrom.map { "\(field) recalled from \($0)" } ?? "\(flag) (from the config file)"
+        }
+        var problems: [String?] = [
+            GenerationLimits.problem(name("--guidance", given: guidance != nil, field: "guidanceScale"), p.guidanceScale, GenerationLimits.guidance),
+            p.shift.flatMap { GenerationLimits.problem(name("--shift", given: shift != nil, field: "shift"), $0, GenerationLimits.shift) },
+            p.variation.flatMap { GenerationLimits.problem(name("--variation-strength", given: variationStrength != nil, field: "variationStrength"), $0.strength, 0...1) },
+            (1...1000).contains(p.steps) ? nil : "\(name("--steps", given: steps != nil, field: "steps")) \(p.steps): must be between 1 and 1000",
+        ]
+        if p.initImage != nil {
+            problems.append(GenerationLimits.problem(name("--strength", given: strength != nil, field: "strength"), p.strength, 0...1))
+        }
+        if let slg = p.skipLayerGuidance {
+            let flag = name("--skip-layer-guidance", given: skipLayerGuidance != nil, field: "skipLayerScale")
+            problems.append(GenerationLimits.problem(flag, slg.scale, GenerationLimits.skipLayerScale))
+            problems.append(GenerationLimits.problem(name("skip-layer start", given: false, field: "skipLayerStart"), slg.start, 0...1))
+            problems.append(GenerationLimits.problem(name("skip-layer stop", given: false, field: "skipLayerStop"), slg.stop, 0...1))
+        }
+        if let problem = problems.compactMap({ $0 }).first { throw CommandError(problem) }
     }
 
     static func layers(_ text: String) throws -> [Int] {
