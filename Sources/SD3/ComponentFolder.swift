@@ -25,9 +25,14 @@ public struct ComponentFolder: Sendable {
         do { data = try RegularFile.read(url.path, limit: Self.configSizeLimit) } catch {
             throw ModelError.invalidConfig(path: url.path, reason: error.reason)
         }
-        let decoded = try Self.decode(T.self, data, path: url.path)
+        return try Self.checkedConfig(T.self, data, path: url.path)
+    }
+
+    /// Config bytes decoded, then checked when `T` is a `CheckedConfig`: what every loader and the fuzz suites call.
+    static func checkedConfig<T: Decodable>(_ type: T.Type, _ data: Data, path: String) throws -> T {
+        let decoded = try decode(T.self, data, path: path)
         if let checked = decoded as? any CheckedConfig, let problem = checked.problem {
-            throw ModelError.invalidConfig(path: url.path, reason: problem)
+            throw ModelError.invalidConfig(path: path, reason: problem)
         }
         return decoded
     }
@@ -40,12 +45,24 @@ public struct ComponentFolder: Sendable {
             throw ModelError.invalidConfig(path: path, reason: "missing '\(key.stringValue)'")
         } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
             throw ModelError.invalidConfig(path: path, reason: "wrong type for '\(context.codingPath.map(\.stringValue).joined(separator: "."))'")
-        } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
-            // A number that does not fit the field (1e9 is fine, 1e300 or 2.5 for a count is not).
-            throw ModelError.invalidConfig(path: path, reason: "'\(context.codingPath.map(\.stringValue).joined(separator: "."))' is out of range")
         } catch {
+            if let key = unfitNumber(T.self, data) { throw ModelError.invalidConfig(path: path, reason: "'\(key)' is out of range") }
             throw ModelError.invalidConfig(path: path, reason: "not valid JSON")
         }
+    }
+
+    /// The key of valid JSON whose number does not fit its field (1e300 or 2.5 for a count, 1e39 for a Float): Linux's
+    /// JSONDecoder calls that "not valid JSON" without a key, so the first key whose removal cures it is named.
+    static func unfitNumber<T: Decodable>(_ type: T.Type, _ data: Data) -> String? {
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+        for (key, value) in object.sorted(by: { $0.key < $1.key }) where value is NSNumber {
+            var without = object
+            without[key] = nil
+            guard let rest = try? JSONSerialization.data(withJSONObject: without) else { continue }
+            do { _ = try JSONDecoder().decode(T.self, from: rest) } catch DecodingError.dataCorrupted { continue } catch {}
+            return key
+        }
+        return nil
     }
 
     /// The weights a loader uses: the plain `*.safetensors` set, or the only variant when there is no plain one.
@@ -70,7 +87,9 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
     /// Weights that need `bytes` once decoded, more than the machine's `available` memory.
     case tooLarge(path: String, bytes: Int, available: UInt64)
 
-    public var description: String {
+    public var description: String { text.oneLine }
+
+    private var text: String {
         switch self {
         case let .missingComponent(path): return "\(path): component folder not found"
         case let .missingFile(path): return "\(path): file not found"

@@ -122,7 +122,8 @@ extension FlowMatchEulerDiscreteScheduler.Config: CheckedConfig {
             { C.finite("max_shift", maxShift, magnitude: 100) },
             { C.positive("base_image_seq_len", baseImageSeqLen) },
             { C.positive("max_image_seq_len", maxImageSeqLen) },
-            { (baseImageSeqLen == maxImageSeqLen ? "base_image_seq_len and max_image_seq_len are both \(maxImageSeqLen); they must differ" : nil) },
+            // calculate_shift divides by their difference.
+            { abs(maxImageSeqLen - baseImageSeqLen) >= 1 ? nil : "base_image_seq_len \(baseImageSeqLen) and max_image_seq_len \(maxImageSeqLen): they must differ by at least 1" },
             { shiftTerminal.flatMap { t in t.isFinite && t > 0 && t < 1 ? nil : "shift_terminal is \(t); it must be in (0, 1)" } })
     }
 }

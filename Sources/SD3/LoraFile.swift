@@ -150,7 +150,9 @@ public enum LoraError: Error, Equatable, CustomStringConvertible {
     case badValue(path: String, key: String, reason: String)
     case strengthOutOfRange(path: String, strength: Double)
 
-    public var description: String {
+    public var description: String { text.oneLine }
+
+    private var text: String {
         switch self {
         case let .otherBaseModel(path, model, key): return "\(path): a LoRA for \(model), not SD3 (key \(key))"
         case let .unknownKey(path, key): return "\(path): LoRA key \(key) matches no SD3 layer (diffusers, kohya or ComfyUI names)"

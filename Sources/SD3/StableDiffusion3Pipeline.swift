@@ -64,10 +64,8 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
         self.options = options
         compute = try Compute(backend: options.backend, threads: options.threads)
         transformerConfig = try source.transformerConfig()
-        vaeConfig = try source.vaeConfig()
         schedulerConfig = try source.schedulerConfig()
         _ = try FlowMatchEulerDiscreteScheduler(config: schedulerConfig)
-        try Self.checkAgreement(transformerConfig, vaeConfig, source: source)
         if case let .diffusers(folder) = source.layout {
             hasT5 = options.useT5 && source.has(.textEncoder3)
             for name in ["text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2"] + (hasT5 ? ["text_encoder_3", "tokenizer_3"] : []) {
@@ -80,6 +78,9 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
             for component in [SD3Component.vae, .textEncoder, .textEncoder2] where !source.has(component) { throw source.missing(component) }
             _ = try source.tokenizerFolders(useT5: hasT5)
         }
+        // After the files are found: a missing tokenizer is the first thing to fix.
+        vaeConfig = try source.vaeConfig()
+        try Self.checkAgreement(transformerConfig, vaeConfig, source: source)
         if !options.staged {
             _ = try transformer()
             _ = try textEncoders()
@@ -312,7 +313,9 @@ public enum GenerationError: Error, Equatable, CustomStringConvertible {
     /// A latent (after step `step`, 1-based) or the decoded image (`step` nil) holds NaN or Inf.
     case nonFinite(step: Int?)
 
-    public var description: String {
+    public var description: String { text.oneLine }
+
+    private var text: String {
         switch self {
         case let .badSize(w, h, m): return "size \(w)×\(h): width and height must be positive multiples of \(m)"
         case let .tooLarge(w, h, m): return "size \(w)×\(h) exceeds this model's largest side, \(m) pixels"

@@ -72,3 +72,11 @@ public struct RegularFileError: Error, Equatable, CustomStringConvertible {
     public init(path: String, reason: String) { (self.path, self.reason) = (path, reason) }
     public var description: String { "\(path): \(reason)" }
 }
+
+extension String {
+    /// Control characters escaped (a newline in a tensor name from a hostile file), so a message stays one line.
+    public var oneLine: String {
+        guard unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else { return self }
+        return unicodeScalars.map { $0.properties.generalCategory == .control ? $0.escaped(asASCII: true) : String($0) }.joined()
+    }
+}

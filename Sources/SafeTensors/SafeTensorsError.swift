@@ -21,7 +21,9 @@ public enum SafeTensorsError: Error, Equatable, CustomStringConvertible {
     /// A fused tensor (qkv, a modulation pair) whose first dimension does not split into `parts` equal blocks.
     case indivisible(path: String, key: String, shape: [Int], parts: Int)
 
-    public var description: String {
+    public var description: String { text.oneLine }
+
+    private var text: String {
         switch self {
         case let .cannotOpen(path, reason): return "\(path): cannot open: \(reason)"
         case let .tooSmall(path, size): return "\(path): not a safetensors file: \(size) bytes, the 8-byte header length is missing"

@@ -90,7 +90,13 @@ struct TokenizerConfig {
             }
             config.modelMaxLength = length.intValue
         }
-        config.extraIds = (values["extra_ids"] as? NSNumber)?.intValue
+        // T5Tokenizer makes this many sentinel tokens: a huge count would never finish.
+        if let extraIds = values["extra_ids"] as? NSNumber {
+            guard (0...100_000).contains(extraIds.doubleValue), extraIds.doubleValue == extraIds.doubleValue.rounded() else {
+                throw .invalidFile(path: file, reason: "extra_ids is \(extraIds); it must be a whole number between 0 and 100000")
+            }
+            config.extraIds = extraIds.intValue
+        }
         config.cleanUpTokenizationSpaces = (values["clean_up_tokenization_spaces"] as? Bool) ?? false
         if let decoder = values["added_tokens_decoder"] as? [String: Any] {
             var entries: [(id: Int, token: AddedTokenSpec)] = []
