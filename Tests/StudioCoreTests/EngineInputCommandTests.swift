@@ -136,4 +136,26 @@ import Testing
         let left = try FileManager.default.contentsOfDirectory(atPath: out)
         #expect(left.isEmpty, "\(c): left \(left)")
     }
+
+    /// `sd3 convert` of a checkpoint with a key of no component (renamed in place, so offsets still hold): one error line
+    /// naming the key, and neither the output nor a temporary folder beside it.
+    @Test(.timeLimit(.minutes(1))) func convertOfABrokenCheckpointLeavesNothing() throws {
+        let folder = Support.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let source = Support.packageRoot + "/Tests/SD3Tests/Fixtures/single-file/sd35-incl-clips-t5xxlfp16.safetensors"
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: source)))
+        let length = bytes.prefix(8).reversed().reduce(0) { $0 << 8 | Int($1) }
+        let header = String(decoding: bytes[8..<(8 + length)], as: UTF8.self)
+        let key = "\"model.diffusion_model.final_layer.linear.weight\""
+        let range = try #require(header.range(of: key))
+        let offset = 8 + header.utf8.distance(from: header.startIndex, to: range.lowerBound) + 1
+        bytes.replaceSubrange(offset..<(offset + 5), with: Array("mode_".utf8))
+        let broken = folder + "/broken.safetensors"
+        try Data(bytes).write(to: URL(fileURLWithPath: broken))
+        let result = Self.run(["convert", broken, folder + "/converted"], environment: ["XDG_DATA_HOME": folder])
+        #expect(result.status > 0 && result.status < 128, "exit \(result.status): \(result.stderr)")
+        let errors = result.stderr.split(separator: "\n").filter { $0.hasPrefix("Error: ") }
+        #expect(errors.count == 1 && errors[0].contains("mode_.diffusion_model.final_layer.linear.weight"), "\(result.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder) == ["broken.safetensors"])
+    }
 }
