@@ -18,6 +18,13 @@ extension StableDiffusion3Pipeline {
         }
     }
 
+    /// T5's tokenizer may not produce an id past the encoder's embedding rows (the embedding would index outside
+    /// its table); the CLIP pair is checked by `PromptEncoder` itself.
+    static func checkT5Vocabulary(_ encoder: PromptEncoder, source: ModelSource) throws {
+        guard let t5 = encoder.t5, let tokenizer = encoder.tokenizers.tokenizer3, tokenizer.vocabularySize > t5.config.vocabSize else { return }
+        throw ModelError.unsupported(path: source.path, reason: "the T5 tokenizer has \(tokenizer.vocabularySize) tokens, more than the encoder's \(t5.config.vocabSize) embedding rows: give the model's own tokenizer_3/ folder")
+    }
+
     /// Refuses weights whose decoded size (`bytesPerWeight` per element) is more than this machine's memory.
     static func requireFits(_ weights: any WeightProvider, bytesPerWeight: Int) throws {
         let (bytes, overflow) = weights.pendingElementCount.multipliedReportingOverflow(by: bytesPerWeight)

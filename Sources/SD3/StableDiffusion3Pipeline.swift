@@ -98,6 +98,7 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
             }
             let loaded = try PromptEncoder(source: source, jointAttentionDim: transformerConfig.jointAttentionDim, useT5: hasT5,
                                            precision: options.precision, t5Int8: options.t5Int8)
+            try Self.checkT5Vocabulary(loaded, source: source)
             try source.loras?.requireAllMatched(.textEncoder)
             try source.loras?.requireAllMatched(.textEncoder2)
             loadedTextEncoders = loaded
@@ -224,8 +225,10 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
             }
         }()
         let t5 = try timed(hasT5 ? "load T5" : "T5 off") {
-            try PromptEncoder(source: source, jointAttentionDim: joint, useT5: hasT5, precision: options.precision,
-                              t5Int8: options.t5Int8, models: .t5Only)
+            let encoder = try PromptEncoder(source: source, jointAttentionDim: joint, useT5: hasT5, precision: options.precision,
+                                            t5Int8: options.t5Int8, models: .t5Only)
+            try Self.checkT5Vocabulary(encoder, source: source)
+            return encoder
         }
         return try timed(hasT5 ? "encode T5" : "T5 zeros") {
             try t5.encodeT5(half, prompts: prompts, negative: negatives, guidance: p.usesGuidance,

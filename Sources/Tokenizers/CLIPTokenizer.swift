@@ -17,7 +17,8 @@ public final class CLIPTokenizer: Sendable {
     /// `model_max_length` from the config (77 for SD3's tokenizers), nil when absent.
     public let modelMaxLength: Int?
     /// Tokens in the model vocabulary.
-    public var vocabularySize: Int { bpe.vocab.count }
+    /// One past the largest id `encode` can produce (vocab.json may skip ids): what an embedding needs rows for.
+    public var vocabularySize: Int { max(bpe.tokens.count, addedVocabulary.idLimit) }
 
     let bpe: BytePairEncoding
     let addedVocabulary: AddedVocabulary
