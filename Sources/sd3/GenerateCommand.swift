@@ -53,15 +53,15 @@ struct GenerateCommand: ParsableCommand {
         let recalled = try paramsFrom.map(Self.recall)
         guard let model = model ?? recalled?.modelPath ?? ProcessInfo.processInfo.environment["SD3_MODEL"]
             ?? settings.model.map(ConfigFile.expandingTilde) ?? DemoModel.locate() else {
-            throw ValidationError("no model: give --model DIR (a diffusers SD3 folder); the demo model was not found in \(DemoModel.folderName)")
+            throw CommandError("no model: give --model DIR (a diffusers SD3 folder); the demo model was not found in \(DemoModel.folderName)")
         }
         let d = try ModelDefaults.read(model: model)
-        guard let prompt = prompt ?? recalled?.metadata.prompt ?? c.prompt.flatMap({ $0.isEmpty ? nil : $0 }) else { throw ValidationError("give --prompt") }
+        guard let prompt = prompt ?? recalled?.metadata.prompt ?? c.prompt.flatMap({ $0.isEmpty ? nil : $0 }) else { throw CommandError("give --prompt") }
         let precisionName = precision ?? recalled?.metadata.precision ?? c.precision?.rawValue ?? "fp32"
-        guard let precision = Precision(rawValue: precisionName) else { throw ValidationError("--precision must be fp32 or bf16, not '\(precisionName)'") }
-        guard let backend = BackendKind(rawValue: backend) else { throw ValidationError("--backend must be onednn or openblas, not '\(self.backend)'") }
+        guard let precision = Precision(rawValue: precisionName) else { throw CommandError("--precision must be fp32 or bf16, not '\(precisionName)'") }
+        guard let backend = BackendKind(rawValue: backend) else { throw CommandError("--backend must be onednn or openblas, not '\(self.backend)'") }
         let threads = self.threads ?? settings.threads ?? ProcessInfo.processInfo.activeProcessorCount
-        guard (1...1024).contains(threads) else { throw ValidationError("--threads must be between 1 and 1024") }
+        guard (1...1024).contains(threads) else { throw CommandError("--threads must be between 1 and 1024") }
         let r = recalled?.metadata
         var p = GenerationParameters(prompt: prompt)
         p.negativePrompt = negativePrompt ?? r?.negativePrompt ?? c.negativePrompt ?? d.negativePrompt ?? ""
@@ -78,7 +78,7 @@ struct GenerateCommand: ParsableCommand {
             p.initImage = try PNGFile.read(initImage).image
             p.strength = strength ?? r?.strength ?? c.strength ?? 0.6
         } else if r?.strength != nil {
-            throw ValidationError("\(paramsFrom!) was made by img2img: give --init-image")
+            throw CommandError("\(paramsFrom!) was made by img2img: give --init-image")
         }
         if let scale = skipLayerGuidance ?? r?.skipLayerScale {
             let layers = try skipLayers.map(Self.layers) ?? r?.skipLayers ?? [7, 8, 9]
@@ -91,7 +91,7 @@ struct GenerateCommand: ParsableCommand {
         let t5File = t5.flatMap { modes.contains($0) ? nil : $0 }
         let recalledT5 = r.map { T5Choice(t5: $0.t5, weights: $0.t5Weights).rawValue }
         let t5Choice = t5File != nil ? "on" : t5 ?? (noT5 ? "off" : recalledT5 ?? c.t5?.rawValue ?? "on")
-        if noT5 && t5Choice != "off" { throw ValidationError("--no-t5 contradicts --t5 \(t5Choice)") }
+        if noT5 && t5Choice != "off" { throw CommandError("--no-t5 contradicts --t5 \(t5Choice)") }
         let useT5 = t5Choice != "off"
         try checkNumbers(p)
         let target = try outputPath(seed: p.seed)
@@ -209,12 +209,12 @@ struct GenerateCommand: ParsableCommand {
     /// The flags' variation, else the recalled one; a strength outside 0…1 or half a pair is an error naming the flag.
     static func variation(seed: UInt64?, strength: Double?, recalled: VariationSeed?) throws -> VariationSeed? {
         if let strength, !(strength.isFinite && (0...1).contains(strength)) {
-            throw ValidationError("--variation-strength must be between 0 and 1, not \(strength)")
+            throw CommandError("--variation-strength must be between 0 and 1, not \(strength)")
         }
         switch (seed ?? recalled?.seed, strength ?? recalled?.strength) {
         case (nil, nil): return nil
-        case (nil, _?): throw ValidationError("--variation-strength needs --variation-seed")
-        case (_?, nil): throw ValidationError("--variation-seed needs --variation-strength (0…1)")
+        case (nil, _?): throw CommandError("--variation-strength needs --variation-seed")
+        case (_?, nil): throw CommandError("--variation-seed needs --variation-strength (0…1)")
         case let (seed?, strength?): return VariationSeed(seed: seed, strength: strength)
         }
     }
@@ -245,7 +245,7 @@ struct GenerateCommand: ParsableCommand {
 
     static func layers(_ text: String) throws -> [Int] {
         let layers = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !layers.isEmpty, layers.allSatisfy({ $0 != nil }) else { throw ValidationError("--skip-layers must be numbers separated by commas, e.g. 7,8,9") }
+        guard !layers.isEmpty, layers.allSatisfy({ $0 != nil }) else { throw CommandError("--skip-layers must be numbers separated by commas, e.g. 7,8,9") }
         return layers.map { $0! }
     }
 
