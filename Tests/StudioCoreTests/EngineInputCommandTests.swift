@@ -69,6 +69,13 @@ import Testing
             metadata.modelPath = tiny
             metadata.guidanceScale = 1e308
             try? PNGFile.write(Support.image, text: [("sd3-studio", metadata.json)], to: root + "/huge-guidance.png")
+            var fifoModel = Support.metadata()
+            fifoModel.modelPath = root + "/pipe"
+            try? PNGFile.write(Support.image, text: [("sd3-studio", fifoModel.json)], to: root + "/fifo-model.png")
+            var fifoLora = Support.metadata()
+            fifoLora.modelPath = tiny
+            fifoLora.loras = [ImageMetadata.LoraRecord(name: "pipe", strength: 1, hash: "0123456789ab", path: root + "/pipe")]
+            try? PNGFile.write(Support.image, text: [("sd3-studio", fifoLora.json)], to: root + "/fifo-lora.png")
         }
 
         /// Sets one top-level key of a config file to a literal JSON value.
@@ -114,6 +121,8 @@ import Testing
             Case(label: "--params-from FIFO", arguments: ["--params-from", f.fifo], fragment: "--params-from \(f.fifo): not a regular file (a FIFO)"),
             Case(label: "--params-from /dev/zero", arguments: ["--params-from", "/dev/zero"], fragment: "not a regular file (a device)"),
             Case(label: "--params-from guidanceScale 1e308", arguments: ["--params-from", f.root + "/huge-guidance.png"], fragment: "guidanceScale recalled from"),
+            Case(label: "--params-from a PNG whose model is a FIFO", arguments: ["--params-from", f.root + "/fifo-model.png"], fragment: "not a regular file (a FIFO)"),
+            Case(label: "--params-from a PNG whose LoRA is a FIFO", arguments: ["--params-from", f.root + "/fifo-lora.png"], fragment: "was made with LoRA pipe"),
             Case(label: "--model /dev/zero", arguments: ["--model", "/dev/zero"], fragment: "not a regular file (a device)"),
             Case(label: "weights are a FIFO", arguments: ["--model", f.root + "/fifo-weights"], fragment: "not a regular file (a FIFO)"),
             Case(label: "VAE scaling_factor 0", arguments: ["--model", f.root + "/zero-scale"], fragment: "scaling_factor is 0.0"),
