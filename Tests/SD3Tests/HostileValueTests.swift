@@ -131,4 +131,23 @@ import Testing
             #expect(LoraFile.shortHash(path: path) == "", "header length \(length)")
         }
     }
+
+    /// The studio's path: the engine's stream ends in the same named error (the studio shows it; F5 on such a model
+    /// used to quit with SIGILL), after the steps that were finite.
+    @Test func theEngineStreamEndsWithTheNamedError() async throws {
+        let folder = try Hostile.tinyCopy()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try Hostile.corrupt(folder + "/vae/diffusion_pytorch_model.safetensors", tensor: "decoder.conv_out.weight", byte: 0xFF)
+        var steps = 0
+        do {
+            for try await event in await InferenceEngine().generate(Hostile.parameters(), model: folder, options: LoadOptions()) {
+                if case .step = event { steps += 1 }
+                if case .finished = event { Issue.record("an image from NaN weights") }
+            }
+            Issue.record("no error")
+        } catch {
+            #expect(error as? GenerationError == .nonFinite(step: nil), "\(error)")
+        }
+        #expect(steps == 2)
+    }
 }
