@@ -58,11 +58,12 @@ public enum DiffusersConverter {
             }
             progress("writing \(component.rawValue)")
             let weights = try part.weights(component)
+            let unmatched = weights.unmatchedKeys
+            if !unmatched.isEmpty { throw SafeTensorsError.unusedKeys(path: weights.source, keys: unmatched, total: unmatched.count) }
+            try StructureCheck.check(component, weights, source: source)
             let config = try self.config(component, source: source)
             let name = component == .transformer || component == .vae ? "diffusion_pytorch_model.safetensors" : "model.safetensors"
             try write(weights, to: temp + "/" + component.rawValue, file: name, config: config)
-            // After every model key was written, what is left is stored names no rule of the key map knows.
-            try weights.requireAllUsed()
             index[component.rawValue] = [classes[component]!.0, classes[component]!.1]
         }
         try json(["_class_name": "FlowMatchEulerDiscreteScheduler", "num_train_timesteps": 1000,

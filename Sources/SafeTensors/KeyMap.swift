@@ -192,6 +192,9 @@ public final class MappedWeights: WeightProvider {
         fetched.withLock { _ = $0.insert(key) }
     }
 
+    /// Stored names no rule of the map knows (renamed or foreign keys), sorted.
+    public var unmatchedKeys: [String] { unmatched }
+
     /// Model keys never fetched, then stored names no rule knows (both mean a different architecture).
     public var unusedKeys: [String] {
         let used = fetched.withLock { $0 }

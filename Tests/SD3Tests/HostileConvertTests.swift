@@ -4,8 +4,8 @@ import Tensors
 import Testing
 @testable import SD3
 
-/// `sd3 models convert` on broken checkpoints (issue 17): a qkv that does not split in three, a renamed key and a key
-/// of no component are errors naming the key, and no `.partial` folder (or output) is left behind.
+/// `sd3 models convert` on broken checkpoints (issue 17): a qkv that does not split in three, a renamed, missing or
+/// foreign key are errors naming the key, and no `.partial` folder (or output) is left behind.
 @Suite struct HostileConvertTests {
     static let checkpoint = SingleFileTests.files + "/sd35-incl-clips-t5xxlfp16.safetensors"
     static let qkv = "model.diffusion_model.joint_blocks.0.x_block.attn.qkv.weight"
@@ -20,6 +20,11 @@ import Testing
             ("renamed key", { n, t in (n == Self.qkv ? n.replacingOccurrences(of: "qkv.weight", with: "qkv_fused.weight") : n, t) },
              ["qkv_fused.weight", "not used"]),
             ("key of no component", { n, t in (n == Self.qkv ? "optimizer.state.0" : n, t) }, ["optimizer.state.0", "not used"]),
+            ("missing MMDiT key", { n, t in n == Self.qkv ? nil : (n, t) }, ["missing weight 'transformer_blocks.0.attn.to_q.weight'"]),
+            ("missing VAE key", { n, t in n == "first_stage_model.decoder.up.0.block.0.conv2.bias" ? nil : (n, t) },
+             ["missing weight 'decoder.up_blocks.1.resnets.0.conv2.bias'"]),
+            ("missing T5 key", { n, t in n == "text_encoders.t5xxl.transformer.encoder.block.0.layer.0.SelfAttention.o.weight" ? nil : (n, t) },
+             ["missing weight 'encoder.block.0.layer.0.SelfAttention.o.weight'"]),
         ]
         for (label, edit, fragments) in cases {
             let temp = Hostile.temporaryFolder()
