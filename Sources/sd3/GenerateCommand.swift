@@ -53,12 +53,12 @@ struct GenerateCommand: ParsableCommand {
         let recalled = try paramsFrom.map(Self.recall)
         guard let model = model ?? recalled?.modelPath ?? ProcessInfo.processInfo.environment["SD3_MODEL"]
             ?? settings.model.map(ConfigFile.expandingTilde) ?? DemoModel.locate() else {
-            throw CommandError("no model: give --model DIR (a diffusers SD3 folder); the demo model was not found in \(DemoModel.folderName)")
+            throw ValidationError("no model: give --model DIR (a diffusers SD3 folder); the demo model was not found in \(DemoModel.folderName)")
         }
         let d = try ModelDefaults.read(model: model)
-        guard let prompt = prompt ?? recalled?.metadata.prompt ?? c.prompt.flatMap({ $0.isEmpty ? nil : $0 }) else { throw CommandError("give --prompt") }
+        guard let prompt = prompt ?? recalled?.metadata.prompt ?? c.prompt.flatMap({ $0.isEmpty ? nil : $0 }) else { throw ValidationError("give --prompt") }
         let precisionName = precision ?? recalled?.metadata.precision ?? c.precision?.rawValue ?? "fp32"
-        guard let precision = Precision(rawValue: precisionName) else { throw CommandError("--precision must be fp32 or bf16, not '\(precisionName)'") }
+        guard let precision = Precision(rawValue: precisionName) else { throw ValidationError("--precision must be fp32 or bf16, not '\(precisionName)'") }
         guard let backend = BackendKind(rawValue: backend) else { throw CommandError("--backend must be onednn or openblas, not '\(self.backend)'") }
         let threads = self.threads ?? settings.threads ?? ProcessInfo.processInfo.activeProcessorCount
         guard (1...1024).contains(threads) else { throw CommandError("--threads must be between 1 and 1024") }
