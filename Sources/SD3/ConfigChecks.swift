@@ -106,8 +106,9 @@ extension T5Config: CheckedConfig {
             { C.count("num_layers", numLayers, C.layers) },
             { C.count("num_heads", numHeads, 1...1024) },
             { C.count("num_heads × d_kv", numHeads * dKv, C.width) },
-            { C.count("relative_attention_num_buckets", relativeAttentionNumBuckets, 2...4096) },
-            { C.count("relative_attention_max_distance", relativeAttentionMaxDistance, 1...1_048_576) },
+            // The bucket formula takes log(n / (buckets / 4)) and log(max_distance / (buckets / 4)): both must be > 0.
+            { C.count("relative_attention_num_buckets", relativeAttentionNumBuckets, 4...4096) },
+            { C.count("relative_attention_max_distance", relativeAttentionMaxDistance, (relativeAttentionNumBuckets / 4 + 1)...1_048_576) },
             { C.positive("layer_norm_epsilon", layerNormEpsilon, max: 1) })
     }
 }

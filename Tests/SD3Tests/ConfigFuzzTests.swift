@@ -67,9 +67,16 @@ import Testing
         #expect(c.eosTokenId >= 0 && c.eosTokenId < c.vocabSize && c.layerNormEps.isFinite && c.layerNormEps > 0, "\(c)")
     }
 
+    /// An accepted T5 config gives every relative position a bucket inside its table (the formula takes two logs
+    /// and truncates to Int: a zero or negative log would trap).
     static func check(_ c: T5Config) {
-        #expect(c.numHeads >= 1 && c.dKv >= 1 && c.dModel >= 1 && c.numLayers >= 1 && c.relativeAttentionNumBuckets >= 2, "\(c)")
+        #expect(c.numHeads >= 1 && c.dKv >= 1 && c.dModel >= 1 && c.numLayers >= 1, "\(c)")
         #expect(c.layerNormEpsilon.isFinite && c.layerNormEpsilon > 0, "\(c)")
+        for position in [-511, -100, -1, 0, 1, 7, 100, 511] {
+            let bucket = T5EncoderModel.relativePositionBucket(position, buckets: c.relativeAttentionNumBuckets,
+                                                               maxDistance: c.relativeAttentionMaxDistance)
+            #expect(bucket >= 0 && bucket < c.relativeAttentionNumBuckets, "\(c): position \(position) → bucket \(bucket)")
+        }
     }
 
     /// An accepted schedule builds, and without dynamic shifting or a terminal stretch every sigma is finite.

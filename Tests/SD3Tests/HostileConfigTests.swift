@@ -41,6 +41,8 @@ import Testing
         Case("text_encoder_3", "num_layers", "1e9", "num_layers is 1000000000"),
         Case("text_encoder_3", "num_heads", "0", "num_heads is 0"),
         Case("text_encoder_3", "relative_attention_num_buckets", "0", "relative_attention_num_buckets is 0"),
+        Case("text_encoder_3", "relative_attention_num_buckets", "3", "relative_attention_num_buckets is 3"),
+        Case("text_encoder_3", "relative_attention_max_distance", "2", "relative_attention_max_distance is 2"),
         Case("scheduler", "shift", "1e-320", "shift 1e-320", file: "scheduler_config.json"),
         Case("scheduler", "shift", "0", "shift 0", file: "scheduler_config.json"),
         Case("scheduler", "num_train_timesteps", "1", "num_train_timesteps is 1", file: "scheduler_config.json"),
