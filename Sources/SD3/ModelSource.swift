@@ -133,7 +133,9 @@ public struct ModelSource: Sendable {
             guard let part = parts[component] else { throw missing(component) }
             let derived = try derive(try part.weights(component))
             if let problem = derived.problem {
-                throw SingleFileError.cannotDerive(path: part.path, component: component, reason: problem)
+                // What shapes cannot tell is SD3's (HeaderConfigs): a model that differs needs its own configs.
+                throw SingleFileError.cannotDerive(path: part.path, component: component,
+                                                   reason: problem + " (SD3's value where the shapes cannot tell: give the model's configs with --config-from)")
             }
             return derived
         }
