@@ -109,6 +109,8 @@ import Testing
             Case(label: "--shift 1e-320", arguments: ["--model", tiny, "--shift", "1e-320"], fragment: "--shift 1e-320"),
             Case(label: "--skip-layer-guidance nan", arguments: ["--model", tiny, "--skip-layer-guidance", "nan", "--skip-layers", "0"], fragment: "--skip-layer-guidance nan"),
             Case(label: "--steps 0", arguments: ["--model", tiny, "--steps", "0"], fragment: "--steps 0"),
+            Case(label: "--steps 1e30 (not an integer)", arguments: ["--model", tiny, "--steps", "1e30"], fragment: "'--steps <steps>'"),
+            Case(label: "--seed -1", arguments: ["--model", tiny, "--seed", "-1"], fragment: "--seed"),
             Case(label: "--variation-strength nan", arguments: ["--model", tiny, "--variation-seed", "1", "--variation-strength", "nan"],
                  fragment: "--variation-strength must be between 0 and 1, not nan"),
             Case(label: "--skip-layers 1,x", arguments: ["--model", tiny, "--skip-layer-guidance", "2", "--skip-layers", "1,x"], fragment: "--skip-layers"),
