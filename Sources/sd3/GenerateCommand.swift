@@ -87,13 +87,13 @@ struct GenerateCommand: ParsableCommand {
             if let start = r?.skipLayerStart, let stop = r?.skipLayerStop { (slg.start, slg.stop) = (start, stop) }
             p.skipLayerGuidance = slg
         }
+        try checkNumbers(p)
         let modes = ["on", "int8", "off"]
         let t5File = t5.flatMap { modes.contains($0) ? nil : $0 }
         let recalledT5 = r.map { T5Choice(t5: $0.t5, weights: $0.t5Weights).rawValue }
         let t5Choice = t5File != nil ? "on" : t5 ?? (noT5 ? "off" : recalledT5 ?? c.t5?.rawValue ?? "on")
-        if noT5 && t5Choice != "off" { throw CommandError("--no-t5 contradicts --t5 \(t5Choice)") }
+        if noT5 && t5Choice != "off" { throw ValidationError("--no-t5 contradicts --t5 \(t5Choice)") }
         let useT5 = t5Choice != "off"
-        try checkNumbers(p)
         let target = try outputPath(seed: p.seed)
         if let saveLatents { try Self.checkWritable(saveLatents) }
 
