@@ -22,7 +22,7 @@ public struct ComponentFolder: Sendable {
         let url = URL(fileURLWithPath: path).appendingPathComponent(file)
         guard FileManager.default.fileExists(atPath: url.path) else { throw ModelError.missingFile(path: url.path) }
         let data: Data
-        do { data = try RegularFile.read(url.path, limit: Self.configSizeLimit) } catch {
+        do { data = try CheckedFile.read(url.path, limit: Self.configSizeLimit) } catch {
             throw ModelError.invalidConfig(path: url.path, reason: error.reason)
         }
         return try Self.checkedConfig(T.self, data, path: url.path)

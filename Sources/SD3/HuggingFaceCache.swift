@@ -34,7 +34,7 @@ public struct HuggingFaceCache: Sendable, Equatable {
         for root in roots {
             let base = root + "/" + folder
             var commit = revision
-            if let bytes = try? RegularFile.read(base + "/refs/" + revision, limit: 4096), let ref = String(data: bytes, encoding: .utf8) {
+            if let bytes = try? CheckedFile.read(base + "/refs/" + revision, limit: 4096), let ref = String(data: bytes, encoding: .utf8) {
                 commit = ref.trimmingCharacters(in: .whitespacesAndNewlines)
             }
             let snapshot = base + "/snapshots/" + commit

@@ -69,5 +69,5 @@ public enum LoraCatalog {
     }
 
     /// A regular file: a FIFO or a device at a recorded path would block or never end when hashed.
-    static func isFile(_ path: String) -> Bool { RegularFile.problem(path) == nil }
+    static func isFile(_ path: String) -> Bool { CheckedFile.problem(path) == nil }
 }

@@ -24,7 +24,7 @@ public struct ModelDefaults: Codable, Sendable, Equatable {
         let file = path + "/defaults.json"
         guard FileManager.default.fileExists(atPath: file) else { return ModelDefaults() }
         let data: Data
-        do { data = try RegularFile.read(file, limit: ComponentFolder.configSizeLimit) } catch {
+        do { data = try CheckedFile.read(file, limit: ComponentFolder.configSizeLimit) } catch {
             throw ModelError.invalidConfig(path: file, reason: error.reason)
         }
         do {

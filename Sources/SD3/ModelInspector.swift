@@ -109,7 +109,7 @@ public enum ModelInspector {
 
     static func readJSON(_ path: String) throws -> [String: Any] {
         let data: Data
-        do { data = try RegularFile.read(path, limit: ComponentFolder.configSizeLimit) } catch {
+        do { data = try CheckedFile.read(path, limit: ComponentFolder.configSizeLimit) } catch {
             throw ModelInfoError.invalidJSON(path: path, reason: "cannot read: \(error.reason)")
         }
         guard let object = try? JSONSerialization.jsonObject(with: data), let dictionary = object as? [String: Any] else {

@@ -74,7 +74,7 @@ struct GenerateCommand: ParsableCommand {
         p.maxSequenceLength = maxSequenceLength ?? r?.maxSequenceLength ?? c.maxSequenceLength ?? d.maxSequenceLength ?? 256
         p.shift = shift ?? r?.shift ?? c.shift ?? d.shift
         if let initImage {
-            if let problem = RegularFile.problem(initImage) { throw CommandError("--init-image \(initImage): \(problem)") }
+            if let problem = CheckedFile.problem(initImage) { throw CommandError("--init-image \(initImage): \(problem)") }
             p.initImage = try PNGFile.read(initImage).image
             p.strength = strength ?? r?.strength ?? c.strength ?? 0.6
         } else if r?.strength != nil {
@@ -176,7 +176,7 @@ struct GenerateCommand: ParsableCommand {
 
     /// The model folder and settings recorded in a PNG's `sd3-studio` chunk.
     static func recall(_ path: String) throws -> (metadata: ImageMetadata, modelPath: String?) {
-        if let problem = RegularFile.problem(path) { throw CommandError("--params-from \(path): \(problem)") }
+        if let problem = CheckedFile.problem(path) { throw CommandError("--params-from \(path): \(problem)") }
         let text = try PNGFile.read(path).text
         guard let json = text.first(where: { $0.key == "sd3-studio" })?.value else {
             throw CommandError("\(path): no sd3-studio metadata (not written by sd3 generate)")

@@ -6,7 +6,7 @@ import Glibc
 /// Reads only regular files. A FIFO blocks `open()` until a writer comes (forever, for a user who named one by
 /// mistake), `/dev/zero` never ends and a folder is not a file, so each is refused by `stat` before any open;
 /// symbolic links are followed, as Hugging Face snapshots are folders of links into `blobs/`.
-public enum RegularFile {
+public enum CheckedFile {
     /// nil when `path` is a regular file (after links), else why not, in words.
     public static func problem(_ path: String) -> String? {
         var info = stat()
@@ -27,46 +27,46 @@ public enum RegularFile {
 
     /// Opens a regular file for reading: checked with `stat` before the open and with `fstat` after it (O_NONBLOCK, so
     /// a FIFO swapped in between cannot block either). Returns the descriptor and the file's size.
-    public static func open(_ path: String) throws(RegularFileError) -> (descriptor: Int32, size: Int) {
-        if let problem = problem(path) { throw RegularFileError(path: path, reason: problem) }
+    public static func open(_ path: String) throws(CheckedFileError) -> (descriptor: Int32, size: Int) {
+        if let problem = problem(path) { throw CheckedFileError(path: path, reason: problem) }
         let fd = Glibc.open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else { throw RegularFileError(path: path, reason: String(cString: strerror(errno))) }
+        guard fd >= 0 else { throw CheckedFileError(path: path, reason: String(cString: strerror(errno))) }
         var info = stat()
         guard fstat(fd, &info) == 0 else {
             let reason = String(cString: strerror(errno))
             close(fd)
-            throw RegularFileError(path: path, reason: reason)
+            throw CheckedFileError(path: path, reason: reason)
         }
         if let problem = kindProblem(info.st_mode) {
             close(fd)
-            throw RegularFileError(path: path, reason: problem)
+            throw CheckedFileError(path: path, reason: problem)
         }
         return (fd, Int(info.st_size))
     }
 
     /// The whole file, refused when it is not a regular file or holds more than `limit` bytes (also when it grows
     /// past the limit while being read).
-    public static func read(_ path: String, limit: Int) throws(RegularFileError) -> Data {
+    public static func read(_ path: String, limit: Int) throws(CheckedFileError) -> Data {
         let (fd, size) = try open(path)
         defer { close(fd) }
-        guard size <= limit else { throw RegularFileError(path: path, reason: "\(size) bytes, more than the \(limit)-byte limit for this file") }
+        guard size <= limit else { throw CheckedFileError(path: path, reason: "\(size) bytes, more than the \(limit)-byte limit for this file") }
         var data = Data()
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
         while true {
             let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
             if count < 0 {
                 if errno == EINTR { continue }
-                throw RegularFileError(path: path, reason: String(cString: strerror(errno)))
+                throw CheckedFileError(path: path, reason: String(cString: strerror(errno)))
             }
             if count == 0 { return data }
             data.append(contentsOf: chunk[0..<count])
-            guard data.count <= limit else { throw RegularFileError(path: path, reason: "more than the \(limit)-byte limit for this file") }
+            guard data.count <= limit else { throw CheckedFileError(path: path, reason: "more than the \(limit)-byte limit for this file") }
         }
     }
 }
 
 /// A file that is not a readable regular file, or is too large for what it should be.
-public struct RegularFileError: Error, Equatable, CustomStringConvertible {
+public struct CheckedFileError: Error, Equatable, CustomStringConvertible {
     public let path: String
     public let reason: String
     public init(path: String, reason: String) { (self.path, self.reason) = (path, reason) }
