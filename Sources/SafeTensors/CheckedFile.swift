@@ -14,6 +14,20 @@ public enum CheckedFile {
         return kindProblem(info.st_mode)
     }
 
+    /// What `path` names when it exists and is not a regular file: "a folder", "a FIFO", "a device", "a socket".
+    public static func kind(_ path: String) -> String? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        switch info.st_mode & S_IFMT {
+        case S_IFREG: return nil
+        case S_IFDIR: return "a folder"
+        case S_IFIFO: return "a FIFO"
+        case S_IFCHR, S_IFBLK: return "a device"
+        case S_IFSOCK: return "a socket"
+        default: return "not a regular file"
+        }
+    }
+
     static func kindProblem(_ mode: mode_t) -> String? {
         switch mode & S_IFMT {
         case S_IFREG: return nil

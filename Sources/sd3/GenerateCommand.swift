@@ -74,7 +74,7 @@ struct GenerateCommand: ParsableCommand {
         p.maxSequenceLength = maxSequenceLength ?? r?.maxSequenceLength ?? c.maxSequenceLength ?? d.maxSequenceLength ?? 256
         p.shift = shift ?? r?.shift ?? c.shift ?? d.shift
         if let initImage {
-            if let problem = CheckedFile.problem(initImage) { throw CommandError("--init-image \(initImage): \(problem)") }
+            try Self.requirePNGFile(initImage)
             p.initImage = try PNGFile.read(initImage).image
             p.strength = strength ?? r?.strength ?? c.strength ?? 0.6
         } else if r?.strength != nil {
@@ -176,7 +176,7 @@ struct GenerateCommand: ParsableCommand {
 
     /// The model folder and settings recorded in a PNG's `sd3-studio` chunk.
     static func recall(_ path: String) throws -> (metadata: ImageMetadata, modelPath: String?) {
-        if let problem = CheckedFile.problem(path) { throw CommandError("--params-from \(path): \(problem)") }
+        try requirePNGFile(path)
         let text = try PNGFile.read(path).text
         guard let json = text.first(where: { $0.key == "sd3-studio" })?.value else {
             throw CommandError("\(path): no sd3-studio metadata (not written by sd3 generate)")
@@ -217,6 +217,12 @@ struct GenerateCommand: ParsableCommand {
         case (_?, nil): throw CommandError("--variation-seed needs --variation-strength (0…1)")
         case let (seed?, strength?): return VariationSeed(seed: seed, strength: strength)
         }
+    }
+
+    /// A PNG the user names is read only when it is a regular file: a FIFO would block the read forever, /dev/zero
+    /// never ends (a missing file is left to the PNG reader's own message).
+    static func requirePNGFile(_ path: String) throws {
+        if let kind = CheckedFile.kind(path) { throw CommandError("\(path): is \(kind), not a PNG file") }
     }
 
     /// The numbers that reach float32 arithmetic, checked before anything loads: finite and in range, else one line
