@@ -87,6 +87,8 @@ public struct Denoiser: Sendable {
                 }
             }
             latents = Tensor(shape: latents.shape, data: scheduler.step(velocity.data, sample: latents.data, index: i))
+            // NaN/Inf weights or settings poison every later step; stop here, naming the step, instead of decoding garbage.
+            guard latents.data.allSatisfy(\.isFinite) else { throw GenerationError.nonFinite(step: i - beginIndex + 1) }
             try onStep(StepProgress(index: i - beginIndex, total: steps - beginIndex, timestep: t,
                                     sigma: scheduler.sigmas[i + 1], latents: latents))
         }

@@ -6,12 +6,43 @@ import Tokenizers
 /// `sd3 convert`: a single-file model written out as a diffusers folder (model_index.json, one folder per
 /// component with config.json and weights under diffusers names, the tokenizers), which diffusers and this app open.
 public enum DiffusersConverter {
+    /// Writes into a hidden folder beside `folder` and renames it at the end: on any error nothing is left behind,
+    /// and `folder` appears whole or not at all.
     public static func convert(_ source: ModelSource, to folder: String, progress: (String) -> Void = { _ in }) throws {
         guard case let .singleFile(parts, _) = source.layout else { throw ModelSourceError.notSingleFile(path: source.path) }
         guard !FileManager.default.fileExists(atPath: folder) else { throw ModelSourceError.outputExists(path: folder) }
-        let temp = folder + ".partial"
+        try requireEveryKeyKnown(parts)
+        let target = URL(fileURLWithPath: folder)
+        let temp = target.deletingLastPathComponent().appendingPathComponent(".\(target.lastPathComponent).\(getpid()).partial").path
         try? FileManager.default.removeItem(atPath: temp)
-        try FileManager.default.createDirectory(atPath: temp, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: temp, withIntermediateDirectories: false)
+        do {
+            try write(parts, source: source, into: temp, progress: progress)
+            guard !FileManager.default.fileExists(atPath: folder) else { throw ModelSourceError.outputExists(path: folder) }
+            try FileManager.default.moveItem(atPath: temp, toPath: folder)
+        } catch {
+            try? FileManager.default.removeItem(atPath: temp)
+            throw error
+        }
+    }
+
+    /// Every tensor of every checkpoint file belongs to a component this model has (its prefix, or a bare encoder
+    /// file's whole content): a renamed or foreign key would otherwise be dropped without a word.
+    static func requireEveryKeyKnown(_ parts: [SD3Component: SingleFileCheckpoint]) throws {
+        var prefixes: [String: [String]] = [:]  // file → its parts' prefixes
+        for (component, checkpoint) in parts {
+            guard let part = checkpoint.parts[component] else { continue }
+            prefixes[checkpoint.path, default: []].append(part.prefix)
+        }
+        for (path, known) in prefixes.sorted(by: { $0.key < $1.key }) {
+            guard let file = parts.values.first(where: { $0.path == path })?.parts.values.first?.file else { continue }
+            let unknown = file.names.filter { name in !known.contains { name.hasPrefix($0) } }.sorted()
+            if !unknown.isEmpty { throw SafeTensorsError.unusedKeys(path: path, keys: unknown, total: unknown.count) }
+        }
+    }
+
+    /// The whole diffusers folder's content, into `temp`.
+    static func write(_ parts: [SD3Component: SingleFileCheckpoint], source: ModelSource, into temp: String, progress: (String) -> Void) throws {
         var index: [String: Any] = ["_class_name": "StableDiffusion3Pipeline", "_diffusers_version": "0.42.1",
                                     "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"],
                                     "feature_extractor": [NSNull(), NSNull()], "image_encoder": [NSNull(), NSNull()]]
@@ -27,6 +58,9 @@ public enum DiffusersConverter {
             }
             progress("writing \(component.rawValue)")
             let weights = try part.weights(component)
+            let unmatched = weights.unmatchedKeys
+            if !unmatched.isEmpty { throw SafeTensorsError.unusedKeys(path: weights.source, keys: unmatched, total: unmatched.count) }
+            try StructureCheck.check(component, weights, source: source)
             let config = try self.config(component, source: source)
             let name = component == .transformer || component == .vae ? "diffusion_pytorch_model.safetensors" : "model.safetensors"
             try write(weights, to: temp + "/" + component.rawValue, file: name, config: config)
@@ -50,7 +84,6 @@ public enum DiffusersConverter {
             index["tokenizer_3"] = [NSNull(), NSNull()]
         }
         try json(index, to: temp + "/model_index.json")
-        try FileManager.default.moveItem(atPath: temp, toPath: folder)
     }
 
     /// Weights in their stored precision (F32, F16, BF16; 8-bit floats widen to F16 without loss).

@@ -4,8 +4,12 @@ import SafeTensors
 /// What shapes cannot tell is SD3's: 64-wide attention heads, CLIP-L's quick_gelu, T5's 128-token max distance,
 /// the VAE's 32 norm groups and latent scale/shift (sd3-spec.md §1).
 public enum HeaderConfigs {
-    static func shape(_ w: MappedWeights, _ key: String, _ component: SD3Component) throws -> [Int] {
+    /// The shape of `key`, which must have `rank` dimensions, each at least 1 (sizes below divide by them).
+    static func shape(_ w: MappedWeights, _ key: String, _ component: SD3Component, rank: Int = 2) throws -> [Int] {
         guard let shape = w.shape(of: key) else { throw SingleFileError.cannotDerive(path: w.source, component: component, reason: "no '\(key)'") }
+        guard shape.count == rank, shape.allSatisfy({ $0 > 0 }) else {
+            throw SingleFileError.cannotDerive(path: w.source, component: component, reason: "'\(key)' has shape \(shape), expected \(rank) positive sizes")
+        }
         return shape
     }
 
@@ -23,13 +27,13 @@ public enum HeaderConfigs {
     public static func transformer(_ w: MappedWeights) throws -> SD3TransformerConfig {
         let c = SD3Component.transformer
         let context = try shape(w, "context_embedder.weight", c)  // [D, joint_attention_dim]
-        let patch = try shape(w, "pos_embed.proj.weight", c)  // [D, C_in, p, p]
-        let table = try shape(w, "pos_embed.pos_embed", c)  // [1, M², D]
+        let patch = try shape(w, "pos_embed.proj.weight", c, rank: 4)  // [D, C_in, p, p]
+        let table = try shape(w, "pos_embed.pos_embed", c, rank: 3)  // [1, M², D]
         let out = try shape(w, "proj_out.weight", c)  // [p²·C_out, D]
         let pooled = try shape(w, "time_text_embed.text_embedder.linear_1.weight", c)  // [D, pooled]
         let width = context[0], p = patch[2]
         let side = Int(Double(table[1]).squareRoot().rounded())
-        guard side * side == table[1], patch.count == 4 else {
+        guard side * side == table[1] else {
             throw SingleFileError.cannotDerive(path: w.source, component: c, reason: "width \(width) or position table \(table) is not SD3-shaped")
         }
         let layers = indices(w, "transformer_blocks.")
@@ -46,11 +50,11 @@ public enum HeaderConfigs {
         var config = AutoencoderKLConfig.sd3
         let blocks = indices(w, "decoder.up_blocks.")
         // Encoder and decoder mirror each other; the decoder is always loaded, so read it.
-        config.blockOutChannels = try blocks.reversed().map { try shape(w, "decoder.up_blocks.\($0).resnets.0.conv1.weight", c)[0] }
+        config.blockOutChannels = try blocks.reversed().map { try shape(w, "decoder.up_blocks.\($0).resnets.0.conv1.weight", c, rank: 4)[0] }
         config.layersPerBlock = indices(w, "decoder.up_blocks.0.resnets.").count - 1
-        config.latentChannels = try shape(w, "decoder.conv_in.weight", c)[1]
-        config.outChannels = try shape(w, "decoder.conv_out.weight", c)[0]
-        config.inChannels = w.shape(of: "encoder.conv_in.weight")?[1] ?? 3
+        config.latentChannels = try shape(w, "decoder.conv_in.weight", c, rank: 4)[1]
+        config.outChannels = try shape(w, "decoder.conv_out.weight", c, rank: 4)[0]
+        config.inChannels = w.contains("encoder.conv_in.weight") ? try shape(w, "encoder.conv_in.weight", c, rank: 4)[1] : 3
         config.midBlockAddAttention = w.contains("decoder.mid_block.attentions.0.to_q.weight")
         config.useQuantConv = w.contains("quant_conv.weight")
         config.usePostQuantConv = w.contains("post_quant_conv.weight")

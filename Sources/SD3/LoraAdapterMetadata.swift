@@ -5,6 +5,8 @@ import Foundation
 /// diffusers builds the adapter from it, so peft's scale applies: lora_alpha / r, or lora_alpha / √r with
 /// `use_rslora`, where `rank_pattern` / `alpha_pattern` entries override r / lora_alpha for modules whose name ends
 /// in the pattern (peft `utils/other.py` `get_pattern_key`: the regex `(.*\.)?(PATTERN)$`, first entry wins).
+/// Patterns are matched as literal module names (what diffusers writes): a regex from a file could backtrack for
+/// ever, so one with regular-expression syntax beyond the dots of a module path is refused.
 struct LoraAdapterMetadata {
     static let headerKey = "lora_adapter_metadata"
     let fields: [String: Any]
@@ -25,7 +27,11 @@ struct LoraAdapterMetadata {
         let alpha = Self.number(field("lora_alpha")) ?? r
         let rankUsed = try Self.pattern(field("rank_pattern"), module, path: path) ?? r
         let alphaUsed = try Self.pattern(field("alpha_pattern"), module, path: path) ?? alpha
-        guard Int(rankUsed) == rank, rankUsed > 0 else {
+        // Checked before Int(…): Int(1e300) traps.
+        for (name, value) in [("r", rankUsed), ("lora_alpha", alphaUsed)] where !value.isFinite || abs(value) > 65536 {
+            throw LoraError.badAdapterMetadata(path: path, reason: "\(component).\(name) for \(module) is \(value); it must be a finite number within ±65536")
+        }
+        guard rankUsed > 0, Int(rankUsed) == rank else {
             throw LoraError.badAdapterMetadata(path: path, reason: "\(component).\(module) has rank \(rank), its metadata says \(String(format: "%g", rankUsed))")
         }
         let rslora = (field("use_rslora") as? Bool) ?? (field("use_rslora") as? NSNumber)?.boolValue ?? false
@@ -46,11 +52,11 @@ struct LoraAdapterMetadata {
         // peft iterates the dict in insertion order; JSON objects lose it, so a name matching two patterns is refused.
         var found: [(String, Double)] = []
         for (key, value) in table {
-            guard let regex = try? NSRegularExpression(pattern: "^(.*\\.)?(\(key))$") else {
-                throw LoraError.badAdapterMetadata(path: path, reason: "pattern '\(key)' is not a regular expression")
+            guard !key.isEmpty, !key.contains(where: { "*+?()[]{}|^$\\".contains($0) }) else {
+                throw LoraError.badAdapterMetadata(path: path, reason: "pattern '\(key)' uses regular-expression syntax; only module names are supported")
             }
-            let range = NSRange(module.startIndex..., in: module)
-            if regex.firstMatch(in: module, range: range) != nil, let number = number(value) {
+            // (.*\.)?(KEY)$ with KEY's dots taken literally: the whole name, or a suffix after a dot.
+            if module == key || module.hasSuffix("." + key), let number = number(value) {
                 found.append((key, number))
             }
         }

@@ -68,8 +68,6 @@ public enum LoraCatalog {
         return Location(record: record, path: candidates.first, hashMatches: false)
     }
 
-    static func isFile(_ path: String) -> Bool {
-        var folder: ObjCBool = false
-        return FileManager.default.fileExists(atPath: path, isDirectory: &folder) && !folder.boolValue
-    }
+    /// A regular file: a FIFO or a device at a recorded path would block or never end when hashed.
+    static func isFile(_ path: String) -> Bool { CheckedFile.problem(path) == nil }
 }

@@ -59,9 +59,15 @@ public struct LoraFile: Sendable {
             guard down.shape.count == 2, up.shape.count == 2, up.shape[1] == rank, rank > 0 else {
                 throw LoraError.badPairShapes(path: path, key: downKey, down: down.shape, up: up.shape)
             }
+            try Self.requireSane(down, key: downKey, path: path)
+            try Self.requireSane(up, key: upKey, path: path)
             var scale: Float = 1
             if let alphaKey = parts[LoraKeyMap.alphaSuffix] {
-                scale = try file.tensor(alphaKey).data[0] / Float(rank)
+                let alpha = try file.tensor(alphaKey)
+                guard alpha.count == 1, let value = alpha.data.first, value.isFinite, abs(value) <= Self.maximumMagnitude else {
+                    throw LoraError.badValue(path: path, key: alphaKey, reason: "alpha must be one finite number within ±\(Int(Self.maximumMagnitude)), found \(alpha.shape) \(Array(alpha.data.prefix(3)))")
+                }
+                scale = value / Float(rank)
             } else if kind == .diffusers, let adapterMetadata,
                       let s = try adapterMetadata.scale(component: String(prefix.dropLast()), module: String(module.dropFirst(prefix.count)),
                                                         rank: rank, path: path) {
@@ -73,8 +79,11 @@ public struct LoraFile: Sendable {
             let ups: [Tensor]
             switch transform {
             case .none: ups = [up]
-            case .split: ups = Self.rowSlices(up, count: targets.count)
+            case .split:
+                guard up.shape[0] % targets.count == 0 else { throw LoraError.badPairShapes(path: path, key: upKey, down: down.shape, up: up.shape) }
+                ups = Self.rowSlices(up, count: targets.count)
             case .swapHalves:  // (shift, scale) rows → (scale, shift), as the base weight
+                guard up.shape[0] % 2 == 0 else { throw LoraError.badPairShapes(path: path, key: upKey, down: down.shape, up: up.shape) }
                 let halves = Self.rowSlices(up, count: 2)
                 ups = [Self.stack(halves[1], halves[0])]
             case .squeeze, .transpose, .drop: throw LoraError.unknownKey(path: path, key: downKey)
@@ -87,6 +96,15 @@ public struct LoraFile: Sendable {
         }
         self.layout = layout!.rawValue
         self.pairs = pairs
+    }
+
+    /// Largest magnitude of a LoRA weight or alpha: real ones stay below 100; beyond this, s·B·A leaves float range.
+    static let maximumMagnitude: Float = 65536
+
+    /// NaN, Inf or huge values (a corrupted file) are refused by key, before they reach any weight.
+    static func requireSane(_ t: Tensor, key: String, path: String) throws {
+        guard let bad = t.data.first(where: { !$0.isFinite || abs($0) > maximumMagnitude }) else { return }
+        throw LoraError.badValue(path: path, key: key, reason: "holds \(bad); LoRA weights must be finite numbers within ±\(Int(maximumMagnitude))")
     }
 
     /// `count` equal slices of a matrix's rows.
@@ -102,11 +120,14 @@ public struct LoraFile: Sendable {
     static func shortHash(_ file: SafeTensorsFile) -> String { shortHash(path: file.path) }
 
     /// The short hash of a .safetensors file ("" when it cannot be read), without reading its tensors.
+    /// Only a regular file is read (a FIFO would block), and a header length past the file's end gives "".
     public static func shortHash(path: String) -> String {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return "" }
-        defer { try? handle.close() }
-        let header = (try? handle.read(upToCount: 8)).map { $0.enumerated().reduce(0) { $0 + Int($1.element) << (8 * $1.offset) } } ?? 0
-        try? handle.seek(toOffset: UInt64(8 + header))
+        guard let (fd, size) = try? CheckedFile.open(path) else { return "" }
+        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+        guard let prefix = try? handle.read(upToCount: 8), prefix.count == 8 else { return "" }
+        let header = prefix.reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        guard size >= 8, header <= UInt64(size - 8) else { return "" }
+        guard (try? handle.seek(toOffset: 8 + header)) != nil else { return "" }
         var hash = SHA256()
         while let chunk = try? handle.read(upToCount: 1 << 20), !chunk.isEmpty { hash.update(chunk) }
         return String(SHA256.hex(hash.finish()).prefix(12))
@@ -126,8 +147,12 @@ public enum LoraError: Error, Equatable, CustomStringConvertible {
     case badStrength(String)
     case notRunTime
     case badAdapterMetadata(path: String, reason: String)
+    case badValue(path: String, key: String, reason: String)
+    case strengthOutOfRange(path: String, strength: Double)
 
-    public var description: String {
+    public var description: String { text.oneLine }
+
+    private var text: String {
         switch self {
         case let .otherBaseModel(path, model, key): return "\(path): a LoRA for \(model), not SD3 (key \(key))"
         case let .unknownKey(path, key): return "\(path): LoRA key \(key) matches no SD3 layer (diffusers, kohya or ComfyUI names)"
@@ -143,6 +168,9 @@ public enum LoraError: Error, Equatable, CustomStringConvertible {
                 + (model.map { " (a LoRA for \($0))" } ?? "")
         case let .badStrength(text): return "--lora \(text): expected FILE or FILE:STRENGTH with a number for STRENGTH"
         case let .badAdapterMetadata(path, reason): return "\(path): LoRA adapter metadata: \(reason)"
+        case let .badValue(path, key, reason): return "\(path): LoRA key \(key): \(reason)"
+        case let .strengthOutOfRange(path, strength):
+            return "LoRA \(path): " + (GenerationLimits.problem("strength", strength, GenerationLimits.loraStrength) ?? "strength \(strength)")
         case .notRunTime: return "LoRAs can be changed without reloading only in run-time mode (LoadOptions.loraMode = .runTime)"
         }
     }

@@ -12,6 +12,9 @@ public struct LoraChoice: Sendable, Equatable {
     /// `FILE` or `FILE:STRENGTH` (the last colon splits, so paths with colons work when a strength is given).
     public init(parsing text: String) throws {
         if let colon = text.lastIndex(of: ":"), let strength = Double(text[text.index(after: colon)...]) {
+            guard strength.isFinite, GenerationLimits.loraStrength.contains(strength) else {
+                throw LoraError.strengthOutOfRange(path: String(text[..<colon]), strength: strength)
+            }
             self.init(path: String(text[..<colon]), strength: strength)
         } else if text.hasSuffix(":") || text.isEmpty {
             throw LoraError.badStrength(text)
@@ -172,6 +175,7 @@ final class LoraWeights: WeightProvider {
     func contains(_ key: String) -> Bool { base.contains(key) }
     func markUsed(_ key: String) { base.markUsed(key) }
     var unusedKeys: [String] { base.unusedKeys }
+    func shape(of key: String) -> [Int]? { base.shape(of: key) }
 
     func tensor(_ key: String, shape: [Int]) throws(SafeTensorsError) -> Tensor {
         let weight = try base.tensor(key, shape: shape)

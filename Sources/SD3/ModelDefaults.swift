@@ -1,4 +1,5 @@
 import Foundation
+import SafeTensors
 
 /// A model's preferred settings, from an optional `defaults.json` in its folder (the demo model has one:
 /// it was trained at 64×64 with 32 T5 tokens, and SD3's pipeline attends to T5 padding, so the length matters).
@@ -35,7 +36,11 @@ public struct ModelDefaults: Codable, Sendable, Equatable {
     /// The folder's defaults.json, or no defaults when there is none; a broken one is an error naming the file.
     public static func read(model path: String) throws -> ModelDefaults {
         let file = path + "/defaults.json"
-        guard let data = FileManager.default.contents(atPath: file) else { return ModelDefaults() }
+        guard FileManager.default.fileExists(atPath: file) else { return ModelDefaults() }
+        let data: Data
+        do { data = try CheckedFile.read(file, limit: ComponentFolder.configSizeLimit) } catch {
+            throw ModelError.invalidConfig(path: file, reason: error.reason)
+        }
         do {
             return try JSONDecoder().decode(ModelDefaults.self, from: data)
         } catch {

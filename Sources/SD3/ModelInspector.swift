@@ -109,8 +109,8 @@ public enum ModelInspector {
 
     static func readJSON(_ path: String) throws -> [String: Any] {
         let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw ModelInfoError.invalidJSON(path: path, reason: "cannot read: \(error.localizedDescription)")
+        do { data = try CheckedFile.read(path, limit: ComponentFolder.configSizeLimit) } catch {
+            throw ModelInfoError.invalidJSON(path: path, reason: "cannot read: \(error.reason)")
         }
         guard let object = try? JSONSerialization.jsonObject(with: data), let dictionary = object as? [String: Any] else {
             throw ModelInfoError.invalidJSON(path: path, reason: "not a JSON object")

@@ -124,14 +124,20 @@ public struct ModelSource: Sendable {
             : SingleFileError.missingEncoder(path: path, component: component)
     }
 
-    /// A component's config: its config.json, else read from the checkpoint's shapes.
-    func config<T: Decodable>(_ component: SD3Component, _ type: T.Type, derive: (MappedWeights) throws -> T) throws -> T {
+    /// A component's config: its config.json, else read from the checkpoint's shapes; checked either way.
+    func config<T: Decodable & CheckedConfig>(_ component: SD3Component, _ type: T.Type, derive: (MappedWeights) throws -> T) throws -> T {
         switch layout {
         case let .diffusers(folder): return try ComponentFolder(folder + "/" + component.rawValue).config(type)
         case let .singleFile(parts, configFolder):
             if let configFolder { return try ComponentFolder(configFolder + "/" + component.rawValue).config(type) }
             guard let part = parts[component] else { throw missing(component) }
-            return try derive(try part.weights(component))
+            let derived = try derive(try part.weights(component))
+            if let problem = derived.problem {
+                // What shapes cannot tell is SD3's (HeaderConfigs): a model that differs needs its own configs.
+                throw SingleFileError.cannotDerive(path: part.path, component: component,
+                                                   reason: problem + " (SD3's value where the shapes cannot tell: give the model's configs with --config-from)")
+            }
+            return derived
         }
     }
 

@@ -86,7 +86,9 @@ public enum SingleFileError: Error, Equatable, CustomStringConvertible {
     case missingEncoder(path: String, component: SD3Component)
     case cannotDerive(path: String, component: SD3Component, reason: String)
 
-    public var description: String {
+    public var description: String { text.oneLine }
+
+    private var text: String {
         switch self {
         case let .notSD3(path, family): return "\(path): not an SD3/SD3.5 checkpoint: \(family)"
         case let .wrongRole(path, flag, found):

@@ -53,6 +53,9 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
 
     public init(source: ModelSource, options: LoadOptions = LoadOptions()) throws {
         var source = source
+        if let bad = options.loras.first(where: { !($0.strength.isFinite && GenerationLimits.loraStrength.contains($0.strength)) }) {
+            throw LoraError.strengthOutOfRange(path: bad.path, strength: bad.strength)
+        }
         if !options.loras.isEmpty || options.loraMode == .runTime {
             source.loras = LoraSet(mode: options.loraMode, loras: try options.loras.map { (try LoraFile(path: $0.path), $0.strength) })
         }
@@ -61,7 +64,6 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
         self.options = options
         compute = try Compute(backend: options.backend, threads: options.threads)
         transformerConfig = try source.transformerConfig()
-        vaeConfig = try source.vaeConfig()
         schedulerConfig = try source.schedulerConfig()
         _ = try FlowMatchEulerDiscreteScheduler(config: schedulerConfig)
         if case let .diffusers(folder) = source.layout {
@@ -76,6 +78,9 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
             for component in [SD3Component.vae, .textEncoder, .textEncoder2] where !source.has(component) { throw source.missing(component) }
             _ = try source.tokenizerFolders(useT5: hasT5)
         }
+        // After the files are found: a missing tokenizer is the first thing to fix.
+        vaeConfig = try source.vaeConfig()
+        try Self.checkAgreement(transformerConfig, vaeConfig, source: source)
         if !options.staged {
             _ = try transformer()
             _ = try textEncoders()
@@ -87,8 +92,13 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
     public func textEncoders() throws -> PromptEncoder {
         try lock.withLock {
             if let loadedTextEncoders { return loadedTextEncoders }
+            for component in [SD3Component.textEncoder, .textEncoder2] + (hasT5 ? [.textEncoder3] : []) where source.has(component) {
+                let bytes = component == .textEncoder3 && options.t5Int8 ? 1 : options.precision == .bf16 ? 2 : 4
+                try Self.requireFits(try source.weights(component), bytesPerWeight: bytes)
+            }
             let loaded = try PromptEncoder(source: source, jointAttentionDim: transformerConfig.jointAttentionDim, useT5: hasT5,
                                            precision: options.precision, t5Int8: options.t5Int8)
+            try Self.checkT5Vocabulary(loaded, source: source)
             try source.loras?.requireAllMatched(.textEncoder)
             try source.loras?.requireAllMatched(.textEncoder2)
             loadedTextEncoders = loaded
@@ -99,7 +109,9 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
     public func transformer() throws -> SD3Transformer2DModel {
         try lock.withLock {
             if let loadedTransformer { return loadedTransformer }
-            let loaded = try SD3Transformer2DModel(config: transformerConfig, weights: try source.weights(.transformer), precision: options.precision)
+            let weights = try source.weights(.transformer)
+            try Self.requireFits(weights, bytesPerWeight: options.precision == .bf16 ? 2 : 4)
+            let loaded = try SD3Transformer2DModel(config: transformerConfig, weights: weights, precision: options.precision)
             try source.loras?.requireAllMatched(.transformer)
             loadedTransformer = loaded
             return loaded
@@ -109,7 +121,9 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
     public func vae() throws -> AutoencoderKL {
         try lock.withLock {
             if let loadedVAE { return loadedVAE }
-            let loaded = try AutoencoderKL(config: vaeConfig, weights: try source.weights(.vae), precision: options.precision,
+            let weights = try source.weights(.vae)
+            try Self.requireFits(weights, bytesPerWeight: 4)
+            let loaded = try AutoencoderKL(config: vaeConfig, weights: weights, precision: options.precision,
                                            withEncoder: options.withVAEEncoder)
             loadedVAE = loaded
             return loaded
@@ -123,6 +137,9 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
     /// kept; an empty list returns to the base model bit for bit.
     public func setLoras(_ choices: [LoraChoice]) throws {
         guard let set = source.loras, set.mode == .runTime else { throw LoraError.notRunTime }
+        if let bad = choices.first(where: { !($0.strength.isFinite && GenerationLimits.loraStrength.contains($0.strength)) }) {
+            throw LoraError.strengthOutOfRange(path: bad.path, strength: bad.strength)
+        }
         let known = Dictionary(set.active.map { ($0.file.path, $0.file) }, uniquingKeysWith: { a, _ in a })
         try set.set(choices.map { (try known[$0.path] ?? LoraFile(path: $0.path), $0.strength) })
     }
@@ -162,16 +179,22 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
         let maxSide = transformerConfig.posEmbedMaxSize * m
         guard p.width <= maxSide, p.height <= maxSide else { throw GenerationError.tooLarge(width: p.width, height: p.height, max: maxSide) }
         guard (1...1000).contains(p.steps) else { throw GenerationError.badSteps(p.steps) }
-        guard p.guidanceScale.isFinite, p.guidanceScale >= 0 else { throw GenerationError.badGuidance(p.guidanceScale) }
+        guard p.guidanceScale.isFinite, GenerationLimits.guidance.contains(p.guidanceScale) else { throw GenerationError.badGuidance(p.guidanceScale) }
         guard (1...512).contains(p.maxSequenceLength) else { throw PromptError.maxSequenceLength(p.maxSequenceLength) }
-        if let shift = p.shift { guard shift.isFinite, shift > 0 else { throw GenerationError.badShift(shift) } }
+        if let shift = p.shift { guard shift.isFinite, GenerationLimits.shift.contains(shift) else { throw GenerationError.badShift(shift) } }
         if let v = p.variation { guard v.strength.isFinite, (0...1).contains(v.strength) else { throw GenerationError.badVariationStrength(v.strength) } }
         if p.initImage != nil {
-            guard (0...1).contains(p.strength) else { throw GenerationError.badStrength(p.strength) }
+            guard p.strength.isFinite, (0...1).contains(p.strength) else { throw GenerationError.badStrength(p.strength) }
             guard options.withVAEEncoder else { throw GenerationError.noEncoder }
         }
-        if let slg = p.skipLayerGuidance, let bad = slg.layers.first(where: { !(0..<transformerConfig.numLayers).contains($0) }) {
-            throw GenerationError.badSkipLayer(bad, layers: transformerConfig.numLayers)
+        if let slg = p.skipLayerGuidance {
+            if let bad = slg.layers.first(where: { !(0..<transformerConfig.numLayers).contains($0) }) {
+                throw GenerationError.badSkipLayer(bad, layers: transformerConfig.numLayers)
+            }
+            if let problem = GenerationLimits.problem("skip-layer guidance scale", slg.scale, GenerationLimits.skipLayerScale)
+                ?? GenerationLimits.problem("skip-layer guidance start", slg.start, 0...1) ?? GenerationLimits.problem("skip-layer guidance stop", slg.stop, 0...1) {
+                throw GenerationError.badSetting(problem)
+            }
         }
     }
 
@@ -202,8 +225,10 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
             }
         }()
         let t5 = try timed(hasT5 ? "load T5" : "T5 off") {
-            try PromptEncoder(source: source, jointAttentionDim: joint, useT5: hasT5, precision: options.precision,
-                              t5Int8: options.t5Int8, models: .t5Only)
+            let encoder = try PromptEncoder(source: source, jointAttentionDim: joint, useT5: hasT5, precision: options.precision,
+                                            t5Int8: options.t5Int8, models: .t5Only)
+            try Self.checkT5Vocabulary(encoder, source: source)
+            return encoder
         }
         return try timed(hasT5 ? "encode T5" : "T5 zeros") {
             try t5.encodeT5(half, prompts: prompts, negative: negatives, guidance: p.usesGuidance,
@@ -239,7 +264,9 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
     /// Latents in the transformer's space → images.
     public func decode(_ latents: Tensor, isCancelled: () -> Bool = { false }) throws -> [RGBImage] {
         let vae = try vae()
-        return VaeImageProcessor.postprocess(try vae.decode(vae.fromModelSpace(latents), compute: compute, isCancelled: isCancelled))
+        let images = try vae.decode(vae.fromModelSpace(latents), compute: compute, isCancelled: isCancelled)
+        guard images.data.allSatisfy(\.isFinite) else { throw GenerationError.nonFinite(step: nil) }
+        return VaeImageProcessor.postprocess(images)
     }
 
     /// The whole generation in one call (the CLI's path; the studio drives the steps through InferenceEngine).
@@ -284,19 +311,28 @@ public enum GenerationError: Error, Equatable, CustomStringConvertible {
     case badSkipLayer(Int, layers: Int)
     case badShift(Double)
     case badVariationStrength(Double)
+    /// A number out of its range, described by `GenerationLimits.problem`.
+    case badSetting(String)
+    /// A latent (after step `step`, 1-based) or the decoded image (`step` nil) holds NaN or Inf.
+    case nonFinite(step: Int?)
 
-    public var description: String {
+    public var description: String { text.oneLine }
+
+    private var text: String {
         switch self {
         case let .badSize(w, h, m): return "size \(w)×\(h): width and height must be positive multiples of \(m)"
         case let .tooLarge(w, h, m): return "size \(w)×\(h) exceeds this model's largest side, \(m) pixels"
         case let .badSteps(n): return "steps \(n): must be between 1 and 1000"
-        case let .badGuidance(g): return "guidance \(g): must be a finite number ≥ 0"
+        case let .badGuidance(g): return GenerationLimits.problem("guidance", g, GenerationLimits.guidance) ?? "guidance \(g)"
         case let .badStrength(s): return "strength \(s): must be between 0 and 1"
         case .noEncoder: return "img2img needs the VAE encoder, which was not loaded"
         case let .noStepsLeft(n, s): return "strength \(s) with \(n) steps leaves no step to run; raise the strength or the steps"
         case let .badSkipLayer(i, n): return "skip layer \(i): the transformer has blocks 0…\(n - 1)"
-        case let .badShift(x): return "shift \(x): must be a positive number"
+        case let .badShift(x): return GenerationLimits.problem("shift", x, GenerationLimits.shift) ?? "shift \(x)"
         case let .badVariationStrength(s): return "variation strength \(s): must be between 0 and 1"
+        case let .badSetting(problem): return problem
+        case let .nonFinite(step?): return "the model produced NaN/Inf at step \(step) (weights or settings)"
+        case .nonFinite(nil): return "the VAE produced NaN/Inf while decoding (weights or settings)"
         }
     }
 }

@@ -4,6 +4,7 @@ import Tensors
 /// diffusers `VaeImageProcessor` (image_processor.py) with do_normalize and Lanczos resizing, op for op in float32.
 public enum VaeImageProcessor {
     /// Decoder output [B, 3, H, W] → 8-bit images: clamp(x·0.5 + 0.5, 0, 1)·255, rounded half to even (numpy).
+    /// NaN becomes 0 (Float → UInt8 of NaN traps); callers stop on non-finite images before this.
     public static func postprocess(_ images: Tensor) -> [RGBImage] {
         precondition(images.rank == 4 && images.dim(1) == 3, "postprocess: expected [B, 3, H, W], got \(images.shape)")
         let (batch, height, width) = (images.dim(0), images.dim(2), images.dim(3))
@@ -14,7 +15,8 @@ public enum VaeImageProcessor {
                 let base = (b * 3 + c) * plane
                 for p in 0..<plane {
                     let half = images.data[base + p] * 0.5
-                    let v = min(max(half + 0.5, 0), 1)
+                    let shifted = half + 0.5
+                    let v = shifted.isNaN ? 0 : min(max(shifted, 0), 1)
                     pixels[p * 3 + c] = UInt8((v * 255).rounded(.toNearestOrEven))
                 }
             }

@@ -87,6 +87,11 @@ public final class MappedWeights: WeightProvider {
                 continue
             }
             if rule.transform == .drop { continue }
+            // A fused qkv splits into equal row blocks and (shift, scale) into two halves: anything else is not that layer.
+            let parts = rule.transform == .split ? targets.count : rule.transform == .swapHalves ? 2 : 1
+            if parts > 1, t.shape.first.map({ $0 % parts != 0 }) ?? true {
+                throw .indivisible(path: source, key: t.name, shape: t.shape, parts: parts)
+            }
             for (part, target) in targets.enumerated() {
                 if origins[target] != nil {
                     throw .duplicateKey(key: target, firstPath: source, secondPath: t.path)
@@ -187,6 +192,9 @@ public final class MappedWeights: WeightProvider {
         fetched.withLock { _ = $0.insert(key) }
     }
 
+    /// Stored names no rule of the map knows (renamed or foreign keys), sorted.
+    public var unmatchedKeys: [String] { unmatched }
+
     /// Model keys never fetched, then stored names no rule knows (both mean a different architecture).
     public var unusedKeys: [String] {
         let used = fetched.withLock { $0 }
@@ -242,14 +250,18 @@ private struct CompiledRule {
     func recordIndices(_ key: String, into highest: inout [String: Int]) {
         guard !indexPrefixes.isEmpty, let values = captures(key) else { return }
         for (name, prefix) in indexPrefixes {
-            if let n = Int(values[name]!) { highest[prefix] = max(highest[prefix] ?? n, n) }
+            if let n = values[name].flatMap({ Int($0) }) { highest[prefix] = max(highest[prefix] ?? n, n) }
         }
     }
 
     func targets(for key: String, highest: [String: Int]) -> [String]? {
         guard var values = captures(key) else { return nil }
-        if let prefix = indexPrefixes["last"], Int(values["last"]!) != highest[prefix] { return nil }
-        if let prefix = indexPrefixes["r"], let top = highest[prefix] { values["r"] = String(top - Int(values["r"]!)!) }
+        if let prefix = indexPrefixes["last"], values["last"].flatMap({ Int($0) }) != highest[prefix] { return nil }
+        if let prefix = indexPrefixes["r"], let top = highest[prefix] {
+            // An index too long for Int matches no layer.
+            guard let index = values["r"].flatMap({ Int($0) }) else { return nil }
+            values["r"] = String(top - index)
+        }
         return targets.map { target in
             var result = target
             for (name, value) in values { result = result.replacingOccurrences(of: "{\(name)}", with: value) }

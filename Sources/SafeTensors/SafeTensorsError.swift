@@ -18,8 +18,12 @@ public enum SafeTensorsError: Error, Equatable, CustomStringConvertible {
     case duplicateKey(key: String, firstPath: String, secondPath: String)
     case unusedKeys(path: String, keys: [String], total: Int)
     case writeFailed(path: String, reason: String)
+    /// A fused tensor (qkv, a modulation pair) whose first dimension does not split into `parts` equal blocks.
+    case indivisible(path: String, key: String, shape: [Int], parts: Int)
 
-    public var description: String {
+    public var description: String { text.oneLine }
+
+    private var text: String {
         switch self {
         case let .cannotOpen(path, reason): return "\(path): cannot open: \(reason)"
         case let .tooSmall(path, size): return "\(path): not a safetensors file: \(size) bytes, the 8-byte header length is missing"
@@ -42,6 +46,8 @@ public enum SafeTensorsError: Error, Equatable, CustomStringConvertible {
         case let .unusedKeys(path, keys, total):
             return "\(path): \(total) weight\(total == 1 ? "" : "s") not used by the model, e.g. \(keys.prefix(3).map { "'\($0)'" }.joined(separator: ", "))"
         case let .writeFailed(path, reason): return "\(path): cannot write: \(reason)"
+        case let .indivisible(path, key, shape, parts):
+            return "\(path): tensor '\(key)' has shape \(shape), whose first dimension does not split into \(parts) equal parts"
         }
     }
 }

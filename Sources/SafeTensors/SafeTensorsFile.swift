@@ -33,13 +33,11 @@ public final class SafeTensorsFile: @unchecked Sendable {
 
     public init(path: String) throws(SafeTensorsError) {
         self.path = path
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw .cannotOpen(path: path, reason: String(cString: strerror(errno))) }
+        let opened: (descriptor: Int32, size: Int)
+        do { opened = try CheckedFile.open(path) } catch { throw .cannotOpen(path: path, reason: error.reason) }
+        let fd = opened.descriptor
         defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw .cannotOpen(path: path, reason: String(cString: strerror(errno))) }
-        guard (info.st_mode & S_IFMT) == S_IFREG else { throw .cannotOpen(path: path, reason: "not a regular file") }
-        let size = Int(info.st_size)
+        let size = opened.size
         fileSize = size
         guard size >= 8 else { throw .tooSmall(path: path, size: size) }
         guard let mapped = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), mapped != MAP_FAILED else {

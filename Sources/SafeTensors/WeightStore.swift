@@ -14,6 +14,8 @@ public protocol WeightProvider: AnyObject, Sendable {
     var unusedKeys: [String] { get }
     /// Run-time LoRA pairs for the linear layer whose weight is `key` (fetched just before); nil without LoRAs.
     func adapters(for key: String) -> LowRankAdapters?
+    /// The shape `key` has, from the header alone; nil when unknown.
+    func shape(of key: String) -> [Int]?
 }
 
 extension WeightProvider {
@@ -26,6 +28,24 @@ extension WeightProvider {
     public func scope(_ prefix: String) -> WeightScope { WeightScope(store: self, prefix: prefix) }
 
     public func adapters(for key: String) -> LowRankAdapters? { nil }
+
+    public func shape(of key: String) -> [Int]? { nil }
+
+    /// Elements of the weights not fetched yet (all of them before a model is built), from the headers; saturates at
+    /// Int.max rather than overflowing, so a hostile shape reads as "too large".
+    public var pendingElementCount: Int {
+        var total = 0
+        for key in unusedKeys {
+            var elements = 1
+            for d in shape(of: key) ?? [] {
+                let (product, overflow) = elements.multipliedReportingOverflow(by: d)
+                elements = overflow ? Int.max : product
+            }
+            let (sum, overflow) = total.addingReportingOverflow(elements)
+            total = overflow ? Int.max : sum
+        }
+        return total
+    }
 }
 
 /// The weights of one model component, possibly sharded over several files, read strictly:
@@ -75,6 +95,8 @@ public final class WeightStore: WeightProvider {
     }
 
     public func contains(_ key: String) -> Bool { locations[key] != nil }
+
+    public func shape(of key: String) -> [Int]? { info(key)?.shape }
 
     public func markUsed(_ key: String) {
         fetched.withLock { _ = $0.insert(key) }

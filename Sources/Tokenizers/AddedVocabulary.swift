@@ -97,6 +97,9 @@ struct AddedVocabulary: Sendable {
     func id(of content: String) -> Int? { entries.first { $0.spec.content == content }?.id }
 
     /// The content of an added token, for decoding.
+    /// One past the largest added-token id (0 without added tokens).
+    var idLimit: Int { (idToEntry.keys.max() ?? -1) + 1 }
+
     func content(of id: Int) -> String? { idToEntry[id].map { entries[$0].spec.content } }
 
     /// The text split around added tokens, each text piece normalized by `normalize` (which runs on pieces, so

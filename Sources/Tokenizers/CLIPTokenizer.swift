@@ -17,7 +17,8 @@ public final class CLIPTokenizer: Sendable {
     /// `model_max_length` from the config (77 for SD3's tokenizers), nil when absent.
     public let modelMaxLength: Int?
     /// Tokens in the model vocabulary.
-    public var vocabularySize: Int { bpe.vocab.count }
+    /// One past the largest id `encode` can produce (vocab.json may skip ids): what an embedding needs rows for.
+    public var vocabularySize: Int { max(bpe.tokens.count, addedVocabulary.idLimit) }
 
     let bpe: BytePairEncoding
     let addedVocabulary: AddedVocabulary
@@ -138,6 +139,9 @@ public final class CLIPTokenizer: Sendable {
 
     // MARK: - Files
 
+    /// Largest token id a vocab.json may use (CLIP's largest is 49407).
+    static let maximumVocabularyId = 1 << 20
+
     private static func readVocab(_ files: TokenizerFolder) throws(TokenizerError) -> [String: Int] {
         let object = try files.jsonObject("vocab.json")
         var vocab: [String: Int] = [:]
@@ -145,6 +149,10 @@ public final class CLIPTokenizer: Sendable {
         for (token, value) in object {
             guard let number = value as? NSNumber, let id = Int(exactly: number.doubleValue), id >= 0 else {
                 throw .invalidFile(path: files.path("vocab.json"), reason: "the id of '\(token)' is not a non-negative integer")
+            }
+            // The id → token table is as long as the largest id, and merges pack ids in 32 bits.
+            guard id < Self.maximumVocabularyId else {
+                throw .invalidFile(path: files.path("vocab.json"), reason: "the id of '\(token)' is \(id), above the limit of \(Self.maximumVocabularyId)")
             }
             vocab[token] = id
         }

@@ -18,7 +18,8 @@ public final class T5Tokenizer: Sendable {
     /// `model_max_length` from the config (512 for SD3's tokenizer_3), nil when absent.
     public let modelMaxLength: Int?
     /// Pieces in the model vocabulary (sentinel tokens included when the vocabulary has them).
-    public var vocabularySize: Int { unigram.pieces.count }
+    /// One past the largest id `encode` can produce: what an embedding needs rows for.
+    public var vocabularySize: Int { max(unigram.pieces.count, addedVocabulary.idLimit) }
 
     let unigram: Unigram
     let charsmap: PrecompiledCharsmap?

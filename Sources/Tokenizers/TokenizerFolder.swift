@@ -9,9 +9,16 @@ struct TokenizerFolder {
 
     func contains(_ name: String) -> Bool { FileManager.default.fileExists(atPath: path(name)) }
 
+    /// Largest tokenizer file read (T5's tokenizer.json is 2.4 MB, CLIP's vocab.json 1.6 MB).
+    static let sizeLimit = 256 << 20
+
     func data(_ name: String) throws(TokenizerError) -> Data {
         let file = path(name)
         guard contains(name) else { throw .missingFile(path: file) }
+        // stat before reading: a FIFO would block the read forever, /dev/zero would never end.
+        var info = stat()
+        guard stat(file, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { throw .invalidFile(path: file, reason: "not a regular file") }
+        guard info.st_size <= Self.sizeLimit else { throw .invalidFile(path: file, reason: "\(info.st_size) bytes, more than the \(Self.sizeLimit)-byte limit") }
         do {
             return try Data(contentsOf: URL(fileURLWithPath: file), options: .mappedIfSafe)
         } catch {
@@ -76,10 +83,20 @@ struct TokenizerConfig {
         if folder.contains("tokenizer_config.json") { values = try folder.jsonObject("tokenizer_config.json") }
         let file = folder.path("tokenizer_config.json")
         config.tokenizerClass = values["tokenizer_class"] as? String
+        // transformers writes 1e30 for "no limit"; a count below 1 cannot size a sequence.
         if let length = values["model_max_length"] as? NSNumber, length.doubleValue < 1e15 {
+            guard length.doubleValue >= 1, length.doubleValue == length.doubleValue.rounded() else {
+                throw .invalidFile(path: file, reason: "model_max_length is \(length); it must be a whole number ≥ 1")
+            }
             config.modelMaxLength = length.intValue
         }
-        config.extraIds = (values["extra_ids"] as? NSNumber)?.intValue
+        // T5Tokenizer makes this many sentinel tokens: a huge count would never finish.
+        if let extraIds = values["extra_ids"] as? NSNumber {
+            guard (0...100_000).contains(extraIds.doubleValue), extraIds.doubleValue == extraIds.doubleValue.rounded() else {
+                throw .invalidFile(path: file, reason: "extra_ids is \(extraIds); it must be a whole number between 0 and 100000")
+            }
+            config.extraIds = extraIds.intValue
+        }
         config.cleanUpTokenizationSpaces = (values["clean_up_tokenization_spaces"] as? Bool) ?? false
         if let decoder = values["added_tokens_decoder"] as? [String: Any] {
             var entries: [(id: Int, token: AddedTokenSpec)] = []

@@ -59,9 +59,9 @@ struct GenerateCommand: ParsableCommand {
         guard let prompt = prompt ?? recalled?.metadata.prompt ?? c.prompt.flatMap({ $0.isEmpty ? nil : $0 }) else { throw ValidationError("give --prompt") }
         let precisionName = precision ?? recalled?.metadata.precision ?? c.precision?.rawValue ?? "fp32"
         guard let precision = Precision(rawValue: precisionName) else { throw ValidationError("--precision must be fp32 or bf16, not '\(precisionName)'") }
-        guard let backend = BackendKind(rawValue: backend) else { throw ValidationError("--backend must be onednn or openblas, not '\(self.backend)'") }
+        guard let backend = BackendKind(rawValue: backend) else { throw CommandError("--backend must be onednn or openblas, not '\(self.backend)'") }
         let threads = self.threads ?? settings.threads ?? ProcessInfo.processInfo.activeProcessorCount
-        guard (1...1024).contains(threads) else { throw ValidationError("--threads must be between 1 and 1024") }
+        guard (1...1024).contains(threads) else { throw CommandError("--threads must be between 1 and 1024") }
         let r = recalled?.metadata
         var p = GenerationParameters(prompt: prompt)
         p.negativePrompt = negativePrompt ?? r?.negativePrompt ?? c.negativePrompt ?? d.negativePrompt ?? ""
@@ -74,10 +74,11 @@ struct GenerateCommand: ParsableCommand {
         p.maxSequenceLength = maxSequenceLength ?? r?.maxSequenceLength ?? c.maxSequenceLength ?? d.maxSequenceLength ?? 256
         p.shift = shift ?? r?.shift ?? c.shift ?? d.shift
         if let initImage {
+            try Self.requirePNGFile(initImage)
             p.initImage = try PNGFile.read(initImage).image
             p.strength = strength ?? r?.strength ?? c.strength ?? 0.6
         } else if r?.strength != nil {
-            throw ValidationError("\(paramsFrom!) was made by img2img: give --init-image")
+            throw CommandError("\(paramsFrom!) was made by img2img: give --init-image")
         }
         if let scale = skipLayerGuidance ?? r?.skipLayerScale {
             let layers = try skipLayers.map(Self.layers) ?? r?.skipLayers ?? [7, 8, 9]
@@ -86,6 +87,7 @@ struct GenerateCommand: ParsableCommand {
             if let start = r?.skipLayerStart, let stop = r?.skipLayerStop { (slg.start, slg.stop) = (start, stop) }
             p.skipLayerGuidance = slg
         }
+        try checkNumbers(p)
         let modes = ["on", "int8", "off"]
         let t5File = t5.flatMap { modes.contains($0) ? nil : $0 }
         let recalledT5 = r.map { T5Choice(t5: $0.t5, weights: $0.t5Weights).rawValue }
@@ -176,6 +178,7 @@ struct GenerateCommand: ParsableCommand {
 
     /// The model folder and settings recorded in a PNG's `sd3-studio` chunk.
     static func recall(_ path: String) throws -> (metadata: ImageMetadata, modelPath: String?) {
+        try requirePNGFile(path)
         let text = try PNGFile.read(path).text
         guard let json = text.first(where: { $0.key == "sd3-studio" })?.value else {
             throw CommandError("\(path): no sd3-studio metadata (not written by sd3 generate)")
@@ -208,19 +211,49 @@ struct GenerateCommand: ParsableCommand {
     /// The flags' variation, else the recalled one; a strength outside 0…1 or half a pair is an error naming the flag.
     static func variation(seed: UInt64?, strength: Double?, recalled: VariationSeed?) throws -> VariationSeed? {
         if let strength, !(strength.isFinite && (0...1).contains(strength)) {
-            throw ValidationError("--variation-strength must be between 0 and 1, not \(strength)")
+            throw CommandError("--variation-strength must be between 0 and 1, not \(strength)")
         }
         switch (seed ?? recalled?.seed, strength ?? recalled?.strength) {
         case (nil, nil): return nil
-        case (nil, _?): throw ValidationError("--variation-strength needs --variation-seed")
-        case (_?, nil): throw ValidationError("--variation-seed needs --variation-strength (0…1)")
+        case (nil, _?): throw CommandError("--variation-strength needs --variation-seed")
+        case (_?, nil): throw CommandError("--variation-seed needs --variation-strength (0…1)")
         case let (seed?, strength?): return VariationSeed(seed: seed, strength: strength)
         }
     }
 
+    /// A PNG the user names is read only when it is a regular file: a FIFO would block the read forever, /dev/zero
+    /// never ends (a missing file is left to the PNG reader's own message).
+    static func requirePNGFile(_ path: String) throws {
+        if let kind = CheckedFile.kind(path) { throw CommandError("\(path): is \(kind), not a PNG file") }
+    }
+
+    /// The numbers that reach float32 arithmetic, checked before anything loads: finite and in range, else one line
+    /// naming the flag (or the recalled PNG's field) and the value.
+    private func checkNumbers(_ p: GenerationParameters) throws {
+        func name(_ flag: String, given: Bool, field: String) -> String {
+            given ? flag : paramsFrom.map { "\(field) recalled from \($0)" } ?? "\(flag) (from the config file)"
+        }
+        var problems: [String?] = [
+            GenerationLimits.problem(name("--guidance", given: guidance != nil, field: "guidanceScale"), p.guidanceScale, GenerationLimits.guidance),
+            p.shift.flatMap { GenerationLimits.problem(name("--shift", given: shift != nil, field: "shift"), $0, GenerationLimits.shift) },
+            p.variation.flatMap { GenerationLimits.problem(name("--variation-strength", given: variationStrength != nil, field: "variationStrength"), $0.strength, 0...1) },
+            (1...1000).contains(p.steps) ? nil : "\(name("--steps", given: steps != nil, field: "steps")) \(p.steps): must be between 1 and 1000",
+        ]
+        if p.initImage != nil {
+            problems.append(GenerationLimits.problem(name("--strength", given: strength != nil, field: "strength"), p.strength, 0...1))
+        }
+        if let slg = p.skipLayerGuidance {
+            let flag = name("--skip-layer-guidance", given: skipLayerGuidance != nil, field: "skipLayerScale")
+            problems.append(GenerationLimits.problem(flag, slg.scale, GenerationLimits.skipLayerScale))
+            problems.append(GenerationLimits.problem(name("skip-layer start", given: false, field: "skipLayerStart"), slg.start, 0...1))
+            problems.append(GenerationLimits.problem(name("skip-layer stop", given: false, field: "skipLayerStop"), slg.stop, 0...1))
+        }
+        if let problem = problems.compactMap({ $0 }).first { throw CommandError(problem) }
+    }
+
     static func layers(_ text: String) throws -> [Int] {
         let layers = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !layers.isEmpty, layers.allSatisfy({ $0 != nil }) else { throw ValidationError("--skip-layers must be numbers separated by commas, e.g. 7,8,9") }
+        guard !layers.isEmpty, layers.allSatisfy({ $0 != nil }) else { throw CommandError("--skip-layers must be numbers separated by commas, e.g. 7,8,9") }
         return layers.map { $0! }
     }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import SD3
 import StudioCore
 import Tensors
@@ -14,6 +15,25 @@ struct SD3Command: AsyncParsableCommand {
 
     static func main() async {
         OpenMPWaitPolicy.restartPassiveIfUnset()
-        await main(nil)
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exitWithOneLine(error)
+        }
+    }
+
+    /// A failure is one line on standard error naming the flag or file (ArgumentParser would add the usage text);
+    /// help and version still print in full, and an exit code alone (a cancelled run) prints nothing more.
+    static func exitWithOneLine(_ error: Error) -> Never {
+        let code = exitCode(for: error)
+        guard code != .success else { exit(withError: error) }
+        let line = message(for: error).split(separator: "\n").first.map(String.init) ?? ""
+        if !line.isEmpty { FileHandle.standardError.write(Data(("Error: " + line + "\n").utf8)) }
+        Foundation.exit(code.rawValue)
     }
 }
