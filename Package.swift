@@ -21,14 +21,16 @@ let package = Package(
         .systemLibrary(name: "CChafa", path: "Sources/CChafa", pkgConfig: "chafa"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
 
+        // The one reader of files named by users, folders and metadata: regular files only, size-limited.
+        .target(name: "RegularFiles"),
         .target(name: "Tensors", dependencies: ["CDNNL", "CBLAS"]),
-        .target(name: "SafeTensors", dependencies: ["Tensors"]),
-        .target(name: "Tokenizers", dependencies: ["CZlib"], resources: [.copy("Resources/clip-bpe-merges.txt.gz")]),
-        .target(name: "ImageIO", dependencies: ["CPNG"]),
-        .target(name: "SD3", dependencies: ["Tensors", "SafeTensors", "Tokenizers", "ImageIO"]),
+        .target(name: "SafeTensors", dependencies: ["Tensors", "RegularFiles"]),
+        .target(name: "Tokenizers", dependencies: ["CZlib", "RegularFiles"], resources: [.copy("Resources/clip-bpe-merges.txt.gz")]),
+        .target(name: "ImageIO", dependencies: ["CPNG", "RegularFiles"]),
+        .target(name: "SD3", dependencies: ["Tensors", "SafeTensors", "Tokenizers", "ImageIO", "RegularFiles"]),
         // `sd3 models pull`: the Hugging Face Hub client (URLSession) and the cache it writes.
         .target(name: "Hub", dependencies: ["SafeTensors"]),
-        .target(name: "StudioCore", dependencies: ["SD3", "Hub", "ImageIO", "Tensors", .product(name: "GRDB", package: "GRDB.swift"),
+        .target(name: "StudioCore", dependencies: ["SD3", "Hub", "ImageIO", "Tensors", "RegularFiles", .product(name: "GRDB", package: "GRDB.swift"),
                                                    .product(name: "TOMLKit", package: "TOMLKit")]),
         // Seeded mutations for the parsers' fuzz suites (tests only; `make fuzz` runs them longer).
         .target(name: "FuzzSupport"),
@@ -36,7 +38,7 @@ let package = Package(
         .executableTarget(
             name: "sd3",
             dependencies: [
-                "Tensors", "SafeTensors", "Tokenizers", "ImageIO", "SD3", "Hub", "StudioCore", "StudioTerminal",
+                "Tensors", "SafeTensors", "Tokenizers", "ImageIO", "SD3", "Hub", "StudioCore", "StudioTerminal", "RegularFiles",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -44,7 +46,7 @@ let package = Package(
         .testTarget(name: "SafeTensorsTests", dependencies: ["FuzzSupport", "SafeTensors", "Tensors"]),
         .testTarget(name: "TokenizersTests", dependencies: ["FuzzSupport", "Tokenizers"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SD3Tests", dependencies: ["FuzzSupport", "SD3", "SafeTensors"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "ImageIOTests", dependencies: ["FuzzSupport", "ImageIO", "SafeTensors"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ImageIOTests", dependencies: ["FuzzSupport", "ImageIO", "SafeTensors", "RegularFiles"], resources: [.copy("Fixtures")]),
         .testTarget(name: "StudioCoreTests", dependencies: ["FuzzSupport", "StudioCore", "SD3", "ImageIO", .product(name: "GRDB", package: "GRDB.swift")],
                     exclude: ["Snapshots", "Fixtures"]),
         .testTarget(name: "StudioTerminalTests", dependencies: ["StudioTerminal", "StudioCore", "ImageIO"]),

@@ -1,5 +1,6 @@
 import CPNG
 import Foundation
+import RegularFiles
 
 /// PNG encoding and decoding through libpng's simplified API (no setjmp), with text chunks spliced in and
 /// read out by walking the chunk list ourselves (PNG 1.2 spec §4: length, type, data, CRC-32).

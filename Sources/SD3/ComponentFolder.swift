@@ -1,4 +1,5 @@
 import Foundation
+import RegularFiles
 import SafeTensors
 
 /// One component folder of a diffusers model (`text_encoder/`, `transformer/`, …): its config and weights.
@@ -22,7 +23,7 @@ public struct ComponentFolder: Sendable {
         let url = URL(fileURLWithPath: path).appendingPathComponent(file)
         guard FileManager.default.fileExists(atPath: url.path) else { throw ModelError.missingFile(path: url.path) }
         let data: Data
-        do { data = try CheckedFile.read(url.path, limit: Self.configSizeLimit) } catch {
+        do { data = Data(try RegularFile.contents(url.path, limit: Self.configSizeLimit)) } catch {
             throw ModelError.invalidConfig(path: url.path, reason: error.reason)
         }
         return try Self.checkedConfig(T.self, data, path: url.path)

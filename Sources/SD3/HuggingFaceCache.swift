@@ -1,4 +1,5 @@
 import Foundation
+import RegularFiles
 import SafeTensors
 
 /// The local Hugging Face hub cache, read the way huggingface_hub writes it (never downloading):
@@ -34,7 +35,7 @@ public struct HuggingFaceCache: Sendable, Equatable {
         for root in roots {
             let base = root + "/" + folder
             var commit = revision
-            if let bytes = try? CheckedFile.read(base + "/refs/" + revision, limit: 4096), let ref = String(data: bytes, encoding: .utf8) {
+            if let bytes = try? Data(RegularFile.contents(base + "/refs/" + revision, limit: 4096)), let ref = String(data: bytes, encoding: .utf8) {
                 commit = ref.trimmingCharacters(in: .whitespacesAndNewlines)
             }
             let snapshot = base + "/snapshots/" + commit

@@ -1,4 +1,5 @@
 import Foundation
+import RegularFiles
 import SafeTensors
 
 /// The LoRA files on this machine: `*.safetensors` with LoRA keys in `<models folder>/loras` and in the models folder
@@ -69,5 +70,5 @@ public enum LoraCatalog {
     }
 
     /// A regular file: a FIFO or a device at a recorded path would block or never end when hashed.
-    static func isFile(_ path: String) -> Bool { CheckedFile.problem(path) == nil }
+    static func isFile(_ path: String) -> Bool { RegularFile.problem(path) == nil }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import RegularFiles
 import SafeTensors
 import Tensors
 
@@ -122,7 +123,7 @@ public struct LoraFile: Sendable {
     /// The short hash of a .safetensors file ("" when it cannot be read), without reading its tensors.
     /// Only a regular file is read (a FIFO would block), and a header length past the file's end gives "".
     public static func shortHash(path: String) -> String {
-        guard let (fd, size) = try? CheckedFile.open(path) else { return "" }
+        guard let (fd, size) = try? RegularFile.open(path) else { return "" }
         let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         guard let prefix = try? handle.read(upToCount: 8), prefix.count == 8 else { return "" }
         let header = prefix.reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }

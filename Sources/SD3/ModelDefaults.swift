@@ -1,4 +1,5 @@
 import Foundation
+import RegularFiles
 import SafeTensors
 
 /// A model's preferred settings, from an optional `defaults.json` in its folder (the demo model has one:
@@ -38,7 +39,7 @@ public struct ModelDefaults: Codable, Sendable, Equatable {
         let file = path + "/defaults.json"
         guard FileManager.default.fileExists(atPath: file) else { return ModelDefaults() }
         let data: Data
-        do { data = try CheckedFile.read(file, limit: ComponentFolder.configSizeLimit) } catch {
+        do { data = Data(try RegularFile.contents(file, limit: ComponentFolder.configSizeLimit)) } catch {
             throw ModelError.invalidConfig(path: file, reason: error.reason)
         }
         do {

@@ -1,4 +1,5 @@
 import Foundation
+import RegularFiles
 import SafeTensors
 
 /// Reads headers and configs (never tensor data) to describe a file or a diffusers folder.
@@ -109,7 +110,7 @@ public enum ModelInspector {
 
     static func readJSON(_ path: String) throws -> [String: Any] {
         let data: Data
-        do { data = try CheckedFile.read(path, limit: ComponentFolder.configSizeLimit) } catch {
+        do { data = Data(try RegularFile.contents(path, limit: ComponentFolder.configSizeLimit)) } catch {
             throw ModelInfoError.invalidJSON(path: path, reason: "cannot read: \(error.reason)")
         }
         guard let object = try? JSONSerialization.jsonObject(with: data), let dictionary = object as? [String: Any] else {

@@ -2,6 +2,7 @@ import Foundation
 import Tensors
 #if canImport(Glibc)
 import Glibc
+import RegularFiles
 #endif
 
 /// One tensor's entry in a safetensors header.
@@ -34,7 +35,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
     public init(path: String) throws(SafeTensorsError) {
         self.path = path
         let opened: (descriptor: Int32, size: Int)
-        do { opened = try CheckedFile.open(path) } catch { throw .cannotOpen(path: path, reason: error.reason) }
+        do { opened = try RegularFile.open(path) } catch { throw .cannotOpen(path: path, reason: error.reason) }
         let fd = opened.descriptor
         defer { close(fd) }
         let size = opened.size

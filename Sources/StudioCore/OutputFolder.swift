@@ -1,5 +1,6 @@
 import Foundation
 import ImageIO
+import RegularFiles
 import SD3
 
 /// The folder of finished images, owned by this type: names are `NNNNN-SEED-first-prompt-words.png`,

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import ImageIO
+import RegularFiles
 import SD3
 
 /// The database's versions, oldest first. A released migration is never edited: a change of schema is a new

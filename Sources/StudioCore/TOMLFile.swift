@@ -1,5 +1,6 @@
 import Foundation
 import ImageIO
+import RegularFiles
 import TOMLKit
 
 /// A problem in a TOML file (theme or config), as one line: `FILE:LINE: what was found and what was expected`.

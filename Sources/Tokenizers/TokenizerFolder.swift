@@ -1,4 +1,5 @@
 import Foundation
+import RegularFiles
 
 /// Reads the files of one tokenizer folder (`tokenizer/`, `tokenizer_2/`, `tokenizer_3/` of a diffusers model),
 /// turning every failure into a `TokenizerError` that names the file.
@@ -15,15 +16,7 @@ struct TokenizerFolder {
     func data(_ name: String) throws(TokenizerError) -> Data {
         let file = path(name)
         guard contains(name) else { throw .missingFile(path: file) }
-        // stat before reading: a FIFO would block the read forever, /dev/zero would never end.
-        var info = stat()
-        guard stat(file, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { throw .invalidFile(path: file, reason: "not a regular file") }
-        guard info.st_size <= Self.sizeLimit else { throw .invalidFile(path: file, reason: "\(info.st_size) bytes, more than the \(Self.sizeLimit)-byte limit") }
-        do {
-            return try Data(contentsOf: URL(fileURLWithPath: file), options: .mappedIfSafe)
-        } catch {
-            throw .invalidFile(path: file, reason: "cannot be read (\(error.localizedDescription))")
-        }
+        do { return Data(try RegularFile.contents(file, limit: Self.sizeLimit)) } catch { throw .invalidFile(path: file, reason: error.reason) }
     }
 
     func text(_ name: String) throws(TokenizerError) -> String {

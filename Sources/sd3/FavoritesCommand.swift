@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ImageIO
+import RegularFiles
 import SD3
 import StudioCore
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ImageIO
+import RegularFiles
 import SafeTensors
 import SD3
 import StudioCore
@@ -224,7 +225,7 @@ struct GenerateCommand: ParsableCommand {
     /// A PNG the user names is read only when it is a regular file: a FIFO would block the read forever, /dev/zero
     /// never ends (a missing file is left to the PNG reader's own message).
     static func requirePNGFile(_ path: String) throws {
-        if let kind = CheckedFile.kind(path) { throw CommandError("\(path): is \(kind), not a PNG file") }
+        if let kind = RegularFile.kind(path) { throw CommandError("\(path): is \(kind), not a PNG file") }
     }
 
     /// The numbers that reach float32 arithmetic, checked before anything loads: finite and in range, else one line

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ImageIO
+import RegularFiles
 
 /// Reading only regular files, writing new files without ever replacing one, and sweeping what dead writers left.
 @Suite struct OutputFileTests {
@@ -28,7 +29,7 @@ import Testing
         let cases: [(String, String)] = [(fifo, "is a FIFO"), (folder, "is a folder"), ("/dev/zero", "is a device"), (folder + "/none.png", "no such file")]
         for (path, reason) in cases {
             let error = #expect(throws: RegularFile.Error.self) { try RegularFile.contents(path, limit: 1 << 20) }
-            #expect(error?.description == "\(path): \(reason)" + (reason == "no such file" ? "" : ", not a file"))
+            #expect(error?.description == "\(path): \(reason)" + (reason == "no such file" ? "" : ", not a regular file"))
             let pngError = #expect(throws: PNGFile.Error.self) { try PNGFile.read(path) }
             #expect(pngError?.description.hasPrefix("\(path): \(reason)") == true, "\(String(describing: pngError))")
         }

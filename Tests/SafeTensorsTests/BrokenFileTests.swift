@@ -74,10 +74,10 @@ import Tensors
         let folder = TemporaryFolder()
         #expect { try SafeTensorsFile(path: folder.path + "/nope.safetensors") } throws: { error in
             guard case SafeTensorsError.cannotOpen(_, let reason) = error else { return false }
-            return reason.contains("No such file")
+            return reason.contains("no such file")
         }
         #expect { try SafeTensorsFile(path: folder.path) } throws: { error in
-            if case SafeTensorsError.cannotOpen(_, "not a regular file") = error { return true }
+            if case SafeTensorsError.cannotOpen(_, "is a folder, not a regular file") = error { return true }
             return false
         }
     }
