@@ -1,4 +1,5 @@
 import Foundation
+import RegularFiles
 import SafeTensors
 
 /// What a single safetensors file holds, decided from its header (key prefixes and shapes), never its name:

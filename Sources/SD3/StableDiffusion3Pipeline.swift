@@ -1,5 +1,6 @@
 import Foundation
 import ImageIO
+import RegularFiles
 import SafeTensors
 import Tensors
 

@@ -1,3 +1,5 @@
+import RegularFiles
+
 /// Every way a safetensors file or a weight lookup can fail, each naming the file and what was found.
 public enum SafeTensorsError: Error, Equatable, CustomStringConvertible {
     case cannotOpen(path: String, reason: String)

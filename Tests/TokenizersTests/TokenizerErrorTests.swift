@@ -8,6 +8,15 @@ import Testing
         #expect(TokenizerError.wrongKind(path: "/m/tokenizer_3", expected: "CLIP", found: "T5Tokenizer").description.contains("expected a CLIP tokenizer"))
     }
 
+    /// What a file holds is quoted on one line: a tokenizer_class with a newline (found by TokenizerFuzzTests at
+    /// 1,000,000 mutations) is escaped.
+    @Test func quotedFileContentStaysOnOneLine() {
+        let config = Data(#"{"tokenizer_class": "T5Tok\nizer"}"#.utf8)
+        let folder = Fixtures.folder(copying: "t5", replacing: ["tokenizer_config.json": config])
+        let message = error { try CLIPTokenizer(folder: folder) }?.description ?? ""
+        #expect(message == "\(folder.path): expected a CLIP tokenizer, found T5Tok\\nizer", "\(message)")
+    }
+
     /// The TokenizerError `body` throws (nil when it returns; any other error fails the test).
     private func error<T>(_ body: () throws -> T, sourceLocation: SourceLocation = #_sourceLocation) -> TokenizerError? {
         do {
