@@ -13,17 +13,8 @@ import Testing
     static let folder = fixtures + "/diffusers-dummy"
     static let reference = try! SafeTensorsFile(path: fixtures + "/diffusers-dummy.safetensors")
 
-    /// diffusers-dummy with the SD3.5-style transformer, assembled from links.
-    static let sd35Folder: String = {
-        let folder = NSTemporaryDirectory() + "diffusers-dummy-sd35-\(getpid())"
-        try? FileManager.default.removeItem(atPath: folder)
-        try! FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        for entry in try! FileManager.default.contentsOfDirectory(atPath: Self.folder) where entry != "transformer" {
-            try! FileManager.default.createSymbolicLink(atPath: folder + "/" + entry, withDestinationPath: Self.folder + "/" + entry)
-        }
-        try! FileManager.default.createSymbolicLink(atPath: folder + "/transformer", withDestinationPath: fixtures + "/diffusers-dummy-sd35-transformer")
-        return folder
-    }()
+    /// diffusers-dummy with the SD3.5-style transformer.
+    static let sd35Folder = PipelineTests.withTransformer(fixtures + "/diffusers-dummy-sd35-transformer", base: folder, name: "diffusers-dummy-sd35")
 
     @Test(arguments: [BackendKind.oneDNN, .openBLAS])
     func pipelinesMatchDiffusers(backend: BackendKind) throws {

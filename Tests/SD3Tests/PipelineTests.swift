@@ -21,18 +21,21 @@ import Testing
         return mse == 0 ? .infinity : 10 * log10(255 * 255 / mse)
     }
 
-    /// tiny-sd3 with the SD3.5-style transformer, assembled from links (diffusers' side does the same swap).
-    static let sd35Folder: String = {
-        let folder = NSTemporaryDirectory() + "tiny-sd35-\(getpid())"
+    /// The pipeline folder `base` with another transformer, assembled from links in a temporary folder `name`
+    /// (diffusers' side does the same swap).
+    static func withTransformer(_ transformer: String, base: String, name: String) -> String {
+        let folder = NSTemporaryDirectory() + "\(name)-\(getpid())"
         try? FileManager.default.removeItem(atPath: folder)
         try! FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let source = fixtures + "/tiny-sd3"
-        for entry in try! FileManager.default.contentsOfDirectory(atPath: source) where entry != "transformer" {
-            try! FileManager.default.createSymbolicLink(atPath: folder + "/" + entry, withDestinationPath: source + "/" + entry)
+        for entry in try! FileManager.default.contentsOfDirectory(atPath: base) where entry != "transformer" {
+            try! FileManager.default.createSymbolicLink(atPath: folder + "/" + entry, withDestinationPath: base + "/" + entry)
         }
-        try! FileManager.default.createSymbolicLink(atPath: folder + "/transformer", withDestinationPath: fixtures + "/tiny-sd35-transformer")
+        try! FileManager.default.createSymbolicLink(atPath: folder + "/transformer", withDestinationPath: transformer)
         return folder
-    }()
+    }
+
+    /// tiny-sd3 with the SD3.5-style transformer.
+    static let sd35Folder = withTransformer(fixtures + "/tiny-sd35-transformer", base: fixtures + "/tiny-sd3", name: "tiny-sd35")
 
     struct Setup: Sendable, CustomStringConvertible {
         let backend: BackendKind, precision: Precision

@@ -149,15 +149,7 @@ import Testing
     /// A dead writer's old `.partial` in the output folder is swept when generate starts; a live one stays.
     @Test(.timeLimit(.minutes(2))) func staleTemporaryFilesAreSweptAtStart() throws {
         let folder = Support.temporaryFolder(), data = Support.temporaryFolder()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/true")
-        try process.run()
-        process.waitUntilExit()
-        let dead = ".x.png.\(process.processIdentifier)-1a.partial", live = ".y.png.\(getpid())-2b.partial"
-        for name in [dead, live] {
-            try Data("half".utf8).write(to: URL(fileURLWithPath: folder + "/" + name))
-            try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -3600)], ofItemAtPath: folder + "/" + name)
-        }
+        let (_, live) = try Support.plantPartials(in: folder, dead: "x", live: "y")
         let outcome = Self.sd3(Self.generate + ["-o", folder + "/z.png"], data: data)
         #expect(outcome.status == 0, "\(outcome.stderr)")
         #expect(Self.listing(folder) == [live, "z.png"], "\(Self.listing(folder))")

@@ -7,15 +7,7 @@ import Testing
     @Test(.enabled(if: TmuxStudio.tmux != nil, "tmux is not installed (make deps installs it)"), .timeLimit(.minutes(2)))
     func studioStartSweepsItsOutputsFolder() async throws {
         let data = Support.temporaryFolder(), outputs = Support.temporaryFolder()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/true")
-        try process.run()
-        process.waitUntilExit()
-        let dead = ".00001-1-x.png.\(process.processIdentifier)-1a.partial", live = ".00002-1-y.png.\(getpid())-2b.partial"
-        for name in [dead, live] {
-            try Data("half".utf8).write(to: URL(fileURLWithPath: outputs + "/" + name))
-            try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -3600)], ofItemAtPath: outputs + "/" + name)
-        }
+        let (_, live) = try Support.plantPartials(in: outputs, dead: "00001-1-x", live: "00002-1-y")
         let studio = TmuxStudio()
         defer { studio.stop() }
         studio.start("--model '\(Support.tinyModel)' --threads 1 --output-dir '\(outputs)'", environment: ["XDG_DATA_HOME": data])

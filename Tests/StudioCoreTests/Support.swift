@@ -27,6 +27,21 @@ enum Support {
         return ImageMetadata(parameters: p, model: "/models/tiny-sd3", t5: true, shift: 3, precision: "fp32", seconds: 1.5)
     }
 
+    /// Plants two old `.partial` files in `folder`: one of a writer that has exited (`/bin/true`, waited for) and one of
+    /// this live process; names are `.STEM.png.PID-TAG.partial`. Returns (dead, live).
+    static func plantPartials(in folder: String, dead deadStem: String, live liveStem: String) throws -> (dead: String, live: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/true")
+        try process.run()
+        process.waitUntilExit()
+        let dead = ".\(deadStem).png.\(process.processIdentifier)-1a.partial", live = ".\(liveStem).png.\(getpid())-2b.partial"
+        for name in [dead, live] {
+            try Data("half".utf8).write(to: URL(fileURLWithPath: folder + "/" + name))
+            try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -3600)], ofItemAtPath: folder + "/" + name)
+        }
+        return (dead, live)
+    }
+
     static func temporaryFolder() -> String {
         let path = NSTemporaryDirectory() + "studio-tests-" + UUID().uuidString
         try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
