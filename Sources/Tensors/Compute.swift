@@ -1,3 +1,4 @@
+import Kernels
 import Foundation
 
 /// The engine's compute context: one backend for products and convolutions and one thread
@@ -23,7 +24,7 @@ public struct Compute: Sendable {
 
 public enum Precision: String, Sendable, CaseIterable {
     case fp32, bf16
-    var operandType: OperandType { self == .fp32 ? .fp32 : .bf16 }
+    public var operandType: OperandType { self == .fp32 ? .fp32 : .bf16 }
 }
 
 /// How a weight is stored: as loaded (fp32), rounded to bf16, or weight-only int8 with one scale per
@@ -136,11 +137,12 @@ extension Compute {
         case .fp32:
             return try body(UnsafeRawPointer(values.baseAddress!))
         case .bf16:
-            var rounded = [UInt16](repeating: 0, count: values.count)
-            rounded.withUnsafeMutableBufferPointer { out in
-                parallelRanges(values.count, threads: threads) { range in
-                    for i in range { out[i] = HalfPrecision.bf16(values[i]) }
+            let rounded = [UInt16](unsafeUninitializedCapacity: values.count) { out, initialized in
+                let target = UncheckedSendable(out.baseAddress!)
+                parallelRanges(values.count, threads: threads, minimumPerThread: 1 << 15) { range in
+                    sd3k_round_bf16(values.baseAddress! + range.lowerBound, target.value + range.lowerBound, range.count)
                 }
+                initialized = values.count
             }
             return try rounded.withUnsafeBytes { try body($0.baseAddress!) }
         }
