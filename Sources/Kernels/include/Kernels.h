@@ -48,6 +48,10 @@ void sd3k_widen_bf16(const uint16_t *in, float *out, long n);
 /// exp with the kernels' algorithm (within about 2 ulp of expf; below −87.33 gives 0, above 88.72 +inf).
 void sd3k_exp(const float *in, float *out, long n);
 
+/// With `keep` set, freed heap memory stays in the process for reuse (no mmap for large blocks, no trimming);
+/// cleared, glibc's defaults come back and the free memory is returned to the kernel.
+void sd3k_keep_freed_memory(int keep);
+
 /// Flash-style attention (no N×N matrix): q [B, Nq, ldq], k and v [B, Nk, ldk/ldv], out [B, Nq, ldo];
 /// head h uses columns h·d ..< (h+1)·d of each row. Scores are made a block of queries × a block of keys at a
 /// time with a running maximum and sum. With `bf16` (needs SD3K_ISA_AVX512_BF16) both products take bf16
