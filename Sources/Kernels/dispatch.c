@@ -121,19 +121,34 @@ long sd3k_attention_tasks(const sd3k_attention_t *a) {
     return a->batch * a->heads * ((a->queries + rows - 1) / rows);
 }
 
-void sd3k_attention_pack(const sd3k_attention_t *a, long begin, long end) {
+int sd3k_attention_pack(const sd3k_attention_t *a, long begin, long end) {
     const long d = a->head_size, nk = a->keys, nkp = sd3k_round_up(nk, 32), dp = sd3k_round_up(d, 16);
     for (long unit = begin; unit < end; unit++) {
         const long b = unit / a->heads, h = unit % a->heads;
         const float *k = a->k + b * nk * a->ldk + h * d, *v = a->v + b * nk * a->ldv + h * d;
         if (uses_bf16(a)) {
+            // Rows are rounded with the vector kernel into `row`, then placed as 32-bit pairs: keys' pairs run along
+            // the head dimension ([d/2][nkp] pairs), values' pairs along the keys ([nkp/2][dp] pairs).
             const long dh = (d + 1) / 2;
             uint16_t *kb = (uint16_t *)a->packed + unit * sd3k_unit_halves(d, nk), *vb = kb + 2 * dh * nkp;
             memset(kb, 0, sizeof(uint16_t) * (size_t)sd3k_unit_halves(d, nk));
-            for (long j = 0; j < nk; j++)
-                for (long c = 0; c < d; c++) kb[((c / 2) * nkp + j) * 2 + (c & 1)] = sd3k_bf16_1(k[j * a->ldk + c]);
-            for (long j = 0; j < nk; j++)
-                for (long c = 0; c < d; c++) vb[((j / 2) * dp + c) * 2 + (j & 1)] = sd3k_bf16_1(v[j * a->ldv + c]);
+            uint16_t *row = malloc(sizeof(uint16_t) * (size_t)(2 * dp + 2));
+            if (!row) return -1;
+            uint16_t *next = row + dp + 1;
+            uint32_t *kp = (uint32_t *)kb, *vp = (uint32_t *)vb;
+            for (long j = 0; j < nk; j++) {
+                row[d] = 0;
+                table(a->level)->round_bf16(k + j * a->ldk, row, d);
+                for (long p = 0; p < dh; p++) kp[p * nkp + j] = (uint32_t)row[2 * p] | (uint32_t)row[2 * p + 1] << 16;
+            }
+            for (long j = 0; j < nk; j += 2) {
+                table(a->level)->round_bf16(v + j * a->ldv, row, d);
+                if (j + 1 < nk) table(a->level)->round_bf16(v + (j + 1) * a->ldv, next, d);
+                else memset(next, 0, sizeof(uint16_t) * (size_t)d);
+                uint32_t *out = vp + (j / 2) * dp;
+                for (long c = 0; c < d; c++) out[c] = (uint32_t)row[c] | (uint32_t)next[c] << 16;
+            }
+            free(row);
         } else {
             float *kt = (float *)a->packed + unit * sd3k_unit_floats(d, nk), *vp = kt + d * nkp;
             memset(kt, 0, sizeof(float) * (size_t)sd3k_unit_floats(d, nk));
@@ -142,6 +157,7 @@ void sd3k_attention_pack(const sd3k_attention_t *a, long begin, long end) {
             for (long j = 0; j < nk; j++) memcpy(vp + j * dp, v + j * a->ldv, sizeof(float) * (size_t)d);
         }
     }
+    return 0;
 }
 
 int sd3k_attention_run(const sd3k_attention_t *a, long begin, long end) {

@@ -141,6 +141,43 @@ static inline void qk_tile_bf16(const uint16_t *qb, long dh, const uint16_t *kb,
 PV_TILE_BF16(pv_tile_bf16_wide, 4)
 PV_TILE_BF16(pv_tile_bf16_one, 1)
 
+// online_softmax with the probabilities written as bf16 pairs (pb) for the value product; the row sums stay fp32
+// (as torch's CPU flash attention). Columns [nb, width) of pb are zero; the block's tail uses masked lanes.
+static void online_softmax_bf16(const float *s, uint16_t *pb, long lds, long rows, long nb, long width, float *m, float *l,
+                                float *o, long ldo, long dp) {
+    const long full = nb / 16 * 16;
+    const __mmask16 tail = (__mmask16)((1u << (nb - full)) - 1);
+    for (long r = 0; r < rows; r++) {
+        const float *sr = s + r * lds;
+        uint16_t *pr = pb + r * lds;
+        __m512 vm = _mm512_set1_ps(m[r]);
+        for (long j = 0; j < full; j += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(sr + j));
+        if (tail) vm = _mm512_max_ps(vm, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), tail, sr + full));
+        const float mx = _mm512_reduce_max_ps(vm);
+        const float correction = sd3k_exp1(m[r] - mx);
+        const __m512 vmx = _mm512_set1_ps(mx);
+        __m512 vs = _mm512_setzero_ps();
+        for (long j = 0; j < full; j += 16) {
+            const __m512 e = exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(sr + j), vmx));
+            _mm256_storeu_si256((__m256i *)(pr + j), round16_avx512(e));
+            vs = _mm512_add_ps(vs, e);
+        }
+        if (tail) {
+            const __m512 e = _mm512_maskz_mov_ps(tail, exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, sr + full), vmx)));
+            _mm256_mask_storeu_epi16(pr + full, tail, round16_avx512(e));
+            vs = _mm512_add_ps(vs, e);
+        }
+        for (long j = nb; j < width; j++) pr[j] = 0;
+        if (correction != 1.0f) {
+            const __m512 vc = _mm512_set1_ps(correction);
+            float *orow = o + r * ldo;
+            for (long c = 0; c < dp; c += 16) _mm512_storeu_ps(orow + c, _mm512_mul_ps(_mm512_loadu_ps(orow + c), vc));
+        }
+        l[r] = l[r] * correction + _mm512_reduce_add_ps(vs);
+        m[r] = mx;
+    }
+}
+
 int sd3k_attention_run_bf16(const sd3k_attention_t *a, long begin, long end) {
     const long d = a->head_size, nk = a->keys, nq = a->queries;
     const long nkp = sd3k_round_up(nk, 32), dp = sd3k_round_up(d, 16), dh = (d + 1) / 2;
@@ -165,15 +202,13 @@ int sd3k_attention_run_bf16(const sd3k_attention_t *a, long begin, long end) {
             round_bf16_avx512(qrowf, qb + r * 2 * dh, d);
         }
         memset(o, 0, sizeof(float) * (size_t)(rpad * dp));
-        memset(pf, 0, sizeof(float) * (size_t)(rpad * ABK));
         memset(pb, 0, sizeof(uint16_t) * (size_t)(rpad * ABK));
         for (long r = 0; r < rpad; r++) { m[r] = -INFINITY; l[r] = 0; }
         for (long j0 = 0; j0 < nk; j0 += ABK) {
             const long nb = nk - j0 < ABK ? nk - j0 : ABK, ncols = sd3k_round_up(nb, 32), pairs = (nb + 1) / 2;
             for (long r0 = 0; r0 < rpad; r0 += 8)
                 for (long c = 0; c < ncols; c += 32) qk_tile_bf16(qb + r0 * 2 * dh, dh, kb + (j0 + c) * 2, nkp, s + r0 * ABK + c, ABK);
-            online_softmax_avx512(s, pf, ABK, rows, nb, 2 * pairs, m, l, o, dp, dp);
-            for (long r = 0; r < rows; r++) round_bf16_avx512(pf + r * ABK, pb + r * ABK, 2 * pairs);
+            online_softmax_bf16(s, pb, ABK, rows, nb, 2 * pairs, m, l, o, dp, dp);
             const uint16_t *vblock = vb + (j0 / 2) * dp * 2;
             for (long r0 = 0; r0 < rpad; r0 += 4) {
                 long c = 0;
@@ -195,5 +230,42 @@ int sd3k_attention_run_bf16(const sd3k_attention_t *a, long begin, long end) {
 #pragma clang attribute pop
 #else
 const sd3k_table sd3k_avx512_table = {0};
+// online_softmax with the probabilities written as bf16 pairs (pb) for the value product; the row sums stay fp32
+// (as torch's CPU flash attention). Columns [nb, width) of pb are zero; the block's tail uses masked lanes.
+static void online_softmax_bf16(const float *s, uint16_t *pb, long lds, long rows, long nb, long width, float *m, float *l,
+                                float *o, long ldo, long dp) {
+    const long full = nb / 16 * 16;
+    const __mmask16 tail = (__mmask16)((1u << (nb - full)) - 1);
+    for (long r = 0; r < rows; r++) {
+        const float *sr = s + r * lds;
+        uint16_t *pr = pb + r * lds;
+        __m512 vm = _mm512_set1_ps(m[r]);
+        for (long j = 0; j < full; j += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(sr + j));
+        if (tail) vm = _mm512_max_ps(vm, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), tail, sr + full));
+        const float mx = _mm512_reduce_max_ps(vm);
+        const float correction = sd3k_exp1(m[r] - mx);
+        const __m512 vmx = _mm512_set1_ps(mx);
+        __m512 vs = _mm512_setzero_ps();
+        for (long j = 0; j < full; j += 16) {
+            const __m512 e = exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(sr + j), vmx));
+            _mm256_storeu_si256((__m256i *)(pr + j), round16_avx512(e));
+            vs = _mm512_add_ps(vs, e);
+        }
+        if (tail) {
+            const __m512 e = _mm512_maskz_mov_ps(tail, exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, sr + full), vmx)));
+            _mm256_mask_storeu_epi16(pr + full, tail, round16_avx512(e));
+            vs = _mm512_add_ps(vs, e);
+        }
+        for (long j = nb; j < width; j++) pr[j] = 0;
+        if (correction != 1.0f) {
+            const __m512 vc = _mm512_set1_ps(correction);
+            float *orow = o + r * ldo;
+            for (long c = 0; c < dp; c += 16) _mm512_storeu_ps(orow + c, _mm512_mul_ps(_mm512_loadu_ps(orow + c), vc));
+        }
+        l[r] = l[r] * correction + _mm512_reduce_add_ps(vs);
+        m[r] = mx;
+    }
+}
+
 int sd3k_attention_run_bf16(const sd3k_attention_t *a, long begin, long end) { (void)a; (void)begin; (void)end; return -1; }
 #endif

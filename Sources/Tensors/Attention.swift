@@ -91,7 +91,8 @@ extension Compute {
                 job.packed = packed
                 let shared = UncheckedSendable(job)
                 parallelRanges(batch * heads, threads: threads, minimumPerThread: 1) { units in
-                    withUnsafePointer(to: shared.value) { sd3k_attention_pack($0, units.lowerBound, units.upperBound) }
+                    let status = withUnsafePointer(to: shared.value) { sd3k_attention_pack($0, units.lowerBound, units.upperBound) }
+                    precondition(status == 0, "attention: out of memory while packing keys and values")
                 }
                 parallelRanges(sd3k_attention_tasks(&job), threads: threads, minimumPerThread: 1) { tasks in
                     let status = withUnsafePointer(to: shared.value) { sd3k_attention_run($0, tasks.lowerBound, tasks.upperBound) }

@@ -73,6 +73,17 @@ public protocol ComputeBackend: AnyObject, Sendable {
               bias: UnsafePointer<Float>?, c: UnsafeMutablePointer<Float>)
     func conv2d(_ d: ConvDescriptor, input: UnsafeRawPointer, weight: UnsafeRawPointer,
                 bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>)
+    /// y = x·Wᵀ (+ bias) with a `Weight` the backend may keep in its own layout (`PackedWeight`).
+    func linear(_ d: GemmDescriptor, a: UnsafeRawPointer, weight: Weight, bias: UnsafePointer<Float>?,
+                c: UnsafeMutablePointer<Float>)
+}
+
+extension ComputeBackend {
+    /// The plain product, for backends without a layout of their own.
+    public func linear(_ d: GemmDescriptor, a: UnsafeRawPointer, weight: Weight, bias: UnsafePointer<Float>?,
+                       c: UnsafeMutablePointer<Float>) {
+        weight.withOperand { gemm(d, a: a, b: $0, bias: bias, c: c) }
+    }
 }
 
 public enum BackendKind: String, Sendable, CaseIterable {

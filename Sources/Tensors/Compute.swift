@@ -38,7 +38,7 @@ public struct Weight: Sendable {
     public let shape: [Int]
     public let format: WeightFormat
     let fp32: [Float]
-    let bf16: [UInt16]
+    let bf16: BF16Rows
     let int8: [Int8]
     /// int8 only: scale[row] = max|W[row, :]| / 127, so W ≈ q · scale.
     let scales: [Float]
@@ -51,11 +51,11 @@ public struct Weight: Sendable {
         shape = tensor.shape
         self.format = format
         switch format {
-        case .fp32: (fp32, bf16, int8, scales) = (tensor.data, [], [], [])
-        case .bf16: (fp32, bf16, int8, scales) = ([], tensor.data.map(HalfPrecision.bf16), [], [])
+        case .fp32: (fp32, bf16, int8, scales) = (tensor.data, BF16Rows([]), [], [])
+        case .bf16: (fp32, bf16, int8, scales) = ([], BF16Rows(tensor.data.map(HalfPrecision.bf16)), [], [])
         case .int8:
             let (values, rowScales) = Weight.quantize(tensor)
-            (fp32, bf16, int8, scales) = ([], [], values, rowScales)
+            (fp32, bf16, int8, scales) = ([], BF16Rows([]), values, rowScales)
         }
     }
 
@@ -63,7 +63,7 @@ public struct Weight: Sendable {
     public var precision: Precision { format == .bf16 ? .bf16 : .fp32 }
 
     /// Bytes the weight occupies in memory.
-    public var byteCount: Int { fp32.count * 4 + bf16.count * 2 + int8.count + scales.count * 4 }
+    public var byteCount: Int { fp32.count * 4 + bf16.byteCount + int8.count + scales.count * 4 }
 
     /// Symmetric per-row int8: q = round_half_even(w / scale) clamped to ±127 (a zero row keeps scale 0).
     static func quantize(_ tensor: Tensor) -> (values: [Int8], scales: [Float]) {
@@ -110,7 +110,7 @@ public struct Weight: Sendable {
     func withOperand<R>(_ body: (UnsafeRawPointer) throws -> R) rethrows -> R {
         switch format {
         case .fp32: return try fp32.withUnsafeBytes { try body($0.baseAddress!) }
-        case .bf16: return try bf16.withUnsafeBytes { try body($0.baseAddress!) }
+        case .bf16: return try bf16.withPlain(count: shape.reduce(1, *)) { try body($0) }
         case .int8: preconditionFailure("an int8 weight has no single operand; products dequantize it by rows")
         }
     }

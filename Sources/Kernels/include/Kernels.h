@@ -71,8 +71,8 @@ typedef struct {
 /// multiply bf16; call it once before the others.
 void sd3k_attention_prepare(sd3k_attention_t *a);
 long sd3k_attention_packed_bytes(const sd3k_attention_t *a);
-/// Packs keys and values of (batch·heads) units [begin, end) into `packed`.
-void sd3k_attention_pack(const sd3k_attention_t *a, long begin, long end);
+/// Packs keys and values of (batch·heads) units [begin, end) into `packed`; returns 0, or −1 without memory.
+int sd3k_attention_pack(const sd3k_attention_t *a, long begin, long end);
 /// Number of independent tasks (a block of queries of one head); run them in any order on any threads.
 long sd3k_attention_tasks(const sd3k_attention_t *a);
 /// Runs tasks [begin, end); returns 0, or −1 when scratch memory could not be allocated.
