@@ -85,6 +85,12 @@ struct JointTransformerBlock: Sendable {
         return (out, ctx)
     }
 
+    /// Every linear layer of the block (for packing their weights ahead of the first step).
+    var linears: [Linear] {
+        [norm1.linear, norm1Context.linear, image.q, image.k, image.v, text.q, text.k, text.v, toOut, ff1, ff2]
+            + [toAddOut, attn2?.q, attn2?.k, attn2?.v, attn2Out, ffContext1, ffContext2].compactMap { $0 }
+    }
+
     /// Attention's products take bf16 operands when the block's weights are bf16 (as torch runs a bf16 model).
     private var operands: OperandType { toOut.weight.precision.operandType }
 

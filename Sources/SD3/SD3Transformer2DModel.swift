@@ -104,6 +104,17 @@ public struct SD3Transformer2DModel: Sendable {
         try weights.requireAllUsed()
     }
 
+    /// Puts every linear weight in the backend's preferred layout now (oneDNN packs bf16 weights), before the denoising
+    /// loop: packed at their first product instead, they would be allocated between the first step's activations and
+    /// fragment the memory the later steps reuse. `rows` is a typical row count of the products (tokens × batch).
+    public func prepareWeights(rows: Int, compute: Compute) {
+        let embeds = timeTextEmbed
+        for linear in [contextEmbedder, normOut.linear, projOut, embeds.timeLinear1, embeds.timeLinear2, embeds.textLinear1,
+                       embeds.textLinear2] + blocks.flatMap(\.linears) {
+            compute.prepare(linear.weight, rows: rows)
+        }
+    }
+
     /// latents [B, C, H, W], text [B, T, joint_attention_dim], pooled [B, pooled_projection_dim],
     /// timesteps [B] → velocity [B, C_out, H, W]. Blocks in `skipLayers` are not run (skip-layer guidance).
     /// `isCancelled` is checked between blocks; when it returns true the forward throws `CancellationError`.

@@ -76,6 +76,8 @@ public protocol ComputeBackend: AnyObject, Sendable {
     /// y = x·Wᵀ (+ bias) with a `Weight` the backend may keep in its own layout (`PackedWeight`).
     func linear(_ d: GemmDescriptor, a: UnsafeRawPointer, weight: Weight, bias: UnsafePointer<Float>?,
                 c: UnsafeMutablePointer<Float>)
+    /// Puts `weight` in the backend's layout for products like `d` ahead of time; a no-op where there is none.
+    func prepare(_ weight: Weight, as d: GemmDescriptor)
 }
 
 extension ComputeBackend {
@@ -84,6 +86,8 @@ extension ComputeBackend {
                        c: UnsafeMutablePointer<Float>) {
         weight.withOperand { gemm(d, a: a, b: $0, bias: bias, c: c) }
     }
+
+    public func prepare(_ weight: Weight, as d: GemmDescriptor) {}
 }
 
 public enum BackendKind: String, Sendable, CaseIterable {

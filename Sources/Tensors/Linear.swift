@@ -20,6 +20,13 @@ extension Compute {
         }
     }
 
+    /// Lets the backend put `weight` in its own layout now, for products of about `rows` rows (see `ComputeBackend.prepare`).
+    public func prepare(_ weight: Weight, rows: Int) {
+        guard weight.shape.count == 2, weight.format != .int8, rows > 0 else { return }
+        backend.prepare(weight, as: GemmDescriptor(m: rows, n: weight.shape[0], k: weight.shape[1], transposeB: true,
+                                                   operandType: weight.precision.operandType))
+    }
+
     /// An int8 weight, a tile of output rows at a time: the tile is dequantized into fp32 scratch and
     /// multiplied into its columns of y, so no full fp32 copy of the weight ever exists.
     private func int8Linear(_ x: Tensor, _ weight: Weight, bias: Tensor?, rows: Int, shape: [Int]) -> Tensor {

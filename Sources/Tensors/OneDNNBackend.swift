@@ -25,11 +25,13 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
     private var cache: [AnyHashable: Primitive] = [:]
     private var unsupported: Set<AnyHashable> = []
     private var scratch = [UnsafeMutableBufferPointer<Float>](repeating: UnsafeMutableBufferPointer(start: nil, count: 0), count: 2)
-    private var bf16Native = 0, bf16Widened = 0
+    private var bf16Native = 0, bf16Widened = 0, unpacked = 0
 
     /// How many bf16 products (matmuls and convolutions) ran on oneDNN's bf16 kernels and how many were widened
     /// to fp32, so tests can tell which path a bf16 run really took.
     public var bf16Products: (native: Int, widened: Int) { lock.withLock { (bf16Native, bf16Widened) } }
+    /// How many products had to unpack a packed weight because its layout could not serve their shape.
+    public var unpackedProducts: Int { lock.withLock { unpacked } }
 
     public init(threads: Int) throws(BackendError) {
         self.threads = max(1, threads)
@@ -108,10 +110,7 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
     public func linear(_ d: GemmDescriptor, a: UnsafeRawPointer, weight: Weight, bias: UnsafePointer<Float>?,
                        c: UnsafeMutablePointer<Float>) {
         precondition(d.hasBias == (bias != nil), "gemm: bias pointer does not match the descriptor")
-        guard nativeBF16, d.operandType == .bf16, weight.format == .bf16, d.transposeB, d.ldb == d.k, d.alpha == 1, !d.accumulate,
-              let packed = lock.withLock({ weight.bf16.packOnce { plain in try? pack(plain, for: d) } }) else {
-            return weight.withOperand { gemm(d, a: a, b: $0, bias: bias, c: c) }
-        }
+        guard let packed = packed(weight, for: d) else { return weight.withOperand { gemm(d, a: a, b: $0, bias: bias, c: c) } }
         lock.withLock {
             let key = PackedKey(descriptor: d, layout: packed.layout)
             var args: [(Int32, UnsafeRawPointer)] = [(DNNL_ARG_SRC, a), (DNNL_ARG_DST, UnsafeRawPointer(c))]
@@ -122,15 +121,25 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
                 return
             }
             // A shape the packed layout cannot serve: the plain rows, unpacked into scratch.
+            unpacked += 1
             let plain = scratchBytes(1, d.n * d.k * 2)
             reorder(from: layoutDescriptor(packed.layout), UnsafeRawPointer(packed.bytes), to: try? plainWeights(d), plain)
             execute(key: d, args: args + [(DNNL_ARG_WEIGHTS, UnsafeRawPointer(plain))]) { try self.makeMatmul(d) }
         }
     }
 
+    public func prepare(_ weight: Weight, as d: GemmDescriptor) { _ = packed(weight, for: d) }
+
+    /// The weight's packed form (made at the first call), or nil when it stays plain.
+    private func packed(_ weight: Weight, for d: GemmDescriptor) -> PackedWeight? {
+        guard nativeBF16, d.operandType == .bf16, weight.format == .bf16, d.transposeB, d.ldb == d.k, d.alpha == 1, !d.accumulate
+        else { return nil }
+        return lock.withLock { weight.bf16.packOnce { plain in try? pack(plain, for: d) } }
+    }
+
     /// The packed form of a bf16 weight for products like `d`, or nil when oneDNN keeps the plain layout. Called with
     /// `lock` held.
-    private func pack(_ plain: UnsafeRawPointer, for d: GemmDescriptor) throws(BackendError) -> PackedWeight? {
+    private func pack(_ plain: UnsafeRawPointer, for d: GemmDescriptor) throws(BackendError) -> PackedWeight.Staged? {
         var src = try describe([d.m, d.k], [d.lda, 1], dnnl_bf16)
         var weights = dnnl_memory_desc_t()
         let dims: [Int64] = [Int64(d.k), Int64(d.n)] + [Int64](repeating: 0, count: 10)
@@ -146,11 +155,12 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
         var plainLayout = try plainWeights(d)
         if dnnl_memory_desc_equal(&chosen, &plainLayout) != 0 { return nil }
         let layout = withUnsafeBytes(of: chosen) { Array($0) }
-        let packed = PackedWeight(byteCount: dnnl_memory_desc_get_size(&chosen), layout: layout) { [self] from, to in
+        let size = dnnl_memory_desc_get_size(&chosen)
+        let staged = scratchBytes(1, size)
+        reorder(from: plainLayout, plain, to: chosen, staged)
+        return PackedWeight.Staged(bytes: UnsafeRawPointer(staged), byteCount: size, layout: layout) { [self] from, to in
             lock.withLock { reorder(from: layoutDescriptor(layout), from, to: try? plainWeights(d), to) }
         }
-        reorder(from: plainLayout, plain, to: chosen, packed.bytes)
-        return packed
     }
 
     private func plainWeights(_ d: GemmDescriptor) throws(BackendError) -> dnnl_memory_desc_t {

@@ -10,12 +10,23 @@ public final class PackedWeight: @unchecked Sendable {
     /// Writes the plain [out, in] rows back, for a product the packed layout cannot serve.
     let unpack: @Sendable (UnsafeRawPointer, UnsafeMutableRawPointer) -> Void
 
-    init(byteCount: Int, layout: [UInt8], unpack: @escaping @Sendable (UnsafeRawPointer, UnsafeMutableRawPointer) -> Void) {
-        bytes = .allocate(byteCount: max(64, byteCount), alignment: 64)
+    /// A copy of `staged` (the backend's scratch), made after the plain rows are freed so it can take their memory.
+    init(copying staged: UnsafeRawPointer, byteCount: Int, layout: [UInt8],
+         unpack: @escaping @Sendable (UnsafeRawPointer, UnsafeMutableRawPointer) -> Void) {
+        bytes = .allocate(byteCount: max(64, byteCount), alignment: 16)
+        bytes.copyMemory(from: staged, byteCount: byteCount)
         (self.byteCount, self.layout, self.unpack) = (byteCount, layout, unpack)
     }
 
     deinit { bytes.deallocate() }
+
+    /// What a backend hands `BF16Rows.packOnce`: the packed bytes in its scratch, their layout, and the way back.
+    struct Staged {
+        let bytes: UnsafeRawPointer
+        let byteCount: Int
+        let layout: [UInt8]
+        let unpack: @Sendable (UnsafeRawPointer, UnsafeMutableRawPointer) -> Void
+    }
 }
 
 /// The bf16 rows of a weight, shared by its copies: plain [out, in] until a backend packs them, then only the packed
@@ -42,20 +53,23 @@ final class BF16Rows: @unchecked Sendable {
         return try body(UnsafeRawPointer(copy))
     }
 
-    /// Packs once: `make` gets the plain rows and returns the packed form, or nil when packing would not change the
-    /// layout (then it is not asked again). The caller serializes calls (the backend's lock).
-    func packOnce(_ make: (UnsafeRawPointer) -> PackedWeight?) -> PackedWeight? {
-        let (rows, tried, existing) = lock.withLock { (plain, packingTried, packedForm) }
+    /// Packs once: `make` gets the plain rows and stages the packed form in its scratch, or returns nil when packing
+    /// would not change the layout (then it is not asked again). The plain rows are freed before the packed copy is
+    /// allocated, so the weight's memory is reused rather than doubled. The caller serializes calls (the backend's lock).
+    func packOnce(_ make: (UnsafeRawPointer) -> PackedWeight.Staged?) -> PackedWeight? {
+        let (tried, existing) = lock.withLock { (packingTried, packedForm) }
         if let existing { return existing }
         if tried { return nil }
-        let made = rows.withUnsafeBytes { make($0.baseAddress!) }
-        lock.withLock {
+        var rows = lock.withLock { plain }
+        let staged = rows.withUnsafeBytes { make($0.baseAddress!) }
+        return lock.withLock {
             packingTried = true
-            if let made {
-                packedForm = made
-                plain = []
-            }
+            guard let staged else { return nil }
+            plain = []
+            rows = []
+            let made = PackedWeight(copying: staged.bytes, byteCount: staged.byteCount, layout: staged.layout, unpack: staged.unpack)
+            packedForm = made
+            return made
         }
-        return made
     }
 }

@@ -25,5 +25,6 @@ import Testing
         let back = weight.withOperand { Array(UnsafeBufferPointer(start: $0.assumingMemoryBound(to: UInt16.self), count: n * k)) }
         #expect(back == plainBits, "unpacking gives the plain rows bit for bit")
         if native { #expect(weight.byteCount == weight.bf16.packed!.byteCount, "the plain copy is freed once packed") }
+        #expect((compute.backend as? OneDNNBackend)?.unpackedProducts == 0, "the packed layout serves every row count")
     }
 }
