@@ -42,8 +42,8 @@ test: deps
 PARITY_SUITES := TensorsTests|SD3Tests
 test-isa:
 	@if grep -qw avx512f /proc/cpuinfo; then \
-	  echo "Parity suites again with ONEDNN_MAX_CPU_ISA=AVX2 (this CPU has AVX-512)"; \
-	  ONEDNN_MAX_CPU_ISA=AVX2 OMP_WAIT_POLICY=passive $(SWIFT) test --skip-build --filter '$(PARITY_SUITES)'; \
+	  echo "Parity suites again with SD3_MAX_ISA=avx2 ONEDNN_MAX_CPU_ISA=AVX2 (this CPU has AVX-512)"; \
+	  SD3_MAX_ISA=avx2 ONEDNN_MAX_CPU_ISA=AVX2 OMP_WAIT_POLICY=passive $(SWIFT) test --skip-build --filter '$(PARITY_SUITES)'; \
 	else echo "This CPU has no AVX-512: the parity suites ran on oneDNN's AVX2 kernels only (no second pass)"; fi
 
 # The parsers' fuzz suites (*FuzzTests) with 1,000,000 seeded mutations each instead of make test's 10,000.

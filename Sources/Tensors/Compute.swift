@@ -107,7 +107,7 @@ public struct Weight: Sendable {
     }
 
     /// Runs `body` with the raw operand pointer in the form the descriptor's `operandType` names.
-    func withOperand<R>(_ body: (UnsafeRawPointer) throws -> R) rethrows -> R {
+    public func withOperand<R>(_ body: (UnsafeRawPointer) throws -> R) rethrows -> R {
         switch format {
         case .fp32: return try fp32.withUnsafeBytes { try body($0.baseAddress!) }
         case .bf16: return try bf16.withPlain(count: shape.reduce(1, *)) { try body($0) }

@@ -34,6 +34,7 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
     public var unpackedProducts: Int { lock.withLock { unpacked } }
 
     public init(threads: Int) throws(BackendError) {
+        InstructionSet.capOneDNN
         self.threads = max(1, threads)
         var engine: dnnl_engine_t?
         try check(dnnl_engine_create(&engine, dnnl_cpu, 0), "create the CPU engine")
@@ -46,6 +47,7 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
 
     /// The instruction set oneDNN dispatches to, e.g. "AVX2" or "AVX-512 with bf16".
     public static var instructionSet: String {
+        InstructionSet.capOneDNN
         switch dnnl_get_effective_cpu_isa() {
         case dnnl_cpu_isa_sse41: return "SSE4.1"
         case dnnl_cpu_isa_avx: return "AVX"

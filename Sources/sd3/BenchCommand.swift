@@ -80,7 +80,8 @@ struct BenchCommand: ParsableCommand {
         let precisions: [WeightFormat] = precisionChoice == .all ? [.fp32, .bf16] : [WeightFormat(rawValue: precisionChoice.rawValue)!]
         if component == .t5Int8Quality { return try t5Int8Quality() }
         if component == .pipeline { return try pipeline(format: precisions[0]) }
-        print("\(headline()), \(threads) thread\(threads == 1 ? "" : "s"), \(`repeat`) repeats, oneDNN \(OneDNNBackend.version) on \(OneDNNBackend.instructionSet)")
+        let native = (try? OneDNNBackend(threads: 1))?.nativeBF16 ?? false
+        print("\(headline()), \(threads) thread\(threads == 1 ? "" : "s"), \(`repeat`) repeats; \(InstructionSet.summary(nativeBF16: native))")
         var results: [[String: Any]] = []
         for kind in kinds {
             let compute = try Compute(backend: kind, threads: threads)
@@ -98,11 +99,19 @@ struct BenchCommand: ParsableCommand {
                                              "minor_page_faults_per_run": BenchCounters.pageFaults]
                 if p == .bf16 { result["native_bf16"] = native }
                 if p == .int8 { result["note"] = "weight-only int8, dequantized to fp32 per tile of rows" }
+                if isMatmul && p == .bf16 && kind == .oneDNN && native {
+                    let perCall = try perCallMatmul(compute: compute)
+                    print("  " + "".padding(toLength: 9, withPad: " ", startingAt: 0) + " bf16"
+                          + String(format: "  %8.1f GFLOP/s  %.4f s", flops / perCall / 1e9, perCall) + " with plain weights (repacked by each call)")
+                    result["packed_weights"] = true
+                    result["per_call_seconds"] = perCall
+                    result["per_call_gflops"] = flops / perCall / 1e9
+                }
                 results.append(result)
             }
         }
         if json {
-            var object: [String: Any] = ["component": component.rawValue, "threads": threads,
+            var object: [String: Any] = ["component": component.rawValue, "threads": threads, "kernels_isa": InstructionSet.kernels, "onednn_isa": OneDNNBackend.instructionSet,
                                          "peak_rss_bytes": peakResidentBytes(), "results": results]
             if isMatmul { object.merge(["m": m, "k": k, "n": n]) { a, _ in a } }
             else { object.merge(["batch": prompts]) { a, _ in a } }
@@ -198,6 +207,18 @@ struct BenchCommand: ParsableCommand {
             let attention = Double(c.numHiddenLayers) * 4.0 * Double(tokens * tokens * c.hiddenSize)
             return (time(model(clipIds, compute: compute)), Double(prompts) * (2.0 * linear * Double(tokens) + attention), setup)
         }
+    }
+
+    /// The bf16 matmul with the weight in its plain [N, K] rows, as a product without `Compute.linear`'s packing sees it.
+    private func perCallMatmul(compute: Compute) throws -> Double {
+        let x = compute.randomUniform([m, k], seed: 1)
+        let weight = Weight(compute.randomUniform([n, k], seed: 2, scale: 0.05), format: .bf16)
+        let rounded = x.data.map(HalfPrecision.bf16)
+        let d = GemmDescriptor(m: m, n: n, k: k, transposeB: true, operandType: .bf16)
+        var out = [Float](repeating: 0, count: m * n)
+        return time(rounded.withUnsafeBytes { a in
+            weight.withOperand { b in out.withUnsafeMutableBufferPointer { compute.backend.gemm(d, a: a.baseAddress!, b: b, bias: nil, c: $0.baseAddress!) } }
+        })
     }
 
     /// FLOPs of SD3's VAE decoder or encoder at one image size: its 3×3 and 1×1 convolutions (2·k²·Cin·Cout per

@@ -9,13 +9,16 @@ struct SD3Command: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sd3",
         abstract: "SD3 Studio: Stable Diffusion 3 on the CPU.",
-        version: "sd3 \(SD3.version) (oneDNN \(OneDNNBackend.version), \(OneDNNBackend.instructionSet); OpenBLAS \(OpenBLASBackend.configuration))",
+        version: "sd3 \(SD3.version) (\(InstructionSet.summary(nativeBF16: (try? OneDNNBackend(threads: 1))?.nativeBF16 ?? false)); OpenBLAS \(OpenBLASBackend.configuration))",
         subcommands: [StudioCommand.self, GenerateCommand.self, TokenizeCommand.self, EncodeCommand.self, InfoCommand.self, ModelsCommand.self, ConvertCommand.self, BenchCommand.self, FavoritesCommand.self, HistoryCommand.self, RecallCommand.self],
         defaultSubcommand: StudioCommand.self)
 
     static func main() async {
         OpenMPWaitPolicy.restartPassiveIfUnset()
         do {
+            if let bad = InstructionSet.overrideError {
+                throw ValidationError("SD3_MAX_ISA=\(bad) is not one of \(InstructionSet.levels.joined(separator: ", "))")
+            }
             var command = try parseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {
                 try await asyncCommand.run()
