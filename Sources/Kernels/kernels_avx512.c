@@ -141,6 +141,28 @@ static inline void qk_tile_bf16(const uint16_t *qb, long dh, const uint16_t *kb,
 PV_TILE_BF16(pv_tile_bf16_wide, 4)
 PV_TILE_BF16(pv_tile_bf16_one, 1)
 
+// exp for the softmax, whose arguments are s − max ≤ 0: no overflow to handle, and max(lo, x) returns x when x is NaN
+// so NaN propagates without a blend; below −87.33 it gives e^−87.33 (1.2e−38, where exp_avx512 gives 0), nothing
+// next to the row's largest probability, 1.
+static inline __m512 exp_nonpositive(__m512 x) {
+    const __m512 c = _mm512_max_ps(_mm512_set1_ps(-87.33f), x);
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(c, _mm512_set1_ps(1.442695040888963f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), c);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-6f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 5040);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+// Probabilities to bf16 with the CPU's own conversion (round to nearest even, as sd3k_round_bf16 for values in [0, 1]).
+static inline __m256i to_bf16(__m512 x) { return (__m256i)_mm512_cvtneps_pbh(x); }
+
 // online_softmax with the probabilities written as bf16 pairs (pb) for the value product; the row sums stay fp32
 // (as torch's CPU flash attention). Columns [nb, width) of pb are zero; the block's tail uses masked lanes.
 static void online_softmax_bf16(const float *s, uint16_t *pb, long lds, long rows, long nb, long width, float *m, float *l,
@@ -156,17 +178,34 @@ static void online_softmax_bf16(const float *s, uint16_t *pb, long lds, long row
         const float mx = _mm512_reduce_max_ps(vm);
         const float correction = sd3k_exp1(m[r] - mx);
         const __m512 vmx = _mm512_set1_ps(mx);
-        __m512 vs = _mm512_setzero_ps();
-        for (long j = 0; j < full; j += 16) {
-            const __m512 e = exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(sr + j), vmx));
-            _mm256_storeu_si256((__m256i *)(pr + j), round16_avx512(e));
+        // Four independent chains so the exp's latency overlaps.
+        __m512 vs = _mm512_setzero_ps(), vs1 = _mm512_setzero_ps(), vs2 = _mm512_setzero_ps(), vs3 = _mm512_setzero_ps();
+        long j = 0;
+        for (; j + 64 <= full; j += 64) {
+            const __m512 e0 = exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(sr + j), vmx));
+            const __m512 e1 = exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(sr + j + 16), vmx));
+            const __m512 e2 = exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(sr + j + 32), vmx));
+            const __m512 e3 = exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(sr + j + 48), vmx));
+            _mm256_storeu_si256((__m256i *)(pr + j), to_bf16(e0));
+            _mm256_storeu_si256((__m256i *)(pr + j + 16), to_bf16(e1));
+            _mm256_storeu_si256((__m256i *)(pr + j + 32), to_bf16(e2));
+            _mm256_storeu_si256((__m256i *)(pr + j + 48), to_bf16(e3));
+            vs = _mm512_add_ps(vs, e0);
+            vs1 = _mm512_add_ps(vs1, e1);
+            vs2 = _mm512_add_ps(vs2, e2);
+            vs3 = _mm512_add_ps(vs3, e3);
+        }
+        for (; j < full; j += 16) {
+            const __m512 e = exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(sr + j), vmx));
+            _mm256_storeu_si256((__m256i *)(pr + j), to_bf16(e));
             vs = _mm512_add_ps(vs, e);
         }
         if (tail) {
-            const __m512 e = _mm512_maskz_mov_ps(tail, exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, sr + full), vmx)));
-            _mm256_mask_storeu_epi16(pr + full, tail, round16_avx512(e));
+            const __m512 e = _mm512_maskz_mov_ps(tail, exp_nonpositive(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, sr + full), vmx)));
+            _mm256_mask_storeu_epi16(pr + full, tail, to_bf16(e));
             vs = _mm512_add_ps(vs, e);
         }
+        vs = _mm512_add_ps(_mm512_add_ps(vs, vs1), _mm512_add_ps(vs2, vs3));
         for (long j = nb; j < width; j++) pr[j] = 0;
         if (correction != 1.0f) {
             const __m512 vc = _mm512_set1_ps(correction);
@@ -230,6 +269,28 @@ int sd3k_attention_run_bf16(const sd3k_attention_t *a, long begin, long end) {
 #pragma clang attribute pop
 #else
 const sd3k_table sd3k_avx512_table = {0};
+// exp for the softmax, whose arguments are s − max ≤ 0: no overflow to handle, and max(lo, x) returns x when x is NaN
+// so NaN propagates without a blend; below −87.33 it gives e^−87.33 (1.2e−38, where exp_avx512 gives 0), nothing
+// next to the row's largest probability, 1.
+static inline __m512 exp_nonpositive(__m512 x) {
+    const __m512 c = _mm512_max_ps(_mm512_set1_ps(-87.33f), x);
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(c, _mm512_set1_ps(1.442695040888963f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), c);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-6f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 5040);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+// Probabilities to bf16 with the CPU's own conversion (round to nearest even, as sd3k_round_bf16 for values in [0, 1]).
+static inline __m256i to_bf16(__m512 x) { return (__m256i)_mm512_cvtneps_pbh(x); }
+
 // online_softmax with the probabilities written as bf16 pairs (pb) for the value product; the row sums stay fp32
 // (as torch's CPU flash attention). Columns [nb, width) of pb are zero; the block's tail uses masked lanes.
 static void online_softmax_bf16(const float *s, uint16_t *pb, long lds, long rows, long nb, long width, float *m, float *l,
@@ -245,17 +306,34 @@ static void online_softmax_bf16(const float *s, uint16_t *pb, long lds, long row
         const float mx = _mm512_reduce_max_ps(vm);
         const float correction = sd3k_exp1(m[r] - mx);
         const __m512 vmx = _mm512_set1_ps(mx);
-        __m512 vs = _mm512_setzero_ps();
-        for (long j = 0; j < full; j += 16) {
-            const __m512 e = exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(sr + j), vmx));
-            _mm256_storeu_si256((__m256i *)(pr + j), round16_avx512(e));
+        // Four independent chains so the exp's latency overlaps.
+        __m512 vs = _mm512_setzero_ps(), vs1 = _mm512_setzero_ps(), vs2 = _mm512_setzero_ps(), vs3 = _mm512_setzero_ps();
+        long j = 0;
+        for (; j + 64 <= full; j += 64) {
+            const __m512 e0 = exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(sr + j), vmx));
+            const __m512 e1 = exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(sr + j + 16), vmx));
+            const __m512 e2 = exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(sr + j + 32), vmx));
+            const __m512 e3 = exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(sr + j + 48), vmx));
+            _mm256_storeu_si256((__m256i *)(pr + j), to_bf16(e0));
+            _mm256_storeu_si256((__m256i *)(pr + j + 16), to_bf16(e1));
+            _mm256_storeu_si256((__m256i *)(pr + j + 32), to_bf16(e2));
+            _mm256_storeu_si256((__m256i *)(pr + j + 48), to_bf16(e3));
+            vs = _mm512_add_ps(vs, e0);
+            vs1 = _mm512_add_ps(vs1, e1);
+            vs2 = _mm512_add_ps(vs2, e2);
+            vs3 = _mm512_add_ps(vs3, e3);
+        }
+        for (; j < full; j += 16) {
+            const __m512 e = exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(sr + j), vmx));
+            _mm256_storeu_si256((__m256i *)(pr + j), to_bf16(e));
             vs = _mm512_add_ps(vs, e);
         }
         if (tail) {
-            const __m512 e = _mm512_maskz_mov_ps(tail, exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, sr + full), vmx)));
-            _mm256_mask_storeu_epi16(pr + full, tail, round16_avx512(e));
+            const __m512 e = _mm512_maskz_mov_ps(tail, exp_nonpositive(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, sr + full), vmx)));
+            _mm256_mask_storeu_epi16(pr + full, tail, to_bf16(e));
             vs = _mm512_add_ps(vs, e);
         }
+        vs = _mm512_add_ps(_mm512_add_ps(vs, vs1), _mm512_add_ps(vs2, vs3));
         for (long j = nb; j < width; j++) pr[j] = 0;
         if (correction != 1.0f) {
             const __m512 vc = _mm512_set1_ps(correction);
