@@ -9,7 +9,7 @@ import Testing
 /// from the run's generator after the starting latents; and one tiny-pipeline run against diffusers with it.
 @Suite struct FlashSchedulerTests {
     static let reference = try! SafeTensorsFile(path: TransformerTests.fixtures + "/flash_scheduler.safetensors")
-    static let cases = try! JSONSerialization.jsonObject(with: Data(reference.metadata["cases"]!.utf8)) as! [[String: Any]]
+    nonisolated(unsafe) static let cases = try! JSONSerialization.jsonObject(with: Data(reference.metadata["cases"]!.utf8)) as! [[String: Any]]
 
     static func maxDifference(_ a: [Float], _ b: [Float]) -> Float {
         zip(a, b).map { abs($0 - $1) }.max() ?? .infinity
