@@ -69,6 +69,6 @@ public enum LoraCatalog {
         return Location(record: record, path: candidates.first, hashMatches: false)
     }
 
-    /// A regular file: a FIFO or a device at a recorded path would block or never end when hashed.
-    static func isFile(_ path: String) -> Bool { RegularFile.problem(path) == nil }
+    /// A regular file (a FIFO or a device at a recorded path would block or never end when hashed), or a PEFT folder.
+    static func isFile(_ path: String) -> Bool { RegularFile.problem(path) == nil || (try? LoraPeftFolder(path)) != nil }
 }
