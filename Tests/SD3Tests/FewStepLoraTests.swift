@@ -1,0 +1,115 @@
+import Foundation
+import SafeTensors
+import Tensors
+import Testing
+@testable import SD3
+
+/// The few-step LoRAs' key layouts on tiny-sd3 against diffusers (scripts/fixtures/fewstep_loras.py): Hyper-SD3
+/// (diffusers keys with a Conv2d LoRA on pos_embed.proj, fused at 0.125) and Flash-SD3 (a PEFT folder, with the
+/// flash scheduler, no T5, guidance 0); merged and run-time, ≥ 45 dB and final latents within the fp32 limit.
+@Suite struct FewStepLoraTests {
+    static let folder = TransformerTests.fixtures + "/fewstep"
+    static let reference = try! SafeTensorsFile(path: folder + "/reference.safetensors")
+    nonisolated(unsafe) static let cases: [String: [String: Any]] = {
+        let list = try! JSONSerialization.jsonObject(with: Data(reference.metadata["cases"]!.utf8)) as! [[String: Any]]
+        return Dictionary(uniqueKeysWithValues: list.map { ($0["name"] as! String, $0) })
+    }()
+
+    static func parameters(_ c: [String: Any]) -> GenerationParameters {
+        var p = GenerationParameters(prompt: c["prompt"] as! String)
+        p.negativePrompt = c["negative_prompt"] as! String
+        (p.width, p.height, p.steps, p.seed) = (c["width"] as! Int, c["height"] as! Int, c["steps"] as! Int, UInt64(c["seed"] as! Int))
+        p.guidanceScale = (c["guidance"] as! NSNumber).doubleValue
+        p.maxSequenceLength = 77
+        p.scheduler = SchedulerKind(rawValue: c["scheduler"] as! String)!
+        return p
+    }
+
+    /// Runs case `name` with its LoRA in `mode`; returns the PSNR against diffusers' image.
+    static func run(_ name: String, mode: LoraMode) throws -> Double {
+        let c = try #require(cases[name])
+        var options = LoadOptions()
+        (options.threads, options.loraMode, options.useT5) = (2, mode, c["t5"] as! Bool)
+        if let lora = c["lora"] as? String {
+            options.loras = [LoraChoice(path: folder + "/" + lora, strength: (c["strength"] as! NSNumber).doubleValue)]
+        }
+        let pipeline = try StableDiffusion3Pipeline(path: TransformerTests.fixtures + "/tiny-sd3", options: options)
+        let p = parameters(c)
+        var latents: Tensor?
+        let image = try pipeline.generate(p, onStep: { step in if step.index + 1 == step.total { latents = step.latents } })
+        let limit = try PipelineTests.latentLimit(pipeline, p, textTokens: 77)
+        let (error, allowed) = limit.check(try #require(latents), try reference.tensor(name + ".latents"))
+        #expect(error <= allowed, "\(name) \(mode): latents max abs error \(error) > \(allowed)")
+        return PipelineTests.psnr(image.pixels, Array(reference.bytes(try #require(reference.info(name + ".image")))))
+    }
+
+    @Test(arguments: [LoraMode.merged, .runTime])
+    func hyperMatchesDiffusers(mode: LoraMode) throws {
+        let psnr = try Self.run("hyper", mode: mode)
+        #expect(psnr >= 45, "Hyper-SD3 layout, \(mode): PSNR \(psnr) dB")
+    }
+
+    @Test(arguments: [LoraMode.merged, .runTime])
+    func flashMatchesDiffusers(mode: LoraMode) throws {
+        let psnr = try Self.run("flash", mode: mode)
+        #expect(psnr >= 45, "Flash-SD3 PEFT folder, \(mode): PSNR \(psnr) dB")
+    }
+
+    /// The LoRAs move the image: diffusers' LoRA images are far from its images without them (so the cases above can
+    /// fail), and ours without them match those.
+    @Test(arguments: [("hyper", "base"), ("flash", "flash_base")])
+    func theLorasChangeTheImage(lora: String, base: String) throws {
+        let without = Array(Self.reference.bytes(try #require(Self.reference.info(base + ".image"))))
+        let with = Array(Self.reference.bytes(try #require(Self.reference.info(lora + ".image"))))
+        #expect(PipelineTests.psnr(without, with) < 30, "\(lora) vs \(base): PSNR \(PipelineTests.psnr(without, with)) dB")
+        let psnr = try Self.run(base, mode: .merged)
+        #expect(psnr >= 45, "\(base): PSNR \(psnr) dB")
+    }
+
+    @Test func layoutsAreDetected() throws {
+        let hyper = try LoraFile(path: Self.folder + "/Hyper-SD3-8steps-CFG-lora.safetensors")
+        #expect(hyper.layout == "diffusers" && hyper.pairs[.transformer]?["pos_embed.proj.weight"]?.down.shape == [4, 64])
+        let flash = try LoraFile(path: Self.folder + "/flash-sd3")
+        #expect(flash.layout == "PEFT" && flash.name == "flash-sd3")
+        // r 8, lora_alpha 1 in adapter_config.json: scale 1/8 on every pair, the conv included.
+        #expect(flash.pairs[.transformer]?.values.allSatisfy { $0.scale == 0.125 } == true)
+        #expect(flash.pairs[.transformer]?["pos_embed.proj.weight"]?.up.shape == [32, 8])
+        let inside = try LoraFile(path: Self.folder + "/flash-sd3/adapter_model.safetensors")
+        #expect(inside.name == "flash-sd3" && inside.shortHash == flash.shortHash && !flash.shortHash.isEmpty)
+    }
+
+    /// A copy of the Flash folder with its config replaced (nil: no config) or its weights file alone.
+    static func brokenFolder(_ name: String, config: String?) throws -> String {
+        let target = NSTemporaryDirectory() + "fewstep-\(name)-\(getpid())"
+        try? FileManager.default.removeItem(atPath: target)
+        try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: folder + "/flash-sd3/adapter_model.safetensors", toPath: target + "/adapter_model.safetensors")
+        if let config { try config.write(toFile: target + "/adapter_config.json", atomically: true, encoding: .utf8) }
+        return target
+    }
+
+    @Test func badPeftFoldersNameTheProblem() throws {
+        let cases: [(String, String?, String)] = [
+            ("dora", #"{"peft_type": "LORA", "r": 8, "lora_alpha": 1, "use_dora": true}"#, "use_dora is true"),
+            ("prefix", #"{"peft_type": "PREFIX_TUNING", "r": 8}"#, "peft_type is PREFIX_TUNING"),
+            ("norank", #"{"peft_type": "LORA", "lora_alpha": 1}"#, "no number for r"),
+            ("rank", #"{"peft_type": "LORA", "r": 4, "lora_alpha": 1}"#, "has rank 8, its metadata says 4"),
+            ("json", "[1, 2", "not a JSON object"),
+            ("missing", nil, "needs the files adapter_config.json"),
+        ]
+        for (name, config, expected) in cases {
+            let path = try Self.brokenFolder(name, config: config)
+            do {
+                _ = try LoraFile(path: path)
+                Issue.record("\(name): loaded")
+            } catch {
+                #expect("\(error)".contains(expected), "\(name): \(error)")
+            }
+        }
+        // The weights file alone, away from its config: PEFT keys without their scale are refused by key.
+        let alone = NSTemporaryDirectory() + "fewstep-alone-\(getpid()).safetensors"
+        try? FileManager.default.removeItem(atPath: alone)
+        try FileManager.default.copyItem(atPath: Self.folder + "/flash-sd3/adapter_model.safetensors", toPath: alone)
+        #expect { try LoraFile(path: alone) } throws: { "\($0)".contains("base_model.model.") && "\($0)".contains("adapter_config.json") }
+    }
+}
