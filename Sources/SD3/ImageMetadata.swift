@@ -78,6 +78,7 @@ public struct ImageMetadata: Sendable, Codable, Equatable {
         skipLayerStart = p.skipLayerGuidance?.start
         skipLayerStop = p.skipLayerGuidance?.stop
         scheduler = p.scheduler == .euler ? nil : p.scheduler.rawValue
+        recipe = p.recipe
         self.seconds = seconds
         version = "sd3-studio \(SD3.version)"
     }

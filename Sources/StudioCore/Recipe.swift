@@ -79,3 +79,33 @@ public enum RecipeError: Error, Equatable, CustomStringConvertible {
         }
     }
 }
+
+/// A recipe as the studio offers it: read and its LoRA looked up when the studio starts (the reducer does no I/O),
+/// with the problem that keeps it from being used, if any.
+public struct RecipeChoice: Sendable, Equatable {
+    public var recipe: Recipe
+    public var loraPath: String?
+    public var problem: String?
+
+    public init(recipe: Recipe, loraPath: String? = nil, problem: String? = nil) {
+        (self.recipe, self.loraPath, self.problem) = (recipe, loraPath, problem)
+    }
+
+    /// Every recipe in `catalog`, each with its LoRA found in `loraFolders`; unreadable files are left out and reported.
+    public static func load(_ catalog: RecipeCatalog, loraFolders: [String]) -> (choices: [RecipeChoice], errors: [String]) {
+        var choices: [RecipeChoice] = [], errors: [String] = []
+        for file in catalog.files() {
+            do throws(TOMLFileError) {
+                let recipe = try Recipe.read(file.path)
+                do throws(RecipeError) {
+                    choices.append(RecipeChoice(recipe: recipe, loraPath: try recipe.loraPath(folders: loraFolders)))
+                } catch {
+                    choices.append(RecipeChoice(recipe: recipe, problem: error.description))
+                }
+            } catch {
+                errors.append(error.description)
+            }
+        }
+        return (choices, errors)
+    }
+}

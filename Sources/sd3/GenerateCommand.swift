@@ -84,6 +84,7 @@ struct GenerateCommand: ParsableCommand {
             throw CommandError("--scheduler must be euler or flash, not '\(schedulerName)'" + (scheduler == nil ? " (recorded in \(paramsFrom ?? "the PNG"))" : ""))
         }
         p.scheduler = schedulerKind
+        p.recipe = recipe?.name
         if let initImage {
             try Self.requirePNGFile(initImage)
             p.initImage = try PNGFile.read(initImage).image
@@ -166,7 +167,6 @@ struct GenerateCommand: ParsableCommand {
         var metadata = ImageMetadata(parameters: p, model: model, t5: pipeline.hasT5,
                                      shift: p.shift ?? pipeline.schedulerConfig.shift, precision: precision.rawValue, seconds: seconds)
         if pipeline.hasT5 && options.t5Int8 { metadata.t5Weights = "int8" }
-        metadata.recipe = recipe?.name
         metadata.record(loras: pipeline.loras, mode: options.loraMode)
         if let saveLatents, let finalLatents {
             try SafeTensorsWriter(entries: [.init("latents", finalLatents)], metadata: ["sd3-studio": metadata.json]).write(to: saveLatents)

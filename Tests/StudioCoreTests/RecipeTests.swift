@@ -110,4 +110,40 @@ import Testing
         let (status4, output4, _) = try generate(["--scheduler", "ddim"], "d")
         #expect(status4 != 0 && output4.contains("--scheduler must be euler or flash, not 'ddim'"), "\(output4)")
     }
+
+    /// The studio's Recipe field: Right moves none → each recipe → none; a recipe fills its fields, its scheduler and
+    /// its LoRA (replacing the previous recipe's), a recipe with a missing LoRA stops generation with its problem,
+    /// and the request carries the scheduler and the recipe's name.
+    @Test func theStudioRecipeFieldAppliesAndReplaces() throws {
+        var state = Support.state(prompt: "a red circle")
+        var flash = Recipe(name: "flash-4", path: "/r/flash-4.toml")
+        (flash.lora, flash.steps, flash.guidance, flash.scheduler, flash.t5) = ("flash-sd3", 4, 0, .flash, .off)
+        var hyper = Recipe(name: "hyper-8", path: "/r/hyper-8.toml")
+        (hyper.lora, hyper.loraStrength, hyper.steps, hyper.guidance, hyper.shift) = ("h", 0.125, 8, 5, 3)
+        let missing = Recipe(name: "gone", path: "/r/gone.toml")
+        state.recipes = [RecipeChoice(recipe: flash, loraPath: "/l/flash-sd3"), RecipeChoice(recipe: hyper, loraPath: "/l/h.safetensors"),
+                         RecipeChoice(recipe: missing, problem: "recipe gone: LoRA 'x' not found")]
+        state.loras = [LoraEntry(name: "style", path: "/l/style.safetensors")]
+        state.focus = .recipe
+        _ = reduce(&state, .right)
+        #expect(state.recipe == 0 && state.text(.steps) == "4" && state.text(.guidance) == "0" && state.scheduler == .flash && state.t5 == .off)
+        #expect(state.loras.map(\.name) == ["style", "flash-sd3"] && state.loras.last?.strength == 1)
+        var reaction = reduce(&state, .generate)
+        guard case let .start(request)? = reaction.effects.first else { Issue.record("no start: \(state.status.text)"); return }
+        #expect(request.parameters.scheduler == .flash && request.parameters.recipe == "flash-4" && request.parameters.steps == 4)
+        #expect(request.loras.map(\.path) == ["/l/style.safetensors", "/l/flash-sd3"])
+        state.job = .idle
+        _ = reduce(&state, .right)
+        #expect(state.recipe == 1 && state.text(.steps) == "8" && state.text(.shift) == "3" && state.scheduler == .euler)
+        #expect(state.loras.map(\.name) == ["style", "h"] && state.loras.last?.strength == 0.125)
+        _ = reduce(&state, .right)
+        #expect(state.recipe == 2 && state.status.isError && state.status.text.contains("not found"))
+        reaction = reduce(&state, .generate)
+        #expect(reaction.effects.isEmpty && state.status.text.contains("pick another recipe or none"))
+        #expect(state.loras.map(\.name) == ["style"])
+        _ = reduce(&state, .right)
+        #expect(state.recipe == nil && state.loras.map(\.name) == ["style"])
+        _ = reduce(&state, .left)
+        #expect(state.recipe == 2)
+    }
 }
