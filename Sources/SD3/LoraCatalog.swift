@@ -29,14 +29,17 @@ public enum LoraCatalog {
         return [models + "/loras", models]
     }
 
-    /// Every LoRA file directly inside `folders`, by name; a name found twice keeps its first folder.
+    /// Every LoRA file and PEFT LoRA folder directly inside `folders`, by name; a name found twice keeps its first folder.
     public static func scan(folders: [String]) -> [Candidate] {
         var found: [Candidate] = []
         for folder in folders {
-            for file in ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).sorted() where file.hasSuffix(".safetensors") {
-                let path = folder + "/" + file, name = String(file.dropLast(".safetensors".count))
-                guard !found.contains(where: { $0.name == name }), isLora(path) else { continue }
-                found.append(Candidate(name: name, path: path))
+            for entry in ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).sorted() {
+                let path = folder + "/" + entry
+                let name = entry.hasSuffix(".safetensors") ? String(entry.dropLast(".safetensors".count)) : entry
+                guard !found.contains(where: { $0.name == name }) else { continue }
+                if entry.hasSuffix(".safetensors") ? isLora(path) : (try? LoraPeftFolder(path)) != nil {
+                    found.append(Candidate(name: name, path: path))
+                }
             }
         }
         return found

@@ -78,6 +78,12 @@ import Testing
         #expect(inside.name == "flash-sd3" && inside.shortHash == flash.shortHash && !flash.shortHash.isEmpty)
     }
 
+    /// The LoRA scan lists the PEFT folder beside the LoRA files (not the reference images' file, which has no LoRA keys).
+    @Test func theScanFindsPeftFolders() {
+        #expect(LoraCatalog.scan(folders: [Self.folder]).map(\.name) == ["Hyper-SD3-8steps-CFG-lora", "flash-sd3"])
+        #expect(LoraCatalog.resolve("flash-sd3", folders: [Self.folder]) == Self.folder + "/flash-sd3")
+    }
+
     /// A copy of the Flash folder with its config replaced (nil: no config) or its weights file alone.
     static func brokenFolder(_ name: String, config: String?) throws -> String {
         let target = NSTemporaryDirectory() + "fewstep-\(name)-\(getpid())"
