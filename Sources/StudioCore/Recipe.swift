@@ -27,7 +27,12 @@ public struct Recipe: Sendable, Equatable {
 
     /// The recipe at `path`; an unknown key, a wrong type or a value out of range names the file, line and key.
     public static func read(_ path: String) throws(TOMLFileError) -> Recipe {
-        let file = try TOMLFile(path: path)
+        try parse(TOMLFile.text(path), path: path)
+    }
+
+    /// The recipe in `text`, with `path` for its name and messages.
+    static func parse(_ text: String, path: String) throws(TOMLFileError) -> Recipe {
+        let file = try TOMLFile(path: path, text: text)
         var recipe = Recipe(name: ((path as NSString).lastPathComponent as NSString).deletingPathExtension, path: path)
         let reader = ConfigFile.Reader(file: file, table: nil)
         for key in file.orderedKeys(file.root) {
