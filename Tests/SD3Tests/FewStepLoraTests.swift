@@ -78,6 +78,32 @@ import Testing
         #expect(inside.name == "flash-sd3" && inside.shortHash == flash.shortHash && !flash.shortHash.isEmpty)
     }
 
+    /// The patch-embedding conv pair in kohya's and ComfyUI's names (Stability's `x_embedder.proj`) lands on the same
+    /// target with the same flattened matrices as in diffusers' layout.
+    @Test func theConvPairReadsInEveryLayout() throws {
+        let source = Self.folder + "/Hyper-SD3-8steps-CFG-lora.safetensors"
+        let reference = try #require(try LoraFile(path: source).pairs[.transformer]?["pos_embed.proj.weight"])
+        let folder = Hostile.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        for (layout, down, up) in [("kohya", "lora_unet_x_embedder_proj.lora_down.weight", "lora_unet_x_embedder_proj.lora_up.weight"),
+                                   ("ComfyUI", "diffusion_model.x_embedder.proj.lora_A.weight", "diffusion_model.x_embedder.proj.lora_B.weight")] {
+            let path = folder + "/\(layout).safetensors"
+            try Hostile.rewrite(source, to: path) { key, tensor in
+                key == "transformer.pos_embed.proj.lora_A.weight" ? (down, tensor) : key == "transformer.pos_embed.proj.lora_B.weight" ? (up, tensor) : nil
+            }
+            let lora = try LoraFile(path: path)
+            let pair = try #require(lora.pairs[.transformer]?["pos_embed.proj.weight"], "\(layout)")
+            #expect(lora.layout == layout && pair.down.shape == [4, 64] && pair.up.shape == [32, 4])
+            #expect(pair.down.data == reference.down.data && pair.up.data == reference.up.data && pair.scale == 1, "\(layout)")
+        }
+        // A conv pair whose up is not 1×1 is not peft's Conv2d LoRA: refused by key, never applied.
+        let odd = folder + "/odd.safetensors"
+        try Hostile.rewrite(source, to: odd) { key, tensor in
+            key.hasPrefix("transformer.pos_embed.proj.") ? (key, key.hasSuffix("lora_B.weight") ? tensor.reshaped([8, 4, 2, 2]) : tensor) : nil
+        }
+        #expect { try LoraFile(path: odd) } throws: { "\($0)".contains("transformer.pos_embed.proj") && "\($0)".contains("low-rank pair") }
+    }
+
     /// The LoRA scan lists the PEFT folder beside the LoRA files (not the reference images' file, which has no LoRA keys).
     @Test func theScanFindsPeftFolders() {
         #expect(LoraCatalog.scan(folders: [Self.folder]).map(\.name) == ["Hyper-SD3-8steps-CFG-lora", "flash-sd3"])

@@ -105,6 +105,12 @@ import Testing
         let (status2, output2, overridden) = try generate(["--recipe", recipe, "--steps", "3", "--scheduler", "euler", "-g", "1.5"], "b")
         #expect(status2 == 0, "\(output2)")
         #expect(overridden?.steps == 3 && overridden?.scheduler == nil && overridden?.guidanceScale == 1.5 && overridden?.recipe == "tiny-flash")
+        // --params-from brings the flash scheduler and the LoRA back: the same pixels.
+        let again = run(TmuxStudio.sd3, ["generate", "--params-from", out + "/a.png", "--threads", "1", "--no-history", "-o", out + "/again.png"],
+                        environment: environment)
+        #expect(again.status == 0, "\(again.output)")
+        #expect(try PNGFile.read(out + "/again.png").image.pixels == PNGFile.read(out + "/a.png").image.pixels)
+        #expect(try PNGFile.read(out + "/b.png").image.pixels != PNGFile.read(out + "/a.png").image.pixels)
         let (status3, output3, _) = try generate(["--recipe", "no-such-recipe"], "c")
         #expect(status3 != 0 && output3.contains("recipe 'no-such-recipe': no such recipe (have: flash-4"), "\(output3)")
         let (status4, output4, _) = try generate(["--scheduler", "ddim"], "d")
