@@ -65,7 +65,9 @@ public enum LoraCatalog {
     /// Finds a recorded LoRA: at its recorded path, else by its name in `folders`; a file whose short hash is the
     /// recorded one wins over one that only has the name.
     public static func locate(_ record: ImageMetadata.LoraRecord, folders: [String]) -> Location {
-        let candidates = ([record.path].compactMap { $0 } + folders.map { $0 + "/" + record.name + ".safetensors" }).filter(isFile)
+        // By name: a file NAME.safetensors or a PEFT folder NAME.
+        let named = folders.flatMap { [$0 + "/" + record.name + ".safetensors", $0 + "/" + record.name] }
+        let candidates = ([record.path].compactMap { $0 } + named).filter(isFile)
         if let exact = candidates.first(where: { LoraFile.shortHash(path: $0) == record.hash }) {
             return Location(record: record, path: exact, hashMatches: true)
         }

@@ -108,6 +108,10 @@ import Testing
     @Test func theScanFindsPeftFolders() {
         #expect(LoraCatalog.scan(folders: [Self.folder]).map(\.name) == ["Hyper-SD3-8steps-CFG-lora", "flash-sd3"])
         #expect(LoraCatalog.resolve("flash-sd3", folders: [Self.folder]) == Self.folder + "/flash-sd3")
+        // A recorded PEFT LoRA is found again by its name, with its hash (that of adapter_model.safetensors).
+        let hash = LoraFile.shortHash(path: Self.folder + "/flash-sd3/adapter_model.safetensors")
+        let found = LoraCatalog.locate(ImageMetadata.LoraRecord(name: "flash-sd3", strength: 1, hash: hash), folders: ["/nonexistent", Self.folder])
+        #expect(found.path == Self.folder + "/flash-sd3" && found.hashMatches && hash.count == 12)
     }
 
     /// A copy of the Flash folder with its config replaced (nil: no config) or its weights file alone.
