@@ -61,6 +61,7 @@ struct GenerateCommand: ParsableCommand {
             ?? settings.model.map(ConfigFile.expandingTilde) ?? DemoModel.locate() else {
             throw ValidationError("no model: give --model DIR (a diffusers SD3 folder); the demo model was not found in \(DemoModel.folderName)")
         }
+        if let recipe, let own = recipe.model, own != model { log("note: --model overrides recipe \(recipe.name)'s model \(own)") }
         let d = try ModelDefaults.resolved(ModelSource(model, extras: files.extras(t5File: nil)))
         guard let prompt = prompt ?? recalled?.metadata.prompt ?? c.prompt.flatMap({ $0.isEmpty ? nil : $0 }) else { throw ValidationError("give --prompt") }
         let precisionName = precision ?? recalled?.metadata.precision ?? c.precision?.rawValue ?? "fp32"
