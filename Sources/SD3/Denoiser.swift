@@ -31,7 +31,8 @@ public struct StepProgress: Sendable {
 
 /// The denoising loop of `StableDiffusion3Pipeline.__call__` / `StableDiffusion3Img2ImgPipeline.__call__`
 /// (diffusers 0.42.1): classifier-free guidance on the batch [uncond, cond], optional skip-layer guidance,
-/// the flow-matching Euler step or the flash scheduler's x0-and-re-noise step. The caller owns the loop's reporting through `onStep`.
+/// the flow-matching Euler step or the flash scheduler's x0-and-re-noise step. The caller owns the loop's reporting
+/// through `onStep`.
 public struct Denoiser: Sendable {
     public let transformer: SD3Transformer2DModel
     public let compute: Compute

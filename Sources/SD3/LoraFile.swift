@@ -4,8 +4,9 @@ import SafeTensors
 import Tensors
 
 /// One LoRA file read into low-rank pairs keyed by our weight names (`transformer_blocks.0.attn.to_q.weight`), per
-/// component. The layout (diffusers, kohya, ComfyUI, or a PEFT folder) is detected from the keys (`LoraKeyMap`). A fused Stability
-/// qkv pair becomes three pairs that share the down matrix, each with a third of the up rows: ΔW = B·A row-sliced.
+/// component. The layout (diffusers, kohya, ComfyUI, or a PEFT folder) is detected from the keys (`LoraKeyMap`). A fused
+/// Stability qkv pair becomes three pairs that share the down matrix, each with a third of the up rows: ΔW = B·A
+/// row-sliced.
 public struct LoraFile: Sendable {
     public struct Pair: Sendable {
         public let down: Tensor  // A [r, in]

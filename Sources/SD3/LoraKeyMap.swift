@@ -1,8 +1,8 @@
 import SafeTensors
 
 /// Where a LoRA module name (the key without `.lora_A.weight` & co.) points in our models, for the four layouts.
-/// diffusers names and a PEFT folder's (`base_model.model.` + the transformer's module) are ours already; kohya sd-scripts and ComfyUI name Stability's modules, which go through
-/// `SingleFileKeyMap` (kohya with `.` written `_`). Sources: diffusers 0.42.1 `loaders/lora_conversion_utils.py`
+/// diffusers names and a PEFT folder's (`base_model.model.` + the transformer's module) are ours already; kohya
+/// sd-scripts and ComfyUI name Stability's modules, which go through `SingleFileKeyMap` (kohya with `.` written `_`). Sources: diffusers 0.42.1 `loaders/lora_conversion_utils.py`
 /// (`_convert_non_diffusers_sd3_lora_to_diffusers`) and `loaders/lora_pipeline.py` (`SD3LoraLoaderMixin`).
 enum LoraKeyMap {
     enum Layout: String, Sendable { case diffusers, kohya, comfyUI = "ComfyUI", peft = "PEFT" }
