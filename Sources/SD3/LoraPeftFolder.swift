@@ -16,11 +16,13 @@ struct LoraPeftFolder {
     let name: String
     let metadata: LoraAdapterMetadata
 
-    /// The PEFT folder `path` names (the folder, or its adapter_model.safetensors), or nil for any other file.
+    /// The PEFT folder `path` names (a folder with adapter_config.json, or its adapter_model.safetensors), or nil for
+    /// any other path (a folder without the config is not a LoRA: the safetensors reader refuses it by name).
     init?(_ path: String) throws {
         var isDirectory: ObjCBool = false
         let folder: String
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue,
+           FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent(Self.configName)) {
             folder = path
         } else if (path as NSString).lastPathComponent == Self.weightsName,
                   FileManager.default.fileExists(atPath: ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent(Self.configName)) {

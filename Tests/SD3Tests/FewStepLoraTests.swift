@@ -131,7 +131,6 @@ import Testing
             ("norank", #"{"peft_type": "LORA", "lora_alpha": 1}"#, "no number for r"),
             ("rank", #"{"peft_type": "LORA", "r": 4, "lora_alpha": 1}"#, "has rank 8, its metadata says 4"),
             ("json", "[1, 2", "not a JSON object"),
-            ("missing", nil, "needs the files adapter_config.json"),
         ]
         for (name, config, expected) in cases {
             let path = try Self.brokenFolder(name, config: config)
@@ -142,6 +141,12 @@ import Testing
                 #expect("\(error)".contains(expected), "\(name): \(error)")
             }
         }
+        // A folder with the config but no weights file names both files; a folder without the config is no LoRA.
+        let noWeights = try Self.brokenFolder("noweights", config: #"{"peft_type": "LORA", "r": 8}"#)
+        try FileManager.default.removeItem(atPath: noWeights + "/adapter_model.safetensors")
+        #expect { try LoraFile(path: noWeights) } throws: { "\($0)".contains("needs the files adapter_config.json and adapter_model.safetensors") }
+        let noConfig = try Self.brokenFolder("noconfig", config: nil)
+        #expect { try LoraFile(path: noConfig) } throws: { "\($0)".contains(noConfig) && "\($0)".contains("not a regular file") }
         // The weights file alone, away from its config: PEFT keys without their scale are refused by key.
         let alone = NSTemporaryDirectory() + "fewstep-alone-\(getpid()).safetensors"
         try? FileManager.default.removeItem(atPath: alone)
