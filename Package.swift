@@ -23,7 +23,10 @@ let package = Package(
 
         // The one reader of files named by users, folders and metadata: regular files only, size-limited.
         .target(name: "RegularFiles"),
-        .target(name: "Tensors", dependencies: ["CDNNL", "CBLAS"]),
+        // The hot loops (attention, activations, norms, bf16 rounding) in C, compiled for AVX-512, AVX2 and baseline
+        // x86-64 in one build and chosen at start-up; optimised in debug builds too, since the tests run them.
+        .target(name: "Kernels", cSettings: [.unsafeFlags(["-O2"])]),
+        .target(name: "Tensors", dependencies: ["CDNNL", "CBLAS", "Kernels"]),
         .target(name: "SafeTensors", dependencies: ["Tensors", "RegularFiles"]),
         .target(name: "Tokenizers", dependencies: ["CZlib", "RegularFiles"], resources: [.copy("Resources/clip-bpe-merges.txt.gz")]),
         .target(name: "ImageIO", dependencies: ["CPNG", "RegularFiles"]),
@@ -42,7 +45,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
-        .testTarget(name: "TensorsTests", dependencies: ["Tensors", "SafeTensors"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors", "SafeTensors", "Kernels"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["FuzzSupport", "SafeTensors", "Tensors"]),
         .testTarget(name: "TokenizersTests", dependencies: ["FuzzSupport", "Tokenizers"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SD3Tests", dependencies: ["FuzzSupport", "SD3", "SafeTensors"], resources: [.copy("Fixtures")]),

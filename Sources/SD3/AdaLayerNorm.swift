@@ -24,6 +24,6 @@ struct AdaLayerNorm: Sendable {
 extension Compute {
     /// LN(x)·(1 + scale) + shift: LayerNorm without affine parameters (eps 1e-6), then modulation. x [B, N, D].
     func normModulate(_ x: Tensor, shift: Tensor, scale: Tensor) -> Tensor {
-        modulate(layerNorm(x, eps: 1e-6), shift: shift, scale: scale)
+        normModulate(x, shift: shift, scale: scale, eps: 1e-6)
     }
 }

@@ -60,40 +60,43 @@ public struct Denoiser: Sendable {
         }
         let g = Float(guidanceScale)
         var latents = start
-        for i in beginIndex..<steps {
-            if isCancelled() { throw CancellationError() }
-            let t = scheduler.timesteps[i]
-            let input = guided ? Tensor.concat([latents, latents], axis: 0) : latents
-            let prediction = try transformer(input, text: text, pooled: pooled, timesteps: [Float](repeating: t, count: input.dim(0)),
-                                             compute: compute, isCancelled: isCancelled)
-            var velocity = prediction
-            if guided {
-                let halves = prediction.chunked(2, axis: 0)
-                let (uncond, cond) = (halves[0], halves[1])
-                // uncond + g·(cond − uncond), each op rounded to float32 as torch does.
-                velocity = Tensor(shape: uncond.shape, data: zip(uncond.data, cond.data).map { u, v in
-                    let difference = v - u
-                    let scaled = g * difference
-                    return u + scaled
-                })
-                if let slg = skipLayerGuidance, slg.isActive(step: i, of: steps) {
-                    let skipped = try transformer(latents, text: c.promptEmbeds, pooled: c.pooled,
-                                                  timesteps: [Float](repeating: t, count: batch), skipLayers: Set(slg.layers),
-                                                  compute: compute, isCancelled: isCancelled)
-                    let s = Float(slg.scale)
-                    velocity = Tensor(shape: velocity.shape, data: (0..<velocity.count).map { k in
-                        let difference = cond.data[k] - skipped.data[k]
-                        let scaled = difference * s
-                        return velocity.data[k] + scaled
+        // Each step's tensors reuse the memory the previous step freed (no fresh pages after the first step).
+        return try FreedMemoryReuse.reusingFreedMemory {
+            for i in beginIndex..<steps {
+                if isCancelled() { throw CancellationError() }
+                let t = scheduler.timesteps[i]
+                let input = guided ? Tensor.concat([latents, latents], axis: 0) : latents
+                let prediction = try transformer(input, text: text, pooled: pooled, timesteps: [Float](repeating: t, count: input.dim(0)),
+                                                 compute: compute, isCancelled: isCancelled)
+                var velocity = prediction
+                if guided {
+                    let halves = prediction.chunked(2, axis: 0)
+                    let (uncond, cond) = (halves[0], halves[1])
+                    // uncond + g·(cond − uncond), each op rounded to float32 as torch does.
+                    velocity = Tensor(shape: uncond.shape, data: zip(uncond.data, cond.data).map { u, v in
+                        let difference = v - u
+                        let scaled = g * difference
+                        return u + scaled
                     })
+                    if let slg = skipLayerGuidance, slg.isActive(step: i, of: steps) {
+                        let skipped = try transformer(latents, text: c.promptEmbeds, pooled: c.pooled,
+                                                      timesteps: [Float](repeating: t, count: batch), skipLayers: Set(slg.layers),
+                                                      compute: compute, isCancelled: isCancelled)
+                        let s = Float(slg.scale)
+                        velocity = Tensor(shape: velocity.shape, data: (0..<velocity.count).map { k in
+                            let difference = cond.data[k] - skipped.data[k]
+                            let scaled = difference * s
+                            return velocity.data[k] + scaled
+                        })
+                    }
                 }
+                latents = Tensor(shape: latents.shape, data: scheduler.step(velocity.data, sample: latents.data, index: i, shape: latents.shape))
+                // NaN/Inf weights or settings poison every later step; stop here, naming the step, instead of decoding garbage.
+                guard latents.data.allSatisfy(\.isFinite) else { throw GenerationError.nonFinite(step: i - beginIndex + 1) }
+                try onStep(StepProgress(index: i - beginIndex, total: steps - beginIndex, timestep: t,
+                                        sigma: scheduler.sigmas[i + 1], latents: latents))
             }
-            latents = Tensor(shape: latents.shape, data: scheduler.step(velocity.data, sample: latents.data, index: i, shape: latents.shape))
-            // NaN/Inf weights or settings poison every later step; stop here, naming the step, instead of decoding garbage.
-            guard latents.data.allSatisfy(\.isFinite) else { throw GenerationError.nonFinite(step: i - beginIndex + 1) }
-            try onStep(StepProgress(index: i - beginIndex, total: steps - beginIndex, timestep: t,
-                                    sigma: scheduler.sigmas[i + 1], latents: latents))
+            return latents
         }
-        return latents
     }
 }

@@ -57,8 +57,8 @@ struct JointTransformerBlock: Sendable {
     /// Returns the new image tokens and (except in the last block) the new text tokens.
     func callAsFunction(_ x: Tensor, context: Tensor, siluTemb: Tensor, _ compute: Compute) -> (Tensor, Tensor?) {
         let m = norm1.modulation(siluTemb, compute)  // 6 or 9 × [B, D]
-        let normed = compute.layerNorm(x, eps: 1e-6)  // [B, N, D]
-        let xHat = compute.modulate(normed, shift: m[0], scale: m[1])
+        let normed = attn2 == nil ? nil : compute.layerNorm(x, eps: 1e-6)  // [B, N, D], shared by both attentions
+        let xHat = normed.map { compute.modulate($0, shift: m[0], scale: m[1]) } ?? compute.normModulate(x, shift: m[0], scale: m[1])
         let c = norm1Context.modulation(siluTemb, compute)
         let cHat = contextPreOnly ? compute.normModulate(context, shift: c[1], scale: c[0])  // (scale, shift)
                                   : compute.normModulate(context, shift: c[0], scale: c[1])
@@ -67,13 +67,14 @@ struct JointTransformerBlock: Sendable {
         let (qi, ki, vi) = project(image, xHat, compute)
         let (qt, kt, vt) = project(text, cHat, compute)
         let joint = compute.attention(query: Tensor.concat([qi, qt], axis: 1), key: Tensor.concat([ki, kt], axis: 1),
-                                      value: Tensor.concat([vi, vt], axis: 1), heads: heads)  // [B, N+T, D]
+                                      value: Tensor.concat([vi, vt], axis: 1), heads: heads, operands: operands)  // [B, N+T, D]
         let parts = joint.split([n, context.dim(1)], axis: 1)
         var out = compute.gatedAdd(x, toOut(parts[0], compute), gate: m[2])
-        if let attn2, let attn2Out {
+        if let attn2, let attn2Out, let normed {
             let xHat2 = compute.modulate(normed, shift: m[6], scale: m[7])
             let (q, k, v) = project(attn2, xHat2, compute)
-            out = compute.gatedAdd(out, attn2Out(compute.attention(query: q, key: k, value: v, heads: heads), compute), gate: m[8])
+            out = compute.gatedAdd(out, attn2Out(compute.attention(query: q, key: k, value: v, heads: heads, operands: operands), compute),
+                                   gate: m[8])
         }
         let hidden = compute.gelu(ff1(compute.normModulate(out, shift: m[3], scale: m[4]), compute), approximation: .tanh)
         out = compute.gatedAdd(out, ff2(hidden, compute), gate: m[5])
@@ -83,6 +84,9 @@ struct JointTransformerBlock: Sendable {
         ctx = compute.gatedAdd(ctx, ffContext2(hiddenContext, compute), gate: c[5])
         return (out, ctx)
     }
+
+    /// Attention's products take bf16 operands when the block's weights are bf16 (as torch runs a bf16 model).
+    private var operands: OperandType { toOut.weight.precision.operandType }
 
     /// q, k, v [B, L, D]; with qk-norm, q and k are RMS-normalized per head over head_dim (eps 1e-6).
     private func project(_ p: Projections, _ h: Tensor, _ compute: Compute) -> (Tensor, Tensor, Tensor) {

@@ -274,7 +274,9 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
     /// Latents in the transformer's space → images.
     public func decode(_ latents: Tensor, isCancelled: () -> Bool = { false }) throws -> [RGBImage] {
         let vae = try vae()
-        let images = try vae.decode(vae.fromModelSpace(latents), compute: compute, isCancelled: isCancelled)
+        let images = try FreedMemoryReuse.reusingFreedMemory {
+            try vae.decode(vae.fromModelSpace(latents), compute: compute, isCancelled: isCancelled)
+        }
         guard images.data.allSatisfy(\.isFinite) else { throw GenerationError.nonFinite(step: nil) }
         return VaeImageProcessor.postprocess(images)
     }

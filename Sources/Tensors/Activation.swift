@@ -1,3 +1,4 @@
+import Kernels
 import Foundation
 
 public enum GELUApproximation: Sendable {
@@ -13,20 +14,13 @@ extension Compute {
         case .none:
             return map(x) { v in 0.5 * v * (1 + erf(v * 0.70710678118654752)) }
         case .tanh:
-            return mapSpans(x) { input, output, count in
-                for i in 0..<count {
-                    let v = input[i]
-                    output[i] = 0.5 * v * (1 + fastTanh(0.79788456080286536 * (v + 0.044715 * v * v * v)))
-                }
-            }
+            return mapSpans(x) { input, output, count in sd3k_gelu_tanh(input, output, count) }
         }
     }
 
     /// x·sigmoid(1.702·x), CLIP's quick_gelu (transformers activations.QuickGELUActivation).
     public func quickGELU(_ x: Tensor) -> Tensor {
-        mapSpans(x) { input, output, count in
-            for i in 0..<count { output[i] = input[i] / (1 + fastExp(-1.702 * input[i])) }
-        }
+        mapSpans(x) { input, output, count in sd3k_sigmoid_mul(input, output, count, 1.702) }
     }
 
     /// max(x, 0); NaN stays NaN, as torch.relu.
@@ -38,9 +32,7 @@ extension Compute {
 
     /// x·sigmoid(x).
     public func silu(_ x: Tensor) -> Tensor {
-        mapSpans(x) { input, output, count in
-            for i in 0..<count { output[i] = input[i] / (1 + fastExp(-input[i])) }
-        }
+        mapSpans(x) { input, output, count in sd3k_sigmoid_mul(input, output, count, 1) }
     }
 
     /// Softmax over the last axis, max-subtracted so large logits do not overflow.
@@ -48,7 +40,7 @@ extension Compute {
     public func softmax(_ x: Tensor) -> Tensor {
         let width = x.dim(-1)
         return rowwise(x, width: width) { row, out in
-            softmaxRow(row.baseAddress!, out.base, width)
+            sd3k_softmax_row(row.baseAddress!, out.base, width)
         }
     }
 
@@ -73,15 +65,4 @@ extension Compute {
             }
         }
     }
-}
-
-@inline(__always)
-func softmaxRow(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, _ width: Int) {
-    var maximum = -Float.infinity
-    for i in 0..<width { maximum = max(maximum, input[i]) }
-    for i in 0..<width { output[i] = fastExp(input[i] - maximum) }
-    var sum: Float = 0
-    for i in 0..<width { sum += output[i] }
-    let inverse = 1 / sum
-    for i in 0..<width { output[i] *= inverse }
 }

@@ -1,3 +1,5 @@
+import Kernels
+
 /// What is added to the attention scores before the softmax.
 public enum AttentionMask: Sendable {
     /// Query i sees keys 0…i (CLIP's causal mask); needs as many queries as keys.
@@ -9,10 +11,12 @@ public enum AttentionMask: Sendable {
 extension Compute {
     /// Scaled dot-product attention (F.scaled_dot_product_attention) on head-interleaved tensors:
     /// q [B, Nq, H·d], k and v [B, Nk, H·d] → [B, Nq, H·d]; head h uses columns h·d..<(h+1)·d.
-    /// Scores are made `chunk` queries at a time, so memory is O(chunk · Nk), never O(Nq · Nk) per head.
-    /// `scale` defaults to 1/√d; T5 passes 1.
-    public func attention(query q: Tensor, key k: Tensor, value v: Tensor, heads: Int,
-                          scale: Float? = nil, mask: AttentionMask? = nil, scoreBudget: Int = 1 << 22) -> Tensor {
+    /// Without a mask: flash-style blocks (Kernels' sd3k_attention_*), a block of queries against a block of keys with
+    /// a running maximum and sum, so no Nq × Nk matrix exists; `operands: .bf16` multiplies bf16-rounded operands with
+    /// fp32 accumulation where the CPU has bf16 dot products (else fp32). With a mask: scores are made `chunk` queries
+    /// at a time (memory O(chunk · Nk)), in fp32. `scale` defaults to 1/√d; T5 passes 1.
+    public func attention(query q: Tensor, key k: Tensor, value v: Tensor, heads: Int, scale: Float? = nil,
+                          mask: AttentionMask? = nil, operands: OperandType = .fp32, scoreBudget: Int = 1 << 22) -> Tensor {
         precondition(q.rank == 3 && k.rank == 3 && v.rank == 3, "attention: expected [B, N, H·d] tensors, got \(q.shape), \(k.shape), \(v.shape)")
         let (batch, queries, width) = (q.dim(0), q.dim(1), q.dim(2))
         let keys = k.dim(1)
@@ -28,7 +32,8 @@ extension Compute {
                          "attention: bias \(b.shape) is not [\(heads), \(queries), \(keys)] or [\(batch), \(heads), \(queries), \(keys)]")
         case nil: break
         }
-        if batch * queries * width == 0 { return Tensor(zeros: [batch, queries, width]) }
+        if batch * queries * width == 0 || keys == 0 { return Tensor(zeros: [batch, queries, width]) }
+        if mask == nil { return flashAttention(q, k, v, heads: heads, scale: alpha, bf16: operands == .bf16) }
         let chunk = max(1, min(queries, scoreBudget / max(1, keys)))
         var scores = [Float](repeating: 0, count: chunk * keys)
         var out = Tensor(zeros: [batch, queries, width])
@@ -55,7 +60,7 @@ extension Compute {
                         parallelRanges(rows, threads: threads, minimumPerThread: max(1, 8192 / keys)) { range in
                             for r in range {
                                 let row = scoresPointer.value + r * keys
-                                softmaxRow(row, row, keys)
+                                sd3k_softmax_row(row, row, keys)
                             }
                         }
                         // O[start..<start+rows, head] = P[rows, Nk] · V[:, head]
@@ -68,6 +73,33 @@ extension Compute {
             }
         }}}}}
         return out
+    }
+
+    private func flashAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, heads: Int, scale: Float, bf16: Bool) -> Tensor {
+        let (batch, queries, width, keys) = (q.dim(0), q.dim(1), q.dim(2), k.dim(1))
+        return Tensor(shape: [batch, queries, width]) { out in
+            q.data.withUnsafeBufferPointer { pq in
+            k.data.withUnsafeBufferPointer { pk in
+            v.data.withUnsafeBufferPointer { pv in
+                var job = sd3k_attention_t(q: pq.baseAddress, k: pk.baseAddress, v: pv.baseAddress, out: out.baseAddress,
+                                           batch: batch, queries: queries, keys: keys, heads: heads, head_size: width / heads,
+                                           ldq: width, ldk: width, ldv: width, ldo: width, scale: scale, bf16: bf16 ? 1 : 0,
+                                           level: 0, packed: nil)
+                sd3k_attention_prepare(&job)
+                let packed = UnsafeMutableRawPointer.allocate(byteCount: sd3k_attention_packed_bytes(&job), alignment: 64)
+                defer { packed.deallocate() }
+                job.packed = packed
+                let shared = UncheckedSendable(job)
+                parallelRanges(batch * heads, threads: threads, minimumPerThread: 1) { units in
+                    let status = withUnsafePointer(to: shared.value) { sd3k_attention_pack($0, units.lowerBound, units.upperBound) }
+                    precondition(status == 0, "attention: out of memory while packing keys and values")
+                }
+                parallelRanges(sd3k_attention_tasks(&job), threads: threads, minimumPerThread: 1) { tasks in
+                    let status = withUnsafePointer(to: shared.value) { sd3k_attention_run($0, tasks.lowerBound, tasks.upperBound) }
+                    precondition(status == 0, "attention: out of memory for a block's scratch")
+                }
+            }}}
+        }
     }
 
     private func addMask(_ mask: AttentionMask?, to scores: UnsafeMutablePointer<Float>, batch b: Int, head h: Int,

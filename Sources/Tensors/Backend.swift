@@ -1,3 +1,5 @@
+import Kernels
+
 /// The element type of the A and B operands of a product; C and the bias are always fp32.
 public enum OperandType: String, Sendable, Hashable, CaseIterable {
     case fp32, bf16
@@ -71,6 +73,17 @@ public protocol ComputeBackend: AnyObject, Sendable {
               bias: UnsafePointer<Float>?, c: UnsafeMutablePointer<Float>)
     func conv2d(_ d: ConvDescriptor, input: UnsafeRawPointer, weight: UnsafeRawPointer,
                 bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>)
+    /// y = x·Wᵀ (+ bias) with a `Weight` the backend may keep in its own layout (`PackedWeight`).
+    func linear(_ d: GemmDescriptor, a: UnsafeRawPointer, weight: Weight, bias: UnsafePointer<Float>?,
+                c: UnsafeMutablePointer<Float>)
+}
+
+extension ComputeBackend {
+    /// The plain product, for backends without a layout of their own.
+    public func linear(_ d: GemmDescriptor, a: UnsafeRawPointer, weight: Weight, bias: UnsafePointer<Float>?,
+                       c: UnsafeMutablePointer<Float>) {
+        weight.withOperand { gemm(d, a: a, b: $0, bias: bias, c: c) }
+    }
 }
 
 public enum BackendKind: String, Sendable, CaseIterable {
@@ -86,13 +99,13 @@ func widenBF16(_ p: UnsafeRawPointer, rows: Int, columns: Int, leading: Int,
     let target = UncheckedSendable(out)
     if rows == 1 {
         parallelRanges(columns, threads: threads, minimumPerThread: 1 << 16) { range in
-            for j in range { target.value[j] = HalfPrecision.float(bf16: bits.value[j]) }
+            sd3k_widen_bf16(bits.value + range.lowerBound, target.value + range.lowerBound, range.count)
         }
         return
     }
     parallelRanges(rows, threads: threads, minimumPerThread: max(1, (1 << 16) / max(1, columns))) { range in
         for r in range {
-            for j in 0..<columns { target.value[r * columns + j] = HalfPrecision.float(bf16: bits.value[r * leading + j]) }
+            sd3k_widen_bf16(bits.value + r * leading, target.value + r * columns, columns)
         }
     }
 }

@@ -1,3 +1,4 @@
+import Kernels
 import Foundation
 
 /// The engine's compute context: one backend for products and convolutions and one thread
@@ -23,7 +24,7 @@ public struct Compute: Sendable {
 
 public enum Precision: String, Sendable, CaseIterable {
     case fp32, bf16
-    var operandType: OperandType { self == .fp32 ? .fp32 : .bf16 }
+    public var operandType: OperandType { self == .fp32 ? .fp32 : .bf16 }
 }
 
 /// How a weight is stored: as loaded (fp32), rounded to bf16, or weight-only int8 with one scale per
@@ -37,7 +38,7 @@ public struct Weight: Sendable {
     public let shape: [Int]
     public let format: WeightFormat
     let fp32: [Float]
-    let bf16: [UInt16]
+    let bf16: BF16Rows
     let int8: [Int8]
     /// int8 only: scale[row] = max|W[row, :]| / 127, so W ≈ q · scale.
     let scales: [Float]
@@ -50,11 +51,11 @@ public struct Weight: Sendable {
         shape = tensor.shape
         self.format = format
         switch format {
-        case .fp32: (fp32, bf16, int8, scales) = (tensor.data, [], [], [])
-        case .bf16: (fp32, bf16, int8, scales) = ([], tensor.data.map(HalfPrecision.bf16), [], [])
+        case .fp32: (fp32, bf16, int8, scales) = (tensor.data, BF16Rows([]), [], [])
+        case .bf16: (fp32, bf16, int8, scales) = ([], BF16Rows(tensor.data.map(HalfPrecision.bf16)), [], [])
         case .int8:
             let (values, rowScales) = Weight.quantize(tensor)
-            (fp32, bf16, int8, scales) = ([], [], values, rowScales)
+            (fp32, bf16, int8, scales) = ([], BF16Rows([]), values, rowScales)
         }
     }
 
@@ -62,7 +63,7 @@ public struct Weight: Sendable {
     public var precision: Precision { format == .bf16 ? .bf16 : .fp32 }
 
     /// Bytes the weight occupies in memory.
-    public var byteCount: Int { fp32.count * 4 + bf16.count * 2 + int8.count + scales.count * 4 }
+    public var byteCount: Int { fp32.count * 4 + bf16.byteCount + int8.count + scales.count * 4 }
 
     /// Symmetric per-row int8: q = round_half_even(w / scale) clamped to ±127 (a zero row keeps scale 0).
     static func quantize(_ tensor: Tensor) -> (values: [Int8], scales: [Float]) {
@@ -109,7 +110,7 @@ public struct Weight: Sendable {
     func withOperand<R>(_ body: (UnsafeRawPointer) throws -> R) rethrows -> R {
         switch format {
         case .fp32: return try fp32.withUnsafeBytes { try body($0.baseAddress!) }
-        case .bf16: return try bf16.withUnsafeBytes { try body($0.baseAddress!) }
+        case .bf16: return try bf16.withPlain(count: shape.reduce(1, *)) { try body($0) }
         case .int8: preconditionFailure("an int8 weight has no single operand; products dequantize it by rows")
         }
     }
@@ -136,11 +137,12 @@ extension Compute {
         case .fp32:
             return try body(UnsafeRawPointer(values.baseAddress!))
         case .bf16:
-            var rounded = [UInt16](repeating: 0, count: values.count)
-            rounded.withUnsafeMutableBufferPointer { out in
-                parallelRanges(values.count, threads: threads) { range in
-                    for i in range { out[i] = HalfPrecision.bf16(values[i]) }
+            let rounded = [UInt16](unsafeUninitializedCapacity: values.count) { out, initialized in
+                let target = UncheckedSendable(out.baseAddress!)
+                parallelRanges(values.count, threads: threads, minimumPerThread: 1 << 15) { range in
+                    sd3k_round_bf16(values.baseAddress! + range.lowerBound, target.value + range.lowerBound, range.count)
                 }
+                initialized = values.count
             }
             return try rounded.withUnsafeBytes { try body($0.baseAddress!) }
         }

@@ -1,3 +1,5 @@
+import Kernels
+
 extension Compute {
     /// a + b, same shapes.
     public func add(_ a: Tensor, _ b: Tensor) -> Tensor { zip(a, b, "add", +) }
@@ -12,10 +14,31 @@ extension Compute {
         let (batch, tokens, width) = (x.dim(0), x.dim(1), x.dim(2))
         precondition(shift.shape == [batch, width] && scale.shape == [batch, width],
                      "modulate: shift \(shift.shape) and scale \(scale.shape) must be [\(batch), \(width)]")
-        return rowwise(x, width: width) { row, out in
-            let b = out.groupIndex / max(1, tokens)
-            for i in 0..<width {
-                out[i] = row[i] * (1 + scale.data[b * width + i]) + shift.data[b * width + i]
+        return shift.data.withUnsafeBufferPointer { ps in
+            scale.data.withUnsafeBufferPointer { pc in
+                let (ps, pc) = (UncheckedSendable(ps.baseAddress!), UncheckedSendable(pc.baseAddress!))
+                return rowwise(x, width: width) { row, out in
+                    let b = out.groupIndex / max(1, tokens)
+                    sd3k_modulate_row(row.baseAddress!, out.base, width, ps.value + b * width, pc.value + b * width)
+                }
+            }
+        }
+    }
+
+    /// LayerNorm without affine parameters, then x·(1 + scale) + shift, in one pass over each row
+    /// (diffusers AdaLayerNorm*: `norm(x) * (1 + scale[:, None]) + shift[:, None]`). x [B, N, D], shift, scale [B, D].
+    public func normModulate(_ x: Tensor, shift: Tensor, scale: Tensor, eps: Float) -> Tensor {
+        precondition(x.rank == 3, "normModulate: x must be [B, N, D], got \(x.shape)")
+        let (batch, tokens, width) = (x.dim(0), x.dim(1), x.dim(2))
+        precondition(shift.shape == [batch, width] && scale.shape == [batch, width],
+                     "normModulate: shift \(shift.shape) and scale \(scale.shape) must be [\(batch), \(width)]")
+        return shift.data.withUnsafeBufferPointer { ps in
+            scale.data.withUnsafeBufferPointer { pc in
+                let (ps, pc) = (UncheckedSendable(ps.baseAddress!), UncheckedSendable(pc.baseAddress!))
+                return rowwise(x, width: width) { row, out in
+                    let b = out.groupIndex / max(1, tokens)
+                    sd3k_norm_modulate_row(row.baseAddress!, out.base, width, eps, ps.value + b * width, pc.value + b * width)
+                }
             }
         }
     }
@@ -26,10 +49,12 @@ extension Compute {
         let (tokens, width) = (x.dim(1), x.dim(2))
         precondition(gate.shape == [x.dim(0), width], "gatedAdd: gate \(gate.shape) must be [\(x.dim(0)), \(width)]")
         return y.data.withUnsafeBufferPointer { ys in
-            let other = UncheckedSendable(ys)
-            return rowwise(x, width: width) { row, out in
-                let r = out.groupIndex, b = r / max(1, tokens)
-                for i in 0..<width { out[i] = row[i] + gate.data[b * width + i] * other.value[r * width + i] }
+            gate.data.withUnsafeBufferPointer { gs in
+                let (other, gates) = (UncheckedSendable(ys.baseAddress!), UncheckedSendable(gs.baseAddress!))
+                return rowwise(x, width: width) { row, out in
+                    let r = out.groupIndex, b = r / max(1, tokens)
+                    sd3k_gated_add_row(row.baseAddress!, other.value + r * width, gates.value + b * width, out.base, width)
+                }
             }
         }
     }

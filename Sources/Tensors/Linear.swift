@@ -12,7 +12,11 @@ extension Compute {
         let d = GemmDescriptor(m: rows, n: outFeatures, k: inFeatures, transposeB: true,
                                hasBias: bias != nil, operandType: weight.precision.operandType)
         return Tensor(shape: shape) { out in
-            withOperands(x, weight, bias: bias) { a, b, bias in backend.gemm(d, a: a, b: b, bias: bias, c: out.baseAddress!) }
+            x.data.withUnsafeBufferPointer { xs in
+                withOperand(xs, as: d.operandType) { a in
+                    withOptionalPointer(bias) { bias in backend.linear(d, a: a, weight: weight, bias: bias, c: out.baseAddress!) }
+                }
+            }
         }
     }
 

@@ -1,3 +1,4 @@
+import Kernels
 import Foundation
 
 extension Compute {
@@ -7,19 +8,9 @@ extension Compute {
         let width = x.dim(-1)
         if let weight { precondition(weight.shape == [width], "layerNorm: weight \(weight.shape) is not [\(width)]") }
         if let bias { precondition(bias.shape == [width], "layerNorm: bias \(bias.shape) is not [\(width)]") }
-        return rowwise(x, width: width) { row, out in
-            var sum = 0.0
-            for v in row { sum += Double(v) }
-            let mean = sum / Double(width)
-            var squares = 0.0
-            for v in row { let c = Double(v) - mean; squares += c * c }
-            let inverse = Float(1 / (squares / Double(width) + Double(eps)).squareRoot())
-            let m = Float(mean)
-            for i in 0..<width {
-                var y = (row[i] - m) * inverse
-                if let weight { y *= weight.data[i] }
-                if let bias { y += bias.data[i] }
-                out[i] = y
+        return withOptionalPointer(weight) { w in
+            withOptionalPointer(bias) { b in
+                rowwise(x, width: width) { row, out in sd3k_layer_norm_row(row.baseAddress!, out.base, width, eps, w, b) }
             }
         }
     }
@@ -28,13 +19,8 @@ extension Compute {
     public func rmsNorm(_ x: Tensor, weight: Tensor? = nil, eps: Float) -> Tensor {
         let width = x.dim(-1)
         if let weight { precondition(weight.shape == [width], "rmsNorm: weight \(weight.shape) is not [\(width)]") }
-        return rowwise(x, width: width) { row, out in
-            var squares = 0.0
-            for v in row { squares += Double(v) * Double(v) }
-            let inverse = Float(1 / (squares / Double(width) + Double(eps)).squareRoot())
-            for i in 0..<width {
-                out[i] = weight.map { row[i] * inverse * $0.data[i] } ?? row[i] * inverse
-            }
+        return withOptionalPointer(weight) { w in
+            rowwise(x, width: width) { row, out in sd3k_rms_norm_row(row.baseAddress!, out.base, width, eps, w) }
         }
     }
 
@@ -86,6 +72,12 @@ extension Compute {
             }
         }
     }
+}
+
+/// Runs `body` with the tensor's storage, or nil.
+func withOptionalPointer<R>(_ t: Tensor?, _ body: (UnsafePointer<Float>?) -> R) -> R {
+    guard let t else { return body(nil) }
+    return t.data.withUnsafeBufferPointer { body($0.baseAddress) }
 }
 
 /// The output row handed to a `rowwise` body; `groupIndex` is the row's index.

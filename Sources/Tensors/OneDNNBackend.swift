@@ -103,6 +103,99 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
         }
     }
 
+    /// bf16 weights on a CPU with bf16 kernels are packed at their first product into the layout oneDNN's kernel
+    /// chose for it (`format_tag_any` and one reorder) and multiplied in that layout from then on.
+    public func linear(_ d: GemmDescriptor, a: UnsafeRawPointer, weight: Weight, bias: UnsafePointer<Float>?,
+                       c: UnsafeMutablePointer<Float>) {
+        precondition(d.hasBias == (bias != nil), "gemm: bias pointer does not match the descriptor")
+        guard nativeBF16, d.operandType == .bf16, weight.format == .bf16, d.transposeB, d.ldb == d.k, d.alpha == 1, !d.accumulate,
+              let packed = lock.withLock({ weight.bf16.packOnce { plain in try? pack(plain, for: d) } }) else {
+            return weight.withOperand { gemm(d, a: a, b: $0, bias: bias, c: c) }
+        }
+        lock.withLock {
+            let key = PackedKey(descriptor: d, layout: packed.layout)
+            var args: [(Int32, UnsafeRawPointer)] = [(DNNL_ARG_SRC, a), (DNNL_ARG_DST, UnsafeRawPointer(c))]
+            if let bias { args.append((DNNL_ARG_BIAS, UnsafeRawPointer(bias))) }
+            bf16Native += 1
+            if primitive(for: key, make: { try self.makeMatmul(d, weights: packed.layout) }) {
+                execute(key: key, args: args + [(DNNL_ARG_WEIGHTS, UnsafeRawPointer(packed.bytes))]) { try self.makeMatmul(d, weights: packed.layout) }
+                return
+            }
+            // A shape the packed layout cannot serve: the plain rows, unpacked into scratch.
+            let plain = scratchBytes(1, d.n * d.k * 2)
+            reorder(from: layoutDescriptor(packed.layout), UnsafeRawPointer(packed.bytes), to: try? plainWeights(d), plain)
+            execute(key: d, args: args + [(DNNL_ARG_WEIGHTS, UnsafeRawPointer(plain))]) { try self.makeMatmul(d) }
+        }
+    }
+
+    /// The packed form of a bf16 weight for products like `d`, or nil when oneDNN keeps the plain layout. Called with
+    /// `lock` held.
+    private func pack(_ plain: UnsafeRawPointer, for d: GemmDescriptor) throws(BackendError) -> PackedWeight? {
+        var src = try describe([d.m, d.k], [d.lda, 1], dnnl_bf16)
+        var weights = dnnl_memory_desc_t()
+        let dims: [Int64] = [Int64(d.k), Int64(d.n)] + [Int64](repeating: 0, count: 10)
+        try check(dnnl_memory_desc_init_by_tag(&weights, 2, dims, dnnl_bf16, dnnl_format_tag_any), "describe packed weights")
+        var dst = try describe([d.m, d.n], [d.ldc, 1], dnnl_f32)
+        var desc = dnnl_matmul_desc_t()
+        try check(dnnl_matmul_desc_init(&desc, &src, &weights, nil, &dst), "describe matmul")
+        var pd: dnnl_primitive_desc_t?
+        let status = withUnsafePointer(to: &desc) { dnnl_primitive_desc_create(&pd, UnsafeRawPointer($0), nil, engine, nil) }
+        try check(status, "find a matmul for packed weights")
+        defer { dnnl_primitive_desc_destroy(pd) }
+        var chosen = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0).pointee
+        var plainLayout = try plainWeights(d)
+        if dnnl_memory_desc_equal(&chosen, &plainLayout) != 0 { return nil }
+        let layout = withUnsafeBytes(of: chosen) { Array($0) }
+        let packed = PackedWeight(byteCount: dnnl_memory_desc_get_size(&chosen), layout: layout) { [self] from, to in
+            lock.withLock { reorder(from: layoutDescriptor(layout), from, to: try? plainWeights(d), to) }
+        }
+        reorder(from: plainLayout, plain, to: chosen, packed.bytes)
+        return packed
+    }
+
+    private func plainWeights(_ d: GemmDescriptor) throws(BackendError) -> dnnl_memory_desc_t {
+        try describe([d.k, d.n], [1, d.ldb], dnnl_bf16)
+    }
+
+    private func layoutDescriptor(_ bytes: [UInt8]) -> dnnl_memory_desc_t {
+        bytes.withUnsafeBytes { $0.loadUnaligned(as: dnnl_memory_desc_t.self) }
+    }
+
+    /// Copies `from` (layout `source`) to `to` (layout `target`) with a oneDNN reorder; called with `lock` held.
+    private func reorder(from source: dnnl_memory_desc_t, _ from: UnsafeRawPointer, to target: dnnl_memory_desc_t?,
+                         _ to: UnsafeMutableRawPointer) {
+        guard var target else { preconditionFailure("oneDNN: no plain layout for an unpack") }
+        var source = source
+        var pd: dnnl_primitive_desc_t?
+        var reorder: dnnl_primitive_t?
+        var memories: [dnnl_memory_t?] = [nil, nil]
+        defer {
+            for m in memories { dnnl_memory_destroy(m) }
+            dnnl_primitive_destroy(reorder)
+            dnnl_primitive_desc_destroy(pd)
+        }
+        guard dnnl_reorder_primitive_desc_create(&pd, &source, engine, &target, engine, nil) == dnnl_success,
+              dnnl_primitive_create(&reorder, pd) == dnnl_success,
+              dnnl_memory_create(&memories[0], &source, engine, UnsafeMutableRawPointer(mutating: from)) == dnnl_success,
+              dnnl_memory_create(&memories[1], &target, engine, to) == dnnl_success else {
+            preconditionFailure("oneDNN: could not reorder a weight into its packed layout")
+        }
+        let args = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: memories[0]), dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: memories[1])]
+        omp_set_num_threads(Int32(threads))
+        precondition(dnnl_primitive_execute(reorder, stream, 2, args) == dnnl_success && dnnl_stream_wait(stream) == dnnl_success,
+                     "oneDNN: a weight reorder failed")
+    }
+
+    /// Raw scratch of at least `bytes` in `slot` (called with `lock` held).
+    private func scratchBytes(_ slot: Int, _ bytes: Int) -> UnsafeMutableRawPointer {
+        let floats = (bytes + 3) / 4
+        if scratch[slot].count < floats {
+            scratch[slot].deallocate()
+            scratch[slot] = .allocate(capacity: floats)
+        }
+        return UnsafeMutableRawPointer(scratch[slot].baseAddress!)
+    }
+
     public func conv2d(_ d: ConvDescriptor, input: UnsafeRawPointer, weight: UnsafeRawPointer,
                        bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>) {
         precondition(d.hasBias == (bias != nil), "conv2d: bias pointer does not match the descriptor")
@@ -192,10 +285,13 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
         return desc
     }
 
-    private func makeMatmul(_ d: GemmDescriptor) throws(BackendError) -> Primitive {
+    /// A matmul for `d`; `weights` names a packed layout (a memory descriptor's bytes) instead of the plain one.
+    private func makeMatmul(_ d: GemmDescriptor, weights packed: [UInt8]? = nil) throws(BackendError) -> Primitive {
         let type = dataType(d.operandType)
         var src = try describe([d.m, d.k], [d.lda, 1], type)
-        var weights = d.transposeB ? try describe([d.k, d.n], [1, d.ldb], type) : try describe([d.k, d.n], [d.ldb, 1], type)
+        var weights: dnnl_memory_desc_t
+        if let packed { weights = layoutDescriptor(packed) }
+        else { weights = d.transposeB ? try describe([d.k, d.n], [1, d.ldb], type) : try describe([d.k, d.n], [d.ldb, 1], type) }
         var dst = try describe([d.m, d.n], [d.ldc, 1], dnnl_f32)
         var bias = try describe([1, d.n], [d.n, 1], dnnl_f32)
         var desc = dnnl_matmul_desc_t()
@@ -275,6 +371,12 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
         scratchpadDescriptor = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0).pointee
         return primitive!
     }
+}
+
+/// The cache key of a matmul whose weights are in a packed layout.
+private struct PackedKey: Hashable {
+    let descriptor: GemmDescriptor
+    let layout: [UInt8]
 }
 
 public struct BackendError: Error, CustomStringConvertible {
