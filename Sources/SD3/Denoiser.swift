@@ -31,7 +31,8 @@ public struct StepProgress: Sendable {
 
 /// The denoising loop of `StableDiffusion3Pipeline.__call__` / `StableDiffusion3Img2ImgPipeline.__call__`
 /// (diffusers 0.42.1): classifier-free guidance on the batch [uncond, cond], optional skip-layer guidance,
-/// the flow-matching Euler step. The caller owns the loop's reporting through `onStep`.
+/// the flow-matching Euler step or the flash scheduler's x0-and-re-noise step. The caller owns the loop's reporting
+/// through `onStep`.
 public struct Denoiser: Sendable {
     public let transformer: SD3Transformer2DModel
     public let compute: Compute
@@ -42,9 +43,10 @@ public struct Denoiser: Sendable {
     }
 
     /// Runs steps `beginIndex..<N` of `scheduler` from `latents` [B, C, h, w]; returns the final latents.
-    public func run(latents start: Tensor, conditioning c: Conditioning, scheduler: FlowMatchEulerDiscreteScheduler,
+    public func run(latents start: Tensor, conditioning c: Conditioning, scheduler schedule: Sampler,
                     beginIndex: Int, guidanceScale: Double, skipLayerGuidance: SkipLayerGuidance?,
                     isCancelled: () -> Bool, onStep: (StepProgress) throws -> Void) throws -> Tensor {
+        var scheduler = schedule
         let batch = start.dim(0)
         let guided = guidanceScale > 1
         let steps = scheduler.timesteps.count
@@ -86,7 +88,7 @@ public struct Denoiser: Sendable {
                     })
                 }
             }
-            latents = Tensor(shape: latents.shape, data: scheduler.step(velocity.data, sample: latents.data, index: i))
+            latents = Tensor(shape: latents.shape, data: scheduler.step(velocity.data, sample: latents.data, index: i, shape: latents.shape))
             // NaN/Inf weights or settings poison every later step; stop here, naming the step, instead of decoding garbage.
             guard latents.data.allSatisfy(\.isFinite) else { throw GenerationError.nonFinite(step: i - beginIndex + 1) }
             try onStep(StepProgress(index: i - beginIndex, total: steps - beginIndex, timestep: t,

@@ -10,9 +10,12 @@ struct PatchEmbed: Sendable {
     let table: Tensor  // [M², D]
     let patchSize: Int
     let maxSize: Int
+    /// Run-time LoRA pairs on the kernel flattened to [D, C·p·p] (Hyper-SD3, Flash-SD3), else nil.
+    let adapters: LowRankAdapters?
 
     init(_ scope: WeightScope, inChannels: Int, width: Int, patchSize: Int, maxSize: Int, precision: Precision) throws {
         proj = Weight(try scope.tensor("proj.weight", shape: [width, inChannels, patchSize, patchSize]), precision: precision)
+        adapters = scope.store.adapters(for: scope.key("proj.weight"))
         bias = try scope.tensor("proj.bias", shape: [width])
         table = try scope.tensor("pos_embed", shape: [1, maxSize * maxSize, width]).reshaped([maxSize * maxSize, width])
         self.patchSize = patchSize
@@ -24,7 +27,15 @@ struct PatchEmbed: Sendable {
         let (h, w) = (latents.dim(2) / patchSize, latents.dim(3) / patchSize)
         let width = table.dim(1)
         let patches = compute.conv2d(latents, proj, bias: bias, stride: patchSize)  // [B, D, h, w]
-        let tokens = patches.reshaped([latents.dim(0), width, h * w]).permuted([0, 2, 1])  // [B, h·w, D]
+        var tokens = patches.reshaped([latents.dim(0), width, h * w]).permuted([0, 2, 1])  // [B, h·w, D]
+        if let pairs = adapters?.pairs.filter({ $0.scale != 0 }), !pairs.isEmpty {
+            // kernel = stride = p: the conv is a product on non-overlapping patches, so each pair adds s·(x·Aᵀ)·Bᵀ.
+            let unfolded = unfold(latents)  // [B, h·w, C·p·p]
+            for pair in pairs {
+                let delta = compute.linear(compute.linear(unfolded, pair.down, bias: nil), pair.up, bias: nil)  // [B, h·w, D]
+                tokens = Tensor(shape: tokens.shape, data: zip(tokens.data, delta.data).map { t, d in t + d * pair.scale })
+            }
+        }
         let top = (maxSize - h) / 2, left = (maxSize - w) / 2
         var crop = [Float]()
         crop.reserveCapacity(h * w * width)
@@ -34,6 +45,30 @@ struct PatchEmbed: Sendable {
         }
         let positions = Tensor(shape: [1, h * w, width], data: crop)
         return compute.add(tokens, Tensor.concat(Array(repeating: positions, count: latents.dim(0)), axis: 0))
+    }
+
+    /// latents [B, C, H, W] → patches [B, (H/p)·(W/p), C·p·p], each patch in the kernel's (c, kh, kw) order.
+    func unfold(_ latents: Tensor) -> Tensor {
+        let (batch, channels, height, width) = (latents.dim(0), latents.dim(1), latents.dim(2), latents.dim(3))
+        let (h, w, p) = (height / patchSize, width / patchSize, patchSize)
+        var out = [Float](repeating: 0, count: batch * h * w * channels * p * p)
+        var index = 0
+        for b in 0..<batch {
+            for row in 0..<h {
+                for column in 0..<w {
+                    for c in 0..<channels {
+                        for y in 0..<p {
+                            let start = ((b * channels + c) * height + row * p + y) * width + column * p
+                            for x in 0..<p {
+                                out[index] = latents.data[start + x]
+                                index += 1
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return Tensor(shape: [batch, h * w, channels * p * p], data: out)
     }
 }
 

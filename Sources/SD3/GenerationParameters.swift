@@ -18,6 +18,10 @@ public struct GenerationParameters: Sendable, Equatable {
     public var strength: Double = 0.6
     /// Overrides the scheduler config's shift when set.
     public var shift: Double?
+    /// The scheduler that steps the run; `.flash` is Flash-SD3's (x0 prediction re-noised from the seed's generator).
+    public var scheduler: SchedulerKind = .euler
+    /// The recipe these settings came from (`--recipe`, the studio's Recipe field): recorded in the PNG, nothing else.
+    public var recipe: String?
     /// Skip-layer guidance (SD3.5): blocks skipped in the extra conditional pass; nil turns it off.
     public var skipLayerGuidance: SkipLayerGuidance?
 

@@ -34,6 +34,10 @@ public struct ImageMetadata: Sendable, Codable, Equatable {
     /// round differently, so `--params-from` applies them the recorded way to give the same pixels.
     public var loras: [LoraRecord]?
     public var loraMode: String?
+    /// "flash" for Flash-SD3's scheduler (`--scheduler flash`); nil: the model's FlowMatchEulerDiscreteScheduler.
+    public var scheduler: String?
+    /// The recipe the settings came from (`--recipe NAME`), nil when none.
+    public var recipe: String?
     public var seconds: Double?
     public var version: String
 
@@ -73,6 +77,8 @@ public struct ImageMetadata: Sendable, Codable, Equatable {
         skipLayerScale = p.skipLayerGuidance?.scale
         skipLayerStart = p.skipLayerGuidance?.start
         skipLayerStop = p.skipLayerGuidance?.stop
+        scheduler = p.scheduler == .euler ? nil : p.scheduler.rawValue
+        recipe = p.recipe
         self.seconds = seconds
         version = "sd3-studio \(SD3.version)"
     }
@@ -85,7 +91,7 @@ public struct ImageMetadata: Sendable, Codable, Equatable {
     }
 
     public var a1111Parameters: String {
-        var pairs: [(String, String)] = [("Steps", "\(steps)"), ("Sampler", "Euler"), ("Schedule type", "Simple"),
+        var pairs: [(String, String)] = [("Steps", "\(steps)"), ("Sampler", scheduler == "flash" ? "Flash" : "Euler"), ("Schedule type", "Simple"),
                                          ("CFG scale", Self.number(guidanceScale)), ("Seed", "\(seed)"), ("Size", "\(width)x\(height)"),
                                          ("Model", model)]
         if let variationSeed, let variationStrength {
@@ -101,6 +107,7 @@ public struct ImageMetadata: Sendable, Codable, Equatable {
         if let skipLayerScale { pairs.append(("SLG scale", Self.number(skipLayerScale))) }
         // A1111's key (extensions-builtin/Lora/scripts/lora_script.py): "name: hash" per LoRA; strengths live in our JSON.
         if let loras, !loras.isEmpty { pairs.append(("Lora hashes", loras.map { "\($0.name): \($0.hash)" }.joined(separator: ", "))) }
+        if let recipe { pairs.append(("Recipe", recipe)) }
         pairs.append(("Version", version))
         let line = pairs.map { "\($0.0): \(Self.quote($0.1))" }.joined(separator: ", ")
         let negative = negativePrompt.isEmpty ? "" : "\nNegative prompt: \(negativePrompt)"

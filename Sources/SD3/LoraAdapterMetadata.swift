@@ -19,6 +19,8 @@ struct LoraAdapterMetadata {
         fields = object
     }
 
+    init(fields: [String: Any]) { self.fields = fields }
+
     /// The scale of `module` (a name inside `component`, e.g. `transformer_blocks.0.attn.to_q`), or nil when the
     /// metadata says nothing about the component (then diffusers uses alpha = r: scale 1).
     func scale(component: String, module: String, rank: Int, path: String) throws -> Float? {

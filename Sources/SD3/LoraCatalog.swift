@@ -29,14 +29,17 @@ public enum LoraCatalog {
         return [models + "/loras", models]
     }
 
-    /// Every LoRA file directly inside `folders`, by name; a name found twice keeps its first folder.
+    /// Every LoRA file and PEFT LoRA folder directly inside `folders`, by name; a name found twice keeps its first folder.
     public static func scan(folders: [String]) -> [Candidate] {
         var found: [Candidate] = []
         for folder in folders {
-            for file in ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).sorted() where file.hasSuffix(".safetensors") {
-                let path = folder + "/" + file, name = String(file.dropLast(".safetensors".count))
-                guard !found.contains(where: { $0.name == name }), isLora(path) else { continue }
-                found.append(Candidate(name: name, path: path))
+            for entry in ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).sorted() {
+                let path = folder + "/" + entry
+                let name = entry.hasSuffix(".safetensors") ? String(entry.dropLast(".safetensors".count)) : entry
+                guard !found.contains(where: { $0.name == name }) else { continue }
+                if entry.hasSuffix(".safetensors") ? isLora(path) : (try? LoraPeftFolder(path)) != nil {
+                    found.append(Candidate(name: name, path: path))
+                }
             }
         }
         return found
@@ -62,13 +65,15 @@ public enum LoraCatalog {
     /// Finds a recorded LoRA: at its recorded path, else by its name in `folders`; a file whose short hash is the
     /// recorded one wins over one that only has the name.
     public static func locate(_ record: ImageMetadata.LoraRecord, folders: [String]) -> Location {
-        let candidates = ([record.path].compactMap { $0 } + folders.map { $0 + "/" + record.name + ".safetensors" }).filter(isFile)
+        // By name: a file NAME.safetensors or a PEFT folder NAME.
+        let named = folders.flatMap { [$0 + "/" + record.name + ".safetensors", $0 + "/" + record.name] }
+        let candidates = ([record.path].compactMap { $0 } + named).filter(isFile)
         if let exact = candidates.first(where: { LoraFile.shortHash(path: $0) == record.hash }) {
             return Location(record: record, path: exact, hashMatches: true)
         }
         return Location(record: record, path: candidates.first, hashMatches: false)
     }
 
-    /// A regular file: a FIFO or a device at a recorded path would block or never end when hashed.
-    static func isFile(_ path: String) -> Bool { RegularFile.problem(path) == nil }
+    /// A regular file (a FIFO or a device at a recorded path would block or never end when hashed), or a PEFT folder.
+    static func isFile(_ path: String) -> Bool { RegularFile.problem(path) == nil || (try? LoraPeftFolder(path)) != nil }
 }

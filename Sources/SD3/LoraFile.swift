@@ -4,8 +4,9 @@ import SafeTensors
 import Tensors
 
 /// One LoRA file read into low-rank pairs keyed by our weight names (`transformer_blocks.0.attn.to_q.weight`), per
-/// component. The layout (diffusers/PEFT, kohya, ComfyUI) is detected from the keys (`LoraKeyMap`). A fused Stability
-/// qkv pair becomes three pairs that share the down matrix, each with a third of the up rows: ΔW = B·A row-sliced.
+/// component. The layout (diffusers, kohya, ComfyUI, or a PEFT folder) is detected from the keys (`LoraKeyMap`). A fused
+/// Stability qkv pair becomes three pairs that share the down matrix, each with a third of the up rows: ΔW = B·A
+/// row-sliced.
 public struct LoraFile: Sendable {
     public struct Pair: Sendable {
         public let down: Tensor  // A [r, in]
@@ -25,11 +26,12 @@ public struct LoraFile: Sendable {
     public let pairs: [SD3Component: [String: Pair]]
 
     public init(path: String) throws {
-        let file = try SafeTensorsFile(path: path)
+        let peft = try LoraPeftFolder(path)
+        let file = try SafeTensorsFile(path: peft?.weights ?? path)
         self.path = path
-        name = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
+        name = peft?.name ?? ((path as NSString).lastPathComponent as NSString).deletingPathExtension
         shortHash = Self.shortHash(file)
-        let adapterMetadata = try LoraAdapterMetadata(header: file.metadata, path: path)
+        let adapterMetadata = try peft?.metadata ?? LoraAdapterMetadata(header: file.metadata, path: path)
         var modules: [String: [String: String]] = [:]  // module → suffix → tensor name
         for key in file.names.sorted() {
             for (fragment, model) in LoraKeyMap.foreignMarkers where key.contains(fragment) {
@@ -55,7 +57,17 @@ public struct LoraFile: Sendable {
                   let upKey = LoraKeyMap.upSuffixes.compactMap({ parts[$0] }).first else {
                 throw LoraError.incompletePair(path: path, key: parts.values.sorted()[0])
             }
-            let down = try file.tensor(downKey), up = try file.tensor(upKey)
+            if kind == .peft && peft == nil {
+                throw LoraError.badAdapterMetadata(path: path, reason: "key \(downKey) is PEFT's; give the folder with \(LoraPeftFolder.configName)")
+            }
+            var down = try file.tensor(downKey), up = try file.tensor(upKey)
+            // peft's Conv2d LoRA (Hyper-SD3 and Flash-SD3 on pos_embed.proj): A a conv [r, in, kh, kw], B a 1×1 conv
+            // [out, r, 1, 1]; ΔW = B·A over r (peft tuners/lora/layer.py Conv2d.get_delta_weight), a matrix pair on
+            // the flattened kernel [out, in·kh·kw].
+            if down.shape.count == 4, up.shape.count == 4, up.shape[2] == 1, up.shape[3] == 1, down.shape[0] > 0, up.shape[0] > 0 {
+                down = down.reshaped([down.shape[0], down.count / down.shape[0]])
+                up = up.reshaped([up.shape[0], up.shape[1]])
+            }
             let rank = down.shape.first ?? 0
             guard down.shape.count == 2, up.shape.count == 2, up.shape[1] == rank, rank > 0 else {
                 throw LoraError.badPairShapes(path: path, key: downKey, down: down.shape, up: up.shape)
@@ -69,8 +81,9 @@ public struct LoraFile: Sendable {
                     throw LoraError.badValue(path: path, key: alphaKey, reason: "alpha must be one finite number within ±\(Int(Self.maximumMagnitude)), found \(alpha.shape) \(Array(alpha.data.prefix(3)))")
                 }
                 scale = value / Float(rank)
-            } else if kind == .diffusers, let adapterMetadata,
-                      let s = try adapterMetadata.scale(component: String(prefix.dropLast()), module: String(module.dropFirst(prefix.count)),
+            } else if kind == .diffusers || kind == .peft, let adapterMetadata,
+                      let s = try adapterMetadata.scale(component: kind == .peft ? SD3Component.transformer.rawValue : String(prefix.dropLast()),
+                                                        module: String(module.dropFirst(prefix.count)),
                                                         rank: rank, path: path) {
                 scale = s
             }
@@ -123,6 +136,8 @@ public struct LoraFile: Sendable {
     /// The short hash of a .safetensors file ("" when it cannot be read), without reading its tensors.
     /// Only a regular file is read (a FIFO would block), and a header length past the file's end gives "".
     public static func shortHash(path: String) -> String {
+        // A PEFT folder is hashed by its weights file.
+        if let weights = (try? LoraPeftFolder(path))??.weights, weights != path { return shortHash(path: weights) }
         guard let (fd, size) = try? RegularFile.open(path) else { return "" }
         let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         guard let prefix = try? handle.read(upToCount: 8), prefix.count == 8 else { return "" }

@@ -1,16 +1,16 @@
 import SafeTensors
 
-/// Where a LoRA module name (the key without `.lora_A.weight` & co.) points in our models, for the three layouts.
-/// diffusers/PEFT names are ours already; kohya sd-scripts and ComfyUI name Stability's modules, which go through
-/// `SingleFileKeyMap` (kohya with `.` written `_`). Sources: diffusers 0.42.1 `loaders/lora_conversion_utils.py`
+/// Where a LoRA module name (the key without `.lora_A.weight` & co.) points in our models, for the four layouts.
+/// diffusers names and a PEFT folder's (`base_model.model.` + the transformer's module) are ours already; kohya
+/// sd-scripts and ComfyUI name Stability's modules, which go through `SingleFileKeyMap` (kohya with `.` written `_`). Sources: diffusers 0.42.1 `loaders/lora_conversion_utils.py`
 /// (`_convert_non_diffusers_sd3_lora_to_diffusers`) and `loaders/lora_pipeline.py` (`SD3LoraLoaderMixin`).
 enum LoraKeyMap {
-    enum Layout: String, Sendable { case diffusers, kohya, comfyUI = "ComfyUI" }
+    enum Layout: String, Sendable { case diffusers, kohya, comfyUI = "ComfyUI", peft = "PEFT" }
 
     /// (layout, module-name prefix, component). Kohya: te1 is CLIP-L, te2 CLIP-G (sd-scripts `sd3_train_network.py`).
     static let prefixes: [(Layout, String, SD3Component)] = [
         (.diffusers, "transformer.", .transformer), (.diffusers, "text_encoder.", .textEncoder),
-        (.diffusers, "text_encoder_2.", .textEncoder2),
+        (.diffusers, "text_encoder_2.", .textEncoder2), (.peft, LoraPeftFolder.keyPrefix, .transformer),
         (.kohya, "lora_unet_", .transformer), (.kohya, "lora_te1_", .textEncoder), (.kohya, "lora_te2_", .textEncoder2),
         (.comfyUI, "model.diffusion_model.", .transformer), (.comfyUI, "diffusion_model.", .transformer),
     ] + SingleFileKeyMap.prefixes.filter { $0.0 == .textEncoder || $0.0 == .textEncoder2 }.map { (.comfyUI, $0.1, $0.0) }
@@ -31,7 +31,7 @@ enum LoraKeyMap {
 
     static func resolver(_ layout: Layout, _ component: SD3Component) -> Resolver {
         switch (layout, component) {
-        case (.diffusers, _):
+        case (.diffusers, _), (.peft, _):
             return { ([$0], .none) }
         case (.comfyUI, _):
             return moduleResolver(SingleFileKeyMap.map(for: component).resolver())

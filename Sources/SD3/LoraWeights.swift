@@ -179,9 +179,12 @@ final class LoraWeights: WeightProvider {
 
     func tensor(_ key: String, shape: [Int]) throws(SafeTensorsError) -> Tensor {
         let weight = try base.tensor(key, shape: shape)
-        guard shape.count == 2, key.hasSuffix(".weight") else { return weight }
-        loras.record(component, key: key, shape: shape)
-        return loras.mode == .merged ? loras.merged(weight, component: component, key: key) : weight
+        guard shape.count == 2 || shape.count == 4, key.hasSuffix(".weight") else { return weight }
+        // A convolution [out, in, kh, kw] takes its LoRA on the flattened kernel [out, in·kh·kw] (see LoraFile).
+        let matrix = [shape[0], shape.dropFirst().reduce(1, *)]
+        loras.record(component, key: key, shape: matrix)
+        guard loras.mode == .merged else { return weight }
+        return loras.merged(weight.reshaped(matrix), component: component, key: key).reshaped(shape)
     }
 
     func adapters(for key: String) -> LowRankAdapters? {

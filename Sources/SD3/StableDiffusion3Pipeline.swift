@@ -239,8 +239,8 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
 
     /// The schedule, the starting latents (noise, or the noised init image) and the first step, drawing from
     /// the seed's generator in diffusers' order (img2img: posterior sample first, then the noise), each draw
-    /// mixed with the variation seed's when there is one.
-    public func prepare(_ p: GenerationParameters) throws -> (FlowMatchEulerDiscreteScheduler, Tensor, Int) {
+    /// mixed with the variation seed's when there is one. The flash scheduler keeps drawing from the same generator.
+    public func prepare(_ p: GenerationParameters) throws -> (Sampler, Tensor, Int) {
         var config = schedulerConfig
         if let shift = p.shift { config.shift = shift }
         var scheduler = try FlowMatchEulerDiscreteScheduler(config: config)
@@ -248,9 +248,17 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
         let shape = [1, transformerConfig.inChannels, p.height / f, p.width / f]
         let mu = schedulerConfig.useDynamicShifting ? scheduler.mu(imageSequenceLength: (p.height / sizeMultiple) * (p.width / sizeMultiple)) : nil
         try scheduler.setTimesteps(p.steps, mu: mu)
+        var flash: FlashFlowMatchEulerDiscreteScheduler?
+        if p.scheduler == .flash {
+            var s = try FlashFlowMatchEulerDiscreteScheduler(numTrainTimesteps: config.numTrainTimesteps, shift: config.shift)
+            try s.setTimesteps(p.steps)
+            flash = s
+        }
         var generator = VariationNoise(seed: p.seed, variation: p.variation)
+        func sampler() -> Sampler { flash.map { .flash($0, noise: generator) } ?? .euler(scheduler) }
         guard let image = p.initImage else {
-            return (scheduler, Tensor(shape: shape, data: generator.randn(shape)), 0)
+            let start = Tensor(shape: shape, data: generator.randn(shape))
+            return (sampler(), start, 0)
         }
         let begin = scheduler.beginIndex(strength: p.strength)
         guard begin < p.steps else { throw GenerationError.noStepsLeft(steps: p.steps, strength: p.strength) }
@@ -259,7 +267,8 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
         let (mean, logvar) = try vae.encode(pixels, compute: compute)
         let x0 = vae.toModelSpace(vae.sample(mean: mean, logvar: logvar, generator: &generator))
         let noise = generator.randn(shape)
-        return (scheduler, Tensor(shape: shape, data: scheduler.scaleNoise(x0.data, noise: noise, index: begin)), begin)
+        let start = flash?.scaleNoise(x0.data, noise: noise, index: begin) ?? scheduler.scaleNoise(x0.data, noise: noise, index: begin)
+        return (sampler(), Tensor(shape: shape, data: start), begin)
     }
 
     /// Latents in the transformer's space → images.

@@ -21,7 +21,7 @@ extension TorchCPUGenerator: NormalSource {}
 /// Each draw is the seed's draw slerped toward the variation seed's draw of the same shape (A1111
 /// modules/rng.py `ImageRNG.first`, which mixes the one noise tensor of txt2img; img2img also draws the VAE
 /// posterior sample, and both draws are mixed so that strength 1 is the variation seed's image, not a hybrid).
-public struct VariationNoise: NormalSource {
+public struct VariationNoise: NormalSource, Sendable {
     private var base: TorchCPUGenerator
     private var variation: TorchCPUGenerator?
     private let strength: Double

@@ -251,6 +251,9 @@ extension StudioState {
             t5 = T5Choice(t5: m.t5, weights: m.t5Weights)
             precision = PrecisionChoice(rawValue: m.precision) ?? precision
             maxSequenceLength = m.maxSequenceLength
+            scheduler = m.scheduler.flatMap(SchedulerKind.init(rawValue:)) ?? .euler
+            // The recorded LoRAs replace the list, the recipe's included; the Recipe field shows the recipe they came from.
+            (recipe, recipeLora) = (m.recipe.flatMap { name in recipes.firstIndex { $0.recipe.name == name } }, nil)
             if let path = m.modelPath, path != model { notes.append("made with \(path)") }
             if m.strength != nil { notes.append("img2img: set the init image") }
             if m.skipLayers != nil { notes.append("skip-layer guidance is not a studio field") }

@@ -1,14 +1,14 @@
 /// The studio's input fields, in Tab order.
 public enum FieldID: String, Sendable, CaseIterable {
     case prompt, negativePrompt, steps, guidance, seed, seedMode, width, height, sizePreset, shift, t5, precision, initImage, strength
-    case variationSeed, variationStrength
+    case variationSeed, variationStrength, recipe, scheduler
 
     public enum Kind: Sendable { case multiLine, singleLine, choice }
 
     public var kind: Kind {
         switch self {
         case .prompt, .negativePrompt: return .multiLine
-        case .seedMode, .sizePreset, .t5, .precision: return .choice
+        case .seedMode, .sizePreset, .t5, .precision, .recipe, .scheduler: return .choice
         default: return .singleLine
         }
     }
@@ -31,6 +31,8 @@ public enum FieldID: String, Sendable, CaseIterable {
         case .strength: return "Strength"
         case .variationSeed: return "Var. seed"
         case .variationStrength: return "Var. str."
+        case .recipe: return "Recipe"
+        case .scheduler: return "Scheduler"
         }
     }
 }

@@ -12,13 +12,13 @@ public struct Rect: Sendable, Equatable {
 ///     ┌ Prompt ──────────┐┌ Preview ─────────┐
 ///     │                  ││                  │
 ///     ┌ Negative prompt ─┐│                  │
-///     ┌ Settings ────────┐│                  │  (7 rows of two fields)
+///     ┌ Settings ────────┐│                  │  (8 rows of two fields)
 ///     progress line                            (1 row)
 ///     status line                              (1 row)
 public struct Layout: Sendable, Equatable {
     public static let minimumColumns = 80
     public static let minimumRows = 24
-    static let settingsRows = 7
+    static let settingsRows = 8
 
     public let columns: Int
     public let rows: Int
@@ -67,7 +67,7 @@ public struct Layout: Sendable, Equatable {
     /// The settings fields in reading order, two to a row.
     public static let settingsFields: [FieldID] = [.steps, .guidance, .seed, .seedMode, .width, .height,
                                                    .sizePreset, .shift, .t5, .precision, .initImage, .strength,
-                                                   .variationSeed, .variationStrength]
+                                                   .variationSeed, .variationStrength, .recipe, .scheduler]
 
     public func settingsCell(_ field: FieldID) -> Rect? {
         guard let i = Self.settingsFields.firstIndex(of: field) else { return nil }

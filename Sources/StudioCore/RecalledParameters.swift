@@ -47,7 +47,7 @@ public struct RecalledParameters: Sendable, Equatable, Codable {
     public init(_ m: ImageMetadata) {
         self.init(source: .sd3Studio, prompt: m.prompt)
         (negativePrompt, steps, guidanceScale, seed, width, height) = (m.negativePrompt, m.steps, m.guidanceScale, m.seed, m.width, m.height)
-        (sampler, scheduler, shift, model, strength, metadata) = ("Euler", "Simple", m.shift, m.model, m.strength, m)
+        (sampler, scheduler, shift, model, strength, metadata) = (m.scheduler == "flash" ? "Flash" : "Euler", "Simple", m.shift, m.model, m.strength, m)
         (variationSeed, variationStrength) = (m.variationSeed, m.variationStrength)
     }
 

@@ -121,6 +121,8 @@ private func cycleChoice(_ state: inout StudioState, _ field: FieldID, by delta:
     case .seedMode: state.seedMode = cycled(state.seedMode, by: delta)
     case .t5: state.t5 = cycled(state.t5, by: delta)
     case .precision: state.precision = cycled(state.precision, by: delta)
+    case .scheduler: state.scheduler = cycled(state.scheduler, by: delta)
+    case .recipe: chooseRecipe(&state, by: delta)
     case .sizePreset:
         let count = SizePresets.all.count
         let next = state.sizePresetIndex.map { (($0 + delta) % count + count) % count } ?? 0
@@ -183,6 +185,11 @@ func readRequest(_ state: inout StudioState, seeds: Int) -> GenerationRequest? {
         case .increment:
             if let last = state.lastSeed { p.seed = last &+ 1 } else { p.seed = try number(state, .seed, UInt64.init) }
         }
+        if let i = state.recipe, let problem = state.recipes[safe: i]?.problem {
+            throw FieldError(description: problem + "; pick another recipe or none")
+        }
+        p.scheduler = state.scheduler
+        p.recipe = state.recipe.flatMap { state.recipes[safe: $0]?.recipe.name }
         let loras = try state.enabledLoras().get()
         state.set(.seed, "\(p.seed)")
         state.lastSeed = p.seed &+ UInt64(seeds - 1)

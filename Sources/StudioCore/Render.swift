@@ -102,6 +102,8 @@ func choiceText(_ state: StudioState, _ field: FieldID) -> String {
     case .seedMode: return state.seedMode.rawValue
     case .t5: return state.t5.rawValue
     case .precision: return state.precision.rawValue
+    case .recipe: return state.recipe.flatMap { state.recipes[safe: $0]?.recipe.name } ?? "none"
+    case .scheduler: return state.scheduler.rawValue
     case .sizePreset:
         guard let i = state.sizePresetIndex else { return "custom" }
         return "\(SizePresets.all[i].width)×\(SizePresets.all[i].height)"

@@ -45,6 +45,12 @@ public struct StudioState: Sendable {
     public var graphics = GraphicsMode.symbols
     /// The seed used by the last generation started, for increment mode.
     public var lastSeed: UInt64?
+    /// The recipes the Recipe field cycles through, the one chosen (nil: none) and the LoRA path it added to `loras`.
+    public var recipes: [RecipeChoice] = []
+    public var recipe: Int?
+    public var recipeLora: String?
+    /// The Scheduler field: the model's Euler scheduler or Flash-SD3's (a recipe sets it).
+    public var scheduler = SchedulerKind.euler
     /// T5 tokens: 256, or what the model's defaults.json says it was trained with.
     public var maxSequenceLength = 256
     /// SplitMix64 state for random seeds, so the reducer stays a pure function of its inputs.

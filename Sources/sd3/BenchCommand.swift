@@ -52,6 +52,8 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "mmdit: image height in pixels.") var height = 256
     @Option(help: "pipeline: a diffusers SD3 folder (scripts/bench/make_random_sd3.py writes a real-size random one).") var model: String?
     @Option(help: "pipeline: denoising steps.") var steps = 28
+    @Option(help: "pipeline: guidance scale (≤ 1 runs no unconditional pass: the few-step models' 0).") var guidance = 7.0
+    @Option(help: "pipeline: scheduler, euler or flash (Flash-SD3's).") var scheduler: SchedulerKind = .euler
     @Option(help: "pipeline: T5 as on (the precision's format), int8 or off.") var t5: T5Choice = .on
     @Option(help: "Timed repetitions; the minimum is reported.") var `repeat`: Int = 3
     @Option(help: "Untimed runs first (primitive creation, first touch of memory).") var warmup: Int = 1
@@ -136,7 +138,7 @@ struct BenchCommand: ParsableCommand {
         case .attention: return "joint attention \(config.rawValue), \(width)×\(height), batch \(prompts), \(tokens) text tokens"
         case .mmdit: return "MMDiT \(config.rawValue), \(width)×\(height), batch \(prompts), \(tokens) text tokens"
         case .vaeDecode, .vaeEncode: return "VAE \(component == .vaeDecode ? "decoder" : "encoder"), \(width)×\(height), batch \(prompts)"
-        case .pipeline: return "whole pipeline, \(model ?? "?"), \(width)×\(height), \(steps) steps, T5 \(t5.rawValue), staged loading"
+        case .pipeline: return "whole pipeline, \(model ?? "?"), \(width)×\(height), \(steps) steps, guidance \(ImageMetadata.number(guidance)), \(scheduler.rawValue), T5 \(t5.rawValue), staged loading"
         case .t5Int8Quality: return "T5-XXL int8 against bf16, \(prompts) prompts × \(tokens) tokens"
         }
     }

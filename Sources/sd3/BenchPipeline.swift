@@ -18,7 +18,8 @@ extension BenchCommand {
         let started = Date()
         let pipeline = try StableDiffusion3Pipeline(path: model, options: options)
         var p = GenerationParameters(prompt: "a photograph of an astronaut riding a horse on the moon, detailed, 35 mm")
-        (p.width, p.height, p.steps, p.seed) = (width, height, steps, 1)
+        (p.width, p.height, p.steps, p.seed, p.guidanceScale, p.scheduler) = (width, height, steps, 1, guidance, scheduler)
+        if let problem = GenerationLimits.problem("--guidance", guidance, GenerationLimits.guidance) { throw ValidationError(problem) }
         p.maxSequenceLength = textTokens ?? 256
         var phases: [(String, Double)] = [("open model", Date().timeIntervalSince(started))]
         _ = try pipeline.generate(p, onPhase: { name, seconds in
@@ -32,7 +33,7 @@ extension BenchCommand {
         if json {
             let object: [String: Any] = [
                 "component": "pipeline", "model": model, "precision": format.rawValue, "t5": t5.rawValue, "width": width,
-                "height": height, "steps": steps, "threads": threads, "seconds_total": total,
+                "height": height, "steps": steps, "guidance": guidance, "scheduler": scheduler.rawValue, "threads": threads, "seconds_total": total,
                 "seconds_per_step": denoise / Double(steps), "peak_rss_bytes": peakResidentBytes(),
                 "phases": Dictionary(phases.map { ($0.0, $0.1) }, uniquingKeysWith: +)]
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
@@ -96,3 +97,6 @@ func residentBytes() -> Int {
     let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
     return (fields.count > 1 ? Int(fields[1]) ?? 0 : 0) * 1024
 }
+
+/// `--scheduler euler|flash` for the bench.
+extension SchedulerKind: ExpressibleByArgument {}

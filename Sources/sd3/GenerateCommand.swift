@@ -25,6 +25,10 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Variation seed (A1111's): the noise is moved toward this seed's noise by --variation-strength.") var variationSeed: UInt64?
     @Option(help: "How far toward the variation seed, 0…1 (0: the seed's image, 1: the variation seed's).") var variationStrength: Double?
     @Option(help: "Scheduler shift (default: the model's scheduler config).") var shift: Double?
+    @Option(help: "euler (the model's FlowMatchEulerDiscreteScheduler; default) or flash (Flash-SD3's: each step predicts the image and re-noises it from the seed's generator).")
+    var scheduler: String?
+    @Option(help: "A few-step recipe (a model or LoRA with its steps, guidance, shift, scheduler and T5): a name in the user's or the built-in recipes folder (hyper-8, flash-4, sd35-large-turbo, sd35-medium-turbo) or a .toml path; flags given override it.")
+    var recipe: String?
     @Option(help: "T5 tokens, 1…512 (default 256).") var maxSequenceLength: Int?
     @Flag(help: "Do not load T5-XXL (its embeddings become zeros; saves memory and time).") var noT5 = false
     @Option(help: "T5-XXL weights: on (as --precision), int8 (weight-only int8: half of bf16's memory), off (as --no-t5), or a T5 .safetensors file for a single-file --model.")
@@ -39,7 +43,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Skip-layer guidance scale (diffusers' default 2.8); turns it on with --skip-layers.") var skipLayerGuidance: Double?
     @Option(help: "Blocks skipped by skip-layer guidance (default 7,8,9, as for SD3.5 Medium).") var skipLayers: String?
     @Option(help: "Take every setting from a PNG written by sd3 (its sd3-studio chunk), LoRAs included (at their recorded paths or by name in the models folder's loras/); flags given override it.") var paramsFrom: String?
-    @Option(name: .customLong("lora"), help: "A LoRA .safetensors (diffusers, kohya or ComfyUI layout) merged at STRENGTH (default 1): FILE[:STRENGTH]; repeatable.")
+    @Option(name: .customLong("lora"), help: "A LoRA .safetensors (diffusers, kohya or ComfyUI layout) or PEFT folder, merged at STRENGTH (default 1): FILE[:STRENGTH]; repeatable.")
     var loras: [String] = []
     @Option(name: .shortAndLong, help: "The PNG to write (default: sd3-SEED.png; an existing file is never overwritten).") var output: String?
     @Option(help: "Also write the final latents (transformer space) to this .safetensors file.") var saveLatents: String?
@@ -52,10 +56,12 @@ struct GenerateCommand: ParsableCommand {
         let settings = try ConfigFile.loadForCommand(config, environment: ProcessInfo.processInfo.environment)
         let c = settings.defaults
         let recalled = try paramsFrom.map(Self.recall)
-        guard let model = model ?? recalled?.modelPath ?? ProcessInfo.processInfo.environment["SD3_MODEL"]
+        let recipe = try self.recipe.map { try RecipeCatalog.standard().load($0) }
+        guard let model = model ?? recipe?.model ?? recalled?.modelPath ?? ProcessInfo.processInfo.environment["SD3_MODEL"]
             ?? settings.model.map(ConfigFile.expandingTilde) ?? DemoModel.locate() else {
             throw ValidationError("no model: give --model DIR (a diffusers SD3 folder); the demo model was not found in \(DemoModel.folderName)")
         }
+        if let recipe, let own = recipe.model, own != model { log("note: --model overrides recipe \(recipe.name)'s model \(own)") }
         let d = try ModelDefaults.resolved(ModelSource(model, extras: files.extras(t5File: nil)))
         guard let prompt = prompt ?? recalled?.metadata.prompt ?? c.prompt.flatMap({ $0.isEmpty ? nil : $0 }) else { throw ValidationError("give --prompt") }
         let precisionName = precision ?? recalled?.metadata.precision ?? c.precision?.rawValue ?? "fp32"
@@ -66,14 +72,20 @@ struct GenerateCommand: ParsableCommand {
         let r = recalled?.metadata
         var p = GenerationParameters(prompt: prompt)
         p.negativePrompt = negativePrompt ?? r?.negativePrompt ?? c.negativePrompt ?? d.negativePrompt ?? ""
-        p.steps = steps ?? r?.steps ?? c.steps ?? d.steps ?? 28
-        p.guidanceScale = guidance ?? r?.guidanceScale ?? c.guidance ?? d.guidanceScale ?? 7
+        p.steps = steps ?? recipe?.steps ?? r?.steps ?? c.steps ?? d.steps ?? 28
+        p.guidanceScale = guidance ?? recipe?.guidance ?? r?.guidanceScale ?? c.guidance ?? d.guidanceScale ?? 7
         p.seed = seed ?? r?.seed ?? (c.seedMode == .random ? nil : c.seed) ?? UInt64.random(in: 0...UInt64(UInt32.max))
         // A recalled image's variation (or its absence) wins over the config's, so --params-from reproduces it.
         let configured = c.variationSeed.map { VariationSeed(seed: $0, strength: c.variationStrength ?? 0.1) }
         p.variation = try Self.variation(seed: variationSeed, strength: variationStrength, recalled: r == nil ? configured : r?.variation)
         p.maxSequenceLength = maxSequenceLength ?? r?.maxSequenceLength ?? c.maxSequenceLength ?? d.maxSequenceLength ?? 256
-        p.shift = shift ?? r?.shift ?? c.shift ?? d.shift
+        p.shift = shift ?? recipe?.shift ?? r?.shift ?? c.shift ?? d.shift
+        let schedulerName = scheduler ?? recipe?.scheduler?.rawValue ?? r?.scheduler ?? SchedulerKind.euler.rawValue
+        guard let schedulerKind = SchedulerKind(rawValue: schedulerName) else {
+            throw CommandError("--scheduler must be euler or flash, not '\(schedulerName)'" + (scheduler == nil ? " (recorded in \(paramsFrom ?? "the PNG"))" : ""))
+        }
+        p.scheduler = schedulerKind
+        p.recipe = recipe?.name
         if let initImage {
             try Self.requirePNGFile(initImage)
             p.initImage = try PNGFile.read(initImage).image
@@ -92,7 +104,7 @@ struct GenerateCommand: ParsableCommand {
         let modes = ["on", "int8", "off"]
         let t5File = t5.flatMap { modes.contains($0) ? nil : $0 }
         let recalledT5 = r.map { T5Choice(t5: $0.t5, weights: $0.t5Weights).rawValue }
-        let t5Choice = t5File != nil ? "on" : t5 ?? (noT5 ? "off" : recalledT5 ?? c.t5?.rawValue ?? "on")
+        let t5Choice = t5File != nil ? "on" : t5 ?? (noT5 ? "off" : recipe?.t5?.rawValue ?? recalledT5 ?? c.t5?.rawValue ?? "on")
         if noT5 && t5Choice != "off" { throw ValidationError("--no-t5 contradicts --t5 \(t5Choice)") }
         let useT5 = t5Choice != "off"
         let target = try Self.outputPath(output, seed: p.seed)
@@ -107,7 +119,13 @@ struct GenerateCommand: ParsableCommand {
         options.withVAEEncoder = p.initImage != nil
         options.staged = !keepLoaded
         options.files = files.extras(t5File: t5File)
-        if loras.isEmpty, let r, let recorded = r.loras, !recorded.isEmpty {
+        let recipeLora = try recipe?.loraPath(folders: LoraCatalog.folders(environment: ProcessInfo.processInfo.environment))
+        if let recipe, let recipeLora {
+            // The recipe's LoRA first, then the flags'; a --lora naming the same file sets its strength instead.
+            let given = try loras.map(LoraChoice.init(parsing:))
+            let own = given.contains { $0.path == recipeLora } ? [] : [LoraChoice(path: recipeLora, strength: recipe.loraStrength)]
+            options.loras = own + given
+        } else if loras.isEmpty, let r, let recorded = r.loras, !recorded.isEmpty {
             options.loras = try Self.recalledLoras(recorded, from: paramsFrom!, folders: LoraCatalog.folders(environment: ProcessInfo.processInfo.environment))
             options.loraMode = r.loraMode.flatMap(LoraMode.init(recordedName:)) ?? .merged
         } else {
@@ -122,8 +140,10 @@ struct GenerateCommand: ParsableCommand {
         try pipeline.validate(p)
         Interrupt.install()
         let variationText = p.variation.map { String(format: ", variation seed %llu at %g", $0.seed, $0.strength) } ?? ""
-        log(String(format: "loaded in %.1f s; seed %llu%@, %d×%d, %d steps, guidance %g%@", Date().timeIntervalSince(started), p.seed,
-                   variationText, p.width, p.height, p.steps, p.guidanceScale, pipeline.hasT5 ? "" : ", T5 off"))
+        let recipeText = recipe.map { ", recipe \($0.name)" } ?? ""
+        let schedulerText = p.scheduler == .euler ? "" : ", \(p.scheduler.rawValue) scheduler"
+        log(String(format: "loaded in %.1f s; seed %llu%@, %d×%d, %d steps, guidance %g%@%@%@", Date().timeIntervalSince(started), p.seed,
+                   variationText, p.width, p.height, p.steps, p.guidanceScale, pipeline.hasT5 ? "" : ", T5 off", schedulerText, recipeText))
         var phases: [(String, Double)] = [("open model", Date().timeIntervalSince(started))]
         let encodeStart = Date()
         let conditioning = try pipeline.encode(p, onPhase: { phases.append(($0, $1)) })

@@ -66,6 +66,9 @@ struct StudioCommand: AsyncParsableCommand {
         let themes = ThemeCatalog.standard(environment: environment).load(choice: theme ?? settings.theme)
         (state.themes, state.themeIndex) = (themes.themes, themes.current)
         if let problem = themes.errors.first { state.status = Status(text: problem, isError: true) }
+        let recipes = RecipeChoice.load(RecipeCatalog.standard(environment: environment), loraFolders: LoraCatalog.folders(environment: environment))
+        state.recipes = recipes.choices
+        if let problem = recipes.errors.first { state.status = Status(text: problem, isError: true) }
         if let prompt { state.set(.prompt, prompt) }
         if let width { state.set(.width, "\(width)") }
         if let height { state.set(.height, "\(height)") }

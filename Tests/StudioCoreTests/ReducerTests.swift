@@ -116,7 +116,7 @@ import Testing
         for _ in FieldID.allCases { _ = reduce(&state, .nextField) }
         #expect(state.focus == .prompt)
         _ = reduce(&state, .previousField)
-        #expect(state.focus == .variationStrength)
+        #expect(state.focus == .scheduler)
     }
 
     @Test func helpTogglesAndEscClosesIt() {

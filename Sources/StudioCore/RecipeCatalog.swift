@@ -1,0 +1,47 @@
+import Foundation
+
+/// Where recipe files are found, as themes are (`ThemeCatalog`): `$XDG_CONFIG_HOME/sd3-studio/recipes` (the user's,
+/// first, so a user file overrides a built-in of the same name), the repository's `recipes/` (found from the
+/// executable upward), then `./recipes`.
+public struct RecipeCatalog: Sendable {
+    public var folders: [String]
+
+    public init(folders: [String]) { self.folders = folders }
+
+    public static func standard(environment: [String: String] = ProcessInfo.processInfo.environment,
+                                executable: String = CommandLine.arguments.first ?? "") -> RecipeCatalog {
+        var folders = [ConfigFile.folder(environment: environment) + "/recipes"]
+        var folder = URL(fileURLWithPath: executable).resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<6 {
+            let candidate = folder.appendingPathComponent("recipes").path
+            if FileManager.default.fileExists(atPath: candidate + "/flash-4.toml") {
+                folders.append(candidate)
+                break
+            }
+            folder.deleteLastPathComponent()
+        }
+        folders.append(FileManager.default.currentDirectoryPath + "/recipes")
+        return RecipeCatalog(folders: folders)
+    }
+
+    /// Recipe names → files, one per name (the first folder that has it), by name.
+    public func files() -> [(name: String, path: String)] {
+        var seen: Set<String> = []
+        var found: [(name: String, path: String)] = []
+        for folder in folders {
+            let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".toml") }.sorted()
+            for file in names {
+                let name = String(file.dropLast(5))
+                if seen.insert(name).inserted { found.append((name, folder + "/" + file)) }
+            }
+        }
+        return found.sorted { $0.name < $1.name }
+    }
+
+    /// `--recipe NAME|PATH`: a path (it has a `/` or ends in .toml) or a name in the folders.
+    public func load(_ choice: String) throws -> Recipe {
+        if choice.contains("/") || choice.hasSuffix(".toml") { return try Recipe.read(ConfigFile.expandingTilde(choice)) }
+        guard let file = files().first(where: { $0.name == choice }) else { throw RecipeError.unknown(name: choice, known: files().map(\.name)) }
+        return try Recipe.read(file.path)
+    }
+}
