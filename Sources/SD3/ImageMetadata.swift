@@ -34,6 +34,8 @@ public struct ImageMetadata: Sendable, Codable, Equatable {
     /// round differently, so `--params-from` applies them the recorded way to give the same pixels.
     public var loras: [LoraRecord]?
     public var loraMode: String?
+    /// "taesd" when TAESD3 decoded the image (a draft); nil: the VAE.
+    public var decoder: String?
     public var seconds: Double?
     public var version: String
 
@@ -73,6 +75,7 @@ public struct ImageMetadata: Sendable, Codable, Equatable {
         skipLayerScale = p.skipLayerGuidance?.scale
         skipLayerStart = p.skipLayerGuidance?.start
         skipLayerStop = p.skipLayerGuidance?.stop
+        decoder = p.decoder == .vae ? nil : p.decoder.rawValue
         self.seconds = seconds
         version = "sd3-studio \(SD3.version)"
     }

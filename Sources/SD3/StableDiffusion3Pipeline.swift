@@ -26,6 +26,9 @@ public struct LoadOptions: Sendable, Equatable {
     public var loraMode: LoraMode = .merged
     /// Where a repo id given as the model is looked up (the studio passes its own; default: the environment's).
     public var cache = HuggingFaceCache()
+    /// A TAESD3 (`TAESDSource`: a diffusers folder, a folder of the single files or the decoder file): previews decode
+    /// x0 with it and `--decoder taesd` finishes with it. nil: previews by the latent→RGB projection, no TAESD decoding.
+    public var taesd: String?
 
     public init() {}
 }
@@ -42,7 +45,10 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
     public let schedulerConfig: FlowMatchEulerDiscreteScheduler.Config
     /// Whether T5 runs: asked for, and the folder has text_encoder_3.
     public let hasT5: Bool
+    /// The TAESD3 named in the options, found and checked at init, loaded on first use (it is small: kept).
+    public let taesdSource: TAESDSource?
     private let lock = NSLock()
+    private var loadedTAESD: AutoencoderTiny?
     private var loadedTextEncoders: PromptEncoder?
     private var loadedTransformer: SD3Transformer2DModel?
     private var loadedVAE: AutoencoderKL?
@@ -82,6 +88,8 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
         // After the files are found: a missing tokenizer is the first thing to fix.
         vaeConfig = try source.vaeConfig()
         try Self.checkAgreement(transformerConfig, vaeConfig, source: source)
+        taesdSource = try options.taesd.map(TAESDSource.init)
+        _ = try taesd()
         if !options.staged {
             _ = try transformer()
             _ = try textEncoders()
@@ -127,6 +135,22 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
             let loaded = try AutoencoderKL(config: vaeConfig, weights: weights, precision: options.precision,
                                            withEncoder: options.withVAEEncoder)
             loadedVAE = loaded
+            return loaded
+        }
+    }
+
+    /// The TAESD3 of the options (nil when none), loaded once; it must decode this model's latents: as many channels
+    /// as the transformer gives and the VAE's scale, so a draft and its refinement are the same picture.
+    public func taesd() throws -> AutoencoderTiny? {
+        guard let taesdSource else { return nil }
+        return try lock.withLock {
+            if let loadedTAESD { return loadedTAESD }
+            let loaded = try taesdSource.load(precision: options.precision)
+            let (channels, scale) = (transformerConfig.outChannels, vaeConfig.scaleFactor)
+            guard loaded.config.latentChannels == channels, loaded.config.scaleFactor == scale else {
+                throw ModelError.unsupported(path: taesdSource.path, reason: "a TAESD for \(loaded.config.latentChannels)-channel latents at ×\(loaded.config.scaleFactor); this model's are \(channels)-channel at ×\(scale) (SD3 needs TAESD3, \(TAESDSource.repo))")
+            }
+            loadedTAESD = loaded
             return loaded
         }
     }
@@ -184,6 +208,7 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
         guard (1...512).contains(p.maxSequenceLength) else { throw PromptError.maxSequenceLength(p.maxSequenceLength) }
         if let shift = p.shift { guard shift.isFinite, GenerationLimits.shift.contains(shift) else { throw GenerationError.badShift(shift) } }
         if let v = p.variation { guard v.strength.isFinite, (0...1).contains(v.strength) else { throw GenerationError.badVariationStrength(v.strength) } }
+        if p.decoder == .taesd && taesdSource == nil { throw GenerationError.noTAESD }
         if p.initImage != nil {
             guard p.strength.isFinite, (0...1).contains(p.strength) else { throw GenerationError.badStrength(p.strength) }
             guard options.withVAEEncoder else { throw GenerationError.noEncoder }
@@ -262,12 +287,32 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
         return (scheduler, Tensor(shape: shape, data: scheduler.scaleNoise(x0.data, noise: noise, index: begin)), begin)
     }
 
-    /// Latents in the transformer's space → images.
-    public func decode(_ latents: Tensor, isCancelled: () -> Bool = { false }) throws -> [RGBImage] {
-        let vae = try vae()
-        let images = try vae.decode(vae.fromModelSpace(latents), compute: compute, isCancelled: isCancelled)
+    /// Latents in the transformer's space → images, by the VAE or by TAESD3 (which takes them as they are, see
+    /// `AutoencoderTinyConfig.scalingFactor`).
+    public func decode(_ latents: Tensor, with decoder: ImageDecoder = .vae, isCancelled: () -> Bool = { false }) throws -> [RGBImage] {
+        let images: Tensor
+        switch decoder {
+        case .vae:
+            let vae = try vae()
+            images = try vae.decode(vae.fromModelSpace(latents), compute: compute, isCancelled: isCancelled)
+        case .taesd:
+            guard let taesd = try taesd() else { throw GenerationError.noTAESD }
+            images = try taesd.decode(latents, compute: compute, isCancelled: isCancelled)
+        }
         guard images.data.allSatisfy(\.isFinite) else { throw GenerationError.nonFinite(step: nil) }
         return VaeImageProcessor.postprocess(images)
+    }
+
+    /// A step's preview: its x0 prediction (`StepProgress.denoised`, first image) decoded by TAESD3 when there is
+    /// one, else projected to RGB at latent resolution (`LatentPreview`).
+    public func preview(_ step: StepProgress) throws -> RGBImage {
+        let x0 = step.denoised
+        let (c, h, w) = (x0.dim(1), x0.dim(2), x0.dim(3))
+        let first = Array(x0.data.prefix(c * h * w))
+        guard let taesd = try taesd() else { return LatentPreview.rgb(first, channels: c, width: w, height: h) }
+        let images = try taesd.decode(Tensor(shape: [1, c, h, w], data: first), compute: compute)
+        // A NaN would reach the UInt8 conversion; the run itself stops on non-finite latents, the preview just greys.
+        return VaeImageProcessor.postprocess(Tensor(shape: images.shape, data: images.data.map { $0.isFinite ? $0 : 0 }))[0]
     }
 
     /// The whole generation in one call (the CLI's path; the studio drives the steps through InferenceEngine).
@@ -296,8 +341,8 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
                      skipLayerGuidance: p.skipLayerGuidance, isCancelled: isCancelled, onStep: onStep)
         }
         if options.staged { release(.transformer) }
-        _ = try timed("load VAE") { try vae() }
-        return try timed("decode") { try decode(latents, isCancelled: isCancelled)[0] }
+        if p.decoder == .vae { _ = try timed("load VAE") { try vae() } }
+        return try timed("decode") { try decode(latents, with: p.decoder, isCancelled: isCancelled)[0] }
     }
 }
 
@@ -316,6 +361,8 @@ public enum GenerationError: Error, Equatable, CustomStringConvertible {
     case badSetting(String)
     /// A latent (after step `step`, 1-based) or the decoded image (`step` nil) holds NaN or Inf.
     case nonFinite(step: Int?)
+    /// `--decoder taesd` without a TAESD3 (none given, configured or found).
+    case noTAESD
 
     public var description: String { text.oneLine }
 
@@ -334,6 +381,7 @@ public enum GenerationError: Error, Equatable, CustomStringConvertible {
         case let .badSetting(problem): return problem
         case let .nonFinite(step?): return "the model produced NaN/Inf at step \(step) (weights or settings)"
         case .nonFinite(nil): return "the VAE produced NaN/Inf while decoding (weights or settings)"
+        case .noTAESD: return "decoder taesd needs a TAESD3: give --taesd PATH (or taesd = \"…\" in the config), or put \(TAESDSource.repo) in the models folder or the Hugging Face cache"
         }
     }
 }
