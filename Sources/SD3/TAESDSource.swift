@@ -54,6 +54,13 @@ public struct TAESDSource: Sendable, Equatable {
         return nil
     }
 
+    /// The TAESD3 to use: `flag` (`--taesd`), else `configured` (config `taesd`), each as written (a wrong path is an
+    /// error when the pipeline loads), else the first found by `locate` in the models folder or the cache; nil: none.
+    public static func choose(flag: String?, configured: String?, environment: [String: String]) -> String? {
+        if let given = flag ?? configured { return given }
+        return locate(modelsFolder: ModelCatalog.modelsFolder(environment: environment), cache: HuggingFaceCache(environment: environment))?.path
+    }
+
     /// File names that are TAESD weights, not SD3 models (the model list skips them).
     public static func isTAESDFile(_ name: String) -> Bool {
         name.hasPrefix("taesd") && (name.hasSuffix("_decoder.safetensors") || name.hasSuffix("_encoder.safetensors"))
