@@ -303,18 +303,6 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
         return VaeImageProcessor.postprocess(images)
     }
 
-    /// A step's preview: its x0 prediction (`StepProgress.denoised`, first image) decoded by TAESD3 when there is
-    /// one, else projected to RGB at latent resolution (`LatentPreview`).
-    public func preview(_ step: StepProgress) throws -> RGBImage {
-        let x0 = step.denoised
-        let (c, h, w) = (x0.dim(1), x0.dim(2), x0.dim(3))
-        let first = Array(x0.data.prefix(c * h * w))
-        guard let taesd = try taesd() else { return LatentPreview.rgb(first, channels: c, width: w, height: h) }
-        let images = try taesd.decode(Tensor(shape: [1, c, h, w], data: first), compute: compute)
-        // A NaN would reach the UInt8 conversion; the run itself stops on non-finite latents, the preview just greys.
-        return VaeImageProcessor.postprocess(Tensor(shape: images.shape, data: images.data.map { $0.isFinite ? $0 : 0 }))[0]
-    }
-
     /// The whole generation in one call (the CLI's path; the studio drives the steps through InferenceEngine).
     /// `onPhase` hears each phase's name and seconds as it ends (load and run of every model).
     public func generate(_ p: GenerationParameters, conditioning: Conditioning? = nil, isCancelled: () -> Bool = { false },

@@ -81,6 +81,23 @@ import Testing
         #expect("\(error)".contains(transformer) && "\(error)".contains("1.weight"))
     }
 
+    /// Decoder files whose first conv has a hostile shape: one error naming the file, never a trap or a huge allocation.
+    @Test func hostileSingleFilesAreRefused() throws {
+        let folder = NSTemporaryDirectory() + "taesd-hostile-\(getpid())"
+        try? FileManager.default.removeItem(atPath: folder)
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let shapes: [[Int]] = [[0, 16, 3, 3], [8, 16, 3], [70_000, 1, 1, 1], [8, 0, 3, 3], [8, 2000, 1, 1], [8, 16, 3, 3]]
+        for (index, shape) in shapes.enumerated() {
+            let path = folder + "/taesd3_decoder_\(index).safetensors"
+            let count = shape.reduce(1, *)
+            try SafeTensorsWriter(entries: [.init(name: "1.weight", dtype: .f32, shape: shape, bytes: [UInt8](repeating: 0, count: 4 * count))])
+                .write(to: path)
+            let error = try #require(throws: (any Error).self) { try TAESDSource(path).load(precision: .fp32) }
+            #expect("\(error)".contains(path) && !"\(error)".contains("\n"), "\(shape): \(error)")
+        }
+    }
+
     /// A config naming weights of other shapes fails on the first key, naming it and both shapes.
     @Test func shapeMismatchNamesTheKey() throws {
         let folder = NSTemporaryDirectory() + "taesd-mismatch-\(getpid())"

@@ -63,7 +63,8 @@ import Testing
         }
     }
 
-    /// With a TAESD3 the preview is x0 decoded at full size (diffusers: taesd3-x2 decoding diffusers' x0) ≥ 45 dB; without,
+    /// With a TAESD3 the preview is x0 averaged over 2×2 latent cells and decoded, half the image's side (diffusers:
+    /// taesd3-x2 decoding avg_pool2d of diffusers' x0) ≥ 45 dB; without,
     /// it is the latent→RGB projection of x0 at latent size.
     @Test func previewDecodesX0() throws {
         let p = Self.parameters
@@ -73,7 +74,7 @@ import Testing
         _ = try without.generate(p, onStep: { projections.append((try without.preview($0), $0.denoised)) })
         for (i, preview) in previews.enumerated() {
             let info = try #require(Self.reference.info("x0.step\(i).preview"))
-            #expect(preview.width == p.width && preview.height == p.height && info.shape == [p.height, p.width, 3])
+            #expect(preview.width == p.width / 2 && preview.height == p.height / 2 && info.shape == [p.height / 2, p.width / 2, 3])
             let quality = PipelineTests.psnr(preview.pixels, Array(Self.reference.bytes(info)))
             #expect(quality >= 45, "step \(i): TAESD3 preview PSNR \(quality) dB")
         }
@@ -110,6 +111,24 @@ import Testing
         let error = try #require(throws: ModelError.self) { try Self.pipeline(taesd: wrongScale) }
         #expect("\(error)".contains(wrongScale) && "\(error)".contains("×8"), "\(error)")
         #expect(throws: ModelError.missingFile(path: "/nonexistent/taesd3")) { try Self.pipeline(taesd: "/nonexistent/taesd3") }
+    }
+
+    /// The pooling against a naive mean of each 2×2 block, odd sides dropping their last row or column.
+    @Test func averagePoolIsTheMeanOfEachBlock() {
+        let (c, h, w) = (3, 5, 7)
+        let x = Tensor(shape: [1, c, h, w], data: (0..<(c * h * w)).map { Float(($0 * 37) % 11) - 4.5 })
+        let pooled = StableDiffusion3Pipeline.averagePool2x2(x)
+        #expect(pooled.shape == [1, c, 2, 3])
+        for k in 0..<c {
+            for i in 0..<2 {
+                for j in 0..<3 {
+                    let cells = [(0, 0), (0, 1), (1, 0), (1, 1)].map { x.data[k * h * w + (2 * i + $0.0) * w + 2 * j + $0.1] }
+                    #expect(abs(pooled.data[(k * 2 + i) * 3 + j] - cells.reduce(0, +) / 4) <= 1e-6)
+                }
+            }
+        }
+        let thin = Tensor(shape: [1, 1, 1, 4], data: [1, 2, 3, 4])
+        #expect(StableDiffusion3Pipeline.averagePool2x2(thin) == thin)
     }
 
     @Test func metadataRecordsTheDecoder() {

@@ -31,7 +31,7 @@ import Testing
     }
 
     /// The image is the in-process pipeline's TAESD3 image (PreviewTests holds that one against diffusers), not the VAE's;
-    /// the PNG records the decoder; the preview file holds the last step's x0 through TAESD3 at full size.
+    /// the PNG records the decoder; the preview file holds the last step's x0 through TAESD3 at half size.
     @Test func decoderTaesdAndPreviews() throws {
         let out = Support.temporaryFolder()
         let made = run(TmuxStudio.sd3, Self.base + ["--decoder", "taesd", "--taesd", Self.taesd, "--preview-every", "3",
@@ -52,7 +52,7 @@ import Testing
         p.decoder = .vae
         #expect(Self.psnr(written.image.pixels, try pipeline.generate(p).pixels) < 30)
         let preview = try PNGFile.read(out + "/preview.png").image
-        #expect(preview.width == 32 && preview.height == 32)
+        #expect(preview.width == 16 && preview.height == 16)
         #expect(Self.psnr(preview.pixels, try pipeline.preview(try #require(last)).pixels) >= 45)
         #expect(made.output.contains("x0 through TAESD3"), "\(made.output)")
     }
