@@ -86,6 +86,9 @@ public actor InferenceEngine {
                             cancelled: CancellationFlag, continuation: AsyncThrowingStream<GenerationEvent, Error>.Continuation,
                             remember: ((key: String, conditioning: Conditioning)) -> Void) throws {
         let start = Date()
+        var p = p
+        // A draft asks for TAESD3; when the studio's was left out (LoadOptions.taesdOptional) the VAE decodes it instead.
+        if p.decoder == .taesd && pipeline.taesd == nil && pipeline.options.taesdOptional { p.decoder = .vae }
         try pipeline.validate(p)
         // LoRAs change the text encoders too, so they are part of the prompt cache's key.
         let loras = pipeline.loras.map { "\($0.file.path)@\($0.strength)" }.joined(separator: "\u{1}")

@@ -29,6 +29,9 @@ public struct LoadOptions: Sendable, Equatable {
     /// A TAESD3 (`TAESDSource`: a diffusers folder, a folder of the single files or the decoder file): previews decode
     /// x0 with it and `--decoder taesd` finishes with it. nil: previews by the latent→RGB projection, no TAESD decoding.
     public var taesd: String?
+    /// The studio's: a TAESD3 that cannot be loaded or does not fit the model is left out (`taesdProblem` says why), so
+    /// previews fall back to the projection and drafts to the VAE; otherwise it is an error at load.
+    public var taesdOptional = false
 
     public init() {}
 }
@@ -45,10 +48,12 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
     public let schedulerConfig: FlowMatchEulerDiscreteScheduler.Config
     /// Whether T5 runs: asked for, and the folder has text_encoder_3.
     public let hasT5: Bool
-    /// The TAESD3 named in the options, found and checked at init, loaded on first use (it is small: kept).
+    /// The TAESD3 named in the options, loaded and checked at init (it is small: kept); nil when none, or left out.
     public let taesdSource: TAESDSource?
+    private let loadedTAESD: AutoencoderTiny?
+    /// Why the options' TAESD3 was left out (`LoadOptions.taesdOptional`), one line.
+    public let taesdProblem: String?
     private let lock = NSLock()
-    private var loadedTAESD: AutoencoderTiny?
     private var loadedTextEncoders: PromptEncoder?
     private var loadedTransformer: SD3Transformer2DModel?
     private var loadedVAE: AutoencoderKL?
@@ -88,8 +93,17 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
         // After the files are found: a missing tokenizer is the first thing to fix.
         vaeConfig = try source.vaeConfig()
         try Self.checkAgreement(transformerConfig, vaeConfig, source: source)
-        taesdSource = try options.taesd.map(TAESDSource.init)
-        _ = try taesd()
+        var taesd: (source: TAESDSource, model: AutoencoderTiny)?, problem: String?
+        if let path = options.taesd {
+            do {
+                let found = try TAESDSource(path)
+                taesd = (found, try Self.loadTAESD(found, precision: options.precision, transformer: transformerConfig, vae: vaeConfig))
+            } catch {
+                guard options.taesdOptional else { throw error }
+                problem = "\(error)"
+            }
+        }
+        (taesdSource, loadedTAESD, taesdProblem) = (taesd?.source, taesd?.model, problem)
         if !options.staged {
             _ = try transformer()
             _ = try textEncoders()
@@ -141,18 +155,16 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
 
     /// The TAESD3 of the options (nil when none), loaded once; it must decode this model's latents: as many channels
     /// as the transformer gives and the VAE's scale, so a draft and its refinement are the same picture.
-    public func taesd() throws -> AutoencoderTiny? {
-        guard let taesdSource else { return nil }
-        return try lock.withLock {
-            if let loadedTAESD { return loadedTAESD }
-            let loaded = try taesdSource.load(precision: options.precision)
-            let (channels, scale) = (transformerConfig.outChannels, vaeConfig.scaleFactor)
-            guard loaded.config.latentChannels == channels, loaded.config.scaleFactor == scale else {
-                throw ModelError.unsupported(path: taesdSource.path, reason: "a TAESD for \(loaded.config.latentChannels)-channel latents at ×\(loaded.config.scaleFactor); this model's are \(channels)-channel at ×\(scale) (SD3 needs TAESD3, \(TAESDSource.repo))")
-            }
-            loadedTAESD = loaded
-            return loaded
+    public var taesd: AutoencoderTiny? { loadedTAESD }
+
+    static func loadTAESD(_ source: TAESDSource, precision: Precision, transformer: SD3TransformerConfig,
+                          vae: AutoencoderKLConfig) throws -> AutoencoderTiny {
+        let loaded = try source.load(precision: precision)
+        let (channels, scale) = (transformer.outChannels, vae.scaleFactor)
+        guard loaded.config.latentChannels == channels, loaded.config.scaleFactor == scale else {
+            throw ModelError.unsupported(path: source.path, reason: "a TAESD for \(loaded.config.latentChannels)-channel latents at ×\(loaded.config.scaleFactor); this model's are \(channels)-channel at ×\(scale) (SD3 needs TAESD3, \(TAESDSource.repo))")
         }
+        return loaded
     }
 
     /// The LoRAs now applied, with their strengths (for metadata).
@@ -208,7 +220,7 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
         guard (1...512).contains(p.maxSequenceLength) else { throw PromptError.maxSequenceLength(p.maxSequenceLength) }
         if let shift = p.shift { guard shift.isFinite, GenerationLimits.shift.contains(shift) else { throw GenerationError.badShift(shift) } }
         if let v = p.variation { guard v.strength.isFinite, (0...1).contains(v.strength) else { throw GenerationError.badVariationStrength(v.strength) } }
-        if p.decoder == .taesd && taesdSource == nil { throw GenerationError.noTAESD }
+        if p.decoder == .taesd && loadedTAESD == nil { throw GenerationError.noTAESD }
         if p.initImage != nil {
             guard p.strength.isFinite, (0...1).contains(p.strength) else { throw GenerationError.badStrength(p.strength) }
             guard options.withVAEEncoder else { throw GenerationError.noEncoder }
@@ -296,7 +308,7 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
             let vae = try vae()
             images = try vae.decode(vae.fromModelSpace(latents), compute: compute, isCancelled: isCancelled)
         case .taesd:
-            guard let taesd = try taesd() else { throw GenerationError.noTAESD }
+            guard let taesd else { throw GenerationError.noTAESD }
             images = try taesd.decode(latents, compute: compute, isCancelled: isCancelled)
         }
         guard images.data.allSatisfy(\.isFinite) else { throw GenerationError.nonFinite(step: nil) }

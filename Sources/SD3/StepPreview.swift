@@ -10,7 +10,7 @@ extension StableDiffusion3Pipeline {
         let x0 = step.denoised
         let (c, h, w) = (x0.dim(1), x0.dim(2), x0.dim(3))
         let first = Tensor(shape: [1, c, h, w], data: Array(x0.data.prefix(c * h * w)))
-        guard let taesd = try taesd() else { return LatentPreview.rgb(first.data, channels: c, width: w, height: h) }
+        guard let taesd else { return LatentPreview.rgb(first.data, channels: c, width: w, height: h) }
         let images = try taesd.decode(Self.averagePool2x2(first), compute: compute)
         // A NaN would reach the UInt8 conversion; the run itself stops on non-finite latents, the preview just greys.
         return VaeImageProcessor.postprocess(Tensor(shape: images.shape, data: images.data.map { $0.isFinite ? $0 : 0 }))[0]

@@ -242,7 +242,7 @@ public final class StudioSession {
         // Always load the VAE encoder so switching to img2img does not reload the model.
         options.withVAEEncoder = true
         options.cache = config.hubCache
-        options.taesd = config.taesd
+        (options.taesd, options.taesdOptional) = (config.taesd, true)
         let engine = self.engine
         generation = Task { @MainActor in
             var parameters = request.parameters
