@@ -148,6 +148,10 @@ import Testing
         try FileManager.default.createSymbolicLink(atPath: models + "/vae_approx/taesd3_decoder.safetensors", withDestinationPath: single)
         #expect(TAESDSource.locate(modelsFolder: models, cache: cache)?.path == models + "/vae_approx/taesd3_decoder.safetensors")
         try FileManager.default.createSymbolicLink(atPath: models + "/taesd3", withDestinationPath: Self.fixtures + "/taesd3-single")
+        // TAESD's single files in the models folder are not offered as SD3 models.
+        try FileManager.default.createSymbolicLink(atPath: models + "/taesd3_encoder.safetensors",
+                                                   withDestinationPath: Self.fixtures + "/taesd3-single/taesd3_encoder.safetensors")
+        #expect(ModelCatalog.scan(configured: [], folders: [models], cache: cache).isEmpty)
         let found = try #require(TAESDSource.locate(modelsFolder: models, cache: cache))
         #expect(found.layout == .singleFiles(decoder: models + "/taesd3/taesd3_decoder.safetensors", encoder: models + "/taesd3/taesd3_encoder.safetensors"))
         #expect(try found.load(precision: .fp32).config.latentChannels == 16)
