@@ -8,7 +8,7 @@ public struct DraftSettings: Sendable, Equatable {
     public var steps = 8
     /// Draft side = this × the full side, to the nearest multiple of `sizeMultiple`.
     public var scale = 0.5
-    /// What finishes a draft: TAESD3 when the studio has one (about a second at 512² instead of the VAE's 30), else the VAE.
+    /// What finishes a draft: TAESD3 when the studio has one (about a second at 512², a tenth of the VAE's time), else the VAE.
     /// The refinement of the pick always uses the VAE.
     public var decoder: ImageDecoder = .vae
 

@@ -47,7 +47,7 @@ struct GenerateCommand: ParsableCommand {
     var decoder: String?
     @Option(help: "A TAESD3 (madebyollin/taesd3: its diffusers folder, a folder with taesd3_decoder.safetensors, or that file) for --decoder taesd and previews. Default: the config's taesd, else one in the models folder or the Hugging Face cache.")
     var taesd: String?
-    @Option(help: "Every N steps (and at the last), write the predicted image x0 (through TAESD3 when there is one, else the latent→RGB projection) to --preview-path.")
+    @Option(help: "Every N steps (and at the last), write the predicted image x0 to --preview-path: through TAESD3 at half the image's side when there is one, else the latent→RGB projection at latent size.")
     var previewEvery: Int?
     @Option(help: "The preview PNG, replaced atomically at each preview (needs --preview-every).") var previewPath: String?
     @Flag(help: "Keep every model loaded for the whole run instead of loading each for its phase and releasing it after.")
@@ -107,7 +107,10 @@ struct GenerateCommand: ParsableCommand {
         PartialFiles.sweep(URL(fileURLWithPath: target).deletingLastPathComponent().path)
         if let saveLatents { try Self.checkWritable(saveLatents) }
         let decoderName = decoder ?? r?.decoder ?? ImageDecoder.vae.rawValue
-        guard let imageDecoder = ImageDecoder(rawValue: decoderName) else { throw CommandError("--decoder must be vae or taesd, not '\(decoderName)'") }
+        guard let imageDecoder = ImageDecoder(rawValue: decoderName) else {
+            let source = decoder == nil ? "the decoder recalled from \(paramsFrom ?? "the PNG")" : "--decoder"
+            throw CommandError("\(source) must be vae or taesd, not '\(decoderName.oneLine)'")
+        }
         p.decoder = imageDecoder
         let preview = try Self.previewSettings(every: previewEvery, path: previewPath)
 
