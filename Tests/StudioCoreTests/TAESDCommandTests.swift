@@ -77,6 +77,8 @@ import Testing
         (["--preview-every", "1", "--preview-path", "/nonexistent/p.png"], "does not exist"),
         (["--decoder", "taesd", "--taesd", "/nonexistent/taesd3"], "/nonexistent/taesd3"),
         (["--decoder", "taesd", "--taesd", fixtures + "/taesd3"], "×8"),
+        (["--decoder", "taesd", "--taesd", "/dev/zero"], "is a device"),
+        (["--decoder", "taesd", "--taesd", fixtures + "/tiny-sd3/vae"], "_class_name is AutoencoderKL"),
     ])
     func badFlags(_ flags: [String], _ message: String) throws {
         let out = Support.temporaryFolder()
