@@ -27,6 +27,9 @@ public struct StepProgress: Sendable {
     public let sigma: Float
     /// Latents after this step, in the transformer's space [B, 16, h, w].
     public let latents: Tensor
+    /// The step's prediction of the finished latents, x0 = x_t − σ_t·v from the latents this step started from and
+    /// the guided velocity (what ComfyUI previews): the picture the run is heading for, not the noisy latents.
+    public let denoised: Tensor
 }
 
 /// The denoising loop of `StableDiffusion3Pipeline.__call__` / `StableDiffusion3Img2ImgPipeline.__call__`
@@ -88,11 +91,12 @@ public struct Denoiser: Sendable {
                     })
                 }
             }
+            let denoised = Self.predictedOriginal(sample: latents, velocity: velocity, sigma: scheduler.sigmas[i])
             latents = Tensor(shape: latents.shape, data: scheduler.step(velocity.data, sample: latents.data, index: i, shape: latents.shape))
             // NaN/Inf weights or settings poison every later step; stop here, naming the step, instead of decoding garbage.
             guard latents.data.allSatisfy(\.isFinite) else { throw GenerationError.nonFinite(step: i - beginIndex + 1) }
             try onStep(StepProgress(index: i - beginIndex, total: steps - beginIndex, timestep: t,
-                                    sigma: scheduler.sigmas[i + 1], latents: latents))
+                                    sigma: scheduler.sigmas[i + 1], latents: latents, denoised: denoised))
         }
         // The first step makes every tensor size once (and packs the weights); from the second on, each step's tensors
         // reuse the memory the previous step freed, so no step after the first touches a fresh page.
@@ -103,5 +107,14 @@ public struct Denoiser: Sendable {
             for i in beginIndex + 1..<max(beginIndex + 1, steps) { try step(i) }
         }
         return latents
+    }
+
+    /// Flow matching's x0 prediction: x_t = (1 − σ)·x0 + σ·ε and v = ε − x0 give x0 = x_t − σ·v (sample and velocity
+    /// [B, C, h, w], σ the step's own sigma), in float32 as torch rounds `latents - sigma * v`.
+    public static func predictedOriginal(sample: Tensor, velocity: Tensor, sigma: Float) -> Tensor {
+        Tensor(shape: sample.shape, data: zip(sample.data, velocity.data).map { x, v in
+            let scaled = sigma * v
+            return x - scaled
+        })
     }
 }

@@ -24,11 +24,18 @@ public struct GenerationParameters: Sendable, Equatable {
     public var recipe: String?
     /// Skip-layer guidance (SD3.5): blocks skipped in the extra conditional pass; nil turns it off.
     public var skipLayerGuidance: SkipLayerGuidance?
+    /// What turns the final latents into the image: the full VAE, or TAESD3 (a draft in about a second).
+    public var decoder: ImageDecoder = .vae
 
     public init(prompt: String) { self.prompt = prompt }
 
     /// diffusers' `do_classifier_free_guidance`: guidance above 1 runs an unconditional pass too.
     public var usesGuidance: Bool { guidanceScale > 1 }
+}
+
+/// The image decoder (`--decoder`): SD3's AutoencoderKL, or TAESD3 (AutoencoderTiny).
+public enum ImageDecoder: String, Sendable, Equatable, CaseIterable, Codable {
+    case vae, taesd
 }
 
 /// diffusers' skip-layer guidance settings (StableDiffusion3Pipeline.__call__ defaults).

@@ -38,6 +38,8 @@ public struct ImageMetadata: Sendable, Codable, Equatable {
     public var scheduler: String?
     /// The recipe the settings came from (`--recipe NAME`), nil when none.
     public var recipe: String?
+    /// "taesd" when TAESD3 decoded the image (a draft); nil: the VAE.
+    public var decoder: String?
     public var seconds: Double?
     public var version: String
 
@@ -79,6 +81,7 @@ public struct ImageMetadata: Sendable, Codable, Equatable {
         skipLayerStop = p.skipLayerGuidance?.stop
         scheduler = p.scheduler == .euler ? nil : p.scheduler.rawValue
         recipe = p.recipe
+        decoder = p.decoder == .vae ? nil : p.decoder.rawValue
         self.seconds = seconds
         version = "sd3-studio \(SD3.version)"
     }

@@ -9,6 +9,8 @@ public enum GenerationEvent: Sendable {
     case encodingPrompt
     /// The prompt was encoded (or taken from the cache, `cached`), with any truncation warnings.
     case encodedPrompt(seconds: Double, cached: Bool, warnings: [String])
+    /// `preview`: the step's x0 prediction (`StableDiffusion3Pipeline.preview`), through TAESD3 at half the image's side
+    /// when the pipeline has one, else the latent→RGB projection at latent size.
     case step(index: Int, total: Int, sigma: Float, elapsed: Double, preview: RGBImage)
     case decoding
     case finished(image: RGBImage, metadata: ImageMetadata, seconds: Double)
@@ -84,6 +86,9 @@ public actor InferenceEngine {
                             cancelled: CancellationFlag, continuation: AsyncThrowingStream<GenerationEvent, Error>.Continuation,
                             remember: ((key: String, conditioning: Conditioning)) -> Void) throws {
         let start = Date()
+        var p = p
+        // A draft asks for TAESD3; when the studio's was left out (LoadOptions.taesdOptional) the VAE decodes it instead.
+        if p.decoder == .taesd && pipeline.taesd == nil && pipeline.options.taesdOptional { p.decoder = .vae }
         try pipeline.validate(p)
         // LoRAs change the text encoders too, so they are part of the prompt cache's key.
         let loras = pipeline.loras.map { "\($0.file.path)@\($0.strength)" }.joined(separator: "\u{1}")
@@ -104,13 +109,12 @@ public actor InferenceEngine {
         let final = try Denoiser(transformer: try pipeline.transformer(), compute: pipeline.compute)
             .run(latents: latents, conditioning: conditioning, scheduler: scheduler, beginIndex: begin, guidanceScale: p.guidanceScale,
                  skipLayerGuidance: p.skipLayerGuidance, isCancelled: { cancelled.isSet }) { step in
-                let (c, h, w) = (step.latents.dim(1), step.latents.dim(2), step.latents.dim(3))
-                let preview = LatentPreview.rgb(Array(step.latents.data.prefix(c * h * w)), channels: c, width: w, height: h)
+                let preview = try pipeline.preview(step)
                 continuation.yield(.step(index: step.index, total: step.total, sigma: step.sigma,
                                          elapsed: Date().timeIntervalSince(denoiseStart), preview: preview))
             }
         continuation.yield(.decoding)
-        let image = try pipeline.decode(final, isCancelled: { cancelled.isSet })[0]
+        let image = try pipeline.decode(final, with: p.decoder, isCancelled: { cancelled.isSet })[0]
         let seconds = Date().timeIntervalSince(start)
         // The model as given: a repo id stays a repo id (its snapshot folder's name is a commit hash).
         var metadata = ImageMetadata(parameters: p, model: pipeline.source.name,

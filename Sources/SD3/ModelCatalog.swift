@@ -46,7 +46,10 @@ public struct ModelCatalog: Sendable {
             for name in ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).sorted() {
                 let path = folder + "/" + name
                 // LoRA files may sit beside the models (LoraCatalog lists them): they are not models.
-                if name.hasSuffix(".safetensors") && !isFolder(path) && !LoraCatalog.isLora(path) { add(path, layout: "single file", path: path) }
+                // So may TAESD's single files (TAESDSource): not models either.
+                if name.hasSuffix(".safetensors") && !isFolder(path) && !LoraCatalog.isLora(path) && !TAESDSource.isTAESDFile(name) {
+                    add(path, layout: "single file", path: path)
+                }
                 if FileManager.default.fileExists(atPath: path + "/model_index.json") { add(path, layout: "diffusers folder", path: path) }
             }
         }

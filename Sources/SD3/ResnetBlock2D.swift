@@ -1,18 +1,18 @@
 import SafeTensors
 import Tensors
 
-/// A Conv2d layer (weights [out, in, k, k] prepared for the backend, bias [out]).
+/// A Conv2d layer (weights [out, in, k, k] prepared for the backend, bias [out] unless built with `bias: false`).
 struct Conv2d: Sendable {
     let weight: Weight
-    let bias: Tensor
+    let bias: Tensor?
     let stride: Int
     let padding: Padding
 
     init(_ scope: WeightScope, _ name: String, in inChannels: Int, out outChannels: Int, kernel: Int,
-         stride: Int = 1, padding: Padding, precision: Precision) throws {
+         stride: Int = 1, padding: Padding, bias hasBias: Bool = true, precision: Precision) throws {
         let layer = scope.scope(name)
         weight = Weight(try layer.tensor("weight", shape: [outChannels, inChannels, kernel, kernel]), precision: precision)
-        bias = try layer.tensor("bias", shape: [outChannels])
+        bias = hasBias ? try layer.tensor("bias", shape: [outChannels]) : nil
         self.stride = stride
         self.padding = padding
     }

@@ -26,6 +26,12 @@ public struct LoadOptions: Sendable, Equatable {
     public var loraMode: LoraMode = .merged
     /// Where a repo id given as the model is looked up (the studio passes its own; default: the environment's).
     public var cache = HuggingFaceCache()
+    /// A TAESD3 (`TAESDSource`: a diffusers folder, a folder of the single files or the decoder file): previews decode
+    /// x0 with it and `--decoder taesd` finishes with it. nil: previews by the latent→RGB projection, no TAESD decoding.
+    public var taesd: String?
+    /// The studio's: a TAESD3 that cannot be loaded or does not fit the model is left out (`taesdProblem` says why), so
+    /// previews fall back to the projection and drafts to the VAE; otherwise it is an error at load.
+    public var taesdOptional = false
 
     public init() {}
 }
@@ -42,6 +48,11 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
     public let schedulerConfig: FlowMatchEulerDiscreteScheduler.Config
     /// Whether T5 runs: asked for, and the folder has text_encoder_3.
     public let hasT5: Bool
+    /// The TAESD3 named in the options, loaded and checked at init (it is small: kept); nil when none, or left out.
+    public let taesdSource: TAESDSource?
+    private let loadedTAESD: AutoencoderTiny?
+    /// Why the options' TAESD3 was left out (`LoadOptions.taesdOptional`), one line.
+    public let taesdProblem: String?
     private let lock = NSLock()
     private var loadedTextEncoders: PromptEncoder?
     private var loadedTransformer: SD3Transformer2DModel?
@@ -82,6 +93,17 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
         // After the files are found: a missing tokenizer is the first thing to fix.
         vaeConfig = try source.vaeConfig()
         try Self.checkAgreement(transformerConfig, vaeConfig, source: source)
+        var taesd: (source: TAESDSource, model: AutoencoderTiny)?, problem: String?
+        if let path = options.taesd {
+            do {
+                let found = try TAESDSource(path)
+                taesd = (found, try Self.loadTAESD(found, precision: options.precision, transformer: transformerConfig, vae: vaeConfig))
+            } catch {
+                guard options.taesdOptional else { throw error }
+                problem = "\(error)"
+            }
+        }
+        (taesdSource, loadedTAESD, taesdProblem) = (taesd?.source, taesd?.model, problem)
         if !options.staged {
             _ = try transformer()
             _ = try textEncoders()
@@ -129,6 +151,20 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
             loadedVAE = loaded
             return loaded
         }
+    }
+
+    /// The TAESD3 of the options (nil when none), loaded once; it must decode this model's latents: as many channels
+    /// as the transformer gives and the VAE's scale, so a draft and its refinement are the same picture.
+    public var taesd: AutoencoderTiny? { loadedTAESD }
+
+    static func loadTAESD(_ source: TAESDSource, precision: Precision, transformer: SD3TransformerConfig,
+                          vae: AutoencoderKLConfig) throws -> AutoencoderTiny {
+        let loaded = try source.load(precision: precision)
+        let (channels, scale) = (transformer.outChannels, vae.scaleFactor)
+        guard loaded.config.latentChannels == channels, loaded.config.scaleFactor == scale else {
+            throw ModelError.unsupported(path: source.path, reason: "a TAESD for \(loaded.config.latentChannels)-channel latents at ×\(loaded.config.scaleFactor); this model's are \(channels)-channel at ×\(scale) (SD3 needs TAESD3, \(TAESDSource.repo))")
+        }
+        return loaded
     }
 
     /// The LoRAs now applied, with their strengths (for metadata).
@@ -184,6 +220,7 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
         guard (1...512).contains(p.maxSequenceLength) else { throw PromptError.maxSequenceLength(p.maxSequenceLength) }
         if let shift = p.shift { guard shift.isFinite, GenerationLimits.shift.contains(shift) else { throw GenerationError.badShift(shift) } }
         if let v = p.variation { guard v.strength.isFinite, (0...1).contains(v.strength) else { throw GenerationError.badVariationStrength(v.strength) } }
+        if p.decoder == .taesd && loadedTAESD == nil { throw GenerationError.noTAESD }
         if p.initImage != nil {
             guard p.strength.isFinite, (0...1).contains(p.strength) else { throw GenerationError.badStrength(p.strength) }
             guard options.withVAEEncoder else { throw GenerationError.noEncoder }
@@ -271,11 +308,19 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
         return (sampler(), Tensor(shape: shape, data: start), begin)
     }
 
-    /// Latents in the transformer's space → images.
-    public func decode(_ latents: Tensor, isCancelled: () -> Bool = { false }) throws -> [RGBImage] {
-        let vae = try vae()
-        let images = try FreedMemoryReuse.reusingFreedMemory {
-            try vae.decode(vae.fromModelSpace(latents), compute: compute, isCancelled: isCancelled)
+    /// Latents in the transformer's space → images, by the VAE or by TAESD3 (which takes them as they are, see
+    /// `AutoencoderTinyConfig.scalingFactor`).
+    public func decode(_ latents: Tensor, with decoder: ImageDecoder = .vae, isCancelled: () -> Bool = { false }) throws -> [RGBImage] {
+        let images: Tensor
+        switch decoder {
+        case .vae:
+            let vae = try vae()
+            images = try FreedMemoryReuse.reusingFreedMemory {
+                try vae.decode(vae.fromModelSpace(latents), compute: compute, isCancelled: isCancelled)
+            }
+        case .taesd:
+            guard let taesd else { throw GenerationError.noTAESD }
+            images = try taesd.decode(latents, compute: compute, isCancelled: isCancelled)
         }
         guard images.data.allSatisfy(\.isFinite) else { throw GenerationError.nonFinite(step: nil) }
         return VaeImageProcessor.postprocess(images)
@@ -307,8 +352,8 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
                      skipLayerGuidance: p.skipLayerGuidance, isCancelled: isCancelled, onStep: onStep)
         }
         if options.staged { release(.transformer) }
-        _ = try timed("load VAE") { try vae() }
-        return try timed("decode") { try decode(latents, isCancelled: isCancelled)[0] }
+        if p.decoder == .vae { _ = try timed("load VAE") { try vae() } }
+        return try timed("decode") { try decode(latents, with: p.decoder, isCancelled: isCancelled)[0] }
     }
 }
 
@@ -327,6 +372,8 @@ public enum GenerationError: Error, Equatable, CustomStringConvertible {
     case badSetting(String)
     /// A latent (after step `step`, 1-based) or the decoded image (`step` nil) holds NaN or Inf.
     case nonFinite(step: Int?)
+    /// `--decoder taesd` without a TAESD3 (none given, configured or found).
+    case noTAESD
 
     public var description: String { text.oneLine }
 
@@ -345,6 +392,7 @@ public enum GenerationError: Error, Equatable, CustomStringConvertible {
         case let .badSetting(problem): return problem
         case let .nonFinite(step?): return "the model produced NaN/Inf at step \(step) (weights or settings)"
         case .nonFinite(nil): return "the VAE produced NaN/Inf while decoding (weights or settings)"
+        case .noTAESD: return "decoder taesd needs a TAESD3: give --taesd PATH (or taesd = \"…\" in the config), or put \(TAESDSource.repo) in the models folder or the Hugging Face cache"
         }
     }
 }

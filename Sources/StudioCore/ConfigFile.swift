@@ -12,6 +12,8 @@ public struct ConfigFile: Sendable, Equatable {
     public var theme: String?
     public var graphics: String?
     public var threads: Int?
+    /// A TAESD3 for previews and drafts (`--taesd`): a diffusers folder, a folder of the single files or the decoder file.
+    public var taesd: String?
     public var defaults = Defaults()
     public var draft = DraftSettings()
 
@@ -67,10 +69,11 @@ public struct ConfigFile: Sendable, Equatable {
             case "theme": config.theme = try reader.string(key, value)
             case "graphics": config.graphics = try reader.choice(key, value, ["auto"] + GraphicsMode.allCases.map(\.rawValue))
             case "threads": config.threads = try reader.integer(key, value, 1...1024)
+            case "taesd": config.taesd = try reader.string(key, value)
             case "defaults": config.defaults = try defaults(file, try reader.table(key, value))
             case "explore": config.draft = try draft(file, try reader.table(key, value))
             default:
-                throw file.error(key, "unknown key; the top level takes model, output_folder, theme, graphics, threads, [defaults] and [explore]")
+                throw file.error(key, "unknown key; the top level takes model, output_folder, theme, graphics, threads, taesd, [defaults] and [explore]")
             }
         }
         return config

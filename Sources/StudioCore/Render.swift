@@ -123,7 +123,7 @@ private func drawPreview(_ state: StudioState, _ buffer: inout CellBuffer, _ lay
             caption = (current.favorite ? "★ " : "") + URL(fileURLWithPath: current.file).lastPathComponent
             captionRole = current.favorite ? .favorite : .hint
         } else if state.isRunning {
-            caption = "latent preview \(image.width)×\(image.height)"
+            caption = "x0 preview \(image.width)×\(image.height)"
             captionRole = .hint
         } else {
             caption = "\(image.width)×\(image.height)"

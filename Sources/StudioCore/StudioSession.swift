@@ -19,6 +19,8 @@ public struct StudioConfig: Sendable {
     /// repo ids are read from.
     public var hub: HubSettings
     public var hubCache: HuggingFaceCache
+    /// The TAESD3 previews and drafts decode with (`TAESDSource`); nil: the latent→RGB projection and the VAE.
+    public var taesd: String?
 
     public init(model: String?, outputFolder: OutputFolder, store: Result<StudioStore, StoreError>,
                 threads: Int = ProcessInfo.processInfo.activeProcessorCount, modelFiles: ModelSource.Extras = ModelSource.Extras(),
@@ -240,6 +242,7 @@ public final class StudioSession {
         // Always load the VAE encoder so switching to img2img does not reload the model.
         options.withVAEEncoder = true
         options.cache = config.hubCache
+        (options.taesd, options.taesdOptional) = (config.taesd, true)
         let engine = self.engine
         generation = Task { @MainActor in
             var parameters = request.parameters

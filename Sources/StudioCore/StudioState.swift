@@ -11,7 +11,7 @@ public struct StudioState: Sendable {
     public var precision = PrecisionChoice.fp32
     public var focus = FieldID.prompt
     public var job = Job.idle
-    /// The latent preview while generating, then the finished image.
+    /// The x0 preview while generating (InferenceEngine's `step`), then the finished image.
     public var preview: RGBImage?
     /// The last saved image and whether it is starred.
     public var current: HistoryRecord?

@@ -13,13 +13,14 @@ struct BenchCommand: ParsableCommand {
             MMDiT (--config) over the image and text tokens of --width × --height, batch 2. t5, clip-l and clip-g time one \
             forward of SD3's text encoders (T5-XXL over 256 tokens, the CLIPs over 77 unless --text-tokens); mmdit one \
             transformer forward (--config, --width, --height, batch 2 as with guidance); vae-decode and vae-encode \
-            SD3's VAE at --width × --height.
+            SD3's VAE at --width × --height; taesd-decode TAESD3's decoder (a preview or a draft) at --width × --height.
             """)
 
     enum Component: String, ExpressibleByArgument, CaseIterable {
         case matmul, attention, t5, mmdit
         case clipL = "clip-l", clipG = "clip-g"
         case vaeDecode = "vae-decode", vaeEncode = "vae-encode"
+        case taesdDecode = "taesd-decode"
         case pipeline
         case t5Int8Quality = "t5-int8-quality"
     }
@@ -118,7 +119,7 @@ struct BenchCommand: ParsableCommand {
             if isMatmul { object.merge(["m": m, "k": k, "n": n]) { a, _ in a } }
             else { object.merge(["batch": prompts]) { a, _ in a } }
             if [.t5, .clipL, .clipG, .mmdit].contains(component) { object.merge(["text_tokens": tokens]) { a, _ in a } }
-            if [.mmdit, .attention, .vaeDecode, .vaeEncode].contains(component) { object.merge(["width": width, "height": height]) { a, _ in a } }
+            if [.mmdit, .attention, .vaeDecode, .vaeEncode, .taesdDecode].contains(component) { object.merge(["width": width, "height": height]) { a, _ in a } }
             if component == .mmdit { object.merge(["config": config.rawValue]) { a, _ in a } }
             if results.count == 1 { object.merge(results[0]) { a, _ in a } }
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
@@ -138,6 +139,7 @@ struct BenchCommand: ParsableCommand {
         case .attention: return "joint attention \(config.rawValue), \(width)×\(height), batch \(prompts), \(tokens) text tokens"
         case .mmdit: return "MMDiT \(config.rawValue), \(width)×\(height), batch \(prompts), \(tokens) text tokens"
         case .vaeDecode, .vaeEncode: return "VAE \(component == .vaeDecode ? "decoder" : "encoder"), \(width)×\(height), batch \(prompts)"
+        case .taesdDecode: return "TAESD3 decoder (64 channels, random weights), \(width)×\(height), batch \(prompts)"
         case .pipeline: return "whole pipeline, \(model ?? "?"), \(width)×\(height), \(steps) steps, guidance \(ImageMetadata.number(guidance)), \(scheduler.rawValue), T5 \(t5.rawValue), staged loading"
         case .t5Int8Quality: return "T5-XXL int8 against bf16, \(prompts) prompts × \(tokens) tokens"
         }
@@ -199,6 +201,15 @@ struct BenchCommand: ParsableCommand {
             }
             let images = compute.randomUniform([prompts, 3, height, width], seed: 7)
             return (time(try! vae.encode(images, compute: compute)), flops, setup)
+        case .taesdDecode:
+            let start = DispatchTime.now().uptimeNanoseconds
+            let config = AutoencoderTinyConfig.taesd3()
+            let taesd = try AutoencoderTiny(config: config, encoder: nil, decoder: (RandomWeights(compute: compute).scope("decoder.layers"), 0),
+                                            precision: precision, source: "random weights")
+            let setup = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            let latents = compute.randomUniform([prompts, 16, height / 8, width / 8], seed: 6)
+            _ = try taesd.decode(latents, compute: compute)
+            return (time((try? taesd.decode(latents, compute: compute)) as Tensor?), Self.taesdFlops(width: width, height: height) * Double(prompts), setup)
         case .clipL, .clipG:
             let c = component == .clipL ? CLIPTextConfig.clipL : CLIPTextConfig.clipG
             let start = DispatchTime.now().uptimeNanoseconds
@@ -262,6 +273,21 @@ struct BenchCommand: ParsableCommand {
             conv(512, 32, latent)
         }
         return total
+    }
+
+    /// FLOPs of TAESD3's decoder (DecoderTiny, 64 channels, blocks 3-3-3-1) at one image size: its 3×3 convolutions only.
+    static func taesdFlops(width: Int, height: Int) -> Double {
+        let width64 = 2 * 9 * 64 * 64.0
+        var pixels = Double((width / 8) * (height / 8))
+        var total = 2 * 9 * 16 * 64 * pixels
+        for (level, blocks) in [3, 3, 3, 1].enumerated() {
+            total += Double(blocks * 3) * width64 * pixels
+            if level < 3 {
+                pixels *= 4
+                total += width64 * pixels
+            }
+        }
+        return total + 2 * 9 * 64 * 3 * pixels
     }
 
     /// `warmup` untimed runs (primitive creation, first touch), then the best of `repeat` timed runs.

@@ -47,6 +47,13 @@ struct GenerateCommand: ParsableCommand {
     var loras: [String] = []
     @Option(name: .shortAndLong, help: "The PNG to write (default: sd3-SEED.png; an existing file is never overwritten).") var output: String?
     @Option(help: "Also write the final latents (transformer space) to this .safetensors file.") var saveLatents: String?
+    @Option(help: "vae (default) or taesd: what turns the final latents into the image (taesd: TAESD3, about a second at 512², draft quality).")
+    var decoder: String?
+    @Option(help: "A TAESD3 (madebyollin/taesd3: its diffusers folder, a folder with taesd3_decoder.safetensors, or that file) for --decoder taesd and previews. Default: the config's taesd, else one in the models folder or the Hugging Face cache.")
+    var taesd: String?
+    @Option(help: "Every N steps (and at the last), write the predicted image x0 to --preview-path: through TAESD3 at half the image's side when there is one, else the latent→RGB projection at latent size.")
+    var previewEvery: Int?
+    @Option(help: "The preview PNG, replaced atomically at each preview (needs --preview-every).") var previewPath: String?
     @Flag(help: "Keep every model loaded for the whole run instead of loading each for its phase and releasing it after.")
     var keepLoaded = false
     @Flag(help: "Print the time of each phase and the peak memory at the end.") var report = false
@@ -111,6 +118,13 @@ struct GenerateCommand: ParsableCommand {
         // Temporary files of earlier runs killed while writing there (their processes are gone).
         PartialFiles.sweep(URL(fileURLWithPath: target).deletingLastPathComponent().path)
         if let saveLatents { try Self.checkWritable(saveLatents) }
+        let decoderName = decoder ?? r?.decoder ?? ImageDecoder.vae.rawValue
+        guard let imageDecoder = ImageDecoder(rawValue: decoderName) else {
+            let source = decoder == nil ? "the decoder recalled from \(paramsFrom ?? "the PNG")" : "--decoder"
+            throw CommandError("\(source) must be vae or taesd, not '\(decoderName.oneLine)'")
+        }
+        p.decoder = imageDecoder
+        let preview = try Self.previewSettings(every: previewEvery, path: previewPath)
 
         var options = LoadOptions()
         (options.precision, options.backend, options.threads) = (precision, backend, threads)
@@ -119,6 +133,11 @@ struct GenerateCommand: ParsableCommand {
         options.withVAEEncoder = p.initImage != nil
         options.staged = !keepLoaded
         options.files = files.extras(t5File: t5File)
+        // Looked for only when something uses it: a broken TAESD3 lying in the models folder never stops a VAE run.
+        if taesd != nil || p.decoder == .taesd || preview != nil {
+            options.taesd = TAESDSource.choose(flag: taesd, configured: settings.taesd.map(ConfigFile.expandingTilde),
+                                               environment: ProcessInfo.processInfo.environment)
+        }
         let recipeLora = try recipe?.loraPath(folders: LoraCatalog.folders(environment: ProcessInfo.processInfo.environment))
         if let recipe, let recipeLora {
             // The recipe's LoRA first, then the flags'; a --lora naming the same file sets its strength instead.
@@ -138,6 +157,9 @@ struct GenerateCommand: ParsableCommand {
         p.width = width ?? r?.width ?? c.width ?? d.width ?? defaultSide
         p.height = height ?? r?.height ?? c.height ?? d.height ?? defaultSide
         try pipeline.validate(p)
+        if let preview {
+            log("previews every \(preview.every) step\(preview.every == 1 ? "" : "s") to \(preview.path): x0 " + (pipeline.taesdSource.map { "through TAESD3 \($0.path)" } ?? "by the latent→RGB projection (no TAESD3 given or found)"))
+        }
         Interrupt.install()
         let variationText = p.variation.map { String(format: ", variation seed %llu at %g", $0.seed, $0.strength) } ?? ""
         let recipeText = recipe.map { ", recipe \($0.name)" } ?? ""
@@ -157,6 +179,9 @@ struct GenerateCommand: ParsableCommand {
                                           onPhase: { phases.append(($0, $1)) }, onStep: { step in
                 progress.update(step: step.index + 1, of: step.total)
                 if step.index + 1 == step.total { finalLatents = step.latents }
+                if let preview, (step.index + 1) % preview.every == 0 || step.index + 1 == step.total {
+                    try PNGFile.write(try pipeline.preview(step), to: preview.path)
+                }
             })
             progress.finish()
         } catch is CancellationError {
@@ -226,6 +251,22 @@ struct GenerateCommand: ParsableCommand {
             }
             log("LoRA \(record.name) at \(ImageMetadata.number(record.strength)) from \(path)")
             return LoraChoice(path: path, strength: record.strength)
+        }
+    }
+
+    /// `--preview-every N` with `--preview-path P`: both or neither, N in 1…1000, P a PNG file (not a folder or device)
+    /// in a writable folder, checked before any work.
+    static func previewSettings(every: Int?, path: String?) throws -> (every: Int, path: String)? {
+        switch (every, path) {
+        case (nil, nil): return nil
+        case (nil, _?): throw CommandError("--preview-path needs --preview-every N")
+        case (_?, nil): throw CommandError("--preview-every needs --preview-path FILE.png")
+        case let (every?, path?):
+            guard (1...1000).contains(every) else { throw CommandError("--preview-every must be between 1 and 1000, not \(every)") }
+            guard !path.isEmpty else { throw CommandError("--preview-path is empty: give a PNG file name") }
+            if let kind = RegularFile.kind(path) { throw CommandError("--preview-path \(path) is \(kind), not a PNG file") }
+            try checkWritable(path)
+            return (every, path)
         }
     }
 

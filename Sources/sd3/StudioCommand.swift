@@ -26,6 +26,8 @@ struct StudioCommand: AsyncParsableCommand {
     @Option(help: "Starting number of steps.") var steps: Int?
     @Option(help: "Starting seed.") var seed: UInt64?
     @Option(help: "Engine threads (default: all cores).") var threads: Int?
+    @Option(help: "A TAESD3 (madebyollin/taesd3: its diffusers folder, a folder with taesd3_decoder.safetensors, or that file) for previews and draft decoding. Default: the config's taesd, else one in the models folder or the Hugging Face cache.")
+    var taesd: String?
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
@@ -61,6 +63,15 @@ struct StudioCommand: AsyncParsableCommand {
             }
         }
         state.apply(settings.defaults)
+        // Checked once here, so a broken TAESD3 costs a message, not every generation.
+        var taesdPath = TAESDSource.choose(flag: taesd, configured: settings.taesd.map(ConfigFile.expandingTilde), environment: environment)
+        if let path = taesdPath {
+            do { _ = try TAESDSource(path).load(precision: .fp32) } catch {
+                state.status = Status(text: "TAESD3: \(error) (previews use the latent→RGB projection, drafts the VAE)", isError: true)
+                taesdPath = nil
+            }
+        }
+        if taesdPath != nil { draft.decoder = .taesd }
         state.draft = draft
         state.graphics = mode
         let themes = ThemeCatalog.standard(environment: environment).load(choice: theme ?? settings.theme)
@@ -87,9 +98,10 @@ struct StudioCommand: AsyncParsableCommand {
         let outputs = OutputFolder(path: outputDir ?? settings.outputFolder.map(ConfigFile.expandingTilde) ?? OutputFolder.defaultPath(environment: environment))
         // What a studio killed while saving left behind (PNGFile's temporary files of processes no longer running).
         PartialFiles.sweep(outputs.path)
-        let config = StudioConfig(model: modelPath, outputFolder: outputs,
+        var config = StudioConfig(model: modelPath, outputFolder: outputs,
                                   store: store,
                                   threads: threads, modelFiles: files.extras(t5File: t5))
+        config.taesd = taesdPath
         try await MainActor.run { StudioSession(state: state, config: config) }.run()
     }
 }

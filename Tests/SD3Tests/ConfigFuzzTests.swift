@@ -17,6 +17,7 @@ import Testing
         texts.append(#"{"block_out_channels":[128,256,512,512],"in_channels":3,"latent_channels":16,"layers_per_block":2,"norm_num_groups":32,"out_channels":3,"scaling_factor":1.5305,"shift_factor":0.0609,"use_quant_conv":false,"use_post_quant_conv":false}"#)
         texts.append(#"{"hidden_size":1280,"intermediate_size":5120,"num_attention_heads":20,"num_hidden_layers":32,"projection_dim":1280,"max_position_embeddings":77,"hidden_act":"gelu","vocab_size":49408,"eos_token_id":2,"layer_norm_eps":1e-05}"#)
         texts.append(#"{"d_ff":10240,"d_kv":64,"d_model":4096,"num_heads":64,"num_layers":24,"vocab_size":32128,"relative_attention_num_buckets":32,"relative_attention_max_distance":128,"layer_norm_epsilon":1e-06,"feed_forward_proj":"gated-gelu"}"#)
+        texts.append(try! String(contentsOfFile: AutoencoderTinyTests.fixtures + "/taesd3/config.json", encoding: .utf8))
         texts.append(#"{"num_train_timesteps":1000,"shift":3.0,"use_dynamic_shifting":true,"base_shift":0.5,"max_shift":1.15,"base_image_seq_len":256,"max_image_seq_len":4096,"shift_terminal":0.02}"#)
         return texts.map { Array($0.utf8) }
     }()
@@ -39,6 +40,7 @@ import Testing
             attempt(CLIPTextConfig.self, bytes, Self.check)
             attempt(T5Config.self, bytes, Self.check)
             attempt(FlowMatchEulerDiscreteScheduler.Config.self, bytes, Self.check)
+            attempt(AutoencoderTinyConfig.self, bytes, Self.check)
         }
         let slowest = Fuzz.run(corpus: Self.corpus, seed: 23, decodeAll)
         let seconds = Fuzz.confirmedSeconds(slowest, decodeAll)
@@ -61,6 +63,18 @@ import Testing
         #expect(c.scalingFactor.isFinite && c.scalingFactor != 0 && (1 / c.scalingFactor).isFinite, "\(c)")
         #expect((c.shiftFactor ?? 0).isFinite && c.layersPerBlock >= 0 && c.latentChannels >= 1, "\(c)")
         #expect(c.scaleFactor >= 1, "\(c)")
+    }
+
+    /// An accepted TAESD config builds: levels of one width each, a block count per level, relu and nearest ×2, and a
+    /// scaling that divides to a finite number.
+    static func check(_ c: AutoencoderTinyConfig) {
+        #expect(c.numEncoderBlocks.count == c.encoderBlockOutChannels.count && c.numDecoderBlocks.count == c.decoderBlockOutChannels.count, "\(c)")
+        #expect((1...8).contains(c.numDecoderBlocks.count) && (1...8).contains(c.numEncoderBlocks.count), "\(c)")
+        #expect(Set(c.encoderBlockOutChannels).count == 1 && Set(c.decoderBlockOutChannels).count == 1, "\(c)")
+        #expect((c.encoderBlockOutChannels + c.decoderBlockOutChannels).allSatisfy { (1...65536).contains($0) }, "\(c)")
+        #expect((c.numEncoderBlocks + c.numDecoderBlocks).allSatisfy { (0...64).contains($0) }, "\(c)")
+        #expect(c.latentChannels >= 1 && c.inChannels >= 1 && c.outChannels >= 1 && c.actFn == "relu" && c.upsampleFn == "nearest", "\(c)")
+        #expect(c.scalingFactor.isFinite && c.scalingFactor != 0 && (1 / c.scalingFactor).isFinite && c.shiftFactor.isFinite, "\(c)")
     }
 
     static func check(_ c: CLIPTextConfig) {

@@ -43,6 +43,48 @@ import Testing
         #expect(second == ["cached"])
     }
 
+    /// With a TAESD3 the step previews are its decode of x0 (half the image's side), the same as the pipeline's own
+    /// preview of that step, and a `decoder: .taesd` request finishes with it, as the pipeline's `generate` does.
+    @Test func previewsAndDraftsUseTheTAESD() async throws {
+        var options = LoadOptions()
+        options.taesd = PreviewTests.smallTAESD
+        var p = Self.parameters()
+        p.decoder = .taesd
+        var previews: [RGBImage] = []
+        var finished: RGBImage?
+        for try await event in await InferenceEngine().generate(p, model: Self.model, options: options) {
+            if case let .step(_, _, _, _, preview) = event { previews.append(preview) }
+            if case let .finished(image, metadata, _) = event { (finished, _) = (image, #expect(metadata.decoder == "taesd")) }
+        }
+        let pipeline = try StableDiffusion3Pipeline(path: Self.model, options: InferenceEngine.runTime(options))
+        var expected: [RGBImage] = []
+        let image = try pipeline.generate(p, onStep: { expected.append(try pipeline.preview($0)) })
+        #expect(previews.count == 3 && previews.allSatisfy { $0.width == 8 && $0.height == 8 })
+        #expect(previews == expected)
+        #expect(finished == image)
+    }
+
+    /// The studio's TAESD3 is optional: one that does not fit the model (taesd3 upsamples ×8, the tiny VAE ×2) is left
+    /// out with its reason, previews use the projection and a taesd draft is decoded by the VAE, recorded as such.
+    @Test func anUnfitTAESDIsLeftOutInTheStudio() async throws {
+        var options = LoadOptions()
+        (options.taesd, options.taesdOptional) = (AutoencoderTinyTests.fixtures + "/taesd3", true)
+        let pipeline = try StableDiffusion3Pipeline(path: Self.model, options: options)
+        #expect(pipeline.taesd == nil && pipeline.taesdProblem?.contains("×8") == true, "\(pipeline.taesdProblem ?? "")")
+        var p = Self.parameters()
+        p.decoder = .taesd
+        var previews: [RGBImage] = []
+        var metadata: ImageMetadata?
+        for try await event in await InferenceEngine().generate(p, model: Self.model, options: options) {
+            if case let .step(_, _, _, _, preview) = event { previews.append(preview) }
+            if case let .finished(_, recorded, _) = event { metadata = recorded }
+        }
+        #expect(previews.count == 3 && previews.allSatisfy { $0.width == 8 && $0.height == 8 })
+        #expect(metadata != nil && metadata?.decoder == nil)
+        options.taesdOptional = false
+        #expect(throws: ModelError.self) { try StableDiffusion3Pipeline(path: Self.model, options: options) }
+    }
+
     /// Seed exploration starts the next draft as soon as `finished` arrives, before the stream ends: the model
     /// must already be remembered as loaded and the prompt as encoded.
     @Test func aRequestStartedOnFinishedFindsTheModelAndPromptCached() async throws {

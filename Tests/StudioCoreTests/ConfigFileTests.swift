@@ -11,6 +11,7 @@ import Testing
     theme = "light"
     graphics = "symbols"
     threads = 8
+    taesd = "~/models/taesd3"
 
     [defaults]
     prompt = "a lighthouse at dusk"
@@ -38,7 +39,7 @@ import Testing
     @Test func readsEveryKey() throws {
         let config = try ConfigFile.parse(Self.example, path: "/c/config.toml")
         #expect(config.model == "~/models/sd3-medium" && config.outputFolder == "~/Pictures/sd3" && config.theme == "light")
-        #expect(config.graphics == "symbols" && config.threads == 8)
+        #expect(config.graphics == "symbols" && config.threads == 8 && config.taesd == "~/models/taesd3")
         let d = config.defaults
         #expect(d.prompt == "a lighthouse at dusk" && d.negativePrompt == "blurry" && d.width == 768 && d.height == 512 && d.steps == 28)
         #expect(d.guidance == 7 && d.shift == 3 && d.seed == 1234 && d.seedMode == .increment && d.t5 == .off && d.precision == .bf16)

@@ -83,6 +83,23 @@ import Testing
         if case .save? = saved.effects.first {} else { Issue.record("the refinement was not saved: \(saved.effects)") }
     }
 
+    /// With a TAESD3 the drafts decode with it and the refinement with the VAE; without, both with the VAE.
+    @Test func draftsDecodeWithTAESDAndTheRefinementWithTheVAE() throws {
+        for decoder in ImageDecoder.allCases {
+            var state = Self.state()
+            state.draft.decoder = decoder
+            let first = try #require(Self.started(reduce(&state, .explore).effects))
+            #expect(first.parameters.decoder == decoder)
+            for seed in UInt64(100)..<103 {
+                let next = try #require(Self.started(Self.finish(&state, seed: seed).effects))
+                #expect(next.parameters.decoder == decoder)
+            }
+            _ = Self.finish(&state, seed: 103)
+            let refine = try #require(Self.started(reduce(&state, .newline).effects))
+            #expect(refine.parameters.decoder == .vae && refine.parameters.steps == 20)
+        }
+    }
+
     @Test func escCancelsMidGridThenLeaves() throws {
         var state = Self.state()
         _ = reduce(&state, .explore)
