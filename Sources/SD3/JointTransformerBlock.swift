@@ -76,12 +76,12 @@ struct JointTransformerBlock: Sendable {
             out = compute.gatedAdd(out, attn2Out(compute.attention(query: q, key: k, value: v, heads: heads, operands: operands), compute),
                                    gate: m[8])
         }
-        let hidden = compute.gelu(ff1(compute.normModulate(out, shift: m[3], scale: m[4]), compute), approximation: .tanh)
-        out = compute.gatedAdd(out, ff2(hidden, compute), gate: m[5])
+        out = compute.gatedAdd(out, compute.feedForward(compute.normModulate(out, shift: m[3], scale: m[4]), up: ff1.parts, down: ff2.parts),
+                               gate: m[5])
         guard !contextPreOnly, let toAddOut, let ffContext1, let ffContext2 else { return (out, nil) }
         var ctx = compute.gatedAdd(context, toAddOut(parts[1], compute), gate: c[2])
-        let hiddenContext = compute.gelu(ffContext1(compute.normModulate(ctx, shift: c[3], scale: c[4]), compute), approximation: .tanh)
-        ctx = compute.gatedAdd(ctx, ffContext2(hiddenContext, compute), gate: c[5])
+        let mlp = compute.feedForward(compute.normModulate(ctx, shift: c[3], scale: c[4]), up: ffContext1.parts, down: ffContext2.parts)
+        ctx = compute.gatedAdd(ctx, mlp, gate: c[5])
         return (out, ctx)
     }
 
@@ -96,12 +96,13 @@ struct JointTransformerBlock: Sendable {
 
     /// q, k, v [B, L, D]; with qk-norm, q and k are RMS-normalized per head over head_dim (eps 1e-6).
     private func project(_ p: Projections, _ h: Tensor, _ compute: Compute) -> (Tensor, Tensor, Tensor) {
-        var q = p.q(h, compute), k = p.k(h, compute)
+        let qkv = compute.linears(h, [p.q, p.k, p.v].map(\.parts))
+        var q = qkv[0], k = qkv[1]
         if let normQ = p.normQ, let normK = p.normK {
             let headShape = [q.dim(0), q.dim(1), heads, q.dim(2) / heads]
             q = compute.rmsNorm(q.reshaped(headShape), weight: normQ, eps: 1e-6).reshaped(q.shape)
             k = compute.rmsNorm(k.reshaped(headShape), weight: normK, eps: 1e-6).reshaped(k.shape)
         }
-        return (q, k, p.v(h, compute))
+        return (q, k, qkv[2])
     }
 }

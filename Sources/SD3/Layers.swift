@@ -24,6 +24,9 @@ public struct Linear: Sendable {
     public func callAsFunction(_ x: Tensor, _ compute: Compute) -> Tensor {
         compute.linear(x, weight, bias: bias, adapters: adapters)
     }
+
+    /// (weight, bias, adapters), as Compute's multi-layer ops take them.
+    public var parts: (Weight, Tensor?, LowRankAdapters?) { (weight, bias, adapters) }
 }
 
 /// torch.nn.LayerNorm over the last axis with affine weight and bias [D].

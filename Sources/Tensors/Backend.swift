@@ -17,6 +17,10 @@ public struct GemmDescriptor: Hashable, Sendable {
     public var accumulate: Bool
     public var hasBias: Bool
     public var operandType: OperandType
+    /// Fused into the product's output (ComputeBackend.fusedLinear): GELU (tanh form) after the bias, and C written
+    /// as bf16 (the next product's operand) instead of fp32.
+    public var geluTanh = false
+    public var outputType: OperandType = .fp32
 
     public init(m: Int, n: Int, k: Int, transposeB: Bool, lda: Int? = nil, ldb: Int? = nil, ldc: Int? = nil,
                 alpha: Float = 1, accumulate: Bool = false, hasBias: Bool = false, operandType: OperandType = .fp32) {
@@ -78,6 +82,10 @@ public protocol ComputeBackend: AnyObject, Sendable {
                 c: UnsafeMutablePointer<Float>)
     /// Puts `weight` in the backend's layout for products like `d` ahead of time; a no-op where there is none.
     func prepare(_ weight: Weight, as d: GemmDescriptor)
+    /// `linear` with the descriptor's fused output (`geluTanh`, `outputType`) into `output`; false, with nothing
+    /// written, where the backend cannot fuse them (the caller then runs the ops one by one).
+    func fusedLinear(_ d: GemmDescriptor, a: UnsafeRawPointer, weight: Weight, bias: UnsafePointer<Float>?,
+                     output: UnsafeMutableRawPointer) -> Bool
 }
 
 extension ComputeBackend {
@@ -88,6 +96,9 @@ extension ComputeBackend {
     }
 
     public func prepare(_ weight: Weight, as d: GemmDescriptor) {}
+
+    public func fusedLinear(_ d: GemmDescriptor, a: UnsafeRawPointer, weight: Weight, bias: UnsafePointer<Float>?,
+                            output: UnsafeMutableRawPointer) -> Bool { false }
 }
 
 public enum BackendKind: String, Sendable, CaseIterable {

@@ -24,7 +24,13 @@ extension Compute {
     /// `linear(x, weight, bias:)` plus each adapter pair's scaled low-rank product.
     public func linear(_ x: Tensor, _ weight: Weight, bias: Tensor?, adapters: LowRankAdapters?) -> Tensor {
         var y = linear(x, weight, bias: bias)  // [.., out]
-        guard let adapters else { return y }
+        addAdapters(adapters, of: x, to: &y)
+        return y
+    }
+
+    /// y += Σ s·(x·Aᵀ)·Bᵀ over the adapters' pairs.
+    func addAdapters(_ adapters: LowRankAdapters?, of x: Tensor, to y: inout Tensor) {
+        guard let adapters else { return }
         for pair in adapters.pairs where pair.scale != 0 {
             let delta = linear(linear(x, pair.down, bias: nil), pair.up, bias: nil)  // [.., r] → [.., out]
             let scale = pair.scale
@@ -34,6 +40,5 @@ extension Compute {
                 }
             }
         }
-        return y
     }
 }

@@ -25,13 +25,15 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
     private var cache: [AnyHashable: Primitive] = [:]
     private var unsupported: Set<AnyHashable> = []
     private var scratch = [UnsafeMutableBufferPointer<Float>](repeating: UnsafeMutableBufferPointer(start: nil, count: 0), count: 2)
-    private var bf16Native = 0, bf16Widened = 0, unpacked = 0
+    private var bf16Native = 0, bf16Widened = 0, unpacked = 0, fused = 0
 
     /// How many bf16 products (matmuls and convolutions) ran on oneDNN's bf16 kernels and how many were widened
     /// to fp32, so tests can tell which path a bf16 run really took.
     public var bf16Products: (native: Int, widened: Int) { lock.withLock { (bf16Native, bf16Widened) } }
     /// How many products had to unpack a packed weight because its layout could not serve their shape.
     public var unpackedProducts: Int { lock.withLock { unpacked } }
+    /// How many products ran with a fused GELU / bf16 output (`fusedLinear`).
+    public var fusedProducts: Int { lock.withLock { fused } }
 
     public init(threads: Int) throws(BackendError) {
         InstructionSet.capOneDNN
@@ -131,6 +133,31 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
     }
 
     public func prepare(_ weight: Weight, as d: GemmDescriptor) { _ = packed(weight, for: d) }
+
+    /// GELU as a oneDNN post-op and a bf16 destination, so the hidden layer of an MLP is written once, ready for the
+    /// next product. bf16 operands only where this CPU multiplies bf16 natively.
+    public func fusedLinear(_ d: GemmDescriptor, a: UnsafeRawPointer, weight: Weight, bias: UnsafePointer<Float>?,
+                            output: UnsafeMutableRawPointer) -> Bool {
+        precondition(d.hasBias == (bias != nil), "gemm: bias pointer does not match the descriptor")
+        guard d.transposeB, d.alpha == 1, !d.accumulate, weight.format != .int8, d.operandType == weight.precision.operandType,
+              d.operandType == .fp32 || nativeBF16, d.outputType == .fp32 || nativeBF16 else { return false }
+        let packed = packed(weight, for: d)
+        return lock.withLock {
+            let key: AnyHashable = packed.map { PackedKey(descriptor: d, layout: $0.layout) } ?? AnyHashable(d)
+            guard primitive(for: key, make: { try self.makeMatmul(d, weights: packed?.layout) }) else { return false }
+            if d.operandType == .bf16 { bf16Native += 1 }
+            fused += 1
+            var args: [(Int32, UnsafeRawPointer)] = [(DNNL_ARG_SRC, a), (DNNL_ARG_DST, UnsafeRawPointer(output))]
+            if let bias { args.append((DNNL_ARG_BIAS, UnsafeRawPointer(bias))) }
+            if let packed {
+                args.append((DNNL_ARG_WEIGHTS, UnsafeRawPointer(packed.bytes)))
+                execute(key: key, args: args) { try self.makeMatmul(d, weights: packed.layout) }
+            } else {
+                weight.withOperand { w in execute(key: key, args: args + [(DNNL_ARG_WEIGHTS, w)]) { try self.makeMatmul(d) } }
+            }
+            return true
+        }
+    }
 
     /// The weight's packed form (made at the first call), or nil when it stays plain.
     private func packed(_ weight: Weight, for d: GemmDescriptor) -> PackedWeight? {
@@ -304,7 +331,7 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
         var weights: dnnl_memory_desc_t
         if let packed { weights = layoutDescriptor(packed) }
         else { weights = d.transposeB ? try describe([d.k, d.n], [1, d.ldb], type) : try describe([d.k, d.n], [d.ldb, 1], type) }
-        var dst = try describe([d.m, d.n], [d.ldc, 1], dnnl_f32)
+        var dst = try describe([d.m, d.n], [d.ldc, 1], dataType(d.outputType))
         var bias = try describe([1, d.n], [d.n, 1], dnnl_f32)
         var desc = dnnl_matmul_desc_t()
         if d.hasBias {
@@ -312,7 +339,7 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
         } else {
             try check(dnnl_matmul_desc_init(&desc, &src, &weights, nil, &dst), "describe matmul")
         }
-        let primitive = try withAttributes(alpha: d.alpha, accumulate: d.accumulate) { attr throws(BackendError) in
+        let primitive = try withAttributes(alpha: d.alpha, accumulate: d.accumulate, geluTanh: d.geluTanh) { attr throws(BackendError) in
             try create(&desc, attr, "matmul \(d.m)×\(d.n)×\(d.k) \(d.operandType)")
         }
         return withScratchpad(Primitive(primitive: primitive, descriptors: [DNNL_ARG_SRC: src, DNNL_ARG_WEIGHTS: weights, DNNL_ARG_DST: dst]),
@@ -351,7 +378,7 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
         return p
     }
 
-    private func withAttributes<R>(alpha: Float, accumulate: Bool,
+    private func withAttributes<R>(alpha: Float, accumulate: Bool, geluTanh: Bool = false,
                                    _ body: (dnnl_primitive_attr_t) throws(BackendError) -> R) throws(BackendError) -> R {
         var attr: dnnl_primitive_attr_t?
         try check(dnnl_primitive_attr_create(&attr), "create attributes")
@@ -363,11 +390,12 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
             var scale = alpha
             try check(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &scale), "set output scale")
         }
-        if accumulate {
+        if accumulate || geluTanh {
             var postOps: dnnl_post_ops_t?
             try check(dnnl_post_ops_create(&postOps), "create post-ops")
             defer { dnnl_post_ops_destroy(postOps) }
-            try check(dnnl_post_ops_append_sum(postOps, 1), "append sum post-op")
+            if accumulate { try check(dnnl_post_ops_append_sum(postOps, 1), "append sum post-op") }
+            if geluTanh { try check(dnnl_post_ops_append_eltwise(postOps, 1, dnnl_eltwise_gelu_tanh, 0, 0), "append GELU post-op") }
             try check(dnnl_primitive_attr_set_post_ops(attr, postOps), "set post-ops")
         }
         return try body(attr!)
