@@ -109,12 +109,12 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
         }
     }
 
-    /// bf16 weights on a CPU with bf16 kernels are packed at their first product into the layout oneDNN's kernel
-    /// chose for it (`format_tag_any` and one reorder) and multiplied in that layout from then on.
+    /// bf16 weights prepared with `prepare` (on a CPU with bf16 kernels) are multiplied in the layout oneDNN's kernel
+    /// chose for them; others in their plain rows.
     public func linear(_ d: GemmDescriptor, a: UnsafeRawPointer, weight: Weight, bias: UnsafePointer<Float>?,
                        c: UnsafeMutablePointer<Float>) {
         precondition(d.hasBias == (bias != nil), "gemm: bias pointer does not match the descriptor")
-        guard let packed = packed(weight, for: d) else { return weight.withOperand { gemm(d, a: a, b: $0, bias: bias, c: c) } }
+        guard let packed = weight.bf16.packed else { return weight.withOperand { gemm(d, a: a, b: $0, bias: bias, c: c) } }
         lock.withLock {
             let key = PackedKey(descriptor: d, layout: packed.layout)
             var args: [(Int32, UnsafeRawPointer)] = [(DNNL_ARG_SRC, a), (DNNL_ARG_DST, UnsafeRawPointer(c))]
@@ -132,6 +132,9 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
         }
     }
 
+    /// Packs a bf16 weight into the layout oneDNN's kernel chooses (`format_tag_any` and one reorder), for a weight
+    /// used many times (the MMDiT's, every step). Text encoders and the VAE run each weight once or twice per image,
+    /// where the reorder would cost more than it saves (T5-XXL's encode took 2× as long packing at first use).
     public func prepare(_ weight: Weight, as d: GemmDescriptor) { _ = packed(weight, for: d) }
 
     /// GELU as a oneDNN post-op and a bf16 destination, so the hidden layer of an MLP is written once, ready for the
@@ -141,7 +144,7 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
         precondition(d.hasBias == (bias != nil), "gemm: bias pointer does not match the descriptor")
         guard d.transposeB, d.alpha == 1, !d.accumulate, weight.format != .int8, d.operandType == weight.precision.operandType,
               d.operandType == .fp32 || nativeBF16, d.outputType == .fp32 || nativeBF16 else { return false }
-        let packed = packed(weight, for: d)
+        let packed = weight.bf16.packed
         return lock.withLock {
             let key: AnyHashable = packed.map { PackedKey(descriptor: d, layout: $0.layout) } ?? AnyHashable(d)
             guard primitive(for: key, make: { try self.makeMatmul(d, weights: packed?.layout) }) else { return false }

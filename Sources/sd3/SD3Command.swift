@@ -14,7 +14,7 @@ struct SD3Command: AsyncParsableCommand {
         defaultSubcommand: StudioCommand.self)
 
     static func main() async {
-        OpenMPWaitPolicy.restartIfUnset(arguments: CommandLine.arguments)
+        OpenMPWaitPolicy.restartPassiveIfUnset()
         do {
             if let bad = InstructionSet.overrideError {
                 throw ValidationError("SD3_MAX_ISA=\(bad) is not one of \(InstructionSet.levels.joined(separator: ", "))")

@@ -158,15 +158,3 @@ import Testing
         }
     }
 }
-
-@Suite struct OpenMPWaitPolicyTests {
-    @Test func idleMeansOnlyTheReaderIsRunnable() {
-        let stat = "cpu  1 2 3 4\nctxt 99\nprocs_running %@\nprocs_blocked 0\n"
-        #expect(OpenMPWaitPolicy.isIdle(procStat: stat.replacingOccurrences(of: "%@", with: "1"), ownRunnable: 1))
-        #expect(OpenMPWaitPolicy.isIdle(procStat: stat.replacingOccurrences(of: "%@", with: "2"), ownRunnable: 2), "our own spinning thread")
-        #expect(!OpenMPWaitPolicy.isIdle(procStat: stat.replacingOccurrences(of: "%@", with: "3"), ownRunnable: 1))
-        #expect(!OpenMPWaitPolicy.isIdle(procStat: stat.replacingOccurrences(of: "%@", with: "x"), ownRunnable: 1))
-        #expect(!OpenMPWaitPolicy.isIdle(procStat: "cpu 1 2 3\n", ownRunnable: 1), "no count: not known to be idle")
-        #expect(OpenMPWaitPolicy.ownRunnableThreads() >= 1, "the test's own thread is running")
-    }
-}

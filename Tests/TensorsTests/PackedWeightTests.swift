@@ -14,6 +14,9 @@ import Testing
         let weight = Weight(w, precision: .bf16)
         let plainBits = weight.withOperand { Array(UnsafeBufferPointer(start: $0.assumingMemoryBound(to: UInt16.self), count: n * k)) }
         let native = (compute.backend as? OneDNNBackend)?.nativeBF16 ?? false
+        _ = compute.linear(random.tensor([3, k]), weight, bias: bias)
+        #expect(weight.bf16.packed == nil, "a product alone does not pack (text encoders use each weight once)")
+        compute.prepare(weight, rows: 64)
         for rows in [64, 1, 2, 7, 333] {
             let x = random.tensor([rows, k])
             let got = compute.linear(x, weight, bias: bias)

@@ -8,8 +8,11 @@
 #
 # PYTHON is a virtual environment's python with scripts/bench/requirements.txt (torch 2.15.0, diffusers 0.42.1).
 # Repeats: 3 at 256², 2 at 512², 1 at 1024² (the minimum is taken; each side also runs one untimed warm-up).
-# Run it on a quiet machine: both sides use every core.
+# Run it on a quiet machine: both sides use every core. Both run with the same OpenMP wait policy, OMP_WAIT_POLICY
+# (default ACTIVE: idle threads spin between parallel regions, as PyTorch's own default does for a while; `sd3` alone
+# would restart itself PASSIVE, which costs its forward ~5% on a quiet machine).
 set -eu
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-ACTIVE}
 SD3=${1:-.build/release/sd3}
 PYTHON=${2:-python3}
 SIZES=${SIZES:-256 512 1024}
@@ -19,7 +22,7 @@ HERE=$(dirname "$0")
 [ -x "$SD3" ] || { echo "side_by_side: $SD3 is not an executable (build with: swift build -c release)" >&2; exit 2; }
 "$PYTHON" -c "import torch, diffusers" 2>/dev/null || { echo "side_by_side: $PYTHON cannot import torch and diffusers" >&2; exit 2; }
 : > "$OUT"
-echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) threads"
+echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) threads; OMP_WAIT_POLICY=$OMP_WAIT_POLICY for both sides"
 echo "$("$SD3" --version)"
 echo "torch $("$PYTHON" -c 'import torch; print(torch.__version__, torch.backends.cpu.get_cpu_capability())')"
 printf '%-6s %-5s %10s %10s %7s\n' size prec ours_s torch_s ratio
