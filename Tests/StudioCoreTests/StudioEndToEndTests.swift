@@ -17,13 +17,14 @@ import Testing
         let data = Support.temporaryFolder()
         let studio = TmuxStudio()
         defer { studio.stop() }
-        // 80 steps (about 20 s here) so the run outlasts the polling of a loaded machine (25 steps took 6 s and were missed).
-        studio.start("--model '\(Support.tinyModel)' -W 16 -H 16 --steps 80 --seed 11 --threads 1", environment: ["XDG_DATA_HOME": data])
+        // 1000 steps at 64×64 (about 20 s in a debug build) so the run outlasts the polling of a loaded machine: 25 steps
+        // took 6 s and were missed, and since the C kernels 80 steps at 16×16 finish in 0.4 s.
+        studio.start("--model '\(Support.tinyModel)' -W 64 -H 64 --steps 1000 --seed 11 --threads 1", environment: ["XDG_DATA_HOME": data])
         guard await studio.waitFor("Type a prompt, F5 to generate") != nil else { return }
         studio.type("a red circle 水彩")
         studio.keys("F5")
         guard let running = await studio.waitFor("step ") else { return }
-        #expect(running.contains("/80"), "\(running)")
+        #expect(running.contains("/1000"), "\(running)")
         // Typing while the engine runs: the negative prompt shows it before the generation ends.
         studio.keys("Tab")
         studio.type("no blur")
@@ -31,7 +32,7 @@ import Testing
         #expect(typed.contains("step ") && !typed.contains("Finished"), "the generation ended before the typing showed:\n\(typed)")
         let steps = typed.split(separator: "\n").first { $0.hasPrefix("step ") }.map(String.init) ?? ""
         guard await studio.waitFor("Saved ") != nil else { return }
-        #expect(!steps.hasPrefix("step 80/80"), "no intermediate step was seen: \(steps)")
+        #expect(!steps.hasPrefix("step 1000/1000"), "no intermediate step was seen: \(steps)")
         studio.keys("F2")
         guard await studio.waitFor("★ Starred #1") != nil else { return }
         await studio.quit()
@@ -43,8 +44,8 @@ import Testing
         let png = try PNGFile.read(outputs + "/" + file)
         let parameters = png.text.first { $0.key == "parameters" }?.value ?? ""
         // The negative prompt typed during the run belongs to the next generation, not this one.
-        #expect(parameters.hasPrefix("a red circle 水彩\nSteps: 80, Sampler: Euler"), "\(parameters)")
-        #expect(png.image.width == 16 && png.image.height == 16)
+        #expect(parameters.hasPrefix("a red circle 水彩\nSteps: 1000, Sampler: Euler"), "\(parameters)")
+        #expect(png.image.width == 64 && png.image.height == 64)
 
         let favorites = run(sd3, ["favorites", "list", "--json"], environment: ["XDG_DATA_HOME": data])
         #expect(favorites.status == 0)
