@@ -10,32 +10,12 @@ public struct RecipeCatalog: Sendable {
 
     public static func standard(environment: [String: String] = ProcessInfo.processInfo.environment,
                                 executable: String = CommandLine.arguments.first ?? "") -> RecipeCatalog {
-        var folders = [ConfigFile.folder(environment: environment) + "/recipes"]
-        var folder = URL(fileURLWithPath: executable).resolvingSymlinksInPath().deletingLastPathComponent()
-        for _ in 0..<6 {
-            let candidate = folder.appendingPathComponent("recipes").path
-            if FileManager.default.fileExists(atPath: candidate + "/flash-4.toml") {
-                folders.append(candidate)
-                break
-            }
-            folder.deleteLastPathComponent()
-        }
-        folders.append(FileManager.default.currentDirectoryPath + "/recipes")
-        return RecipeCatalog(folders: folders)
+        RecipeCatalog(folders: TOMLFolders.standard("recipes", shipping: "flash-4.toml", environment: environment, executable: executable))
     }
 
     /// Recipe names → files, one per name (the first folder that has it), by name.
     public func files() -> [(name: String, path: String)] {
-        var seen: Set<String> = []
-        var found: [(name: String, path: String)] = []
-        for folder in folders {
-            let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".toml") }.sorted()
-            for file in names {
-                let name = String(file.dropLast(5))
-                if seen.insert(name).inserted { found.append((name, folder + "/" + file)) }
-            }
-        }
-        return found.sorted { $0.name < $1.name }
+        TOMLFolders.files(in: folders).sorted { $0.name < $1.name }
     }
 
     /// `--recipe NAME|PATH`: a path (it has a `/` or ends in .toml) or a name in the folders.

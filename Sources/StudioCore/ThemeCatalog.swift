@@ -11,32 +11,12 @@ public struct ThemeCatalog: Sendable {
 
     public static func standard(environment: [String: String] = ProcessInfo.processInfo.environment,
                                 executable: String = CommandLine.arguments.first ?? "") -> ThemeCatalog {
-        var folders = [ConfigFile.folder(environment: environment) + "/themes"]
-        var folder = URL(fileURLWithPath: executable).resolvingSymlinksInPath().deletingLastPathComponent()
-        for _ in 0..<6 {
-            let candidate = folder.appendingPathComponent("themes").path
-            if FileManager.default.fileExists(atPath: candidate + "/dark.toml") {
-                folders.append(candidate)
-                break
-            }
-            folder.deleteLastPathComponent()
-        }
-        folders.append(FileManager.default.currentDirectoryPath + "/themes")
-        return ThemeCatalog(folders: folders)
+        ThemeCatalog(folders: TOMLFolders.standard("themes", shipping: "dark.toml", environment: environment, executable: executable))
     }
 
     /// Theme names → files, one per name (the first folder that has it), dark first, then by name.
     public func files() -> [(name: String, path: String)] {
-        var seen: Set<String> = []
-        var found: [(name: String, path: String)] = []
-        for folder in folders {
-            let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".toml") }.sorted()
-            for file in names {
-                let name = String(file.dropLast(5))
-                if seen.insert(name).inserted { found.append((name, folder + "/" + file)) }
-            }
-        }
-        return found.sorted { ($0.name == "dark" ? 0 : 1, $0.name) < ($1.name == "dark" ? 0 : 1, $1.name) }
+        TOMLFolders.files(in: folders).sorted { ($0.name == "dark" ? 0 : 1, $0.name) < ($1.name == "dark" ? 0 : 1, $1.name) }
     }
 
     /// The theme file for `--theme`: a path (it has a `/` or ends in .toml) or a name in the folders.
