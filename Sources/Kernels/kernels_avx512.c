@@ -36,10 +36,9 @@ static inline double hsumd_avx512(__m512 v) {
                                               _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1))));
 }
 
-// sd3k_exp1's algorithm, 16 lanes; vscalefps multiplies by 2ⁿ for every n in range.
-static inline __m512 exp_avx512(__m512 x) {
-    const __m512 lo = _mm512_set1_ps(-87.33f), hi = _mm512_set1_ps(88.72f);
-    const __m512 c = _mm512_min_ps(_mm512_max_ps(x, lo), hi);
+// e^c for c already within [−87.33, 88.72] (or NaN, which stays NaN): n = round(c / ln 2), r = c − n·ln 2 in two
+// parts, a degree-7 polynomial for e^r, and vscalefps for 2ⁿ (every n in range).
+static inline __m512 exp_reduced_avx512(__m512 c) {
     const __m512 magic = _mm512_set1_ps(12582912.0f);
     const __m512 n = _mm512_sub_ps(_mm512_fmadd_ps(c, _mm512_set1_ps(1.442695040888963f), magic), magic);
     __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), c);
@@ -52,7 +51,13 @@ static inline __m512 exp_avx512(__m512 x) {
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_scalef_ps(p, n);
+    return _mm512_scalef_ps(p, n);
+}
+
+// sd3k_exp1's algorithm, 16 lanes: below −87.33 gives 0, above 88.72 +inf, NaN stays NaN.
+static inline __m512 exp_avx512(__m512 x) {
+    const __m512 lo = _mm512_set1_ps(-87.33f), hi = _mm512_set1_ps(88.72f);
+    __m512 p = exp_reduced_avx512(_mm512_min_ps(_mm512_max_ps(x, lo), hi));
     p = _mm512_mask_mov_ps(p, _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ), _mm512_setzero_ps());
     p = _mm512_mask_mov_ps(p, _mm512_cmp_ps_mask(x, hi, _CMP_GT_OQ), _mm512_set1_ps(INFINITY));
     return _mm512_mask_mov_ps(p, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
@@ -145,19 +150,7 @@ PV_TILE_BF16(pv_tile_bf16_one, 1)
 // so NaN propagates without a blend; below −87.33 it gives e^−87.33 (1.2e−38, where exp_avx512 gives 0), nothing
 // next to the row's largest probability, 1.
 static inline __m512 exp_nonpositive(__m512 x) {
-    const __m512 c = _mm512_max_ps(_mm512_set1_ps(-87.33f), x);
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(c, _mm512_set1_ps(1.442695040888963f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), c);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-6f), r);
-    __m512 p = _mm512_set1_ps(1.0f / 5040);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, n);
+    return exp_reduced_avx512(_mm512_max_ps(_mm512_set1_ps(-87.33f), x));
 }
 
 // Probabilities to bf16 with the CPU's own conversion (round to nearest even, as sd3k_round_bf16 for values in [0, 1]).
