@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RegularFiles
 import SD3
 import StudioCore
 import Tensors
@@ -17,7 +18,7 @@ struct SD3Command: AsyncParsableCommand {
         OpenMPWaitPolicy.restartPassiveIfUnset()
         do {
             if let bad = InstructionSet.overrideError {
-                throw ValidationError("SD3_MAX_ISA=\(bad) is not one of \(InstructionSet.levels.joined(separator: ", "))")
+                throw ValidationError("SD3_MAX_ISA=\(bad.oneLine) is not one of \(InstructionSet.levels.joined(separator: ", "))")
             }
             var command = try parseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {
