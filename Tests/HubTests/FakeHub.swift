@@ -66,7 +66,11 @@ final class FakeHub: @unchecked Sendable {
         let bound = withUnsafeMutablePointer(to: &address) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && getsockname(listener, $0, &length) == 0 }
         }
-        guard bound, listen(listener, 64) == 0 else { throw POSIXError(.EADDRINUSE) }
+        guard bound, listen(listener, 64) == 0 else {
+            stopped = true
+            close(listener)
+            throw POSIXError(.EADDRINUSE)
+        }
         port = UInt16(bigEndian: address.sin_port)
         let thread = Thread { [self] in acceptLoop() }
         thread.start()
@@ -74,10 +78,12 @@ final class FakeHub: @unchecked Sendable {
 
     deinit { stop() }
 
-    /// Closes the listening socket once: a second close could hit a descriptor another test has opened since.
+    /// Shuts the listening socket down once, which ends the blocked `accept`; only the accept thread closes it.
+    /// Closing it here let that thread call `accept` again on the freed descriptor number, which another test's
+    /// hub had opened meanwhile: this hub then answered that test's requests with its own model info.
     func stop() {
         let open = lock.withLock { () -> Bool in defer { stopped = true }; return !stopped }
-        if open { shutdown(listener, Int32(SHUT_RDWR)); close(listener) }
+        if open { shutdown(listener, Int32(SHUT_RDWR)) }
     }
 
     var endpoint: String { "http://127.0.0.1:\(port)" }
@@ -106,9 +112,14 @@ final class FakeHub: @unchecked Sendable {
     func sha256(_ file: File) -> String { hashes[file.path]! }
 
     private func acceptLoop() {
+        defer { close(listener) }
         while true {
             let client = accept(listener, nil, nil)
-            if client < 0 { return }
+            if client < 0 {
+                if lock.withLock({ stopped }) || (errno != EINTR && errno != ECONNABORTED) { return }
+                continue
+            }
+            if lock.withLock({ stopped }) { close(client); return }
             Thread { [self] in serve(client) }.start()
         }
     }
