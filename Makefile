@@ -2,8 +2,9 @@
 SHELL := /bin/bash
 
 # Debian 12 packages the build needs (checked with dpkg, installed with apt-get when missing).
+# libjpeg62-turbo-dev: ComfyUI's JPEG step previews; libssl-dev: TLS to comfyuis:// servers.
 # libcurl4: Foundation's URLSession on Linux (FoundationNetworking, used by `sd3 models pull`) loads it at run time.
-DEBIAN_PACKAGES := libdnnl-dev libopenblas-dev libncursesw5-dev libpng-dev libsqlite3-dev libchafa-dev libglib2.0-dev zlib1g-dev libcurl4 pkg-config tmux
+DEBIAN_PACKAGES := libdnnl-dev libopenblas-dev libncursesw5-dev libpng-dev libjpeg62-turbo-dev libssl-dev libsqlite3-dev libchafa-dev libglib2.0-dev zlib1g-dev libcurl4 pkg-config tmux
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SWIFT ?= swift
 # The engine's thread count; CI machines and this one have 2 cores.

@@ -20,6 +20,8 @@ let package = Package(
         .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
         .systemLibrary(name: "CChafa", path: "Sources/CChafa", pkgConfig: "chafa"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .systemLibrary(name: "CJPEG", path: "Sources/CJPEG"),
+        .systemLibrary(name: "CSSL", path: "Sources/CSSL"),
 
         // The one reader of files named by users, folders and metadata: regular files only, size-limited.
         .target(name: "RegularFiles"),
@@ -29,10 +31,12 @@ let package = Package(
         .target(name: "Tensors", dependencies: ["CDNNL", "CBLAS", "Kernels"]),
         .target(name: "SafeTensors", dependencies: ["Tensors", "RegularFiles"]),
         .target(name: "Tokenizers", dependencies: ["CZlib", "RegularFiles"], resources: [.copy("Resources/clip-bpe-merges.txt.gz")]),
-        .target(name: "ImageIO", dependencies: ["CPNG", "RegularFiles"]),
+        .target(name: "ImageIO", dependencies: ["CPNG", "CJPEG", "RegularFiles"]),
         .target(name: "SD3", dependencies: ["Tensors", "SafeTensors", "Tokenizers", "ImageIO", "RegularFiles"]),
         // `sd3 models pull`: the Hugging Face Hub client (URLSession) and the cache it writes.
         .target(name: "Hub", dependencies: ["SafeTensors"]),
+        // ComfyUI servers as backends: its HTTP API and WebSocket over our own sockets (OpenSSL for TLS).
+        .target(name: "ComfyUI", dependencies: ["SD3", "ImageIO", "SafeTensors", "RegularFiles", "CSSL"]),
         .target(name: "StudioCore", dependencies: ["SD3", "Hub", "ImageIO", "Tensors", "RegularFiles", .product(name: "GRDB", package: "GRDB.swift"),
                                                    .product(name: "TOMLKit", package: "TOMLKit")]),
         // Seeded mutations for the parsers' fuzz suites (tests only; `make fuzz` runs them longer).
@@ -41,7 +45,7 @@ let package = Package(
         .executableTarget(
             name: "sd3",
             dependencies: [
-                "Tensors", "SafeTensors", "Tokenizers", "ImageIO", "SD3", "Hub", "StudioCore", "StudioTerminal", "RegularFiles",
+                "Tensors", "SafeTensors", "Tokenizers", "ImageIO", "SD3", "Hub", "ComfyUI", "StudioCore", "StudioTerminal", "RegularFiles",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -55,6 +59,7 @@ let package = Package(
         .testTarget(name: "StudioTerminalTests", dependencies: ["StudioTerminal", "StudioCore", "ImageIO"]),
         // The studio's pull (F8) is tested here, against the same loopback hub.
         .testTarget(name: "HubTests", dependencies: ["FuzzSupport", "Hub", "SD3", "StudioCore"]),
+        .testTarget(name: "ComfyUITests", dependencies: ["ComfyUI", "SD3", "ImageIO"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SystemLibrariesTests", dependencies: ["CNcurses", "CPNG"]),
     ]
 )

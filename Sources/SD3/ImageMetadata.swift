@@ -42,6 +42,23 @@ public struct ImageMetadata: Sendable, Codable, Equatable {
     public var decoder: String?
     public var seconds: Double?
     public var version: String
+    /// Where the image was made when not on this machine: "comfyui://HOST:PORT" (nil: the local engine).
+    public var backend: String?
+    /// The server's file names for the parts of the model (`model` is the server's checkpoint or diffusion model).
+    public var remote: RemoteFiles?
+
+    /// The files a ComfyUI job named on its server, so `--params-from` can send the same job again.
+    public struct RemoteFiles: Sendable, Codable, Equatable {
+        /// "checkpoints" or "diffusion_models".
+        public var modelFolder: String
+        public var clipL: String?
+        public var clipG: String?
+        public var t5: String?
+        public var vae: String?
+        public init(modelFolder: String, clipL: String? = nil, clipG: String? = nil, t5: String? = nil, vae: String? = nil) {
+            (self.modelFolder, self.clipL, self.clipG, self.t5, self.vae) = (modelFolder, clipL, clipG, t5, vae)
+        }
+    }
 
     /// One LoRA as recorded: its file name without extension, strength, A1111 short hash (`LoraFile.shortHash`) and
     /// the path it was read from (so a recall can find it again; nil in files written before it was recorded).
@@ -111,6 +128,7 @@ public struct ImageMetadata: Sendable, Codable, Equatable {
         // A1111's key (extensions-builtin/Lora/scripts/lora_script.py): "name: hash" per LoRA; strengths live in our JSON.
         if let loras, !loras.isEmpty { pairs.append(("Lora hashes", loras.map { "\($0.name): \($0.hash)" }.joined(separator: ", "))) }
         if let recipe { pairs.append(("Recipe", recipe)) }
+        if let backend { pairs.append(("Backend", backend.replacingOccurrences(of: "://", with: "@"))) }
         pairs.append(("Version", version))
         let line = pairs.map { "\($0.0): \(Self.quote($0.1))" }.joined(separator: ", ")
         let negative = negativePrompt.isEmpty ? "" : "\nNegative prompt: \(negativePrompt)"

@@ -10,8 +10,8 @@ public enum GenerationEvent: Sendable {
     /// The prompt was encoded (or taken from the cache, `cached`), with any truncation warnings.
     case encodedPrompt(seconds: Double, cached: Bool, warnings: [String])
     /// `preview`: the step's x0 prediction (`StableDiffusion3Pipeline.preview`), through TAESD3 at half the image's side
-    /// when the pipeline has one, else the latent→RGB projection at latent size.
-    case step(index: Int, total: Int, sigma: Float, elapsed: Double, preview: RGBImage)
+    /// when the pipeline has one, else the latent→RGB projection at latent size; nil when a server sent none.
+    case step(index: Int, total: Int, sigma: Float, elapsed: Double, preview: RGBImage?)
     case decoding
     case finished(image: RGBImage, metadata: ImageMetadata, seconds: Double)
 }

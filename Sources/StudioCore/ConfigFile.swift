@@ -1,4 +1,5 @@
 import Foundation
+import RegularFiles
 import ImageIO
 import TOMLKit
 
@@ -16,6 +17,31 @@ public struct ConfigFile: Sendable, Equatable {
     public var taesd: String?
     public var defaults = Defaults()
     public var draft = DraftSettings()
+    /// `[[backends]]`: ComfyUI servers by name, for `--backend NAME` and the studio's backend picker.
+    public var backends: [Backend] = []
+
+    /// One `[[backends]]` entry: `name`, `url` (comfyui://HOST:PORT or comfyuis://…), and for a server behind a proxy
+    /// `token` (sent as `Authorization: Bearer TOKEN`) or `header` ("Name: value"); neither is ever printed.
+    public struct Backend: Sendable, Equatable {
+        public var name: String
+        public var url: String
+        public var token: String?
+        public var header: String?
+        public init(name: String, url: String, token: String? = nil, header: String? = nil) {
+            (self.name, self.url, self.token, self.header) = (name, url, token, header)
+        }
+
+        /// The headers to send: the token's Authorization, then the header as written.
+        public var headers: [(name: String, value: String)] {
+            var headers: [(name: String, value: String)] = []
+            if let token { headers.append(("Authorization", "Bearer \(token)")) }
+            if let header, let colon = header.firstIndex(of: ":") {
+                headers.append((String(header[..<colon]).trimmingCharacters(in: .whitespaces),
+                                String(header[header.index(after: colon)...]).trimmingCharacters(in: .whitespaces)))
+            }
+            return headers
+        }
+    }
 
     /// `[defaults]`: the starting value of each field.
     public struct Defaults: Sendable, Equatable {
@@ -72,11 +98,50 @@ public struct ConfigFile: Sendable, Equatable {
             case "taesd": config.taesd = try reader.string(key, value)
             case "defaults": config.defaults = try defaults(file, try reader.table(key, value))
             case "explore": config.draft = try draft(file, try reader.table(key, value))
+            case "backends": config.backends = try backends(file, value)
             default:
-                throw file.error(key, "unknown key; the top level takes model, output_folder, theme, graphics, threads, taesd, [defaults] and [explore]")
+                throw file.error(key, "unknown key; the top level takes model, output_folder, theme, graphics, threads, taesd, [defaults], [explore] and [[backends]]")
             }
         }
         return config
+    }
+
+    private static func backends(_ file: TOMLFile, _ value: TOMLValueConvertible) throws(TOMLFileError) -> [Backend] {
+        guard let array = value.array else { throw file.error("backends", "is not a list of tables: write [[backends]] above each server's keys") }
+        var backends: [Backend] = []
+        // TOMLFile.line reads "[[backends]]" as the table "[backends".
+        let reader = Reader(file: file, table: "[backends")
+        for element in array {
+            guard let table = element.table else { throw file.error("backends", "is not a list of tables: write [[backends]] above each server's keys") }
+            var name: String?, url: String?, token: String?, header: String?
+            for key in file.orderedKeys(table, in: "[backends") {
+                let value = table[key]!
+                switch key {
+                case "name": name = try reader.string(key, value)
+                case "url": url = try reader.string(key, value)
+                case "token": token = try reader.string(key, value)
+                case "header": header = try reader.string(key, value)
+                default: throw file.error(key, in: "[backends", "unknown key; a [[backends]] entry takes name, url, token and header")
+                }
+            }
+            guard let url else { throw file.error("", in: "[backends", "a [[backends]] entry needs url = \"comfyui://HOST:PORT\"") }
+            let scheme = url.range(of: "://").map { url[..<$0.lowerBound].lowercased() }
+            guard let scheme, ["comfyui", "comfyuis", "http", "https"].contains(scheme) else {
+                throw file.error("url", in: "[backends", "\(url.oneLine) is not comfyui://HOST:PORT or comfyuis://HOST[:PORT]")
+            }
+            if let header, header.firstIndex(of: ":") == nil || header.contains("\n") || header.contains("\r") {
+                throw file.error("header", in: "[backends", "must be one line \"Name: value\" (the value is not shown here)")
+            }
+            if let token, token.contains(where: { $0.isNewline || $0 == "\r" }) {
+                throw file.error("token", in: "[backends", "must be one line (the value is not shown here)")
+            }
+            let entry = Backend(name: name ?? url, url: url, token: token, header: header)
+            guard !backends.contains(where: { $0.name == entry.name }) else {
+                throw file.error("name", in: "[backends", "'\(entry.name.oneLine)' names two [[backends]] entries")
+            }
+            backends.append(entry)
+        }
+        return backends
     }
 
     private static func defaults(_ file: TOMLFile, _ table: TOMLTable) throws(TOMLFileError) -> Defaults {

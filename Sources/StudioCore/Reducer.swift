@@ -251,7 +251,9 @@ private func receive(_ state: inout StudioState, _ event: GenerationEvent) -> Re
         state.status = Status(text: ([text] + warnings).joined(separator: "; "), isError: false)
     case let .step(index, total, _, elapsed, preview):
         state.job = .running(.denoising(step: index + 1, total: total, elapsed: elapsed))
-        if state.explore?.rendering != nil { state.explore?.preview = preview } else { state.preview = preview }
+        if let preview {
+            if state.explore?.rendering != nil { state.explore?.preview = preview } else { state.preview = preview }
+        }
     case .decoding:
         state.job = .running(.decoding)
     case let .finished(image, _, seconds) where state.explore?.rendering != nil:

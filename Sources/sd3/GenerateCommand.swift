@@ -34,7 +34,10 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "T5-XXL weights: on (as --precision), int8 (weight-only int8: half of bf16's memory), off (as --no-t5), or a T5 .safetensors file for a single-file --model.")
     var t5: String?
     @Option(help: "fp32 (parity, default) or bf16 weights.") var precision: String?
-    @Option(help: "onednn (default) or openblas.") var backend: String = "onednn"
+    @Option(help: "onednn (default) or openblas for this machine; or ComfyUI servers: comfyui://HOST:PORT (comfyuis:// for TLS), several separated by commas, or a [[backends]] name from the config. With a server, --model, --clip-l, --clip-g, --t5, --vae and --lora name files on it.")
+    var backend: String?
+    @Option(help: "ComfyUI backends: a file in the server's vae folder (default: the checkpoint's own).") var vae: String?
+    @Option(help: "Make N images, seeds SEED…SEED+N−1 (ComfyUI backends: spread over the servers).") var count: Int?
     @Option(help: "Engine threads (default: the config's, else all cores).") var threads: Int?
     @Option(help: "Settings file (default: $XDG_CONFIG_HOME/sd3-studio/config.toml): its model, threads and [defaults] apply below the flags.")
     var config: String?
@@ -63,6 +66,12 @@ struct GenerateCommand: ParsableCommand {
         let settings = try ConfigFile.loadForCommand(config, environment: ProcessInfo.processInfo.environment)
         let c = settings.defaults
         let recalled = try paramsFrom.map(Self.recall)
+        if let servers = try Self.servers(backend ?? recalled?.metadata.backend, config: settings) {
+            return try runRemote(on: servers, settings: settings, recalled: recalled?.metadata)
+        }
+        if vae != nil { throw CommandError("--vae names a file on a ComfyUI server: give --backend comfyui://HOST:PORT (a local model brings its own VAE)") }
+        if count != nil { throw CommandError("--count spreads images over ComfyUI servers: give --backend comfyui://HOST:PORT") }
+        let backend = self.backend ?? "onednn"
         let recipe = try self.recipe.map { try RecipeCatalog.standard().load($0) }
         guard let model = model ?? recipe?.model ?? recalled?.modelPath ?? ProcessInfo.processInfo.environment["SD3_MODEL"]
             ?? settings.model.map(ConfigFile.expandingTilde) ?? DemoModel.locate() else {
@@ -73,7 +82,7 @@ struct GenerateCommand: ParsableCommand {
         guard let prompt = prompt ?? recalled?.metadata.prompt ?? c.prompt.flatMap({ $0.isEmpty ? nil : $0 }) else { throw ValidationError("give --prompt") }
         let precisionName = precision ?? recalled?.metadata.precision ?? c.precision?.rawValue ?? "fp32"
         guard let precision = Precision(rawValue: precisionName) else { throw ValidationError("--precision must be fp32 or bf16, not '\(precisionName)'") }
-        guard let backend = BackendKind(rawValue: backend) else { throw CommandError("--backend must be onednn or openblas, not '\(self.backend)'") }
+        guard let backend = BackendKind(rawValue: backend) else { throw CommandError("--backend must be onednn, openblas, comfyui://HOST:PORT or a configured backend's name, not '\(backend.oneLine)'") }
         let threads = self.threads ?? settings.threads ?? ProcessInfo.processInfo.activeProcessorCount
         guard (1...1024).contains(threads) else { throw CommandError("--threads must be between 1 and 1024") }
         let r = recalled?.metadata
@@ -358,10 +367,10 @@ struct GenerateCommand: ParsableCommand {
 
     /// Writes the PNG at `path`, or at the first free `STEM-N.EXT` beside it: never over an existing file, even one
     /// another process makes at the same moment (PNGFile.writeNew links the finished file to a free name).
-    static func writeNew(_ image: RGBImage, metadata: ImageMetadata, at path: String) throws -> String {
+    static func writeNew(_ image: RGBImage, metadata: ImageMetadata, at path: String, extraText: [(key: String, value: String)] = []) throws -> String {
         let url = URL(fileURLWithPath: path)
         let stem = url.deletingPathExtension().path, ext = url.pathExtension.isEmpty ? "png" : url.pathExtension
-        let bytes = try PNGFile.encode(image, text: metadata.pngText)
+        let bytes = try PNGFile.encode(image, text: metadata.pngText + extraText)
         guard let written = try PNGFile.writeNew(bytes, tries: 100_000, name: { $0 == 0 ? path : "\(stem)-\($0).\(ext)" }) else {
             throw CommandError("\(path): no free name (\(stem)-1.\(ext) to \(stem)-99999.\(ext) are all taken)")
         }

@@ -24,7 +24,7 @@ import Testing
             case let .encodedPrompt(_, cached, _): events.append(cached ? "cached" : "encoded")
             case let .step(index, total, _, _, preview):
                 events.append("step \(index + 1)/\(total)")
-                #expect(preview.width == 8 && preview.height == 8)  // latent resolution: the tiny VAE halves
+                #expect(preview?.width == 8 && preview?.height == 8)  // latent resolution: the tiny VAE halves
             case .decoding: events.append("decoding")
             case let .finished(image, metadata, _):
                 events.append("finished")
@@ -53,7 +53,7 @@ import Testing
         var previews: [RGBImage] = []
         var finished: RGBImage?
         for try await event in await InferenceEngine().generate(p, model: Self.model, options: options) {
-            if case let .step(_, _, _, _, preview) = event { previews.append(preview) }
+            if case let .step(_, _, _, _, preview?) = event { previews.append(preview) }
             if case let .finished(image, metadata, _) = event { (finished, _) = (image, #expect(metadata.decoder == "taesd")) }
         }
         let pipeline = try StableDiffusion3Pipeline(path: Self.model, options: InferenceEngine.runTime(options))
@@ -76,7 +76,7 @@ import Testing
         var previews: [RGBImage] = []
         var metadata: ImageMetadata?
         for try await event in await InferenceEngine().generate(p, model: Self.model, options: options) {
-            if case let .step(_, _, _, _, preview) = event { previews.append(preview) }
+            if case let .step(_, _, _, _, preview?) = event { previews.append(preview) }
             if case let .finished(_, recorded, _) = event { metadata = recorded }
         }
         #expect(previews.count == 3 && previews.allSatisfy { $0.width == 8 && $0.height == 8 })

@@ -1,0 +1,31 @@
+import CJPEG
+import Foundation
+
+/// JPEG decoding through libjpeg-turbo (ComfyUI sends its step previews as JPEG), behind a C wrapper that turns
+/// libjpeg's longjmp errors into a return code (Sources/CJPEG/shim.h).
+public enum JPEGFile {
+    public struct Error: Swift.Error, CustomStringConvertible, Equatable {
+        public let description: String
+    }
+
+    /// The most pixels decoded: a preview is small; a hostile header must not make us allocate gigabytes.
+    public static let pixelLimit = 1 << 26
+
+    /// Decodes a baseline or progressive JPEG (grey, RGB or YCbCr; CMYK is refused by libjpeg's RGB output) to RGB.
+    public static func decode(_ bytes: [UInt8], name: String = "JPEG") throws(Error) -> RGBImage {
+        guard bytes.count > 3, bytes[0] == 0xFF, bytes[1] == 0xD8 else { throw Error(description: "\(name): not a JPEG image") }
+        var pixels: UnsafeMutablePointer<UInt8>?
+        var width: Int32 = 0, height: Int32 = 0
+        var message = [CChar](repeating: 0, count: 200)
+        let status = bytes.withUnsafeBufferPointer { buffer in
+            sd3_jpeg_decode(buffer.baseAddress, UInt(buffer.count), UInt(pixelLimit), &pixels, &width, &height, &message)
+        }
+        guard status == 0, let pixels, width > 0, height > 0 else {
+            let text = message.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+            throw Error(description: "\(name): \(text.isEmpty ? "cannot be decoded" : text)")
+        }
+        defer { free(pixels) }
+        let count = Int(width) * Int(height) * 3
+        return RGBImage(width: Int(width), height: Int(height), pixels: Array(UnsafeBufferPointer(start: pixels, count: count)))
+    }
+}

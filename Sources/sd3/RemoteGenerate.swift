@@ -1,0 +1,214 @@
+import ArgumentParser
+import ComfyUI
+import Foundation
+import ImageIO
+import RegularFiles
+import SD3
+import StudioCore
+
+/// `sd3 generate --backend comfyui://…`: the same flags, sent as ComfyUI workflows to one or more servers.
+extension GenerateCommand {
+    /// The servers `--backend` names, or nil for the local engine (onednn, openblas, or no flag).
+    static func servers(_ text: String?, config: ConfigFile) throws -> [ServerAddress]? {
+        guard let text, !["onednn", "openblas"].contains(text) else { return nil }
+        var servers: [ServerAddress] = []
+        for part in text.split(separator: ",", omittingEmptySubsequences: false).map({ $0.trimmingCharacters(in: .whitespaces) }) {
+            if part.contains("://") {
+                var address = try ServerAddress(parsing: part)
+                // A configured entry with this url lends its token or header.
+                if let entry = config.backends.first(where: { (try? ServerAddress(parsing: $0.url)) == address }) { address.headers = entry.headers }
+                servers.append(address)
+            } else if let entry = config.backends.first(where: { $0.name == part }) {
+                var address = try ServerAddress(parsing: entry.url)
+                address.headers = entry.headers
+                servers.append(address)
+            } else {
+                let known = config.backends.isEmpty ? "no [[backends]] in the config" : "configured: " + config.backends.map(\.name).joined(separator: ", ")
+                throw CommandError("--backend '\(part.oneLine)' is not onednn, openblas, comfyui://HOST:PORT or a configured backend (\(known))")
+            }
+        }
+        return servers
+    }
+
+    func runRemote(on servers: [ServerAddress], settings: ConfigFile, recalled r: ImageMetadata?) throws {
+        let c = settings.defaults
+        for (flag, given) in [("--precision", precision != nil), ("--threads", threads != nil), ("--keep-loaded", keepLoaded),
+                              ("--save-latents", saveLatents != nil), ("--taesd", taesd != nil), ("--config-from", files.configFrom != nil),
+                              ("--recipe", recipe != nil), ("--max-sequence-length", maxSequenceLength != nil)] where given {
+            throw CommandError("\(flag) is for the local engine; a ComfyUI server uses its own settings")
+        }
+        guard let model = model ?? (r?.backend != nil ? r?.modelPath : nil) else {
+            throw CommandError("give --model NAME: a file in the server's checkpoints or diffusion_models folder (sd3 models --backend lists them)")
+        }
+        guard let prompt = prompt ?? r?.prompt ?? c.prompt.flatMap({ $0.isEmpty ? nil : $0 }) else { throw ValidationError("give --prompt") }
+        var p = GenerationParameters(prompt: prompt)
+        p.negativePrompt = negativePrompt ?? r?.negativePrompt ?? c.negativePrompt ?? ""
+        p.width = width ?? r?.width ?? c.width ?? 1024
+        p.height = height ?? r?.height ?? c.height ?? 1024
+        p.steps = steps ?? r?.steps ?? c.steps ?? 28
+        p.guidanceScale = guidance ?? r?.guidanceScale ?? c.guidance ?? 7
+        p.seed = seed ?? r?.seed ?? (c.seedMode == .random ? nil : c.seed) ?? UInt64.random(in: 0...UInt64(UInt32.max))
+        p.shift = shift ?? r?.shift ?? c.shift
+        if variationSeed != nil || variationStrength != nil || r?.variation != nil {
+            throw CommandError("variation seeds run on the local engine only (ComfyUI's KSampler has no variation noise)")
+        }
+        if let name = scheduler ?? r?.scheduler, name != SchedulerKind.euler.rawValue {
+            throw CommandError("--scheduler \(name.oneLine) runs on the local engine only; ComfyUI jobs use euler with the normal schedule")
+        }
+        if let initImage {
+            try Self.requirePNGFile(initImage)
+            p.initImage = try PNGFile.read(initImage).image
+            p.strength = strength ?? r?.strength ?? c.strength ?? 0.6
+        } else if r?.strength != nil {
+            throw CommandError("\(paramsFrom!) was made by img2img: give --init-image")
+        }
+        if let scale = skipLayerGuidance ?? r?.skipLayerScale {
+            var slg = SkipLayerGuidance(layers: try skipLayers.map(Self.layers) ?? r?.skipLayers ?? [7, 8, 9])
+            slg.scale = scale
+            if let start = r?.skipLayerStart, let stop = r?.skipLayerStop { (slg.start, slg.stop) = (start, stop) }
+            p.skipLayerGuidance = slg
+        }
+        let decoderName = decoder ?? r?.decoder ?? ImageDecoder.vae.rawValue
+        guard let imageDecoder = ImageDecoder(rawValue: decoderName) else { throw CommandError("--decoder must be vae or taesd, not '\(decoderName.oneLine)'") }
+        p.decoder = imageDecoder
+        try Self.checkRemoteNumbers(p)
+        let count = self.count ?? 1
+        guard (1...10_000).contains(count) else { throw CommandError("--count must be between 1 and 10000, not \(count)") }
+        guard count == 1 || p.seed <= UInt64.max - UInt64(count - 1) else { throw CommandError("--seed \(p.seed) + --count \(count) passes 2⁶⁴−1") }
+
+        var job = ComfyUIJob(parameters: p, model: model)
+        let recordedFiles = r?.backend != nil ? r?.remote : nil
+        job.clipL = files.clipL ?? recordedFiles?.clipL
+        job.clipG = files.clipG ?? recordedFiles?.clipG
+        if let t5, ["on", "int8"].contains(t5) { throw CommandError("--t5 names a file on the server with a ComfyUI backend (or off)") }
+        job.t5 = noT5 || t5 == "off" ? nil : t5 ?? recordedFiles?.t5
+        job.vae = vae ?? (recordedFiles?.vae == "taesd3" ? nil : recordedFiles?.vae)
+        job.loras = try loras.map { text in
+            let choice = try LoraChoice(parsing: text)
+            return .init(name: choice.path, strength: choice.strength)
+        }
+        if loras.isEmpty, let recorded = r?.loras, r?.backend != nil { job.loras = recorded.map { .init(name: $0.name, strength: $0.strength) } }
+        if let reason = ComfyUIWorkflow.unsupported(p) { throw CommandError(reason) }
+        let preview = try Self.previewSettings(every: previewEvery, path: previewPath)
+        let targets = try (0..<count).map { try Self.outputPath(output, seed: p.seed + UInt64($0)) }
+        let jobs = (0..<count).map { i -> ComfyUIJob in
+            var each = job
+            each.parameters.seed = p.seed + UInt64(i)
+            return each
+        }
+        log("\(count == 1 ? "1 image" : "\(count) images") on \(servers.map(\.name).joined(separator: ", ")): \(model), seed \(p.seed)\(count > 1 ? "…\(p.seed + UInt64(count - 1))" : ""), \(p.width)×\(p.height), \(p.steps) steps, guidance \(ImageMetadata.number(p.guidanceScale))")
+        let queue = JobQueue(workers: servers.map { ComfyUIBackend(server: ComfyUIServer($0)) })
+        let progress = RemoteProgress(count: count, seeds: jobs.map(\.parameters.seed), preview: preview)
+        Interrupt.install()
+        let outcomes = try waitInterruptibly { await queue.run(jobs, report: progress.report) }
+        progress.finish()
+        var failures = 0
+        for (index, outcome) in outcomes.enumerated() {
+            switch outcome {
+            case let .finished(image, metadata, worker):
+                let written = try Self.writeNew(image, metadata: metadata, at: targets[index], extraText: Self.workflowText(jobs[index], metadata: metadata))
+                if !noHistory { Self.addToHistory(file: written, metadata: metadata) }
+                print(written)
+                log(String(format: "seed %llu done on %@ in %.1f s", jobs[index].parameters.seed, worker, metadata.seconds ?? 0))
+            case let .failed(error):
+                failures += 1
+                if error is CancellationError { continue }
+                log("error: seed \(jobs[index].parameters.seed): \(error)")
+            }
+        }
+        if Interrupt.requested {
+            log("cancelled; \(count - failures) of \(count) written")
+            throw ExitCode(130)
+        }
+        if failures > 0 {
+            if count == 1, case let .failed(error) = outcomes[0] { throw CommandError("\(error)") }
+            throw CommandError("\(failures) of \(count) images failed")
+        }
+    }
+
+    /// ComfyUI's own `prompt` text chunk: the API workflow as the server ran it, so ComfyUI loads the PNG too.
+    static func workflowText(_ job: ComfyUIJob, metadata: ImageMetadata) -> [(key: String, value: String)] {
+        var job = job
+        if let remote = metadata.remote {
+            job.modelFolder = ComfyUIJob.ModelFolder(rawValue: remote.modelFolder) ?? .checkpoints
+            job.vae = remote.vae
+        }
+        if let image = job.parameters.initImage, let png = try? PNGFile.encode(image) { job.uploadedImage = ComfyUIBackend.uploadName(png) }
+        guard let workflow = try? ComfyUIWorkflow(job) else { return [] }
+        return [("prompt", workflow.json.text)]
+    }
+
+    /// The numbers a server checks too, refused here first with the flag's name.
+    static func checkRemoteNumbers(_ p: GenerationParameters) throws {
+        let problems: [String?] = [
+            GenerationLimits.problem("--guidance", p.guidanceScale, GenerationLimits.guidance),
+            p.shift.flatMap { GenerationLimits.problem("--shift", $0, GenerationLimits.shift) },
+            (1...10_000).contains(p.steps) ? nil : "--steps \(p.steps): must be between 1 and 10000",
+            p.width % 16 == 0 && (16...16_384).contains(p.width) ? nil : "--width \(p.width): must be a multiple of 16 from 16 to 16384",
+            p.height % 16 == 0 && (16...16_384).contains(p.height) ? nil : "--height \(p.height): must be a multiple of 16 from 16 to 16384",
+            p.initImage == nil ? nil : GenerationLimits.problem("--strength", p.strength, 0...1),
+        ]
+        if let problem = problems.compactMap({ $0 }).first { throw CommandError(problem) }
+    }
+}
+
+/// Runs async work from the synchronous command, cancelling it when Ctrl-C is pressed.
+func waitInterruptibly<T: Sendable>(_ work: @escaping @Sendable () async -> T) throws -> T {
+    let box = ResultBox<T>()
+    let done = DispatchSemaphore(value: 0)
+    let task = Task {
+        box.value = await work()
+        done.signal()
+    }
+    var cancelled = false
+    while done.wait(timeout: .now() + 0.1) == .timedOut {
+        if Interrupt.requested && !cancelled {
+            cancelled = true
+            log("cancelling…")
+            task.cancel()
+        }
+    }
+    return box.value!
+}
+
+final class ResultBox<T>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: T?
+    var value: T? {
+        get { lock.withLock { stored } }
+        set { lock.withLock { stored = newValue } }
+    }
+}
+
+/// Progress of remote jobs on standard error: one bar for a single image, one line per step otherwise; previews to
+/// `--preview-path` as they come.
+final class RemoteProgress: @unchecked Sendable {
+    private let lock = NSLock()
+    private let single: ProgressLine?
+    private let seeds: [UInt64]
+    private let preview: (every: Int, path: String)?
+
+    init(count: Int, seeds: [UInt64], preview: (every: Int, path: String)?) {
+        single = count == 1 ? ProgressLine() : nil
+        self.seeds = seeds
+        self.preview = preview
+    }
+
+    var report: @Sendable (JobQueue.Report) -> Void { { [self] in self.take($0) } }
+
+    private func take(_ report: JobQueue.Report) {
+        lock.withLock {
+            switch report.event {
+            case let .loading(model):
+                log("seed \(seeds[report.job]): \(model)")
+            case let .step(index, total, _, _, image):
+                if let single { single.update(step: index + 1, of: total) } else { log("seed \(seeds[report.job]) on \(report.worker): step \(index + 1)/\(total)") }
+                if let preview, let image, (index + 1) % preview.every == 0 || index + 1 == total { try? PNGFile.write(image, to: preview.path) }
+            default:
+                break
+            }
+        }
+    }
+
+    func finish() { lock.withLock { single?.finish() } }
+}

@@ -1,0 +1,240 @@
+import Foundation
+@testable import ComfyUI
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a real ComfyUI server said to our client, recorded by scripts/comfyui/record_proxy.py: HTTP exchanges and
+/// WebSocket frames in the order the proxy saw them.
+struct Transcript {
+    enum Exchange {
+        case http(method: String, path: String, requestBody: Any?, status: Int, headers: [String: String], body: [UInt8])
+        case socketOpen(path: String)
+        case text(String)
+        case binary([UInt8])
+        /// Bytes sent on the socket as they are (hand-made frames: fragments, pings, broken ones).
+        case raw([UInt8])
+        case socketClose
+    }
+
+    var exchanges: [Exchange]
+
+    init(exchanges: [Exchange]) { self.exchanges = exchanges }
+
+    init(named name: String) throws {
+        let url = Bundle.module.url(forResource: "Fixtures/comfyui/\(name)", withExtension: "json")!
+        let root = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+        exchanges = (root["exchanges"] as! [[String: Any]]).map { item in
+            switch item["kind"] as! String {
+            case "http":
+                return .http(method: item["method"] as! String, path: item["path"] as! String, requestBody: item["request_body"],
+                             status: item["status"] as! Int, headers: item["response_headers"] as? [String: String] ?? [:],
+                             body: Self.bytes(item["response_body"]))
+            case "ws_open": return .socketOpen(path: item["path"] as! String)
+            case "ws_text": return .text(item["text"] as! String)
+            case "ws_binary": return .binary(Array(Data(base64Encoded: item["base64"] as! String)!))
+            default: return .socketClose
+            }
+        }
+    }
+
+    /// A recorded body: JSON values are re-serialised, `{"base64": …}` decoded.
+    static func bytes(_ value: Any?) -> [UInt8] {
+        guard let value, !(value is NSNull) else { return [] }
+        if let object = value as? [String: Any], object.count == 1, let base64 = object["base64"] as? String { return Array(Data(base64Encoded: base64)!) }
+        if let text = value as? String { return Array(text.utf8) }
+        return Array(try! JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed]))
+    }
+
+    /// The client and prompt ids the recorded client used (from its POST /prompt).
+    var ids: [String] {
+        for case let .http("POST", "/prompt", body?, _, _, _) in exchanges {
+            if let body = body as? [String: Any], let client = body["client_id"] as? String, let prompt = body["prompt_id"] as? String { return [client, prompt] }
+        }
+        return []
+    }
+}
+
+/// Plays a transcript back on loopback: each HTTP request is answered with the next recorded exchange of the same
+/// method and path, and the WebSocket frames recorded after an answer are sent once that answer is out. What the client
+/// sent that the recording did not expect is kept in `mismatches`. `dropSocket(afterFrames:)` closes the socket
+/// mid-job to test reconnects.
+final class ReplayServer: @unchecked Sendable {
+    private let listener: Int32
+    private(set) var port: UInt16 = 0
+    private let lock = NSLock()
+    private var exchanges: [Transcript.Exchange]
+    private var position = 0
+    private var socket: Int32?
+    private var stopped = false
+    private var framesSent = 0
+    private var dropAfter: Int?
+    private(set) var mismatches: [String] = []
+    private(set) var requests: [(method: String, path: String, body: [UInt8], headers: [String: String])] = []
+
+    init(_ transcript: Transcript) throws {
+        exchanges = transcript.exchanges
+        listener = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var yes: Int32 = 1
+        setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && getsockname(listener, $0, &length) == 0 }
+        }
+        guard bound, listen(listener, 16) == 0 else { Glibc.close(listener); throw POSIXError(.EADDRINUSE) }
+        port = UInt16(bigEndian: address.sin_port)
+        Thread { [self] in acceptLoop() }.start()
+    }
+
+    var address: ServerAddress { ServerAddress(host: "127.0.0.1", port: Int(port)) }
+
+    func dropSocket(afterFrames count: Int) { lock.withLock { dropAfter = count } }
+
+    /// Stops answering; only the accept thread closes the listening socket (see FakeHub.stop).
+    func stop() {
+        let (open, socket) = lock.withLock { () -> (Bool, Int32?) in
+            defer { stopped = true }
+            return (!stopped, self.socket)
+        }
+        if open { shutdown(listener, Int32(SHUT_RDWR)) }
+        if let socket { shutdown(socket, Int32(SHUT_RDWR)) }
+    }
+
+    private func acceptLoop() {
+        defer { Glibc.close(listener) }
+        while true {
+            let client = accept(listener, nil, nil)
+            if client < 0 {
+                if lock.withLock({ stopped }) || (errno != EINTR && errno != ECONNABORTED) { return }
+                continue
+            }
+            Thread { [self] in serve(client) }.start()
+        }
+    }
+
+    private func serve(_ client: Int32) {
+        var buffer: [UInt8] = []
+        guard let headEnd = readHead(client, into: &buffer) else { Glibc.close(client); return }
+        let head = String(decoding: buffer[..<headEnd], as: UTF8.self).components(separatedBy: "\r\n")
+        let parts = head[0].split(separator: " ")
+        let (method, target) = (String(parts[0]), String(parts[1]))
+        var headers: [String: String] = [:]
+        for line in head.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        var body = Array(buffer[(headEnd + 4)...])
+        let length = Int(headers["content-length"] ?? "0") ?? 0
+        while body.count < length {
+            var chunk = [UInt8](repeating: 0, count: 65_536)
+            let got = recv(client, &chunk, chunk.count, 0)
+            if got <= 0 { break }
+            body += chunk[0..<got]
+        }
+        lock.withLock { requests.append((method, target, body, headers)) }
+        if target.hasPrefix("/ws") { return openSocket(client, headers: headers) }
+        defer { Glibc.close(client) }
+        let answer = lock.withLock { () -> (status: Int, headers: [String: String], body: [UInt8])? in
+            guard let index = exchanges[position...].firstIndex(where: {
+                if case let .http(m, p, _, _, _, _) = $0 { return m == method && Self.samePath(p, target) }
+                return false
+            }) else { return nil }
+            if case let .http(_, _, _, status, headers, body) = exchanges[index] {
+                // Frames recorded between the last answer and this one that were not sent yet (no socket) are skipped.
+                position = index + 1
+                return (status, headers, body)
+            }
+            return nil
+        }
+        guard let answer else {
+            lock.withLock { mismatches.append("\(method) \(target) was not in the recording after exchange \(position)") }
+            return send(client, "HTTP/1.1 500 Replay\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        }
+        var text = "HTTP/1.1 \(answer.status) Recorded\r\nContent-Length: \(answer.body.count)\r\nConnection: close\r\n"
+        if let type = answer.headers["content-type"] { text += "Content-Type: \(type)\r\n" }
+        send(client, text + "\r\n", answer.body)
+        pushFrames()
+    }
+
+    /// The recorded path and the request's match; the WebSocket's query (a client id) may differ.
+    static func samePath(_ recorded: String, _ actual: String) -> Bool {
+        recorded == actual || (recorded.hasPrefix("/ws") && actual.hasPrefix("/ws"))
+    }
+
+    private func openSocket(_ client: Int32, headers: [String: String]) {
+        let accept = WebSocket.accept(headers["sec-websocket-key"] ?? "")
+        send(client, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: \(accept)\r\n\r\n")
+        let old = lock.withLock { () -> Int32? in
+            defer { socket = client }
+            // Skip the recorded open itself.
+            if position < exchanges.count, case .socketOpen = exchanges[position] { position += 1 }
+            return socket
+        }
+        if let old { shutdown(old, Int32(SHUT_RDWR)) }
+        pushFrames()
+        // Read (and drop) what the client sends until it hangs up; answer pings.
+        var byte = [UInt8](repeating: 0, count: 4096)
+        while recv(client, &byte, byte.count, 0) > 0 {}
+        lock.withLock { if socket == client { socket = nil } }
+        Glibc.close(client)
+    }
+
+    /// Sends the frames that follow the current position, up to the next HTTP exchange.
+    private func pushFrames() {
+        while true {
+            let next = lock.withLock { () -> (Int32, [UInt8])? in
+                guard let socket, position < exchanges.count else { return nil }
+                if let dropAfter, framesSent >= dropAfter {
+                    self.dropAfter = nil
+                    shutdown(socket, Int32(SHUT_RDWR))
+                    return nil
+                }
+                switch exchanges[position] {
+                case let .text(text): position += 1; framesSent += 1; return (socket, Self.frame(opcode: 1, Array(text.utf8)))
+                case let .binary(bytes): position += 1; framesSent += 1; return (socket, Self.frame(opcode: 2, bytes))
+                case let .raw(bytes): position += 1; framesSent += 1; return (socket, bytes)
+                case .socketOpen, .socketClose: position += 1; return (socket, [])
+                case .http: return nil
+                }
+            }
+            guard let (socket, frame) = next else { return }
+            if !frame.isEmpty { send(socket, "", frame) }
+        }
+    }
+
+    static func frame(opcode: UInt8, _ payload: [UInt8]) -> [UInt8] {
+        var frame: [UInt8] = [0x80 | opcode]
+        if payload.count < 126 {
+            frame.append(UInt8(payload.count))
+        } else if payload.count < 65_536 {
+            frame += [126, UInt8(payload.count >> 8), UInt8(payload.count & 0xFF)]
+        } else {
+            frame.append(127)
+            for shift in stride(from: 56, through: 0, by: -8) { frame.append(UInt8((payload.count >> shift) & 0xFF)) }
+        }
+        return frame + payload
+    }
+
+    private func readHead(_ client: Int32, into buffer: inout [UInt8]) -> Int? {
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            if let end = (0..<max(0, buffer.count - 3)).first(where: { buffer[$0] == 13 && buffer[$0 + 1] == 10 && buffer[$0 + 2] == 13 && buffer[$0 + 3] == 10 }) { return end }
+            let got = recv(client, &chunk, chunk.count, 0)
+            if got <= 0 { return nil }
+            buffer += chunk[0..<got]
+        }
+    }
+
+    private func send(_ client: Int32, _ text: String, _ body: [UInt8] = []) {
+        let bytes = Array(text.utf8) + body
+        var offset = 0
+        while offset < bytes.count {
+            let sent = bytes.withUnsafeBytes { Glibc.send(client, $0.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL)) }
+            if sent <= 0 { return }
+            offset += sent
+        }
+    }
+}
