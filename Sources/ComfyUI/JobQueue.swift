@@ -32,9 +32,13 @@ public struct JobQueue: Sendable {
     public let workers: [any ImageWorker]
     /// A server restarting mid-job gets its job again after a pause; one that keeps failing is left alone.
     static let lossesBeforeRetiring = 3
-    static let pauseAfterLoss = 2.0
+    /// Seconds a worker waits after its first loss (twice that after the second).
+    let pauseAfterLoss: Double
 
-    public init(workers: [any ImageWorker]) { self.workers = workers }
+    public init(workers: [any ImageWorker], pauseAfterLoss: Double = 2) {
+        self.workers = workers
+        self.pauseAfterLoss = pauseAfterLoss
+    }
 
     /// Runs every job; `report` sees each event with its job index and worker (from the workers' tasks). Cancelling
     /// the calling task cancels every running job.
@@ -53,14 +57,15 @@ public struct JobQueue: Sendable {
                                 if case let .finished(image, metadata, _) = event { finished = .finished(image: image, metadata: metadata, worker: worker.name) }
                             }
                             losses = 0
-                            await state.finish(index, finished ?? .failed(RemoteError("\(worker.name) ended the job without an image")))
+                            let ended: Outcome = Task.isCancelled ? .failed(CancellationError()) : .failed(RemoteError("\(worker.name) ended the job without an image"))
+                            await state.finish(index, finished ?? ended)
                         } catch let lost as ComfyUIBackend.Lost {
                             // Back to the front of the queue for any worker; this one pauses, and after three losses in a
                             // row it is done for this run.
                             await state.giveBack(index, error: lost)
                             losses += 1
                             if losses >= Self.lossesBeforeRetiring { return }
-                            try? await Task.sleep(for: .seconds(Self.pauseAfterLoss * Double(losses)))
+                            try? await Task.sleep(for: .seconds(pauseAfterLoss * Double(losses)))
                         } catch {
                             await state.finish(index, .failed(error))
                         }

@@ -1,0 +1,51 @@
+import Foundation
+import Testing
+@testable import ImageIO
+
+/// JPEGFile against Pillow's decode of the same files (scripts/fixtures/jpeg.py): libjpeg-turbo on both sides, so the
+/// pixels agree to within the IDCT and upsampling differences between its versions.
+@Suite struct JPEGTests {
+    static let folder = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!.appendingPathComponent("jpeg")
+
+    @Test(arguments: ["preview", "subsampled", "progressive", "grey"])
+    func decodesAsPillowDoes(_ name: String) throws {
+        let bytes = try [UInt8](Data(contentsOf: Self.folder.appendingPathComponent("\(name).jpg")))
+        let expected = try [UInt8](Data(contentsOf: Self.folder.appendingPathComponent("\(name).rgb")))
+        let image = try JPEGFile.decode(bytes)
+        #expect(image.width * image.height * 3 == expected.count)
+        let differences = zip(image.pixels, expected).map { abs(Int($0) - Int($1)) }
+        let largest = differences.max() ?? 0
+        let mean = Double(differences.reduce(0, +)) / Double(max(differences.count, 1))
+        #expect(largest <= 1 && mean < 0.05, "\(name): \(image.width)×\(image.height), max difference \(largest), mean \(mean)")
+    }
+
+    /// Every prefix of a valid JPEG, and flipped bytes, fail with one line or decode; none crashes or hangs.
+    @Test func brokenJPEGsAreOneLineErrors() throws {
+        let bytes = try [UInt8](Data(contentsOf: Self.folder.appendingPathComponent("preview.jpg")))
+        for length in stride(from: 0, to: bytes.count, by: 37) {
+            do {
+                _ = try JPEGFile.decode(Array(bytes.prefix(length)), name: "cut")
+            } catch {
+                #expect(!error.description.contains("\n") && error.description.hasPrefix("cut: "))
+            }
+        }
+        var flipped = bytes
+        for i in stride(from: 2, to: flipped.count, by: 11) { flipped[i] ^= 0x5A }
+        do { _ = try JPEGFile.decode(flipped) } catch { #expect(!error.description.contains("\n")) }
+        #expect(throws: JPEGFile.Error(description: "JPEG: not a JPEG image")) { try JPEGFile.decode(Array("PNG".utf8)) }
+    }
+
+    /// A header announcing a huge image is refused before any pixel buffer is made.
+    @Test func aHugeHeaderIsRefused() throws {
+        var bytes = try [UInt8](Data(contentsOf: Self.folder.appendingPathComponent("preview.jpg")))
+        // SOF0 marker: FF C0, length (2), precision (1), height (2), width (2).
+        let sof = try #require((0..<bytes.count - 1).first { bytes[$0] == 0xFF && (bytes[$0 + 1] == 0xC0 || bytes[$0 + 1] == 0xC2) })
+        bytes[sof + 5] = 0xF0; bytes[sof + 6] = 0x00
+        bytes[sof + 7] = 0xF0; bytes[sof + 8] = 0x00
+        #expect {
+            try JPEGFile.decode(bytes)
+        } throws: { error in
+            "\(error)".contains("61440x61440 pixels is more than")
+        }
+    }
+}
