@@ -80,19 +80,35 @@ public struct JobQueue: Sendable {
 /// The waiting jobs and the outcomes, shared by the workers' tasks.
 actor QueueState {
     private var waiting: [Int]
+    private var running = 0
     private var results: [Int: JobQueue.Outcome] = [:]
     private var lastLoss: [Int: Error] = [:]
 
     init(count: Int) { waiting = Array(0..<count) }
 
-    func next() -> Int? { waiting.isEmpty ? nil : waiting.removeFirst() }
+    /// The next job; while others run (any may come back lost) an idle worker waits rather than leaving, and nil
+    /// means there is nothing left to do (or the caller was cancelled).
+    func next() async -> Int? {
+        while true {
+            if !waiting.isEmpty {
+                running += 1
+                return waiting.removeFirst()
+            }
+            if running == 0 || Task.isCancelled { return nil }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
 
-    func finish(_ index: Int, _ outcome: JobQueue.Outcome) { results[index] = outcome }
+    func finish(_ index: Int, _ outcome: JobQueue.Outcome) {
+        results[index] = outcome
+        running -= 1
+    }
 
     /// Puts a lost job first in line again.
     func giveBack(_ index: Int, error: Error) {
         waiting.insert(index, at: 0)
         lastLoss[index] = error
+        running -= 1
     }
 
     /// Jobs no live worker took end with their last loss.
