@@ -111,7 +111,8 @@ final class JobRun: @unchecked Sendable {
         continuation.yield(.loading(model: "\(job.model) on \(server.address.name)"))
         var job = try backend.files().resolve(self.job, server: server.address.name)
         if let image = job.parameters.initImage {
-            let png = try PNGFile.encode(image)
+            // The server encodes the image at its own size; ours resizes it to the output size first, as diffusers does.
+            let png = try PNGFile.encode(ComfyUIJob.sized(image, job.parameters))
             job.uploadedImage = try server.upload(png: png, name: ComfyUIBackend.uploadName(png))
         }
         let workflow = try ComfyUIWorkflow(job)
@@ -205,6 +206,11 @@ final class JobRun: @unchecked Sendable {
 }
 
 extension ComfyUIJob {
+    /// The init image at the output size (Pillow-exact Lanczos, as `VaeImageProcessor`), as it is uploaded.
+    public static func sized(_ image: RGBImage, _ p: GenerationParameters) -> RGBImage {
+        image.width == p.width && image.height == p.height ? image : LanczosResize.resize(image, width: p.width, height: p.height)
+    }
+
     /// ComfyUI's own shift for SD3 and SD3.5 (comfy/supported_models.py, SD3's sampling_settings), recorded when the
     /// job left the shift to the model.
     public static let defaultShift = 3.0

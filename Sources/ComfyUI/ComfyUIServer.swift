@@ -115,8 +115,10 @@ public struct ComfyUIServer: Sendable {
         for (id, node) in (value["node_errors"].object ?? [:]).sorted(by: { $0.key < $1.key }) {
             let classType = node["class_type"].string ?? workflow.classType(of: id) ?? "node \(id)"
             for error in node["errors"].array ?? [] {
-                let input = error["extra_info"]["input_name"].string.map { ".\($0)" } ?? ""
-                let details = error["details"].string.flatMap { $0.isEmpty ? nil : " (\($0))" } ?? ""
+                let name = error["extra_info"]["input_name"].string
+                let input = name.map { ".\($0)" } ?? ""
+                // ComfyUI's details often repeat the input's name.
+                let details = error["details"].string.flatMap { $0.isEmpty || $0 == name ? nil : " (\($0))" } ?? ""
                 items.append("\(classType)\(input): \(error["message"].string ?? "error")\(details)")
             }
         }

@@ -18,6 +18,7 @@ struct ProgressTracker {
     private(set) var succeeded = false
     private var running: String?
     private var pending: (index: Int, total: Int)?
+    private var lastSent: (index: Int, total: Int)?
     private var lastStep = -1
     private var sigmas: [Float] = []
     private var sawSampler = false
@@ -44,11 +45,13 @@ struct ProgressTracker {
     private mutating func text(_ text: String, promptID: String, server: String) throws -> [GenerationEvent] {
         let message = Received(parsing: Array(text.utf8))
         let data = message["data"]
-        guard let type = message["type"].string, data["prompt_id"].string == promptID else { return [] }
+        // Other prompts' messages, `status` and `progress_state` (sent between a step's progress and its preview) pass.
+        guard let type = message["type"].string, data["prompt_id"].string == promptID, Self.followed.contains(type) else { return [] }
         var events = flush()
         switch type {
         case "executing":
             running = data["node"].string
+            lastSent = nil
             guard let node = running, let classType = workflow.classType(of: node) else { break }
             if classType == "CLIPTextEncode" && !sawSampler && events.isEmpty {
                 events.append(.encodingPrompt)
@@ -99,12 +102,16 @@ struct ProgressTracker {
             return flush()
         }
         let preview: RGBImage? = format == 1 ? try? JPEGFile.decode(payload, name: "preview") : try? PNGFile.decode(payload, name: "preview").image
-        guard let step = pending, let preview else { return [] }
+        // A preview after its step went out (a message came between) repeats that step with the picture.
+        guard let step = pending ?? lastSent, let preview else { return [] }
         pending = nil
         return [stepEvent(step, preview: preview)]
     }
 
+    static let followed: Set<String> = ["executing", "progress", "execution_success", "execution_error", "execution_interrupted"]
+
     private mutating func stepEvent(_ step: (index: Int, total: Int), preview: RGBImage?) -> GenerationEvent {
+        lastSent = step
         if sigmas.count != step.total + 1 { sigmas = Self.sigmas(steps: step.total, shift: job.parameters.shift ?? ComfyUIJob.defaultShift) }
         let elapsed = Date().timeIntervalSince(denoiseStart ?? started)
         return .step(index: step.index, total: step.total, sigma: sigmas.indices.contains(step.index) ? sigmas[step.index] : .nan,

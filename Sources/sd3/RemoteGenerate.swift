@@ -112,7 +112,7 @@ extension GenerateCommand {
                 log(String(format: "seed %llu done on %@ in %.1f s", jobs[index].parameters.seed, worker, metadata.seconds ?? 0))
             case let .failed(error):
                 failures += 1
-                if error is CancellationError { continue }
+                if error is CancellationError || count == 1 { continue }
                 log("error: seed \(jobs[index].parameters.seed): \(error)")
             }
         }
@@ -133,7 +133,9 @@ extension GenerateCommand {
             job.modelFolder = ComfyUIJob.ModelFolder(rawValue: remote.modelFolder) ?? .checkpoints
             job.vae = remote.vae
         }
-        if let image = job.parameters.initImage, let png = try? PNGFile.encode(image) { job.uploadedImage = ComfyUIBackend.uploadName(png) }
+        if let image = job.parameters.initImage, let png = try? PNGFile.encode(ComfyUIJob.sized(image, job.parameters)) {
+            job.uploadedImage = ComfyUIBackend.uploadName(png)
+        }
         guard let workflow = try? ComfyUIWorkflow(job) else { return [] }
         return [("prompt", workflow.json.text)]
     }

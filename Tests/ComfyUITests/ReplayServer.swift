@@ -14,7 +14,9 @@ struct Transcript {
         case binary([UInt8])
         /// Bytes sent on the socket as they are (hand-made frames: fragments, pings, broken ones).
         case raw([UInt8])
+        /// The server side closed the socket (a drop recorded by the proxy): the replay shuts it down there.
         case socketClose
+        case socketClosedByClient
     }
 
     var exchanges: [Exchange]
@@ -24,7 +26,8 @@ struct Transcript {
     init(named name: String) throws {
         let url = Bundle.module.url(forResource: "Fixtures/comfyui/\(name)", withExtension: "json")!
         let root = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
-        exchanges = (root["exchanges"] as! [[String: Any]]).map { item in
+        // Frames our client sent are in the recording too ("from": "client"); only the server's are replayed.
+        exchanges = (root["exchanges"] as! [[String: Any]]).filter { ($0["from"] as? String) != "client" }.map { item in
             switch item["kind"] as! String {
             case "http":
                 return .http(method: item["method"] as! String, path: item["path"] as! String, requestBody: item["request_body"],
@@ -33,7 +36,8 @@ struct Transcript {
             case "ws_open": return .socketOpen(path: item["path"] as! String)
             case "ws_text": return .text(item["text"] as! String)
             case "ws_binary": return .binary(Array(Data(base64Encoded: item["base64"] as! String)!))
-            default: return .socketClose
+            // The client's own close needs nothing from the server; a close by the server or the proxy is replayed.
+            default: return (item["by"] as? String) == "client" ? .socketClosedByClient : .socketClose
             }
         }
     }
@@ -196,7 +200,12 @@ final class ReplayServer: @unchecked Sendable {
                 case let .text(text): position += 1; framesSent += 1; return (socket, Self.frame(opcode: 1, Array(text.utf8)))
                 case let .binary(bytes): position += 1; framesSent += 1; return (socket, Self.frame(opcode: 2, bytes))
                 case let .raw(bytes): position += 1; framesSent += 1; return (socket, bytes)
-                case .socketOpen, .socketClose: position += 1; return (socket, [])
+                case .socketOpen, .socketClosedByClient: position += 1; return (socket, [])
+                case .socketClose:
+                    position += 1
+                    shutdown(socket, Int32(SHUT_RDWR))
+                    self.socket = nil
+                    return nil
                 case .http: return nil
                 }
             }

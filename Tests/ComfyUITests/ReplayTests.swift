@@ -1,0 +1,150 @@
+import Foundation
+import ImageIO
+import SD3
+import Testing
+@testable import ComfyUI
+
+/// Our client against traffic recorded from a real ComfyUI 0.3.75 (scripts/comfyui/record_all.sh with
+/// sd3_scenario.sh: `sd3 generate --backend` through record_proxy.py). The jobs here are the scenarios' flags as
+/// `ComfyUIJob`s: the workflow we build now must be the one the real server ran.
+@Suite(.timeLimit(.minutes(1))) struct ReplayTests {
+    static func unet(_ job: ComfyUIJob) -> ComfyUIJob {
+        var job = job
+        (job.model, job.clipL, job.clipG, job.vae) = ("tiny-sd3.safetensors", "clip_l.safetensors", "clip_g.safetensors", "sd3_vae.safetensors")
+        return job
+    }
+
+    static func parameters(_ prompt: String, seed: UInt64, steps: Int, guidance: Double) -> GenerationParameters {
+        var p = GenerationParameters(prompt: prompt)
+        (p.width, p.height, p.seed, p.steps, p.guidanceScale) = (64, 64, seed, steps, guidance)
+        return p
+    }
+
+    static let scenarios: [String: ComfyUIJob] = {
+        var jobs: [String: ComfyUIJob] = [:]
+        jobs["txt2img"] = unet(ComfyUIJob(parameters: parameters("a red square on a blue background", seed: 42, steps: 4, guidance: 5), model: ""))
+        var lora = ComfyUIJob(parameters: parameters("a green circle", seed: 7, steps: 3, guidance: 4), model: "tiny-sd3-all.safetensors")
+        lora.parameters.negativePrompt = "blurry"
+        lora.parameters.shift = 3
+        lora.loras = [.init(name: "tiny-lora.safetensors", strength: 0.8)]
+        jobs["checkpoint-lora"] = lora
+        var img2img = unet(ComfyUIJob(parameters: parameters("a yellow triangle", seed: 3, steps: 4, guidance: 5), model: ""))
+        img2img.parameters.initImage = try? PNGFile.read(Bundle.module.path(forResource: "Fixtures/init", ofType: "png")!).image
+        img2img.parameters.strength = 0.5
+        jobs["img2img"] = img2img
+        jobs["interrupt"] = unet(ComfyUIJob(parameters: parameters("a slow one", seed: 5, steps: 40, guidance: 5), model: ""))
+        var refused = unet(ComfyUIJob(parameters: parameters("x", seed: 1, steps: 2, guidance: 7), model: ""))
+        refused.parameters.shift = 500
+        jobs["refused"] = refused
+        jobs["missing-model"] = ComfyUIJob(parameters: parameters("x", seed: 1, steps: 2, guidance: 7), model: "sd3.5_large.safetensors")
+        return jobs
+    }()
+
+    struct Run {
+        var events: [GenerationEvent] = []
+        var error: Error?
+        var server: ReplayServer
+    }
+
+    /// Replays `name`, consuming the events (cancelling after `cancelAfterStep` steps when set).
+    static func replay(_ name: String, cancelAfterStep: Int? = nil, prepare: (ReplayServer) -> Void = { _ in }) async throws -> Run {
+        let transcript = try Transcript(named: name)
+        let server = try ReplayServer(transcript)
+        prepare(server)
+        let ids = IDs(transcript.ids)
+        let backend = ComfyUIBackend(server: ComfyUIServer(server.address), ids: { ids.next() })
+        var run = Run(server: server)
+        let task = Task { () -> ([GenerationEvent], Error?) in
+            var events: [GenerationEvent] = []
+            do {
+                for try await event in backend.generate(scenarios[name]!) {
+                    events.append(event)
+                    if let cancelAfterStep, case let .step(index, _, _, _, _) = event, index + 1 >= cancelAfterStep { break }
+                }
+                return (events, nil)
+            } catch {
+                return (events, error)
+            }
+        }
+        (run.events, run.error) = await task.value
+        // Leaving the loop early cancels the stream; give the backend's interrupt a moment to reach the server.
+        if cancelAfterStep != nil { try await waitFor { server.requests.contains { $0.path == "/interrupt" } } }
+        server.stop()
+        return run
+    }
+
+    static func waitFor(_ condition: () -> Bool) async throws {
+        for _ in 0..<200 where !condition() { try await Task.sleep(for: .milliseconds(10)) }
+    }
+
+    final class IDs: @unchecked Sendable {
+        private var list: [String]
+        private let lock = NSLock()
+        init(_ list: [String]) { self.list = list }
+        func next() -> String { lock.withLock { list.isEmpty ? UUID().uuidString.lowercased() : list.removeFirst() } }
+    }
+
+    /// The final PNG the server sent (binary event 1, format 2), decoded.
+    static func recordedImage(_ name: String) throws -> RGBImage {
+        let transcript = try Transcript(named: name)
+        let frames = transcript.exchanges.compactMap { exchange -> [UInt8]? in
+            if case let .binary(bytes) = exchange, bytes.count > 8, ProgressTracker.uint32(bytes, 0) == 1, ProgressTracker.uint32(bytes, 4) == 2 { return Array(bytes[8...]) }
+            return nil
+        }
+        return try PNGFile.decode(try #require(frames.last)).image
+    }
+
+    /// The body of our POST /prompt is the recorded one: the workflow the real server accepted and ran.
+    static func expectRecordedWorkflow(_ run: Run, _ name: String) throws {
+        let transcript = try Transcript(named: name)
+        var recorded: Any?
+        for case let .http("POST", "/prompt", body?, _, _, _) in transcript.exchanges { recorded = (body as? [String: Any])?["prompt"] }
+        let sent = try #require(run.server.requests.first { $0.method == "POST" && $0.path == "/prompt" })
+        let ours = (try JSONSerialization.jsonObject(with: Data(sent.body)) as? [String: Any])?["prompt"]
+        let a = try JSONSerialization.data(withJSONObject: try #require(ours), options: [.sortedKeys])
+        let b = try JSONSerialization.data(withJSONObject: try #require(recorded), options: [.sortedKeys])
+        #expect(a == b, "\(name): the workflow differs from the recorded one")
+    }
+
+    @Test(arguments: ["txt2img", "checkpoint-lora", "img2img"])
+    func aJobStreamsStepsPreviewsAndTheImage(_ name: String) async throws {
+        let run = try await Self.replay(name)
+        #expect(run.error == nil, "\(run.error.map { "\($0)" } ?? "")")
+        #expect(run.server.mismatches.isEmpty, "\(run.server.mismatches)")
+        try Self.expectRecordedWorkflow(run, name)
+        let steps = run.events.compactMap { event -> (Int, Int, RGBImage?)? in
+            if case let .step(index, total, _, _, preview) = event { return (index, total, preview) }
+            return nil
+        }
+        let job = Self.scenarios[name]!
+        let expected = job.parameters.initImage == nil ? job.parameters.steps : Int(Double(job.parameters.steps) * job.parameters.strength)
+        #expect(Set(steps.map(\.0)) == Set(0..<expected) && steps.allSatisfy { $0.1 == expected }, "\(steps.map { ($0.0, $0.1) })")
+        #expect(steps.contains { $0.2 != nil }, "at least one preview frame")
+        guard case let .finished(image, metadata, _)? = run.events.last else { Issue.record("no finished event: \(run.events)"); return }
+        #expect(image == (try Self.recordedImage(name)))
+        #expect(image.width == 64 && image.height == 64)
+        #expect(metadata.backend == "comfyui://127.0.0.1:\(run.server.port)" && metadata.model == job.model)
+        #expect(metadata.a1111Parameters.contains("Backend: \"comfyui@127.0.0.1:\(run.server.port)\""))
+    }
+
+    /// Cancelling after the second step posts `/interrupt` with our prompt id; the stream ends as cancelled.
+    @Test func cancelInterruptsThePromptOnTheServer() async throws {
+        let transcript = try Transcript(named: "interrupt")
+        let run = try await Self.replay("interrupt", cancelAfterStep: 2)
+        let interrupt = try #require(run.server.requests.first { $0.path == "/interrupt" })
+        let body = try JSONSerialization.jsonObject(with: Data(interrupt.body)) as? [String: String]
+        #expect(body == ["prompt_id": transcript.ids[1]])
+    }
+
+    @Test func aRefusedWorkflowNamesTheNodeAndInput() async throws {
+        let run = try await Self.replay("refused")
+        #expect("\(try #require(run.error))" == "127.0.0.1:\(run.server.port) refused the workflow: ModelSamplingSD3.shift: Value 500.0 bigger than max of 100.0")
+        try Self.expectRecordedWorkflow(run, "refused")
+    }
+
+    @Test func aMissingModelListsTheServersModels() async throws {
+        let run = try await Self.replay("missing-model")
+        #expect("\(try #require(run.error))" == "127.0.0.1:\(run.server.port) has no model 'sd3.5_large.safetensors': its checkpoints: tiny-sd3-all.safetensors; its diffusion_models: tiny-sd3-sai.safetensors, tiny-sd3.safetensors")
+        #expect(!run.server.requests.contains { $0.path == "/prompt" }, "nothing was queued")
+    }
+}
