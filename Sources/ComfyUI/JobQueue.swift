@@ -42,7 +42,9 @@ public struct JobQueue: Sendable {
 
     /// Runs every job; `report` sees each event with its job index and worker (from the workers' tasks). Cancelling
     /// the calling task cancels every running job.
-    public func run(_ jobs: [ComfyUIJob], report: @escaping @Sendable (Report) -> Void) async -> [Outcome] {
+    /// `lost` sees each job given back (job index, worker, why), so a caller can say where jobs moved.
+    public func run(_ jobs: [ComfyUIJob], report: @escaping @Sendable (Report) -> Void,
+                    lost: @escaping @Sendable (Int, String, String) -> Void = { _, _, _ in }) async -> [Outcome] {
         let state = QueueState(count: jobs.count)
         await withTaskGroup(of: Void.self) { group in
             for worker in workers {
@@ -59,11 +61,12 @@ public struct JobQueue: Sendable {
                             losses = 0
                             let ended: Outcome = Task.isCancelled ? .failed(CancellationError()) : .failed(RemoteError("\(worker.name) ended the job without an image"))
                             await state.finish(index, finished ?? ended)
-                        } catch let lost as ComfyUIBackend.Lost {
+                        } catch let failure as ComfyUIBackend.Lost {
                             // Back to the front of the queue for any worker; this one pauses, and after three losses in a
                             // row it is done for this run.
-                            await state.giveBack(index, error: lost)
+                            await state.giveBack(index, error: failure)
                             losses += 1
+                            lost(index, worker.name, failure.reason + (losses >= Self.lossesBeforeRetiring ? " (no more jobs for \(worker.name) in this run)" : ""))
                             if losses >= Self.lossesBeforeRetiring { return }
                             try? await Task.sleep(for: .seconds(pauseAfterLoss * Double(losses)))
                         } catch {

@@ -38,6 +38,7 @@ struct GenerateCommand: ParsableCommand {
     var backend: String?
     @Option(help: "ComfyUI backends: a file in the server's vae folder (default: the checkpoint's own).") var vae: String?
     @Option(help: "Make N images, seeds SEED…SEED+N−1 (ComfyUI backends: spread over the servers).") var count: Int?
+    @Option(help: "With --backend local,comfyui://…: the local engine's model (default: the config's, $SD3_MODEL or the demo).") var localModel: String?
     @Option(help: "Engine threads (default: the config's, else all cores).") var threads: Int?
     @Option(help: "Settings file (default: $XDG_CONFIG_HOME/sd3-studio/config.toml): its model, threads and [defaults] apply below the flags.")
     var config: String?
@@ -66,12 +67,13 @@ struct GenerateCommand: ParsableCommand {
         let settings = try ConfigFile.loadForCommand(config, environment: ProcessInfo.processInfo.environment)
         let c = settings.defaults
         let recalled = try paramsFrom.map(Self.recall)
-        if let servers = try Self.servers(backend ?? recalled?.metadata.backend, config: settings) {
-            return try runRemote(on: servers, settings: settings, recalled: recalled?.metadata)
+        if let workers = try Self.servers(backend ?? recalled?.metadata.backend, config: settings) {
+            return try runRemote(on: workers.servers, local: workers.local, settings: settings, recalled: recalled?.metadata)
         }
+        if localModel != nil { throw CommandError("--local-model is for --backend local,comfyui://…; give the model with --model") }
         if vae != nil { throw CommandError("--vae names a file on a ComfyUI server: give --backend comfyui://HOST:PORT (a local model brings its own VAE)") }
         if count != nil { throw CommandError("--count spreads images over ComfyUI servers: give --backend comfyui://HOST:PORT") }
-        let backend = self.backend ?? "onednn"
+        let backend = self.backend.map { $0 == "local" ? "onednn" : $0 } ?? "onednn"
         let recipe = try self.recipe.map { try RecipeCatalog.standard().load($0) }
         guard let model = model ?? recipe?.model ?? recalled?.modelPath ?? ProcessInfo.processInfo.environment["SD3_MODEL"]
             ?? settings.model.map(ConfigFile.expandingTilde) ?? DemoModel.locate() else {

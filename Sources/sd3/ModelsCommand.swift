@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import ComfyUI
 import SD3
+import StudioCore
 
 struct ModelsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -16,8 +18,18 @@ struct ListModels: ParsableCommand {
         abstract: "Every SD3 model found: $SD3_MODEL, the demo model, the Hugging Face cache and the models folder ($XDG_DATA_HOME/sd3-studio/models), with kind, size and text encoders.")
 
     @Option(help: "Another folder to search for .safetensors files and diffusers folders (repeatable).") var folder: [String] = []
+    @Option(help: "List what ComfyUI servers have instead: comfyui://HOST:PORT (several separated by commas) or a [[backends]] name from the config; with the device, its free VRAM and the queue.")
+    var backend: String?
+    @Option(help: "Settings file (default: $XDG_CONFIG_HOME/sd3-studio/config.toml), for --backend names.") var config: String?
 
     func run() throws {
+        if let backend {
+            let settings = try ConfigFile.loadForCommand(config, environment: ProcessInfo.processInfo.environment)
+            guard let servers = try GenerateCommand.servers(backend, config: settings)?.servers, !servers.isEmpty else {
+                throw CommandError("--backend must name ComfyUI servers (comfyui://HOST:PORT) for sd3 models")
+            }
+            return try Self.listServers(servers)
+        }
         let environment = ProcessInfo.processInfo.environment
         let configured = [environment["SD3_MODEL"], DemoModel.locate()].compactMap { $0 }.filter { !$0.isEmpty }
         let folders = [ModelCatalog.modelsFolder(environment: environment)] + folder
@@ -35,6 +47,31 @@ struct ListModels: ParsableCommand {
                 print("  \(entry.kind), \(entry.layout), \(Format.bytes(entry.bytes)), \(encoders)")
             }
         }
+    }
+}
+
+extension ListModels {
+    /// Each server's device and queue, then its files by folder, as `--model`, `--clip-l`, `--vae` and `--lora` name them.
+    static func listServers(_ servers: [ServerAddress]) throws {
+        var failures = 0
+        for address in servers {
+            let server = ComfyUIServer(address)
+            do {
+                let stats = try server.systemStats()
+                let queue = try server.queueLength()
+                let files = try server.files()
+                print("\(address) — ComfyUI \(stats.comfyUIVersion ?? "?"), \(stats.summary), \(queue == 0 ? "queue empty" : "\(queue) in the queue")")
+                for (folder, names) in [("checkpoints (--model)", files.checkpoints), ("diffusion_models (--model)", files.diffusionModels),
+                                        ("text_encoders (--clip-l, --clip-g, --t5)", files.textEncoders), ("vae (--vae)", files.vaes),
+                                        ("loras (--lora)", files.loras)] {
+                    print("  \(folder): \(names.isEmpty ? "none" : names.joined(separator: ", "))")
+                }
+            } catch {
+                failures += 1
+                print("\(address) — unreachable: \(error)")
+            }
+        }
+        if failures == servers.count { throw ExitCode(1) }
     }
 }
 

@@ -5,15 +5,21 @@ import ImageIO
 import RegularFiles
 import SD3
 import StudioCore
+import Tensors
 
 /// `sd3 generate --backend comfyui://…`: the same flags, sent as ComfyUI workflows to one or more servers.
 extension GenerateCommand {
-    /// The servers `--backend` names, or nil for the local engine (onednn, openblas, or no flag).
-    static func servers(_ text: String?, config: ConfigFile) throws -> [ServerAddress]? {
-        guard let text, !["onednn", "openblas"].contains(text) else { return nil }
+    /// The servers `--backend` names (and whether `local`, this machine's engine, is one of the workers), or nil for
+    /// the local engine alone (onednn, openblas, local, or no flag).
+    static func servers(_ text: String?, config: ConfigFile) throws -> (servers: [ServerAddress], local: Bool)? {
+        guard let text, !["onednn", "openblas", "local"].contains(text) else { return nil }
         var servers: [ServerAddress] = []
+        var local = false
         for part in text.split(separator: ",", omittingEmptySubsequences: false).map({ $0.trimmingCharacters(in: .whitespaces) }) {
-            if part.contains("://") {
+            if part == "local" {
+                guard !local else { throw CommandError("--backend names local twice") }
+                local = true
+            } else if part.contains("://") {
                 var address = try ServerAddress(parsing: part)
                 // A configured entry with this url lends its token or header.
                 if let entry = config.backends.first(where: { (try? ServerAddress(parsing: $0.url)) == address }) { address.headers = entry.headers }
@@ -24,19 +30,23 @@ extension GenerateCommand {
                 servers.append(address)
             } else {
                 let known = config.backends.isEmpty ? "no [[backends]] in the config" : "configured: " + config.backends.map(\.name).joined(separator: ", ")
-                throw CommandError("--backend '\(part.oneLine)' is not onednn, openblas, comfyui://HOST:PORT or a configured backend (\(known))")
+                throw CommandError("--backend '\(part.oneLine)' is not onednn, openblas, local, comfyui://HOST:PORT or a configured backend (\(known))")
             }
         }
-        return servers
+        if let repeated = Dictionary(grouping: servers, by: \.name).first(where: { $0.value.count > 1 })?.key {
+            throw CommandError("--backend names \(repeated) twice")
+        }
+        return (servers, local)
     }
 
-    func runRemote(on servers: [ServerAddress], settings: ConfigFile, recalled r: ImageMetadata?) throws {
+    func runRemote(on servers: [ServerAddress], local: Bool, settings: ConfigFile, recalled r: ImageMetadata?) throws {
         let c = settings.defaults
-        for (flag, given) in [("--precision", precision != nil), ("--threads", threads != nil), ("--keep-loaded", keepLoaded),
+        for (flag, given) in [("--precision", precision != nil && !local), ("--threads", threads != nil && !local), ("--keep-loaded", keepLoaded),
                               ("--save-latents", saveLatents != nil), ("--taesd", taesd != nil), ("--config-from", files.configFrom != nil),
                               ("--recipe", recipe != nil), ("--max-sequence-length", maxSequenceLength != nil)] where given {
             throw CommandError("\(flag) is for the local engine; a ComfyUI server uses its own settings")
         }
+        if localModel != nil && !local { throw CommandError("--local-model is for --backend local,comfyui://…: the local engine's model beside the servers'") }
         guard let model = model ?? (r?.backend != nil ? r?.modelPath : nil) else {
             throw CommandError("give --model NAME: a file in the server's checkpoints or diffusion_models folder (sd3 models --backend lists them)")
         }
@@ -97,10 +107,15 @@ extension GenerateCommand {
             return each
         }
         log("\(count == 1 ? "1 image" : "\(count) images") on \(servers.map(\.name).joined(separator: ", ")): \(model), seed \(p.seed)\(count > 1 ? "…\(p.seed + UInt64(count - 1))" : ""), \(p.width)×\(p.height), \(p.steps) steps, guidance \(ImageMetadata.number(p.guidanceScale))")
-        let queue = JobQueue(workers: servers.map { ComfyUIBackend(server: ComfyUIServer($0)) })
+        var workers: [any ImageWorker] = servers.map { ComfyUIBackend(server: ComfyUIServer($0)) }
+        if local { workers.append(try localWorker(settings: settings, loras: job.loras)) }
+        let queue = JobQueue(workers: workers)
         let progress = RemoteProgress(count: count, seeds: jobs.map(\.parameters.seed), preview: preview)
         Interrupt.install()
-        let outcomes = try waitInterruptibly { await queue.run(jobs, report: progress.report) }
+        let seeds = jobs.map(\.parameters.seed)
+        let outcomes = try waitInterruptibly {
+            await queue.run(jobs, report: progress.report) { job, worker, reason in log("seed \(seeds[job]): \(worker) lost it, queued again: \(reason)") }
+        }
         progress.finish()
         var failures = 0
         for (index, outcome) in outcomes.enumerated() {
@@ -124,6 +139,27 @@ extension GenerateCommand {
             if count == 1, case let .failed(error) = outcomes[0] { throw CommandError("\(error)") }
             throw CommandError("\(failures) of \(count) images failed")
         }
+    }
+
+    /// The local engine beside the servers: `--local-model`, else the config's model, $SD3_MODEL or the demo model.
+    func localWorker(settings: ConfigFile, loras: [ComfyUIJob.RemoteLora]) throws -> EngineWorker {
+        let environment = ProcessInfo.processInfo.environment
+        guard let model = localModel ?? settings.model.map(ConfigFile.expandingTilde) ?? environment["SD3_MODEL"].flatMap({ $0.isEmpty ? nil : $0 })
+            ?? DemoModel.locate() else {
+            throw CommandError("--backend local needs a local model: give --local-model DIR")
+        }
+        for lora in loras where !FileManager.default.fileExists(atPath: lora.name) {
+            throw CommandError("--lora \(lora.name.oneLine) is a server's file name; with local in --backend a LoRA must also be a file here")
+        }
+        var options = LoadOptions()
+        let precisionName = precision ?? settings.defaults.precision?.rawValue ?? "fp32"
+        guard let chosen = Precision(rawValue: precisionName) else { throw ValidationError("--precision must be fp32 or bf16, not '\(precisionName)'") }
+        options.precision = chosen
+        options.threads = threads ?? settings.threads ?? ProcessInfo.processInfo.activeProcessorCount
+        options.useT5 = !(noT5 || t5 == "off")
+        options.withVAEEncoder = initImage != nil
+        log("local engine: \(model)")
+        return EngineWorker(engine: InferenceEngine(), model: model, options: options)
     }
 
     /// ComfyUI's own `prompt` text chunk: the API workflow as the server ran it, so ComfyUI loads the PNG too.
