@@ -10,7 +10,7 @@ SWIFT ?= swift
 # The engine's thread count; CI machines and this one have 2 cores.
 JOBS ?= $(shell nproc)
 
-.PHONY: deps build release studio test test-isa fuzz bench clean
+.PHONY: deps build release studio test test-isa test-comfyui fuzz bench clean
 
 deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do \
@@ -46,6 +46,12 @@ test-isa:
 	  echo "Parity suites again with SD3_MAX_ISA=avx2 ONEDNN_MAX_CPU_ISA=AVX2 (this CPU has AVX-512)"; \
 	  SD3_MAX_ISA=avx2 ONEDNN_MAX_CPU_ISA=AVX2 OMP_WAIT_POLICY=passive $(SWIFT) test --skip-build --filter '$(PARITY_SUITES)'; \
 	else echo "This CPU has no AVX-512: the parity suites ran on oneDNN's AVX2 kernels only (no second pass)"; fi
+
+# Our ComfyUI client against two real ComfyUI 0.3.75 servers on loopback (installed in venvs outside the repo by
+# scripts/comfyui/serve.sh on first use: ~3 GB, a few minutes); `make test` replays what they recorded instead.
+test-comfyui: deps
+	$(SWIFT) build -j $(JOBS)
+	scripts/comfyui/integration.sh
 
 # The parsers' fuzz suites (*FuzzTests) with 1,000,000 seeded mutations each instead of make test's 10,000.
 fuzz: deps
