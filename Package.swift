@@ -59,7 +59,7 @@ let package = Package(
         .testTarget(name: "StudioTerminalTests", dependencies: ["StudioTerminal", "StudioCore", "ImageIO"]),
         // The studio's pull (F8) is tested here, against the same loopback hub.
         .testTarget(name: "HubTests", dependencies: ["FuzzSupport", "Hub", "SD3", "StudioCore"]),
-        .testTarget(name: "ComfyUITests", dependencies: ["ComfyUI", "SD3", "ImageIO"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ComfyUITests", dependencies: ["ComfyUI", "SD3", "ImageIO", "CSSL"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SystemLibrariesTests", dependencies: ["CNcurses", "CPNG"]),
     ]
 )

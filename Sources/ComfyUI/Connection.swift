@@ -33,7 +33,7 @@ final class Connection: @unchecked Sendable {
     private var closed = false
 
     /// `readTimeout`: the longest wait for any byte once connected.
-    init(host: String, port: Int, tls: Bool, connectTimeout: Double, readTimeout: Double) throws(RemoteError) {
+    init(host: String, port: Int, tls: Bool, caFile: String? = nil, connectTimeout: Double, readTimeout: Double) throws(RemoteError) {
         self.host = host
         self.port = port
         socket = try Self.connect(host: host, port: port, timeout: connectTimeout)
@@ -43,7 +43,7 @@ final class Connection: @unchecked Sendable {
         var yes: Int32 = 1
         setsockopt(socket, Int32(IPPROTO_TCP), TCP_NODELAY, &yes, socklen_t(MemoryLayout<Int32>.size))
         if tls {
-            do { try startTLS() } catch { close(); throw error }
+            do { try startTLS(caFile: caFile) } catch { close(); throw error }
         }
     }
 
@@ -154,12 +154,15 @@ final class Connection: @unchecked Sendable {
         throw RemoteError(link: "cannot connect to \(host):\(port): \(reason)")
     }
 
-    private func startTLS() throws(RemoteError) {
+    private func startTLS(caFile: String?) throws(RemoteError) {
         guard let context = SSL_CTX_new(TLS_client_method()) else { throw RemoteError("TLS to \(name): \(Self.sslError())") }
         self.context = context
         SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nil)
-        // The system's CA store; SSL_CERT_FILE / SSL_CERT_DIR point it elsewhere, as for curl.
+        // The system's CA store (SSL_CERT_FILE / SSL_CERT_DIR point it elsewhere, as for curl), plus the backend's own.
         SSL_CTX_set_default_verify_paths(context)
+        if let caFile, SSL_CTX_load_verify_locations(context, caFile, nil) != 1 {
+            throw RemoteError("TLS to \(name): cannot read the CA file \(caFile.oneLineShown): \(Self.sslError())")
+        }
         guard let ssl = SSL_new(context) else { throw RemoteError("TLS to \(name): \(Self.sslError())") }
         self.ssl = ssl
         SSL_set_fd(ssl, socket)

@@ -31,7 +31,7 @@ enum HTTPClient {
     static func send(_ method: String, _ path: String, to server: ServerAddress, timeouts: Timeouts,
                      headers: [(String, String)] = [], body: [UInt8]? = nil,
                      onConnect: (Connection) -> Void = { _ in }) throws(RemoteError) -> HTTPResponse {
-        let connection = try Connection(host: server.host, port: server.port, tls: server.tls,
+        let connection = try Connection(host: server.host, port: server.port, tls: server.tls, caFile: server.caFile,
                                          connectTimeout: timeouts.connect, readTimeout: timeouts.read)
         defer { connection.close() }
         onConnect(connection)

@@ -12,9 +12,11 @@ public struct ServerAddress: Sendable, Equatable, CustomStringConvertible {
     /// A path prefix for a server behind a reverse proxy ("" or "/comfy"), without a trailing slash.
     public var prefix: String
     public var headers: [(name: String, value: String)]
+    /// PEM certificates trusted for this server besides the system's (a home server's own CA or self-signed cert).
+    public var caFile: String?
 
     public static func == (a: ServerAddress, b: ServerAddress) -> Bool {
-        a.host == b.host && a.port == b.port && a.tls == b.tls && a.prefix == b.prefix
+        a.host == b.host && a.port == b.port && a.tls == b.tls && a.prefix == b.prefix && a.caFile == b.caFile
             && a.headers.map(\.name) == b.headers.map(\.name) && a.headers.map(\.value) == b.headers.map(\.value)
     }
 

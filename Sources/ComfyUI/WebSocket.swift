@@ -20,7 +20,7 @@ final class WebSocket: @unchecked Sendable {
 
     /// Opens `path` (with its query) on `server`; fails unless the server switches protocols with the right accept key.
     init(server: ServerAddress, path: String, timeouts: Timeouts) throws(RemoteError) {
-        connection = try Connection(host: server.host, port: server.port, tls: server.tls,
+        connection = try Connection(host: server.host, port: server.port, tls: server.tls, caFile: server.caFile,
                                     connectTimeout: timeouts.connect, readTimeout: timeouts.socket / 3)
         reader = ByteReader(connection)
         pingEvery = timeouts.socket / 3
