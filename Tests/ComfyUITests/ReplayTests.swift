@@ -47,12 +47,15 @@ import Testing
     }
 
     /// Replays `name`, consuming the events (cancelling after `cancelAfterStep` steps when set).
-    static func replay(_ name: String, cancelAfterStep: Int? = nil, prepare: (ReplayServer) -> Void = { _ in }) async throws -> Run {
+    static func replay(_ name: String, cancelAfterStep: Int? = nil, headers: [(name: String, value: String)] = [],
+                       prepare: (ReplayServer) -> Void = { _ in }) async throws -> Run {
         let transcript = try Transcript(named: name)
         let server = try ReplayServer(transcript)
         prepare(server)
         let ids = IDs(transcript.ids)
-        let backend = ComfyUIBackend(server: ComfyUIServer(server.address), ids: { ids.next() })
+        var address = server.address
+        address.headers = headers
+        let backend = ComfyUIBackend(server: ComfyUIServer(address), ids: { ids.next() })
         var run = Run(server: server)
         let task = Task { () -> ([GenerationEvent], Error?) in
             var events: [GenerationEvent] = []
@@ -146,5 +149,13 @@ import Testing
         let run = try await Self.replay("missing-model")
         #expect("\(try #require(run.error))" == "127.0.0.1:\(run.server.port) has no model 'sd3.5_large.safetensors': its checkpoints: tiny-sd3-all.safetensors; its diffusion_models: tiny-sd3-sai.safetensors, tiny-sd3.safetensors")
         #expect(!run.server.requests.contains { $0.path == "/prompt" }, "nothing was queued")
+    }
+
+    /// A server behind a proxy: the configured header goes with every request and the WebSocket's handshake.
+    @Test func theBackendsHeaderGoesWithEveryRequest() async throws {
+        let run = try await Self.replay("img2img", headers: [("Authorization", "Bearer hf_notReallyAToken123")])
+        #expect(run.error == nil)
+        #expect(run.server.requests.count >= 8)
+        for request in run.server.requests { #expect(request.headers["authorization"] == "Bearer hf_notReallyAToken123", "\(request.method) \(request.path)") }
     }
 }
