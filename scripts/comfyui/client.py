@@ -6,7 +6,7 @@ it) and prints what it saw: the WebSocket message sequence, binary frames, HTTP 
 
 Scenarios: txt2img, txt2img-clip-l (CLIPLoader type sd3, CLIP-L only), txt2img-checkpoint
 (CheckpointLoaderSimple), txt2img-lora (LoraLoaderModelOnly), txt2img-sai (Stability-layout UNET file),
-interrupt, bad-input, missing-model, object-info, system-stats, upload, img2img, all.
+interrupt, reconnect (the WebSocket drops mid-job), bad-input, missing-model, object-info, system-stats, upload, img2img, all.
 With --out, images (final PNG, previews), /history bodies and error bodies are written there.
 Needs websocket-client (in the comfy venv). Exit status 1 if a scenario did not end as expected.
 """
@@ -237,6 +237,33 @@ def scenario_interrupt(c):
     return ending == "execution_interrupted"
 
 
+def scenario_reconnect(c):
+    """The WebSocket drops after the first step; a new one with the same clientId reads on, then /history."""
+    c.connect()
+    status, body, prompt_id = c.submit(sd3_workflow(steps=12, seed=11))
+    print(f"[reconnect] POST /prompt -> {status} {json.dumps(body)}")
+    first = []
+    while True:  # up to the first progress message
+        frame = c.ws.recv()
+        if isinstance(frame, str):
+            m = json.loads(frame)
+            first.append(m)
+            if m["type"] == "progress":
+                break
+    c.close()
+    c.connect()
+    events, binaries, ending = c.follow(prompt_id)
+    c.close()
+    line, kinds = summarize(events, binaries)
+    print(f"[reconnect] before the drop: {summarize(first, [])[0]}")
+    print(f"[reconnect] after reconnecting: {line}; binary {kinds}; ending {ending}")
+    status, _, history = c.http("GET", f"/history/{prompt_id}")
+    entry = history.get(prompt_id, {})
+    print(f"[reconnect] GET /history/{{id}} -> {status}, status {json.dumps(entry.get('status', {}).get('status_str'))}")
+    final = [b for e, k, b in binaries if e == 1 and k == 2]
+    return ending == "execution_success" and bool(final)
+
+
 def scenario_bad_input(c):
     w = sd3_workflow()
     w["7"]["inputs"]["steps"] = "many"
@@ -338,7 +365,7 @@ SCENARIOS = {"txt2img": scenario_txt2img,
              "txt2img-checkpoint": lambda c: scenario_txt2img(c, "txt2img-checkpoint"),
              "txt2img-lora": lambda c: scenario_txt2img(c, "txt2img-lora"),
              "txt2img-sai": lambda c: scenario_txt2img(c, "txt2img-sai"),
-             "interrupt": scenario_interrupt, "bad-input": scenario_bad_input, "missing-model": scenario_missing_model,
+             "interrupt": scenario_interrupt, "reconnect": scenario_reconnect, "bad-input": scenario_bad_input, "missing-model": scenario_missing_model,
              "object-info": scenario_object_info, "system-stats": scenario_system_stats, "upload": scenario_upload,
              "img2img": scenario_img2img}
 
