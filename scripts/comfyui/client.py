@@ -5,8 +5,9 @@ it) and prints what it saw: the WebSocket message sequence, binary frames, HTTP 
     /root/comfyvenv/bin/python scripts/comfyui/client.py --server http://127.0.0.1:8188 SCENARIO [--out DIR]
 
 Scenarios: txt2img, txt2img-clip-l (CLIPLoader type sd3, CLIP-L only), txt2img-checkpoint
-(CheckpointLoaderSimple), txt2img-lora (LoraLoaderModelOnly), txt2img-sai (Stability-layout UNET file),
-interrupt, reconnect (the WebSocket drops mid-job), bad-input, missing-model, object-info, system-stats, upload, img2img, all.
+(CheckpointLoaderSimple), txt2img-lora (LoraLoaderModelOnly), txt2img-sai (Stability-layout UNET file), img2img
+(upload + LoadImage + VAEEncode, denoise 0.6), img2img-parity (the schedule of diffusers' strength 0.6), interrupt,
+reconnect (the WebSocket drops mid-job), bad-input, missing-model, object-info, system-stats, upload, all.
 With --out, images (final PNG, previews), /history bodies and error bodies are written there.
 Needs websocket-client (in the comfy venv). Exit status 1 if a scenario did not end as expected.
 """
@@ -352,11 +353,16 @@ def scenario_upload(c):
     return status == 200
 
 
-def scenario_img2img(c):
+def scenario_img2img(c, variant="img2img"):
+    """img2img: 4 steps at denoise 0.6. img2img-parity: the schedule diffusers' SD3 img2img runs for 4 steps at
+    strength 0.6 (it keeps the last 4 - int(4 - 4*0.6) = 3 steps of the 4-step schedule; KSampler with steps 3 and
+    denoise 0.75 builds int(3/0.75) = 4 steps and keeps the last 3)."""
     status, _, body = upload(c)
-    print(f"[img2img] POST /upload/image -> {status} {json.dumps(body)}")
+    print(f"[{variant}] POST /upload/image -> {status} {json.dumps(body)}")
+    c.save("input.png", test_png())
     name = body["name"] if not body.get("subfolder") else f"{body['subfolder']}/{body['name']}"
-    ok, _ = run_generation(c, "img2img", sd3_workflow(image=name, denoise=0.6))
+    steps, denoise = (4, 0.6) if variant == "img2img" else (3, 0.75)
+    ok, _ = run_generation(c, variant, sd3_workflow(image=name, steps=steps, denoise=denoise))
     return ok
 
 
@@ -367,7 +373,7 @@ SCENARIOS = {"txt2img": scenario_txt2img,
              "txt2img-sai": lambda c: scenario_txt2img(c, "txt2img-sai"),
              "interrupt": scenario_interrupt, "reconnect": scenario_reconnect, "bad-input": scenario_bad_input, "missing-model": scenario_missing_model,
              "object-info": scenario_object_info, "system-stats": scenario_system_stats, "upload": scenario_upload,
-             "img2img": scenario_img2img}
+             "img2img": scenario_img2img, "img2img-parity": lambda c: scenario_img2img(c, "img2img-parity")}
 
 
 def main():
