@@ -7,7 +7,7 @@ it) and prints what it saw: the WebSocket message sequence, binary frames, HTTP 
 Scenarios: txt2img, txt2img-clip-l (CLIPLoader type sd3, CLIP-L only), txt2img-checkpoint
 (CheckpointLoaderSimple), txt2img-lora (LoraLoaderModelOnly), txt2img-sai (Stability-layout UNET file), img2img
 (upload + LoadImage + VAEEncode, denoise 0.6), img2img-parity (the schedule of diffusers' strength 0.6), interrupt,
-reconnect (the WebSocket drops mid-job), bad-input, missing-model, object-info, system-stats, upload, all.
+reconnect (the WebSocket drops mid-job), execution-error (fails while running), bad-input, missing-model, object-info, system-stats, upload, all.
 With --out, images (final PNG, previews), /history bodies and error bodies are written there.
 Needs websocket-client (in the comfy venv). Exit status 1 if a scenario did not end as expected.
 """
@@ -265,6 +265,25 @@ def scenario_reconnect(c):
     return ending == "execution_success" and bool(final)
 
 
+def scenario_execution_error(c):
+    """Valid inputs that fail while running: a 64x1088 latent is 68 patches tall, more than the tiny MMDiT's
+    pos_embed_max_size 64 (ComfyUI's mmdit.py cropped_pos_embed asserts), so KSampler raises."""
+    c.connect()
+    status, body, prompt_id = c.submit(sd3_workflow(width=64, height=1088, seed=5))
+    print(f"[execution-error] POST /prompt -> {status} {json.dumps(body)}")
+    events, binaries, ending = c.follow(prompt_id)
+    c.close()
+    line, _ = summarize(events, binaries)
+    error = [m for m in events if m["type"] == "execution_error"]
+    print(f"[execution-error] ws: {line}")
+    print(f"[execution-error] {json.dumps(error)[:1500]}")
+    c.save("execution-error.ws.json", events)
+    status, _, history = c.http("GET", f"/history/{prompt_id}")
+    print(f"[execution-error] /history status_str "
+          f"{json.dumps(history.get(prompt_id, {}).get('status', {}).get('status_str'))}")
+    return ending == "execution_error"
+
+
 def scenario_bad_input(c):
     w = sd3_workflow()
     w["7"]["inputs"]["steps"] = "many"
@@ -371,7 +390,8 @@ SCENARIOS = {"txt2img": scenario_txt2img,
              "txt2img-checkpoint": lambda c: scenario_txt2img(c, "txt2img-checkpoint"),
              "txt2img-lora": lambda c: scenario_txt2img(c, "txt2img-lora"),
              "txt2img-sai": lambda c: scenario_txt2img(c, "txt2img-sai"),
-             "interrupt": scenario_interrupt, "reconnect": scenario_reconnect, "bad-input": scenario_bad_input, "missing-model": scenario_missing_model,
+             "interrupt": scenario_interrupt, "reconnect": scenario_reconnect,
+             "execution-error": scenario_execution_error, "bad-input": scenario_bad_input, "missing-model": scenario_missing_model,
              "object-info": scenario_object_info, "system-stats": scenario_system_stats, "upload": scenario_upload,
              "img2img": scenario_img2img, "img2img-parity": lambda c: scenario_img2img(c, "img2img-parity")}
 

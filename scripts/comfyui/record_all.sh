@@ -28,7 +28,7 @@ template="$2"
 shift 2
 scenarios=("$@")
 if [[ ${#scenarios[@]} -eq 0 ]]; then
-    scenarios=(txt2img txt2img-clip-l txt2img-checkpoint txt2img-lora img2img interrupt reconnect bad-input
+    scenarios=(txt2img txt2img-clip-l txt2img-checkpoint txt2img-lora img2img interrupt reconnect execution-error bad-input
                missing-model object-info system-stats upload)
 fi
 mkdir -p "$out_dir"
