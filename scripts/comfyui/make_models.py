@@ -130,7 +130,8 @@ def write_comfy(folder, diffusers_folder, seed, log):
     from safetensors.torch import load_file, save_file
     from single_file import mmdit_to_original, vae_to_ldm
 
-    made_by = {"made_by": "scripts/comfyui/make_models.py", "seed": str(seed)}
+    # One key: safetensors writes a metadata map in no fixed order, so two keys could make the bytes differ run to run.
+    made_by = {"made_by": f"scripts/comfyui/make_models.py --seed {seed}"}
     d = diffusers_folder
     transformer_file = os.path.join(d, "transformer", "diffusion_pytorch_model.safetensors")
     vae_file = os.path.join(d, "vae", "diffusion_pytorch_model.safetensors")
