@@ -168,11 +168,11 @@ final class JobRun: @unchecked Sendable {
         }
     }
 
-    /// After a dropped socket: reconnect (for up to a minute), then ask `/history` and `/queue` where the prompt is.
+    /// After a dropped socket: reconnect (for up to `Timeouts.recovery`), then ask `/history` and `/queue` where the prompt is.
     /// Finished: its image from the history's PreviewImage. Failed: the server's error. Gone from both (the server
     /// restarted): `Lost`. Still queued or running: nil, and `follow` reads the new socket.
     private func recover(_ workflow: ComfyUIWorkflow, after error: RemoteError) throws -> RGBImage? {
-        let deadline = Date().addingTimeInterval(60)
+        let deadline = Date().addingTimeInterval(server.timeouts.recovery)
         var last = error
         while true {
             if isCancelled { throw CancellationError() }

@@ -19,6 +19,8 @@ public struct Timeouts: Sendable, Equatable {
     /// The longest silence on the WebSocket while a job runs; the client pings every third of it, so only a dead
     /// server or network stays silent this long.
     public var socket: Double = 45
+    /// How long a job whose socket dropped waits for its server to answer again before it counts as lost.
+    public var recovery: Double = 60
     public init() {}
 }
 

@@ -97,6 +97,9 @@ final class ReplayServer: @unchecked Sendable {
 
     func dropSocket(afterFrames count: Int) { lock.withLock { dropAfter = count } }
 
+    /// When the recording's socket drop is replayed, the whole server goes away with it (a crash, not a blip).
+    var goesAwayWithTheSocket = false
+
     /// Stops answering; only the accept thread closes the listening socket (see FakeHub.stop).
     func stop() {
         let (open, socket) = lock.withLock { () -> (Bool, Int32?) in
@@ -205,6 +208,10 @@ final class ReplayServer: @unchecked Sendable {
                     position += 1
                     shutdown(socket, Int32(SHUT_RDWR))
                     self.socket = nil
+                    if goesAwayWithTheSocket && !stopped {
+                        stopped = true
+                        shutdown(listener, Int32(SHUT_RDWR))
+                    }
                     return nil
                 case .http: return nil
                 }

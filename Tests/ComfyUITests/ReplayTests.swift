@@ -32,6 +32,7 @@ import Testing
         img2img.parameters.initImage = try? PNGFile.read(Bundle.module.path(forResource: "Fixtures/init", ofType: "png")!).image
         img2img.parameters.strength = 0.5
         jobs["img2img"] = img2img
+        jobs["reconnect"] = unet(ComfyUIJob(parameters: parameters("a dropped link", seed: 11, steps: 12, guidance: 5), model: ""))
         jobs["interrupt"] = unet(ComfyUIJob(parameters: parameters("a slow one", seed: 5, steps: 40, guidance: 5), model: ""))
         var refused = unet(ComfyUIJob(parameters: parameters("x", seed: 1, steps: 2, guidance: 7), model: ""))
         refused.parameters.shift = 500
@@ -48,14 +49,18 @@ import Testing
 
     /// Replays `name`, consuming the events (cancelling after `cancelAfterStep` steps when set).
     static func replay(_ name: String, cancelAfterStep: Int? = nil, headers: [(name: String, value: String)] = [],
+                       recovery: Double = 60, edit: (inout Transcript) -> Void = { _ in },
                        prepare: (ReplayServer) -> Void = { _ in }) async throws -> Run {
-        let transcript = try Transcript(named: name)
+        var transcript = try Transcript(named: name)
+        edit(&transcript)
         let server = try ReplayServer(transcript)
         prepare(server)
         let ids = IDs(transcript.ids)
         var address = server.address
         address.headers = headers
-        let backend = ComfyUIBackend(server: ComfyUIServer(address), ids: { ids.next() })
+        var timeouts = Timeouts()
+        timeouts.recovery = recovery
+        let backend = ComfyUIBackend(server: ComfyUIServer(address, timeouts: timeouts), ids: { ids.next() })
         var run = Run(server: server)
         let task = Task { () -> ([GenerationEvent], Error?) in
             var events: [GenerationEvent] = []
@@ -157,5 +162,46 @@ import Testing
         #expect(run.error == nil)
         #expect(run.server.requests.count >= 8)
         for request in run.server.requests { #expect(request.headers["authorization"] == "Bearer hf_notReallyAToken123", "\(request.method) \(request.path)") }
+    }
+
+    /// The link broke after the third step (record_proxy.py --drop-socket-after-progress 3): the client opens a new
+    /// socket, finds the prompt still queued (/history, /queue) and reads on to the image, every step once.
+    @Test func aDroppedSocketIsReopenedAndTheJobFinishes() async throws {
+        let run = try await Self.replay("reconnect")
+        #expect(run.error == nil, "\(run.error.map { "\($0)" } ?? "")")
+        #expect(run.server.mismatches.isEmpty, "\(run.server.mismatches)")
+        #expect(run.server.requests.filter { $0.path.hasPrefix("/ws") }.count == 2)
+        #expect(run.server.requests.contains { $0.path.hasPrefix("/history/") })
+        let steps = run.events.compactMap { event -> Int? in if case let .step(index, _, _, _, _) = event { return index } else { return nil } }
+        #expect(Set(steps) == Set(0..<12), "\(steps)")
+        guard case let .finished(image, _, _)? = run.events.last else { Issue.record("no image"); return }
+        #expect(image == (try Self.recordedImage("reconnect")))
+    }
+
+    /// A server that restarted while the socket was down has neither history nor queue entry for the prompt: the job
+    /// is `Lost` (a JobQueue runs it again), not waited on forever. The recorded /queue answer is emptied here.
+    @Test func aServerThatForgotThePromptLosesTheJob() async throws {
+        let run = try await Self.replay("reconnect") { transcript in
+            let queue = transcript.exchanges.firstIndex { if case .http("GET", "/queue", _, _, _, _) = $0 { return true } else { return false } }!
+            transcript.exchanges[queue] = .http(method: "GET", path: "/queue", requestBody: nil, status: 200, headers: ["content-type": "application/json"],
+                                                body: Array(#"{"queue_running": [], "queue_pending": []}"#.utf8))
+            transcript.exchanges.removeSubrange((queue + 1)...)
+        }
+        let error = try #require(run.error)
+        #expect(error is ComfyUIBackend.Lost && "\(error)".contains("lost the job (restarted?)"), "\(error)")
+    }
+
+    /// A server that stays away after the drop: the job is `Lost` once the recovery time is over.
+    @Test func aServerGoneForGoodLosesTheJobAfterTheRecoveryTime() async throws {
+        let start = Date()
+        let run = try await Self.replay("reconnect", recovery: 1) { transcript in
+            let drop = transcript.exchanges.firstIndex { if case .socketClose = $0 { return true } else { return false } }!
+            transcript.exchanges.removeSubrange((drop + 1)...)
+        } prepare: { server in
+            server.goesAwayWithTheSocket = true
+        }
+        let error = try #require(run.error)
+        #expect(error is ComfyUIBackend.Lost && "\(error)".contains("went away mid-job"), "\(error)")
+        #expect(Date().timeIntervalSince(start) < 20)
     }
 }

@@ -12,7 +12,8 @@
 # between prompts, so a second identical job would run no step), so every transcript starts from a cold server:
 # models load, every node executes. The transcript is OUT_DIR/SCENARIO.json, written by the proxy when the client
 # has closed everything (--once). A failing client command is reported and its transcript kept.
-# Ports: COMFY_PORT (default 8190) for the server, PROXY_PORT (8290) for the proxy; FIXTURES as for serve.sh.
+# Ports: COMFY_PORT (default 8190) for the server, PROXY_PORT (8290) for the proxy; FIXTURES as for serve.sh;
+# PROXY_ARGS: more record_proxy.py flags (e.g. --drop-socket-after-progress 3 for the reconnect scenario).
 set -uo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -43,7 +44,7 @@ for scenario in "${scenarios[@]}"; do
     "$here/serve.sh" "$COMFY_PORT" "$FIXTURES" >/dev/null || { echo "serve.sh failed" >&2; exit 1; }
     # The proxy says "recording to" once it listens; nothing else may pass it before the client.
     "$COMFY_VENV/bin/python" "$here/record_proxy.py" --listen "$proxy" --upstream "$upstream" --out "$transcript" \
-        --once 2>"$out_dir/$scenario.proxy.log" &
+        --once ${PROXY_ARGS:-} 2>"$out_dir/$scenario.proxy.log" &
     proxy_pid=$!
     for _ in $(seq 1 100); do
         grep -q "recording to" "$out_dir/$scenario.proxy.log" 2>/dev/null && break

