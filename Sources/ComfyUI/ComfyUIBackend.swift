@@ -78,17 +78,20 @@ final class JobRun: @unchecked Sendable {
 
     var isCancelled: Bool { lock.withLock { cancelled } }
 
-    /// From the consumer's side: the server stops the prompt (running) or drops it (waiting); our socket closes.
+    /// From the consumer's side (any thread, the studio's main actor too: nothing here blocks it): our socket closes
+    /// at once; on a thread of its own the server is asked to stop the prompt (running) or drop it (waiting).
     func cancel() {
         let (wasSubmitted, socket) = lock.withLock { () -> (Bool, WebSocket?) in
             cancelled = true
             return (submitted, self.socket)
         }
-        if wasSubmitted {
+        socket?.cancel()
+        guard wasSubmitted else { return }
+        let (server, promptID) = (self.server, self.promptID)
+        Thread {
             try? server.interrupt(promptID: promptID)
             try? server.dequeue(promptID: promptID)
-        }
-        socket?.cancel()
+        }.start()
     }
 
     func start() {
@@ -119,8 +122,12 @@ final class JobRun: @unchecked Sendable {
         try openSocket()
         if isCancelled { throw CancellationError() }
         try server.submit(workflow, clientID: clientID, promptID: promptID)
-        lock.withLock { submitted = true }
-        if isCancelled { cancel(); throw CancellationError() }
+        // A cancel that came while the prompt was being posted has not told the server yet.
+        let cancelledMeanwhile = lock.withLock { () -> Bool in
+            submitted = true
+            return cancelled
+        }
+        if cancelledMeanwhile { cancel(); throw CancellationError() }
         let image = try follow(workflow)
         var metadata = ImageMetadata(parameters: job.parameters, model: job.model, t5: job.t5 != nil,
                                      shift: job.parameters.shift ?? ComfyUIJob.defaultShift, precision: "server",

@@ -52,6 +52,8 @@ struct ProgressTracker {
         case "executing":
             running = data["node"].string
             lastSent = nil
+            // Servers before execution_success existed end a prompt with `executing {node: null}`.
+            if data["node"].isNull { succeeded = true }
             guard let node = running, let classType = workflow.classType(of: node) else { break }
             if classType == "CLIPTextEncode" && !sawSampler && events.isEmpty {
                 events.append(.encodingPrompt)

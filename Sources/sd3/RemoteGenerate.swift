@@ -110,34 +110,47 @@ extension GenerateCommand {
         var workers: [any ImageWorker] = servers.map { ComfyUIBackend(server: ComfyUIServer($0)) }
         if local { workers.append(try localWorker(settings: settings, loras: job.loras)) }
         let queue = JobQueue(workers: workers)
-        let progress = RemoteProgress(count: count, seeds: jobs.map(\.parameters.seed), preview: preview)
+        // Each image is written as it arrives (a long batch keeps what it made if it is stopped).
+        let written = ResultBox<[Int: Result<String, Error>]>()
+        written.value = [:]
+        let noHistory = self.noHistory
+        let progress = RemoteProgress(count: count, seeds: jobs.map(\.parameters.seed), preview: preview) { index, image, metadata, worker in
+            let result = Result { () throws -> String in
+                let path = try Self.writeNew(image, metadata: metadata, at: targets[index], extraText: Self.workflowText(jobs[index], metadata: metadata))
+                if !noHistory { Self.addToHistory(file: path, metadata: metadata) }
+                return path
+            }
+            written.update { $0?[index] = result }
+            switch result {
+            case let .success(path):
+                print(path)
+                log(String(format: "seed %llu done on %@ in %.1f s", jobs[index].parameters.seed, worker, metadata.seconds ?? 0))
+            case let .failure(error):
+                log("error: seed \(jobs[index].parameters.seed): \(error)")
+            }
+        }
         Interrupt.install()
         let seeds = jobs.map(\.parameters.seed)
         let outcomes = try waitInterruptibly {
             await queue.run(jobs, report: progress.report) { job, worker, reason in log("seed \(seeds[job]): \(worker) lost it, queued again: \(reason)") }
         }
         progress.finish()
-        var failures = 0
+        var failures: [Error] = []
         for (index, outcome) in outcomes.enumerated() {
-            switch outcome {
-            case let .finished(image, metadata, worker):
-                let written = try Self.writeNew(image, metadata: metadata, at: targets[index], extraText: Self.workflowText(jobs[index], metadata: metadata))
-                if !noHistory { Self.addToHistory(file: written, metadata: metadata) }
-                print(written)
-                log(String(format: "seed %llu done on %@ in %.1f s", jobs[index].parameters.seed, worker, metadata.seconds ?? 0))
-            case let .failed(error):
-                failures += 1
-                if error is CancellationError || count == 1 { continue }
-                log("error: seed \(jobs[index].parameters.seed): \(error)")
+            if case let .failed(error) = outcome {
+                failures.append(error)
+                if !(error is CancellationError) && count > 1 { log("error: seed \(jobs[index].parameters.seed): \(error)") }
+            } else if case let .failure(error)? = written.value?[index] {
+                failures.append(error)
             }
         }
         if Interrupt.requested {
-            log("cancelled; \(count - failures) of \(count) written")
+            log("cancelled; \(count - failures.count) of \(count) written")
             throw ExitCode(130)
         }
-        if failures > 0 {
-            if count == 1, case let .failed(error) = outcomes[0] { throw CommandError("\(error)") }
-            throw CommandError("\(failures) of \(count) images failed")
+        if let first = failures.first {
+            if count == 1 { throw CommandError("\(first)") }
+            throw CommandError("\(failures.count) of \(count) images failed")
         }
     }
 
@@ -216,6 +229,8 @@ final class ResultBox<T>: @unchecked Sendable {
         get { lock.withLock { stored } }
         set { lock.withLock { stored = newValue } }
     }
+
+    func update(_ change: (inout T?) -> Void) { lock.withLock { change(&stored) } }
 }
 
 /// Progress of remote jobs on standard error: one bar for a single image, one line per step otherwise; previews to
@@ -225,11 +240,14 @@ final class RemoteProgress: @unchecked Sendable {
     private let single: ProgressLine?
     private let seeds: [UInt64]
     private let preview: (every: Int, path: String)?
+    private let onImage: (Int, RGBImage, ImageMetadata, String) -> Void
+    private var ended = false
 
-    init(count: Int, seeds: [UInt64], preview: (every: Int, path: String)?) {
+    init(count: Int, seeds: [UInt64], preview: (every: Int, path: String)?, onImage: @escaping (Int, RGBImage, ImageMetadata, String) -> Void) {
         single = count == 1 ? ProgressLine() : nil
         self.seeds = seeds
         self.preview = preview
+        self.onImage = onImage
     }
 
     var report: @Sendable (JobQueue.Report) -> Void { { [self] in self.take($0) } }
@@ -242,11 +260,20 @@ final class RemoteProgress: @unchecked Sendable {
             case let .step(index, total, _, _, image):
                 if let single { single.update(step: index + 1, of: total) } else { log("seed \(seeds[report.job]) on \(report.worker): step \(index + 1)/\(total)") }
                 if let preview, let image, (index + 1) % preview.every == 0 || index + 1 == total { try? PNGFile.write(image, to: preview.path) }
+            case let .finished(image, metadata, _):
+                endLine()
+                onImage(report.job, image, metadata, report.worker)
             default:
                 break
             }
         }
     }
 
-    func finish() { lock.withLock { single?.finish() } }
+    /// Ends the single image's bar once (a finished image ends it before its path is printed).
+    func finish() { lock.withLock { endLine() } }
+
+    private func endLine() {
+        if !ended { single?.finish() }
+        ended = true
+    }
 }

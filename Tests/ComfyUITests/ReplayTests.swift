@@ -37,6 +37,9 @@ import Testing
         var refused = unet(ComfyUIJob(parameters: parameters("x", seed: 1, steps: 2, guidance: 7), model: ""))
         refused.parameters.shift = 500
         jobs["refused"] = refused
+        var tall = unet(ComfyUIJob(parameters: parameters("too tall", seed: 1, steps: 2, guidance: 7), model: ""))
+        tall.parameters.height = 1088
+        jobs["execution-error"] = tall
         jobs["missing-model"] = ComfyUIJob(parameters: parameters("x", seed: 1, steps: 2, guidance: 7), model: "sd3.5_large.safetensors")
         return jobs
     }()
@@ -203,5 +206,12 @@ import Testing
         let error = try #require(run.error)
         #expect(error is ComfyUIBackend.Lost && "\(error)".contains("went away mid-job"), "\(error)")
         #expect(Date().timeIntervalSince(start) < 20)
+    }
+
+    /// A node that fails while running: one line with the node, its id and the exception, nothing else of the traceback.
+    @Test func aNodeFailingWhileRunningIsOneLine() async throws {
+        let run = try await Self.replay("execution-error")
+        #expect("\(try #require(run.error))" == "127.0.0.1:\(run.server.port): KSampler (node 7): AssertionError: (68, 64)")
+        try Self.expectRecordedWorkflow(run, "execution-error")
     }
 }

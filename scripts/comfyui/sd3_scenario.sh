@@ -44,6 +44,10 @@ case "$scenario" in
   refused)
     # ComfyUI's ModelSamplingSD3 takes a shift up to 100; ours up to 1000: the server's 400 with node_errors.
     ! "$SD3" generate "${common[@]}" "${unet[@]}" --prompt "x" --shift 500 --steps 2 --seed 1 --output "$OUT/refused.png" ;;
+  execution-error)
+    # Valid inputs the model cannot run: 1088 px is more than the tiny MMDiT's 64×64-patch position table, so its
+    # KSampler fails while running (execution_error with the node and the exception).
+    ! "$SD3" generate --backend "$server" --no-history "${unet[@]}" -W 64 -H 1088 --prompt "too tall" --steps 2 --seed 1 --output "$OUT/too-tall.png" ;;
   missing-model)
     ! "$SD3" generate "${common[@]}" --model sd3.5_large.safetensors --prompt "x" --steps 2 --seed 1 --output "$OUT/missing.png" ;;
   *) echo "unknown scenario $scenario" >&2; exit 2 ;;
