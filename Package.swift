@@ -41,6 +41,8 @@ let package = Package(
                                                    .product(name: "TOMLKit", package: "TOMLKit")]),
         // Seeded mutations for the parsers' fuzz suites (tests only; `make fuzz` runs them longer).
         .target(name: "FuzzSupport"),
+        // The tests' fake servers' listening socket (tests only).
+        .target(name: "LoopbackServer"),
         .target(name: "StudioTerminal", dependencies: ["StudioCore", "ImageIO", "CNcurses", "CChafa"]),
         .executableTarget(
             name: "sd3",
@@ -58,8 +60,8 @@ let package = Package(
                     exclude: ["Snapshots", "Fixtures"]),
         .testTarget(name: "StudioTerminalTests", dependencies: ["StudioTerminal", "StudioCore", "ImageIO"]),
         // The studio's pull (F8) is tested here, against the same loopback hub.
-        .testTarget(name: "HubTests", dependencies: ["FuzzSupport", "Hub", "SD3", "StudioCore"]),
-        .testTarget(name: "ComfyUITests", dependencies: ["ComfyUI", "SD3", "ImageIO", "CSSL"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "HubTests", dependencies: ["FuzzSupport", "LoopbackServer", "Hub", "SD3", "StudioCore"]),
+        .testTarget(name: "ComfyUITests", dependencies: ["ComfyUI", "LoopbackServer", "SD3", "ImageIO", "CSSL"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SystemLibrariesTests", dependencies: ["CNcurses", "CPNG"]),
     ]
 )

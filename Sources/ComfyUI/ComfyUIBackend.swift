@@ -181,6 +181,8 @@ final class JobRun: @unchecked Sendable {
     private func recover(_ workflow: ComfyUIWorkflow, after error: RemoteError) throws -> RGBImage? {
         let deadline = Date().addingTimeInterval(server.timeouts.recovery)
         var last = error
+        // Refused connections for a while mean the process is gone (a restart would forget the prompt anyway).
+        var refusedSince: Date?
         while true {
             if isCancelled { throw CancellationError() }
             do {
@@ -197,11 +199,18 @@ final class JobRun: @unchecked Sendable {
                 return nil
             } catch let error as RemoteError where error.isLink {
                 last = error
-                guard Date() < deadline else { throw ComfyUIBackend.Lost(reason: "\(server.address.name) went away mid-job: \(last)") }
+                refusedSince = error.isRefused ? refusedSince ?? Date() : nil
+                let goneFor = refusedSince.map { Date().timeIntervalSince($0) } ?? 0
+                guard Date() < deadline, goneFor < Self.refusedGrace else {
+                    throw ComfyUIBackend.Lost(reason: "\(server.address.name) went away mid-job: \(last)")
+                }
                 Thread.sleep(forTimeInterval: 1)
             }
         }
     }
+
+    /// Seconds of refused connections after which a server counts as gone.
+    static let refusedGrace = 5.0
 
     /// The image PreviewImage left in the server's temp folder.
     private func fromHistory(_ workflow: ComfyUIWorkflow) throws -> RGBImage {

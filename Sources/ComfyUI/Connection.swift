@@ -12,10 +12,14 @@ public struct RemoteError: Error, CustomStringConvertible, Equatable, Sendable {
     public let isLink: Bool
     /// A read that waited the whole read timeout.
     let isTimeout: Bool
+    /// Nothing listens on the port (the server process is gone, not slow).
+    let isRefused: Bool
 
-    public init(_ description: String) { (self.description, isLink, isTimeout) = (description, false, false) }
+    public init(_ description: String) { (self.description, isLink, isTimeout, isRefused) = (description, false, false, false) }
 
-    init(link description: String, timeout: Bool = false) { (self.description, isLink, isTimeout) = (description, true, timeout) }
+    init(link description: String, timeout: Bool = false, refused: Bool = false) {
+        (self.description, isLink, isTimeout, isRefused) = (description, true, timeout, refused)
+    }
 }
 
 /// One TCP connection, plain or TLS (OpenSSL, the system's CA store, host name checked), with a connect timeout and
@@ -121,6 +125,7 @@ final class Connection: @unchecked Sendable {
         }
         defer { freeaddrinfo(list) }
         var reason = "no address"
+        var refused = true
         var entry: UnsafeMutablePointer<addrinfo>? = list
         while let address = entry {
             entry = address.pointee.ai_next
@@ -135,6 +140,7 @@ final class Connection: @unchecked Sendable {
                 if ready == 0 {
                     Glibc.close(fd)
                     reason = "no answer within \(Int(timeout)) s"
+                    refused = false
                     continue
                 }
                 var error: Int32 = 0
@@ -144,6 +150,7 @@ final class Connection: @unchecked Sendable {
                 errno = error
             }
             if result != 0 {
+                if errno != ECONNREFUSED { refused = false }
                 reason = String(cString: strerror(errno))
                 Glibc.close(fd)
                 continue
@@ -151,7 +158,7 @@ final class Connection: @unchecked Sendable {
             _ = fcntl(fd, F_SETFL, flags)
             return fd
         }
-        throw RemoteError(link: "cannot connect to \(host):\(port): \(reason)")
+        throw RemoteError(link: "cannot connect to \(host):\(port): \(reason)", refused: refused && reason != "no address")
     }
 
     private func startTLS(caFile: String?) throws(RemoteError) {

@@ -1,4 +1,5 @@
 import Foundation
+import SafeTensors
 
 /// A JSON value we write (workflows, request bodies), serialised with its object keys in the order given, so a workflow
 /// is the same bytes every time (recorded exchanges compare equal).
@@ -20,9 +21,9 @@ public indirect enum JSON: Equatable, Sendable, ExpressibleByStringLiteral, Expr
 
     public var text: String {
         switch self {
-        case let .object(pairs): return "{" + pairs.map { Self.quoted($0.0) + ": " + $0.1.text }.joined(separator: ", ") + "}"
+        case let .object(pairs): return "{" + pairs.map { JSONText.quoted($0.0) + ": " + $0.1.text }.joined(separator: ", ") + "}"
         case let .array(items): return "[" + items.map(\.text).joined(separator: ", ") + "]"
-        case let .string(value): return Self.quoted(value)
+        case let .string(value): return JSONText.quoted(value)
         case let .integer(value): return String(value)
         case let .unsigned(value): return String(value)
         case let .number(value):
@@ -35,23 +36,6 @@ public indirect enum JSON: Equatable, Sendable, ExpressibleByStringLiteral, Expr
     }
 
     var bytes: [UInt8] { Array(text.utf8) }
-
-    /// RFC 8259 §7: quote, backslash and control characters escaped; everything else as UTF-8.
-    static func quoted(_ value: String) -> String {
-        var out = "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
 }
 
 /// Reading what a server sends: JSONSerialization's values, looked into by key without force casts.

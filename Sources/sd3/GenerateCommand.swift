@@ -104,20 +104,7 @@ struct GenerateCommand: ParsableCommand {
         }
         p.scheduler = schedulerKind
         p.recipe = recipe?.name
-        if let initImage {
-            try Self.requirePNGFile(initImage)
-            p.initImage = try PNGFile.read(initImage).image
-            p.strength = strength ?? r?.strength ?? c.strength ?? 0.6
-        } else if r?.strength != nil {
-            throw CommandError("\(paramsFrom!) was made by img2img: give --init-image")
-        }
-        if let scale = skipLayerGuidance ?? r?.skipLayerScale {
-            let layers = try skipLayers.map(Self.layers) ?? r?.skipLayers ?? [7, 8, 9]
-            var slg = SkipLayerGuidance(layers: layers)
-            slg.scale = scale
-            if let start = r?.skipLayerStart, let stop = r?.skipLayerStop { (slg.start, slg.stop) = (start, stop) }
-            p.skipLayerGuidance = slg
-        }
+        try applyInitImageAndSkipLayers(&p, recalled: r, defaults: c)
         try checkNumbers(p)
         let modes = ["on", "int8", "off"]
         let t5File = t5.flatMap { modes.contains($0) ? nil : $0 }
@@ -217,6 +204,23 @@ struct GenerateCommand: ParsableCommand {
                 log("  " + name.padding(toLength: 20, withPad: " ", startingAt: 0) + String(format: "%8.2f s", time))
             }
             log(String(format: "  peak RSS            %8.2f GB%@", Double(peakResidentBytes()) / 1e9, keepLoaded ? "" : " (staged loading)"))
+        }
+    }
+
+    /// img2img's image and strength, and skip-layer guidance, from the flags or else the recalled PNG.
+    func applyInitImageAndSkipLayers(_ p: inout GenerationParameters, recalled r: ImageMetadata?, defaults c: ConfigFile.Defaults) throws {
+        if let initImage {
+            try Self.requirePNGFile(initImage)
+            p.initImage = try PNGFile.read(initImage).image
+            p.strength = strength ?? r?.strength ?? c.strength ?? 0.6
+        } else if r?.strength != nil {
+            throw CommandError("\(paramsFrom!) was made by img2img: give --init-image")
+        }
+        if let scale = skipLayerGuidance ?? r?.skipLayerScale {
+            var slg = SkipLayerGuidance(layers: try skipLayers.map(Self.layers) ?? r?.skipLayers ?? [7, 8, 9])
+            slg.scale = scale
+            if let start = r?.skipLayerStart, let stop = r?.skipLayerStop { (slg.start, slg.stop) = (start, stop) }
+            p.skipLayerGuidance = slg
         }
     }
 

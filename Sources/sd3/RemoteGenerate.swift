@@ -65,19 +65,7 @@ extension GenerateCommand {
         if let name = scheduler ?? r?.scheduler, name != SchedulerKind.euler.rawValue {
             throw CommandError("--scheduler \(name.oneLine) runs on the local engine only; ComfyUI jobs use euler with the normal schedule")
         }
-        if let initImage {
-            try Self.requirePNGFile(initImage)
-            p.initImage = try PNGFile.read(initImage).image
-            p.strength = strength ?? r?.strength ?? c.strength ?? 0.6
-        } else if r?.strength != nil {
-            throw CommandError("\(paramsFrom!) was made by img2img: give --init-image")
-        }
-        if let scale = skipLayerGuidance ?? r?.skipLayerScale {
-            var slg = SkipLayerGuidance(layers: try skipLayers.map(Self.layers) ?? r?.skipLayers ?? [7, 8, 9])
-            slg.scale = scale
-            if let start = r?.skipLayerStart, let stop = r?.skipLayerStop { (slg.start, slg.stop) = (start, stop) }
-            p.skipLayerGuidance = slg
-        }
+        try applyInitImageAndSkipLayers(&p, recalled: r, defaults: c)
         let decoderName = decoder ?? r?.decoder ?? ImageDecoder.vae.rawValue
         guard let imageDecoder = ImageDecoder(rawValue: decoderName) else { throw CommandError("--decoder must be vae or taesd, not '\(decoderName.oneLine)'") }
         p.decoder = imageDecoder

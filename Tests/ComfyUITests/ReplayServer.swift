@@ -1,5 +1,6 @@
 import Foundation
 @testable import ComfyUI
+import LoopbackServer
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -64,8 +65,8 @@ struct Transcript {
 /// sent that the recording did not expect is kept in `mismatches`. `dropSocket(afterFrames:)` closes the socket
 /// mid-job to test reconnects.
 final class ReplayServer: @unchecked Sendable {
-    private let listener: Int32
-    private(set) var port: UInt16 = 0
+    private let listener: LoopbackListener
+    let port: UInt16
     private let lock = NSLock()
     private var exchanges: [Transcript.Exchange]
     private var position = 0
@@ -78,19 +79,9 @@ final class ReplayServer: @unchecked Sendable {
 
     init(_ transcript: Transcript) throws {
         exchanges = transcript.exchanges
-        listener = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var yes: Int32 = 1
-        setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && getsockname(listener, $0, &length) == 0 }
-        }
-        guard bound, listen(listener, 16) == 0 else { Glibc.close(listener); throw POSIXError(.EADDRINUSE) }
-        port = UInt16(bigEndian: address.sin_port)
-        Thread { [self] in acceptLoop() }.start()
+        listener = try LoopbackListener(backlog: 16)
+        port = listener.port
+        listener.start { [self] client in serve(client) }
     }
 
     var address: ServerAddress { ServerAddress(host: "127.0.0.1", port: Int(port)) }
@@ -100,26 +91,14 @@ final class ReplayServer: @unchecked Sendable {
     /// When the recording's socket drop is replayed, the whole server goes away with it (a crash, not a blip).
     var goesAwayWithTheSocket = false
 
-    /// Stops answering; only the accept thread closes the listening socket (see FakeHub.stop).
+    /// Stops answering: no new connections, and the open socket is shut down.
     func stop() {
-        let (open, socket) = lock.withLock { () -> (Bool, Int32?) in
-            defer { stopped = true }
-            return (!stopped, self.socket)
+        let socket = lock.withLock { () -> Int32? in
+            stopped = true
+            return self.socket
         }
-        if open { shutdown(listener, Int32(SHUT_RDWR)) }
+        listener.stop()
         if let socket { shutdown(socket, Int32(SHUT_RDWR)) }
-    }
-
-    private func acceptLoop() {
-        defer { Glibc.close(listener) }
-        while true {
-            let client = accept(listener, nil, nil)
-            if client < 0 {
-                if lock.withLock({ stopped }) || (errno != EINTR && errno != ECONNABORTED) { return }
-                continue
-            }
-            Thread { [self] in serve(client) }.start()
-        }
     }
 
     private func serve(_ client: Int32) {
@@ -208,9 +187,9 @@ final class ReplayServer: @unchecked Sendable {
                     position += 1
                     shutdown(socket, Int32(SHUT_RDWR))
                     self.socket = nil
-                    if goesAwayWithTheSocket && !stopped {
+                    if goesAwayWithTheSocket {
                         stopped = true
-                        shutdown(listener, Int32(SHUT_RDWR))
+                        listener.stop()
                     }
                     return nil
                 case .http: return nil

@@ -196,7 +196,6 @@ import Testing
 
     /// A server that stays away after the drop: the job is `Lost` once the recovery time is over.
     @Test func aServerGoneForGoodLosesTheJobAfterTheRecoveryTime() async throws {
-        let start = Date()
         let run = try await Self.replay("reconnect", recovery: 1) { transcript in
             let drop = transcript.exchanges.firstIndex { if case .socketClose = $0 { return true } else { return false } }!
             transcript.exchanges.removeSubrange((drop + 1)...)
@@ -204,8 +203,7 @@ import Testing
             server.goesAwayWithTheSocket = true
         }
         let error = try #require(run.error)
-        #expect(error is ComfyUIBackend.Lost && "\(error)".contains("went away mid-job"), "\(error)")
-        #expect(Date().timeIntervalSince(start) < 20)
+        #expect(error is ComfyUIBackend.Lost && "\(error)".contains("went away mid-job: cannot connect to 127.0.0.1"), "\(error)")
     }
 
     /// A node that fails while running: one line with the node, its id and the exception, nothing else of the traceback.

@@ -2,6 +2,7 @@ import CSSL
 import Foundation
 import Testing
 @testable import ComfyUI
+import LoopbackServer
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,44 +14,24 @@ import Glibc
     static let folder = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!.appendingPathComponent("tls").path
 
     final class Server: @unchecked Sendable {
-        let listener: Int32
+        let listener: LoopbackListener
         let port: Int
         let context: OpaquePointer
         let lock = NSLock()
         var heads: [String] = []
-        private var stopped = false
 
         init() throws {
             context = SSL_CTX_new(TLS_server_method())!
             SSL_CTX_use_certificate_chain_file(context, TLSTests.folder + "/server.pem")
             SSL_CTX_use_PrivateKey_file(context, TLSTests.folder + "/server.key", SSL_FILETYPE_PEM)
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            _ = withUnsafeMutablePointer(to: &address) { pointer in
-                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-            }
-            listen(fd, 8)
-            listener = fd
-            port = Int(UInt16(bigEndian: address.sin_port))
-            Thread { [self] in acceptLoop() }.start()
+            listener = try LoopbackListener(backlog: 8)
+            port = Int(listener.port)
+            listener.start { [self] client in serve(client) }
         }
 
-        func stop() {
-            let open = lock.withLock { () -> Bool in defer { stopped = true }; return !stopped }
-            if open { shutdown(listener, Int32(SHUT_RDWR)) }
-        }
+        func stop() { listener.stop() }
 
-        private func acceptLoop() {
-            defer { close(listener); SSL_CTX_free(context) }
-            while true {
-                let client = accept(listener, nil, nil)
-                if client < 0 { if lock.withLock({ stopped }) || errno != EINTR { return }; continue }
-                Thread { [self] in serve(client) }.start()
-            }
-        }
+        deinit { SSL_CTX_free(context) }
 
         private func serve(_ client: Int32) {
             defer { close(client) }

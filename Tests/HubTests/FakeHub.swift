@@ -1,4 +1,5 @@
 import Foundation
+import LoopbackServer
 import SafeTensors
 #if canImport(Glibc)
 import Glibc
@@ -34,8 +35,8 @@ final class FakeHub: @unchecked Sendable {
     let gated: Bool
     /// SHA-256 per path, computed once: the debug build hashes at about 2 MB/s.
     let hashes: [String: String]
-    private(set) var port: UInt16 = 0
-    private let listener: Int32
+    let port: UInt16
+    private let listener: LoopbackListener
     private let lock = NSLock()
     private var log: [Request] = []
     private var stopped = false
@@ -56,34 +57,17 @@ final class FakeHub: @unchecked Sendable {
         self.files = files
         self.gated = gated
         hashes = Dictionary(uniqueKeysWithValues: files.map { ($0.path, SHA256.hex($0.data)) })
-        listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var yes: Int32 = 1
-        setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && getsockname(listener, $0, &length) == 0 }
-        }
-        guard bound, listen(listener, 64) == 0 else {
-            stopped = true
-            close(listener)
-            throw POSIXError(.EADDRINUSE)
-        }
-        port = UInt16(bigEndian: address.sin_port)
-        let thread = Thread { [self] in acceptLoop() }
-        thread.start()
+        listener = try LoopbackListener()
+        port = listener.port
+        listener.start { [self] client in serve(client) }
     }
 
     deinit { stop() }
 
-    /// Shuts the listening socket down once, which ends the blocked `accept`; only the accept thread closes it.
-    /// Closing it here let that thread call `accept` again on the freed descriptor number, which another test's
-    /// hub had opened meanwhile: this hub then answered that test's requests with its own model info.
+    /// Stops accepting and ends floods and silences in progress.
     func stop() {
-        let open = lock.withLock { () -> Bool in defer { stopped = true }; return !stopped }
-        if open { shutdown(listener, Int32(SHUT_RDWR)) }
+        lock.withLock { stopped = true }
+        listener.stop()
     }
 
     var endpoint: String { "http://127.0.0.1:\(port)" }
@@ -110,19 +94,6 @@ final class FakeHub: @unchecked Sendable {
     }
 
     func sha256(_ file: File) -> String { hashes[file.path]! }
-
-    private func acceptLoop() {
-        defer { close(listener) }
-        while true {
-            let client = accept(listener, nil, nil)
-            if client < 0 {
-                if lock.withLock({ stopped }) || (errno != EINTR && errno != ECONNABORTED) { return }
-                continue
-            }
-            if lock.withLock({ stopped }) { close(client); return }
-            Thread { [self] in serve(client) }.start()
-        }
-    }
 
     private func serve(_ client: Int32) {
         defer { close(client) }
