@@ -21,7 +21,9 @@ func drawBackendPanel(_ state: StudioState, _ panel: BackendPanel, _ buffer: ino
         if selected { selectedLine = lines.count }
         let current = (index == 0 && state.backend == nil) || state.backend == index - 1
         lines.append(((current ? " ● " : "   ") + title, selected ? .focusedField : .field))
-        for (text, role) in details { lines.append(("     " + text, role)) }
+        for (text, role) in details {
+            for part in wrapped(text, width: inner.width - 5) { lines.append(("     " + part, role)) }
+        }
     }
     row(0, "local engine (this CPU)", [(state.model ?? "no model: start with --model DIR", state.model == nil ? .statusError : .hint)])
     for (i, server) in state.backends.enumerated() {
@@ -38,10 +40,34 @@ func drawBackendPanel(_ state: StudioState, _ panel: BackendPanel, _ buffer: ino
     if state.backends.isEmpty { lines.append((" No ComfyUI servers: add [[backends]] to the config or give --backend comfyui://HOST:PORT", .hint)) }
     let footer = "Up/Down pick · Enter chooses · Esc closes"
     let listHeight = max(1, inner.height - 1)
-    let top = max(0, min(selectedLine + 3 - listHeight, lines.count - listHeight))
+    // The selected row and its details (up to four lines once wrapped) stay in view.
+    let top = max(0, min(selectedLine + 4 - listHeight, lines.count - listHeight))
     for (index, line) in lines.dropFirst(top).prefix(listHeight).enumerated() {
         if line.role == .focusedField { buffer.fill(x: inner.x, y: inner.y + index, width: inner.width, height: 1, with: Cell(" ", .focusedField)) }
         buffer.put(line.text, x: inner.x, y: inner.y + index, role: line.role, limit: inner.width)
     }
     buffer.put(" " + footer, x: inner.x, y: inner.y + inner.height - 1, role: .hint, limit: inner.width)
+}
+
+/// Words packed into lines of at most `width` columns; a word longer than that is cut across lines.
+private func wrapped(_ text: String, width: Int) -> [String] {
+    guard width > 0, CellWidth.of(text) > width else { return [text] }
+    var lines: [String] = [], line = ""
+    for word in text.split(separator: " ", omittingEmptySubsequences: false).map(String.init) {
+        let candidate = line.isEmpty ? word : line + " " + word
+        if CellWidth.of(candidate) <= width {
+            line = candidate
+            continue
+        }
+        if !line.isEmpty { lines.append(line) }
+        line = word
+        while CellWidth.of(line) > width {
+            let head = CellWidth.truncate(line, to: width)
+            if head.isEmpty { break }  // a character wider than the line: shown cut by the panel's edge
+            lines.append(head)
+            line = String(line.dropFirst(head.count))
+        }
+    }
+    if !line.isEmpty { lines.append(line) }
+    return lines
 }
