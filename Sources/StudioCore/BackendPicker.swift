@@ -68,7 +68,7 @@ private func choose(_ state: inout StudioState, row: Int) {
     }
     state.backend = row - 1
     if server.model == nil {
-        state.status = Status(text: "Images render on \(server.label), but its [[backends]] entry '\(server.name)' has no model: set model = \"FILE\" there", isError: true)
+        state.status = Status(text: "No model for \(server.label): set model = \"FILE\" in [[backends]] '\(server.name)' to render there", isError: true)
     } else if case let .unreachable(reason)? = state.backendStatus[row - 1] {
         state.status = Status(text: "Images render on \(server.label) (\(server.model!)), which did not answer: \(reason)", isError: true)
     } else {

@@ -160,7 +160,7 @@ func readRequest(_ state: inout StudioState, seeds: Int) -> GenerationRequest? {
         return nil
     }
     if let server = state.server, server.model == nil {
-        state.status = Status(text: "\(server.label) has no model to render with: set model = \"FILE\" in the [[backends]] entry '\(server.name)' (F11 picks another backend)", isError: true)
+        state.status = Status(text: "No model for \(server.label): set model = \"FILE\" in [[backends]] '\(server.name)', or F11 picks another backend", isError: true)
         return nil
     }
     // A server renders with its entry's model.

@@ -89,7 +89,7 @@ struct StudioCommand: AsyncParsableCommand {
         }
         if let server = state.server {
             state.status = server.model == nil
-                ? Status(text: "Images render on \(server.label), but it has no model: give it a [[backends]] entry with url and model = \"FILE\" in the config", isError: true)
+                ? Status(text: "No model for \(server.label): give it a [[backends]] entry with its url and model = \"FILE\" in the config", isError: true)
                 : Status(text: "Images render on \(server.label) with \(server.model!) (F11: backends); F5 to generate, F6 to explore seeds", isError: false)
         }
         if let prompt { state.set(.prompt, prompt) }

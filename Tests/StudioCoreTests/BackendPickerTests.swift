@@ -131,7 +131,7 @@ import Testing
         var state = Self.state()
         state.backend = 2
         #expect(reduce(&state, .generate).effects.isEmpty && !state.isRunning)
-        #expect(state.status.isError && state.status.text.contains("set model = \"FILE\" in the [[backends]] entry '127.0.0.1:8190'"))
+        #expect(state.status.isError && state.status.text == "No model for comfyui@127.0.0.1:8190: set model = \"FILE\" in [[backends]] '127.0.0.1:8190', or F11 picks another backend")
         #expect(reduce(&state, .explore).effects.isEmpty && state.explore == nil)
         state.backend = 0
         state.set(.variationSeed, "5")
