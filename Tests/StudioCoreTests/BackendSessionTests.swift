@@ -61,11 +61,13 @@ import Testing
     static let gone = StudioBackend(name: "gone", address: ServerAddress(host: "127.0.0.1", port: 1), model: "tiny-sd3.safetensors")
 
     @MainActor
-    static func session(folder: String, log: Log, hold: Bool = false, servers: [StudioBackend] = [gpu, spare, gone], grid: Int = 4) throws -> StudioSession {
+    static func session(folder: String, log: Log, hold: Bool = false, servers: [StudioBackend] = [gpu, spare, gone], grid: Int = 4,
+                        initImage: String? = nil) throws -> StudioSession {
         var state = StudioState(model: Support.tinyModel, randomSeed: 1)
         state.set(.prompt, "a red circle")
         for (field, value) in [(FieldID.width, "32"), (.height, "32"), (.steps, "4"), (.seed, "40")] { state.set(field, value) }
         (state.backends, state.backend, state.draft.count) = (servers, 0, grid)
+        if let initImage { (state.editors[.initImage], state.editors[.strength]) = (TextEditor(initImage), TextEditor("0.3")) }
         let store = try StudioStore(path: folder + "/studio.sqlite")
         var config = StudioConfig(model: Support.tinyModel, outputFolder: OutputFolder(path: folder + "/outputs"), store: .success(store), threads: 1)
         config.servers = ServerAccess(
@@ -121,6 +123,23 @@ import Testing
         #expect(jobs.count == 1 && jobs[0].worker == "127.0.0.1:18188")
         #expect(jobs[0].job.model == "tiny-sd3.safetensors" && jobs[0].job.clipL == "clip_l.safetensors" && jobs[0].job.vae == "sd3_vae.safetensors")
         #expect(jobs[0].job.parameters.prompt == "a red circle" && jobs[0].job.parameters.steps == 4)
+    }
+
+    /// img2img on a server: the session reads the init image and sends it with the strength; a missing file is one line.
+    @MainActor
+    @Test(.timeLimit(.minutes(1))) func img2imgSendsTheInitImage() async throws {
+        let folder = Support.temporaryFolder(), log = Log()
+        try PNGFile.write(Support.image, to: folder + "/start.png")
+        let session = try Self.session(folder: folder, log: log, initImage: folder + "/start.png")
+        session.send(.generate)
+        await session.settle()
+        let sent = try #require(log.all.first?.job.parameters, "nothing sent: \(session.state.status.text)")
+        #expect(sent.initImage == Support.image && sent.strength == 0.3 && session.state.current?.metadata.strength == 0.3)
+
+        let missing = try Self.session(folder: folder, log: log, initImage: folder + "/gone.png")
+        missing.send(.generate)
+        await missing.settle()
+        #expect(log.all.count == 1 && missing.state.status.isError && missing.state.status.text.hasPrefix("Init image: "), "\(missing.state.status.text)")
     }
 
     /// F6 over the three servers, one of which refuses connections: every seed once, each on a live server with that
