@@ -11,6 +11,12 @@ public struct BackendPanel: Sendable, Equatable {
 extension StudioState {
     /// Where the next image renders: "local" or "comfyui@HOST:PORT".
     public var backendLabel: String { server?.label ?? "local" }
+
+    /// Why the chosen server cannot render: its entry names no model.
+    var serverWithoutModel: String? {
+        guard let server, server.model == nil else { return nil }
+        return "No model for \(server.label): set model = \"FILE\" in [[backends]] '\(server.name)', or F11 picks another backend"
+    }
 }
 
 /// The reducer's part for the picker: nil when the action is not its.
@@ -90,8 +96,11 @@ func gridServers(_ state: StudioState, chosen: Int) -> [StudioBackend] {
 /// The effect that renders `requests` on the chosen server (`state.backend`): one image, or a grid's drafts spread
 /// over `gridServers`. nil after putting the reason in the status line.
 func remoteEffect(_ state: inout StudioState, _ requests: [GenerationRequest], grid: Bool) -> Effect? {
-    // readRequest has refused a server without a model.
-    guard let chosen = state.backend, let server = state.server, server.model != nil, let first = requests.first else { return nil }
+    guard let chosen = state.backend, let server = state.server, let first = requests.first else { return nil }
+    if let problem = state.serverWithoutModel {
+        state.status = Status(text: problem, isError: true)
+        return nil
+    }
     if let reason = ComfyUIWorkflow.unsupported(first.parameters) {
         state.status = Status(text: "\(server.label): \(reason)", isError: true)
         return nil

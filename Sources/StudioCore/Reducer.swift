@@ -159,8 +159,8 @@ func readRequest(_ state: inout StudioState, seeds: Int) -> GenerationRequest? {
         state.status = Status(text: "A generation is running: Esc cancels it", isError: true)
         return nil
     }
-    if let server = state.server, server.model == nil {
-        state.status = Status(text: "No model for \(server.label): set model = \"FILE\" in [[backends]] '\(server.name)', or F11 picks another backend", isError: true)
+    if let problem = state.serverWithoutModel {
+        state.status = Status(text: problem, isError: true)
         return nil
     }
     // A server renders with its entry's model.

@@ -168,6 +168,10 @@ import Testing
         #expect(state.status.text.hasPrefix("4 seeds (4.0 s of rendering) on comfyui@10.0.0.6:8188"))
         // Enter refines the pick on the chosen server, at the full settings.
         _ = reduce(&state, .right)
+        // Refining on a server without a model is refused with the same line as F5's, and the grid stays.
+        var noModel = state
+        noModel.backend = 2
+        #expect(reduce(&noModel, .newline).effects.isEmpty && noModel.explore != nil && noModel.status.text.hasPrefix("No model for comfyui@127.0.0.1:8190"))
         guard case let .startRemote(refine)? = reduce(&state, .newline).effects.first else { Issue.record("no remote refine"); return }
         #expect(!refine.grid && refine.jobs.map(\.parameters.seed) == [101] && refine.jobs[0].parameters.width == 16 && refine.servers == [Self.spare])
     }
