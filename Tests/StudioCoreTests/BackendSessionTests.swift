@@ -10,7 +10,7 @@ import Testing
 /// metadata; F6's drafts spread over two servers, each seed once, also when a third server refuses connections; Esc
 /// stops every job. Waits are for the session's redraws, not for time.
 @Suite(.serialized) struct BackendSessionTests {
-    /// Every job a worker was given, across workers.
+    /// Every job a worker was given, across workers (the unreachable server's attempts too).
     final class Log: @unchecked Sendable {
         private let lock = NSLock()
         private var entries: [(worker: String, job: ComfyUIJob)] = []
@@ -24,9 +24,11 @@ import Testing
         let name: String
         let log: Log
         var hold = false
+        /// Seconds a step takes, so that a grid's jobs are not all taken before every worker has asked for one.
+        var stepTime = 0.0
 
         func generate(_ job: ComfyUIJob) -> AsyncThrowingStream<GenerationEvent, Error> {
-            let (name, log, hold) = (self.name, self.log, self.hold)
+            let (name, log, hold, stepTime) = (self.name, self.log, self.hold, self.stepTime)
             return AsyncThrowingStream { continuation in
                 let task = Task {
                     log.add(name, job)
@@ -34,10 +36,11 @@ import Testing
                     let total = job.parameters.steps
                     for index in 0..<total {
                         continuation.yield(.step(index: index, total: total, sigma: 1, elapsed: Double(index), preview: index == 1 ? Support.image : nil))
-                        await Task.yield()
+                        if stepTime > 0 { try? await Task.sleep(for: .seconds(stepTime)) } else { await Task.yield() }
                     }
                     if hold {
-                        while !Task.isCancelled { try? await Task.sleep(for: .milliseconds(5)) }
+                        // Ends when the consumer cancels (Task.sleep returns early on cancellation).
+                        try? await Task.sleep(for: .seconds(3600))
                         return continuation.finish(throwing: CancellationError())
                     }
                     let p = job.parameters
@@ -53,6 +56,17 @@ import Testing
         }
     }
 
+    /// A worker that logs each job it is given before its base runs it.
+    struct Attempts: ImageWorker {
+        let base: any ImageWorker
+        let log: Log
+        var name: String { base.name }
+        func generate(_ job: ComfyUIJob) -> AsyncThrowingStream<GenerationEvent, Error> {
+            log.add(name, job)
+            return base.generate(job)
+        }
+    }
+
     static let gpu = StudioBackend(name: "gpu", address: ServerAddress(host: "127.0.0.1", port: 18188), model: "tiny-sd3.safetensors",
                                    clipL: "clip_l.safetensors", vae: "sd3_vae.safetensors")
     static let spare = StudioBackend(name: "spare", address: ServerAddress(host: "127.0.0.1", port: 18189), model: "tiny-sd3-copy.safetensors")
@@ -62,7 +76,7 @@ import Testing
 
     @MainActor
     static func session(folder: String, log: Log, hold: Bool = false, servers: [StudioBackend] = [gpu, spare, gone], grid: Int = 4,
-                        initImage: String? = nil) throws -> StudioSession {
+                        initImage: String? = nil, stepTime: Double = 0) throws -> StudioSession {
         var state = StudioState(model: Support.tinyModel, randomSeed: 1)
         state.set(.prompt, "a red circle")
         for (field, value) in [(FieldID.width, "32"), (.height, "32"), (.steps, "4"), (.seed, "40")] { state.set(field, value) }
@@ -72,7 +86,8 @@ import Testing
         var config = StudioConfig(model: Support.tinyModel, outputFolder: OutputFolder(path: folder + "/outputs"), store: .success(store), threads: 1)
         config.servers = ServerAccess(
             worker: { address in
-                address.port == 1 ? ComfyUIBackend(server: ComfyUIServer(address)) as any ImageWorker : ScriptedServer(name: address.name, log: log, hold: hold)
+                address.port == 1 ? Attempts(base: ComfyUIBackend(server: ComfyUIServer(address)), log: log) as any ImageWorker
+                    : ScriptedServer(name: address.name, log: log, hold: hold, stepTime: stepTime)
             },
             probe: { address in
                 address.port == 1 ? .unreachable("\(address.name): cannot connect: Connection refused") : .reachable(queue: 0, device: "cpu")
@@ -147,7 +162,7 @@ import Testing
     @MainActor
     @Test(.timeLimit(.minutes(1))) func gridSpreadsEverySeedOnce() async throws {
         let folder = Support.temporaryFolder(), log = Log()
-        let session = try Self.session(folder: folder, log: log, grid: 9)
+        let session = try Self.session(folder: folder, log: log, grid: 9, stepTime: 0.01)
         session.send(.explore)
         guard session.state.isRunning else { Issue.record("did not start: \(session.state.status.text)"); return }
         await session.settle()
@@ -155,9 +170,10 @@ import Testing
         #expect(session.state.job == .finished(seconds: 4.5), "\(session.state.status.text)")
         #expect(grid.finishedCount == 9 && grid.seeds == Array(40...48))
         for (seed, image) in zip(grid.seeds, grid.images) { #expect(image?.pixels.first == UInt8(seed), "seed \(seed) in its cell") }
-        let jobs = log.all
+        let jobs = log.all.filter { $0.worker != "127.0.0.1:1" }
+        #expect(log.all.contains { $0.worker == "127.0.0.1:1" }, "the unreachable server was given a job (and lost it)")
         #expect(jobs.map(\.job.parameters.seed).sorted() == Array(40...48), "every seed once")
-        #expect(Set(jobs.map(\.worker)).isSubset(of: ["127.0.0.1:18188", "127.0.0.1:18189"]))
+        #expect(Set(jobs.map(\.worker)) == ["127.0.0.1:18188", "127.0.0.1:18189"])
         for (worker, job) in jobs {
             #expect(job.model == (worker == "127.0.0.1:18188" ? "tiny-sd3.safetensors" : "tiny-sd3-copy.safetensors"), "each server's own model")
             #expect(job.parameters.width == 16 && job.parameters.steps == 8)
