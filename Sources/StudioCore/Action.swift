@@ -147,9 +147,23 @@ public struct RemoteRun: Sendable, Equatable {
     /// False when the T5 field is off: the servers' T5 is left out.
     public var useT5: Bool
     public var grid: Bool
+    /// A grid's drafts the local engine takes a share of (F11's Space on the local engine), with the studio's model.
+    public var local: LocalDrafts?
 
-    public init(jobs: [ComfyUIJob], servers: [StudioBackend], initImagePath: String?, useT5: Bool, grid: Bool) {
-        (self.jobs, self.servers, self.initImagePath, self.useT5, self.grid) = (jobs, servers, initImagePath, useT5, grid)
+    public init(jobs: [ComfyUIJob], servers: [StudioBackend], initImagePath: String?, useT5: Bool, grid: Bool, local: LocalDrafts? = nil) {
+        (self.jobs, self.servers, self.initImagePath, self.useT5, self.grid, self.local) = (jobs, servers, initImagePath, useT5, grid, local)
+    }
+}
+
+/// The local engine as one more worker of a grid spread over servers: the studio's model, its LoRA files, T5 and
+/// precision choices.
+public struct LocalDrafts: Sendable, Equatable {
+    public var model: String
+    public var loras: [LoraChoice]
+    public var t5: T5Choice
+    public var precision: PrecisionChoice
+    public init(model: String, loras: [LoraChoice], t5: T5Choice, precision: PrecisionChoice) {
+        (self.model, self.loras, self.t5, self.precision) = (model, loras, t5, precision)
     }
 }
 

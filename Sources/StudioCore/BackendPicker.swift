@@ -12,6 +12,9 @@ extension StudioState {
     /// Where the next image renders: "local" or "comfyui@HOST:PORT".
     public var backendLabel: String { server?.label ?? "local" }
 
+    /// The local model's folder or file name.
+    var localModelName: String { model.map { $0.split(separator: "/").last.map(String.init) ?? $0 } ?? "no model" }
+
     /// Why the chosen server cannot render: its entry names no model.
     var serverWithoutModel: String? {
         guard let server, server.model == nil else { return nil }
@@ -55,6 +58,11 @@ func reduceBackends(_ state: inout StudioState, _ action: Action) -> Reaction? {
         state.backendPanel = nil
     case .newline:
         choose(&state, row: panel.selected)
+    case .insert(" ") where panel.selected == 0:
+        state.localDrafts.toggle()
+        state.status = Status(text: state.localDrafts
+            ? "The local engine also takes drafts when F6 spreads a grid over servers (with \(state.model.map { _ in state.localModelName } ?? "no model"))"
+            : "Grids on servers leave the local engine out", isError: false)
     case .insert, .backspace, .delete, .left, .right, .home, .end, .wordLeft, .wordRight, .deleteToLineStart, .deleteToLineEnd,
          .nextField, .previousField:
         return Reaction.none  // nothing to type in the picker
@@ -69,7 +77,7 @@ private func choose(_ state: inout StudioState, row: Int) {
     state.backendPanel = nil
     guard row > 0, let server = state.backends[safe: row - 1] else {
         state.backend = nil
-        state.status = Status(text: "Images render on the local engine (\(state.model.map { _ in state.modelName } ?? "no model"))", isError: false)
+        state.status = Status(text: "Images render on the local engine (\(state.localModelName))", isError: false)
         return
     }
     state.backend = row - 1
@@ -112,5 +120,11 @@ func remoteEffect(_ state: inout StudioState, _ requests: [GenerationRequest], g
         return job
     }
     let servers = grid ? gridServers(state, chosen: chosen) : [server]
-    return .startRemote(RemoteRun(jobs: jobs, servers: servers, initImagePath: first.initImagePath, useT5: first.t5 != .off, grid: grid))
+    var local: LocalDrafts?
+    // The local engine joins a grid when asked to and able to: a local model, and every LoRA that is on a file here.
+    if grid, state.localDrafts, let model = state.model, !state.loras.contains(where: { $0.enabled && $0.path == nil }) {
+        local = LocalDrafts(model: model, loras: state.loras.filter(\.enabled).map { LoraChoice(path: $0.path!, strength: $0.strength) },
+                            t5: first.t5, precision: first.precision)
+    }
+    return .startRemote(RemoteRun(jobs: jobs, servers: servers, initImagePath: first.initImagePath, useT5: first.t5 != .off, grid: grid, local: local))
 }

@@ -25,7 +25,9 @@ func drawBackendPanel(_ state: StudioState, _ panel: BackendPanel, _ buffer: ino
             for part in wrapped(text, width: inner.width - 5) { lines.append(("     " + part, role)) }
         }
     }
-    row(0, "local engine (this CPU)", [(state.model ?? "no model: start with --model DIR", state.model == nil ? .statusError : .hint)])
+    let shares = state.localDrafts ? "also drafts grids spread over servers (Space: no)" : "Space: also draft grids spread over servers"
+    row(0, "local engine (this CPU)", [(state.model ?? "no model: start with --model DIR", state.model == nil ? .statusError : .hint),
+                                       (state.backends.isEmpty ? "" : shares, .hint)].filter { !$0.0.isEmpty })
     for (i, server) in state.backends.enumerated() {
         let title = server.name == server.address.name ? server.address.description : "\(server.name)  \(server.address.description)"
         let health: (String, Role)

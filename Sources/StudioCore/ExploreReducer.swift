@@ -24,7 +24,7 @@ private func exploreRemotely(_ state: inout StudioState, _ grid: Exploration) ->
     state.explore = grid
     state.job = .running(.starting)
     let p = requests[0].parameters
-    let on = run.servers.count == 1 ? run.servers[0].label : "\(run.servers.count) servers"
+    let on = (run.servers.count == 1 ? run.servers[0].label : "\(run.servers.count) servers") + (run.local == nil ? "" : " + local")
     state.status = Status(text: "Exploring \(grid.seeds.count) seeds on \(on) at \(p.width)×\(p.height), \(p.steps) steps…", isError: false)
     return Reaction(effects: [effect])
 }

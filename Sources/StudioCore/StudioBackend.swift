@@ -109,3 +109,15 @@ struct BackendWorker: ImageWorker {
     var name: String { base.name }
     func generate(_ job: ComfyUIJob) -> AsyncThrowingStream<GenerationEvent, Error> { base.generate(backend.job(job, useT5: useT5)) }
 }
+
+/// The local engine's worker with the LoRAs as files on this machine (a grid's jobs name them as the servers do).
+struct LocalDraftWorker: ImageWorker {
+    let base: any ImageWorker
+    let loras: [LoraChoice]
+    var name: String { base.name }
+    func generate(_ job: ComfyUIJob) -> AsyncThrowingStream<GenerationEvent, Error> {
+        var job = job
+        job.loras = loras.map { .init(name: $0.path, strength: $0.strength) }
+        return base.generate(job)
+    }
+}

@@ -259,18 +259,24 @@ public final class StudioSession {
         return LanczosResize.resize(image, width: max(1, Int(Double(image.width) * scale)), height: max(1, Int(Double(image.height) * scale)))
     }
 
-    private func start(_ request: GenerationRequest) {
-        let initImagePath = request.initImagePath
+    /// How the engine loads `model` for the T5 and precision choices.
+    private func loadOptions(model: String, t5: T5Choice, precision: PrecisionChoice) -> LoadOptions {
         var options = LoadOptions()
-        options.precision = request.precision == .bf16 ? .bf16 : .fp32
-        (options.useT5, options.t5Int8) = (request.t5 != .off, request.t5 == .int8)
+        options.precision = precision == .bf16 ? .bf16 : .fp32
+        (options.useT5, options.t5Int8) = (t5 != .off, t5 == .int8)
         options.threads = config.threads
         // Separate encoder files belong to the model the studio was started with, not to one picked later.
-        options.files = request.model == config.model ? config.modelFiles : ModelSource.Extras()
+        options.files = model == config.model ? config.modelFiles : ModelSource.Extras()
         // Always load the VAE encoder so switching to img2img does not reload the model.
         options.withVAEEncoder = true
         options.cache = config.hubCache
         (options.taesd, options.taesdOptional) = (config.taesd, true)
+        return options
+    }
+
+    private func start(_ request: GenerationRequest) {
+        let initImagePath = request.initImagePath
+        let options = loadOptions(model: request.model, t5: request.t5, precision: request.precision)
         let engine = self.engine
         generation = Task { @MainActor in
             var parameters = request.parameters
@@ -318,7 +324,11 @@ public final class StudioSession {
     /// the servers by `JobQueue` (every seed once; a server that goes away has its jobs taken by the others), each
     /// event reported with its cell. Cancelling the task cancels every job (the servers interrupt them).
     private func startRemote(_ run: RemoteRun) {
-        let workers = run.servers.map { worker(for: $0, useT5: run.useT5) }
+        var workers = run.servers.map { worker(for: $0, useT5: run.useT5) }
+        if let local = run.local {
+            let engine = EngineWorker(engine: engine, model: local.model, options: loadOptions(model: local.model, t5: local.t5, precision: local.precision))
+            workers.append(LocalDraftWorker(base: engine, loras: local.loras))
+        }
         generation = Task { @MainActor in
             var jobs = run.jobs
             if let path = run.initImagePath {

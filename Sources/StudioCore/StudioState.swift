@@ -49,6 +49,8 @@ public struct StudioState: Sendable {
     public var backend: Int?
     public var backendStatus: [Int: BackendStatus] = [:]
     public var backendPanel: BackendPanel?
+    /// Whether the local engine also takes drafts when a grid is spread over servers (Space on its row in F11).
+    public var localDrafts = false
     public var graphics = GraphicsMode.symbols
     /// The seed used by the last generation started, for increment mode.
     public var lastSeed: UInt64?

@@ -83,6 +83,36 @@ import Testing
         guard case .start? = reduce(&state, .generate).effects.first else { Issue.record("the local engine did not start"); return }
     }
 
+    /// Space on the local engine's row: the local engine also takes drafts of grids spread over servers, with the
+    /// studio's model and LoRA files; not while a LoRA that is on has no file here; never for F5.
+    @Test func localEngineJoinsServerGrids() {
+        var state = Self.state()
+        state.backend = 0
+        state.loras = [LoraEntry(name: "style", path: "/home/u/loras/style.safetensors", strength: 0.5)]
+        _ = reduce(&state, .showBackends)
+        _ = reduce(&state, .up)
+        _ = reduce(&state, .insert(" "))
+        #expect(state.localDrafts && state.status.text.contains("also takes drafts") && state.backendPanel != nil)
+        #expect(render(state, columns: 160, rows: 48).lines.joined().contains("also drafts grids spread over servers (Space: no)"))
+        _ = reduce(&state, .down)
+        _ = reduce(&state, .insert(" "))
+        #expect(state.localDrafts, "Space on a server's row does nothing")
+        _ = reduce(&state, .cancel)
+        guard case let .startRemote(run)? = reduce(&state, .explore).effects.first else { Issue.record("no grid: \(state.status.text)"); return }
+        #expect(run.local == LocalDrafts(model: "/models/tiny-sd3", loras: [LoraChoice(path: "/home/u/loras/style.safetensors", strength: 0.5)],
+                                         t5: .on, precision: .fp32))
+        #expect(state.status.text.hasPrefix("Exploring 4 seeds on 2 servers + local"))
+        _ = reduce(&state, .cancel)
+        _ = reduce(&state, .generationStopped(error: nil))
+        guard case let .startRemote(one)? = reduce(&state, .generate).effects.first else { Issue.record("no start"); return }
+        #expect(one.local == nil)
+        _ = reduce(&state, .cancel)
+        _ = reduce(&state, .generationStopped(error: nil))
+        state.loras.append(LoraEntry(name: "elsewhere", path: nil))
+        guard case let .startRemote(without)? = reduce(&state, .explore).effects.first else { Issue.record("no grid"); return }
+        #expect(without.local == nil, "a LoRA only the servers have keeps the local engine out")
+    }
+
     @Test func otherPanelsCloseIt() {
         var state = Self.open()
         _ = reduce(&state, .showLoras)

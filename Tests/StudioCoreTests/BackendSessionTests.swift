@@ -76,11 +76,12 @@ import Testing
 
     @MainActor
     static func session(folder: String, log: Log, hold: Bool = false, servers: [StudioBackend] = [gpu, spare, gone], grid: Int = 4,
-                        initImage: String? = nil, stepTime: Double = 0) throws -> StudioSession {
+                        initImage: String? = nil, stepTime: Double = 0, localDrafts: Bool = false) throws -> StudioSession {
         var state = StudioState(model: Support.tinyModel, randomSeed: 1)
         state.set(.prompt, "a red circle")
         for (field, value) in [(FieldID.width, "32"), (.height, "32"), (.steps, "4"), (.seed, "40")] { state.set(field, value) }
-        (state.backends, state.backend, state.draft.count) = (servers, 0, grid)
+        (state.backends, state.backend, state.draft.count, state.localDrafts) = (servers, 0, grid, localDrafts)
+        (state.maxSequenceLength, state.t5) = (32, .on)
         if let initImage { (state.editors[.initImage], state.editors[.strength]) = (TextEditor(initImage), TextEditor("0.3")) }
         let store = try StudioStore(path: folder + "/studio.sqlite")
         var config = StudioConfig(model: Support.tinyModel, outputFolder: OutputFolder(path: folder + "/outputs"), store: .success(store), threads: 1)
@@ -179,6 +180,26 @@ import Testing
             #expect(job.parameters.width == 16 && job.parameters.steps == 8)
         }
         #expect(try StudioStore(path: folder + "/studio.sqlite").records().isEmpty, "drafts are not saved")
+    }
+
+    /// A grid over one server and the local engine (the tiny fixture model): every seed once, the engine's drafts
+    /// beside the server's in their cells.
+    @MainActor
+    @Test(.timeLimit(.minutes(4))) func localEngineTakesDrafts() async throws {
+        let folder = Support.temporaryFolder(), log = Log()
+        let session = try Self.session(folder: folder, log: log, servers: [Self.gpu], stepTime: 0.05, localDrafts: true)
+        session.send(.explore)
+        await session.settle()
+        let grid = try #require(session.state.explore)
+        #expect(session.state.job == .finished(seconds: grid.seconds) && grid.finishedCount == 4, "\(session.state.status.text)")
+        let served = Set(log.all.map(\.job.parameters.seed))
+        #expect(log.all.count == served.count && served.count < 4, "the server made \(log.all.count) drafts, the engine the rest")
+        for (seed, image) in zip(grid.seeds, grid.images) {
+            let image = try #require(image)
+            let uniform = image.pixels.allSatisfy { $0 == UInt8(seed) }
+            #expect(uniform == served.contains(seed), "seed \(seed): \(served.contains(seed) ? "the server's" : "the engine's") draft")
+            #expect(image.width == 16 && image.height == 16)
+        }
     }
 
     /// Esc while every server holds a draft: all jobs end, the grid keeps what it had, nothing is saved.
