@@ -37,7 +37,7 @@ let package = Package(
         .target(name: "Hub", dependencies: ["SafeTensors"]),
         // ComfyUI servers as backends: its HTTP API and WebSocket over our own sockets (OpenSSL for TLS).
         .target(name: "ComfyUI", dependencies: ["SD3", "ImageIO", "SafeTensors", "RegularFiles", "CSSL"]),
-        .target(name: "StudioCore", dependencies: ["SD3", "Hub", "ImageIO", "Tensors", "RegularFiles", .product(name: "GRDB", package: "GRDB.swift"),
+        .target(name: "StudioCore", dependencies: ["SD3", "Hub", "ComfyUI", "ImageIO", "Tensors", "RegularFiles", .product(name: "GRDB", package: "GRDB.swift"),
                                                    .product(name: "TOMLKit", package: "TOMLKit")]),
         // Seeded mutations for the parsers' fuzz suites (tests only; `make fuzz` runs them longer).
         .target(name: "FuzzSupport"),
@@ -56,7 +56,7 @@ let package = Package(
         .testTarget(name: "TokenizersTests", dependencies: ["FuzzSupport", "Tokenizers"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SD3Tests", dependencies: ["FuzzSupport", "SD3", "SafeTensors"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ImageIOTests", dependencies: ["FuzzSupport", "ImageIO", "SafeTensors", "RegularFiles"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "StudioCoreTests", dependencies: ["FuzzSupport", "StudioCore", "SD3", "ImageIO", .product(name: "GRDB", package: "GRDB.swift")],
+        .testTarget(name: "StudioCoreTests", dependencies: ["FuzzSupport", "StudioCore", "ComfyUI", "SD3", "ImageIO", .product(name: "GRDB", package: "GRDB.swift")],
                     exclude: ["Snapshots", "Fixtures"]),
         .testTarget(name: "StudioTerminalTests", dependencies: ["StudioTerminal", "StudioCore", "ImageIO"]),
         // The studio's pull (F8) is tested here, against the same loopback hub.

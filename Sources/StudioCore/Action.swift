@@ -1,3 +1,4 @@
+import ComfyUI
 import ImageIO
 import SD3
 
@@ -66,8 +67,13 @@ public enum Action: Sendable {
     case pullProgress(repo: String, progress: String)
     case pullFinished(repo: String, snapshot: String)
     case pullStopped(repo: String, error: String?)
+    /// The backend picker (F11), and what the session learnt of server `index` (`StudioState.backends`).
+    case showBackends
+    case backendProbed(index: Int, BackendStatus)
     case resize(columns: Int, rows: Int)
     case engine(GenerationEvent)
+    /// An event of the draft of grid cell `cell`, when the grid's drafts are spread over servers (they run at once).
+    case gridEvent(cell: Int, GenerationEvent)
     /// The stream ended without `finished`: an error message, or nil when it was cancelled.
     case generationStopped(error: String?)
     case saved(HistoryRecord)
@@ -123,7 +129,42 @@ public enum Effect: Sendable, Equatable {
     /// `skipT5`: without text_encoder_3/ and tokenizer_3/ (`--no-t5`), when the T5 field is off.
     case pull(repo: String, skipT5: Bool)
     case cancelPull
+    /// Asks each server in `StudioState.backends` for its state (`backendProbed`).
+    case probeBackends
+    /// Renders on ComfyUI servers instead of the local engine (`RemoteRun`).
+    case startRemote(RemoteRun)
     case quit
+}
+
+/// Images to make on ComfyUI servers: one (its events come back as `engine`) or a grid's drafts, spread over the
+/// servers with `JobQueue` (events come back as `gridEvent`). Each server puts in its own file names (`StudioBackend.job`).
+public struct RemoteRun: Sendable, Equatable {
+    /// One per image, in grid order; the model and encoder names are the servers'.
+    public var jobs: [ComfyUIJob]
+    public var servers: [StudioBackend]
+    /// img2img: the PNG to start from, read by the session.
+    public var initImagePath: String?
+    /// False when the T5 field is off: the servers' T5 is left out.
+    public var useT5: Bool
+    public var grid: Bool
+    /// A grid's drafts the local engine takes a share of (F11's Space on the local engine), with the studio's model.
+    public var local: LocalDrafts?
+
+    public init(jobs: [ComfyUIJob], servers: [StudioBackend], initImagePath: String?, useT5: Bool, grid: Bool, local: LocalDrafts? = nil) {
+        (self.jobs, self.servers, self.initImagePath, self.useT5, self.grid, self.local) = (jobs, servers, initImagePath, useT5, grid, local)
+    }
+}
+
+/// The local engine as one more worker of a grid spread over servers: the studio's model, its LoRA files, T5 and
+/// precision choices.
+public struct LocalDrafts: Sendable, Equatable {
+    public var model: String
+    public var loras: [LoraChoice]
+    public var t5: T5Choice
+    public var precision: PrecisionChoice
+    public init(model: String, loras: [LoraChoice], t5: T5Choice, precision: PrecisionChoice) {
+        (self.model, self.loras, self.t5, self.precision) = (model, loras, t5, precision)
+    }
 }
 
 public struct Thumbnail: Sendable, Equatable {

@@ -19,6 +19,8 @@ public enum Bindings {
         Binding(keys: [.function(1)], action: .toggleHelp, help: "this help"),
         Binding(keys: [.function(7)], action: .cycleTheme, help: "next colour theme"),
         Binding(keys: [.function(8)], action: .showModels, help: "choose or pull a model"),
+        // Short, so it shares the F7/F8 line of the help at 80×24.
+        Binding(keys: [.function(11)], action: .showBackends, help: "CPU or ComfyUI"),
         Binding(keys: [.function(9)], action: .showLoras, help: "LoRAs: add, on/off (Space), strength (Left/Right), remove (Delete)"),
         Binding(keys: [.function(10), .ctrl("q")], action: .quit, help: "quit (cancels a running generation)"),
         Binding(keys: [.tab], action: .nextField, help: "next field"),

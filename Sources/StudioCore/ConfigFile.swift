@@ -21,14 +21,23 @@ public struct ConfigFile: Sendable, Equatable {
     public var backends: [Backend] = []
 
     /// One `[[backends]]` entry: `name`, `url` (comfyui://HOST:PORT or comfyuis://…), and for a server behind a proxy
-    /// `token` (sent as `Authorization: Bearer TOKEN`) or `header` ("Name: value"); neither is ever printed.
+    /// `token` (sent as `Authorization: Bearer TOKEN`) or `header` ("Name: value"); neither is ever printed. `model`,
+    /// `clip_l`, `clip_g`, `t5` and `vae` name the server's files the studio renders with there (as `sd3 generate
+    /// --model/--clip-l/--clip-g/--t5/--vae` do).
     public struct Backend: Sendable, Equatable {
         public var name: String
         public var url: String
         public var token: String?
         public var header: String?
-        public init(name: String, url: String, token: String? = nil, header: String? = nil) {
+        public var model: String?
+        public var clipL: String?
+        public var clipG: String?
+        public var t5: String?
+        public var vae: String?
+        public init(name: String, url: String, token: String? = nil, header: String? = nil,
+                    model: String? = nil, clipL: String? = nil, clipG: String? = nil, t5: String? = nil, vae: String? = nil) {
             (self.name, self.url, self.token, self.header) = (name, url, token, header)
+            (self.model, self.clipL, self.clipG, self.t5, self.vae) = (model, clipL, clipG, t5, vae)
         }
 
         /// The headers to send: the token's Authorization, then the header as written.
@@ -114,6 +123,7 @@ public struct ConfigFile: Sendable, Equatable {
         for element in array {
             guard let table = element.table else { throw file.error("backends", "is not a list of tables: write [[backends]] above each server's keys") }
             var name: String?, url: String?, token: String?, header: String?
+            var files = Backend(name: "", url: "")
             for key in file.orderedKeys(table, in: "[backends") {
                 let value = table[key]!
                 switch key {
@@ -121,7 +131,12 @@ public struct ConfigFile: Sendable, Equatable {
                 case "url": url = try reader.string(key, value)
                 case "token": token = try reader.string(key, value)
                 case "header": header = try reader.string(key, value)
-                default: throw file.error(key, in: "[backends", "unknown key; a [[backends]] entry takes name, url, token and header")
+                case "model": files.model = try reader.fileName(key, value)
+                case "clip_l": files.clipL = try reader.fileName(key, value)
+                case "clip_g": files.clipG = try reader.fileName(key, value)
+                case "t5": files.t5 = try reader.fileName(key, value)
+                case "vae": files.vae = try reader.fileName(key, value)
+                default: throw file.error(key, in: "[backends", "unknown key; a [[backends]] entry takes name, url, token, header, model, clip_l, clip_g, t5 and vae")
                 }
             }
             guard let url else { throw file.error("", in: "[backends", "a [[backends]] entry needs url = \"comfyui://HOST:PORT\"") }
@@ -135,7 +150,8 @@ public struct ConfigFile: Sendable, Equatable {
             if let token, token.contains(where: { $0.isNewline || $0 == "\r" }) {
                 throw file.error("token", in: "[backends", "must be one line (the value is not shown here)")
             }
-            let entry = Backend(name: name ?? url, url: url, token: token, header: header)
+            let entry = Backend(name: name ?? url, url: url, token: token, header: header,
+                                model: files.model, clipL: files.clipL, clipG: files.clipG, t5: files.t5, vae: files.vae)
             guard !backends.contains(where: { $0.name == entry.name }) else {
                 throw file.error("name", in: "[backends", "'\(entry.name.oneLine)' names two [[backends]] entries")
             }
@@ -224,6 +240,15 @@ public struct ConfigFile: Sendable, Equatable {
                 throw fail(key, value, "a number from \(NumberText.text(range.lowerBound)) to \(NumberText.text(range.upperBound))")
             }
             return x
+        }
+
+        /// A file name on a server (as its /object_info lists it, subfolders with "/"): one line, not empty.
+        func fileName(_ key: String, _ value: TOMLValueConvertible) throws(TOMLFileError) -> String {
+            let s = try string(key, value)
+            guard !s.trimmingCharacters(in: .whitespaces).isEmpty, !s.contains(where: { $0.isNewline || $0 == "\r" }) else {
+                throw fail(key, value, "a file name on the server (one line, e.g. \"sd3.5_medium.safetensors\")")
+            }
+            return s
         }
 
         func choice(_ key: String, _ value: TOMLValueConvertible, _ choices: [String]) throws(TOMLFileError) -> String {

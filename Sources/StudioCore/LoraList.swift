@@ -54,6 +54,8 @@ extension StudioState {
     func enabledLoras() -> Result<[LoraChoice], FieldError> {
         if pendingRecall != nil { return .failure(FieldError(description: "Still looking for the recalled image's LoRAs: a moment")) }
         let enabled = loras.filter(\.enabled)
+        // A server looks LoRAs up by file name in its own loras folder: one missing here may be there.
+        if server != nil { return .success(enabled.map { LoraChoice(path: $0.path ?? $0.name + ".safetensors", strength: $0.strength) }) }
         if let missing = enabled.first(where: { $0.path == nil }) {
             return .failure(FieldError(description: "LoRA \(missing.name) is not on this machine: F9, then add its file or turn it off (Space)"))
         }

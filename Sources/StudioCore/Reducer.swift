@@ -4,6 +4,7 @@ import SD3
 /// The one place the state changes: `reduce(&state, action)` updates it and returns what the session must do.
 public func reduce(_ state: inout StudioState, _ action: Action) -> Reaction {
     if let reaction = reducePull(&state, action) { return reaction }
+    if let reaction = reduceBackends(&state, action) { return reaction }
     if let reaction = reduceLoras(&state, action) { return reaction }
     if let reaction = reduceModelPicker(&state, action) { return reaction }
     if let reaction = reduceBrowser(&state, action) { return reaction }
@@ -54,6 +55,8 @@ public func reduce(_ state: inout StudioState, _ action: Action) -> Reaction {
         (state.columns, state.rows) = (columns, rows)
     case let .engine(event):
         return receive(&state, event)
+    case let .gridEvent(cell, event):
+        return gridEvent(&state, cell: cell, event)
     case let .generationStopped(error):
         if var grid = state.explore, grid.rendering != nil {
             (grid.rendering, grid.preview) = (nil, nil)
@@ -82,6 +85,8 @@ public func reduce(_ state: inout StudioState, _ action: Action) -> Reaction {
         return .none  // reduceLoras'
     case .pullProgress, .pullFinished, .pullStopped:
         return .none  // reducePull's
+    case .showBackends, .backendProbed:
+        return .none  // reduceBackends'
     case .showFavorites, .showHistory, .editNote, .openRecall, .browserLoaded, .thumbnailLoaded, .deletePlanned, .deleted, .noteSaved, .recalled:
         return .none  // reduceBrowser's
     }
@@ -136,10 +141,15 @@ private func cycleChoice(_ state: inout StudioState, _ field: FieldID, by delta:
 /// Starts one generation with the fields' settings.
 private func generate(_ state: inout StudioState) -> Reaction {
     guard let request = readRequest(&state, seeds: 1) else { return Reaction() }
+    var effect = Effect.start(request)
+    if state.server != nil {
+        guard let remote = remoteEffect(&state, [request], grid: false) else { return Reaction() }
+        effect = remote
+    }
     state.explore = nil
     state.job = .running(.starting)
-    state.status = Status(text: "Generating seed \(request.parameters.seed)…", isError: false)
-    return Reaction(effects: [.start(request)])
+    state.status = Status(text: "Generating seed \(request.parameters.seed)\(state.server.map { " on \($0.label)" } ?? "")…", isError: false)
+    return Reaction(effects: [effect])
 }
 
 /// Reads the fields into a request, choosing the seed by its mode (`seeds` consecutive seeds are taken, so
@@ -149,7 +159,12 @@ func readRequest(_ state: inout StudioState, seeds: Int) -> GenerationRequest? {
         state.status = Status(text: "A generation is running: Esc cancels it", isError: true)
         return nil
     }
-    guard let model = state.model else {
+    if let problem = state.serverWithoutModel {
+        state.status = Status(text: problem, isError: true)
+        return nil
+    }
+    // A server renders with its entry's model.
+    guard let model = state.server.map({ $0.model ?? "" }) ?? state.model else {
         state.status = Status(text: "No model: restart with `sd3 studio --model DIR` or set SD3_MODEL", isError: true)
         return nil
     }

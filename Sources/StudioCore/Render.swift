@@ -21,6 +21,8 @@ public func render(_ state: StudioState, columns: Int, rows: Int) -> CellBuffer 
     } else {
         if let panel = state.loraPanel {
             drawLoraPanel(state, panel, &buffer, layout.left)
+        } else if let panel = state.backendPanel {
+            drawBackendPanel(state, panel, &buffer, layout.left)
         } else {
             for field in [FieldID.prompt, .negativePrompt] { drawEditor(state, field, &buffer, layout.editor(field)) }
             drawSettings(state, &buffer, layout)
@@ -42,8 +44,18 @@ public func render(_ state: StudioState, columns: Int, rows: Int) -> CellBuffer 
 
 private func drawHeader(_ state: StudioState, _ buffer: inout CellBuffer, _ layout: Layout) {
     buffer.fill(x: 0, y: 0, width: layout.columns, height: 1, with: Cell(" ", .title))
-    buffer.put(" SD3 Studio · \(state.modelName)", x: 0, y: 0, role: .title)
-    let keys = "F1 help  F5 generate  F2 star  F3/F4 browse  F10 quit "
+    var keys = "F1 help  F5 generate  F2 star  F3/F4 browse  F10 quit "
+    // Where the next image renders, once there is a choice (servers configured): "local" or "comfyui@HOST:PORT". It
+    // and the model come before the key hints, which shrink to F1's when both do not fit.
+    let backend = state.backends.isEmpty ? "" : " · \(state.backendLabel)"
+    var model = state.modelName
+    if !backend.isEmpty {
+        let title = " SD3 Studio · ".count + CellWidth.of(model) + CellWidth.of(backend)
+        if title + CellWidth.of(keys) > layout.columns { keys = "F1 help " }
+        let room = layout.columns - CellWidth.of(keys) - 1 - " SD3 Studio · ".count - CellWidth.of(backend)
+        if CellWidth.of(model) > room { model = CellWidth.truncate(model, to: max(1, room)) }
+    }
+    buffer.put(" SD3 Studio · \(model)\(backend)", x: 0, y: 0, role: .title)
     buffer.put(keys, x: layout.columns - CellWidth.of(keys), y: 0, role: .title)
 }
 

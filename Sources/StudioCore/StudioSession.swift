@@ -1,3 +1,4 @@
+import ComfyUI
 import Foundation
 import Hub
 import ImageIO
@@ -21,6 +22,8 @@ public struct StudioConfig: Sendable {
     public var hubCache: HuggingFaceCache
     /// The TAESD3 previews and drafts decode with (`TAESDSource`); nil: the latent→RGB projection and the VAE.
     public var taesd: String?
+    /// How the session reaches ComfyUI servers (tests give fakes).
+    public var servers = ServerAccess()
 
     public init(model: String?, outputFolder: OutputFolder, store: Result<StudioStore, StoreError>,
                 threads: Int = ProcessInfo.processInfo.activeProcessorCount, modelFiles: ModelSource.Extras = ModelSource.Extras(),
@@ -28,6 +31,18 @@ public struct StudioConfig: Sendable {
                 hub: HubSettings = HubSettings(token: nil), hubCache: HuggingFaceCache = HuggingFaceCache()) {
         (self.model, self.outputFolder, self.store, self.threads, self.modelFiles) = (model, outputFolder, store, threads, modelFiles)
         (self.loraFolders, self.hub, self.hubCache) = (loraFolders, hub, hubCache)
+    }
+}
+
+/// What renders on a server and what asks it for its state: ComfyUI's by default.
+public struct ServerAccess: Sendable {
+    public var worker: @Sendable (ServerAddress) -> any ImageWorker
+    /// Blocking; the session calls it off the main actor.
+    public var probe: @Sendable (ServerAddress) -> BackendStatus
+
+    public init(worker: @escaping @Sendable (ServerAddress) -> any ImageWorker = { ComfyUIBackend(server: ComfyUIServer($0)) },
+                probe: @escaping @Sendable (ServerAddress) -> BackendStatus = BackendStatus.probe) {
+        (self.worker, self.probe) = (worker, probe)
     }
 }
 
@@ -44,6 +59,8 @@ public final class StudioSession {
     private var saving: Task<Void, Never>?
     private var pulling: Task<Void, Never>?
     private var recalling: Task<Void, Never>?
+    /// One worker per server address for the session's life: a ComfyUI backend asks for the server's file lists once.
+    private var workers: [String: any ImageWorker] = [:]
 
     public init(state: StudioState, config: StudioConfig, engine: InferenceEngine = InferenceEngine()) {
         self.state = state
@@ -151,6 +168,17 @@ public final class StudioSession {
             pull(repo, skipT5: skipT5)
         case .cancelPull:
             pulling?.cancel()
+        case .probeBackends:
+            let probe = config.servers.probe
+            for (index, server) in state.backends.enumerated() {
+                let address = server.address
+                Task { @MainActor in
+                    let status = await Task.detached { probe(address) }.value
+                    send(.backendProbed(index: index, status))
+                }
+            }
+        case let .startRemote(run):
+            startRemote(run)
         case .scanLoras, .readLora, .locateLoras:
             performLoraEffect(effect)
         case .quit:
@@ -231,18 +259,24 @@ public final class StudioSession {
         return LanczosResize.resize(image, width: max(1, Int(Double(image.width) * scale)), height: max(1, Int(Double(image.height) * scale)))
     }
 
-    private func start(_ request: GenerationRequest) {
-        let initImagePath = request.initImagePath
+    /// How the engine loads `model` for the T5 and precision choices.
+    private func loadOptions(model: String, t5: T5Choice, precision: PrecisionChoice) -> LoadOptions {
         var options = LoadOptions()
-        options.precision = request.precision == .bf16 ? .bf16 : .fp32
-        (options.useT5, options.t5Int8) = (request.t5 != .off, request.t5 == .int8)
+        options.precision = precision == .bf16 ? .bf16 : .fp32
+        (options.useT5, options.t5Int8) = (t5 != .off, t5 == .int8)
         options.threads = config.threads
         // Separate encoder files belong to the model the studio was started with, not to one picked later.
-        options.files = request.model == config.model ? config.modelFiles : ModelSource.Extras()
+        options.files = model == config.model ? config.modelFiles : ModelSource.Extras()
         // Always load the VAE encoder so switching to img2img does not reload the model.
         options.withVAEEncoder = true
         options.cache = config.hubCache
         (options.taesd, options.taesdOptional) = (config.taesd, true)
+        return options
+    }
+
+    private func start(_ request: GenerationRequest) {
+        let initImagePath = request.initImagePath
+        let options = loadOptions(model: request.model, t5: request.t5, precision: request.precision)
         let engine = self.engine
         generation = Task { @MainActor in
             var parameters = request.parameters
@@ -258,18 +292,76 @@ public final class StudioSession {
                 guard !Task.isCancelled else { return send(.generationStopped(error: nil)) }
             }
             let stream = await engine.generate(parameters, model: request.model, options: options, loras: request.loras)
-            var finished = false
-            do {
-                for try await event in stream {
-                    if case .finished = event { finished = true }
-                    send(.engine(event))
+            await consume(stream)
+        }
+    }
+
+    /// A generation's events through the reducer, then how it ended when it did not finish.
+    private func consume(_ stream: AsyncThrowingStream<GenerationEvent, Error>) async {
+        var finished = false
+        do {
+            for try await event in stream {
+                if case .finished = event { finished = true }
+                send(.engine(event))
+            }
+            // A `finished` that arrived just after Esc was ignored by the reducer: the job still ends.
+            if !finished || state.job == .cancelling { send(.generationStopped(error: nil)) }
+        } catch is CancellationError {
+            send(.generationStopped(error: nil))
+        } catch {
+            send(.generationStopped(error: "\(error)"))
+        }
+    }
+
+    private func worker(for server: StudioBackend, useT5: Bool) -> any ImageWorker {
+        let key = server.address.description
+        let base = workers[key] ?? config.servers.worker(server.address)
+        workers[key] = base
+        return BackendWorker(base: base, backend: server, useT5: useT5)
+    }
+
+    /// Renders on ComfyUI servers: one image through the same events as the engine's, or a grid's drafts spread over
+    /// the servers by `JobQueue` (every seed once; a server that goes away has its jobs taken by the others), each
+    /// event reported with its cell. Cancelling the task cancels every job (the servers interrupt them).
+    private func startRemote(_ run: RemoteRun) {
+        var workers = run.servers.map { worker(for: $0, useT5: run.useT5) }
+        if let local = run.local {
+            let engine = EngineWorker(engine: engine, model: local.model, options: loadOptions(model: local.model, t5: local.t5, precision: local.precision))
+            workers.append(LocalDraftWorker(base: engine, loras: local.loras))
+        }
+        generation = Task { @MainActor in
+            var jobs = run.jobs
+            if let path = run.initImagePath {
+                let read = await Task.detached { Result { () throws(PNGFile.Error) in try PNGFile.read(path).image } }.value
+                switch read {
+                case let .success(image): for i in jobs.indices { jobs[i].parameters.initImage = image }
+                case let .failure(error): return send(.generationStopped(error: "Init image: \(error.description)"))
                 }
-                // A `finished` that arrived just after Esc was ignored by the reducer: the job still ends.
-                if !finished || state.job == .cancelling { send(.generationStopped(error: nil)) }
-            } catch is CancellationError {
-                send(.generationStopped(error: nil))
-            } catch {
-                send(.generationStopped(error: "\(error)"))
+                guard !Task.isCancelled else { return send(.generationStopped(error: nil)) }
+            }
+            guard run.grid else { return await consume(workers[0].generate(jobs[0])) }
+            let queue = JobQueue(workers: workers)
+            // Reports come from the workers' tasks; a stream keeps them in order on their way to the main actor.
+            let (reports, sink) = AsyncStream<JobQueue.Report>.makeStream()
+            let grid = jobs
+            let running = Task.detached {
+                let outcomes = await queue.run(grid) { sink.yield($0) }
+                sink.finish()
+                return outcomes
+            }
+            let outcomes = await withTaskCancellationHandler {
+                for await report in reports { send(.gridEvent(cell: report.job, report.event)) }
+                return await running.value
+            } onCancel: {
+                running.cancel()
+            }
+            if Task.isCancelled || state.job == .cancelling { return send(.generationStopped(error: nil)) }
+            let failures = outcomes.compactMap { outcome -> String? in
+                if case let .failed(error) = outcome { return "\(error)" }
+                return nil
+            }
+            if let first = failures.first {
+                send(.generationStopped(error: failures.count == 1 ? first : "\(failures.count) of \(jobs.count) drafts failed; the first: \(first)"))
             }
         }
     }

@@ -1,3 +1,4 @@
+import ComfyUI
 import ImageIO
 import SD3
 
@@ -42,6 +43,14 @@ public struct StudioState: Sendable {
     /// A model being pulled from the hub (its progress is the status line), and the last one pulled (picked in F8).
     public var pull: PullJob?
     public var pulled: String?
+    /// The ComfyUI servers (config `[[backends]]` and `--backend`), the one images render on (nil: the local engine),
+    /// what the picker last learnt of each (by index), and the picker (F11) while it is open.
+    public var backends: [StudioBackend] = []
+    public var backend: Int?
+    public var backendStatus: [Int: BackendStatus] = [:]
+    public var backendPanel: BackendPanel?
+    /// Whether the local engine also takes drafts when a grid is spread over servers (Space on its row in F11).
+    public var localDrafts = false
     public var graphics = GraphicsMode.symbols
     /// The seed used by the last generation started, for increment mode.
     public var lastSeed: UInt64?
@@ -120,7 +129,11 @@ public struct StudioState: Sendable {
         return SizePresets.index(width: w, height: h)
     }
 
+    /// The chosen server, nil for the local engine.
+    public var server: StudioBackend? { backend.flatMap { backends[safe: $0] } }
+
     public var modelName: String {
+        if let server { return server.model ?? "no model set for \(server.name)" }
         guard let model else { return "no model" }
         return model.split(separator: "/").last.map(String.init) ?? model
     }

@@ -10,33 +10,23 @@ import Tensors
 /// `sd3 generate --backend comfyui://…`: the same flags, sent as ComfyUI workflows to one or more servers.
 extension GenerateCommand {
     /// The servers `--backend` names (and whether `local`, this machine's engine, is one of the workers), or nil for
-    /// the local engine alone (onednn, openblas, local, or no flag).
+    /// the local engine alone (onednn, openblas, local, or no flag). Addresses and [[backends]] names are read by
+    /// `ConfigFile.servers`, as the studio's --backend is.
     static func servers(_ text: String?, config: ConfigFile) throws -> (servers: [ServerAddress], local: Bool)? {
         guard let text, !["onednn", "openblas", "local"].contains(text) else { return nil }
-        var servers: [ServerAddress] = []
-        var local = false
-        for part in text.split(separator: ",", omittingEmptySubsequences: false).map({ $0.trimmingCharacters(in: .whitespaces) }) {
-            if part == "local" {
-                guard !local else { throw CommandError("--backend names local twice") }
-                local = true
-            } else if part.contains("://") {
-                var address = try ServerAddress(parsing: part)
-                // A configured entry with this url lends its token or header.
-                if let entry = config.backends.first(where: { (try? ServerAddress(parsing: $0.url)) == address }) { address.headers = entry.headers }
-                servers.append(address)
-            } else if let entry = config.backends.first(where: { $0.name == part }) {
-                var address = try ServerAddress(parsing: entry.url)
-                address.headers = entry.headers
-                servers.append(address)
-            } else {
-                let known = config.backends.isEmpty ? "no [[backends]] in the config" : "configured: " + config.backends.map(\.name).joined(separator: ", ")
-                throw CommandError("--backend '\(part.oneLine)' is not onednn, openblas, local, comfyui://HOST:PORT or a configured backend (\(known))")
-            }
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        let locals = parts.filter { $0 == "local" }.count
+        guard locals <= 1 else { throw CommandError("--backend names local twice") }
+        let servers: [ServerAddress]
+        do {
+            servers = try config.servers(parts.filter { $0 != "local" }.joined(separator: ","), otherChoices: "onednn, openblas, local, ").map(\.address)
+        } catch {
+            throw CommandError(error.description)
         }
         if let repeated = Dictionary(grouping: servers, by: \.name).first(where: { $0.value.count > 1 })?.key {
             throw CommandError("--backend names \(repeated) twice")
         }
-        return (servers, local)
+        return (servers, locals == 1)
     }
 
     func runRemote(on servers: [ServerAddress], local: Bool, settings: ConfigFile, recalled r: ImageMetadata?) throws {

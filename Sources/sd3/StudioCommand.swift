@@ -26,6 +26,8 @@ struct StudioCommand: AsyncParsableCommand {
     @Option(help: "Starting number of steps.") var steps: Int?
     @Option(help: "Starting seed.") var seed: UInt64?
     @Option(help: "Engine threads (default: all cores).") var threads: Int?
+    @Option(help: "ComfyUI servers to render on, added to the config's [[backends]]: comfyui://HOST:PORT (comfyuis:// for TLS) or a [[backends]] name, several separated by commas; the first is chosen (F11 picks another, or the local engine). The model and encoders are the entry's model, clip_l, clip_g, t5 and vae.")
+    var backend: String?
     @Option(help: "A TAESD3 (madebyollin/taesd3: its diffusers folder, a folder with taesd3_decoder.safetensors, or that file) for previews and draft decoding. Default: the config's taesd, else one in the models folder or the Hugging Face cache.")
     var taesd: String?
 
@@ -80,6 +82,16 @@ struct StudioCommand: AsyncParsableCommand {
         let recipes = RecipeChoice.load(RecipeCatalog.standard(environment: environment), loraFolders: LoraCatalog.folders(environment: environment))
         state.recipes = recipes.choices
         if let problem = recipes.errors.first { state.status = Status(text: problem, isError: true) }
+        do {
+            (state.backends, state.backend) = try settings.studioBackends(adding: backend)
+        } catch {
+            throw ValidationError(error.description)
+        }
+        if let server = state.server {
+            state.status = server.model == nil
+                ? Status(text: "No model for \(server.label): give it a [[backends]] entry with its url and model = \"FILE\" in the config", isError: true)
+                : Status(text: "Images render on \(server.label) with \(server.model!) (F11: backends); F5 to generate, F6 to explore seeds", isError: false)
+        }
         if let prompt { state.set(.prompt, prompt) }
         if let width { state.set(.width, "\(width)") }
         if let height { state.set(.height, "\(height)") }

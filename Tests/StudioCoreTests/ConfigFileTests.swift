@@ -1,3 +1,4 @@
+import ComfyUI
 import Foundation
 @testable import StudioCore
 import Testing
@@ -93,6 +94,46 @@ import Testing
         }
         #expect(Self.error("[defaults]\nt5 = \"on\"\n") == "/c/config.toml:2: [defaults] t5: \"on\" is not true, false or \"int8\"")
         #expect(Self.error("[defaults]\nt5 = 8\n") == "/c/config.toml:2: [defaults] t5: 8 is not true, false or \"int8\"")
+    }
+
+    /// `[[backends]]`: the server's address and credentials, and the file names the studio renders with there.
+    @Test func backendsTakeTheServersFileNames() throws {
+        let text = """
+        [[backends]]
+        name = "gpu"
+        url = "comfyui://10.0.0.5:8188"
+        token = "secret"
+        model = "sd3.5_medium.safetensors"
+        clip_l = "clip_l.safetensors"
+        clip_g = "clip_g.safetensors"
+        t5 = "t5xxl_fp16.safetensors"
+        vae = "sd3_vae.safetensors"
+
+        [[backends]]
+        url = "comfyuis://render.example.org"
+        """
+        let config = try ConfigFile.parse(text, path: "/c/config.toml")
+        #expect(config.backends == [
+            ConfigFile.Backend(name: "gpu", url: "comfyui://10.0.0.5:8188", token: "secret", model: "sd3.5_medium.safetensors",
+                               clipL: "clip_l.safetensors", clipG: "clip_g.safetensors", t5: "t5xxl_fp16.safetensors", vae: "sd3_vae.safetensors"),
+            ConfigFile.Backend(name: "comfyuis://render.example.org", url: "comfyuis://render.example.org"),
+        ])
+        let (servers, chosen) = try config.studioBackends(adding: nil)
+        #expect(chosen == nil && servers.map(\.name) == ["gpu", "comfyuis://render.example.org"])
+        #expect(servers[0].model == "sd3.5_medium.safetensors" && servers[0].t5 == "t5xxl_fp16.safetensors" && servers[0].label == "comfyui@10.0.0.5:8188")
+        #expect(servers[0].address.headers.map(\.value) == ["Bearer secret"] && servers[1].address.port == 443 && servers[1].model == nil)
+        // --backend: a configured name or its url picks that entry; a new address joins the list, without files.
+        #expect(try config.studioBackends(adding: "gpu").chosen == 0)
+        #expect(try config.studioBackends(adding: "comfyui://10.0.0.5:8188").chosen == 0)
+        let added = try config.studioBackends(adding: "comfyui://127.0.0.1:8190,gpu")
+        #expect(added.all.count == 3 && added.chosen == 2 && added.all[2].name == "127.0.0.1:8190" && added.all[2].model == nil)
+        #expect(throws: RemoteError.self) { try config.studioBackends(adding: "cpu-box") }
+
+        let empty = Self.error("[[backends]]\nurl = \"comfyui://h:1\"\nmodel = \"\"\n")
+        #expect(empty.hasPrefix("/c/config.toml:3: ") && empty.contains("model: \"\" is not a file name on the server"), "\(empty)")
+        #expect(Self.error("[[backends]]\nurl = \"comfyui://h:1\"\nvae = 3\n").contains("vae: 3 is not a string"))
+        #expect(Self.error("[[backends]]\nurl = \"comfyui://h:1\"\nunet = \"x\"\n")
+            .contains("unknown key; a [[backends]] entry takes name, url, token, header, model, clip_l, clip_g, t5 and vae"))
     }
 
     @Test func locationAndMissingFiles() throws {
