@@ -9,8 +9,8 @@ seed and settings (sd3-tiny-comfy, no T5).
 Prints PSNR and max |difference| (uint8) for three T5 paddings on the diffusers side: max_sequence_length 256 (the
 pipeline's default: 256 zero T5 tokens join the 77 CLIP tokens in the joint attention), 1 (the least our engine
 accepts) and 0 (only the 77 CLIP tokens, which is what ComfyUI's SD3 text encoder without T5 gives:
-comfy/text_encoders/sd3_clip.py pads CLIP-L+G to 4096 wide and concatenates no T5 tokens). ComfyUI's SaveImageWebsocket truncates 255*x to uint8 where diffusers
-rounds, so the diffusers image is quantized both ways. Uses one CPU thread; fp32.
+comfy/text_encoders/sd3_clip.py pads CLIP-L+G to 4096 wide and concatenates no T5 tokens). ComfyUI's
+SaveImageWebsocket truncates 255*x to uint8 where diffusers rounds, so the diffusers image is quantized both ways. Uses one CPU thread; fp32.
 
 --lora: diffusers load_lora_weights (scale 1), against ComfyUI's LoraLoaderModelOnly at strength 1.
 --img2img: StableDiffusion3Img2ImgPipeline at --steps and --strength, against ComfyUI's LoadImage + VAEEncode +
