@@ -80,7 +80,8 @@ run="$COMFY_RUN_ROOT/$port"
 mkdir -p "$run"/{input,output,user}
 config="venv $COMFY_VENV fixtures $fixtures extra ${COMFY_EXTRA_ARGS:-}"
 if [[ -f "$run/pid" ]] && kill -0 "$(cat "$run/pid")" 2>/dev/null; then
-    if [[ "$(cat "$run/config" 2>/dev/null)" != "$config" ]]; then
+    # A server started before serve.sh wrote config files has none: taken as it is.
+    if [[ -f "$run/config" ]] && [[ "$(cat "$run/config")" != "$config" ]]; then
         echo "port $port already has a server started by serve.sh with another configuration:" >&2
         echo "  $(cat "$run/config" 2>/dev/null) (pid $(cat "$run/pid")); wanted: $config" >&2
         exit 1
