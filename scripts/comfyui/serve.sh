@@ -39,6 +39,30 @@ fixtures="$(realpath -m "${2:-/root/comfy-fixtures}")"
 url="http://127.0.0.1:$port"
 [[ "$port" =~ ^[0-9]+$ ]] || { echo "PORT must be a number, got '$port'" >&2; exit 2; }
 
+# --- a server already there? (checked before installing anything) ----------------------------------------------
+run="$COMFY_RUN_ROOT/$port"
+mkdir -p "$run"/{input,output,user}
+config="venv $COMFY_VENV fixtures $fixtures extra ${COMFY_EXTRA_ARGS:-}"
+if [[ -f "$run/pid" ]] && kill -0 "$(cat "$run/pid")" 2>/dev/null; then
+    # A server started before serve.sh wrote config files has none: taken as it is.
+    if [[ -f "$run/config" ]] && [[ "$(cat "$run/config")" != "$config" ]]; then
+        echo "port $port already has a server started by serve.sh with another configuration:" >&2
+        echo "  $(cat "$run/config" 2>/dev/null) (pid $(cat "$run/pid")); wanted: $config" >&2
+        exit 1
+    fi
+    if curl -sf "$url/system_stats" >/dev/null; then
+        echo "$url"
+        echo "(already running: pid $(cat "$run/pid"), log $run/log)" >&2
+        exit 0
+    fi
+    echo "a server of ours (pid $(cat "$run/pid")) holds $run but $url does not answer; stop it: $0 --stop $port" >&2
+    exit 1
+fi
+if curl -s -o /dev/null "$url/"; then
+    echo "something else already listens on port $port" >&2
+    exit 1
+fi
+
 # --- the ComfyUI venv -----------------------------------------------------------------------------------------
 stamp="$COMFY_VENV/.sd3studio-requirements"
 if ! cmp -s "$here/requirements.txt" "$stamp"; then
@@ -76,28 +100,6 @@ if [[ ! -f "$fixtures/COMPLETE" ]]; then
 fi
 
 # --- one server -------------------------------------------------------------------------------------------------
-run="$COMFY_RUN_ROOT/$port"
-mkdir -p "$run"/{input,output,user}
-config="venv $COMFY_VENV fixtures $fixtures extra ${COMFY_EXTRA_ARGS:-}"
-if [[ -f "$run/pid" ]] && kill -0 "$(cat "$run/pid")" 2>/dev/null; then
-    # A server started before serve.sh wrote config files has none: taken as it is.
-    if [[ -f "$run/config" ]] && [[ "$(cat "$run/config")" != "$config" ]]; then
-        echo "port $port already has a server started by serve.sh with another configuration:" >&2
-        echo "  $(cat "$run/config" 2>/dev/null) (pid $(cat "$run/pid")); wanted: $config" >&2
-        exit 1
-    fi
-    if curl -sf "$url/system_stats" >/dev/null; then
-        echo "$url"
-        echo "(already running: pid $(cat "$run/pid"), log $run/log)" >&2
-        exit 0
-    fi
-    echo "a server of ours (pid $(cat "$run/pid")) holds $run but $url does not answer; stop it: $0 --stop $port" >&2
-    exit 1
-fi
-if curl -s -o /dev/null "$url/"; then
-    echo "something else already listens on port $port" >&2
-    exit 1
-fi
 cat > "$run/extra_model_paths.yaml" <<EOF
 sd3studio:
     base_path: $fixtures/comfy-models
