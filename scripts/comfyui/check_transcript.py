@@ -76,6 +76,8 @@ def check(path):
                 problems.append(f"#{i}: unknown binary event {event}")
                 label = f"binary event {event}"
             lines.append(f"  {label}")
+        elif kind in ("http_upstream_error", "ws_upstream_error"):
+            lines.append(f"{kind} {e.get('method', 'WS')} {e['path'].split('?')[0]}: {e['error']}")
         else:
             problems.append(f"#{i}: unknown kind {kind!r}")
     if opened:

@@ -7,7 +7,8 @@ it) and prints what it saw: the WebSocket message sequence, binary frames, HTTP 
 Scenarios: txt2img, txt2img-clip-l (CLIPLoader type sd3, CLIP-L only), txt2img-checkpoint
 (CheckpointLoaderSimple), txt2img-lora (LoraLoaderModelOnly), txt2img-sai (Stability-layout UNET file), img2img
 (upload + LoadImage + VAEEncode, denoise 0.6), img2img-parity (the schedule of diffusers' strength 0.6), interrupt,
-reconnect (the WebSocket drops mid-job), execution-error (fails while running), bad-input, missing-model, object-info, system-stats, upload, all.
+reconnect (the WebSocket drops mid-job), execution-error (fails while running),
+server-killed (SIGKILL to --server-pid after the first step; not in "all"), bad-input, missing-model, object-info, system-stats, upload, all.
 With --out, images (final PNG, previews), /history bodies and error bodies are written there.
 Needs websocket-client (in the comfy venv). Exit status 1 if a scenario did not end as expected.
 """
@@ -67,8 +68,9 @@ def sd3_workflow(seed=42, steps=4, cfg=5.0, width=64, height=64, prompt=PROMPT, 
 
 
 class Client:
-    def __init__(self, server, out=None):
+    def __init__(self, server, out=None, server_pid=None):
         self.server = server.rstrip("/")
+        self.server_pid = server_pid
         self.client_id = str(uuid.uuid4())
         self.out = out
         self.ws = None
@@ -284,6 +286,42 @@ def scenario_execution_error(c):
     return ending == "execution_error"
 
 
+def scenario_server_killed(c):
+    """The server is killed (SIGKILL, pid from --server-pid) after the first step: the socket drops, then
+    /history and a new /prompt fail to connect."""
+    if not c.server_pid:
+        print("[server-killed] needs --server-pid (record_all.sh passes {server_pid})")
+        return False
+    c.connect()
+    status, body, prompt_id = c.submit(sd3_workflow(steps=50, seed=13))
+    print(f"[server-killed] POST /prompt -> {status} {json.dumps(body)}")
+    seen = []
+    try:
+        while True:
+            frame = c.ws.recv()
+            if not frame:  # websocket-client's answer to a close frame
+                print("[server-killed] socket closed")
+                break
+            if isinstance(frame, str):
+                m = json.loads(frame)
+                seen.append(m)
+                if m["type"] == "progress" and m["data"]["node"] == "7":
+                    os.kill(c.server_pid, 9)
+                    print(f"[server-killed] killed pid {c.server_pid} at step {m['data']['value']}")
+    except (websocket.WebSocketConnectionClosedException, ConnectionError, OSError) as e:
+        print(f"[server-killed] socket: {type(e).__name__}: {e}")
+    print(f"[server-killed] before: {summarize(seen, [])[0]}")
+    c.close()
+    time.sleep(0.5)
+    for method, path, body in (("GET", f"/history/{prompt_id}", None), ("POST", "/prompt", {"prompt": sd3_workflow()})):
+        try:
+            status, ctype, answer = c.http(method, path, body)
+            print(f"[server-killed] {method} {path} -> {status} {ctype} {answer[:200]!r}")
+        except (urllib.error.URLError, ConnectionError) as e:
+            print(f"[server-killed] {method} {path} -> {type(e).__name__}: {e}")
+    return True
+
+
 def scenario_bad_input(c):
     w = sd3_workflow()
     w["7"]["inputs"]["steps"] = "many"
@@ -391,7 +429,7 @@ SCENARIOS = {"txt2img": scenario_txt2img,
              "txt2img-lora": lambda c: scenario_txt2img(c, "txt2img-lora"),
              "txt2img-sai": lambda c: scenario_txt2img(c, "txt2img-sai"),
              "interrupt": scenario_interrupt, "reconnect": scenario_reconnect,
-             "execution-error": scenario_execution_error, "bad-input": scenario_bad_input, "missing-model": scenario_missing_model,
+             "execution-error": scenario_execution_error, "server-killed": scenario_server_killed, "bad-input": scenario_bad_input, "missing-model": scenario_missing_model,
              "object-info": scenario_object_info, "system-stats": scenario_system_stats, "upload": scenario_upload,
              "img2img": scenario_img2img, "img2img-parity": lambda c: scenario_img2img(c, "img2img-parity")}
 
@@ -400,12 +438,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--server", default="http://127.0.0.1:8188")
     ap.add_argument("--out")
+    ap.add_argument("--server-pid", type=int, help="server-killed: the ComfyUI process to kill mid-job")
     ap.add_argument("scenario", choices=list(SCENARIOS) + ["all"])
     args = ap.parse_args()
-    names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    names = [n for n in SCENARIOS if n != "server-killed"] if args.scenario == "all" else [args.scenario]
     failed = []
     for name in names:
-        c = Client(args.server, args.out)
+        c = Client(args.server, args.out, args.server_pid)
         t0 = time.time()
         ok = SCENARIOS[name](c)
         print(f"[{name}] {'OK' if ok else 'FAILED'} ({time.time() - t0:.1f}s)", flush=True)

@@ -6,11 +6,11 @@ seed and settings (sd3-tiny-comfy, no T5).
         --comfy /root/comfy-out/txt2img.png [--prompt "a red circle at the top"] [--seed 42] [--steps 4] [--cfg 5]
         [--size 64] [--out-dir DIR] [--lora FILE] [--img2img INPUT.png --strength 0.6]
 
-Prints PSNR and max |difference| (uint8) for two T5 paddings on the diffusers side: max_sequence_length 256 (the
-pipeline's default: 256 zero T5 tokens join the 77 CLIP tokens in the joint attention) and 0 (only the 77 CLIP
-tokens, which is what ComfyUI's SD3 text encoder without T5 gives: comfy/text_encoders/sd3_clip.py pads CLIP-L+G to
-4096 wide and concatenates no T5 tokens). ComfyUI's SaveImageWebsocket truncates 255*x to uint8 where diffusers
-rounds, so the diffusers image is quantized both ways. Uses one CPU thread; fp32.
+Prints PSNR and max |difference| (uint8) for three T5 paddings on the diffusers side: max_sequence_length 256 (the
+pipeline's default: 256 zero T5 tokens join the 77 CLIP tokens in the joint attention), 1 (the least our engine
+accepts) and 0 (only the 77 CLIP tokens, which is what ComfyUI's SD3 text encoder without T5 gives:
+comfy/text_encoders/sd3_clip.py pads CLIP-L+G to 4096 wide and concatenates no T5 tokens). ComfyUI's
+SaveImageWebsocket truncates 255*x to uint8 where diffusers rounds, so the diffusers image is quantized both ways. Uses one CPU thread; fp32.
 
 --lora: diffusers load_lora_weights (scale 1), against ComfyUI's LoraLoaderModelOnly at strength 1.
 --img2img: StableDiffusion3Img2ImgPipeline at --steps and --strength, against ComfyUI's LoadImage + VAEEncode +
@@ -73,7 +73,7 @@ def main():
     print(f"ComfyUI image {args.comfy}: {comfy.shape}; diffusers {args.model}: prompt {args.prompt!r}, "
           f"seed {args.seed}, {args.steps} steps, cfg {args.cfg}, {args.size}x{args.size}, fp32"
           + (f", LoRA {args.lora}" if args.lora else ""))
-    for length in (256, 0):
+    for length in (256, 1, 0):
         image = pipe(args.prompt, negative_prompt=args.negative, num_inference_steps=args.steps,
                      guidance_scale=args.cfg, max_sequence_length=length,
                      generator=torch.Generator().manual_seed(args.seed), output_type="np", **extra).images[0]

@@ -5,9 +5,10 @@
 #   scripts/comfyui/record_all.sh OUT_DIR 'CLIENT COMMAND TEMPLATE' [SCENARIO ...]
 #
 # The template is run by bash once per scenario with {url} (http://127.0.0.1:PROXY_PORT), {hostport}
-# (127.0.0.1:PROXY_PORT), {scenario} and {out} (the transcript's path) replaced; e.g.
+# (127.0.0.1:PROXY_PORT), {scenario}, {out} (the transcript's path) and {server_pid} (the ComfyUI process, for the
+# server-killed scenario, which kills it mid-job) replaced; e.g.
 #   scripts/comfyui/record_all.sh /root/comfy-transcripts \
-#       '/root/comfyvenv/bin/python scripts/comfyui/client.py --server {url} {scenario}'
+#       '/root/comfyvenv/bin/python scripts/comfyui/client.py --server {url} --server-pid {server_pid} {scenario}'
 # Scenarios default to client.py's list. Each one gets a freshly started server (ComfyUI caches node outputs
 # between prompts, so a second identical job would run no step), so every transcript starts from a cold server:
 # models load, every node executes. The transcript is OUT_DIR/SCENARIO.json, written by the proxy when the client
@@ -29,7 +30,7 @@ template="$2"
 shift 2
 scenarios=("$@")
 if [[ ${#scenarios[@]} -eq 0 ]]; then
-    scenarios=(txt2img txt2img-clip-l txt2img-checkpoint txt2img-lora img2img interrupt reconnect execution-error bad-input
+    scenarios=(txt2img txt2img-clip-l txt2img-checkpoint txt2img-lora img2img interrupt reconnect execution-error server-killed bad-input
                missing-model object-info system-stats upload)
 fi
 mkdir -p "$out_dir"
@@ -54,6 +55,7 @@ for scenario in "${scenarios[@]}"; do
     command="${command//\{hostport\}/$proxy}"
     command="${command//\{scenario\}/$scenario}"
     command="${command//\{out\}/$transcript}"
+    command="${command//\{server_pid\}/$(cat "${COMFY_RUN_ROOT:-/tmp/sd3studio-comfyui}/$COMFY_PORT/pid")}"
     start=$(date +%s.%N)
     if ! bash -c "$command" >"$out_dir/$scenario.client.log" 2>&1; then
         failed+=("$scenario")

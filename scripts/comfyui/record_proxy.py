@@ -17,6 +17,11 @@ WebSocket has been open for --grace seconds after the first one. Format (JSON, U
      {"kind": "ws_binary", "ws": 0, "from": "server", "base64": "…"},
      {"kind": "ws_close", "ws": 0, "by": "client", "code": 1000}]}
 
+When the upstream cannot be reached (a server killed mid-job), the client gets a 502 from the proxy and the transcript
+{"kind": "http_upstream_error", "method", "path", "error"} or {"kind": "ws_upstream_error", "path", "error"}: a replay
+should answer those as a refused connection. A socket the server drops ends in ws_close "by": "server" (code 1006 when
+it went without a close frame).
+
 Order: an HTTP exchange at the moment its response was sent, a frame at the moment it was forwarded. Header names
 are lower case; hop-by-hop headers are left out (the proxy's own connection), an Authorization value is written as
 "<redacted>". Bodies: the JSON value when the body is JSON (by content type, or a request body that parses as an
@@ -144,6 +149,8 @@ class Recorder:
                 body = await r.read()
                 status, up_headers = r.status, r.headers
         except aiohttp.ClientError as e:
+            self.exchanges.append({"kind": "http_upstream_error", "method": request.method, "path": request.path_qs,
+                                   "error": str(e)})
             return web.Response(status=502, text=f"record_proxy: upstream failed: {e}\n")
         out_headers = {k: v for k, v in up_headers.items() if k.lower() not in HOP_BY_HOP}
         response = web.Response(status=status, body=body, headers=out_headers)
@@ -164,6 +171,7 @@ class Recorder:
             upstream = await self.session.ws_connect(self.upstream + request.path_qs, headers=headers,
                                                      max_msg_size=0, autoping=True)
         except aiohttp.ClientError as e:
+            self.exchanges.append({"kind": "ws_upstream_error", "path": request.path_qs, "error": str(e)})
             return web.Response(status=502, text=f"record_proxy: upstream WebSocket failed: {e}\n")
         client = web.WebSocketResponse(max_msg_size=0, autoping=True)
         await client.prepare(request)

