@@ -34,6 +34,8 @@ public struct ConfigFile: Sendable, Equatable {
         public var clipG: String?
         public var t5: String?
         public var vae: String?
+        /// A PEM file of certificates to trust for this server besides the system's (`ca_file`, `~` expanded).
+        public var caFile: String?
         public init(name: String, url: String, token: String? = nil, header: String? = nil,
                     model: String? = nil, clipL: String? = nil, clipG: String? = nil, t5: String? = nil, vae: String? = nil) {
             (self.name, self.url, self.token, self.header) = (name, url, token, header)
@@ -136,7 +138,8 @@ public struct ConfigFile: Sendable, Equatable {
                 case "clip_g": files.clipG = try reader.fileName(key, value)
                 case "t5": files.t5 = try reader.fileName(key, value)
                 case "vae": files.vae = try reader.fileName(key, value)
-                default: throw file.error(key, in: "[backends", "unknown key; a [[backends]] entry takes name, url, token, header, model, clip_l, clip_g, t5 and vae")
+                case "ca_file": files.caFile = ConfigFile.expandingTilde(try reader.string(key, value))
+                default: throw file.error(key, in: "[backends", "unknown key; a [[backends]] entry takes name, url, token, header, ca_file, model, clip_l, clip_g, t5 and vae")
                 }
             }
             guard let url else { throw file.error("", in: "[backends", "a [[backends]] entry needs url = \"comfyui://HOST:PORT\"") }
@@ -150,8 +153,9 @@ public struct ConfigFile: Sendable, Equatable {
             if let token, token.contains(where: { $0.isNewline || $0 == "\r" }) {
                 throw file.error("token", in: "[backends", "must be one line (the value is not shown here)")
             }
-            let entry = Backend(name: name ?? url, url: url, token: token, header: header,
+            var entry = Backend(name: name ?? url, url: url, token: token, header: header,
                                 model: files.model, clipL: files.clipL, clipG: files.clipG, t5: files.t5, vae: files.vae)
+            entry.caFile = files.caFile
             guard !backends.contains(where: { $0.name == entry.name }) else {
                 throw file.error("name", in: "[backends", "'\(entry.name.oneLine)' names two [[backends]] entries")
             }

@@ -24,6 +24,7 @@ public struct StudioBackend: Sendable, Equatable {
     public init(entry: ConfigFile.Backend) throws(RemoteError) {
         var address = try ServerAddress(parsing: entry.url)
         address.headers = entry.headers
+        address.caFile = entry.caFile
         self.init(name: entry.name, address: address, model: entry.model, clipL: entry.clipL, clipG: entry.clipG, t5: entry.t5, vae: entry.vae)
     }
 
@@ -48,7 +49,7 @@ extension ConfigFile {
         for part in text.split(separator: ",", omittingEmptySubsequences: false).map({ $0.trimmingCharacters(in: .whitespaces) }) {
             if part.contains("://") {
                 let address = try ServerAddress(parsing: part)
-                if let entry = backends.first(where: { (try? ServerAddress(parsing: $0.url)) == address }) {
+                if let entry = backends.first(where: { (try? ServerAddress(parsing: $0.url)).map(Self.sameServer(address)) ?? false }) {
                     servers.append(try StudioBackend(entry: entry))
                 } else {
                     servers.append(StudioBackend(name: address.name, address: address))
@@ -61,6 +62,11 @@ extension ConfigFile {
             }
         }
         return servers
+    }
+
+    /// The same scheme, host, port and prefix (headers and CA files are what an entry adds).
+    static func sameServer(_ a: ServerAddress) -> (ServerAddress) -> Bool {
+        { b in a.host == b.host && a.port == b.port && a.tls == b.tls && a.prefix == b.prefix }
     }
 
     /// Every `[[backends]]` entry, then the servers `--backend` adds that are not among them (by address).

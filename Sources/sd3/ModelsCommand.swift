@@ -25,7 +25,7 @@ struct ListModels: ParsableCommand {
     func run() throws {
         if let backend {
             let settings = try ConfigFile.loadForCommand(config, environment: ProcessInfo.processInfo.environment)
-            guard let servers = try GenerateCommand.servers(backend, config: settings)?.servers, !servers.isEmpty else {
+            guard let servers = try GenerateCommand.servers(backend, config: settings)?.servers.map(\.address), !servers.isEmpty else {
                 throw CommandError("--backend must name ComfyUI servers (comfyui://HOST:PORT) for sd3 models")
             }
             return try Self.listServers(servers)

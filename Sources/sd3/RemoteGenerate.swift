@@ -12,32 +12,35 @@ extension GenerateCommand {
     /// The servers `--backend` names (and whether `local`, this machine's engine, is one of the workers), or nil for
     /// the local engine alone (onednn, openblas, local, or no flag). Addresses and [[backends]] names are read by
     /// `ConfigFile.servers`, as the studio's --backend is.
-    static func servers(_ text: String?, config: ConfigFile) throws -> (servers: [ServerAddress], local: Bool)? {
+    static func servers(_ text: String?, config: ConfigFile) throws -> (servers: [StudioBackend], local: Bool)? {
         guard let text, !["onednn", "openblas", "local"].contains(text) else { return nil }
         let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
         let locals = parts.filter { $0 == "local" }.count
         guard locals <= 1 else { throw CommandError("--backend names local twice") }
-        let servers: [ServerAddress]
+        let servers: [StudioBackend]
         do {
-            servers = try config.servers(parts.filter { $0 != "local" }.joined(separator: ","), otherChoices: "onednn, openblas, local, ").map(\.address)
+            servers = try config.servers(parts.filter { $0 != "local" }.joined(separator: ","), otherChoices: "onednn, openblas, local, ")
         } catch {
             throw CommandError(error.description)
         }
-        if let repeated = Dictionary(grouping: servers, by: \.name).first(where: { $0.value.count > 1 })?.key {
+        if let repeated = Dictionary(grouping: servers, by: \.address.name).first(where: { $0.value.count > 1 })?.key {
             throw CommandError("--backend names \(repeated) twice")
         }
         return (servers, locals == 1)
     }
 
-    func runRemote(on servers: [ServerAddress], local: Bool, settings: ConfigFile, recalled r: ImageMetadata?) throws {
+    func runRemote(on backends: [StudioBackend], local: Bool, settings: ConfigFile, recalled r: ImageMetadata?) throws {
         let c = settings.defaults
+        let servers = backends.map(\.address)
+        // Without --model (or a recalled one), a configured entry's model and its files stand in for the flags.
+        let entry = model == nil && r?.backend == nil ? backends.first { $0.model != nil } : nil
         for (flag, given) in [("--precision", precision != nil && !local), ("--threads", threads != nil && !local), ("--keep-loaded", keepLoaded),
                               ("--save-latents", saveLatents != nil), ("--taesd", taesd != nil), ("--config-from", files.configFrom != nil),
                               ("--recipe", recipe != nil), ("--max-sequence-length", maxSequenceLength != nil)] where given {
             throw CommandError("\(flag) is for the local engine; a ComfyUI server uses its own settings")
         }
         if localModel != nil && !local { throw CommandError("--local-model is for --backend local,comfyui://…: the local engine's model beside the servers'") }
-        guard let model = model ?? (r?.backend != nil ? r?.modelPath : nil) else {
+        guard let model = model ?? (r?.backend != nil ? r?.modelPath : nil) ?? entry?.model else {
             throw CommandError("give --model NAME: a file in the server's checkpoints or diffusion_models folder (sd3 models --backend lists them)")
         }
         guard let prompt = prompt ?? r?.prompt ?? c.prompt.flatMap({ $0.isEmpty ? nil : $0 }) else { throw ValidationError("give --prompt") }
@@ -66,11 +69,11 @@ extension GenerateCommand {
 
         var job = ComfyUIJob(parameters: p, model: model)
         let recordedFiles = r?.backend != nil ? r?.remote : nil
-        job.clipL = files.clipL ?? recordedFiles?.clipL
-        job.clipG = files.clipG ?? recordedFiles?.clipG
+        job.clipL = files.clipL ?? recordedFiles?.clipL ?? entry?.clipL
+        job.clipG = files.clipG ?? recordedFiles?.clipG ?? entry?.clipG
         if let t5, ["on", "int8"].contains(t5) { throw CommandError("--t5 names a file on the server with a ComfyUI backend (or off)") }
-        job.t5 = noT5 || t5 == "off" ? nil : t5 ?? recordedFiles?.t5
-        job.vae = vae ?? (recordedFiles?.vae == "taesd3" ? nil : recordedFiles?.vae)
+        job.t5 = noT5 || t5 == "off" ? nil : t5 ?? recordedFiles?.t5 ?? entry?.t5
+        job.vae = vae ?? (recordedFiles?.vae == "taesd3" ? nil : recordedFiles?.vae) ?? entry?.vae
         job.loras = try loras.map { text in
             let choice = try LoraChoice(parsing: text)
             return .init(name: choice.path, strength: choice.strength)
