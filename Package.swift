@@ -37,6 +37,8 @@ let package = Package(
         .target(name: "Hub", dependencies: ["SafeTensors"]),
         // ComfyUI servers as backends: its HTTP API and WebSocket over our own sockets (OpenSSL for TLS).
         .target(name: "ComfyUI", dependencies: ["SD3", "ImageIO", "SafeTensors", "RegularFiles", "CSSL"]),
+        // `sd3 train-lora`: diffusers' DreamBooth-LoRA training loop (timestep sampling, AdamW, lr schedules, data, checkpoints).
+        .target(name: "Training", dependencies: ["SD3", "Tensors", "SafeTensors", "ImageIO", "RegularFiles"]),
         .target(name: "StudioCore", dependencies: ["SD3", "Hub", "ComfyUI", "ImageIO", "Tensors", "RegularFiles", .product(name: "GRDB", package: "GRDB.swift"),
                                                    .product(name: "TOMLKit", package: "TOMLKit")]),
         // Seeded mutations for the parsers' fuzz suites (tests only; `make fuzz` runs them longer).
@@ -62,6 +64,7 @@ let package = Package(
         // The studio's pull (F8) is tested here, against the same loopback hub.
         .testTarget(name: "HubTests", dependencies: ["FuzzSupport", "LoopbackServer", "Hub", "SD3", "StudioCore"]),
         .testTarget(name: "ComfyUITests", dependencies: ["ComfyUI", "LoopbackServer", "SD3", "ImageIO", "CSSL"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "SD3", "SafeTensors", "ImageIO", "Tensors"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SystemLibrariesTests", dependencies: ["CNcurses", "CPNG"]),
     ]
 )

@@ -70,6 +70,18 @@ public struct TorchCPUGenerator: Sendable {
         return data
     }
 
+    /// torch.rand(count) in float32 (uniform_ on CPU: uniform_real_distribution<float>(0, 1) per element, in order).
+    public mutating func rand(_ count: Int) -> [Float] { (0..<count).map { _ in uniformFloat() } }
+
+    /// torch.normal(mean, std, size: (count,)) in float32. Below 16 elements normal_kernel's serial path,
+    /// at::normal_distribution<double>(mean, std): sample · std + mean in double, then rounded to float; from 16 on
+    /// normal_fill, whose AVX2 kernel ends in fmadd(radius · cos, std, mean) on the randn values.
+    public mutating func normal(mean: Double, std: Double, count: Int) -> [Float] {
+        if count < 16 { return (0..<count).map { _ in Float(normalDouble() * std + mean) } }
+        let (m, s) = (Float(mean), Float(std))
+        return randn([count]).map { m.addingProduct($0, s) }
+    }
+
     /// at::normal_distribution<double>(0, 1) with its cached pair (used below 16 elements).
     mutating func normalDouble() -> Double {
         if let cached = cachedNormal {

@@ -1,0 +1,70 @@
+import Foundation
+import SafeTensors
+import SD3
+import Testing
+@testable import Training
+
+/// One step of train_dreambooth_lora_sd3.py's noise → u → timestep → σ → x_t → loss (scripts/fixtures/lora_timesteps.py,
+/// diffusers 0.42.1, torch 2.15 on x86-64), on torch's global CPU generator.
+@Suite struct TimestepSamplingTests {
+    static let reference = try! SafeTensorsFile(path: Bundle.module.url(forResource: "Fixtures/lora_timesteps", withExtension: "safetensors")!.path)
+    static let schedule = try! TrainingSchedule(config: .init(shift: 3.0))
+
+    static func values(_ name: String) -> [Float] { try! reference.tensor(name).data }
+
+    static func relative(_ a: [Float], _ b: [Float]) -> Double {
+        let num = zip(a, b).map { Double($0 - $1) * Double($0 - $1) }.reduce(0, +).squareRoot()
+        let den = b.map { Double($0) * Double($0) }.reduce(0, +).squareRoot()
+        return den == 0 ? num : num / den
+    }
+
+    @Test func trainingScheduleIsTheConstructors() {
+        #expect(Self.schedule.timesteps == Self.values("schedule.timesteps"))
+        #expect(Self.schedule.sigmas == Self.values("schedule.sigmas"))
+    }
+
+    @Test func stepMatchesTheScript() throws {
+        let cases = try JSONSerialization.jsonObject(with: Data(Self.reference.metadata["cases"]!.utf8)) as! [[String: Any]]
+        #expect(cases.count == 60)
+        var worstLoss = 0.0, worstGradient = 0.0
+        for (index, c) in cases.enumerated() {
+            let name = "case\(index)", batch = c["batch"] as! Int, seed = UInt64(c["seed"] as! Int)
+            let scheme = WeightingScheme(rawValue: c["scheme"] as! String)!
+            let label = "\(name) \(scheme.rawValue) seed \(seed) batch \(batch)"
+            var generator = TorchCPUGenerator(seed: seed)
+            let per = 64
+            let x0 = generator.randn([batch, 4, 4, 4]).map { $0 * 0.8 }
+            let prediction = generator.randn([batch, 4, 4, 4])
+            let noise = generator.randn([batch, 4, 4, 4])
+            #expect(x0 == Self.values("\(name).model_input") && noise == Self.values("\(name).noise"), "\(label): latents or noise")
+            let u = TimestepDensity(scheme: scheme).sample(batchSize: batch, generator: &generator)
+            #expect(u == Self.values("\(name).u"), "\(label): u \(u) vs \(Self.values("\(name).u"))")
+            let draws = u.map { Self.schedule.draw(u: $0) }
+            #expect(draws.map(\.index) == (try Self.reference.integers("\(name).indices")).values, "\(label): indices")
+            #expect(draws.map(\.timestep) == Self.values("\(name).timesteps"), "\(label): timesteps")
+            let sigmas = draws.map(\.sigma)
+            #expect(sigmas == Self.values("\(name).sigmas"), "\(label): sigmas")
+            #expect(sigmas.map { lossWeighting(scheme, sigma: $0) } == Self.values("\(name).weighting"), "\(label): weighting")
+            let noisy = FlowMatchingLoss.noisyInput(x0: x0, noise: noise, sigmas: sigmas)
+            #expect(noisy == Self.values("\(name).noisy"), "\(label): x_t")
+            let loss = FlowMatchingLoss(weighting: scheme, preconditionOutputs: (c["precondition"] as! Int) == 1)
+            let (value, gradient) = loss.evaluate(prediction: prediction, noisy: noisy, x0: x0, noise: noise, sigmas: sigmas)
+            let expected = Self.values("\(name).loss")[0]
+            worstLoss = max(worstLoss, abs(Double(value - expected)) / Double(abs(expected)))
+            worstGradient = max(worstGradient, Self.relative(gradient, Self.values("\(name).grad")))
+            // The generator's state after the step: the next draws agree.
+            #expect(generator.randn([5]) == Self.values("\(name).after"), "\(label): generator state after the step")
+            #expect(per * batch == x0.count)
+        }
+        #expect(worstLoss <= 1e-6, "loss relative error \(worstLoss)")
+        #expect(worstGradient <= 1e-6, "gradient relative error \(worstGradient)")
+        print("TimestepSamplingTests: worst loss rel. error \(worstLoss), worst d loss/d pred rel. error \(worstGradient)")
+    }
+
+    @Test func indexClampsWhereTorchWouldRaise() {
+        #expect(Self.schedule.index(u: 1) == 999)
+        #expect(Self.schedule.index(u: 0.9999) == 999)
+        #expect(Self.schedule.index(u: 0) == 0)
+        #expect(Self.schedule.index(u: .nan) == 0)
+    }
+}
