@@ -19,6 +19,24 @@ public struct TorchCPUGenerator: Sendable {
         }
     }
 
+    /// The whole engine state (torch's get_rng_state holds the same: the 624 words, the position, the cached normal),
+    /// so a resumed training run draws what the uninterrupted one would have.
+    public struct Snapshot: Sendable, Equatable, Codable {
+        public var words: [UInt32]
+        public var left: Int
+        public var next: Int
+        public var cachedNormal: Double?
+    }
+
+    public var snapshot: Snapshot { Snapshot(words: state, left: left, next: next, cachedNormal: cachedNormal) }
+
+    /// nil for a state the engine could not have reached (a damaged checkpoint).
+    public init?(snapshot: Snapshot) {
+        guard snapshot.words.count == 624, (1...624).contains(snapshot.left), (0...624).contains(snapshot.next),
+              snapshot.cachedNormal?.isFinite ?? true else { return nil }
+        (state, left, next, cachedNormal) = (snapshot.words, snapshot.left, snapshot.next, snapshot.cachedNormal)
+    }
+
     /// One tempered 32-bit output.
     public mutating func random() -> UInt32 {
         left -= 1

@@ -38,7 +38,14 @@ import Testing
             let noise = generator.randn([batch, 4, 4, 4])
             #expect(x0 == Self.values("\(name).model_input") && noise == Self.values("\(name).noise"), "\(label): latents or noise")
             let u = TimestepDensity(scheme: scheme).sample(batchSize: batch, generator: &generator)
-            #expect(u == Self.values("\(name).u"), "\(label): u \(u) vs \(Self.values("\(name).u"))")
+            let expectedU = Self.values("\(name).u")
+            if scheme == .mode && batch >= 16 {
+                // From 16 elements torch runs its AVX2 loop, whose Sleef cosf (1 ulp) we do not port: within 1 ulp there.
+                let ulps = zip(u, expectedU).map { abs(Int($0.bitPattern) - Int($1.bitPattern)) }
+                #expect(ulps.allSatisfy { $0 <= 1 }, "\(label): u \(u) vs \(expectedU)")
+            } else {
+                #expect(u == expectedU, "\(label): u \(u) vs \(expectedU)")
+            }
             let draws = u.map { Self.schedule.draw(u: $0) }
             #expect(draws.map(\.index) == (try Self.reference.integers("\(name).indices")).values, "\(label): indices")
             #expect(draws.map(\.timestep) == Self.values("\(name).timesteps"), "\(label): timesteps")

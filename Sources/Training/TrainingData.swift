@@ -1,0 +1,117 @@
+import Foundation
+import ImageIO
+import RegularFiles
+
+/// A DreamBooth/kohya data folder: images (.png, .jpg, .jpeg) with same-name `.txt` captions, or one instance prompt
+/// for those without. Each image is prepared as train_dreambooth_lora_sd3.py's DreamBoothDataset does with
+/// `--center_crop` (its default is a random crop; we crop the centre so a run is reproducible) and without
+/// `--random_flip` (its default): the shorter side resized to the resolution, the centre square cut out, then
+/// ToTensor and Normalize([0.5], [0.5]). The resize is our Pillow-exact Lanczos where the script uses torchvision's
+/// bilinear, so pixels differ from the script's by the filter; EXIF orientation is not applied (the script's
+/// exif_transpose is).
+public struct TrainingData: Sendable {
+    public struct Example: Sendable {
+        public let path: String
+        public let caption: String
+        /// [3, resolution, resolution] in [−1, 1].
+        public let pixels: [Float]
+    }
+
+    public static let imageExtensions: Set<String> = ["png", "jpg", "jpeg"]
+    /// The most bytes an image or caption file may have.
+    public static let imageLimit = 256 << 20, captionLimit = 1 << 20
+
+    public let folder: String
+    public let resolution: Int
+    public let examples: [Example]
+    /// Files neither an image nor a caption, by name: the caller says they were skipped.
+    public let ignored: [String]
+
+    /// Loads every image of `folder` (sorted by name). Each failure is one line naming the file.
+    public init(folder: String, resolution: Int, instancePrompt: String?) throws {
+        guard resolution > 0, resolution % 16 == 0 else {
+            throw TrainingError.invalid("the resolution must be a positive multiple of 16, not \(resolution)")
+        }
+        let names: [String]
+        do { names = try FileManager.default.contentsOfDirectory(atPath: folder).sorted() } catch {
+            throw TrainingError.data(path: folder, reason: "cannot read the data folder (\((error as NSError).localizedDescription))")
+        }
+        var images: [String] = [], captions: Set<String> = [], ignored: [String] = []
+        for name in names where !name.hasPrefix(".") {
+            let ext = (name as NSString).pathExtension.lowercased()
+            if Self.imageExtensions.contains(ext) { images.append(name) } else if ext == "txt" { captions.insert(name) } else { ignored.append(name) }
+        }
+        guard !images.isEmpty else {
+            throw TrainingError.data(path: folder, reason: "no images (.png, .jpg) in the data folder" + (names.isEmpty ? ", which is empty" : ""))
+        }
+        var examples: [Example] = []
+        for name in images {
+            let path = (folder as NSString).appendingPathComponent(name)
+            let stem = (name as NSString).deletingPathExtension
+            var caption = ""
+            if captions.contains(stem + ".txt") {
+                caption = try Self.caption((folder as NSString).appendingPathComponent(stem + ".txt"))
+            }
+            // The script: an empty custom caption falls back to the instance prompt.
+            if caption.isEmpty {
+                guard let instancePrompt, !instancePrompt.isEmpty else {
+                    throw TrainingError.data(path: path, reason: "no caption (\(stem).txt is missing or empty) and no --instance-prompt")
+                }
+                caption = instancePrompt
+            }
+            let image = try Self.image(path)
+            guard min(image.width, image.height) >= resolution else {
+                throw TrainingError.data(path: path, reason: "\(image.width)×\(image.height) is smaller than the resolution \(resolution)")
+            }
+            examples.append(Example(path: path, caption: caption, pixels: Self.prepare(image, resolution: resolution)))
+        }
+        (self.folder, self.resolution, self.examples, self.ignored) = (folder, resolution, examples, ignored)
+    }
+
+    /// A caption file's text, strictly UTF-8, with surrounding white space and new lines removed.
+    static func caption(_ path: String) throws -> String {
+        let bytes: [UInt8]
+        do { bytes = try RegularFile.contents(path, limit: captionLimit, what: "caption file") } catch {
+            throw TrainingError.data(path: path, reason: error.reason)
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw TrainingError.data(path: path, reason: "the caption is not valid UTF-8")
+        }
+        return text.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    static func image(_ path: String) throws -> RGBImage {
+        let bytes: [UInt8]
+        do { bytes = try RegularFile.contents(path, limit: imageLimit, what: "image") } catch {
+            throw TrainingError.data(path: path, reason: error.reason)
+        }
+        let name = (path as NSString).lastPathComponent
+        // By content, not extension: a PNG named .jpg still loads.
+        if bytes.starts(with: [0x89, 0x50, 0x4E, 0x47]) {
+            do { return try PNGFile.decode(bytes, name: name).image } catch { throw TrainingError.data(path: path, reason: "unreadable PNG (\(error.description))") }
+        }
+        do { return try JPEGFile.decode(bytes, name: name) } catch { throw TrainingError.data(path: path, reason: "unreadable image (\(error.description))") }
+    }
+
+    /// torchvision's Resize(int) size rule (`_compute_resized_output_size`): the shorter side becomes `size`, the
+    /// longer `int(size · long / short)`; then CenterCrop's offsets `int(round((h − size) / 2))` (round half to even).
+    public static func prepare(_ image: RGBImage, resolution size: Int) -> [Float] {
+        let short = min(image.width, image.height), long = max(image.width, image.height)
+        let newLong = Int(Double(size) * Double(long) / Double(short))
+        let (w, h) = image.width <= image.height ? (size, newLong) : (newLong, size)
+        let resized = LanczosResize.resize(image, width: w, height: h)
+        let top = Int((Double(h - size) / 2).rounded(.toNearestOrEven)), left = Int((Double(w - size) / 2).rounded(.toNearestOrEven))
+        var out = [Float](repeating: 0, count: 3 * size * size)
+        for y in 0..<size {
+            for x in 0..<size {
+                let i = ((y + top) * w + (x + left)) * 3
+                for c in 0..<3 {
+                    // ToTensor: p / 255; Normalize: (v − 0.5) / 0.5, float32.
+                    let v = Float(resized.pixels[i + c]) / 255
+                    out[(c * size + y) * size + x] = (v - 0.5) / 0.5
+                }
+            }
+        }
+        return out
+    }
+}
