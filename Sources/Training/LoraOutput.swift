@@ -34,8 +34,10 @@ public struct TrainableLora: Sendable, Equatable {
         targets.contains { name == $0 || name.hasSuffix("." + $0) }
     }
 
-    /// The trainable modules among `linears` (name, in, out) in the transformer's module order. peft's
-    /// init_lora_weights="gaussian": A ~ N(0, 1/r) by `normal_` on `generator`, B = 0.
+    /// The trainable modules among `linears` (name, in, out) in the transformer's module order, initialised as
+    /// `transformer.add_adapter(LoraConfig(init_lora_weights="gaussian"))` does on torch's global generator: per
+    /// module, nn.Linear(in, r) and nn.Linear(r, out) are built (kaiming_uniform_: one uniform draw per weight,
+    /// values then overwritten), then A ← normal_(0, 1/r) and B ← 0.
     public init(rank: Int, alpha: Double, targets: [String], linears: [(name: String, inFeatures: Int, outFeatures: Int)],
                 generator: inout TorchCPUGenerator) throws {
         guard rank > 0 else { throw TrainingError.invalid("rank must be positive, not \(rank)") }
@@ -48,9 +50,10 @@ public struct TrainableLora: Sendable, Equatable {
         self.alpha = alpha
         self.targets = targets
         modules = chosen.map { linear in
-            Module(name: linear.name, inFeatures: linear.inFeatures, outFeatures: linear.outFeatures,
-                   down: generator.normal(mean: 0, std: 1 / Double(rank), count: rank * linear.inFeatures),
-                   up: [Float](repeating: 0, count: linear.outFeatures * rank))
+            _ = generator.rand(rank * linear.inFeatures + linear.outFeatures * rank)
+            return Module(name: linear.name, inFeatures: linear.inFeatures, outFeatures: linear.outFeatures,
+                          down: generator.normal(mean: 0, std: 1 / Double(rank), count: rank * linear.inFeatures),
+                          up: [Float](repeating: 0, count: linear.outFeatures * rank))
         }
     }
 
