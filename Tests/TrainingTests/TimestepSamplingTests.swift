@@ -39,10 +39,11 @@ import Testing
             #expect(x0 == Self.values("\(name).model_input") && noise == Self.values("\(name).noise"), "\(label): latents or noise")
             let u = TimestepDensity(scheme: scheme).sample(batchSize: batch, generator: &generator)
             let expectedU = Self.values("\(name).u")
-            if scheme == .mode && batch >= 16 {
-                // From 16 elements torch runs its AVX2 loop, whose Sleef cosf (1 ulp) we do not port: within 1 ulp there.
+            if scheme == .mode {
+                // torch.cos runs Sleef's cosf (≤ 1 ulp, vectorised even for one element); we use glibc's correctly
+                // rounded cosf, and cos² − 1 + u can turn that ulp into a few in u. The indices above still agree.
                 let ulps = zip(u, expectedU).map { abs(Int($0.bitPattern) - Int($1.bitPattern)) }
-                #expect(ulps.allSatisfy { $0 <= 1 }, "\(label): u \(u) vs \(expectedU)")
+                #expect(ulps.allSatisfy { $0 <= 4 }, "\(label): u \(u) vs \(expectedU)")
             } else {
                 #expect(u == expectedU, "\(label): u \(u) vs \(expectedU)")
             }

@@ -1,0 +1,82 @@
+import Foundation
+import ImageIO
+import Testing
+@testable import Training
+
+/// The data folder: images with same-name captions, the script's resize-then-centre-crop, and one line per bad input.
+@Suite struct TrainingDataTests {
+    static func image(_ width: Int, _ height: Int) -> RGBImage {
+        var pixels = [UInt8](repeating: 0, count: width * height * 3)
+        for y in 0..<height {
+            for x in 0..<width {
+                let i = (y * width + x) * 3
+                (pixels[i], pixels[i + 1], pixels[i + 2]) = (UInt8(x * 255 / max(1, width - 1)), UInt8(y * 255 / max(1, height - 1)), UInt8((x * 7 + y * 3) % 256))
+            }
+        }
+        return RGBImage(width: width, height: height, pixels: pixels)
+    }
+
+    static func write(_ folder: String, _ name: String, _ bytes: [UInt8]) {
+        FileManager.default.createFile(atPath: folder + "/" + name, contents: Data(bytes))
+    }
+
+    static func failure(_ folder: String, resolution: Int = 32, prompt: String? = nil) -> String {
+        do {
+            _ = try TrainingData(folder: folder, resolution: resolution, instancePrompt: prompt)
+            return "loaded"
+        } catch { return "\(error)" }
+    }
+
+    @Test func loadsImagesAndCaptions() throws {
+        let folder = LoraOutputTests.folder("data-good")
+        Self.write(folder, "a.png", try PNGFile.encode(Self.image(40, 32)))
+        Self.write(folder, "a.txt", Array("  a photo of sks dog\n".utf8))
+        Self.write(folder, "b.png", try PNGFile.encode(Self.image(32, 50)))
+        Self.write(folder, "c.png", try PNGFile.encode(Self.image(32, 32)))
+        Self.write(folder, "c.txt", Array("\n".utf8))
+        Self.write(folder, "notes.md", Array("not an image".utf8))
+        let data = try TrainingData(folder: folder, resolution: 32, instancePrompt: "sks dog")
+        #expect(data.examples.map(\.caption) == ["a photo of sks dog", "sks dog", "sks dog"])
+        #expect(data.ignored == ["notes.md"])
+        #expect(data.examples.allSatisfy { $0.pixels.count == 3 * 32 * 32 && $0.pixels.allSatisfy { abs($0) <= 1 } })
+        #expect(Self.failure(folder).hasSuffix("b.png: no caption (b.txt is missing or empty) and no --instance-prompt"))
+    }
+
+    /// Shorter side to the resolution (longer int(size · long / short)), then the centre, offsets rounded half to even.
+    @Test func resizeThenCentreCrop() {
+        let source = Self.image(100, 64)
+        let prepared = TrainingData.prepare(source, resolution: 32)
+        let resized = LanczosResize.resize(source, width: 50, height: 32)
+        // (50 − 32) / 2 = 9 columns off the left.
+        for (c, y, x) in [(0, 0, 0), (1, 31, 31), (2, 10, 17)] {
+            let byte = resized.pixels[(y * 50 + x + 9) * 3 + c]
+            #expect(prepared[(c * 32 + y) * 32 + x] == (Float(byte) / 255 - 0.5) / 0.5)
+        }
+        // 33 wide: (33 − 32) / 2 = 0.5 rounds to 0, as Python's round does.
+        let odd = Self.image(33, 32)
+        #expect(TrainingData.prepare(odd, resolution: 32)[0] == (Float(odd.pixels[0]) / 255 - 0.5) / 0.5)
+    }
+
+    @Test func badInputIsOneLineEach() throws {
+        let missing = LoraOutputTests.folder("data-missing") + "/nothing-here"
+        #expect(Self.failure(missing).hasPrefix("\(missing): cannot read the data folder"))
+        let empty = LoraOutputTests.folder("data-empty")
+        #expect(Self.failure(empty) == "\(empty): no images (.png, .jpg) in the data folder, which is empty")
+        let onlyText = LoraOutputTests.folder("data-text")
+        Self.write(onlyText, "readme.txt", Array("hi".utf8))
+        #expect(Self.failure(onlyText) == "\(onlyText): no images (.png, .jpg) in the data folder")
+        let small = LoraOutputTests.folder("data-small")
+        Self.write(small, "tiny.png", try PNGFile.encode(Self.image(64, 48)))
+        #expect(Self.failure(small, resolution: 64, prompt: "x") == "\(small)/tiny.png: 64×48 is smaller than the resolution 64")
+        let badCaption = LoraOutputTests.folder("data-utf8")
+        Self.write(badCaption, "a.png", try PNGFile.encode(Self.image(32, 32)))
+        Self.write(badCaption, "a.txt", [0x61, 0xFF, 0xFE, 0x62])
+        #expect(Self.failure(badCaption, prompt: "x") == "\(badCaption)/a.txt: the caption is not valid UTF-8")
+        let broken = LoraOutputTests.folder("data-broken")
+        Self.write(broken, "a.jpg", Array("this is not a jpeg".utf8))
+        let message = Self.failure(broken, prompt: "x")
+        #expect(message.hasPrefix("\(broken)/a.jpg: unreadable image") && !message.contains("\n"), "\(message)")
+        #expect(Self.failure(empty, resolution: 30).contains("multiple of 16"))
+        for message in [Self.failure(missing), Self.failure(small, resolution: 64, prompt: "x")] { #expect(!message.contains("\n")) }
+    }
+}
