@@ -42,6 +42,8 @@ public struct TrainingCheckpoint: Sendable, Equatable, Codable {
     /// Where the data order stands (the loop's: epoch and the position in that epoch's order).
     public var epoch: Int
     public var batchInEpoch: Int
+    /// The current epoch's DataLoader order (drawn at its start), empty between epochs.
+    public var epochOrder: [Int] = []
 
     /// Writes the checkpoint with the LoRA's and the optimizer's tensors.
     public func write(to path: String, lora: TrainableLora, optimizer: AdamW) throws {
