@@ -6,9 +6,9 @@ import RegularFiles
 /// for those without. Each image is prepared as train_dreambooth_lora_sd3.py's DreamBoothDataset does with
 /// `--center_crop` (its default is a random crop; we crop the centre so a run is reproducible) and without
 /// `--random_flip` (its default): the shorter side resized to the resolution, the centre square cut out, then
-/// ToTensor and Normalize([0.5], [0.5]). The resize is our Pillow-exact Lanczos where the script uses torchvision's
-/// bilinear, so pixels differ from the script's by the filter; EXIF orientation is not applied (the script's
-/// exif_transpose is).
+/// ToTensor and Normalize([0.5], [0.5]). The resize is our Pillow-exact Lanczos by default (sharper than the
+/// script's filter); `.bilinear` is the script's torchvision Resize(BILINEAR) on PIL, pixel for pixel. EXIF
+/// orientation is not applied (the script's exif_transpose is).
 public struct TrainingData: Sendable {
     public struct Example: Sendable {
         public let path: String
@@ -23,12 +23,13 @@ public struct TrainingData: Sendable {
 
     public let folder: String
     public let resolution: Int
+    public let filter: LanczosResize.Filter
     public let examples: [Example]
     /// Files neither an image nor a caption, by name: the caller says they were skipped.
     public let ignored: [String]
 
     /// Loads every image of `folder` (sorted by name). Each failure is one line naming the file.
-    public init(folder: String, resolution: Int, instancePrompt: String?) throws {
+    public init(folder: String, resolution: Int, instancePrompt: String?, filter: LanczosResize.Filter = .lanczos) throws {
         guard resolution > 0, resolution % 16 == 0 else {
             throw TrainingError.invalid("the resolution must be a positive multiple of 16, not \(resolution)")
         }
@@ -63,9 +64,9 @@ public struct TrainingData: Sendable {
             guard min(image.width, image.height) >= resolution else {
                 throw TrainingError.data(path: path, reason: "\(image.width)×\(image.height) is smaller than the resolution \(resolution)")
             }
-            examples.append(Example(path: path, caption: caption, pixels: Self.prepare(image, resolution: resolution)))
+            examples.append(Example(path: path, caption: caption, pixels: Self.prepare(image, resolution: resolution, filter: filter)))
         }
-        (self.folder, self.resolution, self.examples, self.ignored) = (folder, resolution, examples, ignored)
+        (self.folder, self.resolution, self.filter, self.examples, self.ignored) = (folder, resolution, filter, examples, ignored)
     }
 
     /// A caption file's text, strictly UTF-8, with surrounding white space and new lines removed.
@@ -95,11 +96,11 @@ public struct TrainingData: Sendable {
 
     /// torchvision's Resize(int) size rule (`_compute_resized_output_size`): the shorter side becomes `size`, the
     /// longer `int(size · long / short)`; then CenterCrop's offsets `int(round((h − size) / 2))` (round half to even).
-    public static func prepare(_ image: RGBImage, resolution size: Int) -> [Float] {
+    public static func prepare(_ image: RGBImage, resolution size: Int, filter: LanczosResize.Filter = .lanczos) -> [Float] {
         let short = min(image.width, image.height), long = max(image.width, image.height)
         let newLong = Int(Double(size) * Double(long) / Double(short))
         let (w, h) = image.width <= image.height ? (size, newLong) : (newLong, size)
-        let resized = LanczosResize.resize(image, width: w, height: h)
+        let resized = LanczosResize.resize(image, width: w, height: h, filter: filter)
         let top = Int((Double(h - size) / 2).rounded(.toNearestOrEven)), left = Int((Double(w - size) / 2).rounded(.toNearestOrEven))
         var out = [Float](repeating: 0, count: 3 * size * size)
         for y in 0..<size {

@@ -1,5 +1,6 @@
 import Foundation
 import ImageIO
+import SafeTensors
 import Testing
 @testable import Training
 
@@ -55,6 +56,21 @@ import Testing
         // 33 wide: (33 − 32) / 2 = 0.5 rounds to 0, as Python's round does.
         let odd = Self.image(33, 32)
         #expect(TrainingData.prepare(odd, resolution: 32)[0] == (Float(odd.pixels[0]) / 255 - 0.5) / 0.5)
+    }
+
+    /// The script's transform chain (scripts/fixtures/lora_data.py: torchvision 0.29.2 Resize + CenterCrop + ToTensor
+    /// + Normalize on Pillow 13), bit for bit with either filter.
+    @Test func matchesTorchvisionsTransforms() throws {
+        let reference = try SafeTensorsFile(path: Bundle.module.url(forResource: "Fixtures/lora_data", withExtension: "safetensors")!.path)
+        let cases = try JSONSerialization.jsonObject(with: Data(reference.metadata["cases"]!.utf8)) as! [[Int]]
+        for (index, c) in cases.enumerated() {
+            for filter in LanczosResize.Filter.allCases {
+                let ours = TrainingData.prepare(Self.image(c[0], c[1]), resolution: c[2], filter: filter)
+                let theirs = try reference.tensor("case\(index).\(filter.rawValue)").data
+                let differing = zip(ours, theirs).filter { $0 != $1 }.count
+                #expect(ours.count == theirs.count && differing == 0, "\(c) \(filter): \(differing) of \(theirs.count) values differ")
+            }
+        }
     }
 
     @Test func badInputIsOneLineEach() throws {
