@@ -1,11 +1,12 @@
 import Foundation
 import ImageIO
 import RegularFiles
+import SD3
 
 /// A DreamBooth/kohya data folder: images (.png, .jpg, .jpeg) with same-name `.txt` captions, or one instance prompt
 /// for those without. Each image is prepared as train_dreambooth_lora_sd3.py's DreamBoothDataset does with
-/// `--center_crop` (its default is a random crop; we crop the centre so a run is reproducible) and without
-/// `--random_flip` (its default): the shorter side resized to the resolution, the centre square cut out, then
+/// `--center_crop` (by default; its own default, a random crop, is `randomCrop`) and without `--random_flip` (its
+/// default): the shorter side resized to the resolution, the centre (or random) square cut out, then
 /// ToTensor and Normalize([0.5], [0.5]). The resize is our Pillow-exact Lanczos by default (sharper than the
 /// script's filter); `.bilinear` is the script's torchvision Resize(BILINEAR) on PIL, pixel for pixel. EXIF
 /// orientation is not applied (the script's exif_transpose is).
@@ -28,8 +29,23 @@ public struct TrainingData: Sendable {
     /// Files neither an image nor a caption, by name: the caller says they were skipped.
     public let ignored: [String]
 
-    /// Loads every image of `folder` (sorted by name). Each failure is one line naming the file.
+    /// Loads every image of `folder` (sorted by name; the script takes the folder's listing order), centre-cropped.
+    /// Each failure is one line naming the file.
     public init(folder: String, resolution: Int, instancePrompt: String?, filter: LanczosResize.Filter = .lanczos) throws {
+        try self.init(folder: folder, resolution: resolution, instancePrompt: instancePrompt, filter: filter) { _, _ in nil }
+    }
+
+    /// The same with the script's default random crop: RandomCrop.get_params' torch.randint draws for each image, in
+    /// order, on `generator` (torch's global generator, which the script has used for the LoRA's initial weights).
+    public init(folder: String, resolution: Int, instancePrompt: String?, filter: LanczosResize.Filter = .lanczos,
+                randomCrop generator: inout TorchCPUGenerator) throws {
+        try self.init(folder: folder, resolution: resolution, instancePrompt: instancePrompt, filter: filter) { w, h in
+            Self.randomOffsets(width: w, height: h, size: resolution, generator: &generator)
+        }
+    }
+
+    private init(folder: String, resolution: Int, instancePrompt: String?, filter: LanczosResize.Filter,
+                 offsets: (_ width: Int, _ height: Int) -> (top: Int, left: Int)?) throws {
         guard resolution > 0, resolution % 16 == 0 else {
             throw TrainingError.invalid("the resolution must be a positive multiple of 16, not \(resolution)")
         }
@@ -64,7 +80,7 @@ public struct TrainingData: Sendable {
             guard min(image.width, image.height) >= resolution else {
                 throw TrainingError.data(path: path, reason: "\(image.width)×\(image.height) is smaller than the resolution \(resolution)")
             }
-            examples.append(Example(path: path, caption: caption, pixels: Self.prepare(image, resolution: resolution, filter: filter)))
+            examples.append(Example(path: path, caption: caption, pixels: Self.prepare(image, resolution: resolution, filter: filter, offsets: offsets)))
         }
         (self.folder, self.resolution, self.filter, self.examples, self.ignored) = (folder, resolution, filter, examples, ignored)
     }
@@ -94,14 +110,25 @@ public struct TrainingData: Sendable {
         do { return try JPEGFile.decode(bytes, name: name) } catch { throw TrainingError.data(path: path, reason: "unreadable image (\(error.description))") }
     }
 
+    /// RandomCrop.get_params: no draw when the image is already the crop's size, else torch.randint(0, h − size + 1)
+    /// then torch.randint(0, w − size + 1), each `random() mod range` (uniform_int_from_to below 2³²).
+    public static func randomOffsets(width w: Int, height h: Int, size: Int, generator: inout TorchCPUGenerator) -> (top: Int, left: Int) {
+        if w == size && h == size { return (0, 0) }
+        let top = Int(UInt64(generator.random()) % UInt64(h - size + 1))
+        let left = Int(UInt64(generator.random()) % UInt64(w - size + 1))
+        return (top, left)
+    }
+
     /// torchvision's Resize(int) size rule (`_compute_resized_output_size`): the shorter side becomes `size`, the
-    /// longer `int(size · long / short)`; then CenterCrop's offsets `int(round((h − size) / 2))` (round half to even).
-    public static func prepare(_ image: RGBImage, resolution size: Int, filter: LanczosResize.Filter = .lanczos) -> [Float] {
+    /// longer `int(size · long / short)`; then the crop: `offsets` of the resized size, or CenterCrop's
+    /// `int(round((h − size) / 2))` (round half to even).
+    public static func prepare(_ image: RGBImage, resolution size: Int, filter: LanczosResize.Filter = .lanczos,
+                               offsets: (_ width: Int, _ height: Int) -> (top: Int, left: Int)? = { _, _ in nil }) -> [Float] {
         let short = min(image.width, image.height), long = max(image.width, image.height)
         let newLong = Int(Double(size) * Double(long) / Double(short))
         let (w, h) = image.width <= image.height ? (size, newLong) : (newLong, size)
         let resized = LanczosResize.resize(image, width: w, height: h, filter: filter)
-        let top = Int((Double(h - size) / 2).rounded(.toNearestOrEven)), left = Int((Double(w - size) / 2).rounded(.toNearestOrEven))
+        let (top, left) = offsets(w, h) ?? (Int((Double(h - size) / 2).rounded(.toNearestOrEven)), Int((Double(w - size) / 2).rounded(.toNearestOrEven)))
         var out = [Float](repeating: 0, count: 3 * size * size)
         for y in 0..<size {
             for x in 0..<size {

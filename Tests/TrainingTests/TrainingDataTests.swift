@@ -1,6 +1,7 @@
 import Foundation
 import ImageIO
 import SafeTensors
+import SD3
 import Testing
 @testable import Training
 
@@ -41,6 +42,11 @@ import Testing
         #expect(data.ignored == ["notes.md"])
         #expect(data.examples.allSatisfy { $0.pixels.count == 3 * 32 * 32 && $0.pixels.allSatisfy { abs($0) <= 1 } })
         #expect(Self.failure(folder).hasSuffix("b.png: no caption (b.txt is missing or empty) and no --instance-prompt"))
+        // The random crop draws two numbers for each image that is not already square at the resolution (a and b).
+        var generator = TorchCPUGenerator(seed: 1), expected = TorchCPUGenerator(seed: 1)
+        let random = try TrainingData(folder: folder, resolution: 32, instancePrompt: "sks dog", randomCrop: &generator)
+        for _ in 0..<4 { _ = expected.random() }
+        #expect(random.examples.count == 3 && generator.snapshot == expected.snapshot)
     }
 
     /// Shorter side to the resolution (longer int(size · long / short)), then the centre, offsets rounded half to even.
@@ -71,6 +77,20 @@ import Testing
                 #expect(ours.count == theirs.count && differing == 0, "\(c) \(filter): \(differing) of \(theirs.count) values differ")
             }
         }
+    }
+
+    /// The script's default random crop: torch.randint draws on the global generator, image after image.
+    @Test func randomCropDrawsAsTorchvision() throws {
+        let reference = try SafeTensorsFile(path: Bundle.module.url(forResource: "Fixtures/lora_data", withExtension: "safetensors")!.path)
+        let cases = try JSONSerialization.jsonObject(with: Data(reference.metadata["cases"]!.utf8)) as! [[Int]]
+        var generator = TorchCPUGenerator(seed: 5)
+        for (index, c) in cases.enumerated() {
+            let ours = TrainingData.prepare(Self.image(c[0], c[1]), resolution: c[2], filter: .bilinear) { w, h in
+                TrainingData.randomOffsets(width: w, height: h, size: c[2], generator: &generator)
+            }
+            #expect(ours == (try reference.tensor("random\(index)")).data, "\(c) random crop")
+        }
+        #expect(generator.randn([3]) == (try reference.tensor("random.after")).data)
     }
 
     @Test func badInputIsOneLineEach() throws {
