@@ -30,7 +30,8 @@ public struct TimestepDensity: Sendable, Equatable, Codable {
             return generator.normal(mean: logitMean, std: logitStd, count: batchSize).map { 1 / (1 + Foundation.exp(-$0)) }
         case .mode:
             // u = 1 − u − scale·(cos(π·u/2)² − 1 + u), each op in float32 with the Python scalars cast to float.
-            // torch's cos is Sleef's (≤ 1 ulp); glibc's cosf here can differ by that ulp, a few ulps of u.
+            // torch.cos runs MKL's vsCos (closed source, not reproducible here); glibc's correctly rounded cosf
+            // differs from it by at most 1 ulp (on 5% of inputs), which cos² − 1 + u can widen to a few ulps of u.
             let scale = Float(modeScale), pi = Float(Double.pi)
             return generator.rand(batchSize).map { u in
                 let c = Foundation.cos(pi * u / 2)
