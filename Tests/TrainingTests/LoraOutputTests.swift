@@ -35,6 +35,25 @@ import Testing
         }
     }
 
+    /// SD3.5-style blocks (dual attention, qk norm): every Linear in diffusers' module order, and peft's initial
+    /// weights for `--lora-layers` beyond the defaults (attn2, feed-forward, adaLN, embedders, proj_out).
+    @Test func sd35LinearsAndWiderTargets() throws {
+        let path = URL(fileURLWithPath: Self.transformerPath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("diffusers-dummy-sd35-transformer/diffusion_pytorch_model.safetensors").path
+        let linears = TransformerLinears.list(try SafeTensorsFile(path: path))
+        let expected = try JSONSerialization.jsonObject(with: Data(Self.reference.metadata["sd35_linears"]!.utf8)) as! [[Any]]
+        #expect(linears.map { "\($0.name) \($0.inFeatures) \($0.outFeatures)" } == expected.map { "\($0[0]) \($0[1]) \($0[2])" })
+        let targets = try JSONSerialization.jsonObject(with: Data(Self.reference.metadata["sd35_targets"]!.utf8)) as! [String]
+        var generator = TorchCPUGenerator(seed: 3)
+        let lora = try TrainableLora(rank: 3, alpha: 6, targets: targets, linears: linears, generator: &generator)
+        let stored = Set(Self.reference.names.filter { $0.hasPrefix("sd35.initial.") && $0.hasSuffix(".lora_A.weight") })
+        #expect(Set(lora.modules.map { "sd35.initial.\($0.name).lora_A.weight" }) == stored)
+        for m in lora.modules {
+            #expect(m.down == (try Self.reference.tensor("sd35.initial.\(m.name).lora_A.weight")).data, "\(m.name) lora_A")
+            #expect(m.up.allSatisfy { $0 == 0 } && m.up.count == m.outFeatures * 3)
+        }
+    }
+
     @Test func writtenFileIsDiffusersLayout() throws {
         var lora = try Self.freshLora()
         for m in lora.modules.indices {
@@ -44,7 +63,7 @@ import Testing
         let path = Self.folder("output") + "/lora.safetensors"
         try lora.write(to: path)
         let ours = try SafeTensorsFile(path: path)
-        let theirs = Self.reference.names.filter { !$0.hasPrefix("initial.") }
+        let theirs = Self.reference.names.filter { $0.hasPrefix("transformer.") }
         #expect(Set(ours.names) == Set(theirs))
         for name in theirs {
             let (a, b) = (try ours.tensor(name), try Self.reference.tensor(name))
