@@ -64,7 +64,7 @@ let package = Package(
         // The studio's pull (F8) is tested here, against the same loopback hub.
         .testTarget(name: "HubTests", dependencies: ["FuzzSupport", "LoopbackServer", "Hub", "SD3", "StudioCore"]),
         .testTarget(name: "ComfyUITests", dependencies: ["ComfyUI", "LoopbackServer", "SD3", "ImageIO", "CSSL"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "SD3", "SafeTensors", "ImageIO", "Tensors"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TrainingTests", dependencies: ["FuzzSupport", "Training", "SD3", "SafeTensors", "ImageIO", "Tensors"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SystemLibrariesTests", dependencies: ["CNcurses", "CPNG"]),
     ]
 )

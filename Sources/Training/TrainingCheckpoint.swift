@@ -33,6 +33,7 @@ public struct TrainingCheckpoint: Sendable, Equatable, Codable {
     public var density: TimestepDensity
     public var preconditionOutputs: Bool
     public var maxGradNorm: Double
+    public var batchSize: Int
     public var accumulationSteps: Int
     public var adamBeta1: Double
     public var adamBeta2: Double
@@ -66,6 +67,41 @@ public struct TrainingCheckpoint: Sendable, Equatable, Codable {
         try AtomicFile.write(SafeTensorsWriter(entries: entries, metadata: [Self.metadataKey: json]).encoded(), to: path)
     }
 
+    /// Bounds a damaged or hostile header must not pass: sizes that would overflow or allocate without end,
+    /// numbers that are not finite.
+    var isSane: Bool {
+        let limit = 1 << 40, features = 1 << 20
+        let numbers = [alpha, maxGradNorm, adamBeta1, adamBeta2, adamWeightDecay, adamEpsilon, schedule.baseLR, schedule.numCycles,
+                       density.logitMean, density.logitStd, density.modeScale]
+        return (0...limit).contains(step) && (0...limit).contains(epoch) && (0...(1 << 24)).contains(batchInEpoch)
+            && (1...(1 << 16)).contains(accumulationSteps) && (1...(1 << 16)).contains(batchSize)
+            && (1...4096).contains(rank) && (1...100_000).contains(modules.count) && epochOrder.count <= 1 << 24
+            && modules.allSatisfy { (1...features).contains($0.inFeatures) && (1...features).contains($0.outFeatures) }
+            && numbers.allSatisfy(\.isFinite) && (0..<1).contains(adamBeta1) && (0..<1).contains(adamBeta2) && adamEpsilon > 0
+            && maxGradNorm > 0 && (0...limit).contains(schedule.warmupSteps) && (0...limit).contains(schedule.trainingSteps)
+    }
+
+    /// The first setting in which this checkpoint's run differs from `settings` (a resumed run must continue the same
+    /// schedule, σ density, loss, batching and clipping), as "NAME was X; this run has Y".
+    public func difference(from settings: TrainingSettings) -> String? {
+        let pairs: [(String, String, String)] = [
+            ("the batch size", "\(batchSize)", "\(settings.batchSize)"),
+            ("gradient accumulation", "\(accumulationSteps)", "\(settings.accumulationSteps)"),
+            ("the lr schedule", "\(schedule.kind.rawValue)", "\(settings.schedule.kind.rawValue)"),
+            ("the learning rate", "\(schedule.baseLR)", "\(settings.schedule.baseLR)"),
+            ("the warm-up steps", "\(schedule.warmupSteps)", "\(settings.schedule.warmupSteps)"),
+            ("the training steps", "\(schedule.trainingSteps)", "\(settings.schedule.trainingSteps)"),
+            ("the cosine cycles", "\(schedule.numCycles)", "\(settings.schedule.numCycles)"),
+            ("the weighting scheme", density.scheme.rawValue, settings.density.scheme.rawValue),
+            ("the timestep density", "\(density.logitMean) \(density.logitStd) \(density.modeScale)",
+             "\(settings.density.logitMean) \(settings.density.logitStd) \(settings.density.modeScale)"),
+            ("precondition_outputs", "\(preconditionOutputs)", "\(settings.loss.preconditionOutputs)"),
+            ("the loss weighting", density.scheme.rawValue, settings.loss.weighting.rawValue),
+            ("the max gradient norm", "\(maxGradNorm)", "\(settings.maxGradNorm)"),
+        ]
+        return pairs.first { $0.1 != $0.2 }.map { "\($0.0) was \($0.1); this run has \($0.2)" }
+    }
+
     /// A checkpoint read back: its description, the LoRA and the optimizer.
     public struct Loaded: Sendable {
         public let checkpoint: TrainingCheckpoint
@@ -91,15 +127,15 @@ public struct TrainingCheckpoint: Sendable, Equatable, Codable {
         }
         guard c.rank == rank else { throw bad("has rank \(c.rank); this run asks for rank \(rank)") }
         guard c.alpha == alpha else { throw bad("has alpha \(TrainableLora.number(c.alpha)); this run asks for alpha \(TrainableLora.number(alpha))") }
-        guard c.step >= 0, c.epoch >= 0, c.batchInEpoch >= 0, c.accumulationSteps >= 1, !c.modules.isEmpty,
-              c.modules.allSatisfy({ $0.inFeatures > 0 && $0.outFeatures > 0 }) else { throw bad("its step, data position or modules are out of range") }
+        guard c.isSane else { throw bad("its step, data position, settings or module sizes are out of range") }
         guard let generator = TorchCPUGenerator(snapshot: c.generator) else { throw bad("its random generator state is damaged") }
         func values(_ name: String, _ shape: [Int]) throws -> [Float] {
             guard let info = file.info(name) else { throw bad("tensor \(name) is missing") }
             guard info.dtype == .f32, info.shape == shape else {
                 throw bad("tensor \(name) is \(info.dtype.rawValue) \(info.shape), expected F32 \(shape)")
             }
-            let data = try file.tensor(info).data
+            let data: [Float]
+            do { data = try file.tensor(info).data } catch { throw bad("tensor \(name) is unreadable (\(error))") }
             guard data.allSatisfy(\.isFinite) else { throw bad("tensor \(name) holds NaN or infinity") }
             return data
         }

@@ -162,7 +162,7 @@ public struct TrainingLoop: Sendable {
                            modules: lora.modules.map { .init(name: $0.name, inFeatures: $0.inFeatures, outFeatures: $0.outFeatures) },
                            step: step, schedule: settings.schedule, density: settings.density,
                            preconditionOutputs: settings.loss.preconditionOutputs, maxGradNorm: settings.maxGradNorm,
-                           accumulationSteps: settings.accumulationSteps, adamBeta1: optimizer.beta1, adamBeta2: optimizer.beta2,
+                           batchSize: settings.batchSize, accumulationSteps: settings.accumulationSteps, adamBeta1: optimizer.beta1, adamBeta2: optimizer.beta2,
                            adamWeightDecay: optimizer.weightDecay, adamEpsilon: optimizer.epsilon, generator: generator.snapshot,
                            epoch: epoch, batchInEpoch: batchInEpoch, epochOrder: epochOrder)
     }
@@ -173,6 +173,7 @@ public struct TrainingLoop: Sendable {
             throw TrainingError.checkpoint(path: path, reason: "its LoRA modules differ from this run's (other --lora-layers?)")
         }
         let c = loaded.checkpoint
+        if let difference = c.difference(from: settings) { throw TrainingError.checkpoint(path: path, reason: difference) }
         guard c.batchInEpoch < batchesPerEpoch, c.epochOrder.isEmpty ? c.batchInEpoch == 0 : c.epochOrder.sorted() == Array(0..<posteriors.count) else {
             throw TrainingError.checkpoint(path: path, reason: "its data position does not fit this data folder (\(posteriors.count) images)")
         }

@@ -1,4 +1,5 @@
 import Foundation
+import FuzzSupport
 import SafeTensors
 import SD3
 import Testing
@@ -11,7 +12,7 @@ import Testing
         TrainingCheckpoint(modelName: "tiny-sd3", modelFingerprint: fingerprint, rank: lora.rank, alpha: lora.alpha, targets: lora.targets,
                            modules: lora.modules.map { .init(name: $0.name, inFeatures: $0.inFeatures, outFeatures: $0.outFeatures) },
                            step: step, schedule: .init(kind: .cosine, baseLR: 1e-3, warmupSteps: 2, trainingSteps: 12),
-                           density: .init(scheme: .logitNormal), preconditionOutputs: true, maxGradNorm: 1, accumulationSteps: 1,
+                           density: .init(scheme: .logitNormal), preconditionOutputs: true, maxGradNorm: 1, batchSize: 1, accumulationSteps: 1,
                            adamBeta1: 0.9, adamBeta2: 0.999, adamWeightDecay: 1e-4, adamEpsilon: 1e-8,
                            generator: generator.snapshot, epoch: 0, batchInEpoch: step)
     }
@@ -76,6 +77,33 @@ import Testing
         try bytes.prefix(bytes.count - 100).write(to: URL(fileURLWithPath: folder + "/cut.safetensors"))
         #expect(refusal(folder + "/cut.safetensors").contains("not a readable training checkpoint"))
         #expect(refusal(path) == "accepted")
+    }
+
+    /// Mutated checkpoints (header JSON and tensor bytes) are read or refused with a TrainingError; never a crash.
+    @Test func mutatedCheckpointsAreRefusedNotTrusted() throws {
+        let linears = TransformerLinears.list(try SafeTensorsFile(path: LoraOutputTests.transformerPath))
+        var generator = TorchCPUGenerator(seed: 4)
+        let lora = try TrainableLora(rank: 2, alpha: 2, targets: ["attn.to_q", "attn.to_k"], linears: linears, generator: &generator)
+        let folder = LoraOutputTests.folder("fuzz")
+        let path = folder + "/checkpoint.safetensors"
+        try Self.describe(lora, step: 1, generator: generator).write(to: path, lora: lora, optimizer: AdamW(parameterCounts: lora.parameterCounts))
+        let valid = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        var mutator = Mutator(seed: 19, corpus: [valid])
+        var (accepted, refused) = (0, 0)
+        for i in 0..<400 {
+            let case_ = folder + "/case\(i).safetensors"
+            try Data(mutator.mutated()).write(to: URL(fileURLWithPath: case_))
+            do {
+                let loaded = try TrainingCheckpoint.read(case_, modelName: "tiny-sd3", modelFingerprint: "abc123", rank: 2, alpha: 2)
+                #expect(loaded.lora.parameterCounts == loaded.optimizer.exp_avg.map(\.count))
+                accepted += 1
+            } catch let error as TrainingError {
+                #expect(!"\(error)".contains("\n"))
+                refused += 1
+            }
+            unlink(case_)
+        }
+        #expect(accepted + refused == 400 && refused > 0)
     }
 
     @Test func atomicWriteReportsAFailureInOneLine() {

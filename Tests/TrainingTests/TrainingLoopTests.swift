@@ -123,5 +123,15 @@ import Testing
         try resumed.restore(try TrainingCheckpoint.read(path, modelName: "stand-in", modelFingerprint: "f00d", rank: 2, alpha: 2), path: path)
         while !resumed.isFinished { _ = try resumed.runStep(gradients) }
         #expect(resumed.lora == whole.lora && resumed.optimizer == whole.optimizer && resumed.generator.snapshot == whole.generator.snapshot)
+        // Another lr or accumulation is refused in one line.
+        var changed = try Self.loop(case: 1, cases[1])
+        let loaded = try TrainingCheckpoint.read(path, modelName: "stand-in", modelFingerprint: "f00d", rank: 2, alpha: 2)
+        var settings = changed.settings
+        settings.schedule.baseLR = 0.5
+        changed = TrainingLoop(settings: settings, sigmaSchedule: changed.sigmaSchedule, posteriors: changed.posteriors, lora: changed.lora,
+                               generator: changed.generator)
+        #expect(throws: TrainingError.checkpoint(path: path, reason: "the learning rate was 0.02; this run has 0.5")) {
+            try changed.restore(loaded, path: path)
+        }
     }
 }
