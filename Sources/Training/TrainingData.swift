@@ -53,10 +53,17 @@ public struct TrainingData: Sendable {
         do { names = try FileManager.default.contentsOfDirectory(atPath: folder).sorted() } catch {
             throw TrainingError.data(path: folder, reason: "cannot read the data folder (\((error as NSError).localizedDescription))")
         }
-        var images: [String] = [], captions: Set<String> = [], ignored: [String] = []
+        // Captions by stem: `a.txt` or `a.TXT` for `a.png`.
+        var images: [String] = [], captions: [String: String] = [:], ignored: [String] = []
         for name in names where !name.hasPrefix(".") {
             let ext = (name as NSString).pathExtension.lowercased()
-            if Self.imageExtensions.contains(ext) { images.append(name) } else if ext == "txt" { captions.insert(name) } else { ignored.append(name) }
+            if Self.imageExtensions.contains(ext) {
+                images.append(name)
+            } else if ext == "txt" {
+                captions[(name as NSString).deletingPathExtension] = name
+            } else {
+                ignored.append(name)
+            }
         }
         guard !images.isEmpty else {
             throw TrainingError.data(path: folder, reason: "no images (.png, .jpg) in the data folder" + (names.isEmpty ? ", which is empty" : ""))
@@ -66,8 +73,8 @@ public struct TrainingData: Sendable {
             let path = (folder as NSString).appendingPathComponent(name)
             let stem = (name as NSString).deletingPathExtension
             var caption = ""
-            if captions.contains(stem + ".txt") {
-                caption = try Self.caption((folder as NSString).appendingPathComponent(stem + ".txt"))
+            if let file = captions[stem] {
+                caption = try Self.caption((folder as NSString).appendingPathComponent(file))
             }
             // The script: an empty custom caption falls back to the instance prompt.
             if caption.isEmpty {
@@ -85,13 +92,15 @@ public struct TrainingData: Sendable {
         (self.folder, self.resolution, self.filter, self.examples, self.ignored) = (folder, resolution, filter, examples, ignored)
     }
 
-    /// A caption file's text, strictly UTF-8, with surrounding white space and new lines removed.
+    /// A caption file's text, strictly UTF-8 (a leading byte-order mark dropped, as editors on Windows write one),
+    /// with surrounding white space and new lines removed.
     static func caption(_ path: String) throws -> String {
         let bytes: [UInt8]
         do { bytes = try RegularFile.contents(path, limit: captionLimit, what: "caption file") } catch {
             throw TrainingError.data(path: path, reason: error.reason)
         }
-        guard let text = String(validating: bytes, as: UTF8.self) else {
+        let body = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? Array(bytes.dropFirst(3)) : bytes
+        guard let text = String(validating: body, as: UTF8.self) else {
             throw TrainingError.data(path: path, reason: "the caption is not valid UTF-8")
         }
         return text.trimmingCharacters(in: .whitespacesAndNewlines)
