@@ -133,7 +133,12 @@ import Testing
         #expect(empty.hasPrefix("/c/config.toml:3: ") && empty.contains("model: \"\" is not a file name on the server"), "\(empty)")
         #expect(Self.error("[[backends]]\nurl = \"comfyui://h:1\"\nvae = 3\n").contains("vae: 3 is not a string"))
         #expect(Self.error("[[backends]]\nurl = \"comfyui://h:1\"\nunet = \"x\"\n")
-            .contains("unknown key; a [[backends]] entry takes name, url, token, header, model, clip_l, clip_g, t5 and vae"))
+            .contains("unknown key; a [[backends]] entry takes name, url, token, header, ca_file, model, clip_l, clip_g, t5 and vae"))
+        // ca_file: a CA to trust for that server, with ~ expanded, carried to the server's address.
+        let home = ProcessInfo.processInfo.environment["HOME"] ?? "/root"
+        let trusting = try ConfigFile.parse("[[backends]]\nurl = \"comfyuis://home.lan\"\nca_file = \"~/ca.pem\"\n", path: "/c/config.toml")
+        #expect(trusting.backends[0].caFile == home + "/ca.pem")
+        #expect(try trusting.studioBackends(adding: "comfyuis://home.lan").all.map(\.address.caFile) == [home + "/ca.pem"])
     }
 
     @Test func locationAndMissingFiles() throws {
