@@ -2,7 +2,7 @@ import Foundation
 import ImageIO
 import Tensors
 
-/// What a generation reports while it runs (design.md, Engine): the caller owns the loop and the UI.
+/// What a generation reports while it runs (docs/architecture.md, Engine): the caller owns the loop and the UI.
 public enum GenerationEvent: Sendable {
     case loading(model: String)
     case loaded(seconds: Double)

@@ -4,9 +4,9 @@ import ImageIO
 import TOMLKit
 
 /// The user's settings, `$XDG_CONFIG_HOME/sd3-studio/config.toml` (default ~/.config/sd3-studio/config.toml),
-/// read by this type alone (design.md: one owner per file). Every key is optional; command-line flags override
+/// read by this type alone (docs/architecture.md: one owner per file). Every key is optional; command-line flags override
 /// it and it overrides the model's defaults.json. Unknown keys and bad values are errors naming the file, line
-/// and key. The README lists every key with an example.
+/// and key. docs/studio.md ("Config") lists every key with an example.
 public struct ConfigFile: Sendable, Equatable {
     public var model: String?
     public var outputFolder: String?

@@ -1,6 +1,6 @@
 import Foundation
 
-/// The whole screen for a state and a size: a pure function (design.md, Studio), snapshot-tested as text.
+/// The whole screen for a state and a size: a pure function (docs/architecture.md, Studio), snapshot-tested as text.
 public func render(_ state: StudioState, columns: Int, rows: Int) -> CellBuffer {
     var buffer = CellBuffer(width: columns, height: rows)
     let layout = Layout(columns: columns, rows: rows)

@@ -2,7 +2,7 @@ import ComfyUI
 import ImageIO
 import SD3
 
-/// Everything the screen shows, as a value (design.md, Studio): the reducer changes it, `render` draws it.
+/// Everything the screen shows, as a value (docs/architecture.md, Studio): the reducer changes it, `render` draws it.
 public struct StudioState: Sendable {
     public var columns = 80
     public var rows = 24

@@ -6,7 +6,7 @@ import Testing
 /// config.toml: every key read, unknown keys and bad values named with their line.
 @Suite struct ConfigFileTests {
     static let example = """
-    # The README's example.
+    # The example in docs/studio.md ("Config").
     model = "~/models/sd3-medium"
     output_folder = "~/Pictures/sd3"
     theme = "light"

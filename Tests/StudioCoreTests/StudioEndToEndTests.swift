@@ -4,7 +4,7 @@ import ImageIO
 import Testing
 
 /// The studio as a user drives it, under tmux (send-keys / capture-pane, TmuxStudio) on the tiny fixture model:
-/// generating, starring, the browsers across restarts, seed exploration, and the acceptance run
+/// generating, starring, the browsers across restarts, seed exploration, and the full seed-exploration run
 /// (explore → refine → star → restart → find → recall, every field checked). Uses the sd3 binary built beside
 /// this test bundle.
 @Suite(.serialized) struct StudioEndToEndTests {
