@@ -130,6 +130,11 @@ import Testing
             return steps
         }
         #expect(try await task.value == 2)
+        // The engine stops within a block of the consumer leaving: of the 200 steps, the two seen and at most the one
+        // running when the stream ended (before the cancel flag, a run of 200 steps would finish them all).
+        await engine.waitUntilIdle()
+        let ran = await engine.lastRunSteps
+        #expect((2...3).contains(ran), "\(ran) steps ran")
         // The engine is free again and finishes a normal run afterwards.
         var finished = false
         for try await event in await engine.generate(Self.parameters(), model: Self.model, options: LoadOptions()) {
