@@ -5,9 +5,10 @@ import Testing
 
 /// Each op's backward against central finite differences of a forward written here in Double (an independent truth):
 /// for L = Σ g·f(x) with a random g, dL/dxᵢ ≈ (L(x + h·eᵢ) − L(x − h·eᵢ)) / 2h, h = 1e-4, whose error is O(h²)·f‴
-/// ≈ 1e-8 relative; ours runs in fp32 (u = 6e-8), so ‖ours − fd‖/‖fd‖ ≤ 1e-5 leaves room for fp32 sums only.
+/// ≈ 1e-8 relative; ours runs in fp32 (u = 6e-8, sums of ≤ 33 terms), so ‖ours − fd‖/‖fd‖ ≤ 1e-6 leaves room for
+/// fp32 rounding only (measured: ≤ 1.8e-7, attention's dq on OpenBLAS).
 @Suite struct OpGradientTests {
-    static let limit = 1e-5
+    static let limit = 1e-6
 
     static func random(_ shape: [Int], seed: UInt64, scale: Float = 1) -> Tensor {
         var state = seed &* 6364136223846793005 &+ 1442695040888963407
