@@ -2,12 +2,13 @@ import Foundation
 import Tensors
 
 /// Backward of the MMDiT's elementwise and row-wise ops, in fp32 with Double row sums. Each takes the op's forward
-/// input (recomputing what it needs) and dL/d(output), and returns dL/d(input) (and of the other operands).
+/// input (recomputing what it needs) and dL/d(output), and returns dL/d(input) (and of the other operands). Row-wise
+/// and elementwise loops split across `threads` (Tensors' OpenMP pool, as the forward ops).
 public enum OpGradients {
     /// y = (x − μ)/σ·w + b over the last axis (σ = sqrt(var + eps), biased variance; w, b optional) →
     /// dx = (g − mean(g) − x̂·mean(g·x̂))/σ with g = dy·w, x̂ = (x − μ)/σ.
-    public static func layerNorm(_ x: Tensor, _ dy: Tensor, weight: Tensor? = nil, eps: Float) -> Tensor {
-        rows(x, dy) { xs, gs, out, width in
+    public static func layerNorm(_ x: Tensor, _ dy: Tensor, weight: Tensor? = nil, eps: Float, threads: Int = 1) -> Tensor {
+        rows(x, dy, threads: threads) { xs, gs, out, width in
             var sum = 0.0
             for i in 0..<width { sum += Double(xs[i]) }
             let mean = sum / Double(width)
@@ -30,8 +31,8 @@ public enum OpGradients {
 
     /// y = x·r·w over the last axis, r = 1/sqrt(mean(x²) + eps) (diffusers RMSNorm) → dx = r·(g − x̂·mean(g·x̂)),
     /// g = dy·w, x̂ = x·r.
-    public static func rmsNorm(_ x: Tensor, _ dy: Tensor, weight: Tensor?, eps: Float) -> Tensor {
-        rows(x, dy) { xs, gs, out, width in
+    public static func rmsNorm(_ x: Tensor, _ dy: Tensor, weight: Tensor?, eps: Float, threads: Int = 1) -> Tensor {
+        rows(x, dy, threads: threads) { xs, gs, out, width in
             var squares = 0.0
             for i in 0..<width { squares += Double(xs[i]) * Double(xs[i]) }
             let r = 1 / (squares / Double(width) + Double(eps)).squareRoot()
@@ -47,8 +48,8 @@ public enum OpGradients {
 
     /// y = x/2·(1 + tanh(u)), u = √(2/π)·(x + 0.044715·x³) →
     /// dy/dx = (1 + t)/2 + x/2·(1 − t²)·√(2/π)·(1 + 3·0.044715·x²).
-    public static func geluTanh(_ x: Tensor, _ dy: Tensor) -> Tensor {
-        elementwise(x, dy) { v, g in
+    public static func geluTanh(_ x: Tensor, _ dy: Tensor, threads: Int = 1) -> Tensor {
+        elementwise(x, dy, threads: threads) { v, g in
             let c = 0.7978845608028654, a = 0.044715, x = Double(v)
             let t = tanh(c * (x + a * x * x * x))
             return Float(Double(g) * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * a * x * x)))
@@ -56,8 +57,8 @@ public enum OpGradients {
     }
 
     /// y = x·σ(x) → dy/dx = σ(x)·(1 + x·(1 − σ(x))).
-    public static func silu(_ x: Tensor, _ dy: Tensor) -> Tensor {
-        elementwise(x, dy) { v, g in
+    public static func silu(_ x: Tensor, _ dy: Tensor, threads: Int = 1) -> Tensor {
+        elementwise(x, dy, threads: threads) { v, g in
             let s = 1 / (1 + exp(-Double(v)))
             return Float(Double(g) * s * (1 + Double(v) * (1 - s)))
         }
@@ -106,15 +107,16 @@ public enum OpGradients {
 
     /// LN(x)·(1 + scale) + shift (AdaLayerNorm's modulated norm, no affine, eps 1e-6 in the MMDiT) →
     /// (dx, dshift, dscale). x [B, N, D], shift and scale [B, D].
-    public static func normModulate(_ x: Tensor, _ dy: Tensor, scale: Tensor, eps: Float) -> (x: Tensor, shift: Tensor, scale: Tensor) {
-        let normalized = normalize(x, eps: eps)
+    public static func normModulate(_ x: Tensor, _ dy: Tensor, scale: Tensor, eps: Float,
+                                    threads: Int = 1) -> (x: Tensor, shift: Tensor, scale: Tensor) {
+        let normalized = normalize(x, eps: eps, threads: threads)
         let m = modulate(normalized, dy, scale: scale)
-        return (layerNorm(x, m.x, eps: eps), m.shift, m.scale)
+        return (layerNorm(x, m.x, eps: eps, threads: threads), m.shift, m.scale)
     }
 
     /// (x − μ)/sqrt(var + eps) over the last axis, with Double statistics.
-    static func normalize(_ x: Tensor, eps: Float) -> Tensor {
-        rows(x, x) { xs, _, out, width in
+    static func normalize(_ x: Tensor, eps: Float, threads: Int) -> Tensor {
+        rows(x, x, threads: threads) { xs, _, out, width in
             var sum = 0.0
             for i in 0..<width { sum += Double(xs[i]) }
             let mean = sum / Double(width)
@@ -125,28 +127,36 @@ public enum OpGradients {
         }
     }
 
-    /// `body(x row, dy row, out row, width)` over the rows of the last axis.
-    static func rows(_ x: Tensor, _ dy: Tensor,
+    /// `body(x row, dy row, out row, width)` over the rows of the last axis, rows split across threads.
+    static func rows(_ x: Tensor, _ dy: Tensor, threads: Int,
                      _ body: (UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>, UnsafeMutableBufferPointer<Float>, Int) -> Void) -> Tensor {
         precondition(x.shape == dy.shape, "backward: input \(x.shape) and gradient \(dy.shape) differ")
         let width = x.dim(-1), count = x.count / max(1, width)
-        var out = [Float](repeating: 0, count: x.count)
-        x.data.withUnsafeBufferPointer { px in
-            dy.data.withUnsafeBufferPointer { pg in
-                out.withUnsafeMutableBufferPointer { po in
-                    for r in 0..<count {
-                        body(UnsafeBufferPointer(rebasing: px[r * width..<(r + 1) * width]),
-                             UnsafeBufferPointer(rebasing: pg[r * width..<(r + 1) * width]),
-                             UnsafeMutableBufferPointer(rebasing: po[r * width..<(r + 1) * width]), width)
+        return Tensor(shape: x.shape) { po in
+            x.data.withUnsafeBufferPointer { px in
+                dy.data.withUnsafeBufferPointer { pg in
+                    parallelRanges(count, threads: threads, minimumPerThread: max(1, 16384 / max(1, width))) { range in
+                        for r in range {
+                            body(UnsafeBufferPointer(rebasing: px[r * width..<(r + 1) * width]),
+                                 UnsafeBufferPointer(rebasing: pg[r * width..<(r + 1) * width]),
+                                 UnsafeMutableBufferPointer(rebasing: po[r * width..<(r + 1) * width]), width)
+                        }
                     }
                 }
             }
         }
-        return Tensor(shape: x.shape, data: out)
     }
 
-    static func elementwise(_ x: Tensor, _ dy: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
+    static func elementwise(_ x: Tensor, _ dy: Tensor, threads: Int, _ f: (Float, Float) -> Float) -> Tensor {
         precondition(x.shape == dy.shape, "backward: input \(x.shape) and gradient \(dy.shape) differ")
-        return Tensor(shape: x.shape, data: zip(x.data, dy.data).map(f))
+        return Tensor(shape: x.shape) { out in
+            x.data.withUnsafeBufferPointer { px in
+                dy.data.withUnsafeBufferPointer { pg in
+                    parallelRanges(x.count, threads: threads) { range in
+                        for i in range { out[i] = f(px[i], pg[i]) }
+                    }
+                }
+            }
+        }
     }
 }

@@ -116,7 +116,7 @@ public struct TrainableSD3Transformer {
         // The unpatchify's inverse: [B, C, h, py, w, px] → [B, h, w, py, px, C].
         let dy = dOut.reshaped([tape.batch, channels, h, p, w, p]).permuted([0, 2, 4, 3, 5, 1]).reshaped([tape.batch, h * w, p * p * channels])
         let dNormed = projOut.backward(dy, input: tape.normed, compute)!
-        let out = OpGradients.normModulate(tape.last, dNormed, scale: tape.modulation[0], eps: 1e-6)
+        let out = OpGradients.normModulate(tape.last, dNormed, scale: tape.modulation[0], eps: 1e-6, threads: compute.threads)
         var dSiluTemb = normOut.backward(Tensor.concat([out.scale, out.shift], axis: 1), input: tape.siluTemb, compute)!
         var dx = out.x
         var dContext: Tensor? = nil  // the last block's text output is unused
@@ -129,11 +129,11 @@ public struct TrainableSD3Transformer {
             dSiluTemb = sum(dSiluTemb, g.siluTemb)
         }
         _ = contextEmbedder.backward(dContext!, input: tape.text, compute, inputGradient: false)
-        let dTemb = OpGradients.silu(tape.temb, dSiluTemb)
+        let dTemb = OpGradients.silu(tape.temb, dSiluTemb, threads: compute.threads)
         let dTime = timeLinear2.backward(dTemb, input: compute.silu(tape.timeHidden), compute)!
-        _ = timeLinear1.backward(OpGradients.silu(tape.timeHidden, dTime), input: tape.sinusoid, compute, inputGradient: false)
+        _ = timeLinear1.backward(OpGradients.silu(tape.timeHidden, dTime, threads: compute.threads), input: tape.sinusoid, compute, inputGradient: false)
         let dText = textLinear2.backward(dTemb, input: compute.silu(tape.textHidden), compute)!
-        _ = textLinear1.backward(OpGradients.silu(tape.textHidden, dText), input: tape.pooled, compute, inputGradient: false)
+        _ = textLinear1.backward(OpGradients.silu(tape.textHidden, dText, threads: compute.threads), input: tape.pooled, compute, inputGradient: false)
         _ = patch.backward(dx, input: tape.patches, compute, inputGradient: false)  // the position table is frozen: dx passes
     }
 

@@ -126,9 +126,9 @@ struct TrainingBlock {
         // out = afterAttention + m5·ff2(gelu(ff1(normModulate(afterAttention, m3, m4)))).
         let mlp = OpGradients.gatedAdd(dOut, y: a.mlpOut, gate: a.m[5])
         dm[5] = mlp.gate
-        let dHidden = OpGradients.geluTanh(a.mlpHidden, ff2.backward(mlp.y, input: a.mlpGelu, compute)!)
+        let dHidden = OpGradients.geluTanh(a.mlpHidden, ff2.backward(mlp.y, input: a.mlpGelu, compute)!, threads: compute.threads)
         let dMlpIn = ff1.backward(dHidden, input: a.mlpIn, compute)!
-        let nm = OpGradients.normModulate(a.afterAttention, dMlpIn, scale: a.m[4], eps: 1e-6)
+        let nm = OpGradients.normModulate(a.afterAttention, dMlpIn, scale: a.m[4], eps: 1e-6, threads: compute.threads)
         (dm[3], dm[4]) = (nm.shift, nm.scale)
         let dAfterAttention = sum(dOut, nm.x)
         var dx = dAfterAttention
@@ -139,7 +139,7 @@ struct TrainingBlock {
             let g = compute.attentionBackward(query: p.q, key: p.k, value: p.v, output: a.second, logsumexp: a.secondLogsumexp,
                                               gradient: dSecond, heads: heads)
             let dInput = projectBackward(attn2, p, dq: g.q, dk: g.k, dv: g.v, compute)
-            let second = OpGradients.normModulate(a.x, dInput, scale: a.m[7], eps: 1e-6)
+            let second = OpGradients.normModulate(a.x, dInput, scale: a.m[7], eps: 1e-6, threads: compute.threads)
             (dm[6], dm[7]) = (second.shift, second.scale)
             dx = sum(dx, second.x)
         }
@@ -151,9 +151,10 @@ struct TrainingBlock {
         if let dContextOut, let toAddOut, let ffContext1, let ffContext2 {
             let contextMlp = OpGradients.gatedAdd(dContextOut, y: a.contextMlpOut, gate: a.c[5])
             dc[5] = contextMlp.gate
-            let dHidden = OpGradients.geluTanh(a.contextHidden, ffContext2.backward(contextMlp.y, input: a.contextGelu, compute)!)
+            let dGelu = ffContext2.backward(contextMlp.y, input: a.contextGelu, compute)!
+            let dHidden = OpGradients.geluTanh(a.contextHidden, dGelu, threads: compute.threads)
             let dIn = ffContext1.backward(dHidden, input: a.contextMlpIn, compute)!
-            let cm = OpGradients.normModulate(a.contextAfterAttention, dIn, scale: a.c[4], eps: 1e-6)
+            let cm = OpGradients.normModulate(a.contextAfterAttention, dIn, scale: a.c[4], eps: 1e-6, threads: compute.threads)
             (dc[3], dc[4]) = (cm.shift, cm.scale)
             let dAfter = sum(dContextOut, cm.x)
             let gatedText = OpGradients.gatedAdd(dAfter, y: a.textOut, gate: a.c[2])
@@ -169,15 +170,15 @@ struct TrainingBlock {
         let (dq, dk, dv) = (g.q.split([n, t], axis: 1), g.k.split([n, t], axis: 1), g.v.split([n, t], axis: 1))
         let dXHat = projectBackward(image, a.imageQKV!, dq: dq[0], dk: dk[0], dv: dv[0], compute)
         let dCHat = projectBackward(text, a.textQKV!, dq: dq[1], dk: dk[1], dv: dv[1], compute)
-        let first = OpGradients.normModulate(a.x, dXHat, scale: a.m[1], eps: 1e-6)
+        let first = OpGradients.normModulate(a.x, dXHat, scale: a.m[1], eps: 1e-6, threads: compute.threads)
         (dm[0], dm[1]) = (first.shift, first.scale)
         dx = sum(dx, first.x)
         if contextPreOnly {
-            let cn = OpGradients.normModulate(a.context, dCHat, scale: a.c[0], eps: 1e-6)
+            let cn = OpGradients.normModulate(a.context, dCHat, scale: a.c[0], eps: 1e-6, threads: compute.threads)
             (dc[1], dc[0]) = (cn.shift, cn.scale)
             dContext = sum(dContext, cn.x)
         } else {
-            let cn = OpGradients.normModulate(a.context, dCHat, scale: a.c[1], eps: 1e-6)
+            let cn = OpGradients.normModulate(a.context, dCHat, scale: a.c[1], eps: 1e-6, threads: compute.threads)
             (dc[0], dc[1]) = (cn.shift, cn.scale)
             dContext = sum(dContext, cn.x)
         }
@@ -201,8 +202,10 @@ struct TrainingBlock {
         var (dRawQ, dRawK) = (dq, dk)
         if let normQ = p.normQ, let normK = p.normK {
             let headShape = [dq.dim(0), dq.dim(1), heads, dq.dim(2) / heads]
-            dRawQ = OpGradients.rmsNorm(f.rawQ.reshaped(headShape), dq.reshaped(headShape), weight: normQ, eps: 1e-6).reshaped(dq.shape)
-            dRawK = OpGradients.rmsNorm(f.rawK.reshaped(headShape), dk.reshaped(headShape), weight: normK, eps: 1e-6).reshaped(dk.shape)
+            dRawQ = OpGradients.rmsNorm(f.rawQ.reshaped(headShape), dq.reshaped(headShape), weight: normQ, eps: 1e-6,
+                                        threads: compute.threads).reshaped(dq.shape)  // [B, L, H·d]
+            dRawK = OpGradients.rmsNorm(f.rawK.reshaped(headShape), dk.reshaped(headShape), weight: normK, eps: 1e-6,
+                                        threads: compute.threads).reshaped(dk.shape)
         }
         return sum(sum(p.q.backward(dRawQ, input: f.input, compute)!, p.k.backward(dRawK, input: f.input, compute)!),
                    p.v.backward(dv, input: f.input, compute)!)

@@ -148,6 +148,19 @@ import Testing
         #expect(Self.relative(ours.v, dv) <= Self.limit, "attention dv: \(Self.relative(ours.v, dv))")
     }
 
+    /// Rows and elements split across threads give the one-thread results bit for bit (a row's sums stay in one
+    /// thread); the tensors are large enough that the loops do split.
+    @Test func threadsChangeNoBits() {
+        let x = Self.random([3, 700, 64], seed: 25, scale: 2), g = Self.random(x.shape, seed: 26), w = Self.random([64], seed: 27)
+        let scale = Self.random([3, 64], seed: 28)
+        #expect(OpGradients.layerNorm(x, g, weight: w, eps: 1e-6, threads: 2) == OpGradients.layerNorm(x, g, weight: w, eps: 1e-6))
+        #expect(OpGradients.rmsNorm(x, g, weight: w, eps: 1e-6, threads: 2) == OpGradients.rmsNorm(x, g, weight: w, eps: 1e-6))
+        #expect(OpGradients.geluTanh(x, g, threads: 2) == OpGradients.geluTanh(x, g))
+        #expect(OpGradients.silu(x, g, threads: 2) == OpGradients.silu(x, g))
+        let (two, one) = (OpGradients.normModulate(x, g, scale: scale, eps: 1e-6, threads: 2), OpGradients.normModulate(x, g, scale: scale, eps: 1e-6))
+        #expect(two.x == one.x && two.shift == one.shift && two.scale == one.scale)
+    }
+
     /// y = x·Wᵀ + b + s·(x·Aᵀ)·Bᵀ: dx, dA, dB.
     @Test func linearWithLora() throws {
         let (rows, inWidth, outWidth, rank) = (5, 6, 7, 3)
