@@ -76,23 +76,23 @@ struct TrainingBlock {
     /// and the activations.
     func forward(_ x: Tensor, context: Tensor, siluTemb: Tensor, _ compute: Compute) -> (Tensor, Tensor?, Activations) {
         var a = Activations(x: x, context: context, siluTemb: siluTemb)
-        let m = norm1.forward(siluTemb, compute).chunked(attn2 == nil ? 6 : 9, axis: -1)
-        let c = norm1Context.forward(siluTemb, compute).chunked(contextPreOnly ? 2 : 6, axis: -1)
+        let m = norm1.forward(siluTemb, compute).chunked(attn2 == nil ? 6 : 9, axis: -1)  // 6 or 9 × [B, D]
+        let c = norm1Context.forward(siluTemb, compute).chunked(contextPreOnly ? 2 : 6, axis: -1)  // 2 or 6 × [B, D]
         (a.m, a.c) = (m, c)
-        let xHat = compute.normModulate(x, shift: m[0], scale: m[1], eps: 1e-6)
+        let xHat = compute.normModulate(x, shift: m[0], scale: m[1], eps: 1e-6)  // [B, N, D]
         let cHat = contextPreOnly ? compute.normModulate(context, shift: c[1], scale: c[0], eps: 1e-6)  // (scale, shift)
-                                  : compute.normModulate(context, shift: c[0], scale: c[1], eps: 1e-6)
+                                  : compute.normModulate(context, shift: c[0], scale: c[1], eps: 1e-6)  // [B, T, D]
         let (n, t) = (x.dim(1), context.dim(1))
         let qi = project(image, xHat, compute), qt = project(text, cHat, compute)
         (a.imageQKV, a.textQKV) = (qi, qt)
-        a.query = Tensor.concat([qi.q, qt.q], axis: 1)
+        a.query = Tensor.concat([qi.q, qt.q], axis: 1)  // [B, N+T, D]
         a.key = Tensor.concat([qi.k, qt.k], axis: 1)
         a.value = Tensor.concat([qi.v, qt.v], axis: 1)
         (a.attention, a.logsumexp) = compute.attentionForward(query: a.query, key: a.key, value: a.value, heads: heads)
         let parts = a.attention.split([n, t], axis: 1)
         (a.imageAttention, a.textAttention) = (parts[0], parts[1])
         a.imageOut = toOut.forward(parts[0], compute)
-        var out = compute.gatedAdd(x, a.imageOut, gate: m[2])
+        var out = compute.gatedAdd(x, a.imageOut, gate: m[2])  // [B, N, D]
         if let attn2, let attn2Out {
             let p = project(attn2, compute.normModulate(x, shift: m[6], scale: m[7], eps: 1e-6), compute)
             a.secondQKV = p
@@ -102,16 +102,16 @@ struct TrainingBlock {
         }
         a.afterAttention = out
         a.mlpIn = compute.normModulate(out, shift: m[3], scale: m[4], eps: 1e-6)
-        a.mlpHidden = ff1.forward(a.mlpIn, compute)
+        a.mlpHidden = ff1.forward(a.mlpIn, compute)  // [B, N, 4D]
         a.mlpGelu = compute.gelu(a.mlpHidden, approximation: .tanh)
         a.mlpOut = ff2.forward(a.mlpGelu, compute)
         out = compute.gatedAdd(out, a.mlpOut, gate: m[5])
         guard !contextPreOnly, let toAddOut, let ffContext1, let ffContext2 else { return (out, nil, a) }
         a.textOut = toAddOut.forward(parts[1], compute)
-        var ctx = compute.gatedAdd(context, a.textOut, gate: c[2])
+        var ctx = compute.gatedAdd(context, a.textOut, gate: c[2])  // [B, T, D]
         a.contextAfterAttention = ctx
         a.contextMlpIn = compute.normModulate(ctx, shift: c[3], scale: c[4], eps: 1e-6)
-        a.contextHidden = ffContext1.forward(a.contextMlpIn, compute)
+        a.contextHidden = ffContext1.forward(a.contextMlpIn, compute)  // [B, T, 4D]
         a.contextGelu = compute.gelu(a.contextHidden, approximation: .tanh)
         a.contextMlpOut = ffContext2.forward(a.contextGelu, compute)
         ctx = compute.gatedAdd(ctx, a.contextMlpOut, gate: c[5])
@@ -122,7 +122,7 @@ struct TrainingBlock {
     /// the LoRA pairs' gradients are added to along the way.
     func backward(_ a: Activations, image dOut: Tensor, text dContextOut: Tensor?, _ compute: Compute) -> (x: Tensor, context: Tensor, siluTemb: Tensor) {
         let (n, t) = (a.x.dim(1), a.context.dim(1))
-        var dm = a.m.map { Tensor(zeros: $0.shape) }, dc = a.c.map { Tensor(zeros: $0.shape) }
+        var dm = a.m.map { Tensor(zeros: $0.shape) }, dc = a.c.map { Tensor(zeros: $0.shape) }  // each [B, D]
         // out = afterAttention + m5·ff2(gelu(ff1(normModulate(afterAttention, m3, m4)))).
         let mlp = OpGradients.gatedAdd(dOut, y: a.mlpOut, gate: a.m[5])
         dm[5] = mlp.gate
@@ -167,7 +167,7 @@ struct TrainingBlock {
         }
         let g = compute.attentionBackward(query: a.query, key: a.key, value: a.value, output: a.attention, logsumexp: a.logsumexp,
                                           gradient: Tensor.concat([dImageAttention, dTextAttention], axis: 1), heads: heads)
-        let (dq, dk, dv) = (g.q.split([n, t], axis: 1), g.k.split([n, t], axis: 1), g.v.split([n, t], axis: 1))
+        let (dq, dk, dv) = (g.q.split([n, t], axis: 1), g.k.split([n, t], axis: 1), g.v.split([n, t], axis: 1))  // [B, N | T, D]
         let dXHat = projectBackward(image, a.imageQKV!, dq: dq[0], dk: dk[0], dv: dv[0], compute)
         let dCHat = projectBackward(text, a.textQKV!, dq: dq[1], dk: dk[1], dv: dv[1], compute)
         let first = OpGradients.normModulate(a.x, dXHat, scale: a.m[1], eps: 1e-6, threads: compute.threads)
