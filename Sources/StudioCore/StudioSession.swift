@@ -154,7 +154,7 @@ public final class StudioSession {
         case .cancelRecall:
             recalling?.cancel()
         case .scanModels:
-            let configured = [config.model, ProcessInfo.processInfo.environment["SD3_MODEL"], DemoModel.locate()].compactMap { $0 }
+            let configured = [config.model].compactMap { $0 } + ModelChoice.listed(configured: nil, environment: ProcessInfo.processInfo.environment)
             let cache = config.hubCache
             Task { @MainActor in
                 let entries = await Task.detached {

@@ -75,8 +75,8 @@ struct GenerateCommand: ParsableCommand {
         if count != nil { throw CommandError("--count spreads images over ComfyUI servers: give --backend comfyui://HOST:PORT") }
         let backend = self.backend.map { $0 == "local" ? "onednn" : $0 } ?? "onednn"
         let recipe = try self.recipe.map { try RecipeCatalog.standard().load($0) }
-        guard let model = model ?? recipe?.model ?? recalled?.modelPath ?? ProcessInfo.processInfo.environment["SD3_MODEL"]
-            ?? settings.model.map(ConfigFile.expandingTilde) ?? DemoModel.locate() else {
+        guard let model = ModelChoice.resolve(given: model ?? recipe?.model ?? recalled?.modelPath, configured: settings.model,
+                                              environment: ProcessInfo.processInfo.environment) else {
             throw ValidationError("no model: give --model DIR (a diffusers SD3 folder); the demo model was not found in \(DemoModel.folderName)")
         }
         if let recipe, let own = recipe.model, own != model { log("note: --model overrides recipe \(recipe.name)'s model \(own)") }
