@@ -260,10 +260,10 @@ public final class StudioSession {
     }
 
     /// How the engine loads `model` for the T5 and precision choices.
-    private func loadOptions(model: String, t5: T5Choice, precision: PrecisionChoice) -> LoadOptions {
+    private func loadOptions(model: String, t5: T5Mode, precision: PrecisionChoice) -> LoadOptions {
         var options = LoadOptions()
         options.precision = precision == .bf16 ? .bf16 : .fp32
-        (options.useT5, options.t5Int8) = (t5 != .off, t5 == .int8)
+        options.t5 = t5
         options.threads = config.threads
         // Separate encoder files belong to the model the studio was started with, not to one picked later.
         options.files = model == config.model ? config.modelFiles : ModelSource.Extras()

@@ -8,7 +8,7 @@ public struct StudioState: Sendable {
     public var rows = 24
     public var editors: [FieldID: TextEditor] = [:]
     public var seedMode = SeedMode.fixed
-    public var t5 = T5Choice.on
+    public var t5 = T5Mode.on
     public var precision = PrecisionChoice.fp32
     public var focus = FieldID.prompt
     public var job = Job.idle

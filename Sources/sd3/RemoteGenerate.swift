@@ -149,7 +149,7 @@ extension GenerateCommand {
         guard let chosen = Precision(rawValue: precisionName) else { throw ValidationError("--precision must be fp32 or bf16, not '\(precisionName)'") }
         options.precision = chosen
         options.threads = threads ?? settings.threads ?? ProcessInfo.processInfo.activeProcessorCount
-        options.useT5 = !(noT5 || t5 == "off")
+        options.t5 = noT5 || t5 == "off" ? .off : .on
         options.withVAEEncoder = initImage != nil
         log("local engine: \(model)")
         return EngineWorker(engine: InferenceEngine(), model: model, options: options)

@@ -1,5 +1,6 @@
 import ComfyUI
 import Foundation
+import SD3
 @testable import StudioCore
 import Testing
 
@@ -85,7 +86,7 @@ import Testing
 
     /// `t5` takes what `sd3 generate --t5` takes: true (on), false (off) or "int8"; the studio's field follows.
     @Test func t5TakesTrueFalseOrInt8() throws {
-        for (text, choice) in [("true", T5Choice.on), ("false", .off), ("\"int8\"", .int8)] {
+        for (text, choice) in [("true", T5Mode.on), ("false", .off), ("\"int8\"", .int8)] {
             let defaults = try ConfigFile.parse("[defaults]\nt5 = \(text)\n", path: "/c/config.toml").defaults
             #expect(defaults.t5 == choice, "t5 = \(text)")
             var state = StudioState(model: "/m")

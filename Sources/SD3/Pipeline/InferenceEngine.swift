@@ -30,8 +30,10 @@ public actor InferenceEngine {
     /// How many times this engine has loaded a model (a run that reuses the loaded one adds nothing).
     public var loadCount: Int { state.loads }
 
-    /// Denoising steps the last run finished (a cancelled run stops within one transformer block of its cancel).
+    /// Denoising steps the last run finished (a cancelled run stops within one transformer block of its cancel), and
+    /// how many it had finished when its consumer left.
     public var lastRunSteps: Int { state.stepsRun }
+    var lastRunStepsAtCancel: Int? { state.stepsAtCancel }
 
     /// Returns once no run is working (the last one may still be stopping after its consumer left).
     public func waitUntilIdle() async {
@@ -52,14 +54,17 @@ public actor InferenceEngine {
         let options = Self.runTime(options)
         let (stream, continuation) = AsyncThrowingStream<GenerationEvent, Error>.makeStream()
         let cancelled = CancellationFlag()
-        continuation.onTermination = { _ in cancelled.set() }
         let state = self.state
+        continuation.onTermination = { _ in
+            state.stepsAtCancel = state.stepsRun
+            cancelled.set()
+        }
         let thread = Thread {
             // One run at a time: a run started while the last one is still stopping (its consumer left mid-block)
             // waits for it, then finds the model and prompt cache that run left.
             state.runLock.lock()
             defer { state.runLock.unlock() }
-            state.stepsRun = 0
+            (state.stepsRun, state.stepsAtCancel) = (0, nil)
             let (loaded, cached) = state.read()
             // By the name given: a repo id's path is its snapshot folder.
             let current = loaded?.source.name == model && loaded?.options == options ? loaded : nil
@@ -154,9 +159,15 @@ final class EngineState: @unchecked Sendable {
     /// Held by the engine's thread for a whole run.
     let runLock = NSLock()
     private var steps = 0
+    private var atCancel: Int?
     var stepsRun: Int {
         get { lock.withLock { steps } }
         set { lock.withLock { steps = newValue } }
+    }
+    /// The steps a run had finished when its stream ended (its consumer left or finished); nil before that.
+    var stepsAtCancel: Int? {
+        get { lock.withLock { atCancel } }
+        set { lock.withLock { atCancel = newValue } }
     }
     private var pipeline: StableDiffusion3Pipeline?
     private var cache: (key: String, conditioning: Conditioning)?
