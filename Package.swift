@@ -33,12 +33,13 @@ let package = Package(
         .target(name: "Tokenizers", dependencies: ["CZlib", "RegularFiles"], resources: [.copy("Resources/clip-bpe-merges.txt.gz")]),
         .target(name: "ImageIO", dependencies: ["CPNG", "CJPEG", "RegularFiles"]),
         .target(name: "SD3", dependencies: ["Tensors", "SafeTensors", "Tokenizers", "ImageIO", "RegularFiles"]),
+        // LoRA training: backward through the frozen MMDiT (Tensors' forward ops, our gradients), the script's loss, and
+        // `sd3 train-lora`'s loop around it (timestep sampling, AdamW, lr schedules, data, output and checkpoints).
+        .target(name: "Training", dependencies: ["SD3", "Tensors", "SafeTensors", "ImageIO", "RegularFiles"]),
         // `sd3 models pull`: the Hugging Face Hub client (URLSession) and the cache it writes.
         .target(name: "Hub", dependencies: ["SafeTensors"]),
         // ComfyUI servers as backends: its HTTP API and WebSocket over our own sockets (OpenSSL for TLS).
         .target(name: "ComfyUI", dependencies: ["SD3", "ImageIO", "SafeTensors", "RegularFiles", "CSSL"]),
-        // `sd3 train-lora`: diffusers' DreamBooth-LoRA training loop (timestep sampling, AdamW, lr schedules, data, checkpoints).
-        .target(name: "Training", dependencies: ["SD3", "Tensors", "SafeTensors", "ImageIO", "RegularFiles"]),
         .target(name: "StudioCore", dependencies: ["SD3", "Hub", "ComfyUI", "ImageIO", "Tensors", "RegularFiles", .product(name: "GRDB", package: "GRDB.swift"),
                                                    .product(name: "TOMLKit", package: "TOMLKit")]),
         // Seeded mutations for the parsers' fuzz suites (tests only; `make fuzz` runs them longer).
@@ -56,7 +57,7 @@ let package = Package(
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "SafeTensors", "Kernels"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["FuzzSupport", "SafeTensors", "Tensors"]),
         .testTarget(name: "TokenizersTests", dependencies: ["FuzzSupport", "Tokenizers"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "SD3Tests", dependencies: ["FuzzSupport", "SD3", "SafeTensors"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "SD3Tests", dependencies: ["FuzzSupport", "SD3", "SafeTensors", "Training"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ImageIOTests", dependencies: ["FuzzSupport", "ImageIO", "SafeTensors", "RegularFiles"], resources: [.copy("Fixtures")]),
         .testTarget(name: "StudioCoreTests", dependencies: ["FuzzSupport", "StudioCore", "ComfyUI", "SD3", "ImageIO", .product(name: "GRDB", package: "GRDB.swift")],
                     exclude: ["Snapshots", "Fixtures"]),

@@ -1,5 +1,5 @@
 /// A fast RGB preview of SD3 latents without the VAE: a fixed linear map from the 16 latent channels to RGB
-/// per latent cell (ComfyUI comfy/latent_formats.py class SD3, `latent_rgb_factors` and bias; sd3-spec.md §14).
+/// per latent cell (ComfyUI comfy/latent_formats.py class SD3, `latent_rgb_factors` and bias).
 public enum LatentPreview {
     static let factors: [[Float]] = [
         [-0.0922, -0.0175, 0.0749], [0.0311, 0.0633, 0.0954], [0.1994, 0.0927, 0.0458], [0.0856, 0.0339, 0.0902],

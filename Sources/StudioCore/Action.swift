@@ -92,7 +92,7 @@ public enum Action: Sendable {
 public struct GenerationRequest: Sendable, Equatable {
     public var parameters: GenerationParameters
     public var model: String
-    public var t5: T5Choice
+    public var t5: T5Mode
     public var precision: PrecisionChoice
     /// img2img: the PNG to start from, read by the session (the reducer does no I/O).
     public var initImagePath: String?
@@ -160,9 +160,9 @@ public struct RemoteRun: Sendable, Equatable {
 public struct LocalDrafts: Sendable, Equatable {
     public var model: String
     public var loras: [LoraChoice]
-    public var t5: T5Choice
+    public var t5: T5Mode
     public var precision: PrecisionChoice
-    public init(model: String, loras: [LoraChoice], t5: T5Choice, precision: PrecisionChoice) {
+    public init(model: String, loras: [LoraChoice], t5: T5Mode, precision: PrecisionChoice) {
         (self.model, self.loras, self.t5, self.precision) = (model, loras, t5, precision)
     }
 }

@@ -30,7 +30,7 @@ func reduceBackends(_ state: inout StudioState, _ action: Action) -> Reaction? {
             state.backendPanel = nil
             return Reaction()
         }
-        (state.showHelp, state.browser, state.recallPath, state.models, state.loraPanel) = (false, nil, nil, nil, nil)
+        state.showHelp = false
         state.backendPanel = BackendPanel(selected: state.backend.map { $0 + 1 } ?? 0)
         guard !state.backends.isEmpty else {
             state.status = Status(text: "No ComfyUI servers: add [[backends]] entries to the config, or start with --backend comfyui://HOST:PORT", isError: false)
@@ -53,7 +53,8 @@ func reduceBackends(_ state: inout StudioState, _ action: Action) -> Reaction? {
     case .up:
         state.backendPanel?.selected = max(0, panel.selected - 1)
     case .down:
-        state.backendPanel?.selected = min(state.backends.count, panel.selected + 1)
+        let last = state.backends.count
+        state.backendPanel?.selected = min(last, panel.selected + 1)
     case .cancel:
         state.backendPanel = nil
     case .newline:

@@ -1,4 +1,4 @@
-/// The one binding table (design.md, Studio): keys → actions, in the order the help overlay lists them.
+/// The one binding table (docs/architecture.md, Studio): keys → actions, in the order the help overlay lists them.
 /// Printable characters and pastes insert text and are not listed.
 public struct Binding: Sendable {
     public var keys: [Key]

@@ -248,7 +248,7 @@ extension StudioState {
             } else {
                 for i in loras.indices { loras[i].enabled = false }
             }
-            t5 = T5Choice(t5: m.t5, weights: m.t5Weights)
+            t5 = T5Mode(t5: m.t5, weights: m.t5Weights)
             precision = PrecisionChoice(rawValue: m.precision) ?? precision
             maxSequenceLength = m.maxSequenceLength
             scheduler = m.scheduler.flatMap(SchedulerKind.init(rawValue:)) ?? .euler

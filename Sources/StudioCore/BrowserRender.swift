@@ -1,4 +1,5 @@
 import Foundation
+import SD3
 
 /// The favorites/history browser over the whole body of the screen: the list with thumbnails on the left, the
 /// selected image and its parameters on the right, the keys (or the question being asked) below.
@@ -61,7 +62,7 @@ private func drawDetails(_ state: StudioState, _ browser: Browser, _ record: His
     let m = record.metadata
     var lines = [URL(fileURLWithPath: record.file).lastPathComponent,
                  "seed \(m.seed) · \(m.width)×\(m.height) · \(m.steps) steps · cfg \(RecalledParameters.number(m.guidanceScale))",
-                 "shift \(RecalledParameters.number(m.shift)) · T5 \(T5Choice(t5: m.t5, weights: m.t5Weights).rawValue) · \(m.precision) · \(m.model)"]
+                 "shift \(RecalledParameters.number(m.shift)) · T5 \(T5Mode(t5: m.t5, weights: m.t5Weights).rawValue) · \(m.precision) · \(m.model)"]
     if let seconds = m.seconds { lines.append(String(format: "%.1f s · ", seconds) + shortDate(record.date)) }
     if !m.negativePrompt.isEmpty { lines.append("neg: " + m.negativePrompt.replacingOccurrences(of: "\n", with: " ")) }
     if !record.note.isEmpty { lines.append("note: " + record.note) }

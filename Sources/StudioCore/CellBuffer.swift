@@ -1,4 +1,4 @@
-/// What a cell is for; a theme maps roles to colours and attributes (design.md, Studio: roles, not colours).
+/// What a cell is for; a theme maps roles to colours and attributes (docs/architecture.md, Studio: roles, not colours).
 public enum Role: String, Sendable, CaseIterable {
     case normal, title, fieldLabel, field, focusedField, cursor, border, focusedBorder, hint
     case progressBar, progressText, status, statusError, help, image, favorite, warning

@@ -1,12 +1,13 @@
 import Foundation
+import SD3
 import RegularFiles
 import ImageIO
 import TOMLKit
 
 /// The user's settings, `$XDG_CONFIG_HOME/sd3-studio/config.toml` (default ~/.config/sd3-studio/config.toml),
-/// read by this type alone (design.md: one owner per file). Every key is optional; command-line flags override
+/// read by this type alone (docs/architecture.md: one owner per file). Every key is optional; command-line flags override
 /// it and it overrides the model's defaults.json. Unknown keys and bad values are errors naming the file, line
-/// and key. The README lists every key with an example.
+/// and key. docs/studio.md ("Config") lists every key with an example.
 public struct ConfigFile: Sendable, Equatable {
     public var model: String?
     public var outputFolder: String?
@@ -65,7 +66,7 @@ public struct ConfigFile: Sendable, Equatable {
         public var shift: Double?
         public var seed: UInt64?
         public var seedMode: SeedMode?
-        public var t5: T5Choice?
+        public var t5: T5Mode?
         public var precision: PrecisionChoice?
         public var maxSequenceLength: Int?
         public var strength: Double?
@@ -226,9 +227,9 @@ public struct ConfigFile: Sendable, Equatable {
         }
 
         /// `t5 = true`, `false` or `"int8"`, as `sd3 generate --t5 on|off|int8`.
-        func t5(_ key: String, _ value: TOMLValueConvertible) throws(TOMLFileError) -> T5Choice {
+        func t5(_ key: String, _ value: TOMLValueConvertible) throws(TOMLFileError) -> T5Mode {
             if let b = value.bool { return b ? .on : .off }
-            guard value.string == T5Choice.int8.rawValue else { throw fail(key, value, "true, false or \"int8\"") }
+            guard value.string == T5Mode.int8.rawValue else { throw fail(key, value, "true, false or \"int8\"") }
             return .int8
         }
 

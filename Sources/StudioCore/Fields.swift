@@ -47,14 +47,6 @@ public enum PrecisionChoice: String, Sendable, CaseIterable {
 }
 
 /// T5-XXL as `sd3 generate --t5` takes it: loaded, loaded with int8 projections (half the memory), or not at all.
-public enum T5Choice: String, Sendable, CaseIterable {
-    case on, int8, off
-
-    /// What a PNG records: `t5` false is off; `t5Weights` "int8" is int8.
-    public init(t5: Bool, weights: String?) {
-        self = !t5 ? .off : weights == "int8" ? .int8 : .on
-    }
-}
 
 /// Width × height presets: SD3's 1-megapixel aspect buckets and smaller squares (the tiny test model takes ≤ 64).
 public enum SizePresets {

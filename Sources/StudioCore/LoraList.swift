@@ -79,7 +79,7 @@ func reduceLoras(_ state: inout StudioState, _ action: Action) -> Reaction? {
             state.loraPanel = nil
             return Reaction()
         }
-        (state.showHelp, state.browser, state.recallPath, state.models) = (false, nil, nil, nil)
+        state.showHelp = false
         state.loraPanel = LoraPanel()
         state.status = Status(text: "LoRAs: Space on/off, Left/Right strength, Delete removes, type a path or pick a file and Enter adds", isError: false)
         return Reaction(effects: [.scanLoras])
@@ -181,7 +181,8 @@ private func add(_ state: inout StudioState, _ entry: LoraEntry) {
         state.loraPanel?.selected = i
     } else {
         state.loras.append(entry)
-        state.loraPanel?.selected = state.loras.count - 1
+        let last = state.loras.count - 1
+        state.loraPanel?.selected = last
     }
     let about = [entry.layout, entry.hash].filter { !$0.isEmpty }.joined(separator: ", ")
     state.status = Status(text: "LoRA \(entry.name) (\(about)) on at \(RecalledParameters.number(entry.strength)); it applies from the next image",

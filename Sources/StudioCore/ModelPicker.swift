@@ -50,7 +50,7 @@ public struct ModelPicker: Sendable, Equatable {
 func reduceModelPicker(_ state: inout StudioState, _ action: Action) -> Reaction? {
     switch action {
     case .showModels:
-        (state.showHelp, state.browser, state.recallPath) = (false, nil, nil)
+        state.showHelp = false
         state.models = ModelPicker()
         return Reaction(effects: [.scanModels])
     case let .modelsFound(entries):

@@ -19,7 +19,7 @@ public struct Recipe: Sendable, Equatable {
     public var guidance: Double?
     public var shift: Double?
     public var scheduler: SchedulerKind?
-    public var t5: T5Choice?
+    public var t5: T5Mode?
 
     public init(name: String, path: String) { (self.name, self.path) = (name, path) }
 

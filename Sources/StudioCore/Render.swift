@@ -1,6 +1,6 @@
 import Foundation
 
-/// The whole screen for a state and a size: a pure function (design.md, Studio), snapshot-tested as text.
+/// The whole screen for a state and a size: a pure function (docs/architecture.md, Studio), snapshot-tested as text.
 public func render(_ state: StudioState, columns: Int, rows: Int) -> CellBuffer {
     var buffer = CellBuffer(width: columns, height: rows)
     let layout = Layout(columns: columns, rows: rows)
@@ -14,22 +14,23 @@ public func render(_ state: StudioState, columns: Int, rows: Int) -> CellBuffer 
         return buffer
     }
     drawHeader(state, &buffer, layout)
-    if let picker = state.models {
+    // The model picker and the browser take the whole screen; the LoRA and backend panels the left side.
+    switch state.overlay {
+    case let .models(picker):
         drawModelPicker(state, picker, &buffer)
-    } else if let browser = state.browser {
+    case let .browser(browser):
         drawBrowser(state, browser, &buffer)
-    } else {
-        if let panel = state.loraPanel {
-            drawLoraPanel(state, panel, &buffer, layout.left)
-        } else if let panel = state.backendPanel {
-            drawBackendPanel(state, panel, &buffer, layout.left)
-        } else {
+    case .none, .recallPath, .loras, .backends:
+        switch state.overlay {
+        case let .loras(panel): drawLoraPanel(state, panel, &buffer, layout.left)
+        case let .backends(panel): drawBackendPanel(state, panel, &buffer, layout.left)
+        default:
             for field in [FieldID.prompt, .negativePrompt] { drawEditor(state, field, &buffer, layout.editor(field)) }
             drawSettings(state, &buffer, layout)
         }
         if let grid = state.explore { drawGrid(grid, state.graphics, &buffer, layout) } else { drawPreview(state, &buffer, layout) }
     }
-    if let path = state.recallPath {
+    if case let .recallPath(path) = state.overlay {
         let x = buffer.put("Recall PNG: ", x: 0, y: layout.progressRow, role: .fieldLabel)
         drawLine(path, x: x, y: layout.progressRow, width: columns - x, &buffer)
     } else {

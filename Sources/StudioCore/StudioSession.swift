@@ -154,7 +154,7 @@ public final class StudioSession {
         case .cancelRecall:
             recalling?.cancel()
         case .scanModels:
-            let configured = [config.model, ProcessInfo.processInfo.environment["SD3_MODEL"], DemoModel.locate()].compactMap { $0 }
+            let configured = [config.model].compactMap { $0 } + ModelChoice.listed(configured: nil, environment: ProcessInfo.processInfo.environment)
             let cache = config.hubCache
             Task { @MainActor in
                 let entries = await Task.detached {
@@ -260,10 +260,10 @@ public final class StudioSession {
     }
 
     /// How the engine loads `model` for the T5 and precision choices.
-    private func loadOptions(model: String, t5: T5Choice, precision: PrecisionChoice) -> LoadOptions {
+    private func loadOptions(model: String, t5: T5Mode, precision: PrecisionChoice) -> LoadOptions {
         var options = LoadOptions()
         options.precision = precision == .bf16 ? .bf16 : .fp32
-        (options.useT5, options.t5Int8) = (t5 != .off, t5 == .int8)
+        options.t5 = t5
         options.threads = config.threads
         // Separate encoder files belong to the model the studio was started with, not to one picked later.
         options.files = model == config.model ? config.modelFiles : ModelSource.Extras()

@@ -2,13 +2,13 @@ import ComfyUI
 import ImageIO
 import SD3
 
-/// Everything the screen shows, as a value (design.md, Studio): the reducer changes it, `render` draws it.
+/// Everything the screen shows, as a value (docs/architecture.md, Studio): the reducer changes it, `render` draws it.
 public struct StudioState: Sendable {
     public var columns = 80
     public var rows = 24
     public var editors: [FieldID: TextEditor] = [:]
     public var seedMode = SeedMode.fixed
-    public var t5 = T5Choice.on
+    public var t5 = T5Mode.on
     public var precision = PrecisionChoice.fp32
     public var focus = FieldID.prompt
     public var job = Job.idle
@@ -18,26 +18,22 @@ public struct StudioState: Sendable {
     public var current: HistoryRecord?
     public var status = Status(text: "", isError: false)
     public var showHelp = false
+    /// The one panel that owns the left of the screen (or all of it), if any: opening one closes the one before.
+    /// `models`, `browser`, `loraPanel`, `backendPanel` and `recallPath` read and write it.
+    public var overlay = Overlay.none
     /// The seed grid while it is shown (F6), and how its drafts are made.
     public var explore: Exploration?
     public var draft = DraftSettings()
     /// The themes F7 cycles through and the one in use; the terminal maps its roles to colours.
     public var themes = [Theme.dark]
     public var themeIndex = 0
-    /// The favorites or history browser, when open (F3, F4).
-    public var browser: Browser?
-    /// The path being typed for a recall (Ctrl-O), when asked.
-    public var recallPath: TextEditor?
     /// The PNG whose parameters are being read (off the main actor; Esc drops the answer).
     public var recalling: String?
     public var shouldQuit = false
     /// The model folder; nil when none was given (the studio still opens and says how to give one).
     public var model: String?
-    /// The model picker (F8), while it is open.
-    public var models: ModelPicker?
     /// The LoRAs every generation applies while on (F9), and their panel while it is open.
     public var loras: [LoraEntry] = []
-    public var loraPanel: LoraPanel?
     /// The status line of a recall whose LoRAs the session is looking for; generating waits until they are found.
     public var pendingRecall: String?
     /// A model being pulled from the hub (its progress is the status line), and the last one pulled (picked in F8).
@@ -48,7 +44,6 @@ public struct StudioState: Sendable {
     public var backends: [StudioBackend] = []
     public var backend: Int?
     public var backendStatus: [Int: BackendStatus] = [:]
-    public var backendPanel: BackendPanel?
     /// Whether the local engine also takes drafts when a grid is spread over servers (Space on its row in F11).
     public var localDrafts = false
     public var graphics = GraphicsMode.symbols
@@ -180,5 +175,57 @@ extension GraphicsMode {
             .compactMap { $0 }.first { !$0.isEmpty } ?? ""
         let utf8 = locale.uppercased().contains("UTF-8") || locale.uppercased().contains("UTF8")
         return utf8 ? .symbols : .ascii
+    }
+}
+
+/// The panels, one at a time (F3/F4 browser, Ctrl-O recall path, F8 models, F9 LoRAs, F11 backends); the help (F1) is
+/// drawn over whatever is shown and is not one of them.
+public enum Overlay: Sendable {
+    case none
+    /// The favorites or history browser (F3, F4).
+    case browser(Browser)
+    /// The path being typed for a recall (Ctrl-O).
+    case recallPath(TextEditor)
+    /// The model picker (F8).
+    case models(ModelPicker)
+    /// The LoRA panel (F9); the LoRAs themselves are `StudioState.loras`.
+    case loras(LoraPanel)
+    /// The backend picker (F11).
+    case backends(BackendPanel)
+}
+
+extension StudioState {
+    public var browser: Browser? {
+        get { if case let .browser(value) = overlay { value } else { nil } }
+        set { set(newValue.map(Overlay.browser), closing: { if case .browser = $0 { true } else { false } }) }
+    }
+
+    public var recallPath: TextEditor? {
+        get { if case let .recallPath(value) = overlay { value } else { nil } }
+        set { set(newValue.map(Overlay.recallPath), closing: { if case .recallPath = $0 { true } else { false } }) }
+    }
+
+    public var models: ModelPicker? {
+        get { if case let .models(value) = overlay { value } else { nil } }
+        set { set(newValue.map(Overlay.models), closing: { if case .models = $0 { true } else { false } }) }
+    }
+
+    public var loraPanel: LoraPanel? {
+        get { if case let .loras(value) = overlay { value } else { nil } }
+        set { set(newValue.map(Overlay.loras), closing: { if case .loras = $0 { true } else { false } }) }
+    }
+
+    public var backendPanel: BackendPanel? {
+        get { if case let .backends(value) = overlay { value } else { nil } }
+        set { set(newValue.map(Overlay.backends), closing: { if case .backends = $0 { true } else { false } }) }
+    }
+
+    /// A panel given replaces whatever was open; nil closes the panel only if it is the one open.
+    private mutating func set(_ panel: Overlay?, closing isIt: (Overlay) -> Bool) {
+        if let panel {
+            overlay = panel
+        } else if isIt(overlay) {
+            overlay = .none
+        }
     }
 }

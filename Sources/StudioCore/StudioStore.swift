@@ -2,7 +2,7 @@ import Foundation
 import GRDB
 import SD3
 
-/// The favorites and history database, `studio.sqlite`, owned by this type alone (design.md: one owner per file
+/// The favorites and history database, `studio.sqlite`, owned by this type alone (docs/architecture.md: one owner per file
 /// on disk). SQLite in WAL mode through a GRDB pool: writes are IMMEDIATE transactions that wait up to
 /// `busyTimeout` for another process's, so two studios saving at once both land.
 public final class StudioStore: Sendable {

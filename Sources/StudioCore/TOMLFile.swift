@@ -59,7 +59,9 @@ struct TOMLFile {
     /// An error about `key` in `[table]`, located at its line when it can be found.
     func error(_ key: String, in table: String? = nil, _ message: String) -> TOMLFileError {
         let location = line(of: key, in: table).map { ":\($0)" } ?? ""
-        let name = key.isEmpty ? "[\(table ?? "")]" : (table.map { "[\($0)] " } ?? "") + key
+        // An array of tables is read as the table "[name": shown as [[name]].
+        let shown = table.map { $0.hasPrefix("[") ? "[\($0)]]" : "[\($0)]" }
+        let name = key.isEmpty ? shown ?? "[]" : (shown.map { "\($0) " } ?? "") + key
         return TOMLFileError("\(path)\(location): \(name): \(message)")
     }
 

@@ -46,7 +46,7 @@ public struct RoleStyle: Sendable, Equatable {
     }
 }
 
-/// Roles → colours and attributes (design.md, Studio: roles, not colours), read from a TOML file in `themes/`:
+/// Roles → colours and attributes (docs/architecture.md, Studio: roles, not colours), read from a TOML file in `themes/`:
 ///
 ///     [focused_field]
 ///     fg = "black"          # default, a name, bright-NAME, grey, 0…255 or #rrggbb

@@ -3,7 +3,7 @@ import Foundation
 import ImageIO
 import StudioCore
 
-/// The pixel image over the preview pane (design.md, Studio: written after ncurses has flushed, at a saved
+/// The pixel image over the preview pane (docs/architecture.md, Studio: written after ncurses has flushed, at a saved
 /// cursor position, re-sent after any repaint of its region). ncurses does not know the image exists, so this
 /// remembers what it last sent and where, and decides after each flush whether to send it again.
 @MainActor

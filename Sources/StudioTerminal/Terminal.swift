@@ -7,7 +7,7 @@ public struct TerminalError: Error, CustomStringConvertible {
     public let description: String
 }
 
-/// The ncurses screen (design.md: only StudioTerminal touches ncurses, only on the main actor). Opens in raw
+/// The ncurses screen (docs/architecture.md: only StudioTerminal touches ncurses, only on the main actor). Opens in raw
 /// mode (Ctrl-C, Ctrl-Q and Ctrl-G arrive as keys), non-blocking input, bracketed paste on; `close()` and the
 /// exit and fatal-signal hooks put the terminal back.
 @MainActor

@@ -5,7 +5,7 @@ import CDNNL
 /// OpenMP's waiting threads and slow both). Small jobs (`count < minimumPerThread · 2`) stay on the
 /// calling thread so short loops do not pay the fork cost.
 @inline(__always)
-func parallelRanges(_ count: Int, threads: Int, minimumPerThread: Int = 4096,
+public func parallelRanges(_ count: Int, threads: Int, minimumPerThread: Int = 4096,
                     _ body: (Range<Int>) -> Void) {
     let parts = max(1, min(threads, count / max(1, minimumPerThread)))
     if parts <= 1 {

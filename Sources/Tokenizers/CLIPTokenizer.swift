@@ -44,7 +44,7 @@ public final class CLIPTokenizer: Sendable {
 
     /// The CLIP vocabulary shipped with the app (open_clip's BPE merges, scripts/fixtures/clip_vocabulary.py), for
     /// checkpoints that carry no tokenizer, set up as SD3's tokenizers: CLIP-L pads with `<|endoftext|>`,
-    /// CLIP-G with `!` (sd3-spec.md §3.1); 77 tokens.
+    /// CLIP-G with `!` (tokenizer_2/special_tokens_map.json of the SD3 repos); 77 tokens.
     public convenience init(bundledPaddingWith pad: String) throws(TokenizerError) {
         let files = try CLIPVocabularyFiles.bundled()
         let merges = try Self.parseMerges(files.merges, path: files.path)

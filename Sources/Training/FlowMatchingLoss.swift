@@ -1,53 +1,66 @@
 import Foundation
+import Tensors
 
-/// The script's flow-matching step around the transformer call, float32 (its default `--mixed_precision` is none, so
-/// latents, noise and σ are fp32): x_t = (1 − σ)·x0 + σ·ε; with `--precondition_outputs 1` (the default) the
-/// prediction becomes pred·(−σ) + x_t and the target x0, otherwise the target is ε − x0. The loss is
-/// mean_b( mean_e( w_b·(pred_b − target_b)² ) ), as `torch.mean(....reshape(B, -1), 1).mean()`.
-public struct FlowMatchingLoss: Sendable, Equatable {
-    public var weighting: WeightingScheme
+/// diffusers `compute_loss_weighting_for_sd3` (training_utils.py): the per-sample weight of the squared error.
+public enum LossWeighting: String, Sendable, CaseIterable {
+    /// "sigma_sqrt": σ⁻².
+    case sigmaSqrt = "sigma_sqrt"
+    /// "cosmap": 2 / (π·(1 − 2σ + 2σ²)).
+    case cosmap
+    /// Any other scheme (the script's default "none", "logit_normal", "mode": they shape the σ sampling instead): 1.
+    case none
+
+    public func weight(sigma: Float) -> Float {
+        switch self {
+        case .sigmaSqrt: return 1 / (sigma * sigma)
+        // π rounded to nearest as torch casts math.pi (Swift's Float.pi is rounded toward zero, an ulp below).
+        case .cosmap: return 2 / (Float(Double.pi) * (1 - 2 * sigma + 2 * sigma * sigma))
+        case .none: return 1
+        }
+    }
+}
+
+/// The loss of diffusers' train_dreambooth_lora_sd3.py (0.42.1) for one batch:
+///     x_t = (1 − σ)·x0 + σ·ε;  pred = transformer(x_t, …)
+///     precondition_outputs (the script's default 1): pred ← pred·(−σ) + x_t and target = x0, else target = ε − x0
+///     loss = mean over the batch of mean over elements of weighting(σ)·(pred − target)²
+public struct FlowMatchingLoss: Sendable {
+    public var weighting: LossWeighting
     public var preconditionOutputs: Bool
 
-    public init(weighting: WeightingScheme = .logitNormal, preconditionOutputs: Bool = true) {
+    public init(weighting: LossWeighting = .none, preconditionOutputs: Bool = true) {
         (self.weighting, self.preconditionOutputs) = (weighting, preconditionOutputs)
     }
 
-    /// x_t for a batch: x0 and noise [B, C, H, W] flattened, sigmas [B].
-    public static func noisyInput(x0: [Float], noise: [Float], sigmas: [Float]) -> [Float] {
-        precondition(x0.count == noise.count && !sigmas.isEmpty && x0.count % sigmas.count == 0)
-        let per = x0.count / sigmas.count
-        var out = [Float](repeating: 0, count: x0.count)
-        for b in 0..<sigmas.count {
-            let s = sigmas[b], keep = 1 - s
-            for i in b * per..<(b + 1) * per { out[i] = keep * x0[i] + s * noise[i] }
+    /// x_t = (1 − σ_b)·x0 + σ_b·ε, latents and noise [B, ...], sigmas [B].
+    public static func noisy(latents: Tensor, noise: Tensor, sigmas: [Float]) -> Tensor {
+        precondition(latents.shape == noise.shape && sigmas.count == latents.dim(0), "noisy: latents \(latents.shape), noise \(noise.shape), \(sigmas.count) sigmas")
+        let per = latents.count / max(1, sigmas.count)
+        var out = latents
+        for i in 0..<out.count {
+            let s = sigmas[i / per]
+            out.data[i] = (1 - s) * latents.data[i] + s * noise.data[i]
         }
         return out
     }
 
-    /// The loss and its gradient with respect to the transformer's raw output (what the backward pass starts from).
-    /// `prediction`, `noisy`, `x0`, `noise`: [B, C, H, W] flattened; `sigmas`: [B]. The sums run in double, so the loss
-    /// agrees with torch's float32 pairwise mean to about 1e-7 relative.
-    public func evaluate(prediction: [Float], noisy: [Float], x0: [Float], noise: [Float], sigmas: [Float]) -> (loss: Float, gradient: [Float]) {
-        let count = prediction.count, batch = sigmas.count
-        precondition(batch > 0 && count % batch == 0 && [noisy.count, x0.count, noise.count].allSatisfy { $0 == count })
-        let per = count / batch
-        var gradient = [Float](repeating: 0, count: count)
+    /// The loss and dL/d(prediction) for the transformer's prediction [B, ...] at x_t = noisy(latents, noise, sigmas).
+    public func callAsFunction(prediction: Tensor, latents: Tensor, noise: Tensor, sigmas: [Float]) -> (loss: Float, gradient: Tensor) {
+        precondition(prediction.shape == latents.shape && noise.shape == latents.shape && sigmas.count == latents.dim(0),
+                     "loss: prediction \(prediction.shape), latents \(latents.shape), noise \(noise.shape), \(sigmas.count) sigmas")
+        let batch = sigmas.count, per = latents.count / max(1, batch)
+        var gradient = Tensor(zeros: prediction.shape)
         var total = 0.0
         for b in 0..<batch {
-            let s = sigmas[b], w = lossWeighting(weighting, sigma: s)
-            // d/d pred of w·(p − t)² / (B·E), times dp/dpred = −σ when preconditioned.
-            let scale = 2 * Double(w) / Double(batch * per) * (preconditionOutputs ? -Double(s) : 1)
+            let s = sigmas[b], weight = weighting.weight(sigma: s)
             var sum = 0.0
-            for i in b * per..<(b + 1) * per {
-                let p: Float, t: Float
-                if preconditionOutputs {
-                    (p, t) = (prediction[i] * -s + noisy[i], x0[i])
-                } else {
-                    (p, t) = (prediction[i], noise[i] - x0[i])
-                }
-                let d = p - t
-                sum += Double(w * (d * d))
-                gradient[i] = Float(scale * Double(d))
+            for j in b * per..<(b + 1) * per {
+                let (x0, e, pred) = (latents.data[j], noise.data[j], prediction.data[j])
+                let error = preconditionOutputs ? pred * -s + ((1 - s) * x0 + s * e) - x0 : pred - (e - x0)
+                sum += Double(weight) * Double(error) * Double(error)
+                // d/dpred of weight·error² / (B·per); preconditioning multiplies by d(error)/d(pred) = −σ.
+                let g = 2 * weight * error / Float(batch * per)
+                gradient.data[j] = preconditionOutputs ? -s * g : g
             }
             total += sum / Double(per)
         }

@@ -87,16 +87,13 @@ public struct TrainingSchedule: Sendable, Equatable {
     }
 }
 
-/// `compute_loss_weighting_for_sd3`, float32: sigma_sqrt σ^−2 (torch's pow special case 1 / (σ·σ)); cosmap
-/// 2 / (π·(1 − 2σ + 2σ²)), which torch evaluates as reciprocal(π·bot) · 2; otherwise 1.
-public func lossWeighting(_ scheme: WeightingScheme, sigma: Float) -> Float {
-    switch scheme {
-    case .sigmaSqrt:
-        return 1 / (sigma * sigma)
-    case .cosmap:
-        let bot = (1 - 2 * sigma) + 2 * (sigma * sigma)
-        return (1 / (Float(Double.pi) * bot)) * 2
-    case .logitNormal, .mode, .none:
-        return 1
+extension WeightingScheme {
+    /// The scheme's `compute_loss_weighting_for_sd3`: sigma_sqrt and cosmap weight the loss, the others weight 1.
+    public var lossWeighting: LossWeighting {
+        switch self {
+        case .sigmaSqrt: return .sigmaSqrt
+        case .cosmap: return .cosmap
+        case .logitNormal, .mode, .none: return .none
+        }
     }
 }

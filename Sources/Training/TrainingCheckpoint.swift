@@ -95,8 +95,7 @@ public struct TrainingCheckpoint: Sendable, Equatable, Codable {
             ("the weighting scheme", density.scheme.rawValue, settings.density.scheme.rawValue),
             ("the timestep density", "\(density.logitMean) \(density.logitStd) \(density.modeScale)",
              "\(settings.density.logitMean) \(settings.density.logitStd) \(settings.density.modeScale)"),
-            ("precondition_outputs", "\(preconditionOutputs)", "\(settings.loss.preconditionOutputs)"),
-            ("the loss weighting", density.scheme.rawValue, settings.loss.weighting.rawValue),
+            ("precondition_outputs", "\(preconditionOutputs)", "\(settings.preconditionOutputs)"),
             ("the max gradient norm", "\(maxGradNorm)", "\(settings.maxGradNorm)"),
         ]
         return pairs.first { $0.1 != $0.2 }.map { "\($0.0) was \($0.1); this run has \($0.2)" }

@@ -1,16 +1,19 @@
 import Foundation
 import SD3
+import Tensors
 
 /// One image's VAE posterior (`vae.encode(x).latent_dist`): the encoder is deterministic, so its mean and
 /// log-variance are computed once and the script's per-step `.sample()` is drawn from them.
 /// DiagonalGaussianDistribution: logvar clamped to [−30, 20], std = exp(0.5·logvar), sample = mean + std·ε.
 public struct LatentPosterior: Sendable, Equatable {
+    /// [C, h, w]
+    public let shape: [Int]
     public let mean: [Float]  // [C, h, w]
     public let std: [Float]   // [C, h, w]
 
-    public init(mean: [Float], logvar: [Float]) {
-        precondition(mean.count == logvar.count && !mean.isEmpty)
-        self.mean = mean
+    public init(shape: [Int], mean: [Float], logvar: [Float]) {
+        precondition(shape.count == 3 && mean.count == shape.reduce(1, *) && mean.count == logvar.count && !mean.isEmpty)
+        (self.shape, self.mean) = (shape, mean)
         std = logvar.map { Foundation.exp(0.5 * min(max($0, -30), 20)) }
     }
 }
@@ -22,7 +25,9 @@ public struct TrainingSettings: Sendable, Equatable {
     public var accumulationSteps = 1
     public var maxTrainSteps: Int
     public var density = TimestepDensity()
-    public var loss = FlowMatchingLoss()
+    /// The loss's weighting follows `density.scheme` (`--weighting_scheme` sets both); --precondition_outputs.
+    public var preconditionOutputs = true
+    public var loss: FlowMatchingLoss { FlowMatchingLoss(weighting: density.scheme.lossWeighting, preconditionOutputs: preconditionOutputs) }
     public var maxGradNorm = 1.0
     public var schedule: LearningRateSchedule
     public var shiftFactor: Float
@@ -33,18 +38,18 @@ public struct TrainingSettings: Sendable, Equatable {
     }
 }
 
-/// What the transformer side gets for one micro-batch: the noisy latents [B, C, h, w], their timesteps [B], the
-/// examples (indices into the data) whose prompts apply, and `lossAndGradient`, which turns the transformer's output
-/// into the script's loss and d loss / d output (the backward pass's start).
+/// What the transformer side gets for one micro-batch: the noisy latents, their timesteps [B], the examples (indices
+/// into the data) whose prompts apply, and `lossAndGradient`, which turns the transformer's output into the script's
+/// loss and d loss / d output (the backward pass's start).
 public struct MicroBatch: Sendable {
     public let examples: [Int]
-    public let noisy: [Float]
+    public let noisy: Tensor  // [B, C, h, w]
     public let timesteps: [Float]
     public let sigmas: [Float]
-    let x0: [Float], noise: [Float], loss: FlowMatchingLoss
+    let latents: Tensor, noise: Tensor, loss: FlowMatchingLoss  // x0 and ε [B, C, h, w]
 
-    public func lossAndGradient(prediction: [Float]) -> (loss: Float, gradient: [Float]) {
-        loss.evaluate(prediction: prediction, noisy: noisy, x0: x0, noise: noise, sigmas: sigmas)
+    public func lossAndGradient(prediction: Tensor) -> (loss: Float, gradient: Tensor) {
+        loss(prediction: prediction, latents: latents, noise: noise, sigmas: sigmas)
     }
 }
 
@@ -138,8 +143,8 @@ public struct TrainingLoop: Sendable {
 
     /// The script's lines from `latent_dist.sample()` to x_t, in its draw order: posterior ε, noise, u.
     mutating func drawMicroBatch(_ examples: [Int]) -> MicroBatch {
-        let per = posteriors[0].mean.count
-        let epsilon = generator.randn([examples.count * per])
+        let shape = [examples.count] + posteriors[0].shape, per = posteriors[0].mean.count
+        let epsilon = generator.randn(shape)
         var x0 = [Float](repeating: 0, count: examples.count * per)
         for (b, e) in examples.enumerated() {
             let p = posteriors[e]
@@ -148,12 +153,12 @@ public struct TrainingLoop: Sendable {
                 x0[b * per + i] = (sample - settings.shiftFactor) * settings.scalingFactor
             }
         }
-        let noise = generator.randn([x0.count])
+        let latents = Tensor(shape: shape, data: x0), noise = Tensor(shape: shape, data: generator.randn(shape))
         let u = settings.density.sample(batchSize: examples.count, generator: &generator)
         let draws = u.map { sigmaSchedule.draw(u: $0) }
         let sigmas = draws.map(\.sigma)
-        return MicroBatch(examples: examples, noisy: FlowMatchingLoss.noisyInput(x0: x0, noise: noise, sigmas: sigmas),
-                          timesteps: draws.map(\.timestep), sigmas: sigmas, x0: x0, noise: noise, loss: settings.loss)
+        return MicroBatch(examples: examples, noisy: FlowMatchingLoss.noisy(latents: latents, noise: noise, sigmas: sigmas),
+                          timesteps: draws.map(\.timestep), sigmas: sigmas, latents: latents, noise: noise, loss: settings.loss)
     }
 
     /// The checkpoint of the run as it stands (between optimizer steps, where accelerate's accumulation is empty).
@@ -161,7 +166,7 @@ public struct TrainingLoop: Sendable {
         TrainingCheckpoint(modelName: modelName, modelFingerprint: modelFingerprint, rank: lora.rank, alpha: lora.alpha, targets: lora.targets,
                            modules: lora.modules.map { .init(name: $0.name, inFeatures: $0.inFeatures, outFeatures: $0.outFeatures) },
                            step: step, schedule: settings.schedule, density: settings.density,
-                           preconditionOutputs: settings.loss.preconditionOutputs, maxGradNorm: settings.maxGradNorm,
+                           preconditionOutputs: settings.preconditionOutputs, maxGradNorm: settings.maxGradNorm,
                            batchSize: settings.batchSize, accumulationSteps: settings.accumulationSteps, adamBeta1: optimizer.beta1, adamBeta2: optimizer.beta2,
                            adamWeightDecay: optimizer.weightDecay, adamEpsilon: optimizer.epsilon, generator: generator.snapshot,
                            epoch: epoch, batchInEpoch: batchInEpoch, epochOrder: epochOrder)

@@ -34,7 +34,7 @@ struct BenchCommand: ParsableCommand {
             }
         }
     }
-    enum T5Choice: String, ExpressibleByArgument, CaseIterable { case on, int8, off }
+
     enum BackendChoice: String, ExpressibleByArgument, CaseIterable { case all, onednn, openblas }
     enum PrecisionChoice: String, ExpressibleByArgument, CaseIterable { case all, fp32, bf16, int8 }
 
@@ -55,7 +55,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "pipeline: denoising steps.") var steps = 28
     @Option(help: "pipeline: guidance scale (≤ 1 runs no unconditional pass: the few-step models' 0).") var guidance = 7.0
     @Option(help: "pipeline: scheduler, euler or flash (Flash-SD3's).") var scheduler: SchedulerKind = .euler
-    @Option(help: "pipeline: T5 as on (the precision's format), int8 or off.") var t5: T5Choice = .on
+    @Option(help: "pipeline: T5 as on (the precision's format), int8 or off.") var t5: T5Mode = .on
     @Option(help: "Timed repetitions; the minimum is reported.") var `repeat`: Int = 3
     @Option(help: "Untimed runs first (primitive creation, first touch of memory).") var warmup: Int = 1
     @Option(help: "Engine threads (default: all cores).") var threads = ProcessInfo.processInfo.activeProcessorCount
@@ -325,3 +325,5 @@ func peakResidentBytes() -> Int {
     getrusage(RUSAGE_SELF.rawValue, &usage)
     return usage.ru_maxrss * 1024
 }
+
+extension T5Mode: ExpressibleByArgument {}

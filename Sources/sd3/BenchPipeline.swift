@@ -12,7 +12,7 @@ extension BenchCommand {
         guard format != .int8 else { throw ValidationError("--precision int8 is for matmul and t5; use --t5 int8 for the pipeline") }
         var options = LoadOptions()
         options.precision = format == .bf16 ? .bf16 : .fp32
-        (options.useT5, options.t5Int8) = (t5 != .off, t5 == .int8)
+        options.t5 = t5
         (options.staged, options.withVAEEncoder, options.threads) = (true, false, threads)
         print(headline() + ", \(format.rawValue), \(threads) thread\(threads == 1 ? "" : "s")")
         let started = Date()

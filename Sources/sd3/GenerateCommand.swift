@@ -75,8 +75,8 @@ struct GenerateCommand: ParsableCommand {
         if count != nil { throw CommandError("--count spreads images over ComfyUI servers: give --backend comfyui://HOST:PORT") }
         let backend = self.backend.map { $0 == "local" ? "onednn" : $0 } ?? "onednn"
         let recipe = try self.recipe.map { try RecipeCatalog.standard().load($0) }
-        guard let model = model ?? recipe?.model ?? recalled?.modelPath ?? ProcessInfo.processInfo.environment["SD3_MODEL"]
-            ?? settings.model.map(ConfigFile.expandingTilde) ?? DemoModel.locate() else {
+        guard let model = ModelChoice.resolve(given: model ?? recipe?.model ?? recalled?.modelPath, configured: settings.model,
+                                              environment: ProcessInfo.processInfo.environment) else {
             throw ValidationError("no model: give --model DIR (a diffusers SD3 folder); the demo model was not found in \(DemoModel.folderName)")
         }
         if let recipe, let own = recipe.model, own != model { log("note: --model overrides recipe \(recipe.name)'s model \(own)") }
@@ -108,7 +108,7 @@ struct GenerateCommand: ParsableCommand {
         try checkNumbers(p)
         let modes = ["on", "int8", "off"]
         let t5File = t5.flatMap { modes.contains($0) ? nil : $0 }
-        let recalledT5 = r.map { T5Choice(t5: $0.t5, weights: $0.t5Weights).rawValue }
+        let recalledT5 = r.map { T5Mode(t5: $0.t5, weights: $0.t5Weights).rawValue }
         let t5Choice = t5File != nil ? "on" : t5 ?? (noT5 ? "off" : recipe?.t5?.rawValue ?? recalledT5 ?? c.t5?.rawValue ?? "on")
         if noT5 && t5Choice != "off" { throw ValidationError("--no-t5 contradicts --t5 \(t5Choice)") }
         let useT5 = t5Choice != "off"
@@ -126,8 +126,7 @@ struct GenerateCommand: ParsableCommand {
 
         var options = LoadOptions()
         (options.precision, options.backend, options.threads) = (precision, backend, threads)
-        options.useT5 = useT5
-        options.t5Int8 = t5Choice == "int8"
+        options.t5 = useT5 ? (t5Choice == "int8" ? .int8 : .on) : .off
         options.withVAEEncoder = p.initImage != nil
         options.staged = !keepLoaded
         options.files = files.extras(t5File: t5File)

@@ -31,7 +31,8 @@ struct ListModels: ParsableCommand {
             return try Self.listServers(servers)
         }
         let environment = ProcessInfo.processInfo.environment
-        let configured = [environment["SD3_MODEL"], DemoModel.locate()].compactMap { $0 }.filter { !$0.isEmpty }
+        let settings = try ConfigFile.loadForCommand(config, environment: environment)
+        let configured = ModelChoice.listed(configured: settings.model, environment: environment)
         let folders = [ModelCatalog.modelsFolder(environment: environment)] + folder
         let entries = ModelCatalog.scan(configured: configured, folders: folders, cache: HuggingFaceCache(environment: environment))
         if entries.isEmpty {

@@ -135,11 +135,10 @@ extension GenerateCommand {
         }
     }
 
-    /// The local engine beside the servers: `--local-model`, else the config's model, $SD3_MODEL or the demo model.
+    /// The local engine beside the servers: `--local-model`, else $SD3_MODEL, the config's model or the demo model.
     func localWorker(settings: ConfigFile, loras: [ComfyUIJob.RemoteLora]) throws -> EngineWorker {
         let environment = ProcessInfo.processInfo.environment
-        guard let model = localModel ?? settings.model.map(ConfigFile.expandingTilde) ?? environment["SD3_MODEL"].flatMap({ $0.isEmpty ? nil : $0 })
-            ?? DemoModel.locate() else {
+        guard let model = ModelChoice.resolve(given: localModel, configured: settings.model, environment: environment) else {
             throw CommandError("--backend local needs a local model: give --local-model DIR")
         }
         for lora in loras where !FileManager.default.fileExists(atPath: lora.name) {
@@ -150,7 +149,7 @@ extension GenerateCommand {
         guard let chosen = Precision(rawValue: precisionName) else { throw ValidationError("--precision must be fp32 or bf16, not '\(precisionName)'") }
         options.precision = chosen
         options.threads = threads ?? settings.threads ?? ProcessInfo.processInfo.activeProcessorCount
-        options.useT5 = !(noT5 || t5 == "off")
+        options.t5 = noT5 || t5 == "off" ? .off : .on
         options.withVAEEncoder = initImage != nil
         log("local engine: \(model)")
         return EngineWorker(engine: InferenceEngine(), model: model, options: options)

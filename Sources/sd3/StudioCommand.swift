@@ -56,7 +56,7 @@ struct StudioCommand: AsyncParsableCommand {
         }
         guard (1...1024).contains(threads) else { throw ValidationError("--threads must be between 1 and 1024") }
         // Absolute, so the PNG metadata and the history name the folder wherever they are read from.
-        let modelPath = (model ?? environment["SD3_MODEL"].flatMap { $0.isEmpty ? nil : $0 } ?? settings.model.map(ConfigFile.expandingTilde) ?? DemoModel.locate())
+        let modelPath = ModelChoice.resolve(given: model, configured: settings.model, environment: environment)
             .map { URL(fileURLWithPath: $0).standardizedFileURL.path }
         var state = StudioState(model: modelPath, randomSeed: UInt64.random(in: 0...UInt64.max))
         if let modelPath {

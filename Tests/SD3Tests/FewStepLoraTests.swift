@@ -29,7 +29,7 @@ import Testing
     static func run(_ name: String, mode: LoraMode) throws -> Double {
         let c = try #require(cases[name])
         var options = LoadOptions()
-        (options.threads, options.loraMode, options.useT5) = (2, mode, c["t5"] as! Bool)
+        (options.threads, options.loraMode, options.t5) = (2, mode, c["t5"] as! Bool ? .on : .off)
         if let lora = c["lora"] as? String {
             options.loras = [LoraChoice(path: folder + "/" + lora, strength: (c["strength"] as! NSNumber).doubleValue)]
         }

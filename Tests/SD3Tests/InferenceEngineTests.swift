@@ -108,7 +108,7 @@ import Testing
         var seen: [String] = []
         for (useT5, int8) in [(true, false), (true, true), (false, false), (false, false)] {
             var options = LoadOptions()
-            (options.useT5, options.t5Int8) = (useT5, int8)
+            options.t5 = useT5 ? (int8 ? .int8 : .on) : .off
             for try await event in await engine.generate(Self.parameters(), model: Self.model, options: options) {
                 if case let .encodedPrompt(_, cached, _) = event { seen.append(cached ? "cached" : "encoded") }
                 if case let .finished(_, metadata, _) = event { seen.append("T5 \(metadata.t5) \(metadata.t5Weights ?? "-")") }
@@ -130,6 +130,13 @@ import Testing
             return steps
         }
         #expect(try await task.value == 2)
+        // The engine stops within a block of the consumer leaving: at most the step running when the stream ended is
+        // finished after it (the engine does not wait for its consumer, so on a loaded machine it may be far ahead of
+        // the two steps seen; without the cancel flag all 200 would run).
+        await engine.waitUntilIdle()
+        let ran = await engine.lastRunSteps
+        let atCancel = try #require(await engine.lastRunStepsAtCancel)
+        #expect(ran >= 2 && ran <= atCancel + 1, "\(ran) steps ran, \(atCancel) when the consumer left")
         // The engine is free again and finishes a normal run afterwards.
         var finished = false
         for try await event in await engine.generate(Self.parameters(), model: Self.model, options: LoadOptions()) {

@@ -86,7 +86,7 @@ import Testing
         for (index, c) in cases.enumerated() {
             let model = c["model"] as! String, t5 = c["t5"] as! Bool
             var options = base
-            options.useT5 = t5
+            options.t5 = t5 ? .on : .off
             let key = "\(model)-\(t5)"
             if pipelines[key] == nil { pipelines[key] = try StableDiffusion3Pipeline(path: folders[model]!, options: options) }
             let pipeline = pipelines[key]!

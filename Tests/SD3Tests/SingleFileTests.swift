@@ -28,7 +28,7 @@ import Testing
 
     static func generate(_ source: ModelSource, useT5: Bool = true) throws -> RGBImage {
         var options = LoadOptions()
-        (options.threads, options.useT5) = (2, useT5)
+        (options.threads, options.t5) = (2, useT5 ? .on : .off)
         var p = GenerationParameters(prompt: "a red fox in the snow, oil painting")
         (p.width, p.height, p.steps, p.seed, p.guidanceScale) = (32, 32, 2, 7, 4)
         return try StableDiffusion3Pipeline(source: source, options: options).generate(p)

@@ -81,7 +81,8 @@ import Testing
         }
     }
 
-    /// The bucket table sd3-spec.md §5 gives for SD3's T5 (32 buckets, max distance 128), checked against torch there.
+    /// The bucket table of T5's `_relative_position_bucket` (transformers modeling_t5.py) for SD3's T5 (32 buckets, max
+    /// distance 128), written out by hand from its formula and checked against torch.
     @Test func relativePositionBucketsMatchTheSpecTable() {
         let table: [(ClosedRange<Int>, Int)] = [(8...11, 8), (12...15, 9), (16...22, 10), (23...31, 11), (32...45, 12),
                                                 (46...63, 13), (64...90, 14), (91...255, 15)]

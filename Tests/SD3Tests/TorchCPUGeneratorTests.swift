@@ -21,7 +21,7 @@ import Testing
         }
     }
 
-    /// sd3-spec.md §8.3–8.4 test vectors (from torch 2.11), independent of the fixture.
+    /// Test vectors printed by torch 2.11 (`torch.manual_seed(0)`, then `torch.randn` of these shapes), independent of the fixture.
     @Test func specTestVectors() {
         var generator = TorchCPUGenerator(seed: 0)
         let noise = generator.randn([1, 16, 128, 128])

@@ -83,7 +83,7 @@ import Testing
 
     /// T5 comes back as the image was made: int8 weights as int8, no T5 as off.
     @Test func recallRestoresTheT5Choice() {
-        for (t5, weights, choice) in [(true, "int8", T5Choice.int8), (false, nil, .off), (true, nil, .on)] {
+        for (t5, weights, choice) in [(true, "int8", T5Mode.int8), (false, nil, .off), (true, nil, .on)] {
             var state = Support.state()
             state.t5 = choice == .off ? .int8 : .off
             var metadata = Support.metadata()

@@ -1,12 +1,13 @@
 import ComfyUI
 import Foundation
+import SD3
 @testable import StudioCore
 import Testing
 
 /// config.toml: every key read, unknown keys and bad values named with their line.
 @Suite struct ConfigFileTests {
     static let example = """
-    # The README's example.
+    # The example in docs/studio.md ("Config").
     model = "~/models/sd3-medium"
     output_folder = "~/Pictures/sd3"
     theme = "light"
@@ -85,7 +86,7 @@ import Testing
 
     /// `t5` takes what `sd3 generate --t5` takes: true (on), false (off) or "int8"; the studio's field follows.
     @Test func t5TakesTrueFalseOrInt8() throws {
-        for (text, choice) in [("true", T5Choice.on), ("false", .off), ("\"int8\"", .int8)] {
+        for (text, choice) in [("true", T5Mode.on), ("false", .off), ("\"int8\"", .int8)] {
             let defaults = try ConfigFile.parse("[defaults]\nt5 = \(text)\n", path: "/c/config.toml").defaults
             #expect(defaults.t5 == choice, "t5 = \(text)")
             var state = StudioState(model: "/m")
@@ -133,7 +134,12 @@ import Testing
         #expect(empty.hasPrefix("/c/config.toml:3: ") && empty.contains("model: \"\" is not a file name on the server"), "\(empty)")
         #expect(Self.error("[[backends]]\nurl = \"comfyui://h:1\"\nvae = 3\n").contains("vae: 3 is not a string"))
         #expect(Self.error("[[backends]]\nurl = \"comfyui://h:1\"\nunet = \"x\"\n")
-            .contains("unknown key; a [[backends]] entry takes name, url, token, header, model, clip_l, clip_g, t5 and vae"))
+            .contains("unknown key; a [[backends]] entry takes name, url, token, header, ca_file, model, clip_l, clip_g, t5 and vae"))
+        // ca_file: a CA to trust for that server, with ~ expanded, carried to the server's address.
+        let home = ProcessInfo.processInfo.environment["HOME"] ?? "/root"
+        let trusting = try ConfigFile.parse("[[backends]]\nurl = \"comfyuis://home.lan\"\nca_file = \"~/ca.pem\"\n", path: "/c/config.toml")
+        #expect(trusting.backends[0].caFile == home + "/ca.pem")
+        #expect(try trusting.studioBackends(adding: "comfyuis://home.lan").all.map(\.address.caFile) == [home + "/ca.pem"])
     }
 
     @Test func locationAndMissingFiles() throws {

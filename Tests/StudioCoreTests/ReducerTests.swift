@@ -148,7 +148,7 @@ import Testing
     }
 
     @Test func theRequestCarriesTheT5Choice() {
-        for choice in T5Choice.allCases {
+        for choice in T5Mode.allCases {
             var state = Support.state(prompt: "a red circle")
             state.t5 = choice
             guard case let .start(request) = reduce(&state, .generate).effects.first else { Issue.record("no start for \(choice)"); continue }

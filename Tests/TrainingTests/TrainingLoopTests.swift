@@ -1,6 +1,7 @@
 import Foundation
 import SafeTensors
 import SD3
+import Tensors
 import Testing
 @testable import Training
 
@@ -24,7 +25,7 @@ import Testing
             for b in 0..<count {
                 let t = Double(batch.timesteps[b]) / 1000
                 for q in 0..<p {
-                    let x = (0..<c).map { Double(batch.noisy[(b * c + $0) * p + q]) }
+                    let x = (0..<c).map { Double(batch.noisy.data[(b * c + $0) * p + q]) }
                     let h = (0..<r).map { k in (0..<c).reduce(0.0) { $0 + Double(a[k * c + $1]) * x[$1] } }
                     for o in 0..<c {
                         var y = Double(bias[o]) + (0..<c).reduce(0.0) { $0 + Double(weight[o * c + $1]) * x[$1] }
@@ -33,12 +34,13 @@ import Testing
                     }
                 }
             }
-            let (loss, upstream) = batch.lossAndGradient(prediction: prediction)
+            let (loss, upstreamTensor) = batch.lossAndGradient(prediction: Tensor(shape: batch.noisy.shape, data: prediction))
+            let upstream = upstreamTensor.data
             var dA = [Double](repeating: 0, count: r * c), dB = [Double](repeating: 0, count: c * r)
             for b in 0..<count {
                 let t = Double(batch.timesteps[b]) / 1000
                 for q in 0..<p {
-                    let x = (0..<c).map { Double(batch.noisy[(b * c + $0) * p + q]) }
+                    let x = (0..<c).map { Double(batch.noisy.data[(b * c + $0) * p + q]) }
                     let g = (0..<c).map { Double(upstream[(b * c + $0) * p + q]) * t }
                     let h = (0..<r).map { k in (0..<c).reduce(0.0) { $0 + Double(a[k * c + $1]) * x[$1] } }
                     for k in 0..<r {
@@ -64,10 +66,10 @@ import Testing
                                         shiftFactor: Float(reference.metadata["shift"]!)!, scalingFactor: Float(reference.metadata["scale"]!)!)
         (settings.batchSize, settings.accumulationSteps) = (c["batch"] as! Int, c["accumulation"] as! Int)
         settings.density = TimestepDensity(scheme: scheme)
-        settings.loss = FlowMatchingLoss(weighting: scheme, preconditionOutputs: true)
+        settings.preconditionOutputs = true
         let n = c["n"] as! Int, per = channels * positions
         let means = values("\(name).means"), logvars = values("\(name).logvars")
-        let posteriors = (0..<n).map { LatentPosterior(mean: Array(means[$0 * per..<($0 + 1) * per]), logvar: Array(logvars[$0 * per..<($0 + 1) * per])) }
+        let posteriors = (0..<n).map { LatentPosterior(shape: [channels, 4, 4], mean: Array(means[$0 * per..<($0 + 1) * per]), logvar: Array(logvars[$0 * per..<($0 + 1) * per])) }
         return TrainingLoop(settings: settings, sigmaSchedule: try TrainingSchedule(config: .init(shift: 3.0)), posteriors: posteriors,
                             lora: lora, generator: generator)
     }

@@ -1,7 +1,7 @@
 import Foundation
 
 /// `torch.Generator("cpu").manual_seed(seed)` followed by `torch.randn(shape, generator=g, dtype=torch.float32)`,
-/// bit for bit (sd3-spec.md §8; torch MT19937RNGEngine.h, DistributionTemplates.h `normal_fill`,
+/// bit for bit (torch MT19937RNGEngine.h, DistributionTemplates.h `normal_fill`,
 /// avx_mathfun.h). x86-64 torch runs the AVX2 kernel, whose log and sincos are Cephes polynomials compiled
 /// with FMA contraction; the port below fuses exactly where GCC does.
 public struct TorchCPUGenerator: Sendable {

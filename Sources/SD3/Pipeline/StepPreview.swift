@@ -5,7 +5,7 @@ extension StableDiffusion3Pipeline {
     /// A step's preview: its x0 prediction (`StepProgress.denoised`, first image), through TAESD3 when there is one,
     /// else projected to RGB at latent size (`LatentPreview`). TAESD3 decodes x0 averaged over 2×2 latent cells, so the
     /// preview is half the image's side at a quarter of a full decode's cost (a 512² preview would cost ~6% of a 512²
-    /// step; README, "TAESD3").
+    /// step; docs/cli.md, "TAESD3").
     public func preview(_ step: StepProgress) throws -> RGBImage {
         let x0 = step.denoised
         let (c, h, w) = (x0.dim(1), x0.dim(2), x0.dim(3))

@@ -2,7 +2,7 @@ import Foundation
 
 /// diffusers `FlowMatchEulerDiscreteScheduler` (scheduling_flow_match_euler_discrete.py, 0.42.1), reproduced
 /// operation by operation: the training sigmas in float32, the inference schedule in float64 (numpy), then
-/// float32. `set_timesteps` shifts sigmas that the constructor already shifted (sd3-spec.md §7: the shifted
+/// float32. `set_timesteps` shifts sigmas that the constructor already shifted (the shifted
 /// sigma_min is shifted again), which is what diffusers does and therefore what we do.
 public struct FlowMatchEulerDiscreteScheduler: Sendable {
     public struct Config: Decodable, Sendable, Equatable {

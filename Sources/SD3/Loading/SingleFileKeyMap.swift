@@ -3,7 +3,7 @@ import SafeTensors
 /// Stability's single-file layout (sd3_medium*.safetensors, sd3.5_*.safetensors, ComfyUI's text_encoders/*)
 /// → diffusers names, one map per component. Source: diffusers 0.42.1 `loaders/single_file_utils.py`
 /// (`convert_sd3_transformer_checkpoint_to_diffusers`, `convert_ldm_vae_checkpoint`, `convert_ldm_clip_checkpoint`,
-/// `convert_open_clip_checkpoint`, `convert_sd3_t5_checkpoint_to_diffusers`); sd3-spec.md §11.6 and §13.
+/// `convert_open_clip_checkpoint`, `convert_sd3_t5_checkpoint_to_diffusers`).
 public enum SingleFileKeyMap {
     /// The key prefixes of each component inside an all-in-one file.
     public static let prefixes: [(SD3Component, String)] = [

@@ -2,7 +2,7 @@ import Foundation
 import ImageIO
 import Tensors
 
-/// What a generation reports while it runs (design.md, Engine): the caller owns the loop and the UI.
+/// What a generation reports while it runs (docs/architecture.md, Engine): the caller owns the loop and the UI.
 public enum GenerationEvent: Sendable {
     case loading(model: String)
     case loaded(seconds: Double)
@@ -30,6 +30,23 @@ public actor InferenceEngine {
     /// How many times this engine has loaded a model (a run that reuses the loaded one adds nothing).
     public var loadCount: Int { state.loads }
 
+    /// Denoising steps the last run finished (a cancelled run stops within one transformer block of its cancel), and
+    /// how many it had finished when its consumer left.
+    public var lastRunSteps: Int { state.stepsRun }
+    var lastRunStepsAtCancel: Int? { state.stepsAtCancel }
+
+    /// Returns once no run is working (the last one may still be stopping after its consumer left).
+    public func waitUntilIdle() async {
+        let state = self.state
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            Thread {
+                state.runLock.lock()
+                state.runLock.unlock()
+                done.resume()
+            }.start()
+        }
+    }
+
     /// `loras` apply to this run only: the pipeline is loaded in run-time LoRA mode, so changing them (or their
     /// strengths) between runs needs no reload, and an empty list is the base model bit for bit.
     public func generate(_ parameters: GenerationParameters, model: String, options: LoadOptions,
@@ -37,14 +54,22 @@ public actor InferenceEngine {
         let options = Self.runTime(options)
         let (stream, continuation) = AsyncThrowingStream<GenerationEvent, Error>.makeStream()
         let cancelled = CancellationFlag()
-        continuation.onTermination = { _ in cancelled.set() }
-        let (loaded, cached) = state.read()
-        // By the name given: a repo id's path is its snapshot folder.
-        let current = loaded?.source.name == model && loaded?.options == options ? loaded : nil
-        // Embeddings from other text encoders (T5 off, int8, another precision or model) are not this pipeline's.
-        let cachedHere = current == nil ? nil : cached
         let state = self.state
+        continuation.onTermination = { _ in
+            state.stepsAtCancel = state.stepsRun
+            cancelled.set()
+        }
         let thread = Thread {
+            // One run at a time: a run started while the last one is still stopping (its consumer left mid-block)
+            // waits for it, then finds the model and prompt cache that run left.
+            state.runLock.lock()
+            defer { state.runLock.unlock() }
+            (state.stepsRun, state.stepsAtCancel) = (0, nil)
+            let (loaded, cached) = state.read()
+            // By the name given: a repo id's path is its snapshot folder.
+            let current = loaded?.source.name == model && loaded?.options == options ? loaded : nil
+            // Embeddings from other text encoders (T5 off, int8, another precision or model) are not this pipeline's.
+            let cachedHere = current == nil ? nil : cached
             do {
                 let loadStart = Date()
                 let pipeline: StableDiffusion3Pipeline
@@ -58,7 +83,7 @@ public actor InferenceEngine {
                     continuation.yield(.loaded(seconds: Date().timeIntervalSince(loadStart)))
                 }
                 try pipeline.setLoras(loras)
-                try Self.run(parameters, pipeline: pipeline, cached: cachedHere, cancelled: cancelled, continuation: continuation) { cache in
+                try Self.run(parameters, pipeline: pipeline, cached: cachedHere, cancelled: cancelled, state: state, continuation: continuation) { cache in
                     state.write(pipeline: pipeline, cache: cache)
                 }
                 continuation.finish()
@@ -83,7 +108,7 @@ public actor InferenceEngine {
     /// `finished` is yielded: a caller that starts the next generation on `finished` (seed exploration) finds
     /// the model loaded and the prompt cached.
     private static func run(_ p: GenerationParameters, pipeline: StableDiffusion3Pipeline, cached: (key: String, conditioning: Conditioning)?,
-                            cancelled: CancellationFlag, continuation: AsyncThrowingStream<GenerationEvent, Error>.Continuation,
+                            cancelled: CancellationFlag, state: EngineState, continuation: AsyncThrowingStream<GenerationEvent, Error>.Continuation,
                             remember: ((key: String, conditioning: Conditioning)) -> Void) throws {
         let start = Date()
         var p = p
@@ -110,6 +135,7 @@ public actor InferenceEngine {
             .run(latents: latents, conditioning: conditioning, scheduler: scheduler, beginIndex: begin, guidanceScale: p.guidanceScale,
                  skipLayerGuidance: p.skipLayerGuidance, isCancelled: { cancelled.isSet }) { step in
                 let preview = try pipeline.preview(step)
+                state.stepsRun += 1
                 continuation.yield(.step(index: step.index, total: step.total, sigma: step.sigma,
                                          elapsed: Date().timeIntervalSince(denoiseStart), preview: preview))
             }
@@ -130,6 +156,19 @@ public actor InferenceEngine {
 /// The loaded pipeline and the last prompt's embeddings, shared between the actor and its thread.
 final class EngineState: @unchecked Sendable {
     private let lock = NSLock()
+    /// Held by the engine's thread for a whole run.
+    let runLock = NSLock()
+    private var steps = 0
+    private var atCancel: Int?
+    var stepsRun: Int {
+        get { lock.withLock { steps } }
+        set { lock.withLock { steps = newValue } }
+    }
+    /// The steps a run had finished when its stream ended (its consumer left or finished); nil before that.
+    var stepsAtCancel: Int? {
+        get { lock.withLock { atCancel } }
+        set { lock.withLock { atCancel = newValue } }
+    }
     private var pipeline: StableDiffusion3Pipeline?
     private var cache: (key: String, conditioning: Conditioning)?
     private var loadCount = 0

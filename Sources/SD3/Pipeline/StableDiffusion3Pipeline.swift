@@ -7,10 +7,11 @@ import Tensors
 /// How to load a model folder.
 public struct LoadOptions: Sendable, Equatable {
     public var precision: Precision = .fp32
-    /// Load T5-XXL (text_encoder_3). Off: its embeddings are zeros, as diffusers with `text_encoder_3=None`.
-    public var useT5 = true
-    /// T5's projections weight-only int8 with per-row scales (`--t5 int8`): 4.9 GB instead of 9.5 for T5-XXL.
-    public var t5Int8 = false
+    /// T5-XXL (text_encoder_3): on; int8 (its projections weight-only int8 with per-row scales, `--t5 int8`: 4.9 GB
+    /// instead of 9.5); or off (its embeddings are zeros, as diffusers with `text_encoder_3=None`).
+    public var t5 = T5Mode.on
+    public var useT5: Bool { t5 != .off }
+    public var t5Int8: Bool { t5 == .int8 }
     /// Load the VAE encoder (needed for img2img only).
     public var withVAEEncoder = true
     /// Staged: each model is loaded when its phase starts and released when it ends (text encoders before

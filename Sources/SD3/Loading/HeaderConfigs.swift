@@ -2,7 +2,8 @@ import SafeTensors
 
 /// Component configs read from weight shapes (diffusers names) when a checkpoint comes without config files.
 /// What shapes cannot tell is SD3's: 64-wide attention heads, CLIP-L's quick_gelu, T5's 128-token max distance,
-/// the VAE's 32 norm groups and latent scale/shift (sd3-spec.md §1).
+/// the VAE's 32 norm groups and latent scale/shift (the config.json files of
+/// stabilityai/stable-diffusion-3-medium-diffusers).
 public enum HeaderConfigs {
     /// The shape of `key`, which must have `rank` dimensions, each at least 1 (sizes below divide by them).
     static func shape(_ w: MappedWeights, _ key: String, _ component: SD3Component, rank: Int = 2) throws -> [Int] {

@@ -72,6 +72,9 @@ struct PatchEmbed: Sendable {
     }
 }
 
+/// diffusers' timestep sinusoid, [B] → [B, 256] (CombinedTimestepTextProjEmbeddings.sinusoid), for the Training target.
+public func timestepSinusoid(_ timesteps: [Float]) -> Tensor { CombinedTimestepTextProjEmbeddings.sinusoid(timesteps) }
+
 /// diffusers `CombinedTimestepTextProjEmbeddings`: temb = MLP(sinusoid(t)) + MLP(pooled text), each
 /// Linear → SiLU → Linear.
 struct CombinedTimestepTextProjEmbeddings: Sendable {
