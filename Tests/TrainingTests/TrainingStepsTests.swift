@@ -5,7 +5,7 @@ import Tensors
 import Testing
 @testable import Training
 
-/// Whole training runs of the script on the tiny SD3 transformer (scripts/fixtures/lora_train_steps.py): the LoRA's
+/// Whole training runs of the script on the tiny SD3 and SD3.5-style transformers (scripts/fixtures/lora_train_steps.py): the LoRA's
 /// peft initialisation, data order, noise, σ, the transformer's forward and backward (TrainableSD3Transformer),
 /// accumulation, clipping, AdamW and the lr schedule; the LoRA after each saved step within 1e-4 of torch's.
 @Suite struct TrainingStepsTests {
@@ -17,12 +17,14 @@ import Testing
     @Test(arguments: [false, true])
     func runsMatchTheScript(checkpointing: Bool) throws {
         let cases = try JSONSerialization.jsonObject(with: Data(Self.reference.metadata["cases"]!.utf8)) as! [[String: Any]]
-        let latent = try JSONSerialization.jsonObject(with: Data(Self.reference.metadata["latent"]!.utf8)) as! [Int]
-        let folder = try ComponentFolder(Self.transformerFolder)
-        let linears = TransformerLinears.list(try SafeTensorsFile(path: LoraOutputTests.transformerPath))
         var worst = (lora: 0.0, loss: 0.0)
         for (index, c) in cases.enumerated() {
-            let name = "case\(index)", rank = c["rank"] as! Int, steps = c["steps"] as! Int, n = c["n"] as! Int
+            let name = "case\(index)", rank = c["rank"] as! Int, steps = c["steps"] as! Int, n = c["n"] as! Int, latent = c["latent"] as! [Int]
+            let folderPath = c["model"] as! String == "sd35"
+                ? URL(fileURLWithPath: Self.transformerFolder).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("diffusers-dummy-sd35-transformer").path
+                : Self.transformerFolder
+            let folder = try ComponentFolder(folderPath)
+            let linears = TransformerLinears.list(try SafeTensorsFile(path: folderPath + "/diffusion_pytorch_model.safetensors"))
             var generator = TorchCPUGenerator(seed: UInt64(c["seed"] as! Int))
             let lora = try TrainableLora(rank: rank, alpha: Double(rank), targets: TrainableLora.defaultTargets, linears: linears, generator: &generator)
             let parameters = lora.makeParameters()
