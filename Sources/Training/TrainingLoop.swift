@@ -18,6 +18,17 @@ public struct LatentPosterior: Sendable, Equatable {
     }
 }
 
+extension LatentPosterior {
+    /// One posterior per image from AutoencoderKL.encode's batch: mean and logvar [B, C, h, w].
+    public static func split(mean: Tensor, logvar: Tensor) -> [LatentPosterior] {
+        precondition(mean.shape == logvar.shape && mean.rank == 4)
+        let shape = Array(mean.shape.dropFirst()), per = shape.reduce(1, *)
+        return (0..<mean.dim(0)).map { b in
+            LatentPosterior(shape: shape, mean: Array(mean.data[b * per..<(b + 1) * per]), logvar: Array(logvar.data[b * per..<(b + 1) * per]))
+        }
+    }
+}
+
 /// The numbers of the script's loop that are not the LoRA's: batch, accumulation, steps, σ density, loss,
 /// clipping, lr schedule, and the VAE's shift and scale applied to each latent sample.
 public struct TrainingSettings: Sendable, Equatable {
