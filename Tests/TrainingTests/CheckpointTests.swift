@@ -106,6 +106,23 @@ import Testing
         #expect(accepted + refused == 400 && refused > 0)
     }
 
+    /// The model fingerprint: the same bytes anywhere give the same one; other weights under the same header do not.
+    @Test func fingerprintTellsWeightsApart() throws {
+        let original = LoraOutputTests.transformerPath
+        let folder = LoraOutputTests.folder("fingerprint")
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: original)))
+        try Data(bytes).write(to: URL(fileURLWithPath: folder + "/copy.safetensors"))
+        bytes[bytes.count - 1000] ^= 0x40  // one weight changed, the header the same
+        try Data(bytes).write(to: URL(fileURLWithPath: folder + "/changed.safetensors"))
+        let a = try ModelFingerprint.of(files: [original])
+        #expect(a.count == 64)
+        #expect(try ModelFingerprint.of(files: [folder + "/copy.safetensors"]) == a)
+        #expect(try ModelFingerprint.of(files: [folder + "/changed.safetensors"]) != a)
+        let fp16 = URL(fileURLWithPath: original).deletingLastPathComponent().appendingPathComponent("diffusion_pytorch_model.fp16.safetensors").path
+        #expect(try ModelFingerprint.of(files: [fp16]) != a)
+        #expect(throws: TrainingError.self) { try ModelFingerprint.of(files: [folder + "/missing.safetensors"]) }
+    }
+
     @Test func atomicWriteReportsAFailureInOneLine() {
         do {
             try AtomicFile.write([1, 2, 3], to: "/nonexistent-folder/x.safetensors")
