@@ -32,19 +32,22 @@ public struct TrainingData: Sendable {
     /// Loads every image of `folder` (sorted by name; the script takes the folder's listing order), centre-cropped.
     /// Each failure is one line naming the file.
     public init(folder: String, resolution: Int, instancePrompt: String?, filter: LanczosResize.Filter = .lanczos) throws {
-        try self.init(folder: folder, resolution: resolution, instancePrompt: instancePrompt, filter: filter) { _, _ in nil }
+        try self.init(folder: folder, resolution: resolution, instancePrompt: instancePrompt, filter: filter, offsets: { _, _ in nil })
     }
 
-    /// The same with the script's default random crop: RandomCrop.get_params' torch.randint draws for each image, in
-    /// order, on `generator` (torch's global generator, which the script has used for the LoRA's initial weights).
+    /// The same with the script's random augmentations: its default random crop (RandomCrop.get_params' torch.randint
+    /// draws for each image, in order, on `generator`: torch's global generator, which the script has used for the
+    /// LoRA's initial weights) unless `randomCrop` is false, and `--random_flip` (Python's `random.random() < 0.5`
+    /// per image, after `random.seed(seed)`) when `flipSeed` is given.
     public init(folder: String, resolution: Int, instancePrompt: String?, filter: LanczosResize.Filter = .lanczos,
-                randomCrop generator: inout TorchCPUGenerator) throws {
-        try self.init(folder: folder, resolution: resolution, instancePrompt: instancePrompt, filter: filter) { w, h in
-            Self.randomOffsets(width: w, height: h, size: resolution, generator: &generator)
-        }
+                randomCrop: Bool, flipSeed: UInt64?, generator: inout TorchCPUGenerator) throws {
+        var python = flipSeed.map(PythonRandom.init(seed:))
+        try self.init(folder: folder, resolution: resolution, instancePrompt: instancePrompt, filter: filter,
+                      flip: { python == nil ? false : python!.random() < 0.5 },
+                      offsets: { w, h in randomCrop ? Self.randomOffsets(width: w, height: h, size: resolution, generator: &generator) : nil })
     }
 
-    private init(folder: String, resolution: Int, instancePrompt: String?, filter: LanczosResize.Filter,
+    private init(folder: String, resolution: Int, instancePrompt: String?, filter: LanczosResize.Filter, flip: () -> Bool = { false },
                  offsets: (_ width: Int, _ height: Int) -> (top: Int, left: Int)?) throws {
         guard resolution > 0, resolution % 16 == 0 else {
             throw TrainingError.invalid("the resolution must be a positive multiple of 16, not \(resolution)")
@@ -87,7 +90,8 @@ public struct TrainingData: Sendable {
             guard min(image.width, image.height) >= resolution else {
                 throw TrainingError.data(path: path, reason: "\(image.width)×\(image.height) is smaller than the resolution \(resolution)")
             }
-            examples.append(Example(path: path, caption: caption, pixels: Self.prepare(image, resolution: resolution, filter: filter, offsets: offsets)))
+            examples.append(Example(path: path, caption: caption,
+                                    pixels: Self.prepare(image, resolution: resolution, filter: filter, flip: flip, offsets: offsets)))
         }
         (self.folder, self.resolution, self.filter, self.examples, self.ignored) = (folder, resolution, filter, examples, ignored)
     }
@@ -129,14 +133,24 @@ public struct TrainingData: Sendable {
     }
 
     /// torchvision's Resize(int) size rule (`_compute_resized_output_size`): the shorter side becomes `size`, the
-    /// longer `int(size · long / short)`; then the crop: `offsets` of the resized size, or CenterCrop's
-    /// `int(round((h − size) / 2))` (round half to even).
+    /// longer `int(size · long / short)`; then the script's flip (asked after the resize) mirrors the columns; then the
+    /// crop: `offsets` of the resized size, or CenterCrop's `int(round((h − size) / 2))` (round half to even).
     public static func prepare(_ image: RGBImage, resolution size: Int, filter: LanczosResize.Filter = .lanczos,
+                               flip: () -> Bool = { false },
                                offsets: (_ width: Int, _ height: Int) -> (top: Int, left: Int)? = { _, _ in nil }) -> [Float] {
         let short = min(image.width, image.height), long = max(image.width, image.height)
         let newLong = Int(Double(size) * Double(long) / Double(short))
         let (w, h) = image.width <= image.height ? (size, newLong) : (newLong, size)
-        let resized = LanczosResize.resize(image, width: w, height: h, filter: filter)
+        var resized = LanczosResize.resize(image, width: w, height: h, filter: filter)
+        if flip() {
+            var mirrored = resized.pixels
+            for y in 0..<h {
+                for x in 0..<w {
+                    for c in 0..<3 { mirrored[(y * w + x) * 3 + c] = resized.pixels[(y * w + (w - 1 - x)) * 3 + c] }
+                }
+            }
+            resized.pixels = mirrored
+        }
         let (top, left) = offsets(w, h) ?? (Int((Double(h - size) / 2).rounded(.toNearestOrEven)), Int((Double(w - size) / 2).rounded(.toNearestOrEven)))
         var out = [Float](repeating: 0, count: 3 * size * size)
         for y in 0..<size {

@@ -46,7 +46,7 @@ import Testing
         #expect(Self.failure(folder).hasSuffix("b.png: no caption (b.txt is missing or empty) and no --instance-prompt"))
         // The random crop draws two numbers for each image that is not already square at the resolution (a and b).
         var generator = TorchCPUGenerator(seed: 1), expected = TorchCPUGenerator(seed: 1)
-        let random = try TrainingData(folder: folder, resolution: 32, instancePrompt: "sks dog", randomCrop: &generator)
+        let random = try TrainingData(folder: folder, resolution: 32, instancePrompt: "sks dog", randomCrop: true, flipSeed: nil, generator: &generator)
         for _ in 0..<4 { _ = expected.random() }
         #expect(random.examples.count == 4 && generator.snapshot == expected.snapshot)
     }
@@ -87,12 +87,30 @@ import Testing
         let cases = try JSONSerialization.jsonObject(with: Data(reference.metadata["cases"]!.utf8)) as! [[Int]]
         var generator = TorchCPUGenerator(seed: 5)
         for (index, c) in cases.enumerated() {
-            let ours = TrainingData.prepare(Self.image(c[0], c[1]), resolution: c[2], filter: .bilinear) { w, h in
-                TrainingData.randomOffsets(width: w, height: h, size: c[2], generator: &generator)
-            }
+            let ours = TrainingData.prepare(Self.image(c[0], c[1]), resolution: c[2], filter: .bilinear,
+                                            offsets: { w, h in TrainingData.randomOffsets(width: w, height: h, size: c[2], generator: &generator) })
             #expect(ours == (try reference.tensor("random\(index)")).data, "\(c) random crop")
         }
         #expect(generator.randn([3]) == (try reference.tensor("random.after")).data)
+    }
+
+    /// `--random_flip`: Python's random after random.seed(seed), one draw per image, the flip before the crop.
+    @Test func randomFlipDrawsAsPython() throws {
+        let reference = try SafeTensorsFile(path: Bundle.module.url(forResource: "Fixtures/lora_data", withExtension: "safetensors")!.path)
+        for seed: UInt64 in [0, 42, 1 << 40] {
+            var python = PythonRandom(seed: seed)
+            let raw = reference.bytes(reference.info("python64.\(seed)")!)
+            let expected = (0..<raw.count / 8).map { raw.loadUnaligned(fromByteOffset: $0 * 8, as: Double.self) }
+            #expect((0..<expected.count).map { _ in python.random() } == expected, "seed \(seed)")
+        }
+        let cases = try JSONSerialization.jsonObject(with: Data(reference.metadata["cases"]!.utf8)) as! [[Int]]
+        var python = PythonRandom(seed: 5)
+        var generator = TorchCPUGenerator(seed: 5)
+        for (index, c) in cases.enumerated() {
+            let ours = TrainingData.prepare(Self.image(c[0], c[1]), resolution: c[2], filter: .bilinear, flip: { python.random() < 0.5 },
+                                            offsets: { w, h in TrainingData.randomOffsets(width: w, height: h, size: c[2], generator: &generator) })
+            #expect(ours == (try reference.tensor("flip\(index)")).data, "\(c) random flip and crop")
+        }
     }
 
     @Test func badInputIsOneLineEach() throws {
