@@ -3,6 +3,7 @@ import Hub
 import ImageIO
 import SD3
 @testable import StudioCore
+@testable import StudioRuntime
 import Testing
 
 /// The studio's model picker pulls a repo id that is not cached, against the loopback hub serving the tiny fixture

@@ -3,6 +3,7 @@ import Foundation
 import ImageIO
 import SD3
 @testable import StudioCore
+@testable import StudioRuntime
 import Testing
 
 /// The session rendering on servers through scripted `ImageWorker`s (the ComfyUI client itself is tested against

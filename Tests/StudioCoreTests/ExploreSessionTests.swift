@@ -2,6 +2,7 @@ import Foundation
 import ImageIO
 import SD3
 @testable import StudioCore
+@testable import StudioRuntime
 import Testing
 
 /// The acceptance check of seed exploration: the studio's session explores 4 seeds, then refines one; each draft

@@ -2,6 +2,7 @@ import Foundation
 import ImageIO
 import SD3
 @testable import StudioCore
+@testable import StudioRuntime
 import Testing
 
 /// The LoRA list against the real engine on the tiny fixture model (tiny-sd3 and the peft LoRA of

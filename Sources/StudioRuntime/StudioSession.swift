@@ -3,6 +3,7 @@ import Foundation
 import Hub
 import ImageIO
 import SD3
+import StudioCore
 import Tensors
 
 /// Where the studio keeps its files: the output folder and the favorites/history database (or why it could not
