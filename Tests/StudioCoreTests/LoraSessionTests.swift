@@ -33,9 +33,9 @@ import Testing
         func send(_ actions: Action...) { for action in actions { session.send(action) } }
         func type(_ text: String) { for c in text { session.send(.insert(String(c))) } }
 
-        func wait(_ what: String, _ condition: (StudioState) -> Bool) async throws {
-            while !condition(session.state), Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
-            try #require(condition(session.state), "timed out waiting for \(what): \(session.state.status.text)")
+        func wait(_ what: String, _ condition: @escaping (StudioState) -> Bool) async throws {
+            let reached = await session.waitUntil(seconds: max(1, deadline.timeIntervalSinceNow), condition)
+            try #require(reached, "timed out waiting for \(what): \(session.state.status.text)")
         }
 
         /// F5, then the saved image and its record.
