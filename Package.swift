@@ -40,30 +40,33 @@ let package = Package(
         .target(name: "Hub", dependencies: ["SafeTensors"]),
         // ComfyUI servers as backends: its HTTP API and WebSocket over our own sockets (OpenSSL for TLS).
         .target(name: "ComfyUI", dependencies: ["SD3", "ImageIO", "SafeTensors", "RegularFiles", "CSSL"]),
-        .target(name: "StudioCore", dependencies: ["SD3", "Hub", "ComfyUI", "ImageIO", "Tensors", "RegularFiles", .product(name: "GRDB", package: "GRDB.swift"),
+        // The studio as values: state, reducer, render, and the files it owns; no engine runs and no network here.
+        .target(name: "StudioCore", dependencies: ["SD3", "ComfyUI", "ImageIO", "Tensors", "RegularFiles", .product(name: "GRDB", package: "GRDB.swift"),
                                                    .product(name: "TOMLKit", package: "TOMLKit")]),
+        // The studio's effects: the session that runs the reducer's effects (the engine, ComfyUI servers, pulls, files).
+        .target(name: "StudioRuntime", dependencies: ["StudioCore", "SD3", "Hub", "ComfyUI", "ImageIO", "Tensors"]),
         // Seeded mutations for the parsers' fuzz suites (tests only; `make fuzz` runs them longer).
         .target(name: "FuzzSupport"),
         // The tests' fake servers' listening socket (tests only).
         .target(name: "LoopbackServer"),
-        .target(name: "StudioTerminal", dependencies: ["StudioCore", "ImageIO", "CNcurses", "CChafa"]),
+        .target(name: "StudioTerminal", dependencies: ["StudioCore", "StudioRuntime", "ImageIO", "CNcurses", "CChafa"]),
         .executableTarget(
             name: "sd3",
             dependencies: [
-                "Tensors", "SafeTensors", "Tokenizers", "ImageIO", "SD3", "Hub", "ComfyUI", "StudioCore", "StudioTerminal", "RegularFiles",
+                "Tensors", "SafeTensors", "Tokenizers", "ImageIO", "SD3", "Hub", "ComfyUI", "StudioCore", "StudioRuntime", "StudioTerminal", "RegularFiles",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "SafeTensors", "Kernels"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["FuzzSupport", "SafeTensors", "Tensors"]),
         .testTarget(name: "TokenizersTests", dependencies: ["FuzzSupport", "Tokenizers"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "SD3Tests", dependencies: ["FuzzSupport", "SD3", "SafeTensors", "Training"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "SD3Tests", dependencies: ["ImageIO", "Tensors", "FuzzSupport", "SD3", "SafeTensors", "Training"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ImageIOTests", dependencies: ["FuzzSupport", "ImageIO", "SafeTensors", "RegularFiles"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "StudioCoreTests", dependencies: ["FuzzSupport", "StudioCore", "ComfyUI", "SD3", "ImageIO", .product(name: "GRDB", package: "GRDB.swift")],
+        .testTarget(name: "StudioCoreTests", dependencies: ["FuzzSupport", "StudioCore", "StudioRuntime", "ComfyUI", "SD3", "ImageIO", .product(name: "GRDB", package: "GRDB.swift")],
                     exclude: ["Snapshots", "Fixtures"]),
         .testTarget(name: "StudioTerminalTests", dependencies: ["StudioTerminal", "StudioCore", "ImageIO"]),
         // The studio's pull (F8) is tested here, against the same loopback hub.
-        .testTarget(name: "HubTests", dependencies: ["FuzzSupport", "LoopbackServer", "Hub", "SD3", "StudioCore"]),
+        .testTarget(name: "HubTests", dependencies: ["ImageIO", "SafeTensors", "FuzzSupport", "LoopbackServer", "Hub", "SD3", "StudioCore", "StudioRuntime"]),
         .testTarget(name: "ComfyUITests", dependencies: ["ComfyUI", "LoopbackServer", "SD3", "ImageIO", "CSSL"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TrainingTests", dependencies: ["FuzzSupport", "Training", "SD3", "SafeTensors", "ImageIO", "Tensors"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SystemLibrariesTests", dependencies: ["CNcurses", "CPNG"]),

@@ -77,12 +77,12 @@ public struct ConfigFile: Sendable, Equatable {
     public init() {}
 
     /// `$XDG_CONFIG_HOME/sd3-studio` (default ~/.config/sd3-studio).
-    public static func folder(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+    public static func folder(environment: [String: String]) -> String {
         if let xdg = environment["XDG_CONFIG_HOME"], xdg.hasPrefix("/") { return xdg + "/sd3-studio" }
         return (environment["HOME"] ?? NSHomeDirectory()) + "/.config/sd3-studio"
     }
 
-    public static func defaultPath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+    public static func defaultPath(environment: [String: String]) -> String {
         folder(environment: environment) + "/config.toml"
     }
 
@@ -279,9 +279,10 @@ extension ConfigFile {
         try load(path: explicit ?? defaultPath(environment: environment), required: explicit != nil)
     }
 
-    /// `~/x` → `$HOME/x`, for paths written in the config.
+    /// `~/x` → the user's home folder (Foundation's `NSHomeDirectory`: `$HOME`, else the password database) + `/x`,
+    /// for paths written in the config and recipes.
     public static func expandingTilde(_ path: String) -> String {
         guard path == "~" || path.hasPrefix("~/") else { return path }
-        return (ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()) + path.dropFirst()
+        return NSHomeDirectory() + path.dropFirst()
     }
 }

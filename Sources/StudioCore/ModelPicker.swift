@@ -116,7 +116,7 @@ func drawModelPicker(_ state: StudioState, _ picker: ModelPicker, _ buffer: inou
         return
     }
     if entries.isEmpty {
-        buffer.put("No models found: put a diffusers folder or a .safetensors checkpoint in \(ModelCatalog.modelsFolder(environment: ProcessInfo.processInfo.environment))",
+        buffer.put("No models found: put a diffusers folder or a .safetensors checkpoint in \(state.modelsFolder)",
                    x: inner.x + 1, y: inner.y, role: .hint, limit: inner.width - 1)
     }
     let perEntry = 2, visible = max(1, (inner.height - 1) / perEntry)

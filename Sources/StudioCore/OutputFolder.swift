@@ -10,7 +10,7 @@ public struct OutputFolder: Sendable {
 
     public init(path: String) { self.path = path }
 
-    public static func defaultPath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+    public static func defaultPath(environment: [String: String]) -> String {
         StudioStore.dataFolder(environment: environment) + "/outputs"
     }
 

@@ -8,7 +8,7 @@ public struct RecipeCatalog: Sendable {
 
     public init(folders: [String]) { self.folders = folders }
 
-    public static func standard(environment: [String: String] = ProcessInfo.processInfo.environment,
+    public static func standard(environment: [String: String],
                                 executable: String = CommandLine.arguments.first ?? "") -> RecipeCatalog {
         RecipeCatalog(folders: TOMLFolders.standard("recipes", shipping: "flash-4.toml", environment: environment, executable: executable))
     }

@@ -30,6 +30,8 @@ public struct StudioState: Sendable {
     /// The PNG whose parameters are being read (off the main actor; Esc drops the answer).
     public var recalling: String?
     public var shouldQuit = false
+    /// Where the picker (F8) looks for models besides the cache (`ModelCatalog.modelsFolder`, set by the command).
+    public var modelsFolder = ""
     /// The model folder; nil when none was given (the studio still opens and says how to give one).
     public var model: String?
     /// The LoRAs every generation applies while on (F9), and their panel while it is open.

@@ -14,13 +14,13 @@ public final class StudioStore: Sendable {
     static let busyTimeout: TimeInterval = 10
 
     /// `$XDG_DATA_HOME/sd3-studio` (default ~/.local/share/sd3-studio).
-    public static func dataFolder(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+    public static func dataFolder(environment: [String: String]) -> String {
         if let xdg = environment["XDG_DATA_HOME"], xdg.hasPrefix("/") { return xdg + "/sd3-studio" }
         let home = environment["HOME"] ?? NSHomeDirectory()
         return home + "/.local/share/sd3-studio"
     }
 
-    public static func defaultPath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+    public static func defaultPath(environment: [String: String]) -> String {
         dataFolder(environment: environment) + "/studio.sqlite"
     }
 

@@ -9,7 +9,7 @@ public struct ThemeCatalog: Sendable {
 
     public init(folders: [String]) { self.folders = folders }
 
-    public static func standard(environment: [String: String] = ProcessInfo.processInfo.environment,
+    public static func standard(environment: [String: String],
                                 executable: String = CommandLine.arguments.first ?? "") -> ThemeCatalog {
         ThemeCatalog(folders: TOMLFolders.standard("themes", shipping: "dark.toml", environment: environment, executable: executable))
     }

@@ -3,6 +3,7 @@ import Foundation
 import CNcurses
 import ImageIO
 import StudioCore
+import StudioRuntime
 
 /// The studio's main loop on the main actor: poll keys (non-blocking), feed actions to the session, redraw at
 /// most 30 times a second when something changed. Awaiting between polls lets the engine's events, which the

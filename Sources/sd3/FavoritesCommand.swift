@@ -116,7 +116,7 @@ struct HistoryCommand: ParsableCommand {
 /// What the favorites and history commands share: the store at its default place, the JSON shape, the table.
 enum Records {
     static func open() throws -> StudioStore {
-        let store = try StudioStore(path: StudioStore.defaultPath())
+        let store = try StudioStore(path: StudioStore.defaultPath(environment: ProcessInfo.processInfo.environment))
         if let notice = store.notice { FileHandle.standardError.write(Data("sd3: \(notice)\n".utf8)) }
         return store
     }

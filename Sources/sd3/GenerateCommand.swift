@@ -74,7 +74,7 @@ struct GenerateCommand: ParsableCommand {
         if vae != nil { throw CommandError("--vae names a file on a ComfyUI server: give --backend comfyui://HOST:PORT (a local model brings its own VAE)") }
         if count != nil { throw CommandError("--count spreads images over ComfyUI servers: give --backend comfyui://HOST:PORT") }
         let backend = self.backend.map { $0 == "local" ? "onednn" : $0 } ?? "onednn"
-        let recipe = try self.recipe.map { try RecipeCatalog.standard().load($0) }
+        let recipe = try self.recipe.map { try RecipeCatalog.standard(environment: ProcessInfo.processInfo.environment).load($0) }
         guard let model = ModelChoice.resolve(given: model ?? recipe?.model ?? recalled?.modelPath, configured: settings.model,
                                               environment: ProcessInfo.processInfo.environment) else {
             throw ValidationError("no model: give --model DIR (a diffusers SD3 folder); the demo model was not found in \(DemoModel.folderName)")
@@ -228,7 +228,7 @@ struct GenerateCommand: ParsableCommand {
     static func addToHistory(file: String, metadata: ImageMetadata) {
         let absolute = URL(fileURLWithPath: file).standardizedFileURL.path
         do {
-            let store = try StudioStore(path: StudioStore.defaultPath())
+            let store = try StudioStore(path: StudioStore.defaultPath(environment: ProcessInfo.processInfo.environment))
             if let notice = store.notice { log("note: \(notice)") }
             _ = try store.add(file: absolute, date: Date(), metadata: metadata)
         } catch {

@@ -3,6 +3,7 @@ import Foundation
 import ImageIO
 import SD3
 import StudioCore
+import StudioRuntime
 import StudioTerminal
 
 struct StudioCommand: AsyncParsableCommand {
@@ -59,6 +60,7 @@ struct StudioCommand: AsyncParsableCommand {
         let modelPath = ModelChoice.resolve(given: model, configured: settings.model, environment: environment)
             .map { URL(fileURLWithPath: $0).standardizedFileURL.path }
         var state = StudioState(model: modelPath, randomSeed: UInt64.random(in: 0...UInt64.max))
+        state.modelsFolder = ModelCatalog.modelsFolder(environment: environment)
         if let modelPath {
             do { state.apply(try ModelDefaults.resolved(ModelSource(modelPath, extras: files.extras(t5File: t5)))) } catch {
                 state.status = Status(text: "\(error)", isError: true)

@@ -3,6 +3,7 @@ import Hub
 import ImageIO
 import SD3
 @testable import StudioCore
+@testable import StudioRuntime
 import Testing
 
 /// The studio's model picker pulls a repo id that is not cached, against the loopback hub serving the tiny fixture
@@ -37,10 +38,10 @@ import Testing
     }
 
     @MainActor
-    static func wait(_ session: StudioSession, _ what: String, seconds: Double = 300, _ condition: (StudioState) -> Bool) async throws {
-        let deadline = Date().addingTimeInterval(seconds)  // against hangs: CI runs every suite at once on 2 cores
-        while !condition(session.state), Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
-        try #require(condition(session.state), "timed out waiting for \(what): \(session.state.status.text)")
+    static func wait(_ session: StudioSession, _ what: String, seconds: Double = 300, _ condition: @escaping (StudioState) -> Bool) async throws {
+        // The deadline is against hangs: CI runs every suite at once on 2 cores.
+        let reached = await session.waitUntil(seconds: seconds, condition)
+        try #require(reached, "timed out waiting for \(what): \(session.state.status.text)")
     }
 
     @MainActor

@@ -3,6 +3,7 @@ import Foundation
 import ImageIO
 import SD3
 @testable import StudioCore
+@testable import StudioRuntime
 import Testing
 
 /// The session rendering on servers through scripted `ImageWorker`s (the ComfyUI client itself is tested against
@@ -96,17 +97,10 @@ import Testing
         return StudioSession(state: state, config: config)
     }
 
-    /// Returns once `condition` holds (it must stay true once it is), waking at each of the session's redraws.
+    /// Returns once `condition` holds (the session checks it after every action; the suite's time limit guards hangs).
     @MainActor
-    static func until(_ session: StudioSession, _ condition: (StudioState) -> Bool) async {
-        while !condition(session.state) {
-            await withCheckedContinuation { (resume: CheckedContinuation<Void, Never>) in
-                session.onChange = {
-                    session.onChange = {}
-                    resume.resume()
-                }
-            }
-        }
+    static func until(_ session: StudioSession, _ condition: @escaping (StudioState) -> Bool) async {
+        _ = await session.waitUntil(condition)
     }
 
     @MainActor

@@ -2,6 +2,7 @@ import Foundation
 import ImageIO
 import SD3
 @testable import StudioCore
+@testable import StudioRuntime
 import Testing
 
 /// Deleting an entry (F3/F4 → Delete → y) removes a file only when the studio wrote it: a regular file named

@@ -2,6 +2,7 @@ import Foundation
 import ImageIO
 import SD3
 @testable import StudioCore
+@testable import StudioRuntime
 import Testing
 
 /// The acceptance check of seed exploration: the studio's session explores 4 seeds, then refines one; each draft
@@ -49,11 +50,9 @@ import Testing
         config.taesd = taesd
         let session = StudioSession(state: state, config: config)
         session.send(.explore)
-        let deadline = Date().addingTimeInterval(400)  // a deadline against hangs, not a speed target: CI runs every suite at once on 2 cores
-        while session.state.isRunning || session.state.explore?.finishedCount != 4, Date() < deadline {
-            if case .failed = session.state.job { break }
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        // A deadline against hangs, not a speed target: CI runs every suite at once on 2 cores.
+        func failed(_ state: StudioState) -> Bool { if case .failed = state.job { true } else { false } }
+        _ = await session.waitUntil(seconds: 400) { failed($0) || (!$0.isRunning && $0.explore?.finishedCount == 4) }
         let grid = try #require(session.state.explore, "the grid closed: \(session.state.status.text)")
         #expect(grid.finishedCount == 4, "\(session.state.status.text)")
         #expect(grid.draftWidth == side / 2 && grid.draftHeight == side / 2 && grid.draft.steps == 8)
@@ -68,10 +67,7 @@ import Testing
         session.send(.down)
         #expect(session.state.explore?.selected == 3)
         session.send(.newline)
-        while session.state.current == nil, Date() < deadline {
-            if case .failed = session.state.job { break }
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        _ = await session.waitUntil(seconds: 400) { failed($0) || $0.current != nil }
         let saved = try #require(session.state.current, "the refinement was not saved: \(session.state.status.text)")
         #expect(saved.metadata.seed == 43 && saved.metadata.width == side && saved.metadata.steps == 5)
         let refined = try PNGFile.read(saved.file).image

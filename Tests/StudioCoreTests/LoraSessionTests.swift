@@ -2,6 +2,7 @@ import Foundation
 import ImageIO
 import SD3
 @testable import StudioCore
+@testable import StudioRuntime
 import Testing
 
 /// The LoRA list against the real engine on the tiny fixture model (tiny-sd3 and the peft LoRA of
@@ -32,9 +33,9 @@ import Testing
         func send(_ actions: Action...) { for action in actions { session.send(action) } }
         func type(_ text: String) { for c in text { session.send(.insert(String(c))) } }
 
-        func wait(_ what: String, _ condition: (StudioState) -> Bool) async throws {
-            while !condition(session.state), Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
-            try #require(condition(session.state), "timed out waiting for \(what): \(session.state.status.text)")
+        func wait(_ what: String, _ condition: @escaping (StudioState) -> Bool) async throws {
+            let reached = await session.waitUntil(seconds: max(1, deadline.timeIntervalSinceNow), condition)
+            try #require(reached, "timed out waiting for \(what): \(session.state.status.text)")
         }
 
         /// F5, then the saved image and its record.

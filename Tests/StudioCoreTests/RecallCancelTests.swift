@@ -2,6 +2,7 @@ import Foundation
 import ImageIO
 import SD3
 @testable import StudioCore
+@testable import StudioRuntime
 import Testing
 
 /// Ctrl-O reads the PNG off the main actor: the studio keeps answering while it reads, Esc drops the answer, and a

@@ -19,6 +19,31 @@ struct AdaLayerNorm: Sendable {
     func modulation(_ siluTemb: Tensor, _ compute: Compute) -> [Tensor] {
         linear(siluTemb, compute).chunked(chunks, axis: -1)
     }
+
+    /// AdaLayerNormZero's (or SD35AdaLayerNormZeroX's) chunks under diffusers' names.
+    func zero(_ siluTemb: Tensor, _ compute: Compute) -> Modulation {
+        Modulation(modulation(siluTemb, compute))
+    }
+
+    /// AdaLayerNormContinuous's two chunks, which diffusers splits as (scale, shift).
+    func continuous(_ siluTemb: Tensor, _ compute: Compute) -> (scale: Tensor, shift: Tensor) {
+        let m = modulation(siluTemb, compute)
+        return (m[0], m[1])
+    }
+}
+
+/// What AdaLayerNormZero returns besides the normalized input (diffusers normalization.py), each [B, D]: the
+/// attention's shift, scale and gate (msa), the MLP's (mlp), and SD35AdaLayerNormZeroX's second attention's (msa2).
+struct Modulation {
+    let shiftMSA, scaleMSA, gateMSA: Tensor
+    let shiftMLP, scaleMLP, gateMLP: Tensor
+    let shiftMSA2, scaleMSA2, gateMSA2: Tensor?
+
+    /// From 6 chunks (AdaLayerNormZero) or 9 (SD35AdaLayerNormZeroX), in diffusers' chunk order.
+    init(_ m: [Tensor]) {
+        (shiftMSA, scaleMSA, gateMSA, shiftMLP, scaleMLP, gateMLP) = (m[0], m[1], m[2], m[3], m[4], m[5])
+        (shiftMSA2, scaleMSA2, gateMSA2) = m.count == 9 ? (m[6], m[7], m[8]) : (nil, nil, nil)
+    }
 }
 
 extension Compute {

@@ -114,13 +114,13 @@ public struct AutoencoderKL: Sendable {
 
     /// latents in VAE space [B, latent, h, w] → images in [−1, 1]-ish [B, 3, h·f, w·f].
     public func decode(_ z: Tensor, compute: Compute, isCancelled: () -> Bool = { false }) throws -> Tensor {
-        var h = decoderMid(decoderIn(z, compute), compute)
+        var h = decoderMid(decoderIn(z, compute), compute)  // [B, C₃, h, w] (C = block_out_channels reversed: 512, 512, 256, 128)
         for (resnets, up) in upBlocks {
             if isCancelled() { throw CancellationError() }
-            for resnet in resnets { h = resnet(h, compute) }
-            if let up { h = up(h, compute) }
+            for resnet in resnets { h = resnet(h, compute) }  // [B, Cᵢ, h·2ⁱ, w·2ⁱ]
+            if let up { h = up(h, compute) }  // [B, Cᵢ, h·2ⁱ⁺¹, w·2ⁱ⁺¹]
         }
-        return decoderOut(compute.silu(decoderNorm(h, compute)), compute)
+        return decoderOut(compute.silu(decoderNorm(h, compute)), compute)  // [B, 3, h·f, w·f]
     }
 
     /// images [B, 3, H, W] in [−1, 1] → the posterior's (mean, logvar), each [B, latent, H/f, W/f], logvar clamped to [−30, 20].
@@ -128,10 +128,10 @@ public struct AutoencoderKL: Sendable {
         guard let encoderIn, let encoderMid, let encoderNorm, let encoderOut else {
             throw ModelError.unsupported(path: "vae", reason: "the VAE was loaded without its encoder")
         }
-        var h = encoderIn(x, compute)
+        var h = encoderIn(x, compute)  // [B, C₀, H, W] (C = block_out_channels: 128, 256, 512, 512)
         for (resnets, down) in downBlocks {
-            for resnet in resnets { h = resnet(h, compute) }
-            if let down { h = down(h, compute) }
+            for resnet in resnets { h = resnet(h, compute) }  // [B, Cᵢ, H/2ⁱ, W/2ⁱ]
+            if let down { h = down(h, compute) }  // [B, Cᵢ, H/2ⁱ⁺¹, W/2ⁱ⁺¹]
         }
         let moments = encoderOut(compute.silu(encoderNorm(encoderMid(h, compute), compute)), compute)  // [B, 2·latent, h, w]
         let parts = moments.split([config.latentChannels, config.latentChannels], axis: 1)

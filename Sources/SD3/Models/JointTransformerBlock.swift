@@ -56,12 +56,19 @@ struct JointTransformerBlock: Sendable {
     /// x [B, N, D] image tokens, context [B, T, D] text tokens, siluTemb = SiLU(temb) [B, D].
     /// Returns the new image tokens and (except in the last block) the new text tokens.
     func callAsFunction(_ x: Tensor, context: Tensor, siluTemb: Tensor, _ compute: Compute) -> (Tensor, Tensor?) {
-        let m = norm1.modulation(siluTemb, compute)  // 6 or 9 × [B, D]
+        let m = norm1.zero(siluTemb, compute)  // each [B, D]
         let normed = attn2 == nil ? nil : compute.layerNorm(x, eps: 1e-6)  // [B, N, D], shared by both attentions
-        let xHat = normed.map { compute.modulate($0, shift: m[0], scale: m[1]) } ?? compute.normModulate(x, shift: m[0], scale: m[1])
-        let c = norm1Context.modulation(siluTemb, compute)
-        let cHat = contextPreOnly ? compute.normModulate(context, shift: c[1], scale: c[0])  // (scale, shift)
-                                  : compute.normModulate(context, shift: c[0], scale: c[1])
+        let xHat = normed.map { compute.modulate($0, shift: m.shiftMSA, scale: m.scaleMSA) }
+            ?? compute.normModulate(x, shift: m.shiftMSA, scale: m.scaleMSA)
+        // The last block's context norm is AdaLayerNormContinuous; the others' AdaLayerNormZero.
+        let c = contextPreOnly ? nil : norm1Context.zero(siluTemb, compute)
+        let cHat: Tensor
+        if let c {
+            cHat = compute.normModulate(context, shift: c.shiftMSA, scale: c.scaleMSA)
+        } else {
+            let (scale, shift) = norm1Context.continuous(siluTemb, compute)
+            cHat = compute.normModulate(context, shift: shift, scale: scale)
+        }
         let n = x.dim(1)
         // Joint attention over [image (N), text (T)] tokens.
         let (qi, ki, vi) = project(image, xHat, compute)
@@ -69,19 +76,19 @@ struct JointTransformerBlock: Sendable {
         let joint = compute.attention(query: Tensor.concat([qi, qt], axis: 1), key: Tensor.concat([ki, kt], axis: 1),
                                       value: Tensor.concat([vi, vt], axis: 1), heads: heads, operands: operands)  // [B, N+T, D]
         let parts = joint.split([n, context.dim(1)], axis: 1)
-        var out = compute.gatedAdd(x, toOut(parts[0], compute), gate: m[2])
-        if let attn2, let attn2Out, let normed {
-            let xHat2 = compute.modulate(normed, shift: m[6], scale: m[7])
+        var out = compute.gatedAdd(x, toOut(parts[0], compute), gate: m.gateMSA)
+        if let attn2, let attn2Out, let normed, let shift2 = m.shiftMSA2, let scale2 = m.scaleMSA2, let gate2 = m.gateMSA2 {
+            let xHat2 = compute.modulate(normed, shift: shift2, scale: scale2)
             let (q, k, v) = project(attn2, xHat2, compute)
             out = compute.gatedAdd(out, attn2Out(compute.attention(query: q, key: k, value: v, heads: heads, operands: operands), compute),
-                                   gate: m[8])
+                                   gate: gate2)
         }
-        out = compute.gatedAdd(out, compute.feedForward(compute.normModulate(out, shift: m[3], scale: m[4]), up: ff1.parts, down: ff2.parts),
-                               gate: m[5])
-        guard !contextPreOnly, let toAddOut, let ffContext1, let ffContext2 else { return (out, nil) }
-        var ctx = compute.gatedAdd(context, toAddOut(parts[1], compute), gate: c[2])
-        let mlp = compute.feedForward(compute.normModulate(ctx, shift: c[3], scale: c[4]), up: ffContext1.parts, down: ffContext2.parts)
-        ctx = compute.gatedAdd(ctx, mlp, gate: c[5])
+        out = compute.gatedAdd(out, compute.feedForward(compute.normModulate(out, shift: m.shiftMLP, scale: m.scaleMLP), up: ff1.parts, down: ff2.parts),
+                               gate: m.gateMLP)
+        guard let c, let toAddOut, let ffContext1, let ffContext2 else { return (out, nil) }
+        var ctx = compute.gatedAdd(context, toAddOut(parts[1], compute), gate: c.gateMSA)
+        let mlp = compute.feedForward(compute.normModulate(ctx, shift: c.shiftMLP, scale: c.scaleMLP), up: ffContext1.parts, down: ffContext2.parts)
+        ctx = compute.gatedAdd(ctx, mlp, gate: c.gateMLP)
         return (out, ctx)
     }
 

@@ -58,9 +58,9 @@ struct ResnetBlock2D: Sendable {
 
     /// x [B, Cin, H, W] → [B, Cout, H, W].
     func callAsFunction(_ x: Tensor, _ compute: Compute) -> Tensor {
-        let h = conv1(compute.silu(norm1(x, compute)), compute)
-        let out = conv2(compute.silu(norm2(h, compute)), compute)
-        return compute.add(shortcut.map { $0(x, compute) } ?? x, out)
+        let h = conv1(compute.silu(norm1(x, compute)), compute)  // [B, Cout, H, W]
+        let out = conv2(compute.silu(norm2(h, compute)), compute)  // [B, Cout, H, W]
+        return compute.add(shortcut.map { $0(x, compute) } ?? x, out)  // shortcut: [B, Cin, H, W] → [B, Cout, H, W]
     }
 }
 

@@ -138,8 +138,8 @@ public struct SD3Transformer2DModel: Sendable {
             x = image
             if let text { context = text }
         }
-        let m = normOut.modulation(siluTemb, compute)  // (scale, shift)
-        let y = projOut(compute.normModulate(x, shift: m[1], scale: m[0]), compute)  // [B, N, p²·C]
+        let (scale, shift) = normOut.continuous(siluTemb, compute)  // each [B, D]
+        let y = projOut(compute.normModulate(x, shift: shift, scale: scale), compute)  // [B, N, p²·C]
         // Unpatchify: out[b, c, p·row + py, p·col + px] = y[b, row·w + col, (py·p + px)·C + c].
         let channels = config.outChannels
         return y.reshaped([batch, h, w, p, p, channels]).permuted([0, 5, 1, 3, 2, 4]).reshaped([batch, channels, height, width])

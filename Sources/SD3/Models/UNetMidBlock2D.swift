@@ -21,7 +21,7 @@ struct UNetMidBlock2D: Sendable {
             let (b, c, h, w) = (x.dim(0), x.dim(1), x.dim(2), x.dim(3))
             let tokens = norm(x, compute).reshaped([b, c, h * w]).permuted([0, 2, 1])  // [B, HW, C]
             let attended = compute.attention(query: q(tokens, compute), key: k(tokens, compute), value: v(tokens, compute), heads: 1)
-            let o = out(attended, compute).permuted([0, 2, 1]).reshaped([b, c, h, w])
+            let o = out(attended, compute).permuted([0, 2, 1]).reshaped([b, c, h, w])  // [B, C, H, W]
             return compute.add(x, o)
         }
     }
@@ -37,7 +37,7 @@ struct UNetMidBlock2D: Sendable {
     }
 
     func callAsFunction(_ x: Tensor, _ compute: Compute) -> Tensor {
-        var h = resnet1(x, compute)
+        var h = resnet1(x, compute)  // [B, C, H, W] throughout
         if let attention { h = attention(h, compute) }
         return resnet2(h, compute)
     }

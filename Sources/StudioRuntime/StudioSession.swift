@@ -3,6 +3,7 @@ import Foundation
 import Hub
 import ImageIO
 import SD3
+import StudioCore
 import Tensors
 
 /// Where the studio keeps its files: the output folder and the favorites/history database (or why it could not
@@ -61,6 +62,8 @@ public final class StudioSession {
     private var recalling: Task<Void, Never>?
     /// One worker per server address for the session's life: a ComfyUI backend asks for the server's file lists once.
     private var workers: [String: any ImageWorker] = [:]
+    /// Who waits for the state to reach a condition (`waitUntil`), checked after every action.
+    private var waiters: [(id: UUID, condition: (StudioState) -> Bool, resume: CheckedContinuation<Bool, Never>)] = []
 
     public init(state: StudioState, config: StudioConfig, engine: InferenceEngine = InferenceEngine()) {
         self.state = state
@@ -72,6 +75,33 @@ public final class StudioSession {
         let reaction = reduce(&state, action)
         for effect in reaction.effects { perform(effect) }
         if reaction.redraw { onChange() }
+        wakeWaiters()
+    }
+
+    /// True once `condition` holds for the state — checked now and after every action the session reduces, so
+    /// nothing polls a clock — or false after `seconds` (a guard against hangs, not a speed limit).
+    public func waitUntil(seconds: Double = 300, _ condition: @escaping (StudioState) -> Bool) async -> Bool {
+        if condition(state) { return true }
+        let id = UUID()
+        return await withCheckedContinuation { (resume: CheckedContinuation<Bool, Never>) in
+            waiters.append((id, condition, resume))
+            Task { @MainActor [weak self] in
+                try? await Task.sleep(for: .seconds(seconds))
+                self?.expire(id)
+            }
+        }
+    }
+
+    private func expire(_ id: UUID) {
+        guard let index = waiters.firstIndex(where: { $0.id == id }) else { return }
+        waiters.remove(at: index).resume.resume(returning: false)
+    }
+
+    private func wakeWaiters() {
+        guard !waiters.isEmpty else { return }
+        let ready = waiters.filter { $0.condition(state) }
+        waiters.removeAll { waiter in ready.contains { $0.id == waiter.id } }
+        for waiter in ready { waiter.resume.resume(returning: true) }
     }
 
     /// Waits for the running generation and any save to end (after a cancel they end within a transformer block).
