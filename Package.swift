@@ -33,8 +33,9 @@ let package = Package(
         .target(name: "Tokenizers", dependencies: ["CZlib", "RegularFiles"], resources: [.copy("Resources/clip-bpe-merges.txt.gz")]),
         .target(name: "ImageIO", dependencies: ["CPNG", "CJPEG", "RegularFiles"]),
         .target(name: "SD3", dependencies: ["Tensors", "SafeTensors", "Tokenizers", "ImageIO", "RegularFiles"]),
-        // LoRA training: backward through the frozen MMDiT (Tensors' forward ops, our gradients), the script's loss.
-        .target(name: "Training", dependencies: ["SD3", "Tensors", "SafeTensors"]),
+        // LoRA training: backward through the frozen MMDiT (Tensors' forward ops, our gradients), the script's loss, and
+        // `sd3 train-lora`'s loop around it (timestep sampling, AdamW, lr schedules, data, output and checkpoints).
+        .target(name: "Training", dependencies: ["SD3", "Tensors", "SafeTensors", "ImageIO", "RegularFiles"]),
         // `sd3 models pull`: the Hugging Face Hub client (URLSession) and the cache it writes.
         .target(name: "Hub", dependencies: ["SafeTensors"]),
         // ComfyUI servers as backends: its HTTP API and WebSocket over our own sockets (OpenSSL for TLS).
@@ -67,6 +68,7 @@ let package = Package(
         // The studio's pull (F8) is tested here, against the same loopback hub.
         .testTarget(name: "HubTests", dependencies: ["ImageIO", "SafeTensors", "FuzzSupport", "LoopbackServer", "Hub", "SD3", "StudioCore", "StudioRuntime"]),
         .testTarget(name: "ComfyUITests", dependencies: ["ComfyUI", "LoopbackServer", "SD3", "ImageIO", "CSSL"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TrainingTests", dependencies: ["FuzzSupport", "Training", "SD3", "SafeTensors", "ImageIO", "Tensors"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SystemLibrariesTests", dependencies: ["CNcurses", "CPNG"]),
     ]
 )

@@ -7,11 +7,17 @@ import Foundation
 public enum LanczosResize {
     static let precisionBits = 32 - 8 - 2
 
-    public static func resize(_ image: RGBImage, width: Int, height: Int) -> RGBImage {
+    /// Pillow's resampling filters that share this code: LANCZOS (support 3) and BILINEAR (the triangle, support 1;
+    /// torchvision's `Resize(interpolation=BILINEAR)` on a PIL image, as diffusers' training scripts use it).
+    public enum Filter: String, Sendable, CaseIterable {
+        case lanczos, bilinear
+    }
+
+    public static func resize(_ image: RGBImage, width: Int, height: Int, filter: Filter = .lanczos) -> RGBImage {
         precondition(width > 0 && height > 0, "resize: target \(width)×\(height)")
         if width == image.width && height == image.height { return image }
-        let horizontal = coefficients(inSize: image.width, outSize: width)
-        let vertical = coefficients(inSize: image.height, outSize: height)
+        let horizontal = coefficients(inSize: image.width, outSize: width, filter: filter)
+        let vertical = coefficients(inSize: image.height, outSize: height, filter: filter)
         // Pillow 13 runs the vertical pass first when the width grows and the height shrinks (found by
         // comparing against both orders: Resample.c up to 2026-08 always went horizontal first).
         if width > image.width && height < image.height {
@@ -54,11 +60,17 @@ public enum LanczosResize {
         return (-3.0 <= x && x < 3.0) ? sinc(x) * sinc(x / 3) : 0
     }
 
+    /// Resample.c bilinear_filter: 1 − |x| inside (−1, 1).
+    static func triangle(_ x: Double) -> Double {
+        let a = abs(x)
+        return a < 1 ? 1 - a : 0
+    }
+
     /// precompute_coeffs + normalize_coeffs_8bpc for the box [0, inSize).
-    static func coefficients(inSize: Int, outSize: Int) -> Coefficients {
+    static func coefficients(inSize: Int, outSize: Int, filter: Filter = .lanczos) -> Coefficients {
         let scale = Double(inSize) / Double(outSize)
         let filterScale = max(scale, 1)
-        let support = 3.0 * filterScale
+        let support = (filter == .lanczos ? 3.0 : 1.0) * filterScale
         let size = Int(Foundation.ceil(support)) * 2 + 1
         var weights = [Int32](repeating: 0, count: outSize * size)
         var bounds: [(Int, Int)] = []
@@ -70,7 +82,8 @@ public enum LanczosResize {
             var k = [Double](repeating: 0, count: max(xmax, 0))
             var total = 0.0
             for x in 0..<max(xmax, 0) {
-                let w = lanczos((Double(x + xmin) - center + 0.5) * inverse)
+                let position = (Double(x + xmin) - center + 0.5) * inverse
+                let w = filter == .lanczos ? lanczos(position) : triangle(position)
                 k[x] = w
                 total += w
             }

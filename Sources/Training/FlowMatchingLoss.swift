@@ -13,7 +13,8 @@ public enum LossWeighting: String, Sendable, CaseIterable {
     public func weight(sigma: Float) -> Float {
         switch self {
         case .sigmaSqrt: return 1 / (sigma * sigma)
-        case .cosmap: return 2 / (Float.pi * (1 - 2 * sigma + 2 * sigma * sigma))
+        // π rounded to nearest as torch casts math.pi (Swift's Float.pi is rounded toward zero, an ulp below).
+        case .cosmap: return 2 / (Float(Double.pi) * (1 - 2 * sigma + 2 * sigma * sigma))
         case .none: return 1
         }
     }

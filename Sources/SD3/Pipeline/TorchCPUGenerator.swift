@@ -19,6 +19,24 @@ public struct TorchCPUGenerator: Sendable {
         }
     }
 
+    /// The whole engine state (torch's get_rng_state holds the same: the 624 words, the position, the cached normal),
+    /// so a resumed training run draws what the uninterrupted one would have.
+    public struct Snapshot: Sendable, Equatable, Codable {
+        public var words: [UInt32]
+        public var left: Int
+        public var next: Int
+        public var cachedNormal: Double?
+    }
+
+    public var snapshot: Snapshot { Snapshot(words: state, left: left, next: next, cachedNormal: cachedNormal) }
+
+    /// nil for a state the engine could not have reached (a damaged checkpoint).
+    public init?(snapshot: Snapshot) {
+        guard snapshot.words.count == 624, (1...624).contains(snapshot.left), (0...624).contains(snapshot.next),
+              snapshot.cachedNormal?.isFinite ?? true else { return nil }
+        (state, left, next, cachedNormal) = (snapshot.words, snapshot.left, snapshot.next, snapshot.cachedNormal)
+    }
+
     /// One tempered 32-bit output.
     public mutating func random() -> UInt32 {
         left -= 1
@@ -68,6 +86,18 @@ public struct TorchCPUGenerator: Sendable {
             }
         }
         return data
+    }
+
+    /// torch.rand(count) in float32 (uniform_ on CPU: uniform_real_distribution<float>(0, 1) per element, in order).
+    public mutating func rand(_ count: Int) -> [Float] { (0..<count).map { _ in uniformFloat() } }
+
+    /// torch.normal(mean, std, size: (count,)) in float32. Below 16 elements normal_kernel's serial path,
+    /// at::normal_distribution<double>(mean, std): sample · std + mean in double, then rounded to float; from 16 on
+    /// normal_fill, whose AVX2 kernel ends in fmadd(radius · cos, std, mean) on the randn values.
+    public mutating func normal(mean: Double, std: Double, count: Int) -> [Float] {
+        if count < 16 { return (0..<count).map { _ in Float(normalDouble() * std + mean) } }
+        let (m, s) = (Float(mean), Float(std))
+        return randn([count]).map { m.addingProduct($0, s) }
     }
 
     /// at::normal_distribution<double>(0, 1) with its cached pair (used below 16 elements).
