@@ -9,12 +9,7 @@ public enum OpGradients {
     /// dx = (g − mean(g) − x̂·mean(g·x̂))/σ with g = dy·w, x̂ = (x − μ)/σ.
     public static func layerNorm(_ x: Tensor, _ dy: Tensor, weight: Tensor? = nil, eps: Float, threads: Int = 1) -> Tensor {
         rows(x, dy, threads: threads) { xs, gs, out, width in
-            var sum = 0.0
-            for i in 0..<width { sum += Double(xs[i]) }
-            let mean = sum / Double(width)
-            var squares = 0.0
-            for i in 0..<width { let c = Double(xs[i]) - mean; squares += c * c }
-            let inverse = 1 / (squares / Double(width) + Double(eps)).squareRoot()
+            let (mean, inverse) = statistics(xs, width, eps: eps)
             var gSum = 0.0, gxSum = 0.0
             for i in 0..<width {
                 let g = Double(gs[i]) * Double(weight?.data[i] ?? 1)
@@ -114,15 +109,20 @@ public enum OpGradients {
         return (layerNorm(x, m.x, eps: eps, threads: threads), m.shift, m.scale)
     }
 
+    /// A row's mean and 1/sqrt(biased variance + eps), in Double.
+    static func statistics(_ xs: UnsafeBufferPointer<Float>, _ width: Int, eps: Float) -> (mean: Double, inverse: Double) {
+        var sum = 0.0
+        for i in 0..<width { sum += Double(xs[i]) }
+        let mean = sum / Double(width)
+        var squares = 0.0
+        for i in 0..<width { let c = Double(xs[i]) - mean; squares += c * c }
+        return (mean, 1 / (squares / Double(width) + Double(eps)).squareRoot())
+    }
+
     /// (x − μ)/sqrt(var + eps) over the last axis, with Double statistics.
     static func normalize(_ x: Tensor, eps: Float, threads: Int) -> Tensor {
         rows(x, x, threads: threads) { xs, _, out, width in
-            var sum = 0.0
-            for i in 0..<width { sum += Double(xs[i]) }
-            let mean = sum / Double(width)
-            var squares = 0.0
-            for i in 0..<width { let c = Double(xs[i]) - mean; squares += c * c }
-            let inverse = 1 / (squares / Double(width) + Double(eps)).squareRoot()
+            let (mean, inverse) = statistics(xs, width, eps: eps)
             for i in 0..<width { out[i] = Float((Double(xs[i]) - mean) * inverse) }
         }
     }

@@ -67,11 +67,6 @@ public struct FlashFlowMatchEulerDiscreteScheduler: Sendable {
 
     /// `scale_noise` (img2img): x = σ·noise + (1 − σ)·x0 at `index`.
     public func scaleNoise(_ x0: [Float], noise: [Float], index: Int) -> [Float] {
-        let sigma = sigmas[index]
-        return zip(x0, noise).map { x, e in
-            let a = sigma * e
-            let b = (1 - sigma) * x
-            return a + b
-        }
+        FlowMatchEulerDiscreteScheduler.scaleNoise(x0, noise: noise, sigma: sigmas[index])
     }
 }

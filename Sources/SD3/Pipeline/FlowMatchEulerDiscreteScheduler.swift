@@ -127,8 +127,12 @@ public struct FlowMatchEulerDiscreteScheduler: Sendable {
 
     /// `scale_noise`: x = σ·noise + (1 − σ)·x0 at the img2img begin index.
     public func scaleNoise(_ x0: [Float], noise: [Float], index: Int) -> [Float] {
-        let sigma = sigmas[index]
-        return zip(x0, noise).map { x, e in
+        Self.scaleNoise(x0, noise: noise, sigma: sigmas[index])
+    }
+
+    /// σ·noise + (1 − σ)·x0, each op rounded to float32 like torch (Flash-SD3's scheduler shares it).
+    static func scaleNoise(_ x0: [Float], noise: [Float], sigma: Float) -> [Float] {
+        zip(x0, noise).map { x, e in
             let a = sigma * e
             let b = (1 - sigma) * x
             return a + b
