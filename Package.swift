@@ -32,12 +32,14 @@ let package = Package(
         .target(name: "SafeTensors", dependencies: ["Tensors", "RegularFiles"]),
         .target(name: "Tokenizers", dependencies: ["CZlib", "RegularFiles"], resources: [.copy("Resources/clip-bpe-merges.txt.gz")]),
         .target(name: "ImageIO", dependencies: ["CPNG", "CJPEG", "RegularFiles"]),
-        .target(name: "SD3", dependencies: ["Tensors", "SafeTensors", "Tokenizers", "ImageIO", "RegularFiles"]),
+        // The Hugging Face cache's folder names, shared by its writer (Hub) and its reader (SD3).
+        .target(name: "HubCacheNames"),
+        .target(name: "SD3", dependencies: ["Tensors", "SafeTensors", "Tokenizers", "ImageIO", "RegularFiles", "HubCacheNames"]),
         // LoRA training: backward through the frozen MMDiT (Tensors' forward ops, our gradients), the script's loss, and
         // `sd3 train-lora`'s loop around it (timestep sampling, AdamW, lr schedules, data, output and checkpoints).
         .target(name: "Training", dependencies: ["SD3", "Tensors", "SafeTensors", "ImageIO", "RegularFiles"]),
         // `sd3 models pull`: the Hugging Face Hub client (URLSession) and the cache it writes.
-        .target(name: "Hub", dependencies: ["SafeTensors"]),
+        .target(name: "Hub", dependencies: ["SafeTensors", "HubCacheNames"]),
         // ComfyUI servers as backends: its HTTP API and WebSocket over our own sockets (OpenSSL for TLS).
         .target(name: "ComfyUI", dependencies: ["SD3", "ImageIO", "SafeTensors", "RegularFiles", "CSSL"]),
         // The studio as values: state, reducer, render, and the files it owns; no engine runs and no network here.

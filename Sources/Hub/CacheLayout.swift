@@ -1,4 +1,5 @@
 import Foundation
+import HubCacheNames
 
 /// One repo's folder in the hub cache, written the way huggingface_hub writes it
 /// (file_download.py, `hf_hub_download` and `_create_symlink`):
@@ -7,12 +8,12 @@ public struct CacheLayout: Sendable {
     public let folder: String
 
     public init(root: String, repo: String) {
-        folder = root + "/models--" + repo.replacingOccurrences(of: "/", with: "--")
+        folder = root + "/" + HubCacheNames.folder(repo: repo)
     }
 
-    public func blob(_ name: String) -> String { folder + "/blobs/" + name }
+    public func blob(_ name: String) -> String { HubCacheNames.blob(folder, name) }
     public func incomplete(_ name: String) -> String { blob(name) + ".incomplete" }
-    public func snapshot(_ commit: String) -> String { folder + "/snapshots/" + commit }
+    public func snapshot(_ commit: String) -> String { HubCacheNames.snapshot(folder, commit) }
 
     /// Links `snapshots/<commit>/<path>` to its blob with a relative target, so the cache can move.
     /// Only a link is ever replaced: whatever else sits at the path (a folder, a file) is an error, never removed.
@@ -44,7 +45,7 @@ public struct CacheLayout: Sendable {
     func writeRef(_ revision: String, commit: String) throws {
         guard revision != commit else { return }
         guard HubNames.isRevision(revision) else { throw HubError.badRevision(revision) }
-        let path = folder + "/refs/" + revision
+        let path = HubCacheNames.ref(folder, revision)
         do {
             try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             try Data(commit.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)

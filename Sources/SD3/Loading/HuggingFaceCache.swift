@@ -1,4 +1,5 @@
 import Foundation
+import HubCacheNames
 import RegularFiles
 import SafeTensors
 
@@ -31,14 +32,13 @@ public struct HuggingFaceCache: Sendable, Equatable {
 
     /// The snapshot folder of `repo` at `revision` (a branch under refs/, or a commit hash), or nil when absent.
     public func snapshot(repo: String, revision: String = "main") -> String? {
-        let folder = "models--" + repo.replacingOccurrences(of: "/", with: "--")
         for root in roots {
-            let base = root + "/" + folder
+            let base = root + "/" + HubCacheNames.folder(repo: repo)
             var commit = revision
-            if let bytes = try? Data(RegularFile.contents(base + "/refs/" + revision, limit: 4096)), let ref = String(data: bytes, encoding: .utf8) {
+            if let bytes = try? Data(RegularFile.contents(HubCacheNames.ref(base, revision), limit: 4096)), let ref = String(data: bytes, encoding: .utf8) {
                 commit = ref.trimmingCharacters(in: .whitespacesAndNewlines)
             }
-            let snapshot = base + "/snapshots/" + commit
+            let snapshot = HubCacheNames.snapshot(base, commit)
             var isFolder: ObjCBool = false
             if FileManager.default.fileExists(atPath: snapshot, isDirectory: &isFolder), isFolder.boolValue { return snapshot }
         }
@@ -51,9 +51,8 @@ public struct HuggingFaceCache: Sendable, Equatable {
         var seen = Set<String>()
         for root in roots {
             let entries = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
-            for entry in entries.sorted() where entry.hasPrefix("models--") {
-                let id = entry.dropFirst("models--".count).replacingOccurrences(of: "--", with: "/")
-                guard !seen.contains(id), let snapshot = snapshot(repo: id) else { continue }
+            for entry in entries.sorted() {
+                guard let id = HubCacheNames.repo(folder: entry), !seen.contains(id), let snapshot = snapshot(repo: id) else { continue }
                 seen.insert(id)
                 found.append((id, snapshot))
             }
