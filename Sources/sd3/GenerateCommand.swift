@@ -423,5 +423,11 @@ enum Interrupt {
     static var requested: Bool { flag != 0 }
     static func install() {
         signal(SIGINT) { _ in Interrupt.flag = 1 }
+        // A blocked SIGINT survives exec: a parent that blocks it (Foundation's Process started from a thread that
+        // blocks signals, as test runners' do) would leave Ctrl-C and kill -INT pending forever.
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 }

@@ -104,7 +104,7 @@ import Testing
         #expect(process.terminationStatus == 130, "\(text)")
         #expect(text.contains("stopped after step") && text.contains("--resume"), "\(text)")
         #expect(!FileManager.default.fileExists(atPath: parts + "/a.safetensors"))
-        let stopped = text.components(separatedBy: "stopped after step ").last.flatMap { Int($0.prefix { $0.isNumber }) } ?? 0
+        let stopped = text.range(of: "stopped after step ").flatMap { Int(text[$0.upperBound...].prefix { $0.isNumber }) } ?? 0
         #expect((2..<steps).contains(stopped), "\(text)")
 
         let resumed = try Self.run(Self.train(data: data, output: parts + "/a.safetensors", steps: steps, extra: ["--resume", parts + "/a.checkpoint"]))
