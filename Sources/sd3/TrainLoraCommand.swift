@@ -82,14 +82,26 @@ struct TrainLoraCommand: ParsableCommand {
         return checkpoint
     }
 
+    /// The folder of `path` takes a new file: one is created and removed (access(2) says yes to root on a folder
+    /// where creating still fails, e.g. a read-only or special file system).
+    static func probeWritable(_ path: String) throws {
+        try GenerateCommand.checkWritable(path)
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        let probe = folder + "/.sd3-train-lora-probe-\(getpid())"
+        let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw CommandError("\(path): the folder \(folder) is not writable (\(String(cString: strerror(errno))))") }
+        close(fd)
+        unlink(probe)
+    }
+
     func run() throws {
         let environment = ProcessInfo.processInfo.environment
         guard let model = ModelChoice.resolve(given: model, configured: nil, environment: environment) else {
             throw ValidationError("no model: give --model DIR (a diffusers SD3 folder); the demo model was not found in \(DemoModel.folderName)")
         }
         // Every file this run writes, checked before any work: nothing is computed that could not be saved.
-        try GenerateCommand.checkWritable(output)
-        try GenerateCommand.checkWritable(checkpointPath)
+        try Self.probeWritable(output)
+        try Self.probeWritable(checkpointPath)
         if let kind = RegularFile.kind(output) { throw CommandError("--output \(output) is \(kind), not a file") }
         if let resume, !FileManager.default.fileExists(atPath: resume) { throw CommandError("--resume \(resume): no such file") }
         let seed = self.seed ?? UInt64.random(in: 0...UInt64(UInt32.max))

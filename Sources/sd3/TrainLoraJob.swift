@@ -22,6 +22,15 @@ struct TrainLoraJob {
         guard c.resolution % multiple == 0, c.resolution <= maxSide else {
             throw CommandError("--resolution \(c.resolution): this model trains at multiples of \(multiple) up to \(maxSide) pixels")
         }
+        guard try pipeline.source.weights(.vae).contains("encoder.conv_in.weight") else {
+            throw CommandError("\(model): its VAE has no encoder (encoder.* weights), which training needs to encode the images")
+        }
+        // The checkpoint's model, rank, alpha and format are checked before any work; its settings and data position
+        // once the data is read (TrainingLoop.restore).
+        let fingerprint = try ModelFingerprint.of(files: try Self.transformerFiles(pipeline.source))
+        let resumed = try c.resume.map {
+            try TrainingCheckpoint.read($0, modelName: model, modelFingerprint: fingerprint, rank: c.rank, alpha: c.alpha ?? Double(c.rank))
+        }
         let data = try TrainingData(folder: c.data, resolution: c.resolution, instancePrompt: c.instancePrompt)
         if !data.ignored.isEmpty { log("note: skipped \(data.ignored.count) other file(s) in \(c.data): \(data.ignored.prefix(3).joined(separator: ", "))") }
         log("\(data.examples.count) images at \(c.resolution)², seed \(seed)")
@@ -43,10 +52,8 @@ struct TrainLoraJob {
         (settings.batchSize, settings.accumulationSteps) = (c.batch, c.accumulation)
         var loop = TrainingLoop(settings: settings, sigmaSchedule: try TrainingSchedule(config: pipeline.schedulerConfig),
                                 posteriors: posteriors, lora: lora, generator: generator)
-        let fingerprint = try ModelFingerprint.of(files: try Self.transformerFiles(pipeline.source))
-        if let resume = c.resume {
-            let loaded = try TrainingCheckpoint.read(resume, modelName: model, modelFingerprint: fingerprint, rank: lora.rank, alpha: lora.alpha)
-            try loop.restore(loaded, path: resume)
+        if let resume = c.resume, let resumed {
+            try loop.restore(resumed, path: resume)
             log("resumed from \(resume) at step \(loop.step)")
         }
         let checkpointPath = c.checkpointPath
