@@ -84,7 +84,9 @@ struct TrainLoraJob {
             }
         }
         progress.finish()
-        try loop.lora.write(to: c.output)
+        do { try loop.lora.write(to: c.output) } catch {
+            throw CommandError("\(error); the checkpoint \(checkpointPath) holds the trained LoRA: make room and run again with --resume \(checkpointPath)")
+        }
         print(c.output)
         log("LoRA \(c.output) (rank \(lora.rank), alpha \(ImageMetadata.number(lora.alpha)), \(lora.modules.count) modules); checkpoint \(checkpointPath)")
     }
