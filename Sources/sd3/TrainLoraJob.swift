@@ -141,9 +141,13 @@ struct TrainLoraJob {
     /// (run-time, on the unchanged base), the model's own steps and guidance, and a generator seeded with --seed.
     func validationImage(prompt: String, step: Int, lora: TrainableLora, pipeline training: StableDiffusion3Pipeline) throws {
         let started = Date()
-        let temporary = NSTemporaryDirectory() + "sd3-train-lora-\(getpid())-step-\(step).safetensors"
+        // The LoRA so far, named NAME-step-N so the image's metadata says which; in a folder of this process, removed after.
+        let folder = NSTemporaryDirectory() + "sd3-train-lora-\(getpid())"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let stem = (command.output as NSString).deletingPathExtension
+        let temporary = folder + "/\((stem as NSString).lastPathComponent)-step-\(step).safetensors"
         try lora.write(to: temporary)
-        defer { unlink(temporary) }
         var o = options
         (o.loras, o.loraMode) = ([LoraChoice(path: temporary, strength: 1)], .runTime)
         let pipeline = try StableDiffusion3Pipeline(source: training.source, options: o)
@@ -156,7 +160,6 @@ struct TrainLoraJob {
         var metadata = ImageMetadata(parameters: p, model: model, t5: pipeline.hasT5, shift: p.shift ?? pipeline.schedulerConfig.shift,
                                      precision: options.precision.rawValue, seconds: Date().timeIntervalSince(started))
         metadata.record(loras: pipeline.loras, mode: .runTime)
-        let stem = (command.output as NSString).deletingPathExtension
         let written = try GenerateCommand.writeNew(image, metadata: metadata, at: "\(stem)-step-\(step).png",
                                                    extraText: [("sd3-train-lora", "step \(step) of \(command.steps), LoRA \(command.output)")])
         log("validation image \(written)")

@@ -53,12 +53,21 @@ import Testing
         let data = try Self.dataFolder("command-data"), out = LoraOutputTests.folder("command-out")
         let lora = out + "/stripes.safetensors"
         let started = Date()
-        let trained = try Self.run(Self.train(data: data, output: lora, steps: 3))
+        let trained = try Self.run(Self.train(data: data, output: lora, steps: 3, extra: ["--validation-prompt", "a striped thing", "--validation-every", "2"]))
         let seconds = Date().timeIntervalSince(started)
         #expect(trained.status == 0, "\(trained.stderr)")
         #expect(trained.stdout == lora + "\n")
         #expect(trained.stderr.contains("step 3/3") && trained.stderr.contains("loss") && trained.stderr.contains("s/step"), "\(trained.stderr)")
         #expect(FileManager.default.fileExists(atPath: out + "/stripes.checkpoint"))
+        // Validation images at step 2 and at the end, each recording the LoRA of its step at strength 1.
+        for step in [2, 3] {
+            let text = try PNGFile.read(out + "/stripes-step-\(step).png").text
+            let metadata = try JSONDecoder().decode(ImageMetadata.self, from: Data((text.first { $0.key == "sd3-studio" }?.value ?? "").utf8))
+            #expect(metadata.prompt == "a striped thing" && metadata.width == 32 && metadata.seed == 5)
+            #expect(metadata.loras?.map(\.name) == ["stripes-step-\(step)"] && metadata.loras?.first?.strength == 1, "\(String(describing: metadata.loras))")
+            #expect(text.contains { $0.key == "sd3-train-lora" && $0.value.hasPrefix("step \(step) of 3") })
+        }
+        #expect(!FileManager.default.fileExists(atPath: out + "/stripes-step-1.png"))
         let file = try SafeTensorsFile(path: lora)
         #expect(file.metadata["lora_adapter_metadata"]?.contains("\"transformer.r\": 4") == true)
         print("TrainCommandTests: 3 steps at 32² on the tiny model in \(String(format: "%.2f", seconds)) s (process included)")
