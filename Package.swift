@@ -55,7 +55,7 @@ let package = Package(
         .executableTarget(
             name: "sd3",
             dependencies: [
-                "Tensors", "SafeTensors", "Tokenizers", "ImageIO", "SD3", "Hub", "ComfyUI", "StudioCore", "StudioRuntime", "StudioTerminal", "RegularFiles",
+                "Tensors", "SafeTensors", "Tokenizers", "ImageIO", "SD3", "Training", "Hub", "ComfyUI", "StudioCore", "StudioRuntime", "StudioTerminal", "RegularFiles",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 

@@ -26,3 +26,15 @@ public enum TransformerLinears {
         }
     }
 }
+
+extension TransformerLinears {
+    /// The same list from any weight provider (a diffusers folder, its shards or a single-file checkpoint mapped to
+    /// diffusers names), for a transformer of `layers` blocks: the shapes come from the headers alone.
+    public static func list(_ weights: any WeightProvider, layers: Int) -> [(name: String, inFeatures: Int, outFeatures: Int)] {
+        let names = head + (0..<layers).flatMap { b in block.map { "transformer_blocks.\(b).\($0)" } } + tail
+        return names.compactMap { name in
+            guard let shape = weights.shape(of: name + ".weight"), shape.count == 2 else { return nil }
+            return (name, shape[1], shape[0])
+        }
+    }
+}

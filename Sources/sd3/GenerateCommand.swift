@@ -387,12 +387,17 @@ struct GenerateCommand: ParsableCommand {
 final class ProgressLine {
     private let start = Date()
     private let isTerminal = isatty(STDERR_FILENO) != 0
+    /// The step the run started from (a resumed training run's checkpoint), so s/step counts only this run's steps.
+    private let first: Int
 
-    func update(step: Int, of total: Int) {
+    init(from first: Int = 0) { self.first = first }
+
+    /// `detail` goes after the step count (train-lora's loss and running mean).
+    func update(step: Int, of total: Int, detail: String = "") {
         let elapsed = Date().timeIntervalSince(start)
-        let perStep = elapsed / Double(step)
+        let perStep = elapsed / Double(max(step - first, 1))
         let eta = perStep * Double(total - step)
-        let text = String(format: "step %d/%d  %.2f s/step  ETA %.0f s", step, total, perStep, eta)
+        let text = String(format: "step %d/%d  %@%.2f s/step  ETA %.0f s", step, total, detail.isEmpty ? "" : detail + "  ", perStep, eta)
         if isTerminal {
             let width = 30, filled = width * step / max(total, 1)
             let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
@@ -418,5 +423,11 @@ enum Interrupt {
     static var requested: Bool { flag != 0 }
     static func install() {
         signal(SIGINT) { _ in Interrupt.flag = 1 }
+        // A blocked SIGINT survives exec: a parent that blocks it (Foundation's Process started from a thread that
+        // blocks signals, as test runners' do) would leave Ctrl-C and kill -INT pending forever.
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 }

@@ -11,7 +11,7 @@ struct SD3Command: AsyncParsableCommand {
         commandName: "sd3",
         abstract: "SD3 Studio: Stable Diffusion 3 on the CPU.",
         version: "sd3 \(SD3.version) (\(InstructionSet.summary(nativeBF16: (try? OneDNNBackend(threads: 1))?.nativeBF16 ?? false)); OpenBLAS \(OpenBLASBackend.configuration))",
-        subcommands: [StudioCommand.self, GenerateCommand.self, TokenizeCommand.self, EncodeCommand.self, InfoCommand.self, ModelsCommand.self, ConvertCommand.self, BenchCommand.self, FavoritesCommand.self, HistoryCommand.self, RecallCommand.self],
+        subcommands: [StudioCommand.self, GenerateCommand.self, TrainLoraCommand.self, TokenizeCommand.self, EncodeCommand.self, InfoCommand.self, ModelsCommand.self, ConvertCommand.self, BenchCommand.self, FavoritesCommand.self, HistoryCommand.self, RecallCommand.self],
         defaultSubcommand: StudioCommand.self)
 
     static func main() async {
