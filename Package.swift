@@ -30,8 +30,10 @@ let package = Package(
         .target(name: "Kernels", cSettings: [.unsafeFlags(["-O2"])]),
         .target(name: "Tensors", dependencies: ["CDNNL", "CBLAS", "Kernels"]),
         .target(name: "SafeTensors", dependencies: ["Tensors", "RegularFiles"]),
-        .target(name: "Tokenizers", dependencies: ["CZlib", "RegularFiles"], resources: [.copy("Resources/clip-bpe-merges.txt.gz")]),
-        .target(name: "ImageIO", dependencies: ["CPNG", "CJPEG", "RegularFiles"]),
+        // zlib and gzip streams (the CLIP vocabulary, compressed PNG text).
+        .target(name: "Inflate", dependencies: ["CZlib"]),
+        .target(name: "Tokenizers", dependencies: ["Inflate", "RegularFiles"], resources: [.copy("Resources/clip-bpe-merges.txt.gz")]),
+        .target(name: "ImageIO", dependencies: ["CPNG", "CJPEG", "Inflate", "RegularFiles"]),
         // The Hugging Face cache's folder names, shared by its writer (Hub) and its reader (SD3).
         .target(name: "HubCacheNames"),
         .target(name: "SD3", dependencies: ["Tensors", "SafeTensors", "Tokenizers", "ImageIO", "RegularFiles", "HubCacheNames"]),
@@ -61,7 +63,7 @@ let package = Package(
 
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "SafeTensors", "Kernels"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["FuzzSupport", "SafeTensors", "Tensors"]),
-        .testTarget(name: "TokenizersTests", dependencies: ["FuzzSupport", "Tokenizers"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TokenizersTests", dependencies: ["FuzzSupport", "Inflate", "Tokenizers"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SD3Tests", dependencies: ["ImageIO", "Tensors", "FuzzSupport", "SD3", "SafeTensors", "Training"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ImageIOTests", dependencies: ["FuzzSupport", "ImageIO", "SafeTensors", "RegularFiles"], resources: [.copy("Fixtures")]),
         .testTarget(name: "StudioCoreTests", dependencies: ["FuzzSupport", "StudioCore", "StudioRuntime", "ComfyUI", "SD3", "ImageIO", .product(name: "GRDB", package: "GRDB.swift")],

@@ -1,5 +1,6 @@
 import CPNG
 import Foundation
+import Inflate
 import RegularFiles
 
 /// PNG encoding and decoding through libpng's simplified API (no setjmp), with text chunks spliced in and
@@ -35,7 +36,7 @@ public enum PNGFile {
     }
 
     /// Decodes any 8-bit PNG to RGB, dropping alpha as Pillow's `convert("RGB")` does, and returns its text chunks
-    /// (tEXt, iTXt; zTXt and compressed iTXt are skipped).
+    /// (tEXt, zTXt and iTXt, compressed or not: `textChunks`).
     public static func decode(_ bytes: [UInt8], name: String = "PNG") throws(Error) -> (image: RGBImage, text: [(key: String, value: String)]) {
         guard bytes.count > 8, bytes.prefix(8) == [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] else {
             throw Error(description: "\(name): not a PNG file")
@@ -209,6 +210,10 @@ public enum PNGFile {
         return out
     }
 
+    /// The most a compressed text chunk may inflate to.
+    static let textLimit = 16 << 20
+
+    /// tEXt, zTXt and iTXt (compressed or not), before or after the image data; damaged compressed text is skipped.
     static func textChunks(_ bytes: [UInt8]) -> [(key: String, value: String)] {
         var result: [(key: String, value: String)] = []
         var offset = 8
@@ -221,13 +226,24 @@ public enum PNGFile {
                 let key = String(decoding: data[..<nul].map { $0 }, as: UTF8.self)
                 let value = String(String.UnicodeScalarView(data[(nul + 1)...].map { Unicode.Scalar($0) }))
                 result.append((key, value))
-            } else if type == "iTXt", let nul = data.firstIndex(of: 0), nul + 2 < data.count, data[nul + 1] == 0 {
+            } else if type == "zTXt", let nul = data.firstIndex(of: 0), nul + 1 < data.count, data[nul + 1] == 0,
+                      let text = Inflate.decompress(Array(data[(nul + 2)...]), format: .zlib, limit: textLimit) {
+                // keyword, NUL, method 0 (deflate), then the Latin-1 text compressed (PNG 1.2 §4.2.3.2).
+                let key = String(decoding: data[..<nul].map { $0 }, as: UTF8.self)
+                result.append((key, String(String.UnicodeScalarView(text.map { Unicode.Scalar($0) }))))
+            } else if type == "iTXt", let nul = data.firstIndex(of: 0), nul + 2 < data.count, data[nul + 1] <= 1, data[nul + 2] == 0 {
+                // keyword, NUL, compressed flag, method, language, NUL, translated keyword, NUL, UTF-8 text (§4.2.3.3).
                 let key = String(decoding: data[..<nul], as: UTF8.self)
                 var rest = data[(nul + 3)...]
                 guard let language = rest.firstIndex(of: 0) else { break }
                 rest = rest[(language + 1)...]
                 guard let translated = rest.firstIndex(of: 0) else { break }
-                result.append((key, String(decoding: rest[(translated + 1)...], as: UTF8.self)))
+                let body = Array(rest[(translated + 1)...])
+                if data[nul + 1] == 0 {
+                    result.append((key, String(decoding: body, as: UTF8.self)))
+                } else if let text = Inflate.decompress(body, format: .zlib, limit: textLimit) {
+                    result.append((key, String(decoding: text, as: UTF8.self)))
+                }
             }
             if type == "IEND" { break }
             offset += 12 + length

@@ -1,4 +1,5 @@
 import Foundation
+import Inflate
 
 /// transformers 5.24's `CLIPTokenizer` (`models/clip/tokenization_clip.py`, backed by huggingface/tokenizers),
 /// loaded from a tokenizer folder: `vocab.json` + `merges.txt`, and `tokenizer_config.json` for the special
@@ -197,7 +198,7 @@ public enum CLIPVocabularyFiles {
         let path = url.path
         let data: Data
         do { data = try Data(contentsOf: url) } catch { throw .invalidFile(path: path, reason: "cannot be read") }
-        guard let bytes = Gzip.decompress([UInt8](data)), let text = String(bytes: bytes, encoding: .utf8) else {
+        guard let bytes = Inflate.decompress([UInt8](data), format: .gzip), let text = String(bytes: bytes, encoding: .utf8) else {
             throw .invalidFile(path: path, reason: "not a gzip file of UTF-8 text")
         }
         let pairs = text.split(separator: "\n").dropFirst().map { line in line.split(separator: " ").joined() }

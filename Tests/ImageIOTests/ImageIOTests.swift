@@ -64,3 +64,25 @@ import Testing
         #expect(PNGFile.crc32(Array("123456789".utf8)) == 0xCBF4_3926)
     }
 }
+
+/// Text chunks as other tools write them: Pillow's `zip=True` (zTXt, compressed iTXt), after the image data, and a
+/// zTXt that would inflate past the limit (scripts/fixtures/compressed_text.py).
+@Suite struct CompressedTextTests {
+    static func read(_ name: String) throws -> [(key: String, value: String)] {
+        try PNGFile.read(ImageIOTests.fixtures + "/" + name).text
+    }
+
+    @Test(arguments: ["compressed-text.png", "compressed-text-after-idat.png"])
+    func compressedChunksAreRead(_ name: String) throws {
+        let text = try Self.read(name)
+        #expect(text.map(\.key) == ["parameters", "sd3-studio"], "\(name): \(text)")
+        #expect(text.first?.value == "a red circle\nSteps: 4, Seed: 42")
+        #expect(text.last?.value == #"{"prompt":"水彩 ✓"}"#)
+    }
+
+    @Test func aChunkInflatingPastTheLimitIsSkipped() throws {
+        let png = try PNGFile.read(ImageIOTests.fixtures + "/compressed-text-bomb.png")
+        #expect(!png.text.contains { $0.key == "parameters" && $0.value.count > PNGFile.textLimit }, "the bomb was inflated")
+        #expect(png.text.isEmpty && png.image.width == 3, "\(png.text.map(\.key))")
+    }
+}

@@ -1,12 +1,22 @@
 import CZlib
 
-/// gzip (RFC 1952) decompression through zlib, for the shipped CLIP vocabulary (Foundation on Linux has none).
-enum Gzip {
-    /// The decompressed bytes, or nil when `data` is not a complete gzip stream.
-    static func decompress(_ data: [UInt8]) -> [UInt8]? {
+/// zlib (RFC 1950) and gzip (RFC 1952) decompression through zlib, for the shipped CLIP vocabulary and compressed
+/// PNG text chunks (Foundation on Linux has none).
+public enum Inflate {
+    public enum Format: Sendable {
+        /// A zlib stream (PNG's zTXt and compressed iTXt).
+        case zlib
+        /// A gzip file.
+        case gzip
+    }
+
+    /// The decompressed bytes, or nil when `data` is not one complete stream or would inflate past `limit` bytes
+    /// (a small chunk must not expand into gigabytes).
+    public static func decompress(_ data: [UInt8], format: Format, limit: Int = 1 << 30) -> [UInt8]? {
         var stream = z_stream()
-        // 15 window bits + 16: expect a gzip header and trailer (zlib.h, inflateInit2).
-        guard inflateInit2_(&stream, 15 + 16, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else { return nil }
+        // 15 window bits, + 16 to expect a gzip header and trailer (zlib.h, inflateInit2).
+        let bits: Int32 = format == .gzip ? 15 + 16 : 15
+        guard inflateInit2_(&stream, bits, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else { return nil }
         defer { inflateEnd(&stream) }
         var output: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
@@ -22,6 +32,7 @@ enum Gzip {
                     return (status, buffer.count - Int(stream.avail_out))
                 }
                 output.append(contentsOf: chunk[0..<produced])
+                if output.count > limit { return nil }
                 if status == Z_STREAM_END { return output }
                 guard status == Z_OK, produced > 0 || stream.avail_in > 0 else { return nil }
             }
