@@ -11,6 +11,12 @@ static int cpu_level = -1;
 static int active_level = SD3K_ISA_BASELINE;
 static const sd3k_table *active = &sd3k_baseline_table;
 static const char *override_error = NULL;
+// A level for the calling thread only (tests of every level run beside other tests in one process, which must keep
+// the process's level); NULL / -1: the process's.
+static _Thread_local const sd3k_table *thread_table = NULL;
+static _Thread_local int thread_level = -1;
+
+static inline const sd3k_table *current(void) { return thread_table ? thread_table : active; }
 
 static int detect(void) {
 #if defined(__x86_64__)
@@ -68,7 +74,21 @@ __attribute__((constructor)) static void choose(void) {
 }
 
 int sd3k_cpu_isa(void) { return cpu_level < 0 ? (cpu_level = detect()) : cpu_level; }
-int sd3k_isa(void) { return active_level; }
+int sd3k_isa(void) { return thread_level >= 0 ? thread_level : active_level; }
+
+int sd3k_set_thread_isa(int level) {
+    if (level < 0) {
+        thread_table = NULL;
+        thread_level = -1;
+        return active_level;
+    }
+    if (cpu_level < 0) cpu_level = detect();
+    if (level > cpu_level) level = cpu_level;
+    if (level < SD3K_ISA_BASELINE) level = SD3K_ISA_BASELINE;
+    thread_level = level;
+    thread_table = table(level);
+    return level;
+}
 const char *sd3k_isa_override_error(void) { return override_error; }
 
 const char *sd3k_isa_name(int level) {
@@ -80,32 +100,32 @@ const char *sd3k_isa_name(int level) {
     }
 }
 
-void sd3k_softmax_row(const float *in, float *out, long n) { active->softmax_row(in, out, n); }
-void sd3k_gelu_tanh(const float *in, float *out, long n) { active->gelu_tanh(in, out, n); }
-void sd3k_sigmoid_mul(const float *in, float *out, long n, float k) { active->sigmoid_mul(in, out, n, k); }
+void sd3k_softmax_row(const float *in, float *out, long n) { current()->softmax_row(in, out, n); }
+void sd3k_gelu_tanh(const float *in, float *out, long n) { current()->gelu_tanh(in, out, n); }
+void sd3k_sigmoid_mul(const float *in, float *out, long n, float k) { current()->sigmoid_mul(in, out, n, k); }
 void sd3k_layer_norm_row(const float *in, float *out, long n, float eps, const float *weight, const float *bias) {
-    active->layer_norm_row(in, out, n, eps, weight, bias);
+    current()->layer_norm_row(in, out, n, eps, weight, bias);
 }
 void sd3k_norm_modulate_row(const float *in, float *out, long n, float eps, const float *shift, const float *scale) {
-    active->norm_modulate_row(in, out, n, eps, shift, scale);
+    current()->norm_modulate_row(in, out, n, eps, shift, scale);
 }
 void sd3k_rms_norm_row(const float *in, float *out, long n, float eps, const float *weight) {
-    active->rms_norm_row(in, out, n, eps, weight);
+    current()->rms_norm_row(in, out, n, eps, weight);
 }
 void sd3k_modulate_row(const float *in, float *out, long n, const float *shift, const float *scale) {
-    active->modulate_row(in, out, n, shift, scale);
+    current()->modulate_row(in, out, n, shift, scale);
 }
 void sd3k_gated_add_row(const float *x, const float *y, const float *gate, float *out, long n) {
-    active->gated_add_row(x, y, gate, out, n);
+    current()->gated_add_row(x, y, gate, out, n);
 }
-void sd3k_round_bf16(const float *in, uint16_t *out, long n) { active->round_bf16(in, out, n); }
-void sd3k_widen_bf16(const uint16_t *in, float *out, long n) { active->widen_bf16(in, out, n); }
-void sd3k_exp(const float *in, float *out, long n) { active->exp(in, out, n); }
+void sd3k_round_bf16(const float *in, uint16_t *out, long n) { current()->round_bf16(in, out, n); }
+void sd3k_widen_bf16(const uint16_t *in, float *out, long n) { current()->widen_bf16(in, out, n); }
+void sd3k_exp(const float *in, float *out, long n) { current()->exp(in, out, n); }
 
 // ---- attention ----
 
 void sd3k_attention_prepare(sd3k_attention_t *a) {
-    a->level = active_level;
+    a->level = sd3k_isa();
     a->bf16 = a->bf16 && a->level >= SD3K_ISA_AVX512_BF16;
 }
 

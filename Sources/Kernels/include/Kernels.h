@@ -21,6 +21,9 @@ int sd3k_cpu_isa(void);
 int sd3k_isa(void);
 /// Selects `level` (capped at the CPU's) and returns the level in effect. For tests and benchmarks.
 int sd3k_set_isa(int level);
+/// The same for the calling thread only (other threads keep the process's level); a negative level goes back to the
+/// process's. `sd3k_isa` reports the calling thread's level; an attention job keeps the level it was prepared with.
+int sd3k_set_thread_isa(int level);
 /// "AVX-512 with bf16", "AVX-512", "AVX2", "baseline".
 const char *sd3k_isa_name(int level);
 /// The SD3_MAX_ISA value that was not understood, or NULL.
