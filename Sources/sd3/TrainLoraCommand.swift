@@ -24,7 +24,10 @@ struct TrainLoraCommand: ParsableCommand {
     @Option(help: "LoRA rank (default 4, the script's --rank).") var rank = 4
     @Option(help: "LoRA alpha (default: the rank, as the script passes lora_alpha=rank).") var alpha: Double?
     @Option(help: "Optimizer steps (default 500, the script's --max_train_steps in its README).") var steps = 500
-    @Option(help: "Learning rate, constant (default 1e-4, the script's).") var lr = 1e-4
+    @Option(help: "Learning rate (default 1e-4, the script's).") var lr = 1e-4
+    @Option(help: "constant (default, the script's), constant_with_warmup, cosine (half a cycle) or linear: diffusers' get_scheduler.")
+    var lrScheduler = "constant"
+    @Option(help: "Warm-up steps of the schedules that have one (default 500, the script's --lr_warmup_steps).") var lrWarmupSteps = 500
     @Option(help: "Images per step (default 1; the script's --train_batch_size is 4).") var batch = 1
     @Option(help: "Gradient accumulation steps (default 1, the script's).") var accumulation = 1
     @Option(help: "Training side in pixels, a multiple of 16 (default 512, the script's).") var resolution = 512
@@ -51,6 +54,10 @@ struct TrainLoraCommand: ParsableCommand {
         if let alpha, !(alpha.isFinite && alpha > 0) { throw ValidationError("--alpha must be a positive number, not \(alpha)") }
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1, not \(steps)") }
         guard lr.isFinite, lr > 0 else { throw ValidationError("--lr must be a positive number, not \(lr)") }
+        guard LearningRateSchedule.Kind(rawValue: lrScheduler) != nil else {
+            throw ValidationError("--lr-scheduler must be one of \(LearningRateSchedule.Kind.allCases.map(\.rawValue).joined(separator: ", ")), not '\(lrScheduler.oneLine)'")
+        }
+        guard lrWarmupSteps >= 0 else { throw ValidationError("--lr-warmup-steps must be 0 or more, not \(lrWarmupSteps)") }
         guard batch >= 1, batch <= 1024 else { throw ValidationError("--batch must be between 1 and 1024, not \(batch)") }
         guard accumulation >= 1, accumulation <= 1024 else { throw ValidationError("--accumulation must be between 1 and 1024, not \(accumulation)") }
         guard resolution >= 16, resolution % 16 == 0 else { throw ValidationError("--resolution must be a positive multiple of 16, not \(resolution)") }

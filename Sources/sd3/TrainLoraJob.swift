@@ -47,7 +47,8 @@ struct TrainLoraJob {
         let transformer = try TrainableSD3Transformer(config: config, weights: weights, precision: options.precision, loras: parameters)
         let gradients = TransformerGradients(model: transformer, parameters: parameters, compute: pipeline.compute,
                                              checkpointing: c.checkpointing, text: text, pooled: pooled)
-        var settings = TrainingSettings(maxTrainSteps: c.steps, schedule: .init(kind: .constant, baseLR: c.lr, trainingSteps: c.steps),
+        var settings = TrainingSettings(maxTrainSteps: c.steps, schedule: .init(kind: LearningRateSchedule.Kind(rawValue: c.lrScheduler) ?? .constant, baseLR: c.lr,
+                                                                                  warmupSteps: c.lrWarmupSteps, trainingSteps: c.steps),
                                         shiftFactor: pipeline.vaeConfig.shiftFactor ?? 0, scalingFactor: pipeline.vaeConfig.scalingFactor)
         (settings.batchSize, settings.accumulationSteps) = (c.batch, c.accumulation)
         var loop = TrainingLoop(settings: settings, sigmaSchedule: try TrainingSchedule(config: pipeline.schedulerConfig),

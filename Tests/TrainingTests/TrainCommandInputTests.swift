@@ -76,6 +76,8 @@ import Testing
             (["--resolution", "40"], "--resolution must be a positive multiple of 16, not 40"),
             (["--resolution", "128"], "this model trains at multiples of 4 up to 64 pixels"),
             (["--precision", "fp8"], "--precision must be fp32 or bf16"),
+            (["--lr-scheduler", "polynomial"], "--lr-scheduler must be one of constant, constant_with_warmup, cosine, linear, not 'polynomial'"),
+            (["--lr-warmup-steps=-1"], "--lr-warmup-steps must be 0 or more, not -1"),
         ]
         for (extra, expected) in flags {
             let line = try Self.failure(["--model", Self.tiny, "--data", data, "--output", output] + extra)

@@ -126,10 +126,13 @@ import Testing
     /// The command's LoRA equals the Training target's loop run here on the same folder, seed and settings: the
     /// VAE posteriors, the frozen encoders' embeddings (all three loaded together here, the command loads them in
     /// turn), the peft init and the loop, bit for bit.
-    @Test func theCommandAddsNoNumericalDrift() throws {
-        let data = try Self.dataFolder("drift-data"), out = LoraOutputTests.folder("drift-out")
+    /// With the constant lr and with a warmed-up cosine schedule (`--lr-scheduler`, `--lr-warmup-steps`).
+    @Test(arguments: [LearningRateSchedule.Kind.constant, .cosine])
+    func theCommandAddsNoNumericalDrift(_ kind: LearningRateSchedule.Kind) throws {
+        let data = try Self.dataFolder("drift-data-\(kind.rawValue)"), out = LoraOutputTests.folder("drift-out-\(kind.rawValue)")
         let steps = 5
-        let made = try Self.run(Self.train(data: data, output: out + "/a.safetensors", steps: steps, extra: ["--rank", "2", "--alpha", "3"]))
+        let made = try Self.run(Self.train(data: data, output: out + "/a.safetensors", steps: steps,
+                                           extra: ["--rank", "2", "--alpha", "3", "--lr-scheduler", kind.rawValue, "--lr-warmup-steps", "2"]))
         #expect(made.status == 0, "\(made.stderr)")
 
         let compute = try Compute(backend: .oneDNN, threads: 1)
@@ -153,7 +156,7 @@ import Testing
         let gradients = TransformerGradients(model: model, parameters: parameters, compute: compute, checkpointing: true,
                                              text: conditionings.map { $0.promptEmbeds.reshaped([$0.promptEmbeds.dim(1), $0.promptEmbeds.dim(2)]) },
                                              pooled: conditionings.map { $0.pooled.reshaped([$0.pooled.dim(1)]) })
-        let settings = TrainingSettings(maxTrainSteps: steps, schedule: .init(kind: .constant, baseLR: 1e-2, trainingSteps: steps),
+        let settings = TrainingSettings(maxTrainSteps: steps, schedule: .init(kind: kind, baseLR: 1e-2, warmupSteps: 2, trainingSteps: steps),
                                         shiftFactor: vaeConfig.shiftFactor ?? 0, scalingFactor: vaeConfig.scalingFactor)
         var loop = TrainingLoop(settings: settings, sigmaSchedule: try TrainingSchedule(config: try ModelSource(Self.tiny).schedulerConfig()),
                                 posteriors: posteriors, lora: lora, generator: generator)
