@@ -1,4 +1,5 @@
 import Foundation
+import SD3
 
 /// Python's `random` module after `random.seed(n)` (what accelerate's set_seed does), for the script's
 /// `--random_flip`: `random.random() < 0.5` per image. CPython's _randommodule.c: MT19937 seeded by `init_by_array`
@@ -11,9 +12,7 @@ public struct PythonRandom: Sendable {
     public init(seed: UInt64) {
         var key: [UInt32] = [UInt32(truncatingIfNeeded: seed)]
         if seed >> 32 != 0 { key.append(UInt32(truncatingIfNeeded: seed >> 32)) }
-        // init_genrand(19650218)
-        state[0] = 19_650_218
-        for i in 1..<624 { state[i] = 1_812_433_253 &* (state[i - 1] ^ (state[i - 1] >> 30)) &+ UInt32(i) }
+        state = MT19937.seeded(19_650_218)
         // init_by_array: two non-linear mixing passes over the key.
         var i = 1, j = 0
         for _ in 0..<max(624, key.count) {
@@ -34,19 +33,12 @@ public struct PythonRandom: Sendable {
     /// genrand_uint32: one tempered output, the 624 words regenerated when used up.
     public mutating func next() -> UInt32 {
         if index >= 624 {
-            for k in 0..<624 {
-                let y = (state[k] & 0x8000_0000) | (state[(k + 1) % 624] & 0x7FFF_FFFF)
-                state[k] = state[(k + 397) % 624] ^ (y >> 1) ^ ((y & 1) != 0 ? 0x9908_B0DF : 0)
-            }
+            MT19937.twist(&state)
             index = 0
         }
-        var y = state[index]
+        let y = state[index]
         index += 1
-        y ^= y >> 11
-        y ^= (y << 7) & 0x9D2C_5680
-        y ^= (y << 15) & 0xEFC6_0000
-        y ^= y >> 18
-        return y
+        return MT19937.temper(y)
     }
 
     /// random.random(): a double in [0, 1) from 53 random bits.

@@ -13,10 +13,7 @@ public struct TorchCPUGenerator: Sendable {
 
     /// Seeds are 64-bit like torch's, but the engine keeps only the low 32 bits (`mt19937(seed)`).
     public init(seed: UInt64) {
-        state[0] = UInt32(truncatingIfNeeded: seed)
-        for j in 1..<624 {
-            state[j] = 1_812_433_253 &* (state[j - 1] ^ (state[j - 1] >> 30)) &+ UInt32(j)
-        }
+        state = MT19937.seeded(UInt32(truncatingIfNeeded: seed))
     }
 
     /// The whole engine state (torch's get_rng_state holds the same: the 624 words, the position, the cached normal),
@@ -41,22 +38,13 @@ public struct TorchCPUGenerator: Sendable {
     public mutating func random() -> UInt32 {
         left -= 1
         if left == 0 { regenerate() }
-        var y = state[next]
+        let y = state[next]
         next += 1
-        y ^= y >> 11
-        y ^= (y << 7) & 0x9D2C_5680
-        y ^= (y << 15) & 0xEFC6_0000
-        y ^= y >> 18
-        return y
+        return MT19937.temper(y)
     }
 
     private mutating func regenerate() {
-        func twist(_ u: UInt32, _ v: UInt32) -> UInt32 {
-            (((u & 0x8000_0000) | (v & 0x7FFF_FFFF)) >> 1) ^ ((v & 1) != 0 ? 0x9908_B0DF : 0)
-        }
-        for i in 0..<624 {
-            state[i] = state[(i + 397) % 624] ^ twist(state[i], state[(i + 1) % 624])
-        }
+        MT19937.twist(&state)
         left = 624
         next = 0
     }
