@@ -1,5 +1,6 @@
 import CSSL
 import Foundation
+import RegularFiles
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -167,8 +168,14 @@ final class Connection: @unchecked Sendable {
         SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nil)
         // The system's CA store (SSL_CERT_FILE / SSL_CERT_DIR point it elsewhere, as for curl), plus the backend's own.
         SSL_CTX_set_default_verify_paths(context)
-        if let caFile, SSL_CTX_load_verify_locations(context, caFile, nil) != 1 {
-            throw RemoteError("TLS to \(name): cannot read the CA file \(caFile.oneLineShown): \(Self.sslError())")
+        if let caFile {
+            // Only a regular file of a sane size reaches OpenSSL (a FIFO named as the CA file would block the connect).
+            do { _ = try RegularFile.contents(caFile, limit: 16 << 20, what: "PEM file") } catch {
+                throw RemoteError("TLS to \(name): cannot read the CA file: \(error)")
+            }
+            if SSL_CTX_load_verify_locations(context, caFile, nil) != 1 {
+                throw RemoteError("TLS to \(name): cannot read the CA file \(caFile.oneLineShown): \(Self.sslError())")
+            }
         }
         guard let ssl = SSL_new(context) else { throw RemoteError("TLS to \(name): \(Self.sslError())") }
         self.ssl = ssl

@@ -108,15 +108,22 @@ import Glibc
         #expect(server.lock.withLock { server.heads }.isEmpty)
     }
 
-    @Test func aMissingCAFileIsNamed() throws {
+    /// A CA file that is missing, a FIFO (which would block OpenSSL's read) or a device: one line, nothing sent.
+    @Test func aCAFileThatIsNotAFileIsNamed() throws {
         let server = try Server()
         defer { server.stop() }
-        var address = Self.address(server)
-        address.caFile = "/nonexistent/ca.pem"
-        #expect {
-            try ComfyUIServer(address).systemStats()
-        } throws: { error in
-            "\(error)".contains("cannot read the CA file /nonexistent/ca.pem")
+        let fifo = NSTemporaryDirectory() + "ca-\(UUID().uuidString).pem"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        defer { unlink(fifo) }
+        for (path, expected) in [("/nonexistent/ca.pem", "/nonexistent/ca.pem"), (fifo, "is a FIFO, not a PEM file"), ("/dev/zero", "is a device")] {
+            var address = Self.address(server)
+            address.caFile = path
+            #expect {
+                try ComfyUIServer(address).systemStats()
+            } throws: { error in
+                "\(error)".contains("cannot read the CA file") && "\(error)".contains(expected) && !"\(error)".contains("\n")
+            }
         }
+        #expect(server.lock.withLock { server.heads }.isEmpty)
     }
 }
