@@ -79,7 +79,8 @@ public final class StudioSession {
     }
 
     /// True once `condition` holds for the state — checked now and after every action the session reduces, so
-    /// nothing polls a clock — or false after `seconds` (a guard against hangs, not a speed limit).
+    /// nothing polls a clock — or false after `seconds` (a guard against hangs, not a speed limit). Only the state
+    /// wakes it: a condition on anything else (a file, a worker) is never rechecked until the next action.
     public func waitUntil(seconds: Double = 300, _ condition: @escaping (StudioState) -> Bool) async -> Bool {
         if condition(state) { return true }
         let id = UUID()

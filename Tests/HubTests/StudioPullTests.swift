@@ -78,9 +78,13 @@ import Testing
         // The transformer's transfer hangs half-way: the status line shows bytes, rate, ETA and files meanwhile.
         let transformer = try Self.files().first { $0.path == Self.stalled }!
         let blob = CacheLayout(root: cache, repo: Self.repo).incomplete(hub.sha256(transformer))
-        try await Self.wait(session, "half the transformer") { _ in
-            (try? FileManager.default.attributesOfItem(atPath: blob)[.size] as? Int) == transformer.data.count / 2
+        // A file on disk, not the session's state: no action may follow its last byte, so this one is polled.
+        let deadline = Date().addingTimeInterval(300)
+        while (try? FileManager.default.attributesOfItem(atPath: blob)[.size] as? Int) != transformer.data.count / 2, Date() < deadline {
+            try await Task.sleep(for: .milliseconds(20))
         }
+        try #require((try? FileManager.default.attributesOfItem(atPath: blob)[.size] as? Int) == transformer.data.count / 2,
+                     "timed out waiting for half the transformer: \(session.state.status.text)")
         try await Self.wait(session, "a progress line") { $0.pull?.progress.contains("files") == true }
         let statusLine = try #require(render(session.state, columns: 100, rows: 30).lines.last)
         // Files with the same bytes (the two CLIP tokenizers' vocabularies, …) share a blob, fetched and counted once.

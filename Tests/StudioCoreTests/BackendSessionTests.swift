@@ -202,7 +202,8 @@ import Testing
         let folder = Support.temporaryFolder(), log = Log()
         let session = try Self.session(folder: folder, log: log, hold: true, servers: [Self.gpu, Self.spare])
         session.send(.explore)
-        await Self.until(session) { _ in log.all.count == 2 }
+        // The workers' log, not the session's state: polled (no action need follow the second job's start).
+        while log.all.count < 2 { try await Task.sleep(for: .milliseconds(10)) }
         session.send(.cancel)
         await session.settle()
         #expect(session.state.job == .idle && session.state.status.text.hasPrefix("Cancelled: 0 of 4 seeds rendered"), "\(session.state.status.text)")
