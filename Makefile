@@ -32,9 +32,14 @@ release: deps
 studio: release
 	"$$($(SWIFT) build -c release --show-bin-path)/sd3" studio
 
+# A crash report of the crashed thread only, without registers and image lists, and a digest of what failed printed
+# last (scripts/test-digest.sh): a CI log that keeps only its tail still names the crash and the failing tests.
+TEST_ENV := OMP_WAIT_POLICY=passive SWIFT_BACKTRACE=enable=yes,threads=crashed,registers=none,images=none
+
 test: deps
 	$(SWIFT) build --build-tests -j $(JOBS)
-	OMP_WAIT_POLICY=passive $(SWIFT) test --skip-build
+	@set -o pipefail; $(TEST_ENV) $(SWIFT) test --skip-build 2>&1 | tee .build/test.log \
+	  || { scripts/test-digest.sh .build/test.log; exit 1; }
 	@$(MAKE) --no-print-directory test-isa
 
 # The parity suites (the engine's numbers against the reference) again on oneDNN's AVX2 kernels where this CPU has
@@ -44,7 +49,8 @@ PARITY_SUITES := TensorsTests|SD3Tests
 test-isa:
 	@if grep -qw avx512f /proc/cpuinfo; then \
 	  echo "Parity suites again with SD3_MAX_ISA=avx2 ONEDNN_MAX_CPU_ISA=AVX2 (this CPU has AVX-512)"; \
-	  SD3_MAX_ISA=avx2 ONEDNN_MAX_CPU_ISA=AVX2 OMP_WAIT_POLICY=passive $(SWIFT) test --skip-build --filter '$(PARITY_SUITES)'; \
+	  set -o pipefail; SD3_MAX_ISA=avx2 ONEDNN_MAX_CPU_ISA=AVX2 $(TEST_ENV) $(SWIFT) test --skip-build \
+	    --filter '$(PARITY_SUITES)' 2>&1 | tee .build/test-isa.log || { scripts/test-digest.sh .build/test-isa.log; exit 1; }; \
 	else echo "This CPU has no AVX-512: the parity suites ran on oneDNN's AVX2 kernels only (no second pass)"; fi
 
 # Our ComfyUI client against two real ComfyUI 0.3.75 servers on loopback (installed in venvs outside the repo by

@@ -52,7 +52,7 @@ struct HubHTTP: Sendable {
                 transfer.begin(task, continuation: continuation)
             }
         } onCancel: {
-            task.cancel()
+            transfer.cancel()
         }
         if let status = transfer.failedStatus { throw statusError(status, url: url, revision: revision) }
         return data

@@ -42,6 +42,7 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
     private var task: URLSessionTask?
     private var watchdog: DispatchSourceTimer?
     private var continuation: CheckedContinuation<Data, Error>?
+    private var cancelled = false
     /// Set when this class stopped the transfer; it wins over the cancellation error URLSession reports then.
     private var failure: HubError?
     private var status: Int?
@@ -63,23 +64,59 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
         let timer = DispatchSource.makeTimerSource(queue: .global())
         timer.schedule(deadline: .now() + interval, repeating: interval)
         timer.setEventHandler { [weak self] in self?.checkSilence() }
-        lock.withLock {
+        let alreadyCancelled = lock.withLock { () -> Bool in
+            guard !cancelled else { return true }
             self.task = task
             self.continuation = continuation
             watchdog = timer
             lastActivity = .now()
+            return false
         }
+        // The pull was cancelled before its request started: the task is never resumed.
+        if alreadyCancelled { return continuation.resume(throwing: CancellationError()) }
         timer.resume()
         task.resume()
+    }
+
+    /// The waiting pull gets its CancellationError now, not when URLSession reports the cancelled task's end:
+    /// FoundationNetworking did not always report it for a transfer stalled mid-body, and the pull waited for ever.
+    func cancel() {
+        lock.lock()
+        cancelled = true
+        let task = self.task
+        let continuation = takeContinuation()
+        lock.unlock()
+        task?.cancel()
+        continuation?.resume(throwing: CancellationError())
+    }
+
+    /// With the lock held: the continuation, once, with the watchdog stopped and the file closed (bytes that arrive
+    /// later are not written).
+    private func takeContinuation() -> CheckedContinuation<Data, Error>? {
+        watchdog?.cancel()
+        watchdog = nil
+        try? handle?.close()
+        handle = nil
+        defer { continuation = nil }
+        return continuation
     }
 
     /// Before the first response the connect limit applies (connecting, redirects, waiting for headers), then the idle
     /// and low-speed ones.
     private func checkSilence() {
         lock.lock()
-        defer { lock.unlock() }
-        // Stopped already (a refused answer, a limit): make sure the transfer is, whatever the URL loading system did.
-        guard failure == nil, status == nil else { task?.cancel(); return }
+        var stopped: (CheckedContinuation<Data, Error>, Result<Data, Error>)?
+        defer {
+            lock.unlock()
+            // A stopped transfer ends the wait now, whether or not URLSession reports the cancelled task's end, with
+            // what its end would have said: the failure, or an empty body beside the refused status.
+            if let (continuation, outcome) = stopped { continuation.resume(with: outcome) }
+        }
+        guard failure == nil, status == nil, !cancelled else {
+            task?.cancel()
+            if let continuation = takeContinuation() { stopped = (continuation, failure.map { .failure($0) } ?? .success(Data())) }
+            return
+        }
         let now = DispatchTime.now()
         let silent = Double(now.uptimeNanoseconds - lastActivity.uptimeNanoseconds) / 1e9
         if !responded, silent > limits.connect {
@@ -91,7 +128,10 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
             windowStart = now
             windowBytes = 0
         }
-        if failure != nil { task?.cancel() }
+        if let failure {
+            task?.cancel()
+            if let continuation = takeContinuation() { stopped = (continuation, .failure(failure)) }
+        }
     }
 
     func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
@@ -205,12 +245,7 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
 
     func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {
         lock.lock()
-        watchdog?.cancel()
-        watchdog = nil
-        try? handle?.close()
-        handle = nil
-        let continuation = self.continuation
-        self.continuation = nil
+        let continuation = takeContinuation()
         let outcome: Result<Data, Error>
         if let failure {
             outcome = .failure(failure)
