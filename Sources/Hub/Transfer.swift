@@ -43,6 +43,10 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
     private var watchdog: DispatchSourceTimer?
     private var continuation: CheckedContinuation<Data, Error>?
     private var cancelled = false
+    /// The task is cancelled at most once and never after it ended: FoundationNetworking traps ("not in the
+    /// registry", swift-corelibs-foundation issue 3296) when a cancel races the end of the transfer.
+    private var taskStopped = false
+    private var finished = false
     /// Set when this class stopped the transfer; it wins over the cancellation error URLSession reports then.
     private var failure: HubError?
     private var status: Int?
@@ -83,11 +87,18 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
     func cancel() {
         lock.lock()
         cancelled = true
-        let task = self.task
+        let task = stopping()
         let continuation = takeContinuation()
         lock.unlock()
         task?.cancel()
         continuation?.resume(throwing: CancellationError())
+    }
+
+    /// With the lock held: the task to cancel, the first time only and while it runs.
+    private func stopping() -> URLSessionTask? {
+        guard !taskStopped, !finished else { return nil }
+        taskStopped = true
+        return task
     }
 
     /// With the lock held: the continuation, once, with the watchdog stopped and the file closed (bytes that arrive
@@ -106,14 +117,16 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
     private func checkSilence() {
         lock.lock()
         var stopped: (CheckedContinuation<Data, Error>, Result<Data, Error>)?
+        var toStop: URLSessionTask?
         defer {
             lock.unlock()
+            toStop?.cancel()
             // A stopped transfer ends the wait now, whether or not URLSession reports the cancelled task's end, with
             // what its end would have said: the failure, or an empty body beside the refused status.
             if let (continuation, outcome) = stopped { continuation.resume(with: outcome) }
         }
         guard failure == nil, status == nil, !cancelled else {
-            task?.cancel()
+            toStop = stopping()
             if let continuation = takeContinuation() { stopped = (continuation, failure.map { .failure($0) } ?? .success(Data())) }
             return
         }
@@ -129,7 +142,7 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
             windowBytes = 0
         }
         if let failure {
-            task?.cancel()
+            toStop = stopping()
             if let continuation = takeContinuation() { stopped = (continuation, .failure(failure)) }
         }
     }
@@ -156,7 +169,17 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
                     completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
         let code = (response as? HTTPURLResponse)?.statusCode ?? 0
         lock.lock()
-        defer { lock.unlock() }
+        var toStop: URLSessionTask?
+        defer {
+            lock.unlock()
+            toStop?.cancel()
+        }
+        // FoundationNetworking ignores the disposition ("Ignoring disposition from completion handler"), so refusing a
+        // response also cancels the task: otherwise an endless body would keep coming.
+        func stop(_ task: URLSessionDataTask, _ completionHandler: (URLSession.ResponseDisposition) -> Void) {
+            completionHandler(.cancel)
+            toStop = stopping()
+        }
         responded = true
         lastActivity = .now()
         windowStart = lastActivity
@@ -197,13 +220,6 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
         return Int64(range.dropFirst(6).prefix { $0 != "-" })
     }
 
-    /// FoundationNetworking ignores the disposition ("Ignoring disposition from completion handler"), so refusing a
-    /// response also cancels the task: otherwise an endless body would keep coming.
-    private func stop(_ task: URLSessionDataTask, _ completionHandler: (URLSession.ResponseDisposition) -> Void) {
-        completionHandler(.cancel)
-        task.cancel()
-    }
-
     /// A 401 with a WWW-Authenticate header arrives here instead of as a response: no credentials are offered
     /// (the token is a header, not a URLCredential), the task ends and the status says what the hub refused.
     func urlSession(_ session: URLSession, task: URLSessionTask, didReceive challenge: URLAuthenticationChallenge,
@@ -217,13 +233,17 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
 
     func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
         lock.lock()
-        defer { lock.unlock() }
+        var toStop: URLSessionTask?
+        defer {
+            lock.unlock()
+            toStop?.cancel()
+        }
         lastActivity = .now()
         windowBytes += Int64(data.count)
         guard failure == nil else { return }
         switch sink {
         case .memory(let limit):
-            guard Int64(buffer.count) + Int64(data.count) <= limit else { failure = .tooLarge(url: url, limit: limit); dataTask.cancel(); return }
+            guard Int64(buffer.count) + Int64(data.count) <= limit else { failure = .tooLarge(url: url, limit: limit); toStop = stopping(); return }
             buffer.append(data)
         case .file(let path, _, let limit, let name):
             guard let handle else { return }
@@ -236,15 +256,16 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
                 received(accepted.count)
             } catch {
                 failure = .cacheWrite(path: path, reason: "\(error)")
-                dataTask.cancel()
+                toStop = stopping()
                 return
             }
-            if accepted.count < data.count { failure = .tooLong(file: name, expected: limit); dataTask.cancel() }
+            if accepted.count < data.count { failure = .tooLong(file: name, expected: limit); toStop = stopping() }
         }
     }
 
     func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {
         lock.lock()
+        finished = true
         let continuation = takeContinuation()
         let outcome: Result<Data, Error>
         if let failure {

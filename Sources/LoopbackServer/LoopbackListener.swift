@@ -13,6 +13,9 @@ public final class LoopbackListener: @unchecked Sendable {
     private let socket: Int32
     private let lock = NSLock()
     private var stopped = false
+    /// Set under the lock when the accept thread closes the socket: `stop()` then leaves the number alone (another
+    /// test may have opened it since).
+    private var closed = false
 
     /// Binds and listens; connections wait in the backlog until `start`.
     public init(backlog: Int32 = 64) throws {
@@ -44,12 +47,14 @@ public final class LoopbackListener: @unchecked Sendable {
 
     /// Stops accepting (once; later calls do nothing). Connections already open go on until their handlers end.
     public func stop() {
-        let open = lock.withLock { () -> Bool in defer { stopped = true }; return !stopped }
-        if open { shutdown(socket, Int32(SHUT_RDWR)) }
+        lock.withLock {
+            if !stopped && !closed { shutdown(socket, Int32(SHUT_RDWR)) }
+            stopped = true
+        }
     }
 
     private func acceptLoop(_ handle: @escaping @Sendable (Int32) -> Void) {
-        defer { close(socket) }
+        defer { lock.withLock { closed = true; close(socket) } }
         while true {
             let client = accept(socket, nil, nil)
             if client < 0 {

@@ -74,8 +74,11 @@ final class ReplayServer: @unchecked Sendable {
     private var stopped = false
     private var framesSent = 0
     private var dropAfter: Int?
-    private(set) var mismatches: [String] = []
-    private(set) var requests: [(method: String, path: String, body: [UInt8], headers: [String: String])] = []
+    private var mismatchList: [String] = []
+    private var requestList: [(method: String, path: String, body: [UInt8], headers: [String: String])] = []
+    /// Read under the lock: the server's threads append while a test polls.
+    var mismatches: [String] { lock.withLock { mismatchList } }
+    var requests: [(method: String, path: String, body: [UInt8], headers: [String: String])] { lock.withLock { requestList } }
 
     init(_ transcript: Transcript) throws {
         exchanges = transcript.exchanges
@@ -92,13 +95,14 @@ final class ReplayServer: @unchecked Sendable {
     var goesAwayWithTheSocket = false
 
     /// Stops answering: no new connections, and the open socket is shut down.
+    /// The WebSocket's descriptor is only shut down, written to and closed under the lock, so no thread touches the
+    /// number after it was closed (another test may have opened it since).
     func stop() {
-        let socket = lock.withLock { () -> Int32? in
+        lock.withLock {
             stopped = true
-            return self.socket
+            if let socket { shutdown(socket, Int32(SHUT_RDWR)) }
         }
         listener.stop()
-        if let socket { shutdown(socket, Int32(SHUT_RDWR)) }
     }
 
     private func serve(_ client: Int32) {
@@ -106,6 +110,7 @@ final class ReplayServer: @unchecked Sendable {
         guard let headEnd = readHead(client, into: &buffer) else { Glibc.close(client); return }
         let head = String(decoding: buffer[..<headEnd], as: UTF8.self).components(separatedBy: "\r\n")
         let parts = head[0].split(separator: " ")
+        guard parts.count >= 2 else { Glibc.close(client); return }
         let (method, target) = (String(parts[0]), String(parts[1]))
         var headers: [String: String] = [:]
         for line in head.dropFirst() {
@@ -120,7 +125,7 @@ final class ReplayServer: @unchecked Sendable {
             if got <= 0 { break }
             body += chunk[0..<got]
         }
-        lock.withLock { requests.append((method, target, body, headers)) }
+        lock.withLock { requestList.append((method, target, body, headers)) }
         if target.hasPrefix("/ws") { return openSocket(client, headers: headers) }
         defer { Glibc.close(client) }
         let answer = lock.withLock { () -> (status: Int, headers: [String: String], body: [UInt8])? in
@@ -136,7 +141,7 @@ final class ReplayServer: @unchecked Sendable {
             return nil
         }
         guard let answer else {
-            lock.withLock { mismatches.append("\(method) \(target) was not in the recording after exchange \(position)") }
+            lock.withLock { mismatchList.append("\(method) \(target) was not in the recording after exchange \(position)") }
             return send(client, "HTTP/1.1 500 Replay\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         }
         var text = "HTTP/1.1 \(answer.status) Recorded\r\nContent-Length: \(answer.body.count)\r\nConnection: close\r\n"
@@ -153,36 +158,38 @@ final class ReplayServer: @unchecked Sendable {
     private func openSocket(_ client: Int32, headers: [String: String]) {
         let accept = WebSocket.accept(headers["sec-websocket-key"] ?? "")
         send(client, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: \(accept)\r\n\r\n")
-        let old = lock.withLock { () -> Int32? in
-            defer { socket = client }
+        lock.withLock {
+            if let old = socket { shutdown(old, Int32(SHUT_RDWR)) }
+            socket = client
             // Skip the recorded open itself.
             if position < exchanges.count, case .socketOpen = exchanges[position] { position += 1 }
-            return socket
         }
-        if let old { shutdown(old, Int32(SHUT_RDWR)) }
         pushFrames()
         // Read (and drop) what the client sends until it hangs up; answer pings.
         var byte = [UInt8](repeating: 0, count: 4096)
         while recv(client, &byte, byte.count, 0) > 0 {}
-        lock.withLock { if socket == client { socket = nil } }
-        Glibc.close(client)
+        lock.withLock {
+            if socket == client { socket = nil }
+            Glibc.close(client)
+        }
     }
 
     /// Sends the frames that follow the current position, up to the next HTTP exchange.
     private func pushFrames() {
         while true {
-            let next = lock.withLock { () -> (Int32, [UInt8])? in
-                guard let socket, position < exchanges.count else { return nil }
+            // Sent under the lock (frames are small; the client reads them as they come): see `stop()`.
+            let more = lock.withLock { () -> Bool in
+                guard let socket, position < exchanges.count else { return false }
                 if let dropAfter, framesSent >= dropAfter {
                     self.dropAfter = nil
                     shutdown(socket, Int32(SHUT_RDWR))
-                    return nil
+                    return false
                 }
                 switch exchanges[position] {
-                case let .text(text): position += 1; framesSent += 1; return (socket, Self.frame(opcode: 1, Array(text.utf8)))
-                case let .binary(bytes): position += 1; framesSent += 1; return (socket, Self.frame(opcode: 2, bytes))
-                case let .raw(bytes): position += 1; framesSent += 1; return (socket, bytes)
-                case .socketOpen, .socketClosedByClient: position += 1; return (socket, [])
+                case let .text(text): position += 1; framesSent += 1; send(socket, "", Self.frame(opcode: 1, Array(text.utf8)))
+                case let .binary(bytes): position += 1; framesSent += 1; send(socket, "", Self.frame(opcode: 2, bytes))
+                case let .raw(bytes): position += 1; framesSent += 1; send(socket, "", bytes)
+                case .socketOpen, .socketClosedByClient: position += 1
                 case .socketClose:
                     position += 1
                     shutdown(socket, Int32(SHUT_RDWR))
@@ -191,12 +198,12 @@ final class ReplayServer: @unchecked Sendable {
                         stopped = true
                         listener.stop()
                     }
-                    return nil
-                case .http: return nil
+                    return false
+                case .http: return false
                 }
+                return true
             }
-            guard let (socket, frame) = next else { return }
-            if !frame.isEmpty { send(socket, "", frame) }
+            guard more else { return }
         }
     }
 

@@ -27,7 +27,7 @@ import Testing
         #expect((weight.bf16.packed != nil) == native, "packed only where oneDNN has bf16 kernels")
         let back = weight.withOperand { Array(UnsafeBufferPointer(start: $0.assumingMemoryBound(to: UInt16.self), count: n * k)) }
         #expect(back == plainBits, "unpacking gives the plain rows bit for bit")
-        if native { #expect(weight.byteCount == weight.bf16.packed!.byteCount, "the plain copy is freed once packed") }
+        if native, let packed = weight.bf16.packed { #expect(weight.byteCount == packed.byteCount, "the plain copy is freed once packed") }
         #expect((compute.backend as? OneDNNBackend)?.unpackedProducts == 0, "the packed layout serves every row count")
     }
 }
