@@ -169,28 +169,22 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
                     completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
         let code = (response as? HTTPURLResponse)?.statusCode ?? 0
         lock.lock()
-        var toStop: URLSessionTask?
-        defer {
-            lock.unlock()
-            toStop?.cancel()
-        }
-        // FoundationNetworking ignores the disposition ("Ignoring disposition from completion handler"), so refusing a
-        // response also cancels the task: otherwise an endless body would keep coming.
-        func stop(_ task: URLSessionDataTask, _ completionHandler: (URLSession.ResponseDisposition) -> Void) {
-            completionHandler(.cancel)
-            toStop = stopping()
-        }
+        defer { lock.unlock() }
+        // FoundationNetworking ignores the disposition ("Ignoring disposition from completion handler"): the watchdog's
+        // next tick cancels a refused transfer that is still running (an endless body would keep coming) and ends the
+        // wait. Not cancelling here: a short refused answer has usually ended by then, and a cancel racing the end
+        // of a transfer traps in FoundationNetworking.
         responded = true
         lastActivity = .now()
         windowStart = lastActivity
         guard failure == nil, code == 200 || code == 206 else {
             if failure == nil { status = code }
-            return stop(dataTask, completionHandler)
+            return completionHandler(.cancel)
         }
         let announced = response.expectedContentLength
         switch sink {
         case .memory(let limit):
-            if announced > limit { failure = .tooLarge(url: url, limit: limit); return stop(dataTask, completionHandler) }
+            if announced > limit { failure = .tooLarge(url: url, limit: limit); return completionHandler(.cancel) }
         case .file(let path, let start, let limit, let name):
             // A 200 to a Range request means the server sends the whole file again: start over. A 206 must start
             // where the request did, or its bytes would land at the wrong offset.
@@ -198,9 +192,9 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
             let range = (response as? HTTPURLResponse)?.value(forHTTPHeaderField: "Content-Range") ?? ""
             if code == 206, Self.firstByte(range) != start {
                 failure = .badRange(file: name, asked: start, got: range)
-                return stop(dataTask, completionHandler)
+                return completionHandler(.cancel)
             }
-            if announced > limit - position { failure = .tooLong(file: name, expected: limit); return stop(dataTask, completionHandler) }
+            if announced > limit - position { failure = .tooLong(file: name, expected: limit); return completionHandler(.cancel) }
             do {
                 if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
                 let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
@@ -208,7 +202,7 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
                 self.handle = handle
             } catch {
                 failure = .cacheWrite(path: path, reason: "\(error)")
-                return stop(dataTask, completionHandler)
+                return completionHandler(.cancel)
             }
         }
         completionHandler(.allow)
@@ -231,19 +225,16 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
         completionHandler(.cancelAuthenticationChallenge, nil)
     }
 
+    /// A body refused on the way (too large, too long, unwritable) is stopped by the watchdog's next tick, as above.
     func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
         lock.lock()
-        var toStop: URLSessionTask?
-        defer {
-            lock.unlock()
-            toStop?.cancel()
-        }
+        defer { lock.unlock() }
         lastActivity = .now()
         windowBytes += Int64(data.count)
         guard failure == nil else { return }
         switch sink {
         case .memory(let limit):
-            guard Int64(buffer.count) + Int64(data.count) <= limit else { failure = .tooLarge(url: url, limit: limit); toStop = stopping(); return }
+            guard Int64(buffer.count) + Int64(data.count) <= limit else { failure = .tooLarge(url: url, limit: limit); return }
             buffer.append(data)
         case .file(let path, _, let limit, let name):
             guard let handle else { return }
@@ -256,10 +247,9 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
                 received(accepted.count)
             } catch {
                 failure = .cacheWrite(path: path, reason: "\(error)")
-                toStop = stopping()
                 return
             }
-            if accepted.count < data.count { failure = .tooLong(file: name, expected: limit); toStop = stopping() }
+            if accepted.count < data.count { failure = .tooLong(file: name, expected: limit) }
         }
     }
 

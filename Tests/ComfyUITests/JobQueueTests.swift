@@ -6,7 +6,7 @@ import Testing
 
 /// The queue's promises, with workers that follow a script: every job is made exactly once while a worker lives,
 /// a lost job goes to another worker, a refused job is that job's error.
-@Suite(.timeLimit(.minutes(1))) struct JobQueueTests {
+@Suite(.timeLimit(.minutes(10))) struct JobQueueTests {
     /// A worker that makes a 1×1 image whose red channel is the seed, loses the jobs whose seeds it is told to (once
     /// each), refuses the seeds it is told to, and logs what it ran.
     final class ScriptedWorker: ImageWorker, @unchecked Sendable {

@@ -7,7 +7,7 @@ import Testing
 /// Our client against traffic recorded from a real ComfyUI 0.3.75 (scripts/comfyui/record_all.sh with
 /// sd3_scenario.sh: `sd3 generate --backend` through record_proxy.py). The jobs here are the scenarios' flags as
 /// `ComfyUIJob`s: the workflow we build now must be the one the real server ran.
-@Suite(.timeLimit(.minutes(1))) struct ReplayTests {
+@Suite(.timeLimit(.minutes(10))) struct ReplayTests {
     static func unet(_ job: ComfyUIJob) -> ComfyUIJob {
         var job = job
         (job.model, job.clipL, job.clipG, job.vae) = ("tiny-sd3.safetensors", "clip_l.safetensors", "clip_g.safetensors", "sd3_vae.safetensors")

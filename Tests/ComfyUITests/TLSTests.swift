@@ -10,7 +10,7 @@ import Glibc
 /// comfyuis://: our client over TLS against a loopback server with a test CA's certificate for localhost only
 /// (Fixtures/tls, scripts/comfyui/make_test_tls.sh). The server answers /system_stats, or opens a WebSocket and sends
 /// one frame, and keeps each request's headers.
-@Suite(.timeLimit(.minutes(1))) struct TLSTests {
+@Suite(.timeLimit(.minutes(10))) struct TLSTests {
     static let folder = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!.appendingPathComponent("tls").path
 
     final class Server: @unchecked Sendable {

@@ -3,7 +3,7 @@ import Testing
 @testable import ComfyUI
 
 /// Our RFC 6455 client against hand-made frames from a loopback server.
-@Suite(.timeLimit(.minutes(1))) struct WebSocketTests {
+@Suite(.timeLimit(.minutes(10))) struct WebSocketTests {
     static func open(_ frames: [[UInt8]], socket seconds: Double = 30) throws -> (ReplayServer, WebSocket) {
         let server = try ReplayServer(Transcript(exchanges: [.socketOpen(path: "/ws")] + frames.map { .raw($0) }))
         var timeouts = Timeouts()

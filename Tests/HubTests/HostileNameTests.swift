@@ -4,7 +4,7 @@ import Testing
 
 /// What a lying hub names: file names, listings, commits, and what the user names (revisions, repo ids). Each is
 /// refused with one line before any file is written, and nothing around the repo's cache folder changes.
-@Suite(.timeLimit(.minutes(1))) struct HostileNameTests {
+@Suite(.timeLimit(.minutes(10))) struct HostileNameTests {
     static func sibling(_ path: String, blobId: String = String(repeating: "1", count: 40)) -> [String: Any] {
         ["rfilename": path, "size": 10, "blobId": blobId]
     }

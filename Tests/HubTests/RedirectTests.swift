@@ -8,7 +8,7 @@ import FoundationNetworking
 /// The token goes to the endpoint's origin (scheme, host, port) and nowhere else, whatever the hub redirects to:
 /// each case is a real pull through URLSession (libcurl on Linux) against two loopback hubs, and the hubs' own logs
 /// say which requests carried the header.
-@Suite(.timeLimit(.minutes(1))) struct RedirectTests {
+@Suite(.timeLimit(.minutes(10))) struct RedirectTests {
     static let bearer = "Bearer " + FakeHub.goodToken
 
     /// The endpoint hub and another one on another port serving the same repo.

@@ -57,7 +57,7 @@ import Testing
     }
 
     @MainActor
-    @Test(.timeLimit(.minutes(8)))
+    @Test(.timeLimit(.minutes(10)))
     func pullCancelResumeSwitchAndGenerate() async throws {
         let hub = try FakeHub(repo: Self.repo, files: try Self.files())
         defer { hub.release(); hub.stop() }
@@ -137,7 +137,7 @@ import Testing
 
     /// A repo the hub does not have: the pull stops with the hub's one-line message in the status line.
     @MainActor
-    @Test(.timeLimit(.minutes(2)))
+    @Test(.timeLimit(.minutes(10)))
     func aMissingRepoIsAOneLineError() async throws {
         let hub = try FakeHub(repo: Self.repo, files: [])
         defer { hub.stop() }

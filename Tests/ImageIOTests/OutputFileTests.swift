@@ -22,7 +22,7 @@ import RegularFiles
         return process.processIdentifier
     }
 
-    @Test(.timeLimit(.minutes(1))) func onlyRegularFilesAreRead() throws {
+    @Test(.timeLimit(.minutes(10))) func onlyRegularFilesAreRead() throws {
         let folder = Self.folder()
         let fifo = folder + "/fifo.png"
         #expect(mkfifo(fifo, 0o600) == 0)

@@ -70,7 +70,7 @@ import Testing
     }
 
     /// A config that is a folder, a FIFO or a device is refused without opening it (a FIFO would block forever).
-    @Test(.timeLimit(.minutes(1))) func configThatIsNotAFileIsRefused() throws {
+    @Test(.timeLimit(.minutes(10))) func configThatIsNotAFileIsRefused() throws {
         for kind in ["folder", "fifo", "device"] {
             let folder = try Hostile.tinyCopy()
             defer { try? FileManager.default.removeItem(atPath: folder) }
@@ -86,7 +86,7 @@ import Testing
     }
 
     /// Weight files that are FIFOs or /dev/zero: refused by stat before any open.
-    @Test(.timeLimit(.minutes(1))) func weightsThatAreNotFilesAreRefused() throws {
+    @Test(.timeLimit(.minutes(10))) func weightsThatAreNotFilesAreRefused() throws {
         for kind in ["fifo", "device"] {
             let folder = try Hostile.tinyCopy()
             defer { try? FileManager.default.removeItem(atPath: folder) }

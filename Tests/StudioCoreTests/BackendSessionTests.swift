@@ -104,7 +104,7 @@ import Testing
     }
 
     @MainActor
-    @Test(.timeLimit(.minutes(1))) func pickerAsksEachServer() async throws {
+    @Test(.timeLimit(.minutes(10))) func pickerAsksEachServer() async throws {
         let session = try Self.session(folder: Support.temporaryFolder(), log: Log())
         session.send(.showBackends)
         await Self.until(session) { $0.backendStatus.values.allSatisfy { $0 != .checking } }
@@ -114,7 +114,7 @@ import Testing
 
     /// F5 on the chosen server: steps and the preview as from the engine, then the image saved with `Backend`.
     @MainActor
-    @Test(.timeLimit(.minutes(1))) func generateSavesTheServersImage() async throws {
+    @Test(.timeLimit(.minutes(10))) func generateSavesTheServersImage() async throws {
         let folder = Support.temporaryFolder(), log = Log()
         let session = try Self.session(folder: folder, log: log)
         var sawStep = false, sawPreview = false
@@ -137,7 +137,7 @@ import Testing
 
     /// img2img on a server: the session reads the init image and sends it with the strength; a missing file is one line.
     @MainActor
-    @Test(.timeLimit(.minutes(1))) func img2imgSendsTheInitImage() async throws {
+    @Test(.timeLimit(.minutes(10))) func img2imgSendsTheInitImage() async throws {
         let folder = Support.temporaryFolder(), log = Log()
         try PNGFile.write(Support.image, to: folder + "/start.png")
         let session = try Self.session(folder: folder, log: log, initImage: folder + "/start.png")
@@ -155,7 +155,7 @@ import Testing
     /// F6 over the three servers, one of which refuses connections: every seed once, each on a live server with that
     /// server's model, each in its cell.
     @MainActor
-    @Test(.timeLimit(.minutes(1))) func gridSpreadsEverySeedOnce() async throws {
+    @Test(.timeLimit(.minutes(10))) func gridSpreadsEverySeedOnce() async throws {
         let folder = Support.temporaryFolder(), log = Log()
         let session = try Self.session(folder: folder, log: log, grid: 9, stepTime: 0.01)
         session.send(.explore)
@@ -179,7 +179,7 @@ import Testing
     /// A grid over one server and the local engine (the tiny fixture model): every seed once, the engine's drafts
     /// beside the server's in their cells.
     @MainActor
-    @Test(.timeLimit(.minutes(4))) func localEngineTakesDrafts() async throws {
+    @Test(.timeLimit(.minutes(10))) func localEngineTakesDrafts() async throws {
         let folder = Support.temporaryFolder(), log = Log()
         let session = try Self.session(folder: folder, log: log, servers: [Self.gpu], stepTime: 0.05, localDrafts: true)
         session.send(.explore)
@@ -198,7 +198,7 @@ import Testing
 
     /// Esc while every server holds a draft: all jobs end, the grid keeps what it had, nothing is saved.
     @MainActor
-    @Test(.timeLimit(.minutes(1))) func escStopsEveryServer() async throws {
+    @Test(.timeLimit(.minutes(10))) func escStopsEveryServer() async throws {
         let folder = Support.temporaryFolder(), log = Log()
         let session = try Self.session(folder: folder, log: log, hold: true, servers: [Self.gpu, Self.spare])
         session.send(.explore)

@@ -25,7 +25,7 @@ import Testing
     }
 
     /// Two processes importing at once (one write transaction per image, interleaving): every row lands.
-    @Test(.timeLimit(.minutes(2))) func twoProcessesWritingAtOnceLoseNothing() throws {
+    @Test(.timeLimit(.minutes(10))) func twoProcessesWritingAtOnceLoseNothing() throws {
         let data = Support.temporaryFolder()
         let count = 200
         let files = try ["a", "b"].map { try Self.exportFile($0, count: count, folder: data) }

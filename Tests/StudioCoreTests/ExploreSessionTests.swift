@@ -31,7 +31,7 @@ import Testing
     }
 
     @MainActor
-    @Test(.timeLimit(.minutes(4)), arguments: [(false, false), (true, false), (false, true)])
+    @Test(.timeLimit(.minutes(10)), arguments: [(false, false), (true, false), (false, true)])
     func gridAndRefineEqualSd3Generate(demo: Bool, withTAESD: Bool) async throws {
         let taesd = withTAESD ? Support.packageRoot + "/Tests/SD3Tests/Fixtures/taesd3-x2" : nil
         let folder = Support.temporaryFolder()

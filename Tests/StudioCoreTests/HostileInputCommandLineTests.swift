@@ -92,7 +92,7 @@ import Testing
         ]
     }
 
-    @Test(.timeLimit(.minutes(5))) func badInputsFailInOneLineWithoutLeftovers() throws {
+    @Test(.timeLimit(.minutes(10))) func badInputsFailInOneLineWithoutLeftovers() throws {
         let (folder, fifo, dir) = Self.hostileFolder()
         let data = Support.temporaryFolder()
         let before = Self.listing(folder)
@@ -112,7 +112,7 @@ import Testing
     }
 
     /// `-o FOLDER` writes inside it; an existing file gets a numbered sibling.
-    @Test(.timeLimit(.minutes(2))) func outputFolderAndExistingFile() throws {
+    @Test(.timeLimit(.minutes(10))) func outputFolderAndExistingFile() throws {
         let folder = Support.temporaryFolder(), data = Support.temporaryFolder()
         let inside = Self.sd3(Self.generate + ["-o", folder], data: data)
         #expect(inside.status == 0 && inside.stdout == folder + "/sd3-7.png\n", "\(inside.stderr)")
@@ -124,7 +124,7 @@ import Testing
     }
 
     /// Four runs at once with the same `-o`: four files, none overwritten, no temporary file left.
-    @Test(.timeLimit(.minutes(4))) func concurrentRunsWithOneOutputNameKeepEveryImage() throws {
+    @Test(.timeLimit(.minutes(10))) func concurrentRunsWithOneOutputNameKeepEveryImage() throws {
         let folder = Support.temporaryFolder(), data = Support.temporaryFolder()
         final class Outcomes: @unchecked Sendable {
             let lock = NSLock()
@@ -147,7 +147,7 @@ import Testing
     }
 
     /// A dead writer's old `.partial` in the output folder is swept when generate starts; a live one stays.
-    @Test(.timeLimit(.minutes(2))) func staleTemporaryFilesAreSweptAtStart() throws {
+    @Test(.timeLimit(.minutes(10))) func staleTemporaryFilesAreSweptAtStart() throws {
         let folder = Support.temporaryFolder(), data = Support.temporaryFolder()
         let (_, live) = try Support.plantPartials(in: folder, dead: "x", live: "y")
         let outcome = Self.sd3(Self.generate + ["-o", folder + "/z.png"], data: data)

@@ -54,7 +54,7 @@ import Testing
         #expect(a == b, "max difference \(ExploreSessionTests.maxDifference(a, b))")
     }
 
-    @Test(.timeLimit(.minutes(2)))
+    @Test(.timeLimit(.minutes(10)))
     func sd3GenerateTakesTheRepoID() throws {
         let folder = Support.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }

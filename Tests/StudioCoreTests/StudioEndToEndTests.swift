@@ -10,7 +10,7 @@ import Testing
 @Suite(.serialized) struct StudioEndToEndTests {
     static let tmux = TmuxStudio.tmux
 
-    @Test(.enabled(if: tmux != nil, "tmux is not installed (make deps installs it)"), .timeLimit(.minutes(3)))
+    @Test(.enabled(if: tmux != nil, "tmux is not installed (make deps installs it)"), .timeLimit(.minutes(10)))
     func generateStarAndQuit() async throws {
         let sd3 = TmuxStudio.sd3
         #expect(FileManager.default.isExecutableFile(atPath: sd3), "no sd3 binary at \(sd3): run swift build first")
@@ -65,7 +65,7 @@ import Testing
 
     /// A model folder without defaults.json opens at diffusers' default size (sample_size × vae_scale_factor: 32 × 1 for
     /// the sizes of diffusers' own pipeline tests) and F5 draws at that size.
-    @Test(.enabled(if: tmux != nil, "tmux is not installed (make deps installs it)"), .timeLimit(.minutes(3)))
+    @Test(.enabled(if: tmux != nil, "tmux is not installed (make deps installs it)"), .timeLimit(.minutes(10)))
     func aModelWithoutDefaultsOpensAtItsOwnSize() async throws {
         let data = Support.temporaryFolder()
         let model = Support.packageRoot + "/Tests/SD3Tests/Fixtures/diffusers-dummy"
@@ -89,7 +89,7 @@ import Testing
     /// Favorites across restarts: star an image, quit, start a new studio with other settings, find the image in
     /// the favorites browser by a word of its prompt, recall it (the fields come back), note it, then delete it
     /// from the history browser after the y/n question (the PNG goes too).
-    @Test(.enabled(if: tmux != nil, "tmux is not installed (make deps installs it)"), .timeLimit(.minutes(3)))
+    @Test(.enabled(if: tmux != nil, "tmux is not installed (make deps installs it)"), .timeLimit(.minutes(10)))
     func starRestartFindRecallNoteAndDelete() async throws {
         let data = Support.temporaryFolder()
         let studio = TmuxStudio()
@@ -143,7 +143,7 @@ import Testing
     }
 
     /// A corrupt database: the studio opens anyway, says so on its status line, keeps the damaged file aside.
-    @Test(.enabled(if: tmux != nil, "tmux is not installed (make deps installs it)"), .timeLimit(.minutes(1)))
+    @Test(.enabled(if: tmux != nil, "tmux is not installed (make deps installs it)"), .timeLimit(.minutes(10)))
     func corruptDatabaseIsReportedByTheStudio() async throws {
         let data = Support.temporaryFolder()
         try FileManager.default.createDirectory(atPath: data + "/sd3-studio", withIntermediateDirectories: true)
@@ -162,7 +162,7 @@ import Testing
 
     /// F6 on the tiny model: 4 seeds render as a grid; Right picks the second, Enter refines it at the full
     /// settings; the one saved PNG equals `sd3 generate` with that seed.
-    @Test(.enabled(if: tmux != nil, "tmux is not installed (make deps installs it)"), .timeLimit(.minutes(3)))
+    @Test(.enabled(if: tmux != nil, "tmux is not installed (make deps installs it)"), .timeLimit(.minutes(10)))
     func exploreFourSeedsAndRefine() async throws {
         let sd3 = TmuxStudio.sd3
         let data = Support.temporaryFolder()
@@ -202,7 +202,7 @@ import Testing
     /// find the image in the favorites browser (F3) by a word of its prompt and recall it (Enter). Every field on
     /// screen is the refinement's again; F5 then makes the same pixels with the same metadata, and both equal
     /// `sd3 generate` with those settings.
-    @Test(.enabled(if: tmux != nil, "tmux is not installed (make deps installs it)"), .timeLimit(.minutes(8)))
+    @Test(.enabled(if: tmux != nil, "tmux is not installed (make deps installs it)"), .timeLimit(.minutes(10)))
     func exploreRefineStarRestartFindAndRecall() async throws {
         let data = Support.temporaryFolder()
         let environment = ["XDG_DATA_HOME": data, "XDG_CONFIG_HOME": data + "/config"]
@@ -297,7 +297,7 @@ import Testing
     }
 
     /// Esc in the middle of a grid stops the running draft; the finished cells stay; a second Esc leaves the grid.
-    @Test(.enabled(if: tmux != nil, "tmux is not installed (make deps installs it)"), .timeLimit(.minutes(6)))
+    @Test(.enabled(if: tmux != nil, "tmux is not installed (make deps installs it)"), .timeLimit(.minutes(10)))
     func cancelMidGrid() async throws {
         let data = Support.temporaryFolder()
         let studio = TmuxStudio()
@@ -320,7 +320,7 @@ import Testing
     }
 
     /// A broken theme file: the studio opens on the dark theme and names the file and line; F7 still cycles.
-    @Test(.enabled(if: tmux != nil, "tmux is not installed (make deps installs it)"), .timeLimit(.minutes(1)))
+    @Test(.enabled(if: tmux != nil, "tmux is not installed (make deps installs it)"), .timeLimit(.minutes(10)))
     func aBrokenThemeIsReportedAndTheStudioRuns() async throws {
         let data = Support.temporaryFolder()
         try "[title]\nfg = \"black\"\nbg = \"chartreuse\"\n".write(toFile: data + "/broken.toml", atomically: true, encoding: .utf8)

@@ -4,7 +4,7 @@ import Testing
 /// The studio's start sweeps its outputs folder as `generate` does: a dead writer's old `.partial` goes, a live
 /// process's stays.
 @Suite struct StudioStartSweepTests {
-    @Test(.enabled(if: TmuxStudio.tmux != nil, "tmux is not installed (make deps installs it)"), .timeLimit(.minutes(2)))
+    @Test(.enabled(if: TmuxStudio.tmux != nil, "tmux is not installed (make deps installs it)"), .timeLimit(.minutes(10)))
     func studioStartSweepsItsOutputsFolder() async throws {
         let data = Support.temporaryFolder(), outputs = Support.temporaryFolder()
         let (_, live) = try Support.plantPartials(in: outputs, dead: "00001-1-x", live: "00002-1-y")

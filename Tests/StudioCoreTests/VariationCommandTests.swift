@@ -6,7 +6,7 @@ import Testing
 /// `sd3 generate --variation-seed/--variation-strength`: recorded in the PNG, reproduced by --params-from, and
 /// bad values refused by name.
 @Suite struct VariationCommandTests {
-    @Test(.timeLimit(.minutes(2)))
+    @Test(.timeLimit(.minutes(10)))
     func variationIsRecordedAndReproduced() throws {
         let folder = Support.temporaryFolder()
         let common = ["generate", "--model", Support.tinyModel, "-p", "a red circle", "-W", "16", "-H", "16", "--steps", "3", "--threads", "1"]
