@@ -43,10 +43,14 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
     private var watchdog: DispatchSourceTimer?
     private var continuation: CheckedContinuation<Data, Error>?
     private var cancelled = false
-    /// The task is cancelled at most once and never after it ended: FoundationNetworking traps ("not in the
-    /// registry", swift-corelibs-foundation issue 3296) when a cancel races the end of the transfer.
+    /// Someone wants the transfer stopped (a cancel, a limit, a refused answer); `stopping()` says when it may be.
+    private var stopWanted = false
+    /// The task was cancelled, or a redirect refused (which ends it by itself): it is never cancelled again.
     private var taskStopped = false
+    /// URLSession reported the task's end.
     private var finished = false
+    /// A final answer (not a redirect) arrived: no redirect can be waiting for the delegate any more.
+    private var receiving = false
     /// Set when this class stopped the transfer; it wins over the cancellation error URLSession reports then.
     private var failure: HubError?
     private var status: Int?
@@ -65,19 +69,19 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
 
     func begin(_ task: URLSessionTask, continuation: CheckedContinuation<Data, Error>) {
         let interval = max(0.02, min(1, min(limits.connect, limits.idle, limits.slowSeconds) / 4))
-        let timer = DispatchSource.makeTimerSource(queue: .global())
-        timer.schedule(deadline: .now() + interval, repeating: interval)
-        timer.setEventHandler { [weak self] in self?.checkSilence() }
-        let alreadyCancelled = lock.withLock { () -> Bool in
-            guard !cancelled else { return true }
+        let timer = lock.withLock { () -> DispatchSourceTimer? in
+            guard !cancelled else { return nil }
             self.task = task
             self.continuation = continuation
-            watchdog = timer
             lastActivity = .now()
-            return false
+            let timer = DispatchSource.makeTimerSource(queue: .global())
+            timer.schedule(deadline: .now() + interval, repeating: interval)
+            timer.setEventHandler { [weak self] in self?.checkSilence() }
+            watchdog = timer
+            return timer
         }
         // The pull was cancelled before its request started: the task is never resumed.
-        if alreadyCancelled { return continuation.resume(throwing: CancellationError()) }
+        guard let timer else { return continuation.resume(throwing: CancellationError()) }
         timer.resume()
         task.resume()
     }
@@ -94,18 +98,33 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
         continuation?.resume(throwing: CancellationError())
     }
 
-    /// With the lock held: the task to cancel, the first time only and while it runs.
+    /// With the lock held: the task to cancel now, if it may be. FoundationNetworking traps when a cancel races the
+    /// end of a transfer ("not in the registry", swift-corelibs-foundation issue 3296) or comes while a redirect
+    /// waits for the delegate's answer ("Received callback for HTTP redirection, but we're not waiting for it": the
+    /// cancel fails the transfer before the answer is read). So never twice, never after the end, and before a
+    /// final answer only once a second has passed without a delegate call (a waiting redirect reaches
+    /// `willPerformHTTPRedirection` within that, and is refused there, which ends the task). The watchdog retries.
     private func stopping() -> URLSessionTask? {
+        stopWanted = true
         guard !taskStopped, !finished else { return nil }
+        guard receiving || Self.seconds(since: lastActivity) >= 1 else { return nil }
         taskStopped = true
         return task
     }
 
-    /// With the lock held: the continuation, once, with the watchdog stopped and the file closed (bytes that arrive
-    /// later are not written).
-    private func takeContinuation() -> CheckedContinuation<Data, Error>? {
+    private static func seconds(since time: DispatchTime, now: DispatchTime = .now()) -> Double {
+        Double(now.uptimeNanoseconds - min(time.uptimeNanoseconds, now.uptimeNanoseconds)) / 1e9
+    }
+
+    /// With the lock held: the watchdog ends once the task has ended or been stopped.
+    private func endWatchdogIfDone() {
+        guard finished || taskStopped else { return }
         watchdog?.cancel()
         watchdog = nil
+    }
+
+    /// With the lock held: the continuation, once, with the file closed (bytes that arrive later are not written).
+    private func takeContinuation() -> CheckedContinuation<Data, Error>? {
         try? handle?.close()
         handle = nil
         defer { continuation = nil }
@@ -125,18 +144,19 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
             // what its end would have said: the failure, or an empty body beside the refused status.
             if let (continuation, outcome) = stopped { continuation.resume(with: outcome) }
         }
-        guard failure == nil, status == nil, !cancelled else {
+        guard failure == nil, status == nil, !cancelled, !stopWanted else {
             toStop = stopping()
             if let continuation = takeContinuation() { stopped = (continuation, failure.map { .failure($0) } ?? .success(Data())) }
+            endWatchdogIfDone()
             return
         }
         let now = DispatchTime.now()
-        let silent = Double(now.uptimeNanoseconds - lastActivity.uptimeNanoseconds) / 1e9
+        let silent = Self.seconds(since: lastActivity, now: now)
         if !responded, silent > limits.connect {
             failure = .noAnswer(url: url, seconds: limits.connect)
         } else if responded, silent > limits.idle {
             failure = .stalled(url: url, seconds: limits.idle)
-        } else if responded, Double(now.uptimeNanoseconds - windowStart.uptimeNanoseconds) / 1e9 >= limits.slowSeconds {
+        } else if responded, Self.seconds(since: windowStart, now: now) >= limits.slowSeconds {
             if windowBytes < limits.slowBytes { failure = .tooSlow(url: url, bytes: limits.slowBytes, seconds: limits.slowSeconds) }
             windowStart = now
             windowBytes = 0
@@ -144,23 +164,30 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
         if let failure {
             toStop = stopping()
             if let continuation = takeContinuation() { stopped = (continuation, .failure(failure)) }
+            endWatchdogIfDone()
         }
     }
 
     func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
                     newRequest request: URLRequest, completionHandler: @escaping (URLRequest?) -> Void) {
+        // The answer is given under the lock, so a cancel (see `stopping()`) never falls between the redirect and it.
         lock.lock()
+        defer { lock.unlock() }
         lastActivity = .now()
+        // Not following ends the task with the 3xx as its response: a transfer to stop is stopped that way.
+        if stopWanted || cancelled || failure != nil || status != nil {
+            taskStopped = true
+            return completionHandler(nil)
+        }
         let range = task.originalRequest?.value(forHTTPHeaderField: "Range")
         switch policy.decide(request, hadToken: carriesToken, range: range) {
         case .follow(let next, let keeps):
             carriesToken = keeps
-            lock.unlock()
             completionHandler(next)
         case .refuse:
+            // `failure` names the refused Location.
             failure = .refusedRedirect(url: url, location: response.value(forHTTPHeaderField: "Location") ?? request.url?.absoluteString ?? "")
-            lock.unlock()
-            // Not following ends the task with the 3xx as its response; `failure` names the refused Location.
+            taskStopped = true
             completionHandler(nil)
         }
     }
@@ -175,6 +202,7 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
         // wait. Not cancelling here: a short refused answer has usually ended by then, and a cancel racing the end
         // of a transfer traps in FoundationNetworking.
         responded = true
+        receiving = true
         lastActivity = .now()
         windowStart = lastActivity
         guard failure == nil, code == 200 || code == 206 else {
@@ -256,6 +284,7 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
     func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {
         lock.lock()
         finished = true
+        endWatchdogIfDone()
         let continuation = takeContinuation()
         let outcome: Result<Data, Error>
         if let failure {

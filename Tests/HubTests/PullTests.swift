@@ -72,6 +72,33 @@ import Testing
         #expect(hub.requests.count == before + 1, "only the model info is asked again")
     }
 
+    /// A pull cancelled at any moment, redirects to the CDN included, ends with its cancellation and never takes the
+    /// process down: FoundationNetworking traps when a task is cancelled while a redirect waits for the delegate or
+    /// as the transfer ends, which is what a CI run once died of. The moments sweep 0–12 ms; a last pull completes.
+    @Test func cancellingAtAnyMomentEndsThePullAndNothingElse() async throws {
+        let hub = try FakeHub(repo: Self.repo, files: Self.files())
+        defer { hub.stop() }
+        let root = Self.temporaryRoot()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let pull = ModelPull(repo: hub.repo, options: PullOptions(), settings: HubSettings(endpoint: hub.endpoint, token: FakeHub.goodToken), cacheRoot: root)
+        let plan = try await pull.plan()
+        for round in 0..<48 {
+            // Each round starts from nothing, so every round makes its redirects again.
+            try? FileManager.default.removeItem(atPath: CacheLayout(root: root, repo: hub.repo).folder)
+            let running = Task { try await pull.run(plan, progress: PullProgress(total: plan.bytesToFetch, files: plan.files.count) { _ in }) }
+            try await Task.sleep(for: .microseconds(250 * round))
+            running.cancel()
+            switch await running.result {
+            case .success: break  // finished before the cancel
+            case .failure(let error): #expect(error is CancellationError, "round \(round): \(error)")
+            }
+        }
+        let fresh = Self.temporaryRoot()
+        defer { try? FileManager.default.removeItem(atPath: fresh) }
+        _ = try await Self.pull(hub, root: fresh)
+        try Self.expectSnapshot(hub, root: fresh)
+    }
+
     @Test func noT5AndIncludeChooseTheFiles() async throws {
         let hub = try FakeHub(repo: Self.repo, files: Self.files())
         let root = Self.temporaryRoot()
