@@ -6,11 +6,11 @@ import Foundation
 ///     │ Data folder /data/stripes              │   ten fields, the focused one highlighted
 ///     │ Captions    .txt files                 │
 ///     │ …                                      │
-///     │ Output      stripes → /loras/stripes…  │   a bare name goes in the first LoRA folder
-///     │ step 20/50 loss 0.4123 1.20 s/step ETA │
-///     │ ▇▆▅▅▄▃▃▄▂▂▁▂▁                           │   the loss of each step (columns averaged when
-///     │ loss 0.31–0.62 · checkpoint step 20    │   there are more steps than columns)
-///     │ Enter trains · Esc stops · Tab next    │
+///     │ Output      → …ras/stripes.safetensors │   empty: the data folder's name, in the LoRA folder
+///     │ step 20/50  1.20 s/step  ETA 36 s      │
+///     │ ▇▆▅▅▄▃▃▄▂▂▁▂▁                          │   the loss of each step (columns averaged when
+///     │ loss 0.4123 (0.31–0.62) · checkpoint 20│   there are more steps than columns), up to 4 rows
+///     │ Enter trains · Tab next · Esc closes   │   (while it runs: Esc stops, keeping a checkpoint)
 ///     └────────────────────────────────────────┘
 func drawTrainingPanel(_ state: StudioState, _ panel: TrainingPanel, _ buffer: inout CellBuffer, _ box: Rect) {
     buffer.fill(x: box.x, y: box.y, width: box.width, height: box.height)
@@ -28,7 +28,7 @@ func drawTrainingPanel(_ state: StudioState, _ panel: TrainingPanel, _ buffer: i
             continue
         }
         let editor = form.editors[field] ?? TextEditor()
-        if editor.characters.isEmpty, let hint = trainingHint(state, field) {
+        if editor.characters.isEmpty, let hint = trainingHint(state, field, width: valueWidth) {
             buffer.put(hint, x: valueX, y: y, role: focused ? role : .hint, limit: valueWidth)
         }
         // A long value (a path) shows the part around the cursor.
@@ -45,21 +45,29 @@ func drawTrainingPanel(_ state: StudioState, _ panel: TrainingPanel, _ buffer: i
     if let run = state.training, top < footer {
         drawTrainingRun(run, &buffer, Rect(x: inner.x + 1, y: top, width: inner.width - 2, height: footer - top))
     }
-    let keys = state.training?.isActive == true ? "Esc stops (keeps a checkpoint) · Tab next field" : "Enter trains · Tab next field · Esc closes"
+    let keys = state.training?.isActive == true ? "Esc stops, keeping a checkpoint" : "Enter trains · Tab next · Esc closes"
     buffer.put(" " + keys, x: inner.x, y: footer, role: .hint, limit: inner.width)
 }
 
 /// What an empty field means.
-private func trainingHint(_ state: StudioState, _ field: TrainingField) -> String? {
+private func trainingHint(_ state: StudioState, _ field: TrainingField, width: Int) -> String? {
     switch field {
     case .data: "folder of images and .txt captions"
     case .instancePrompt: state.trainingForm.captions == .files ? "for images without a .txt" : "the prompt of every image"
     case .validationPrompt: "none: no preview images"
     case .output:
         (try? trainingOutput("", data: state.trainingForm.text(.data).trimmingCharacters(in: .whitespaces), folder: state.loraFolder))
-            .map { "the data folder's name → \($0)" } ?? "NAME, in the LoRA folder"
+            .map { "→ " + tail($0, width: width - 2) } ?? "NAME, in the LoRA folder"
     default: nil
     }
+}
+
+/// The end of a path that fits `width` columns, "…" marking what was cut.
+private func tail(_ path: String, width: Int) -> String {
+    guard CellWidth.of(path) > width, width > 1 else { return path }
+    var shown = Substring(path)
+    while CellWidth.of(String(shown)) > width - 1, !shown.isEmpty { shown = shown.dropFirst() }
+    return "…" + shown
 }
 
 /// The job's progress line, its loss sparkline and a summary line, in `area`.
@@ -70,7 +78,6 @@ private func drawTrainingRun(_ run: TrainingRun, _ buffer: inout CellBuffer, _ a
         (line, role) = ("Preparing: \(what)…", .progressText)
     case .training, .stopping, .finished, .stopped:
         var parts = ["step \(run.step)/\(run.steps)"]
-        if let loss = run.losses.last { parts.append(String(format: "loss %.4f", loss)) }
         if let perStep = run.secondsPerStep { parts.append(String(format: "%.2f s/step", perStep)) }
         switch run.phase {
         case .stopping: parts.append("stopping…")
@@ -89,8 +96,8 @@ private func drawTrainingRun(_ run: TrainingRun, _ buffer: inout CellBuffer, _ a
         buffer.put(text, x: area.x, y: area.y + 1 + i, role: .progressBar, limit: area.width)
     }
     let low = run.losses.min()!, high = run.losses.max()!
-    var summary = String(format: "loss %.4f–%.4f over steps %d–%d", low, high, run.firstStep + 1, run.firstStep + run.losses.count)
-    if run.checkpointPath != nil { summary += " · checkpoint at step \(run.checkpointStep)" }
+    var summary = String(format: "loss %.4f (%.2f–%.2f)", run.losses.last!, low, high)
+    if run.checkpointPath != nil { summary += " · checkpoint \(run.checkpointStep)" }
     buffer.put(summary, x: area.x, y: area.y + 1 + plotRows, role: .hint, limit: area.width)
 }
 
