@@ -164,7 +164,7 @@ func readRequest(_ state: inout StudioState, seeds: Int) -> GenerationRequest? {
         state.status = Status(text: "A generation is running: Esc cancels it", isError: true)
         return nil
     }
-    if let refusal = state.trainingRefusesGeneration {
+    if state.server == nil, let refusal = state.trainingRefusesGeneration {
         state.status = Status(text: refusal, isError: true)
         return nil
     }

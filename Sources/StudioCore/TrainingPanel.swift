@@ -145,12 +145,20 @@ public struct TrainingRun: Sendable, Equatable {
 }
 
 extension StudioState {
-    /// Why a generation cannot start while a training job runs: both would share the same CPU cores (each at half
-    /// speed) and hold a copy of the model in memory; training keeps the machine, a generation waits.
+    /// The picture of the preview pane: the training job's last validation image while its panel is open, else the
+    /// generation's preview (the pixel protocols draw the same one).
+    public var paneImage: RGBImage? {
+        if trainingPanel != nil, let validation = training?.validation { return validation.image }
+        return preview
+    }
+
+    /// Why a local generation cannot start while a training job runs: both would share the same CPU cores (each at
+    /// half speed) and hold a copy of the model in memory; training keeps the machine, a local image waits. A ComfyUI
+    /// server (F11) still renders.
     var trainingRefusesGeneration: String? {
         guard let training, training.isActive else { return nil }
         let at = training.phase == .training ? " (step \(training.step)/\(training.steps))" : ""
-        return "Training \(training.request.name) is running\(at): images wait until it ends (it uses every core); F12 then Esc stops it"
+        return "Training \(training.request.name) is running\(at): local images wait until it ends (it uses every core); F12 then Esc stops it"
     }
 }
 

@@ -143,8 +143,22 @@ import Testing
         _ = reduce(&state, .training(.started(step: 0, steps: 50, images: 4)))
         _ = reduce(&state, .training(.step(step: 3, steps: 50, loss: 0.5, secondsPerStep: 2)))
         #expect(reduce(&state, .generate).effects.isEmpty && state.job == .idle)
-        #expect(state.status.text == "Training stripes is running (step 3/50): images wait until it ends (it uses every core); F12 then Esc stops it")
+        #expect(state.status.text == "Training stripes is running (step 3/50): local images wait until it ends (it uses every core); F12 then Esc stops it")
         #expect(reduce(&state, .explore).effects.isEmpty && state.explore == nil)
+        // Nor does a grid's refinement (Enter on a finished grid).
+        var grid = state
+        grid.explore = Exploration(base: GenerationRequest(parameters: GenerationParameters(prompt: "a"), model: "/models/tiny-sd3", t5: .on,
+                                                           precision: .fp32), draft: DraftSettings())
+        (grid.trainingPanel, grid.status) = (nil, Status(text: "", isError: false))
+        #expect(reduce(&grid, .newline).effects.isEmpty && grid.status.text.hasPrefix("Training stripes is running"), "\(grid.status.text)")
+        // A ComfyUI server still renders (its GPU, not these cores); a grid spread over servers leaves the local engine out.
+        var remote = state
+        (remote.backends, remote.backend, remote.localDrafts) = ([BackendPickerTests.gpu], 0, true)
+        guard case let .startRemote(run)? = reduce(&remote, .generate).effects.first else { Issue.record("no remote image: \(remote.status.text)"); return }
+        #expect(run.jobs.count == 1 && remote.isRunning)
+        remote.job = .idle
+        guard case let .startRemote(grid)? = reduce(&remote, .explore).effects.first else { Issue.record("no remote grid: \(remote.status.text)"); return }
+        #expect(grid.grid && grid.local == nil)
         // A generation running: Enter does not start a job.
         var generating = Self.open()
         _ = reduce(&generating, .showTraining)
