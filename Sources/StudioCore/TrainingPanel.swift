@@ -327,7 +327,7 @@ private func receiveTraining(_ state: inout StudioState, _ report: TrainingRepor
         let time = String(format: "%.0f s", seconds)
         if let lora {
             addLora(&state, lora)
-            state.status = Status(text: "Trained \(name) (\(steps) steps, \(time)): \(output), on in the LoRA list (F9) from the next image", isError: false)
+            state.status = Status(text: "Trained \(name) (\(steps) steps, \(time)): on in the LoRA list (F9) from the next image · \(output)", isError: false)
             if state.loraPanel != nil { effects.append(.scanLoras) }
         } else {
             state.status = Status(text: "Trained \(output) (\(steps) steps, \(time)), but the LoRA list could not read it: \(problem ?? "unknown")", isError: true)
@@ -335,7 +335,7 @@ private func receiveTraining(_ state: inout StudioState, _ report: TrainingRepor
     case let .stopped(step, steps, checkpoint):
         (run.phase, run.step) = (.stopped, step)
         if let checkpoint {
-            state.status = Status(text: "Stopped \(name) at step \(step) of \(steps); checkpoint \(checkpoint) kept: Enter with the same settings resumes", isError: false)
+            state.status = Status(text: "Stopped \(name) at step \(step) of \(steps): Enter with the same settings resumes · checkpoint \(checkpoint)", isError: false)
         } else {
             state.status = Status(text: "Stopped \(name) before its first step: nothing to keep", isError: false)
         }

@@ -176,7 +176,7 @@ import Testing
         _ = reduce(&state, .training(.checkpoint(path: "/l/stripes.checkpoint", step: 21)))
         _ = reduce(&state, .training(.stopped(step: 21, steps: 50, checkpoint: "/l/stripes.checkpoint")))
         #expect(state.training?.phase == .stopped && state.training?.isActive == false && state.training?.checkpointStep == 21)
-        #expect(state.status.text == "Stopped stripes at step 21 of 50; checkpoint /l/stripes.checkpoint kept: Enter with the same settings resumes")
+        #expect(state.status.text == "Stopped stripes at step 21 of 50: Enter with the same settings resumes · checkpoint /l/stripes.checkpoint")
         // Enter again: the same request (the session resumes from the checkpoint it finds).
         guard case let .startTraining(again)? = reduce(&state, .newline).effects.first else { Issue.record("not restarted"); return }
         #expect(again.output == "/home/u/.local/share/sd3/models/loras/stripes.safetensors")
@@ -199,7 +199,7 @@ import Testing
         #expect(reaction.effects.isEmpty)
         #expect(state.loras == [LoraEntry(name: "style", path: "/l/style.safetensors"), entry] && state.loras[1].enabled && state.loras[1].strength == 1)
         #expect(state.training?.phase == .finished && state.training?.isActive == false)
-        #expect(state.status.text == "Trained stripes (50 steps, 61 s): \(entry.path!), on in the LoRA list (F9) from the next image")
+        #expect(state.status.text == "Trained stripes (50 steps, 61 s): on in the LoRA list (F9) from the next image · \(entry.path!)")
         // The next image applies it.
         _ = reduce(&state, .showTraining)
         guard case let .start(request)? = reduce(&state, .generate).effects.first else { Issue.record("no generation: \(state.status.text)"); return }

@@ -80,7 +80,7 @@ import Testing
         let stopped = try #require(studio.session.state.training)
         #expect(stopped.phase == .stopped, "\(studio.session.state.status.text)")
         #expect((2..<1000).contains(stopped.step) && stopped.checkpointStep == stopped.step && stopped.losses.count == stopped.step)
-        #expect(studio.session.state.status.text.contains("checkpoint \(checkpoint) kept"), "\(studio.session.state.status.text)")
+        #expect(studio.session.state.status.text.hasSuffix("resumes · checkpoint \(checkpoint)"), "\(studio.session.state.status.text)")
         #expect(FileManager.default.fileExists(atPath: checkpoint) && !FileManager.default.fileExists(atPath: output))
 
         // The same settings again: the job resumes at the checkpoint's step.
