@@ -47,8 +47,8 @@ let package = Package(
         // The studio as values: state, reducer, render, and the files it owns; no engine runs and no network here.
         .target(name: "StudioCore", dependencies: ["SD3", "ComfyUI", "ImageIO", "Tensors", "RegularFiles", .product(name: "GRDB", package: "GRDB.swift"),
                                                    .product(name: "TOMLKit", package: "TOMLKit")]),
-        // The studio's effects: the session that runs the reducer's effects (the engine, ComfyUI servers, pulls, files).
-        .target(name: "StudioRuntime", dependencies: ["StudioCore", "SD3", "Hub", "ComfyUI", "ImageIO", "Tensors"]),
+        // The studio's effects: the session that runs the reducer's effects (the engine, ComfyUI servers, pulls, training, files).
+        .target(name: "StudioRuntime", dependencies: ["StudioCore", "SD3", "Hub", "ComfyUI", "ImageIO", "Tensors", "Training"]),
         // Seeded mutations for the parsers' fuzz suites (tests only; `make fuzz` runs them longer).
         .target(name: "FuzzSupport"),
         // The tests' fake servers' listening socket (tests only).

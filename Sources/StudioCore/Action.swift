@@ -67,6 +67,9 @@ public enum Action: Sendable {
     case pullProgress(repo: String, progress: String)
     case pullFinished(repo: String, snapshot: String)
     case pullStopped(repo: String, error: String?)
+    /// The training panel (F12), and what the session's training job reports.
+    case showTraining
+    case training(TrainingReport)
     /// The backend picker (F11), and what the session learnt of server `index` (`StudioState.backends`).
     case showBackends
     case backendProbed(index: Int, BackendStatus)
@@ -129,6 +132,10 @@ public enum Effect: Sendable, Equatable {
     /// `skipT5`: without text_encoder_3/ and tokenizer_3/ (`--no-t5`), when the T5 field is off.
     case pull(repo: String, skipT5: Bool)
     case cancelPull
+    /// Trains a LoRA in the background (`training` reports), resuming from the output's checkpoint when there is one.
+    case startTraining(TrainingRequest)
+    /// Asks the training job to stop after its step, writing a checkpoint.
+    case stopTraining
     /// Asks each server in `StudioState.backends` for its state (`backendProbed`).
     case probeBackends
     /// Renders on ComfyUI servers instead of the local engine (`RemoteRun`).

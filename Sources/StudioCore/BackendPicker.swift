@@ -122,8 +122,9 @@ func remoteEffect(_ state: inout StudioState, _ requests: [GenerationRequest], g
     }
     let servers = grid ? gridServers(state, chosen: chosen) : [server]
     var local: LocalDrafts?
-    // The local engine joins a grid when asked to and able to: a local model, and every LoRA that is on a file here.
-    if grid, state.localDrafts, let model = state.model, !state.loras.contains(where: { $0.enabled && $0.path == nil }) {
+    // The local engine joins a grid when asked to and able to: a local model, every LoRA that is on a file here, and no
+    // training job holding the cores.
+    if grid, state.localDrafts, state.training?.isActive != true, let model = state.model, !state.loras.contains(where: { $0.enabled && $0.path == nil }) {
         local = LocalDrafts(model: model, loras: state.loras.filter(\.enabled).map { LoraChoice(path: $0.path!, strength: $0.strength) },
                             t5: first.t5, precision: first.precision)
     }

@@ -23,6 +23,8 @@ public enum Bindings {
         Binding(keys: [.function(11)], action: .showBackends, help: "CPU or ComfyUI"),
         Binding(keys: [.function(9)], action: .showLoras, help: "LoRAs: add, on/off (Space), strength (Left/Right), remove (Delete)"),
         Binding(keys: [.function(10), .ctrl("q")], action: .quit, help: "quit (cancels a running generation)"),
+        // Short, so it shares a line of the help with Tab and Shift-Tab at 80×24.
+        Binding(keys: [.function(12), .ctrl("t")], action: .showTraining, help: "train a LoRA"),
         Binding(keys: [.tab], action: .nextField, help: "next field"),
         Binding(keys: [.backTab], action: .previousField, help: "previous field"),
         Binding(keys: [.left], action: .left, help: "cursor left; previous choice or grid seed"),

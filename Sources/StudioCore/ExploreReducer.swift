@@ -110,6 +110,10 @@ private func refine(_ state: inout StudioState) -> Reaction {
         state.status = Status(text: "The grid is still rendering: wait, or Esc to cancel it", isError: true)
         return Reaction()
     }
+    if state.server == nil, let refusal = state.trainingRefusesGeneration {
+        state.status = Status(text: refusal, isError: true)
+        return Reaction()
+    }
     let request = grid.refinement
     let p = request.parameters
     var effect = Effect.start(request)

@@ -92,7 +92,7 @@ func reduceLoras(_ state: inout StudioState, _ action: Action) -> Reaction? {
         state.loraPanel?.folder = folder
         return Reaction()
     case let .loraRead(entry):
-        add(&state, entry)
+        addLora(&state, entry)
         return Reaction()
     case let .lorasLocated(locations, folder, source):
         located(&state, locations, folder: folder, from: source)
@@ -173,7 +173,7 @@ private func enter(_ state: inout StudioState, _ panel: LoraPanel) -> Reaction {
 private func rowCount(_ state: StudioState) -> Int { state.loras.count + state.loraCandidates.count }
 
 /// A LoRA read by the session joins the list on, at strength 1 (one already listed from that file is turned on again).
-private func add(_ state: inout StudioState, _ entry: LoraEntry) {
+func addLora(_ state: inout StudioState, _ entry: LoraEntry) {
     var entry = entry
     if let i = state.loras.firstIndex(where: { $0.path == entry.path }) {
         entry.strength = state.loras[i].strength

@@ -4,6 +4,7 @@ import SD3
 /// The one place the state changes: `reduce(&state, action)` updates it and returns what the session must do.
 public func reduce(_ state: inout StudioState, _ action: Action) -> Reaction {
     if let reaction = reducePull(&state, action) { return reaction }
+    if let reaction = reduceTraining(&state, action) { return reaction }
     if let reaction = reduceBackends(&state, action) { return reaction }
     if let reaction = reduceLoras(&state, action) { return reaction }
     if let reaction = reduceModelPicker(&state, action) { return reaction }
@@ -35,6 +36,8 @@ public func reduce(_ state: inout StudioState, _ action: Action) -> Reaction {
         } else if state.explore != nil {
             state.explore = nil
             state.status = Status(text: "Left the seed grid", isError: false)
+        } else if let reaction = stopTraining(&state) {
+            return reaction
         } else if let reaction = cancelPull(&state) {
             return reaction
         } else {
@@ -87,6 +90,8 @@ public func reduce(_ state: inout StudioState, _ action: Action) -> Reaction {
         return .none  // reducePull's
     case .showBackends, .backendProbed:
         return .none  // reduceBackends'
+    case .showTraining, .training:
+        return .none  // reduceTraining's
     case .showFavorites, .showHistory, .editNote, .openRecall, .browserLoaded, .thumbnailLoaded, .deletePlanned, .deleted, .noteSaved, .recalled:
         return .none  // reduceBrowser's
     }
@@ -157,6 +162,10 @@ private func generate(_ state: inout StudioState) -> Reaction {
 func readRequest(_ state: inout StudioState, seeds: Int) -> GenerationRequest? {
     guard !state.isRunning else {
         state.status = Status(text: "A generation is running: Esc cancels it", isError: true)
+        return nil
+    }
+    if state.server == nil, let refusal = state.trainingRefusesGeneration {
+        state.status = Status(text: refusal, isError: true)
         return nil
     }
     if let problem = state.serverWithoutModel {

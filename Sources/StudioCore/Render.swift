@@ -20,10 +20,11 @@ public func render(_ state: StudioState, columns: Int, rows: Int) -> CellBuffer 
         drawModelPicker(state, picker, &buffer)
     case let .browser(browser):
         drawBrowser(state, browser, &buffer)
-    case .none, .recallPath, .loras, .backends:
+    case .none, .recallPath, .loras, .backends, .training:
         switch state.overlay {
         case let .loras(panel): drawLoraPanel(state, panel, &buffer, layout.left)
         case let .backends(panel): drawBackendPanel(state, panel, &buffer, layout.left)
+        case let .training(panel): drawTrainingPanel(state, panel, &buffer, layout.left)
         default:
             for field in [FieldID.prompt, .negativePrompt] { drawEditor(state, field, &buffer, layout.editor(field)) }
             drawSettings(state, &buffer, layout)
@@ -130,7 +131,12 @@ private func drawPreview(_ state: StudioState, _ buffer: inout CellBuffer, _ lay
     let area = layout.image
     let caption: String
     let captionRole: Role
-    if let image = state.preview {
+    if state.trainingPanel != nil, let validation = state.training?.validation {
+        // The training panel shows its job's last validation image.
+        SymbolArt.draw(validation.image, into: &buffer, area: area, mode: state.graphics)
+        caption = "validation · step \(validation.step) · " + URL(fileURLWithPath: validation.path).lastPathComponent
+        captionRole = .hint
+    } else if let image = state.preview {
         SymbolArt.draw(image, into: &buffer, area: area, mode: state.graphics)
         if case .finished = state.job, let current = state.current {
             caption = (current.favorite ? "★ " : "") + URL(fileURLWithPath: current.file).lastPathComponent
@@ -152,6 +158,10 @@ private func drawPreview(_ state: StudioState, _ buffer: inout CellBuffer, _ lay
 
 private func drawProgress(_ state: StudioState, _ buffer: inout CellBuffer, _ layout: Layout) {
     let y = layout.progressRow
+    if !state.isRunning, let training = state.training, training.isActive {
+        drawTrainingProgress(training, &buffer, layout)
+        return
+    }
     switch state.job {
     case .idle:
         buffer.put("Ready", x: 0, y: y, role: .progressText)
@@ -179,6 +189,25 @@ private func drawProgress(_ state: StudioState, _ buffer: inout CellBuffer, _ la
             buffer.put(times, x: x, y: y, role: .progressText)
         }
     }
+}
+
+/// A training job's line while no generation runs: its step, bar, loss and time left.
+private func drawTrainingProgress(_ run: TrainingRun, _ buffer: inout CellBuffer, _ layout: Layout) {
+    let y = layout.progressRow
+    guard run.phase == .training || run.phase == .stopping else {
+        let what = if case let .preparing(text) = run.phase { text } else { "stopping" }
+        buffer.put("Training \(run.request.name): \(what)…", x: 0, y: y, role: .progressText, limit: layout.columns)
+        return
+    }
+    let label = "train \(run.request.name) \(run.step)/\(run.steps) "
+    var times = run.losses.last.map { String(format: " loss %.4f", $0) } ?? ""
+    if let perStep = run.secondsPerStep, let eta = run.eta { times += String(format: "  %.2f s/step  ETA %.0f s", perStep, eta) }
+    let barWidth = max(10, layout.columns - CellWidth.of(label) - CellWidth.of(times) - 1)
+    let filled = barWidth * run.step / max(run.steps, 1)
+    var x = buffer.put(label, x: 0, y: y, role: .progressText, limit: layout.columns)
+    x += buffer.put(String(repeating: "█", count: filled), x: x, y: y, role: .progressBar)
+    x += buffer.put(String(repeating: "░", count: barWidth - filled), x: x, y: y, role: .border)
+    buffer.put(times, x: x, y: y, role: .progressText, limit: max(0, layout.columns - x))
 }
 
 /// The help overlay, generated from the binding table: one binding a line when they fit, else packed several

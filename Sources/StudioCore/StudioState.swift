@@ -48,6 +48,11 @@ public struct StudioState: Sendable {
     public var backendStatus: [Int: BackendStatus] = [:]
     /// Whether the local engine also takes drafts when a grid is spread over servers (Space on its row in F11).
     public var localDrafts = false
+    /// The training panel's fields (kept while it is closed, so Enter with the same settings resumes), the job it
+    /// started (running, or how the last one ended), and the folder a bare output name goes in (the first LoRA folder).
+    public var trainingForm = TrainingForm()
+    public var training: TrainingRun?
+    public var loraFolder = ""
     public var graphics = GraphicsMode.symbols
     /// The seed used by the last generation started, for increment mode.
     public var lastSeed: UInt64?
@@ -194,6 +199,8 @@ public enum Overlay: Sendable {
     case loras(LoraPanel)
     /// The backend picker (F11).
     case backends(BackendPanel)
+    /// The training panel (F12); its fields are `StudioState.trainingForm`, its job `StudioState.training`.
+    case training(TrainingPanel)
 }
 
 extension StudioState {
@@ -220,6 +227,11 @@ extension StudioState {
     public var backendPanel: BackendPanel? {
         get { if case let .backends(value) = overlay { value } else { nil } }
         set { set(newValue.map(Overlay.backends), closing: { if case .backends = $0 { true } else { false } }) }
+    }
+
+    public var trainingPanel: TrainingPanel? {
+        get { if case let .training(value) = overlay { value } else { nil } }
+        set { set(newValue.map(Overlay.training), closing: { if case .training = $0 { true } else { false } }) }
     }
 
     /// A panel given replaces whatever was open; nil closes the panel only if it is the one open.

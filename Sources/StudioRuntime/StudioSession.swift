@@ -5,6 +5,7 @@ import ImageIO
 import SD3
 import StudioCore
 import Tensors
+import Training
 
 /// Where the studio keeps its files: the output folder and the favorites/history database (or why it could not
 /// be opened: the studio still runs, and says so when it would save).
@@ -60,6 +61,9 @@ public final class StudioSession {
     private var saving: Task<Void, Never>?
     private var pulling: Task<Void, Never>?
     private var recalling: Task<Void, Never>?
+    /// The training job (TrainingEffects.swift): the task consuming its updates, and the job while it runs.
+    var trainingTask: Task<Void, Never>?
+    var trainingJob: LoraTrainingJob.Running?
     /// One worker per server address for the session's life: a ComfyUI backend asks for the server's file lists once.
     private var workers: [String: any ImageWorker] = [:]
     /// Who waits for the state to reach a condition (`waitUntil`), checked after every action.
@@ -69,6 +73,7 @@ public final class StudioSession {
         self.state = state
         self.config = config
         self.engine = engine
+        if self.state.loraFolder.isEmpty { self.state.loraFolder = config.loraFolders.first ?? "" }
     }
 
     public func send(_ action: Action) {
@@ -111,6 +116,7 @@ public final class StudioSession {
         await saving?.value
         await pulling?.value
         await recalling?.value
+        await trainingTask?.value
     }
 
     private func perform(_ effect: Effect) {
@@ -212,9 +218,14 @@ public final class StudioSession {
             startRemote(run)
         case .scanLoras, .readLora, .locateLoras:
             performLoraEffect(effect)
+        case let .startTraining(request):
+            startTraining(request)
+        case .stopTraining:
+            trainingJob?.stop()
         case .quit:
             generation?.cancel()
             pulling?.cancel()
+            trainingJob?.stop()
         }
     }
 

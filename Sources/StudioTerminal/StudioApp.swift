@@ -70,7 +70,7 @@ public enum StudioApp {
             guard let id = browser.current?.id, let image = browser.thumbnails[id] else { return nil }
             return (image, BrowserLayout(columns: size.columns, rows: size.rows).image)
         }
-        guard state.explore == nil, let preview = state.preview else { return nil }
+        guard state.explore == nil, let preview = state.paneImage else { return nil }
         return (preview, Layout(columns: size.columns, rows: size.rows).image)
     }
 }

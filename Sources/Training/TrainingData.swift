@@ -30,9 +30,11 @@ public struct TrainingData: Sendable {
     public let ignored: [String]
 
     /// Loads every image of `folder` (sorted by name; the script takes the folder's listing order), centre-cropped.
-    /// Each failure is one line naming the file.
-    public init(folder: String, resolution: Int, instancePrompt: String?, filter: LanczosResize.Filter = .lanczos) throws {
-        try self.init(folder: folder, resolution: resolution, instancePrompt: instancePrompt, filter: filter, offsets: { _, _ in nil })
+    /// Each failure is one line naming the file. `captionFiles` false: the .txt files are not read and every image
+    /// takes the instance prompt (the script without `--caption_column`).
+    public init(folder: String, resolution: Int, instancePrompt: String?, captionFiles: Bool = true, filter: LanczosResize.Filter = .lanczos) throws {
+        try self.init(folder: folder, resolution: resolution, instancePrompt: instancePrompt, captionFiles: captionFiles, filter: filter,
+                      offsets: { _, _ in nil })
     }
 
     /// The same with the script's random augmentations: its default random crop (RandomCrop.get_params' torch.randint
@@ -47,7 +49,7 @@ public struct TrainingData: Sendable {
                       offsets: { w, h in randomCrop ? Self.randomOffsets(width: w, height: h, size: resolution, generator: &generator) : nil })
     }
 
-    private init(folder: String, resolution: Int, instancePrompt: String?, filter: LanczosResize.Filter, flip: () -> Bool = { false },
+    private init(folder: String, resolution: Int, instancePrompt: String?, captionFiles: Bool = true, filter: LanczosResize.Filter, flip: () -> Bool = { false },
                  offsets: (_ width: Int, _ height: Int) -> (top: Int, left: Int)?) throws {
         guard resolution > 0, resolution % 16 == 0 else {
             throw TrainingError.invalid("the resolution must be a positive multiple of 16, not \(resolution)")
@@ -76,13 +78,14 @@ public struct TrainingData: Sendable {
             let path = (folder as NSString).appendingPathComponent(name)
             let stem = (name as NSString).deletingPathExtension
             var caption = ""
-            if let file = captions[stem] {
+            if captionFiles, let file = captions[stem] {
                 caption = try Self.caption((folder as NSString).appendingPathComponent(file))
             }
             // The script: an empty custom caption falls back to the instance prompt.
             if caption.isEmpty {
                 guard let instancePrompt, !instancePrompt.isEmpty else {
-                    throw TrainingError.data(path: path, reason: "no caption (\(stem).txt is missing or empty) and no --instance-prompt")
+                    throw TrainingError.data(path: path, reason: captionFiles ? "no caption (\(stem).txt is missing or empty) and no --instance-prompt"
+                                                                              : "no instance prompt for the images")
                 }
                 caption = instancePrompt
             }

@@ -89,29 +89,22 @@ struct TrainLoraCommand: ParsableCommand {
         return checkpoint
     }
 
-    /// The folder of `path` takes a new file: one is created and removed (access(2) says yes to root on a folder
-    /// where creating still fails, e.g. a read-only or special file system).
-    static func probeWritable(_ path: String) throws {
-        try GenerateCommand.checkWritable(path)
-        let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        let probe = folder + "/.sd3-train-lora-probe-\(getpid())"
-        let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw CommandError("\(path): the folder \(folder) is not writable (\(String(cString: strerror(errno))))") }
-        close(fd)
-        unlink(probe)
-    }
-
     func run() throws {
         let environment = ProcessInfo.processInfo.environment
         guard let model = ModelChoice.resolve(given: model, configured: nil, environment: environment) else {
             throw ValidationError("no model: give --model DIR (a diffusers SD3 folder); the demo model was not found in \(DemoModel.folderName)")
         }
+        var settings = LoraTrainingJob.Settings(model: model, data: data, output: output, checkpoint: checkpointPath,
+                                                seed: seed ?? UInt64.random(in: 0...UInt64(UInt32.max)))
+        (settings.resume, settings.rank, settings.alpha, settings.steps, settings.lr) = (resume, rank, alpha, steps, lr)
+        (settings.lrScheduler, settings.lrWarmupSteps) = (LearningRateSchedule.Kind(rawValue: lrScheduler) ?? .constant, lrWarmupSteps)
+        (settings.batch, settings.accumulation, settings.resolution, settings.maxSequenceLength) = (batch, accumulation, resolution, maxSequenceLength)
+        (settings.instancePrompt, settings.loraLayers) = (instancePrompt, loraLayers.map(Self.layers))
+        (settings.checkpointEvery, settings.validationPrompt, settings.validationEvery) = (checkpointEvery, validationPrompt, validationEvery)
+        settings.checkpointing = checkpointing
         // Every file this run writes, checked before any work: nothing is computed that could not be saved.
-        try Self.probeWritable(output)
-        try Self.probeWritable(checkpointPath)
-        if let kind = RegularFile.kind(output) { throw CommandError("--output \(output) is \(kind), not a file") }
+        try LoraTrainingJob.checkFiles(settings)
         if let resume, !FileManager.default.fileExists(atPath: resume) { throw CommandError("--resume \(resume): no such file") }
-        let seed = self.seed ?? UInt64.random(in: 0...UInt64(UInt32.max))
         var options = LoadOptions()
         options.precision = Precision(rawValue: precision)!
         options.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
@@ -119,7 +112,44 @@ struct TrainLoraCommand: ParsableCommand {
         options.withVAEEncoder = true
         options.staged = true
         options.files = files.extras(t5File: nil)
-        let job = TrainLoraJob(command: self, model: model, options: options, seed: seed)
-        try job.run()
+        let job = LoraTrainingJob(settings: settings, options: options)
+        var progress: ProgressLine?
+        let outcome: LoraTrainingJob.Outcome
+        do {
+            outcome = try job.run(shouldStop: { Interrupt.requested }) { event in
+                switch event {
+                case let .note(line):
+                    // Notes come before the first step and after the last.
+                    progress?.finish()
+                    progress = nil
+                    log(line)
+                case .preparing, .checkpoint:
+                    break
+                case let .started(step, _, _):
+                    // Ctrl-C stops between steps from here on (before, it ends the process as usual).
+                    Interrupt.install()
+                    progress = ProgressLine(from: step)
+                case let .step(p):
+                    progress?.update(step: p.step, of: p.steps, detail: String(format: "loss %.4f (mean %.4f)", p.loss, p.meanLoss))
+                case let .validation(_, _, path):
+                    log("validation image \(path)")
+                }
+            }
+        } catch let error as LoraTrainingJob.OutputNotSaved {
+            progress?.finish()
+            throw CommandError("\(error.description): make room and run again with --resume \(error.checkpoint)")
+        } catch {
+            progress?.finish()
+            throw error
+        }
+        switch outcome {
+        case let .stopped(step, steps, checkpoint):
+            progress?.finish()
+            let resume = checkpoint.map { "; checkpoint \($0) (continue with --resume \($0))" } ?? ""
+            log("stopped after step \(step) of \(steps)\(resume)")
+            throw ExitCode(130)
+        case let .finished(output, _, _):
+            print(output)
+        }
     }
 }

@@ -81,6 +81,27 @@ import Testing
         #expect(try Self.generate(runTime) != base)
     }
 
+    /// A run-time LoRA rewritten under the same path (the studio's training panel writing its output again) is read
+    /// again: the next image is the new file's, not the one read before.
+    @Test func aRewrittenFileIsReadAgain() throws {
+        let path = NSTemporaryDirectory() + "lora-rewritten-\(getpid()).safetensors"
+        defer { unlink(path) }
+        try FileManager.default.copyItem(atPath: Self.folder + "/style.diffusers.safetensors", toPath: path)
+        let pipeline = try StableDiffusion3Pipeline(path: Self.fixtures + "/tiny-sd3", options: Self.options(mode: .runTime))
+        try pipeline.setLoras([LoraChoice(path: path)])
+        let style = try Self.generate(pipeline)
+        try pipeline.setLoras([LoraChoice(path: path)])
+        #expect(try Self.generate(pipeline) == style, "an unchanged file is the same LoRA")
+        // Written as the trainer writes: a new file renamed over the old one.
+        try FileManager.default.copyItem(atPath: Self.folder + "/detail.diffusers.safetensors", toPath: path + ".new")
+        #expect(rename(path + ".new", path) == 0)
+        try pipeline.setLoras([LoraChoice(path: path)])
+        let rewritten = try Self.generate(pipeline)
+        try pipeline.setLoras([LoraChoice(path: Self.folder + "/detail.diffusers.safetensors")])
+        let detail = try Self.generate(pipeline)
+        #expect(rewritten != style && rewritten == detail, "the LoRA read before the rewrite was reused")
+    }
+
     @Test func layoutsAndHashes() throws {
         let diffusers = try LoraFile(path: Self.folder + "/style.diffusers.safetensors")
         let kohya = try LoraFile(path: Self.folder + "/style.kohya.safetensors")

@@ -49,6 +49,12 @@ import Testing
         let random = try TrainingData(folder: folder, resolution: 32, instancePrompt: "sks dog", randomCrop: true, flipSeed: nil, generator: &generator)
         for _ in 0..<4 { _ = expected.random() }
         #expect(random.examples.count == 4 && generator.snapshot == expected.snapshot)
+        // One instance prompt for every image (the studio's caption choice): the .txt files are not read.
+        let instance = try TrainingData(folder: folder, resolution: 32, instancePrompt: "sks dog", captionFiles: false)
+        #expect(instance.examples.map(\.caption) == ["sks dog", "sks dog", "sks dog", "sks dog"] && instance.ignored == ["notes.md"])
+        #expect(throws: TrainingError.data(path: folder + "/D.PNG", reason: "no instance prompt for the images")) {
+            try TrainingData(folder: folder, resolution: 32, instancePrompt: nil, captionFiles: false)
+        }
     }
 
     /// Shorter side to the resolution (longer int(size · long / short)), then the centre, offsets rounded half to even.

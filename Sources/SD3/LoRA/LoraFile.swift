@@ -24,9 +24,33 @@ public struct LoraFile: Sendable {
     /// A1111's short hash: the first 12 hex digits of the SHA-256 of the bytes after the header (`addnet_hash_safetensors`).
     public let shortHash: String
     public let pairs: [SD3Component: [String: Pair]]
+    /// The weights file as it was when read; a file written again under the same path (the studio's training panel
+    /// rewrites its output) is read again rather than reused (`StableDiffusion3Pipeline.setLoras`).
+    public let stamp: FileStamp?
+
+    /// A file's device, inode, size and modification time: an atomic rewrite (a new inode) or an edit in place changes it.
+    public struct FileStamp: Sendable, Equatable {
+        let device: UInt64, inode: UInt64, size: Int64, seconds: Int, nanoseconds: Int
+    }
+
+    /// The stamp of the file `path` names (a PEFT folder's weights file), nil when it cannot be looked at.
+    public static func stamp(path: String) -> FileStamp? {
+        let weights = (try? LoraPeftFolder(path))??.weights ?? path
+        var info = stat()
+        guard stat(weights, &info) == 0 else { return nil }
+        #if os(Linux)
+        let modified = info.st_mtim
+        #else
+        let modified = info.st_mtimespec
+        #endif
+        return FileStamp(device: UInt64(info.st_dev), inode: UInt64(info.st_ino), size: Int64(info.st_size),
+                         seconds: Int(modified.tv_sec), nanoseconds: Int(modified.tv_nsec))
+    }
 
     public init(path: String) throws {
         let peft = try LoraPeftFolder(path)
+        // Taken before the read, so a rewrite during it shows as a change next time.
+        stamp = Self.stamp(path: path)
         let file = try SafeTensorsFile(path: peft?.weights ?? path)
         self.path = path
         name = peft?.name ?? ((path as NSString).lastPathComponent as NSString).deletingPathExtension

@@ -178,7 +178,9 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
         if let bad = choices.first(where: { !($0.strength.isFinite && GenerationLimits.loraStrength.contains($0.strength)) }) {
             throw LoraError.strengthOutOfRange(path: bad.path, strength: bad.strength)
         }
+        // A file already active is reused unless it changed on disk since it was read.
         let known = Dictionary(set.active.map { ($0.file.path, $0.file) }, uniquingKeysWith: { a, _ in a })
+            .filter { path, file in file.stamp != nil && file.stamp == LoraFile.stamp(path: path) }
         try set.set(choices.map { (try known[$0.path] ?? LoraFile(path: $0.path), $0.strength) })
     }
 
