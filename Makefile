@@ -6,7 +6,8 @@ SHELL := /bin/bash
 # libcurl4: Foundation's URLSession on Linux (FoundationNetworking, used by `sd3 models pull`) loads it at run time.
 DEBIAN_PACKAGES := libdnnl-dev libopenblas-dev libncursesw5-dev libpng-dev libjpeg62-turbo-dev libssl-dev libsqlite3-dev libchafa-dev libglib2.0-dev zlib1g-dev libcurl4 pkg-config tmux
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-SWIFT ?= swift
+# `swift` on PATH, else the toolchain's usual place (the README's two ways to have Swift).
+SWIFT ?= $(shell command -v swift 2>/dev/null || { [ -x /opt/swift/usr/bin/swift ] && echo /opt/swift/usr/bin/swift; } || echo swift)
 # The engine's thread count; CI machines and this one have 2 cores.
 JOBS ?= $(shell nproc)
 
@@ -20,7 +21,7 @@ deps:
 	  echo "Installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	else echo "Debian packages present: $(DEBIAN_PACKAGES)"; fi
-	@command -v $(SWIFT) >/dev/null || { echo "error: Swift 6 toolchain not found on PATH (see README)"; exit 1; }
+	@command -v $(SWIFT) >/dev/null || { echo "error: Swift 6 toolchain not found on PATH or in /opt/swift/usr/bin (see README)"; exit 1; }
 
 build: deps
 	$(SWIFT) build -j $(JOBS)

@@ -207,7 +207,7 @@ func readRequest(_ state: inout StudioState, seeds: Int) -> GenerationRequest? {
         case .random:
             p.seed = nextRandom(&state.randomState) & 0xFFFF_FFFF
         case .increment:
-            if let last = state.lastSeed { p.seed = last &+ 1 } else { p.seed = try number(state, .seed, UInt64.init) }
+            if let last = state.lastSeed, state.text(.seed) == state.seedShown { p.seed = last &+ 1 } else { p.seed = try number(state, .seed, UInt64.init) }
         }
         if let i = state.recipe, let problem = state.recipes[safe: i]?.problem {
             throw FieldError(description: problem + "; pick another recipe or none")
@@ -216,7 +216,7 @@ func readRequest(_ state: inout StudioState, seeds: Int) -> GenerationRequest? {
         p.recipe = state.recipe.flatMap { state.recipes[safe: $0]?.recipe.name }
         let loras = try state.enabledLoras().get()
         state.set(.seed, "\(p.seed)")
-        state.lastSeed = p.seed &+ UInt64(seeds - 1)
+        (state.lastSeed, state.seedShown) = (p.seed &+ UInt64(seeds - 1), "\(p.seed)")
         return GenerationRequest(parameters: p, model: model, t5: state.t5, precision: state.precision,
                                  initImagePath: initImage.isEmpty ? nil : initImage, loras: loras)
     } catch {

@@ -54,8 +54,10 @@ public struct StudioState: Sendable {
     public var training: TrainingRun?
     public var loraFolder = ""
     public var graphics = GraphicsMode.symbols
-    /// The seed used by the last generation started, for increment mode.
+    /// The seed used by the last generation started, for increment mode, and the seed field's text as that
+    /// generation left it: a seed typed since then is where increment mode goes on from.
     public var lastSeed: UInt64?
+    public var seedShown: String?
     /// The recipes the Recipe field cycles through, the one chosen (nil: none) and the LoRA path it added to `loras`.
     public var recipes: [RecipeChoice] = []
     public var recipe: Int?

@@ -12,9 +12,11 @@ public final class OpenBLASBackend: ComputeBackend {
         openblas_set_num_threads(Int32(self.threads))
     }
 
+    /// openblas_get_config() without its leading "OpenBLAS " ("0.3.21 NO_LAPACKE DYNAMIC_ARCH …"): callers name it.
     public static var configuration: String {
         guard let config = openblas_get_config() else { return "unknown" }
-        return String(cString: config)
+        let text = String(cString: config)
+        return text.hasPrefix("OpenBLAS ") ? String(text.dropFirst("OpenBLAS ".count)) : text
     }
 
     public func gemm(_ d: GemmDescriptor, a: UnsafeRawPointer, b: UnsafeRawPointer,

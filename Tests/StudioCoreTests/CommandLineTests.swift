@@ -48,6 +48,14 @@ import Testing
     }
 
     /// `sd3 generate` adds its image to the history with every parameter (and `--no-history` does not).
+    /// The version line names each library once ("OpenBLAS 0.3.21 …", not "OpenBLAS OpenBLAS 0.3.21").
+    @Test func versionNamesTheInstructionSetsAndEachLibraryOnce() {
+        let (status, output) = sd3(["--version"], data: Support.temporaryFolder())
+        #expect(status == 0)
+        #expect(output.hasPrefix("sd3 ") && output.contains("kernels ") && output.contains("oneDNN ") && output.contains("; OpenBLAS "), "\(output)")
+        #expect(!output.contains("OpenBLAS OpenBLAS"), "\(output)")
+    }
+
     @Test func generateAddsAHistoryRow() throws {
         let data = Support.temporaryFolder(), out = Support.temporaryFolder()
         let made = sd3(["generate", "--model", Support.tinyModel, "-p", "a blue square", "-W", "16", "-H", "16", "--steps", "2",

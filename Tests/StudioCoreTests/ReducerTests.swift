@@ -184,6 +184,15 @@ import Testing
         _ = reduce(&state, .generationStopped(error: nil))
         _ = reduce(&state, .generate)
         #expect(first != state.text(.seed) && first != "42" && UInt64(first)! <= UInt64(UInt32.max))
+        _ = reduce(&state, .generationStopped(error: nil))
+        // A seed typed after those runs is where increment mode goes on from (it once drew the last seed + 1).
+        state.seedMode = .increment
+        state.set(.seed, "7")
+        _ = reduce(&state, .generate)
+        #expect(state.text(.seed) == "7")
+        _ = reduce(&state, .generationStopped(error: nil))
+        _ = reduce(&state, .generate)
+        #expect(state.text(.seed) == "8")
     }
 
     @Test func cancelOnlyWhileRunning() {
