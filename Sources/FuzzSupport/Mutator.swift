@@ -83,6 +83,11 @@ public enum Fuzz {
         environment["SD3_FUZZ_ITERATIONS"].flatMap(Int.init).map { max(1, $0) } ?? standard
     }
 
+    /// The most one case may take: a guard against blow-ups (a backtracking or quadratic parser takes seconds to
+    /// minutes on these inputs), not a speed target. Suites run in parallel on 2 cores, and a case that takes
+    /// milliseconds once took 0.8 s while the machine was loaded.
+    public static let hangGuard = 5.0
+
     /// The slowest case of a run, to assert the parser stays linear (a hang shows as a long case, not a stuck suite
     /// when the parser returns at all).
     public struct Slowest: Sendable {

@@ -50,6 +50,9 @@ public enum Action: Sendable {
     case toggleHelp
     // Generation.
     case generate, cancel, toggleFavorite, quit
+    /// Ctrl-C: stops what runs (a generation, a training job, a pull); with nothing running it says how to quit, and
+    /// a second one quits.
+    case interrupt
     /// Seed exploration: a grid of draft renders, one seed each.
     case explore
     case cycleTheme

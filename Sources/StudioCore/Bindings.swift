@@ -22,7 +22,9 @@ public enum Bindings {
         // Short, so it shares the F7/F8 line of the help at 80×24.
         Binding(keys: [.function(11)], action: .showBackends, help: "CPU or ComfyUI"),
         Binding(keys: [.function(9)], action: .showLoras, help: "LoRAs: add, on/off (Space), strength (Left/Right), remove (Delete)"),
-        Binding(keys: [.function(10), .ctrl("q")], action: .quit, help: "quit (cancels a running generation)"),
+        // Short, so the two share a line of the help at 80×24 (quitting cancels a running generation).
+        Binding(keys: [.function(10), .ctrl("q")], action: .quit, help: "quit"),
+        Binding(keys: [.ctrl("c")], action: .interrupt, help: "stop a run; twice: quit"),
         // Short, so it shares a line of the help with Tab and Shift-Tab at 80×24.
         Binding(keys: [.function(12), .ctrl("t")], action: .showTraining, help: "train a LoRA"),
         Binding(keys: [.tab], action: .nextField, help: "next field"),

@@ -3,6 +3,8 @@ import SD3
 
 /// The one place the state changes: `reduce(&state, action)` updates it and returns what the session must do.
 public func reduce(_ state: inout StudioState, _ action: Action) -> Reaction {
+    // Before the panels: Ctrl-C means the same whatever is open.
+    if case .interrupt = action { return interrupt(&state) }
     if let reaction = reducePull(&state, action) { return reaction }
     if let reaction = reduceTraining(&state, action) { return reaction }
     if let reaction = reduceBackends(&state, action) { return reaction }
@@ -51,6 +53,8 @@ public func reduce(_ state: inout StudioState, _ action: Action) -> Reaction {
         current.favorite.toggle()
         state.current = current
         return Reaction(effects: [.setFavorite(id: current.id, favorite: current.favorite)])
+    case .interrupt:
+        return interrupt(&state)
     case .quit:
         state.shouldQuit = true
         return Reaction(effects: state.isRunning ? [.cancel, .quit] : [.quit])
@@ -288,5 +292,22 @@ private func receive(_ state: inout StudioState, _ event: GenerationEvent) -> Re
         state.status = Status(text: String(format: "Done in %.1f s; saving…", seconds), isError: false)
         return Reaction(effects: [.save(image: image, metadata: metadata)])
     }
+    return Reaction()
+}
+
+/// What Ctrl-C says when nothing runs; a second Ctrl-C while it shows quits.
+let interruptHint = "Ctrl-C again quits (or F10 / Ctrl-Q); Esc cancels a running generation"
+
+/// Ctrl-C, as people expect it in a terminal: it stops the running generation, else a training job, else a pull;
+/// with nothing running the first one says how to quit and the second quits.
+func interrupt(_ state: inout StudioState) -> Reaction {
+    if state.isRunning {
+        state.job = .cancelling
+        state.status = Status(text: "Cancelling…", isError: false)
+        return Reaction(effects: [.cancel])
+    }
+    if let reaction = stopTraining(&state) ?? cancelPull(&state) { return reaction }
+    if state.status.text == interruptHint { return reduce(&state, .quit) }
+    state.status = Status(text: interruptHint, isError: false)
     return Reaction()
 }

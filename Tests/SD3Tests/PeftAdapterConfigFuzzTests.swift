@@ -41,7 +41,7 @@ import Testing
         }
         let slowest = Fuzz.run(corpus: corpus, seed: 37, read)
         let seconds = Fuzz.confirmedSeconds(slowest, read)
-        #expect(seconds < 0.5, "slowest PEFT folder took \(seconds) s")
+        #expect(seconds < Fuzz.hangGuard, "slowest PEFT folder took \(seconds) s")
         #expect(accepted > 0 && refused > 0, "accepted \(accepted), refused \(refused)")
     }
 }

@@ -49,7 +49,9 @@ import Testing
             if pairs != Self.referencePairs(line), mismatches.count < 3 { mismatches.append(line) }
         }
         #expect(mismatches.isEmpty, "first lines where the scanner and re_param differ: \(mismatches.map { $0.debugDescription })")
-        #expect(slowest.seconds < 0.25, "slowest case \(slowest.seconds) s: \(slowest.text.prefix(80).debugDescription)")
+        // A guard against backtracking blow-ups (seconds to minutes per case), not a speed target: a loaded CI
+        // machine once took 0.8 s for a case that takes milliseconds.
+        #expect(slowest.seconds < 5, "slowest case \(slowest.seconds) s: \(slowest.text.prefix(80).debugDescription)")
     }
 
     /// Hand-made edge cases of re_param: keys inside word runs, quotes that do not close, escapes, empty values.
@@ -60,18 +62,19 @@ import Testing
         #expect(A1111Parameters.pairs(line) == Self.referencePairs(line))
     }
 
-    /// 40,000 words before the parameters: re_param took over a minute; the scanner, well under a second.
+    /// 40,000 words before the parameters: re_param took over a minute; the scanner, well under a second. The bound
+    /// is far from both (a loaded machine once took 1.1 s): it catches the blow-up, not a slow machine.
     @Test func longTextParsesInLinearTime() throws {
         let words = (0..<40_000).map { "word\($0 % 97)" }.joined(separator: " ")
         let text = words + "\nNegative prompt: " + words + "\nSteps: 20, " + words + ", CFG scale: 7, Seed: 3, Size: 64x64"
         let start = Date()
         let parsed = try A1111Parameters.parse(text, name: "long.png")
         let seconds = Date().timeIntervalSince(start)
-        #expect(seconds < 1, "\(seconds) s")
+        #expect(seconds < 15, "\(seconds) s")
         #expect(parsed.steps == 20 && parsed.seed == 3 && parsed.guidanceScale == 7 && parsed.width == 64 && parsed.prompt == words)
         // A last line that is one long run of words with no colon at all.
         let start2 = Date()
         #expect(throws: StoreError.self) { try A1111Parameters.parse("prompt\n" + words, name: "long.png") }
-        #expect(Date().timeIntervalSince(start2) < 1)
+        #expect(Date().timeIntervalSince(start2) < 15)
     }
 }

@@ -195,6 +195,21 @@ import Testing
         #expect(state.text(.seed) == "8")
     }
 
+    /// Ctrl-C (it was ignored): a running generation is cancelled; idle, the first says how to quit, the second quits.
+    @Test func ctrlCStopsARunOrQuitsOnTheSecondPress() {
+        #expect(Bindings.action(for: .ctrl("c")).map { if case .interrupt = $0 { true } else { false } } == true)
+        var state = Support.state(prompt: "x")
+        _ = reduce(&state, .generate)
+        #expect(reduce(&state, .interrupt).effects == [.cancel])
+        #expect(state.job == .cancelling && !state.shouldQuit)
+        #expect(reduce(&state, .interrupt).effects.isEmpty && !state.shouldQuit, "a second Ctrl-C while cancelling does not quit")
+        #expect(state.status.text.contains("Ctrl-C again quits"), "it says how to (\(state.status.text))")
+        _ = reduce(&state, .generationStopped(error: nil))
+        #expect(reduce(&state, .interrupt).effects.isEmpty && !state.shouldQuit)
+        #expect(state.status.text.contains("Ctrl-C again quits") && state.status.text.contains("F10"))
+        #expect(reduce(&state, .interrupt).effects == [.quit] && state.shouldQuit)
+    }
+
     @Test func cancelOnlyWhileRunning() {
         var state = Support.state(prompt: "x")
         #expect(reduce(&state, .cancel) == .none)

@@ -25,7 +25,8 @@ import Testing
                                  ("T5", { _ = Fixtures.t5.encodeForPipeline(text, maxLength: 512) })] as [(String, () -> Void)] {
             let clock = ContinuousClock()
             let elapsed = clock.measure(tokenize)
-            #expect(elapsed < .seconds(3), "\(name) took \(elapsed) on \(text.unicodeScalars.count) scalars of \(shape)")
+            // A guard against quadratic blow-ups (minutes on these texts), not a speed target: the suites share 2 cores.
+            #expect(elapsed < .seconds(15), "\(name) took \(elapsed) on \(text.unicodeScalars.count) scalars of \(shape)")
         }
     }
 }
