@@ -5,6 +5,9 @@ import SD3
 public func reduce(_ state: inout StudioState, _ action: Action) -> Reaction {
     // Before the panels: Ctrl-C means the same whatever is open.
     if case .interrupt = action { return interrupt(&state) }
+    // Keys typed while the terminal is too small to show the studio would edit fields nobody sees ("600x" in Steps
+    // after a resize): until it is large enough only quitting, Ctrl-C and Esc act.
+    if !Layout(columns: state.columns, rows: state.rows).fits, actsOnHiddenScreen(action) { return Reaction(redraw: false) }
     if let reaction = reducePull(&state, action) { return reaction }
     if let reaction = reduceTraining(&state, action) { return reaction }
     if let reaction = reduceBackends(&state, action) { return reaction }
@@ -310,4 +313,17 @@ func interrupt(_ state: inout StudioState) -> Reaction {
     if state.status.text == interruptHint { return reduce(&state, .quit) }
     state.status = Status(text: interruptHint, isError: false)
     return Reaction()
+}
+
+/// The key actions that edit a field or open something on the screen (all but quit, Ctrl-C and Esc).
+func actsOnHiddenScreen(_ action: Action) -> Bool {
+    switch action {
+    case .insert, .newline, .backspace, .delete, .left, .right, .up, .down, .home, .end, .wordLeft, .wordRight,
+         .deleteToLineStart, .deleteToLineEnd, .nextField, .previousField, .toggleHelp, .generate, .explore, .cycleTheme,
+         .toggleFavorite, .showFavorites, .showHistory, .editNote, .openRecall, .showModels, .showLoras, .showBackends,
+         .showTraining:
+        return true
+    default:
+        return false
+    }
 }

@@ -210,6 +210,21 @@ import Testing
         #expect(reduce(&state, .interrupt).effects == [.quit] && state.shouldQuit)
     }
 
+    /// Keys typed while the window is too small went into the fields ("600x" in Steps); now only quitting acts.
+    @Test func keysWaitWhileTheScreenIsTooSmall() {
+        var state = Support.state(prompt: "x")
+        state.focus = .steps
+        let steps = state.text(.steps)
+        _ = reduce(&state, .resize(columns: 60, rows: 20))
+        for action: Action in [.insert("x"), .backspace, .nextField, .generate, .toggleHelp, .showLoras] { _ = reduce(&state, action) }
+        #expect(state.text(.steps) == steps && state.focus == .steps && !state.isRunning && !state.showHelp)
+        _ = reduce(&state, .resize(columns: 80, rows: 24))
+        _ = reduce(&state, .insert("7"))
+        #expect(state.text(.steps) != steps, "keys act again once it fits")
+        _ = reduce(&state, .resize(columns: 60, rows: 20))
+        #expect(reduce(&state, .quit).effects == [.quit] && state.shouldQuit)
+    }
+
     @Test func cancelOnlyWhileRunning() {
         var state = Support.state(prompt: "x")
         #expect(reduce(&state, .cancel) == .none)
