@@ -92,6 +92,8 @@ public enum Action: Sendable {
     case deleted(id: Int, message: String)
     case noteSaved(id: Int, note: String)
     case recalled(RecalledParameters, from: String)
+    /// The recalled PNG's pixels, for the preview pane (sent after `recalled` when the file is an image we can read).
+    case recalledImage(RGBImage)
 }
 
 /// What a generation needs beyond the state: read from the fields by the reducer, run by the session.

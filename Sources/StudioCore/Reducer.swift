@@ -77,10 +77,15 @@ public func reduce(_ state: inout StudioState, _ action: Action) -> Reaction {
         } else if let error {
             state.job = .failed(error)
             state.status = Status(text: error, isError: true)
+            state.preview = state.lastImage
         } else {
             state.job = .idle
             state.status = Status(text: "Cancelled", isError: false)
+            state.preview = state.lastImage
         }
+    case let .recalledImage(image):
+        // A run on screen keeps its own preview.
+        if !state.isRunning { (state.preview, state.lastImage) = (image, image) }
     case let .saved(record):
         state.current = record
         state.status = Status(text: "Saved \(record.file)", isError: false)
@@ -291,7 +296,7 @@ private func receive(_ state: inout StudioState, _ event: GenerationEvent) -> Re
         return draftFinished(&state, image: image, seconds: seconds)
     case let .finished(image, metadata, seconds):
         state.job = .finished(seconds: seconds)
-        state.preview = image
+        (state.preview, state.lastImage) = (image, image)
         state.status = Status(text: String(format: "Done in %.1f s; saving…", seconds), isError: false)
         return Reaction(effects: [.save(image: image, metadata: metadata)])
     }

@@ -14,6 +14,8 @@ public struct StudioState: Sendable {
     public var job = Job.idle
     /// The x0 preview while generating (InferenceEngine's `step`), then the finished image.
     public var preview: RGBImage?
+    /// The last finished image: the preview goes back to it when a run is cancelled or fails (not its noisy x0).
+    public var lastImage: RGBImage?
     /// The last saved image and whether it is starred.
     public var current: HistoryRecord?
     public var status = Status(text: "", isError: false)

@@ -184,7 +184,12 @@ public final class StudioSession {
                 let result = await Task.detached { Result { () throws(StoreError) in try RecalledParameters.read(path) } }.value
                 guard !Task.isCancelled else { return }
                 switch result {
-                case let .success(parameters): send(.recalled(parameters, from: URL(fileURLWithPath: path).lastPathComponent))
+                case let .success(parameters):
+                    send(.recalled(parameters, from: URL(fileURLWithPath: path).lastPathComponent))
+                    // Its pixels for the preview pane; a file whose image we cannot decode keeps the pane as it is.
+                    if let image = await Task.detached(operation: { try? PNGFile.read(path).image }).value, !Task.isCancelled {
+                        send(.recalledImage(image))
+                    }
                 case let .failure(error): send(.failed(error.description))
                 }
             }

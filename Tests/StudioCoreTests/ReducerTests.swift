@@ -225,6 +225,23 @@ import Testing
         #expect(reduce(&state, .quit).effects == [.quit] && state.shouldQuit)
     }
 
+    /// The preview follows: a cancelled run goes back to the last finished image (it kept the noisy x0), a recalled
+    /// PNG shows its own pixels (the previous image stayed).
+    @Test func thePreviewFollowsCancelsAndRecalls() {
+        func image(_ value: UInt8) -> RGBImage { RGBImage(width: 2, height: 2, pixels: [UInt8](repeating: value, count: 12)) }
+        var state = Support.state(prompt: "x")
+        _ = reduce(&state, .generate)
+        _ = reduce(&state, .engine(.finished(image: image(200), metadata: Support.metadata(seed: 1, prompt: "x"), seconds: 1)))
+        _ = reduce(&state, .generate)
+        _ = reduce(&state, .engine(.step(index: 0, total: 4, sigma: 0.9, elapsed: 0.1, preview: image(7))))
+        #expect(state.preview == image(7))
+        _ = reduce(&state, .cancel)
+        _ = reduce(&state, .generationStopped(error: nil))
+        #expect(state.preview == image(200), "the last finished image, not the cancelled run's x0")
+        _ = reduce(&state, .recalledImage(image(90)))
+        #expect(state.preview == image(90))
+    }
+
     @Test func cancelOnlyWhileRunning() {
         var state = Support.state(prompt: "x")
         #expect(reduce(&state, .cancel) == .none)
