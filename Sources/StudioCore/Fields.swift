@@ -5,6 +5,14 @@ public enum FieldID: String, Sendable, CaseIterable {
 
     public enum Kind: Sendable { case multiLine, singleLine, choice }
 
+    /// Fields that hold a whole number: only digits can be typed into them (letters once sat there until F5).
+    public var isWholeNumber: Bool {
+        switch self {
+        case .steps, .seed, .width, .height, .variationSeed: return true
+        default: return false
+        }
+    }
+
     public var kind: Kind {
         switch self {
         case .prompt, .negativePrompt: return .multiLine

@@ -123,6 +123,10 @@ private func edit(_ state: inout StudioState, _ action: Action) -> Reaction {
         return Reaction()
     }
     guard var editor = state.editors[field] else { return .none }
+    if field.isWholeNumber, case let .insert(text) = action, !text.allSatisfy(\.isASCIIDigit) {
+        state.status = Status(text: "\(field.label) takes a whole number: '\(text.prefix(20))' was not typed", isError: true)
+        return Reaction()
+    }
     let multiLine = field.kind == .multiLine
     if !editor.apply(action, lineBreak: multiLine ? "\n" : " ") {
         // Enter, Up and Down: within the text of a multi-line field, else to the next or previous field.
@@ -331,4 +335,8 @@ func actsOnHiddenScreen(_ action: Action) -> Bool {
     default:
         return false
     }
+}
+
+private extension Character {
+    var isASCIIDigit: Bool { isASCII && isWholeNumber }
 }

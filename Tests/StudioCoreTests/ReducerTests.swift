@@ -242,6 +242,22 @@ import Testing
         #expect(state.preview == image(90))
     }
 
+    /// Letters typed into a whole-number field are refused as they are typed (Steps read "abc" until F5).
+    @Test func wholeNumberFieldsTakeOnlyDigits() {
+        var state = Support.state(prompt: "x")
+        state.focus = .steps
+        state.set(.steps, "")
+        for c in ["1", "a", "2", "x", "٣"] { _ = reduce(&state, .insert(c)) }
+        #expect(state.text(.steps) == "12")
+        #expect(state.status.isError && state.status.text.hasPrefix("Steps takes a whole number"))
+        _ = reduce(&state, .insert("34"))  // a paste of digits goes in whole
+        #expect(state.text(.steps) == "1234")
+        state.focus = .guidance
+        state.set(.guidance, "")
+        _ = reduce(&state, .insert("4.5"))
+        #expect(state.text(.guidance) == "4.5", "decimal fields are checked at F5, as before")
+    }
+
     @Test func cancelOnlyWhileRunning() {
         var state = Support.state(prompt: "x")
         #expect(reduce(&state, .cancel) == .none)
