@@ -31,15 +31,23 @@ public func render(_ state: StudioState, columns: Int, rows: Int) -> CellBuffer 
         }
         if let grid = state.explore { drawGrid(grid, state.graphics, &buffer, layout) } else { drawPreview(state, &buffer, layout) }
     }
+    // A pull's progress is the status line while it runs; an error still shows until the next message.
+    let status = state.pull.flatMap { state.status.isError ? nil : Status(text: $0.line, isError: false) } ?? state.status
+    let statusLines = wrapped(status.text, to: columns)
+    // A status too long for its row takes the progress row too while nothing runs (it was cut at the edge).
+    let recallOpen = if case .recallPath = state.overlay { true } else { false }
+    let twoRows = statusLines.count > 1 && !state.isRunning && state.training?.isActive != true && state.pull == nil && !recallOpen
     if case let .recallPath(path) = state.overlay {
         let x = buffer.put("Recall PNG: ", x: 0, y: layout.progressRow, role: .fieldLabel)
         drawLine(path, x: x, y: layout.progressRow, width: columns - x, &buffer)
+    } else if twoRows {
+        buffer.put(statusLines[0], x: 0, y: layout.progressRow, role: status.isError ? .statusError : .status)
     } else {
         drawProgress(state, &buffer, layout)
     }
-    // A pull's progress is the status line while it runs; an error still shows until the next message.
-    let status = state.pull.flatMap { state.status.isError ? nil : Status(text: $0.line, isError: false) } ?? state.status
-    buffer.put(CellWidth.truncate(status.text, to: columns), x: 0, y: layout.statusRow, role: status.isError ? .statusError : .status)
+    let last = twoRows ? statusLines.dropFirst().joined(separator: " ") : status.text
+    let shown = CellWidth.of(last) > columns ? CellWidth.truncate(last, to: columns - 1) + "…" : last
+    buffer.put(shown, x: 0, y: layout.statusRow, role: status.isError ? .statusError : .status)
     if state.showHelp { drawHelp(&buffer, layout) }
     return buffer
 }
@@ -169,8 +177,9 @@ private func drawProgress(_ state: StudioState, _ buffer: inout CellBuffer, _ la
         buffer.put("Cancelling…", x: 0, y: y, role: .progressText)
     case let .finished(seconds):
         buffer.put(String(format: "Finished in %.1f s", seconds), x: 0, y: y, role: .progressText)
-    case .failed:
-        buffer.put("Failed (see below)", x: 0, y: y, role: .statusError)
+    case let .failed(message):
+        // The failure itself: the status line below may have moved on to a later message.
+        buffer.put(CellWidth.truncate("Failed: " + message, to: layout.columns), x: 0, y: y, role: .statusError)
     case let .running(phase):
         switch phase {
         case .starting: buffer.put("Starting…", x: 0, y: y, role: .progressText)
@@ -240,4 +249,18 @@ private func drawHelp(_ buffer: inout CellBuffer, _ layout: Layout) {
         }
     }
     buffer.put("Left/Right or Space change choices · F1 or Esc closes", x: x + 2, y: y + height - 2, role: .hint, limit: width - 4)
+}
+
+/// `text` cut into lines of `columns` cells, the first full: a path or a key name stays in one piece as far as the
+/// row goes, and the rest follows on the next.
+func wrapped(_ text: String, to columns: Int) -> [String] {
+    var lines: [String] = []
+    var rest = Substring(text)
+    while !rest.isEmpty {
+        let line = CellWidth.truncate(String(rest), to: columns)
+        guard !line.isEmpty else { break }  // a character wider than the row
+        lines.append(line)
+        rest = rest.dropFirst(line.count)
+    }
+    return lines.isEmpty ? [""] : lines
 }

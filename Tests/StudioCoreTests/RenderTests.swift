@@ -87,6 +87,18 @@ import Testing
         }
     }
 
+    /// A status longer than the screen is wide takes the progress row too while nothing runs (it was cut at the edge,
+    /// unreadable); longer still, it ends in "…".
+    @Test func aLongStatusIsReadInTwoRows() {
+        var state = Self.idle()
+        let message = "LoRA key transformer.transformer_blocks.0.attn.add_k_proj.lora_A.weight has shape [4, 1536] where the model needs [4, 24]; retrain it for this model"
+        state.status = Status(text: message, isError: true)
+        let lines = render(state, columns: 80, rows: 24).lines
+        #expect((lines[22] + lines[23]).trimmingCharacters(in: .whitespaces) == message, "\(lines[22])|\(lines[23])")
+        state.status = Status(text: String(repeating: "word ", count: 40), isError: false)
+        #expect(render(state, columns: 80, rows: 24).lines[23].hasSuffix("…"))
+    }
+
     @Test func tooSmallShowsAMessage() {
         let lines = render(Self.idle(), columns: 60, rows: 20).lines
         #expect(lines.contains { $0.contains("The terminal is 60×20.") })
