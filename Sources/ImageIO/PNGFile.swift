@@ -42,9 +42,15 @@ public enum PNGFile {
             throw Error(description: "\(name): not a PNG file")
         }
         let pixelChunks = try pixelChunks(bytes, name: name)
+        // libpng keeps the pointer from begin_read and reads through it again in finish_read, so the bytes live in
+        // memory of our own until both are done (a pointer out of `withUnsafeBytes` dangled once the optimiser
+        // released the array early: release builds read freed memory and reported "IDAT: CRC error").
+        let memory = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, pixelChunks.count), alignment: 1)
+        defer { memory.deallocate() }
+        pixelChunks.withUnsafeBytes { memory.copyMemory(from: $0) }
         var png = png_image()
         png.version = UInt32(PNG_IMAGE_VERSION)
-        guard pixelChunks.withUnsafeBytes({ png_image_begin_read_from_memory(&png, $0.baseAddress, $0.count) }) != 0 else {
+        guard png_image_begin_read_from_memory(&png, memory.baseAddress, pixelChunks.count) != 0 else {
             throw Error(description: "\(name): \(message(&png))")
         }
         png.format = UInt32(PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_ALPHA)  // PNG_FORMAT_RGBA
