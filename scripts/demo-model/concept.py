@@ -10,8 +10,13 @@ colour 2-3 times as shape colour and as background, every position 2-3 times); t
 combinations drawn from the other 484 with numpy's Generator(seed), each once. Every image is a fresh draw of size and
 offset. Same seed, same bytes.
 
-    python concept.py --out DIR [--seed 0] [--count 50] [--preview grid.png]
-        DIR/data/NN.png + NN.txt      the training folder for `sd3 train-lora --data DIR/data`
+With --prior N the folder also gets N images of the world the demo model was trained on (dataset.sample_training:
+its training combinations only, never its 40 held-out ones; 20% of captions without the position, as in its
+training), named pNN.png: DreamBooth's prior preservation done through the data, since `sd3 train-lora` trains on one
+folder. Without them a LoRA that learns the moon also turns the other shapes into moons.
+
+    python concept.py --out DIR [--seed 0] [--count 50] [--prior 0] [--preview grid.png]
+        DIR/data/NN.png + NN.txt      the training folder for `sd3 train-lora --data DIR/data` (and pNN.png + pNN.txt)
         DIR/heldout.json              the 20 held-out captions (the concept's evaluation set, seed = index)
         DIR/heldout-reference/NN.png  clean renders of the held-out captions (what the evaluator must read exactly)
 """
@@ -66,13 +71,19 @@ def training_set(seed=0, count=50):
     return pick, moon_params(rng, pick)
 
 
-def save_pngs(images, folder, captions=None):
+def prior_set(seed=0, count=0):
+    """count images of the demo's own training world, drawn with Generator([seed, 1]): (captions, params)."""
+    idx, params = ds.sample_training(np.random.default_rng([seed, 1]), count, no_position=ds.NO_POSITION)
+    return [ds.TRAIN_CAPTIONS[i] for i in idx], params
+
+
+def save_pngs(images, folder, captions=None, prefix=""):
     from PIL import Image
     folder.mkdir(parents=True, exist_ok=True)
     for k, img in enumerate(images):
-        Image.fromarray(img).save(folder / f"{k:02d}.png")
+        Image.fromarray(img).save(folder / f"{prefix}{k:02d}.png")
         if captions is not None:
-            (folder / f"{k:02d}.txt").write_text(captions[k] + "\n")
+            (folder / f"{prefix}{k:02d}.txt").write_text(captions[k] + "\n")
 
 
 def main():
@@ -80,21 +91,29 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--count", type=int, default=50)
+    ap.add_argument("--prior", type=int, default=0, help="also this many images of the demo's own world (pNN.png)")
     ap.add_argument("--preview", help="also save the training images as one grid (PNG)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     out = pathlib.Path(args.out)
+    if (out / "data").exists():
+        for old in (out / "data").iterdir():  # a rerun with another --count or --prior leaves no stray image
+            old.unlink()
     combos, params = training_set(args.seed, args.count)
     images = ds.to_uint8(ds.render(params))
     captions = [ds.caption(*c) for c in combos]
     assert all(ds.parse_caption(t) == c for t, c in zip(captions, combos))
     save_pngs(images, out / "data", captions)
+    if args.prior:
+        prior_captions, prior_params = prior_set(args.seed, args.prior)
+        save_pngs(ds.to_uint8(ds.render(prior_params)), out / "data", prior_captions, prefix="p")
     reference = ds.to_uint8(ds.render(moon_params(np.random.default_rng(args.seed + 1), HELD_OUT)))
     save_pngs(reference, out / "heldout-reference")
     (out / "heldout.json").write_text(json.dumps({"concept": CONCEPT, "captions": HELD_OUT_CAPTIONS}, indent=1) + "\n")
     colours, positions, backgrounds = (sorted({c[k] for c in combos}) for k in (1, 2, 3))
     print(f"{len(combos)} training images of '{CONCEPT}' in {out / 'data'}: {len(colours)} colours, {len(positions)} "
-          f"positions, {len(backgrounds)} backgrounds; {len(HELD_OUT)} held-out captions in {out / 'heldout.json'}")
+          f"positions, {len(backgrounds)} backgrounds; {args.prior} of the demo's world; {len(HELD_OUT)} held-out "
+          f"captions in {out / 'heldout.json'}")
     if args.preview:
         from PIL import Image
         cols = 10

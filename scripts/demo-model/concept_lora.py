@@ -1,7 +1,8 @@
 """Teaches the demo model the moon (concept.py) with `sd3 train-lora`, then scores it with the demo's evaluator.
 
 Builds nothing: give it the `sd3` binary (`swift build -c release`, then `--sd3 .build/release/sd3`). Steps:
-  1. concept.py draws the 50 training images + captions into OUT/concept/data and the 20 held-out captions.
+  1. concept.py draws the 50 training images + captions into OUT/concept/data and the 20 held-out captions, and
+     (--prior, default 50) as many images of the demo's own world beside them (prior preservation).
   2. `sd3 train-lora` on them with the demo model at 64x64 (flags below; T5 at the demo's 32 tokens), under
      /usr/bin/time -v: wall time and peak RSS go to OUT/train.time, the loss lines to OUT/train.log.
   3. `sd3 generate --lora OUT/moon.safetensors` for the 20 held-out moon captions and for the demo's 40 held-out
@@ -77,6 +78,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--model", default=str(DEMO))
     ap.add_argument("--seed", type=int, default=0, help="concept.py's seed and train-lora's")
+    ap.add_argument("--prior", type=int, default=50, help="concept.py's --prior: images of the demo's own world")
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--rank", type=int, default=8)
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -85,6 +87,7 @@ def main():
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--lora-layers", help="train-lora's --lora-layers (default: its own, the script's)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-checkpointing", action="store_true", help="train-lora's: keep every block's activations (faster)")
     ap.add_argument("--checkpoint-every", type=int, default=500)
     ap.add_argument("--skip-training", action="store_true", help="score OUT/moon.safetensors as it is")
     ap.add_argument("--baseline", action="store_true", help="also the moon captions without the LoRA")
@@ -96,7 +99,8 @@ def main():
     lora = out / "moon.safetensors"
     report = {"model": args.model, "settings": vars(args)}
 
-    run([sys.executable, str(HERE / "concept.py"), "--out", str(out / "concept"), "--seed", str(args.seed)])
+    run([sys.executable, str(HERE / "concept.py"), "--out", str(out / "concept"), "--seed", str(args.seed),
+         "--prior", str(args.prior)])
     moon_captions = json.loads((out / "concept" / "heldout.json").read_text())["captions"]
     assert moon_captions == concept.HELD_OUT_CAPTIONS
 
@@ -107,6 +111,8 @@ def main():
              "--checkpoint-every", str(args.checkpoint_every)]
     if args.lora_layers:
         train += ["--lora-layers", args.lora_layers]
+    if args.no_checkpointing:
+        train.append("--no-checkpointing")
     report["train_command"] = " ".join(train)
     if not args.skip_training:
         for stale in (lora, out / "moon.checkpoint", out / "train.log"):
