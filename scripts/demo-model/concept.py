@@ -13,7 +13,9 @@ offset. Same seed, same bytes.
 With --prior N the folder also gets N images of the world the demo model was trained on (dataset.sample_training:
 its training combinations only, never its 40 held-out ones; 20% of captions without the position, as in its
 training), named pNN.png: DreamBooth's prior preservation done through the data, since `sd3 train-lora` trains on one
-folder. Without them a LoRA that learns the moon also turns the other shapes into moons.
+folder. Without them a LoRA that learns the moon also turns the other shapes into moons. --prior-extra SHAPE:N adds N
+more of one shape (drawn the same way, its training combinations only): the pointed shapes, star and cross, are the ones
+a moon LoRA blunts or turns into moons.
 
     python concept.py --out DIR [--seed 0] [--count 50] [--prior 0] [--preview grid.png]
         DIR/data/NN.png + NN.txt      the training folder for `sd3 train-lora --data DIR/data` (and pNN.png + pNN.txt)
@@ -71,10 +73,19 @@ def training_set(seed=0, count=50):
     return pick, moon_params(rng, pick)
 
 
-def prior_set(seed=0, count=0):
-    """count images of the demo's own training world, drawn with Generator([seed, 1]): (captions, params)."""
+def prior_set(seed=0, count=0, extra=()):
+    """count images of the demo's own training world, drawn with Generator([seed, 1]), then for each (shape, n) of
+    extra n images of that shape's training combinations, drawn with Generator([seed, 2 + k]): (captions, params)."""
     idx, params = ds.sample_training(np.random.default_rng([seed, 1]), count, no_position=ds.NO_POSITION)
-    return [ds.TRAIN_CAPTIONS[i] for i in idx], params
+    captions, parts = [ds.TRAIN_CAPTIONS[i] for i in idx], [params]
+    for k, (shape, n) in enumerate(extra):
+        rng = np.random.default_rng([seed, 2 + k])
+        pool = [c for c in ds.TRAIN_COMBOS if c[0] == shape]
+        combos = [pool[i] for i in rng.integers(0, len(pool), n)]
+        drop = rng.random(n) < ds.NO_POSITION
+        captions += [ds.caption(s, c, None if d else p, b) for (s, c, p, b), d in zip(combos, drop)]
+        parts.append(ds.sample_params(rng, combos))
+    return captions, {key: np.concatenate([p[key] for p in parts]) for key in params}
 
 
 def save_pngs(images, folder, captions=None, prefix=""):
@@ -92,6 +103,8 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--count", type=int, default=50)
     ap.add_argument("--prior", type=int, default=0, help="also this many images of the demo's own world (pNN.png)")
+    ap.add_argument("--prior-extra", action="append", default=[], metavar="SHAPE:N",
+                    help="and N more prior images of SHAPE (repeatable)")
     ap.add_argument("--preview", help="also save the training images as one grid (PNG)")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -104,15 +117,17 @@ def main():
     captions = [ds.caption(*c) for c in combos]
     assert all(ds.parse_caption(t) == c for t, c in zip(captions, combos))
     save_pngs(images, out / "data", captions)
-    if args.prior:
-        prior_captions, prior_params = prior_set(args.seed, args.prior)
+    if args.prior or args.prior_extra:
+        extra = [(t.split(":")[0], int(t.split(":")[1])) for t in args.prior_extra]
+        assert all(s in ds.SHAPES and n > 0 for s, n in extra), f"--prior-extra takes SHAPE:N, SHAPE one of {ds.SHAPES}"
+        prior_captions, prior_params = prior_set(args.seed, args.prior, extra)
         save_pngs(ds.to_uint8(ds.render(prior_params)), out / "data", prior_captions, prefix="p")
     reference = ds.to_uint8(ds.render(moon_params(np.random.default_rng(args.seed + 1), HELD_OUT)))
     save_pngs(reference, out / "heldout-reference")
     (out / "heldout.json").write_text(json.dumps({"concept": CONCEPT, "captions": HELD_OUT_CAPTIONS}, indent=1) + "\n")
     colours, positions, backgrounds = (sorted({c[k] for c in combos}) for k in (1, 2, 3))
     print(f"{len(combos)} training images of '{CONCEPT}' in {out / 'data'}: {len(colours)} colours, {len(positions)} "
-          f"positions, {len(backgrounds)} backgrounds; {args.prior} of the demo's world; {len(HELD_OUT)} held-out "
+          f"positions, {len(backgrounds)} backgrounds; {len(list((out / 'data').glob('p*.png')))} of the demo's world; {len(HELD_OUT)} held-out "
           f"captions in {out / 'heldout.json'}")
     if args.preview:
         from PIL import Image
