@@ -43,6 +43,17 @@ PALETTE_RGB = np.array([PALETTE[c] for c in COLOURS], dtype=np.float32)  # (8, 3
 SHAPES = ["circle", "square", "triangle", "star", "cross", "heart"]
 # Height / width of each shape as drawn (the width is the drawn size): the natural proportions.
 ASPECT = {"circle": 1.0, "square": 1.0, "triangle": 0.87, "star": 0.95, "cross": 1.0, "heart": 0.95}
+# Shapes the demo model was never trained on; concept.py draws one to teach it with a LoRA (issue #19). Kept out of
+# SHAPES, so the training combinations and the 40 held-out ones are unchanged; they follow SHAPES in ALL_SHAPES (the
+# renderer's and the caption parser's list), so the indices of the six stay the same.
+CONCEPT_SHAPES = ["moon"]
+ALL_SHAPES = SHAPES + CONCEPT_SHAPES
+# The moon: the unit disc less a disc of radius 0.8 centred at (0.45, 0), a crescent opening to the right whose horn
+# tips are where the two circles meet, at x = (1 + 0.45^2 - 0.8^2) / (2 * 0.45) = 0.625. Its box is x in [-1, 0.625],
+# y in [-1, 1]: taller than wide (concept.py draws it 20-26 px tall, so its box stays in the image like the others').
+MOON_OFFSET, MOON_INNER = 0.45, 0.8
+MOON_TIP_X = (1 + MOON_OFFSET ** 2 - MOON_INNER ** 2) / (2 * MOON_OFFSET)
+ASPECT["moon"] = 2 / (1 + MOON_TIP_X)
 
 # 3 x 3 grid; caption phrase for each cell. Cells are (column, row) with 0 = left / top.
 POSITIONS = ["top left", "top", "top right", "left", "center", "right", "bottom left", "bottom", "bottom right"]
@@ -79,7 +90,7 @@ _PHRASE_TO_POSITION = {v: k for k, v in PHRASE.items()}
 def parse_caption(text):
     """Inverse of caption(): (shape, colour, position or None, background), or None if the text is not in the grammar."""
     m = _CAPTION_RE.match(text.strip().lower())
-    if not m or m[1] not in PALETTE or m[2] not in SHAPES or m[4] not in PALETTE:
+    if not m or m[1] not in PALETTE or m[2] not in ALL_SHAPES or m[4] not in PALETTE:
         return None
     return m[2], m[1], _PHRASE_TO_POSITION[m[3]] if m[3] else None, m[4]
 
@@ -116,9 +127,9 @@ TRAIN_CAPTIONS = [caption(*c) for c in TRAIN_COMBOS] + [caption(s, c, None, b) f
 
 
 def sample_params(rng, combos):
-    """Drawn size and centre for each combination: a dict of numpy arrays (indices into SHAPES/COLOURS, pixels)."""
+    """Drawn size and centre for each combination: a dict of numpy arrays (indices into ALL_SHAPES/COLOURS, pixels)."""
     n = len(combos)
-    shape = np.array([SHAPES.index(c[0]) for c in combos])
+    shape = np.array([ALL_SHAPES.index(c[0]) for c in combos])
     col, row = np.array([CELL[c[2]] for c in combos]).T
     return {
         "shape": shape,
@@ -146,7 +157,7 @@ def sample_training(rng, n, no_position=0.0):
 def boxes_of(params):
     """(n, 4) shape boxes x0, y0, x1, y1 in pixels: width from params, height = width * ASPECT, centred on cx, cy."""
     w = params["width"]
-    h = w * np.array([ASPECT[SHAPES[s]] for s in params["shape"]])
+    h = w * np.array([ASPECT[ALL_SHAPES[s]] for s in params["shape"]])
     return np.stack([params["cx"] - w / 2, params["cy"] - h / 2, params["cx"] + w / 2, params["cy"] + h / 2], 1)
 
 
@@ -166,6 +177,12 @@ def _star(u, v):
     return (bx - 1) * py - by * (px - 1) >= 0  # on the centre's side of the outer->inner edge
 
 
+def _moon(u, v):
+    # Canonical u in [-1, 1] spans the crescent's x in [-1, MOON_TIP_X]; v is y as is.
+    x = -1 + (u + 1) / 2 * (1 + MOON_TIP_X)
+    return (x * x + v * v <= 1) & ((x - MOON_OFFSET) ** 2 + v * v > MOON_INNER ** 2)
+
+
 def _heart(u, v):
     # The classic heart curve (x^2 + y^2 - 1)^3 - x^2 y^3 <= 0 (y up); natural box x in [-1.1390, 1.1390],
     # y in [-1, 1.2365] (measured numerically once).
@@ -181,13 +198,14 @@ INSIDE = {
     "star": _star,
     "cross": lambda u, v: (u.abs() <= 1) & (v.abs() <= 1) & (torch.minimum(u.abs(), v.abs()) <= 1 / 3),
     "heart": _heart,
+    "moon": _moon,
 }
 
 
 def coverage(shape_ids, boxes, size=SIZE, ss=SS, device="cpu"):
     """Fraction of each pixel covered by the shape: (n, size, size) float32 in [0, 1].
 
-    shape_ids: n indices into SHAPES; boxes: (n, 4) x0, y0, x1, y1 in pixels (pixel i spans [i, i+1))."""
+    shape_ids: n indices into ALL_SHAPES; boxes: (n, 4) x0, y0, x1, y1 in pixels (pixel i spans [i, i+1))."""
     boxes = torch.as_tensor(np.asarray(boxes), dtype=torch.float32, device=device)
     ids = torch.as_tensor(np.asarray(shape_ids), device=device)
     t = (torch.arange(size * ss, device=device, dtype=torch.float32) + 0.5) / ss  # sample-point coordinates
@@ -196,7 +214,7 @@ def coverage(shape_ids, boxes, size=SIZE, ss=SS, device="cpu"):
     v = (t[None, :, None] - y0) / (y1 - y0) * 2 - 1  # (n, S, 1)
     u, v = u.expand(-1, size * ss, -1), v.expand(-1, -1, size * ss)
     inside = torch.zeros(len(ids), size * ss, size * ss, dtype=torch.bool, device=device)
-    for k, name in enumerate(SHAPES):
+    for k, name in enumerate(ALL_SHAPES):
         sel = ids == k
         if sel.any():
             inside[sel] = INSIDE[name](u[sel], v[sel])

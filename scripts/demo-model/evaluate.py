@@ -10,12 +10,12 @@ For each image (uint8 RGB):
               is the shape.
   position    the centre of the component's bounding box -> 3 x 3 grid (lines at 64/3, 128/3). The box centre,
               not the centroid: shapes are placed by their box, and a triangle's or heart's centroid is off-centre.
-  shape       every shape is rendered (same renderer as the dataset) to fill that bounding box, also enlarged by
-              12% and 25% (blur eats a star's tips, shrinking the box), each also blurred (Gaussian, 0.8 and 1.4 px:
-              generated edges are soft); the shape of the template with the highest soft IoU
-              (sum min / sum max) with the soft map near the component wins.
+  shape       every shape of dataset.ALL_SHAPES (the six and the concept's moon) is rendered (same renderer as the
+              dataset) to fill that bounding box, also enlarged by 12% and 25% (blur eats a star's tips, shrinking
+              the box), each also blurred (Gaussian, 0.8 and 1.4 px: generated edges are soft); the shape of the
+              template with the highest soft IoU (sum min / sum max) with the soft map near the component wins.
 
-    python evaluate.py --self-test                      # asserts 1.0 on clean renders (held-out + training)
+    python evaluate.py --self-test                      # asserts 1.0 on clean renders (held-out + training, and moons)
     python evaluate.py --images DIR [--contact-sheet sheet.png] [--json scores.json]
         DIR holds NN.png for held-out caption NN (00..39; dataset.HELD_OUT_CAPTIONS order; any size, resized to 64)
     python evaluate.py --pairs pairs.json ...           # a JSON list of [caption, png path] pairs instead
@@ -118,7 +118,7 @@ def score_images(images, device="cpu"):
     found = [analyse(img) for img in images]
     with_box = [i for i, f in enumerate(found) if f[3] is not None]
     best = {}
-    k, m = len(ds.SHAPES), len(SCALES)
+    k, m = len(ds.ALL_SHAPES), len(SCALES)
     blurs = torch.stack([_gaussian(s) for s in BLURS])[:, None].to(device)  # (b, 1, 7, 7)
     for start in range(0, len(with_box), 32):  # templates for 32 images at a time
         chunk = with_box[start:start + 32]
@@ -140,7 +140,7 @@ def score_images(images, device="cpu"):
             cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
             col, row = min(int(cx * 3 / size), 2), min(int(cy * 3 / size), 2)
             position = ds.POSITIONS[row * 3 + col]
-        preds.append((ds.SHAPES[best[i]] if i in best else None, None if colour is None else ds.COLOURS[colour],
+        preds.append((ds.ALL_SHAPES[best[i]] if i in best else None, None if colour is None else ds.COLOURS[colour],
                       position, ds.COLOURS[bg]))
     return preds
 
@@ -186,10 +186,16 @@ def contact_sheet(images, targets, preds, path, cols=8, scale=2):
 
 
 def self_test(n_train=500, device="cpu"):
-    """The scorer must be exactly right on clean renders: all 40 held-out combinations + n_train training draws."""
+    """The scorer must be exactly right on clean renders: all 40 held-out combinations + n_train training draws, and
+    the concept's (concept.py) 20 held-out moons + its 484 training combinations."""
+    import concept
     cases = [("held-out", ds.held_out_params(seed), ds.HELD_OUT) for seed in range(3)]
     idx, params = ds.sample_training(np.random.default_rng(1234), n_train)
     cases.append(("training", params, [ds.TRAIN_COMBOS[i] for i in idx]))
+    cases += [("moon held-out", concept.moon_params(np.random.default_rng(seed), concept.HELD_OUT), concept.HELD_OUT)
+              for seed in range(3)]
+    cases.append(("moon training", concept.moon_params(np.random.default_rng(1234), concept.TRAIN_COMBOS),
+                  concept.TRAIN_COMBOS))
     for name, params, targets in cases:
         images = ds.to_uint8(torch.cat(list(ds.render_batches(params, 256, device))))
         acc = accuracy(score_images(images, device), targets)
