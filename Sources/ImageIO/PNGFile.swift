@@ -48,20 +48,24 @@ public enum PNGFile {
         let memory = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, pixelChunks.count), alignment: 1)
         defer { memory.deallocate() }
         pixelChunks.withUnsafeBytes { memory.copyMemory(from: $0) }
-        var png = png_image()
-        png.version = UInt32(PNG_IMAGE_VERSION)
-        guard png_image_begin_read_from_memory(&png, memory.baseAddress, pixelChunks.count) != 0 else {
-            throw Error(description: "\(name): \(message(&png))")
+        // The png_image lives at one address for both calls too: libpng keeps a pointer to it (its io and error
+        // pointers), and `&png` on a Swift variable is only promised for the length of one call.
+        let png = UnsafeMutablePointer<png_image>.allocate(capacity: 1)
+        png.initialize(to: png_image())
+        defer { png.deinitialize(count: 1); png.deallocate() }
+        png.pointee.version = UInt32(PNG_IMAGE_VERSION)
+        guard png_image_begin_read_from_memory(png, memory.baseAddress, pixelChunks.count) != 0 else {
+            throw Error(description: "\(name): \(message(png))")
         }
-        png.format = UInt32(PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_ALPHA)  // PNG_FORMAT_RGBA
-        let (width, height) = (Int(png.width), Int(png.height))
+        png.pointee.format = UInt32(PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_ALPHA)  // PNG_FORMAT_RGBA
+        let (width, height) = (Int(png.pointee.width), Int(png.pointee.height))
         guard width > 0, height > 0, width * height <= 1 << 26 else {
-            png_image_free(&png)
+            png_image_free(png)
             throw Error(description: "\(name): unsupported size \(width)×\(height)")
         }
         var rgba = [UInt8](repeating: 0, count: width * height * 4)
-        let ok = rgba.withUnsafeMutableBytes { png_image_finish_read(&png, nil, $0.baseAddress, Int32(width * 4), nil) }
-        guard ok != 0 else { throw Error(description: "\(name): \(message(&png))") }
+        let ok = rgba.withUnsafeMutableBytes { png_image_finish_read(png, nil, $0.baseAddress, Int32(width * 4), nil) }
+        guard ok != 0 else { throw Error(description: "\(name): \(message(png))") }
         var pixels = [UInt8](repeating: 0, count: width * height * 3)
         for i in 0..<width * height {
             pixels[3 * i] = rgba[4 * i]
@@ -193,8 +197,8 @@ public enum PNGFile {
         return kept
     }
 
-    private static func message(_ png: inout png_image) -> String {
-        withUnsafeBytes(of: &png.message) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    private static func message(_ png: UnsafeMutablePointer<png_image>) -> String {
+        withUnsafeBytes(of: &png.pointee.message) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
     }
 
     static func textChunk(key: String, value: String) -> [UInt8] {

@@ -41,7 +41,12 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
         var engine: dnnl_engine_t?
         try check(dnnl_engine_create(&engine, dnnl_cpu, 0), "create the CPU engine")
         var stream: dnnl_stream_t?
-        try check(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue), "create a stream")
+        do throws(BackendError) {
+            try check(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue), "create a stream")
+        } catch {
+            dnnl_engine_destroy(engine)
+            throw error
+        }
         self.engine = engine!
         self.stream = stream!
         nativeBF16 = OneDNNBackend.canBuildBF16Matmul(engine: engine!)
