@@ -41,14 +41,26 @@ torch=$(OMP_NUM_THREADS=$THREADS "$PYTHON" "$HERE/train_step_torch.py" --config 
 import json, sys
 size, ours, torch, out, lora_dtype = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4], sys.argv[5]
 a, b = ours["seconds_per_step"], torch["seconds_per_step"]
+# FLOPs of one step of SD3 Medium (24 blocks, D = 1536; the LoRA's rank-16 products, under 2%, left out). Forward:
+# 12·D² multiply-adds per token and block (q, k, v, out and the 4× MLP, both streams; the last block's text tokens
+# only q, k, v: 3·D²) and 4·S²·D FLOPs of attention over S = N + T tokens. The backward of a frozen base needs only the
+# input gradients: the same products as the forward, and 10·S²·D in attention (dV, dP, the recomputed scores, dQ,
+# dK); checkpointing recomputes the forward once more.
+L, D, T = 24, 1536, ours["text_tokens"]
+N = (ours["width"] // 16) * (ours["height"] // 16)
+linear = 2 * ours["batch"] * D * D * (L * 12 * (N + T) - 9 * T) + 2 * ours["batch"] * T * 4096 * D
+attention = 4 * ours["batch"] * L * (N + T) ** 2 * D
+flops = (2 if ours["checkpointing"] else 1) * (linear + attention) + linear + 2.5 * attention
 print(f"{'size':<6} {'tokens':>6} {'ours_s':>8} {'torch_s':>8} {'ratio':>6}  peak RSS ours / torch")
 print(f"{size + '²':<6} {ours['text_tokens']:>6} {a:8.2f} {b:8.2f} {a / b:6.2f}  {ours['peak_rss_bytes'] / 1e9:.2f} / "
       f"{torch['peak_rss_bytes'] / 1e9:.2f} GB   (rank {ours['rank']}, {ours['lora_modules']} / {torch['lora_modules']} LoRA modules, "
       f"torch LoRA {lora_dtype}; kernels {ours['kernels_isa']}, oneDNN {ours['onednn_isa']}, torch {torch['cpu_capability']})")
+print(f"  {flops / 1e12:.2f} TFLOP per step (forward {(linear + attention) / 1e12:.2f}, of it attention {attention / 1e12:.2f}): "
+      f"ours {flops / a / 1e9:.0f} GFLOP/s, torch {flops / b / 1e9:.0f} GFLOP/s")
 print(f"  ours:  forward {ours['forward_seconds']:.2f} s, forward + backward (with recompute) {ours['forward_backward_seconds']:.2f} s, "
       f"optimizer and draws {ours['optimizer_and_draws_seconds']:.3f} s")
 print(f"  torch: forward {torch['forward_seconds']:.2f} s, backward (with recompute) {torch['backward_seconds']:.2f} s, "
       f"optimizer {torch['optimizer_seconds']:.3f} s")
 with open(out, "a") as f:
-    f.write(json.dumps({"size": int(size), "ours": ours, "torch": torch, "ratio": a / b}) + "\n")
+    f.write(json.dumps({"size": int(size), "ours": ours, "torch": torch, "ratio": a / b, "flops_per_step": flops}) + "\n")
 PY
