@@ -1,5 +1,6 @@
 import Foundation
 import SafeTensors
+import SD3
 
 /// The Linear layers of diffusers' SD3Transformer2DModel in `named_modules()` order (0.42.1: registration order of
 /// SD3Transformer2DModel, JointTransformerBlock, Attention, FeedForward), which is the order peft injects adapters
@@ -36,5 +37,32 @@ extension TransformerLinears {
             guard let shape = weights.shape(of: name + ".weight"), shape.count == 2 else { return nil }
             return (name, shape[1], shape[0])
         }
+    }
+}
+
+extension TransformerLinears {
+    /// The same list from the config alone, for weights that have no headers (RandomWeights): the shapes
+    /// TrainableSD3Transformer asks for. The last block is context_pre_only (norm1_context → 2·D, no to_add_out nor
+    /// ff_context); dual-attention blocks have norm1 → 9·D and attn2.
+    public static func list(config c: SD3TransformerConfig) -> [(name: String, inFeatures: Int, outFeatures: Int)] {
+        let d = c.width
+        var all: [(String, Int, Int)] = [("time_text_embed.timestep_embedder.linear_1", 256, d), ("time_text_embed.timestep_embedder.linear_2", d, d),
+                                         ("time_text_embed.text_embedder.linear_1", c.pooledProjectionDim, d),
+                                         ("time_text_embed.text_embedder.linear_2", d, d), ("context_embedder", c.jointAttentionDim, d)]
+        for b in 0..<c.numLayers {
+            let (last, dual) = (b == c.numLayers - 1, c.dualAttentionLayers.contains(b))
+            let shapes: [String: (Int, Int)] = [
+                "norm1.linear": (d, (dual ? 9 : 6) * d), "norm1_context.linear": (d, (last ? 2 : 6) * d),
+                "ff.net.0.proj": (d, 4 * d), "ff.net.2": (4 * d, d), "ff_context.net.0.proj": (d, 4 * d), "ff_context.net.2": (4 * d, d),
+            ]
+            for name in block {
+                if last && (name == "attn.to_add_out" || name.hasPrefix("ff_context.")) { continue }
+                if !dual && name.hasPrefix("attn2.") { continue }
+                let (i, o) = shapes[name] ?? (d, d)  // the attention projections
+                all.append(("transformer_blocks.\(b).\(name)", i, o))
+            }
+        }
+        all += [("norm_out.linear", d, 2 * d), ("proj_out", d, c.patchSize * c.patchSize * c.outChannels)]
+        return all
     }
 }

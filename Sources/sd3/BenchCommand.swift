@@ -13,7 +13,10 @@ struct BenchCommand: ParsableCommand {
             MMDiT (--config) over the image and text tokens of --width × --height, batch 2. t5, clip-l and clip-g time one \
             forward of SD3's text encoders (T5-XXL over 256 tokens, the CLIPs over 77 unless --text-tokens); mmdit one \
             transformer forward (--config, --width, --height, batch 2 as with guidance); vae-decode and vae-encode \
-            SD3's VAE at --width × --height; taesd-decode TAESD3's decoder (a preview or a draft) at --width × --height.
+            SD3's VAE at --width × --height; taesd-decode TAESD3's decoder (a preview or a draft) at --width × --height; \
+            train-step `sd3 train-lora`'s optimizer step on the MMDiT (--config, --width, --height, --batch 1, 154 text \
+            tokens = 77 CLIP + 77 T5 as the script's --max_sequence_length 77, --rank 16, checkpointing): its seconds, \
+            the LoRA's loss and peak RSS (scripts/bench/train_step_torch.py is the same step in PyTorch).
             """)
 
     enum Component: String, ExpressibleByArgument, CaseIterable {
@@ -23,6 +26,7 @@ struct BenchCommand: ParsableCommand {
         case taesdDecode = "taesd-decode"
         case pipeline
         case t5Int8Quality = "t5-int8-quality"
+        case trainStep = "train-step"
     }
     enum ModelConfig: String, ExpressibleByArgument, CaseIterable {
         case sd3Medium = "sd3-medium", sd35Medium = "sd35-medium", sd35Large = "sd35-large"
@@ -56,12 +60,15 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "pipeline: guidance scale (≤ 1 runs no unconditional pass: the few-step models' 0).") var guidance = 7.0
     @Option(help: "pipeline: scheduler, euler or flash (Flash-SD3's).") var scheduler: SchedulerKind = .euler
     @Option(help: "pipeline: T5 as on (the precision's format), int8 or off.") var t5: T5Mode = .on
+    @Option(help: "train-step: the LoRA's rank (alpha = rank, as the script).") var rank = 16
+    @Flag(inversion: .prefixedNo, help: "train-step: gradient checkpointing (default on).") var checkpointing = true
     @Option(help: "Timed repetitions; the minimum is reported.") var `repeat`: Int = 3
     @Option(help: "Untimed runs first (primitive creation, first touch of memory).") var warmup: Int = 1
     @Option(help: "Engine threads (default: all cores).") var threads = ProcessInfo.processInfo.activeProcessorCount
     @Flag(help: "End with one JSON object with the results.") var json = false
 
     func validate() throws {
+        guard (1...1024).contains(rank) else { throw ValidationError("--rank must be between 1 and 1024") }
         guard m > 0, k > 0, n > 0 else { throw ValidationError("--m, --k and --n must be positive") }
         guard (1...1000).contains(`repeat`) else { throw ValidationError("--repeat must be between 1 and 1000") }
         guard (0...100).contains(warmup) else { throw ValidationError("--warmup must be between 0 and 100") }
@@ -70,7 +77,7 @@ struct BenchCommand: ParsableCommand {
         guard width > 0, height > 0, width % 16 == 0, height % 16 == 0 else { throw ValidationError("--width and --height must be positive multiples of 16") }
         if precision == .int8 { guard [.matmul, .t5, .t5Int8Quality].contains(component) else { throw ValidationError("--precision int8 is for matmul and t5 only") } }
         if let textTokens {
-            let limit = [.t5, .t5Int8Quality].contains(component) ? 512 : [.mmdit, .attention].contains(component) ? 589 : 77
+            let limit = [.t5, .t5Int8Quality].contains(component) ? 512 : [.mmdit, .attention, .trainStep].contains(component) ? 589 : 77
             guard (1...limit).contains(textTokens) else { throw ValidationError("--text-tokens must be between 1 and \(limit) for \(component.rawValue)") }
         }
     }
@@ -83,6 +90,7 @@ struct BenchCommand: ParsableCommand {
         let precisions: [WeightFormat] = precisionChoice == .all ? [.fp32, .bf16] : [WeightFormat(rawValue: precisionChoice.rawValue)!]
         if component == .t5Int8Quality { return try t5Int8Quality() }
         if component == .pipeline { return try pipeline(format: precisions[0]) }
+        if component == .trainStep { return try trainStep(format: precisions[0]) }
         let native = (try? OneDNNBackend(threads: 1))?.nativeBF16 ?? false
         print("\(headline()), \(threads) thread\(threads == 1 ? "" : "s"), \(`repeat`) repeats; \(InstructionSet.summary(nativeBF16: native))")
         var results: [[String: Any]] = []
@@ -127,7 +135,9 @@ struct BenchCommand: ParsableCommand {
         }
     }
 
-    var tokens: Int { textTokens ?? ([.t5, .t5Int8Quality].contains(component) ? 256 : [.mmdit, .attention].contains(component) ? 333 : 77) }
+    var tokens: Int {
+        textTokens ?? ([.t5, .t5Int8Quality].contains(component) ? 256 : [.mmdit, .attention].contains(component) ? 333 : component == .trainStep ? 154 : 77)
+    }
     var prompts: Int { batch ?? ([.mmdit, .attention].contains(component) ? 2 : component == .t5Int8Quality ? 100 : 1) }
 
     func headline() -> String {
@@ -142,6 +152,7 @@ struct BenchCommand: ParsableCommand {
         case .taesdDecode: return "TAESD3 decoder (64 channels, random weights), \(width)×\(height), batch \(prompts)"
         case .pipeline: return "whole pipeline, \(model ?? "?"), \(width)×\(height), \(steps) steps, guidance \(ImageMetadata.number(guidance)), \(scheduler.rawValue), T5 \(t5.rawValue), staged loading"
         case .t5Int8Quality: return "T5-XXL int8 against bf16, \(prompts) prompts × \(tokens) tokens"
+        case .trainStep: return "LoRA training step \(config.rawValue), \(width)×\(height), batch \(prompts), \(tokens) text tokens"
         }
     }
 
@@ -187,7 +198,7 @@ struct BenchCommand: ParsableCommand {
             let v = compute.randomUniform([prompts, all, d], seed: 10)
             let seconds = time(compute.attention(query: q, key: k, value: v, heads: c.numAttentionHeads, operands: precision.operandType))
             return (seconds, 4 * Double(prompts) * Double(all) * Double(all) * Double(d), nil)
-        case .pipeline, .t5Int8Quality:
+        case .pipeline, .t5Int8Quality, .trainStep:
             preconditionFailure("\(component.rawValue) is measured by its own function")
         case .vaeDecode, .vaeEncode:
             let start = DispatchTime.now().uptimeNanoseconds
