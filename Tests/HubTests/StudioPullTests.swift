@@ -19,7 +19,7 @@ import Testing
     static func files() throws -> [FakeHub.File] {
         let paths = FileManager.default.enumerator(atPath: tinyModel)!.compactMap { $0 as? String }.sorted().filter { path in
             var isFolder: ObjCBool = false
-            FileManager.default.fileExists(atPath: tinyModel + "/" + path, isDirectory: &isFolder)
+            _ = FileManager.default.fileExists(atPath: tinyModel + "/" + path, isDirectory: &isFolder)
             return !isFolder.boolValue
         }
         return try paths.map { .init(path: $0, data: try Data(contentsOf: URL(fileURLWithPath: tinyModel + "/" + $0)), lfs: $0.hasSuffix(".safetensors")) }

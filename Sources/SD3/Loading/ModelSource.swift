@@ -38,7 +38,7 @@ public struct ModelSource: Sendable {
         let resolved = try Self.resolve(model, cache: cache)
         path = resolved
         var isFolder: ObjCBool = false
-        FileManager.default.fileExists(atPath: resolved, isDirectory: &isFolder)
+        _ = FileManager.default.fileExists(atPath: resolved, isDirectory: &isFolder)  // resolve() found it; only the kind is asked
         if isFolder.boolValue {
             guard extras.clipL == nil, extras.clipG == nil, extras.t5 == nil else {
                 throw ModelSourceError.extrasNeedSingleFile(path: resolved)
