@@ -52,10 +52,15 @@ static const sd3k_table *table(int level) {
     return level >= SD3K_ISA_AVX512 ? &sd3k_avx512_table : level == SD3K_ISA_AVX2 ? &sd3k_avx2_table : &sd3k_baseline_table;
 }
 
-int sd3k_set_isa(int level) {
+// A requested level within what this CPU has (and at least the baseline).
+static int clamped(int level) {
     if (cpu_level < 0) cpu_level = detect();
     if (level > cpu_level) level = cpu_level;
-    if (level < SD3K_ISA_BASELINE) level = SD3K_ISA_BASELINE;
+    return level < SD3K_ISA_BASELINE ? SD3K_ISA_BASELINE : level;
+}
+
+int sd3k_set_isa(int level) {
+    level = clamped(level);
     active_level = level;
     active = table(level);
     return level;
@@ -82,9 +87,7 @@ int sd3k_set_thread_isa(int level) {
         thread_level = -1;
         return active_level;
     }
-    if (cpu_level < 0) cpu_level = detect();
-    if (level > cpu_level) level = cpu_level;
-    if (level < SD3K_ISA_BASELINE) level = SD3K_ISA_BASELINE;
+    level = clamped(level);
     thread_level = level;
     thread_table = table(level);
     return level;
