@@ -222,6 +222,8 @@ private func drawTrainingProgress(_ run: TrainingRun, _ buffer: inout CellBuffer
 /// The help overlay, generated from the binding table: one binding a line when they fit, else packed several
 /// to a line (80×24 has fewer rows than the table has bindings).
 private func drawHelp(_ buffer: inout CellBuffer, _ layout: Layout) {
+    // The box covers the fields: a text cursor left under it would blink on the box (xterm shows it on the title row).
+    buffer.cursor = nil
     let entries = Bindings.table.map { ($0.keys.map(\.name).joined(separator: ", "), $0.help) }
     let keyWidth = entries.map { CellWidth.of($0.0) }.max() ?? 0
     let oneALine = entries.count + 3 <= layout.rows

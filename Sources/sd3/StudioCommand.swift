@@ -51,8 +51,14 @@ struct StudioCommand: AsyncParsableCommand {
             draft.scale = draftScale
         }
         // The probe runs here, before ncurses starts, and only for `auto` on a terminal that the environment does not name.
+        // The theme's background check shares it (one probe at most), when no theme is chosen.
         let interactive = isatty(STDIN_FILENO) != 0 && isatty(STDOUT_FILENO) != 0
-        guard let mode = GraphicsDetection.resolve(graphics, environment: environment, probe: { interactive ? TerminalProbe.run() : nil }) else {
+        var probed: ProbeReply?? = nil
+        let probe = { () -> ProbeReply? in
+            if probed == nil { probed = .some(interactive ? TerminalProbe.run() : nil) }
+            return probed!
+        }
+        guard let mode = GraphicsDetection.resolve(graphics, environment: environment, probe: probe) else {
             throw ValidationError("--graphics must be auto, sixel, kitty, symbols, ascii or none, not '\(graphics)'")
         }
         guard (1...1024).contains(threads) else { throw ValidationError("--threads must be between 1 and 1024") }
@@ -78,7 +84,9 @@ struct StudioCommand: AsyncParsableCommand {
         if taesdPath != nil { draft.decoder = .taesd }
         state.draft = draft
         state.graphics = mode
-        let themes = ThemeCatalog.standard(environment: environment).load(choice: theme ?? settings.theme)
+        let catalog = ThemeCatalog.standard(environment: environment)
+        let automatic = BackgroundTheme.choice(background: probe()?.background, environment: environment).flatMap { catalog.path(for: $0) == nil ? nil : $0 }
+        let themes = catalog.load(choice: theme ?? settings.theme ?? automatic)
         (state.themes, state.themeIndex) = (themes.themes, themes.current)
         if let problem = themes.errors.first { state.status = Status(text: problem, isError: true) }
         let recipes = RecipeChoice.load(RecipeCatalog.standard(environment: environment), loraFolders: LoraCatalog.folders(environment: environment))
