@@ -117,6 +117,11 @@ private func drawSettings(_ state: StudioState, _ buffer: inout CellBuffer, _ la
             buffer.put(choiceText(state, field), x: valueX, y: cell.y, role: role, limit: valueWidth)
         }
     }
+    // Where the focused setting's value came from, on the box's lower edge ("steps: model defaults").
+    if focused, let origin = state.origin(of: state.focus) {
+        let text = " \(state.focus.label.lowercased()): \(origin) "
+        if CellWidth.of(text) <= box.width - 4 { buffer.put(text, x: box.x + box.width - 2 - CellWidth.of(text), y: box.y + box.height - 1, role: .hint) }
+    }
 }
 
 func choiceText(_ state: StudioState, _ field: FieldID) -> String {

@@ -67,12 +67,16 @@ struct StudioCommand: AsyncParsableCommand {
             .map { URL(fileURLWithPath: $0).standardizedFileURL.path }
         var state = StudioState(model: modelPath, randomSeed: UInt64.random(in: 0...UInt64.max))
         state.modelsFolder = ModelCatalog.modelsFolder(environment: environment)
+        // The fields start from the settings' layers (built-in, the model's defaults, the config), as `sd3 generate` resolves them.
+        state.configLayer = GenerationSettings.Layer(.config, config ?? ConfigFile.defaultPath(environment: environment), SettingsLayer(config: settings.defaults))
+        var layers = [state.configLayer]
         if let modelPath {
-            do { state.apply(try ModelDefaults.resolved(ModelSource(modelPath, extras: files.extras(t5File: t5)))) } catch {
+            do { layers.append(GenerationSettings.Layer(.model, modelPath, SettingsLayer(try ModelDefaults.resolved(ModelSource(modelPath, extras: files.extras(t5File: t5)))))) } catch {
                 state.status = Status(text: "\(error)", isError: true)
             }
         }
-        state.apply(settings.defaults)
+        state.apply(GenerationSettings(layers))
+        state.applyConfigExtras(settings.defaults)
         // Checked once here, so a broken TAESD3 costs a message, not every generation.
         var taesdPath = TAESDSource.choose(flag: taesd, configured: settings.taesd.map(ConfigFile.expandingTilde), environment: environment)
         if let path = taesdPath {
