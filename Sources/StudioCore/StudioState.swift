@@ -96,9 +96,14 @@ public struct StudioState: Sendable {
     /// Starts the fields from the settings' layers (`GenerationSettings`: built-in, the model's defaults, the config
     /// file, a recipe or a recalled PNG), and remembers where each value came from. With `keepingTyped`, a field the
     /// user has edited since its value was set keeps what they typed (a model switch re-resolves the rest).
-    public mutating func apply(_ settings: GenerationSettings, keepingTyped: Bool = false) {
+    /// `onlyFrom` applies one layer's values and leaves the rest alone (a recipe fills only what it names).
+    public mutating func apply(_ settings: GenerationSettings, keepingTyped: Bool = false, onlyFrom: SettingSource? = nil) {
+        func resolve<T>(_ key: KeyPath<SettingsLayer, T?>) -> (value: T, from: GenerationSettings.Layer)? {
+            guard let found = settings.resolve(key), onlyFrom == nil || found.from.source == onlyFrom else { return nil }
+            return found
+        }
         func put<T>(_ field: FieldID, _ key: KeyPath<SettingsLayer, T?>, _ text: (T) -> String) {
-            guard let (value, layer) = settings.resolve(key) else { return }
+            guard let (value, layer) = resolve(key) else { return }
             if keepingTyped, let known = provenance[field], known.text != self.text(field) { return }
             let shown = text(value)
             set(field, shown)
@@ -112,11 +117,11 @@ public struct StudioState: Sendable {
         put(.guidance, \.guidance) { NumberText.text($0) }
         put(.shift, \.shift) { NumberText.text($0) }
         put(.seed, \.seed) { "\($0)" }
-        if let v = settings.value(\.maxSequenceLength) { maxSequenceLength = v }
+        if let v = resolve(\.maxSequenceLength)?.value { maxSequenceLength = v }
         // The choice fields are the user's once the studio is open (a recipe owns the scheduler).
         guard !keepingTyped else { return }
-        if let v = settings.value(\.t5) { t5 = v }
-        if let v = settings.value(\.precision), let choice = PrecisionChoice(rawValue: v.rawValue) { precision = choice }
+        if let v = resolve(\.t5)?.value { t5 = v }
+        if let v = resolve(\.precision)?.value, let choice = PrecisionChoice(rawValue: v.rawValue) { precision = choice }
     }
 
     /// What the settings layers leave to the config file alone: the seed mode, img2img strength and the variation.

@@ -73,6 +73,13 @@ import Testing
         state.apply(GenerationSettings([.init(.model, "/n", SettingsLayer(other)), state.configLayer]), keepingTyped: true)
         #expect(state.text(.steps) == "12" && state.origin(of: .steps) == "typed")
         #expect(state.text(.width) == "1024" && state.text(.guidance) == "5" && state.origin(of: .guidance) == "config file")
+        // A recipe fills only what it names, as the recipe's.
+        var recipe = Recipe(name: "hyper-8", path: "/r/hyper-8.toml")
+        (recipe.steps, recipe.guidance) = (8, 1)
+        state.recipes = [RecipeChoice(recipe: recipe, loraPath: nil, problem: nil)]
+        chooseRecipe(&state, by: 1)
+        #expect(state.text(.steps) == "8" && state.origin(of: .steps) == "recipe" && state.origin(of: .guidance) == "recipe")
+        #expect(state.text(.width) == "1024" && state.origin(of: .width) == "model defaults")
     }
 
     /// `sd3 generate --explain` prints the resolution and generates nothing.
