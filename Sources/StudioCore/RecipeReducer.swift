@@ -33,7 +33,7 @@ func chooseRecipe(_ state: inout StudioState, by delta: Int) {
         state.model = model
     }
     // The recipe's layer of the settings, alone: the fields it names, marked as the recipe's.
-    state.apply(GenerationSettings([GenerationSettings.Layer(.recipe, recipe.name, SettingsLayer(recipe: recipe))]), onlyFrom: .recipe)
+    state.apply(GenerationSettings([GenerationSettings.Layer(.recipe, recipe.name, SettingsLayer(recipe: recipe))]), only: [.recipe])
     state.scheduler = recipe.scheduler ?? .euler
     if let path = choice.loraPath {
         state.loras.removeAll { $0.path == path }

@@ -96,10 +96,11 @@ public struct StudioState: Sendable {
     /// Starts the fields from the settings' layers (`GenerationSettings`: built-in, the model's defaults, the config
     /// file, a recipe or a recalled PNG), and remembers where each value came from. With `keepingTyped`, a field the
     /// user has edited since its value was set keeps what they typed (a model switch re-resolves the rest).
-    /// `onlyFrom` applies one layer's values and leaves the rest alone (a recipe fills only what it names).
-    public mutating func apply(_ settings: GenerationSettings, keepingTyped: Bool = false, onlyFrom: SettingSource? = nil) {
+    /// `only` applies those layers' values and leaves the rest alone (a recipe fills only what it names; a model
+    /// switch takes the model's and the config's, not the built-in defaults).
+    public mutating func apply(_ settings: GenerationSettings, keepingTyped: Bool = false, only: Set<SettingSource>? = nil) {
         func resolve<T>(_ key: KeyPath<SettingsLayer, T?>) -> (value: T, from: GenerationSettings.Layer)? {
-            guard let found = settings.resolve(key), onlyFrom == nil || found.from.source == onlyFrom else { return nil }
+            guard let found = settings.resolve(key), only?.contains(found.from.source) ?? true else { return nil }
             return found
         }
         func put<T>(_ field: FieldID, _ key: KeyPath<SettingsLayer, T?>, _ text: (T) -> String) {

@@ -71,15 +71,20 @@ public enum GraphicsDetection {
         let text = GraphicsMode.detect(environment: environment)
         let term = environment["TERM"] ?? "", program = environment["TERM_PROGRAM"] ?? ""
         if term == "dumb" || term.isEmpty { return text }
-        if !(environment["TMUX"] ?? "").isEmpty || program == "tmux" || term.hasPrefix("tmux") || term.hasPrefix("screen") {
-            return text
-        }
+        if insideMultiplexer(environment) { return text }
         if term == "xterm-kitty" || term == "xterm-ghostty" || program == "ghostty"
             || !(environment["KITTY_WINDOW_ID"] ?? "").isEmpty {
             return .kitty
         }
         if term.hasPrefix("foot") || term == "mlterm" || program == "WezTerm" { return .sixel }
         return nil
+    }
+
+    /// tmux or screen: a probe would be answered by the multiplexer, and a reply it sends late would reach the
+    /// studio as typed keys.
+    public static func insideMultiplexer(_ environment: [String: String]) -> Bool {
+        let term = environment["TERM"] ?? "", program = environment["TERM_PROGRAM"] ?? ""
+        return !(environment["TMUX"] ?? "").isEmpty || program == "tmux" || term.hasPrefix("tmux") || term.hasPrefix("screen")
     }
 
     /// The mode for a probe result: kitty graphics when the terminal answered the query, else sixel when DA1 lists

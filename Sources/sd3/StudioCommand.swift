@@ -89,7 +89,11 @@ struct StudioCommand: AsyncParsableCommand {
         state.draft = draft
         state.graphics = mode
         let catalog = ThemeCatalog.standard(environment: environment)
-        let automatic = BackgroundTheme.choice(background: probe()?.background, environment: environment).flatMap { catalog.path(for: $0) == nil ? nil : $0 }
+        // Asked of the terminal itself only (inside tmux or screen, COLORFGBG alone), and only when no theme is chosen.
+        let term = environment["TERM"] ?? ""
+        let askable = theme ?? settings.theme == nil && !GraphicsDetection.insideMultiplexer(environment) && term != "dumb" && !term.isEmpty
+        let background = askable ? probe()?.background : nil
+        let automatic = BackgroundTheme.choice(background: background, environment: environment).flatMap { catalog.path(for: $0) == nil ? nil : $0 }
         let themes = catalog.load(choice: theme ?? settings.theme ?? automatic)
         (state.themes, state.themeIndex) = (themes.themes, themes.current)
         if let problem = themes.errors.first { state.status = Status(text: problem, isError: true) }
