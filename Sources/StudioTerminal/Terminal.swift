@@ -95,6 +95,9 @@ final class Terminal {
     /// Flushes `buffer`; `image` (pixel modes only) is the picture and the cells it goes in, written after the flush.
     func draw(_ buffer: CellBuffer, theme: Theme, forceFullRepaint: Bool = false, image: (RGBImage, Rect)? = nil) {
         styles.use(theme)
+        // Half-block images at the depth's colours, flat areas one colour (TerminalPalette.settle).
+        var buffer = buffer
+        TerminalPalette.settle(&buffer, depth: styles.depth)
         if forceFullRepaint { clearok(window, true) }
         let erased = pixels?.prepare(window: window, image: image) ?? false
         var cell = cchar_t()
