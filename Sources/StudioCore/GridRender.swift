@@ -5,7 +5,7 @@ import ImageIO
 /// single placement); `none` shows the labels only.
 func drawGrid(_ grid: Exploration, _ graphics: GraphicsMode, _ buffer: inout CellBuffer, _ layout: Layout) {
     let box = layout.preview
-    let title = "Seeds · \(grid.draftWidth)×\(grid.draftHeight), \(grid.draft.steps) steps"
+    let title = "Seeds · \(grid.draftWidth)×\(grid.draftHeight), \(grid.draftSteps) steps"
     buffer.box(x: box.x, y: box.y, width: box.width, height: box.height, title: title, role: .focusedBorder)
     let inner = box.inner
     let n = grid.side
