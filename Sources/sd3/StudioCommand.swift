@@ -71,7 +71,11 @@ struct StudioCommand: AsyncParsableCommand {
         state.configLayer = GenerationSettings.Layer(.config, config ?? ConfigFile.defaultPath(environment: environment), SettingsLayer(config: settings.defaults))
         var layers = [state.configLayer]
         if let modelPath {
-            do { layers.append(GenerationSettings.Layer(.model, modelPath, SettingsLayer(try ModelDefaults.resolved(ModelSource(modelPath, extras: files.extras(t5File: t5)))))) } catch {
+            do {
+                let source = try ModelSource(modelPath, extras: files.extras(t5File: t5))
+                layers.append(GenerationSettings.Layer(.model, modelPath, SettingsLayer(try ModelDefaults.resolved(source))))
+                state.promptGuide = PromptGuide.read(model: source.path)
+            } catch {
                 state.status = Status(text: "\(error)", isError: true)
             }
         }
