@@ -10,7 +10,11 @@ public struct ModelPicker: Sendable, Equatable {
     public struct Item: Sendable, Equatable {
         public var entry: ModelCatalog.Entry
         public var defaults: ModelDefaults?
-        public init(entry: ModelCatalog.Entry, defaults: ModelDefaults?) { (self.entry, self.defaults) = (entry, defaults) }
+        /// Its prompt_guide.json, if it has one.
+        public var guide: PromptGuide?
+        public init(entry: ModelCatalog.Entry, defaults: ModelDefaults?, guide: PromptGuide? = nil) {
+            (self.entry, self.defaults, self.guide) = (entry, defaults, guide)
+        }
     }
 
     /// nil until the session's scan has answered.
@@ -89,6 +93,7 @@ func reduceModelPicker(_ state: inout StudioState, _ action: Action) -> Reaction
             state.apply(GenerationSettings([GenerationSettings.Layer(.model, entry.model, SettingsLayer(defaults)), state.configLayer]),
                         keepingTyped: true, only: [.model, .config])
         }
+        state.promptGuide = item.guide
         state.status = Status(text: "Model: \(entry.model) (\(entry.kind)); it loads with the next image", isError: false)
     case .quit, .resize, .engine, .generationStopped, .saved, .failed, .favoriteSaved, .toggleHelp, .generate, .explore,
          .pullProgress, .pullFinished, .pullStopped: return nil

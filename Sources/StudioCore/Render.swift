@@ -81,7 +81,17 @@ private func drawEditor(_ state: StudioState, _ field: FieldID, _ buffer: inout 
     for (i, row) in rows.dropFirst(top).prefix(inner.height).enumerated() {
         buffer.put(editor.line(row), x: inner.x, y: inner.y + i, role: .field, limit: inner.width)
     }
-    if editor.characters.isEmpty, !focused {
+    if field == .prompt, let guide = state.promptGuide {
+        // What the model understands: an example while the prompt is empty (focused or not: that is when it
+        // helps), the words it knows on the bottom border while the prompt uses none of them.
+        if editor.characters.isEmpty, let example = guide.examples.first {
+            for (i, line) in wordWrapped("e.g. " + example, to: inner.width).prefix(inner.height).enumerated() {
+                buffer.put(line, x: inner.x, y: inner.y + i, role: .hint, limit: inner.width)
+            }
+        } else if !editor.characters.isEmpty, !guide.groups.isEmpty, !guide.knowsAnyWord(of: editor.text) {
+            buffer.put(" " + guide.hint(width: box.width - 6) + " ", x: box.x + 2, y: box.y + box.height - 1, role: .hint, limit: box.width - 4)
+        }
+    } else if editor.characters.isEmpty, !focused {
         buffer.put(field == .prompt ? "what to draw" : "what to avoid", x: inner.x, y: inner.y, role: .hint)
     }
     if focused { buffer.cursor = (inner.x + cursorColumn, inner.y + cursorRow - top) }
@@ -256,6 +266,20 @@ private func drawHelp(_ buffer: inout CellBuffer, _ layout: Layout) {
         }
     }
     buffer.put("Left/Right or Space change choices · F1 or Esc closes", x: x + 2, y: y + height - 2, role: .hint, limit: width - 4)
+}
+
+/// `text` in lines of at most `columns` cells, broken at spaces (a word longer than a line is cut).
+func wordWrapped(_ text: String, to columns: Int) -> [String] {
+    guard columns > 0 else { return [] }
+    var lines: [String] = [], line = ""
+    for word in text.split(separator: " ").map(String.init) {
+        let candidate = line.isEmpty ? word : line + " " + word
+        if CellWidth.of(candidate) <= columns { line = candidate; continue }
+        if !line.isEmpty { lines.append(line) }
+        line = CellWidth.of(word) <= columns ? word : CellWidth.truncate(word, to: columns)
+    }
+    if !line.isEmpty { lines.append(line) }
+    return lines
 }
 
 /// `text` cut into lines of `columns` cells, the first full: a path or a key name stays in one piece as far as the

@@ -72,6 +72,9 @@ public struct StudioState: Sendable {
     /// the config file's layer, kept so a model switch resolves the new model's defaults under it.
     public var provenance: [FieldID: Provenance] = [:]
     public var configLayer = GenerationSettings.Layer(.config, nil, SettingsLayer())
+    /// What the model understands (its folder's prompt_guide.json): the empty prompt's example and the hint for
+    /// a prompt it knows no word of. nil for models without one.
+    public var promptGuide: PromptGuide?
     /// SplitMix64 state for random seeds, so the reducer stays a pure function of its inputs.
     public var randomState: UInt64
 

@@ -109,3 +109,61 @@ public enum TerminalPalette {
         max(8, Int32(c.r) << 16 | Int32(c.g) << 8 | Int32(c.b))
     }
 }
+
+extension TerminalPalette {
+    /// How far (Euclidean RGB distance) an image pixel may be from the colour that chose its neighbour's palette
+    /// entry and still take that entry. Generated "flat" areas wobble by a few levels; where they sit near the
+    /// boundary between two entries (the cube's levels are 40 apart, the grey ramp's 10) a per-pixel nearest
+    /// choice flips between the two and the area speckles. 12 is above that wobble and close to the grey ramp's
+    /// step, so a gradient still changes entry about as often as the palette allows.
+    static let hysteresis = 12
+
+    /// Image cells' colours (half blocks: foreground the top pixel, background the bottom one) replaced by the
+    /// colours `depth` shows, chosen with hysteresis: pixels are visited in reading order over the 2-pixels-per-cell
+    /// grid, and a pixel within `hysteresis` of the colour that picked its left or upper neighbour's entry (the
+    /// anchor; the closer of the two) takes that entry and anchor; any other pixel takes its own nearest entry and
+    /// becomes an anchor. Equal inputs give equal outputs, a flat area is one entry, and the anchor (not the
+    /// neighbour's colour) is what is compared, so a gradient cannot creep away from its entry. Direct colour and
+    /// no colour leave the buffer as it is.
+    public static func settle(_ buffer: inout CellBuffer, depth: ColourDepth) {
+        guard depth != .direct, depth != .none, buffer.width > 0 else { return }
+        let width = buffer.width
+        // Per pixel of the (width × 2·height) grid: the anchor colour and the entry's colour; nil off images.
+        var anchors = [RGB?](repeating: nil, count: width * buffer.height * 2)
+        var chosen = [RGB](repeating: RGB(0, 0, 0), count: anchors.count)
+        let limit = hysteresis * hysteresis
+        func settlePixel(_ x: Int, _ py: Int, _ colour: RGB) -> RGB {
+            let index = py * width + x
+            var best: Int?
+            for neighbour in [x > 0 ? index - 1 : nil, py > 0 ? index - width : nil].compactMap({ $0 }) {
+                guard let anchor = anchors[neighbour], distance(anchor, colour) <= limit else { continue }
+                if best.map({ distance(anchor, colour) < distance(anchors[$0]!, colour) }) ?? true { best = neighbour }
+            }
+            if let best {
+                (anchors[index], chosen[index]) = (anchors[best], chosen[best])
+            } else {
+                (anchors[index], chosen[index]) = (colour, shown(colour, depth: depth))
+            }
+            return chosen[index]
+        }
+        for y in 0..<buffer.height {
+            for x in 0..<width {
+                var cell = buffer[x, y]
+                guard let top = cell.foreground, let bottom = cell.background else { continue }
+                cell.foreground = settlePixel(x, 2 * y, top)
+                cell.background = settlePixel(x, 2 * y + 1, bottom)
+                buffer[x, y] = cell
+            }
+        }
+    }
+
+    /// The colour the terminal shows for `c` at `depth` (its nearest entry's xterm colour).
+    static func shown(_ c: RGB, depth: ColourDepth) -> RGB {
+        switch depth {
+        case .palette256: return rgb(index: nearest256(c))
+        case .sixteen: return ansi[nearestANSI(c, count: 16)]
+        case .eight: return ansi[nearestANSI(c, count: 8)]
+        case .direct, .none: return c
+        }
+    }
+}

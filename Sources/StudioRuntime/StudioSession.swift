@@ -202,7 +202,11 @@ public final class StudioSession {
                 let entries = await Task.detached {
                     let environment = ProcessInfo.processInfo.environment
                     return ModelCatalog.scan(configured: configured, folders: [ModelCatalog.modelsFolder(environment: environment)], cache: cache)
-                        .map { ModelPicker.Item(entry: $0, defaults: try? ModelDefaults.resolved(ModelSource($0.model, cache: cache))) }
+                        .map { entry in
+                            let source = try? ModelSource(entry.model, cache: cache)
+                            return ModelPicker.Item(entry: entry, defaults: source.flatMap { try? ModelDefaults.resolved($0) },
+                                                    guide: source.flatMap { PromptGuide.read(model: $0.path) })
+                        }
                 }.value
                 send(.modelsFound(entries))
             }

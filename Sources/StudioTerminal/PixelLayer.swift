@@ -3,68 +3,90 @@ import Foundation
 import ImageIO
 import StudioCore
 
-/// The pixel image over the preview pane (docs/architecture.md, Studio: written after ncurses has flushed, at a saved
-/// cursor position, re-sent after any repaint of its region). ncurses does not know the image exists, so this
-/// remembers what it last sent and where, and decides after each flush whether to send it again.
+/// The pixel images over the screen (docs/architecture.md, Studio: written after ncurses has flushed, at a saved
+/// cursor position, re-sent after any repaint of their region): the preview, or the seed grid's thumbnails, one
+/// placement each. ncurses does not know the images exist, so this remembers what it last sent and where, and
+/// decides after each flush what to send again.
 @MainActor
 final class PixelLayer {
     let mode: GraphicsMode
-    private struct Placement: Equatable {
+    struct Placement: Equatable {
         var rect: Rect
         var cell: CellSize
         var image: RGBImage
     }
-    private var sent: Placement?
-    private var encoded: (placement: Placement, bytes: [UInt8])?
+    private var sent: [Placement] = []
+    /// The escape sequences of the placements last sent (encoding a 1024² image takes a while; a repaint reuses them).
+    private var encoded: [(placement: Placement, bytes: [UInt8])] = []
     private var previous: CellBuffer?
+    /// The terminal's cell size in pixels and where the bytes go; tests give their own.
+    private let cellSize: () -> CellSize
+    private let write: ([UInt8]) -> Void
 
-    init(mode: GraphicsMode) { self.mode = mode }
-
-    /// Before ncurses refreshes: when the image moves, shrinks or goes away, its old rows are marked garbage so
-    /// ncurses rewrites them (text cells erase sixel pixels); kitty images are deleted after the flush instead.
-    func prepare(window: UnsafeMutablePointer<WINDOW>, image: (RGBImage, Rect)?) -> Bool {
-        guard mode == .sixel, let sent else { return false }
-        if let image, PixelEncoder.fit(width: image.0.width, height: image.0.height, into: image.1, cell: sent.cell) == sent.rect,
-           TerminalProbe.cellSize() == sent.cell {
-            return false
-        }
-        wredrawln(window, Int32(sent.rect.y), Int32(sent.rect.height))
-        return true
+    init(mode: GraphicsMode, cellSize: @escaping () -> CellSize = { TerminalProbe.cellSize() },
+         write: @escaping ([UInt8]) -> Void = PixelLayer.writeStandardOutput) {
+        (self.mode, self.cellSize, self.write) = (mode, cellSize, write)
     }
 
-    /// After ncurses has flushed `buffer`: sends the image when it is new, moved, or its cells were repainted.
-    func flushed(_ buffer: CellBuffer, image: (RGBImage, Rect)?, repainted: Bool) {
+    /// Each image fitted into its area (PixelEncoder.fit) for cells of `cell` pixels; empty areas are skipped.
+    private func placements(_ images: [(RGBImage, Rect)], cell: CellSize) -> [Placement] {
+        images.compactMap { picture, area in
+            guard area.width > 0, area.height > 0 else { return nil }
+            return Placement(rect: PixelEncoder.fit(width: picture.width, height: picture.height, into: area, cell: cell), cell: cell, image: picture)
+        }
+    }
+
+    /// Before ncurses refreshes: rows of a sixel image that moves, shrinks or goes away are marked garbage so
+    /// ncurses rewrites them (text cells erase sixel pixels); kitty images are deleted after the flush instead.
+    /// True when rows were marked (every image is then sent again: the rewrite may cross a neighbour's rows).
+    func prepare(window: UnsafeMutablePointer<WINDOW>, images: [(RGBImage, Rect)]) -> Bool {
+        guard mode == .sixel, !sent.isEmpty else { return false }
+        let next = placements(images, cell: cellSize())
+        var erased = false
+        for old in sent where !next.contains(where: { $0.rect == old.rect && $0.cell == old.cell }) {
+            wredrawln(window, Int32(old.rect.y), Int32(old.rect.height))
+            erased = true
+        }
+        return erased
+    }
+
+    /// After ncurses has flushed `buffer`: sends each image that is new, moved, or whose cells were repainted.
+    /// Kitty keeps images apart from the text, so there any change deletes them all and sends them all again.
+    func flushed(_ buffer: CellBuffer, images: [(RGBImage, Rect)], repainted: Bool) {
         defer { previous = buffer }
-        guard let (picture, area) = image, area.width > 0, area.height > 0 else {
-            if sent != nil, mode == .kitty { Self.write(Array(Self.kittyDelete.utf8)) }
-            sent = nil
+        let next = placements(images, cell: cellSize())
+        guard !next.isEmpty else {
+            if !sent.isEmpty, mode == .kitty { write(Array(Self.kittyDelete.utf8)) }
+            sent = []
             return
         }
-        let cell = TerminalProbe.cellSize()
-        let rect = PixelEncoder.fit(width: picture.width, height: picture.height, into: area, cell: cell)
-        let placement = Placement(rect: rect, cell: cell, image: picture)
-        guard placement != sent || repainted || regionChanged(buffer, rect) else { return }
-        let bytes: [UInt8]
-        if let encoded, encoded.placement == placement {
-            bytes = encoded.bytes
-        } else {
-            bytes = PixelEncoder.encode(picture, mode: mode, columns: rect.width, rows: rect.height, cell: cell)
-            encoded = (placement, bytes)
+        let changed = next.indices.filter { i in
+            repainted || !sent.indices.contains(i) || sent[i] != next[i] || regionChanged(buffer, next[i].rect)
         }
-        // DECSC, CUP (1-based), the image, DECRC: the cursor ends where ncurses left it.
+        let send = mode == .kitty ? (changed.isEmpty && sent.count == next.count ? [] : Array(next.indices)) : changed
+        guard !send.isEmpty else { return }
+        // DECSC; per image CUP (1-based) and its sequence; DECRC: the cursor ends where ncurses left it.
         var out = Array("\u{1B}7".utf8)
-        if mode == .kitty, sent != nil { out += Array(Self.kittyDelete.utf8) }
-        out += Array("\u{1B}[\(rect.y + 1);\(rect.x + 1)H".utf8)
-        out += bytes
+        if mode == .kitty, !sent.isEmpty { out += Array(Self.kittyDelete.utf8) }
+        var kept: [(placement: Placement, bytes: [UInt8])] = []
+        for (i, placement) in next.enumerated() {
+            let bytes = encoded.first { $0.placement == placement }?.bytes
+                ?? PixelEncoder.encode(placement.image, mode: mode, columns: placement.rect.width, rows: placement.rect.height, cell: placement.cell)
+            kept.append((placement, bytes))
+            guard send.contains(i) else { continue }
+            out += Array("\u{1B}[\(placement.rect.y + 1);\(placement.rect.x + 1)H".utf8)
+            out += bytes
+        }
         out += Array("\u{1B}8".utf8)
-        Self.write(out)
-        sent = placement
+        encoded = kept
+        write(out)
+        sent = next
     }
 
     /// On the way out: kitty images outlive the text screen, so they are deleted (sixel pixels go with it).
     func remove() {
-        if sent != nil, mode == .kitty { Self.write(Array(Self.kittyDelete.utf8)) }
-        sent = nil
+        if !sent.isEmpty, mode == .kitty { write(Array(Self.kittyDelete.utf8)) }
+        sent = []
     }
 
     /// Kitty: delete every placement and free the image data (`d=A`), quietly (`q=2`).
@@ -79,7 +101,7 @@ final class PixelLayer {
         return false
     }
 
-    private static func write(_ bytes: [UInt8]) {
+    nonisolated static func writeStandardOutput(_ bytes: [UInt8]) {
         fflush(nil)
         _ = TerminalProbe.writeAll(STDOUT_FILENO, bytes)
     }

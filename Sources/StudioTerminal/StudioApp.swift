@@ -47,13 +47,13 @@ public enum StudioApp {
             let now = ContinuousClock.now
             if flags.dirty, now - lastDraw >= .milliseconds(33) {
                 terminal.draw(render(session.state, columns: size.columns, rows: size.rows), theme: session.state.theme, forceFullRepaint: flags.fullRepaint,
-                              image: pixelImage(session.state, size))
+                              images: pixelImages(session.state, size))
                 (flags.dirty, flags.fullRepaint, lastDraw) = (false, false, now)
             }
             try? await Task.sleep(for: .milliseconds(8))
         }
         // Quitting: the reducer already asked to cancel; wait (bounded) for the engine to stop between blocks.
-        terminal.draw(render(session.state, columns: size.columns, rows: size.rows), theme: session.state.theme, image: pixelImage(session.state, size))
+        terminal.draw(render(session.state, columns: size.columns, rows: size.rows), theme: session.state.theme, images: pixelImages(session.state, size))
         final class Done { var value = false }
         let done = Done()
         Task { await session.settle(); done.value = true }
@@ -61,16 +61,18 @@ public enum StudioApp {
         while !done.value, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
     }
 
-    /// The picture a pixel protocol draws and the cells reserved for it: the preview, or in a browser the
-    /// selected image; none while the help overlay or the seed grid covers the pane or the terminal is too small
-    /// for the layout.
-    static func pixelImage(_ state: StudioState, _ size: (columns: Int, rows: Int)) -> (RGBImage, Rect)? {
-        guard state.graphics.isPixelProtocol, !state.showHelp, Layout(columns: size.columns, rows: size.rows).fits else { return nil }
+    /// The pictures a pixel protocol draws and the cells reserved for each: the preview, in a browser the
+    /// selected image, in the seed grid its thumbnails; none while the help overlay covers the pane or the
+    /// terminal is too small for the layout.
+    static func pixelImages(_ state: StudioState, _ size: (columns: Int, rows: Int)) -> [(RGBImage, Rect)] {
+        let layout = Layout(columns: size.columns, rows: size.rows)
+        guard state.graphics.isPixelProtocol, !state.showHelp, layout.fits else { return [] }
         if let browser = state.browser {
-            guard let id = browser.current?.id, let image = browser.thumbnails[id] else { return nil }
-            return (image, BrowserLayout(columns: size.columns, rows: size.rows).image)
+            guard let id = browser.current?.id, let image = browser.thumbnails[id] else { return [] }
+            return [(image, BrowserLayout(columns: size.columns, rows: size.rows).image)]
         }
-        guard state.explore == nil, let preview = state.paneImage else { return nil }
-        return (preview, Layout(columns: size.columns, rows: size.rows).image)
+        if let grid = state.explore { return gridThumbnails(grid, layout).map { ($0.image, $0.area) } }
+        guard let preview = state.paneImage else { return [] }
+        return [(preview, layout.image)]
     }
 }

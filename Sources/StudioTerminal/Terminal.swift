@@ -92,11 +92,14 @@ final class Terminal {
         }
     }
 
-    /// Flushes `buffer`; `image` (pixel modes only) is the picture and the cells it goes in, written after the flush.
-    func draw(_ buffer: CellBuffer, theme: Theme, forceFullRepaint: Bool = false, image: (RGBImage, Rect)? = nil) {
+    /// Flushes `buffer`; `images` (pixel modes only) are the pictures and the cells each goes in, written after the flush.
+    func draw(_ buffer: CellBuffer, theme: Theme, forceFullRepaint: Bool = false, images: [(RGBImage, Rect)] = []) {
         styles.use(theme)
+        // Half-block images at the depth's colours, flat areas one colour (TerminalPalette.settle).
+        var buffer = buffer
+        TerminalPalette.settle(&buffer, depth: styles.depth)
         if forceFullRepaint { clearok(window, true) }
-        let erased = pixels?.prepare(window: window, image: image) ?? false
+        let erased = pixels?.prepare(window: window, images: images) ?? false
         var cell = cchar_t()
         for y in 0..<min(buffer.height, size.rows) {
             for x in 0..<min(buffer.width, size.columns) {
@@ -116,6 +119,6 @@ final class Terminal {
             curs_set(0)
         }
         wrefresh(window)
-        pixels?.flushed(buffer, image: image, repainted: forceFullRepaint || erased)
+        pixels?.flushed(buffer, images: images, repainted: forceFullRepaint || erased)
     }
 }

@@ -19,8 +19,8 @@ struct StudioCommand: AsyncParsableCommand {
     @Option(help: "Colour theme: a name from the themes folders (dark, light, high-contrast, mono, …) or a .toml file (F7 cycles them).") var theme: String?
     @Option(help: "Settings file (default: $XDG_CONFIG_HOME/sd3-studio/config.toml).") var config: String?
     @Option(help: "Seed exploration (F6): seeds in the grid, 4, 9 or 16 (default 4).") var exploreGrid: Int?
-    @Option(help: "Seed exploration: steps of each draft (default 8).") var draftSteps: Int?
-    @Option(help: "Seed exploration: draft size as a fraction of the full size, rounded to a multiple of 16 (default 0.5).") var draftScale: Double?
+    @Option(help: "Seed exploration: steps of each draft (default 8, at most the refinement's).") var draftSteps: Int?
+    @Option(help: "Seed exploration: draft size as a fraction of the full size, rounded to a multiple of 16 (default 1: drafts at the refinement's size predict it; smaller ones start from other noise).") var draftScale: Double?
     @Option(name: .shortAndLong, help: "The prompt to start with.") var prompt: String?
     @Option(name: [.customShort("W"), .long], help: "Starting width.") var width: Int?
     @Option(name: [.customShort("H"), .long], help: "Starting height.") var height: Int?
@@ -71,7 +71,11 @@ struct StudioCommand: AsyncParsableCommand {
         state.configLayer = GenerationSettings.Layer(.config, config ?? ConfigFile.defaultPath(environment: environment), SettingsLayer(config: settings.defaults))
         var layers = [state.configLayer]
         if let modelPath {
-            do { layers.append(GenerationSettings.Layer(.model, modelPath, SettingsLayer(try ModelDefaults.resolved(ModelSource(modelPath, extras: files.extras(t5File: t5)))))) } catch {
+            do {
+                let source = try ModelSource(modelPath, extras: files.extras(t5File: t5))
+                layers.append(GenerationSettings.Layer(.model, modelPath, SettingsLayer(try ModelDefaults.resolved(source))))
+                state.promptGuide = PromptGuide.read(model: source.path)
+            } catch {
                 state.status = Status(text: "\(error)", isError: true)
             }
         }

@@ -171,7 +171,7 @@ import Testing
         #expect(Set(jobs.map(\.worker)) == ["127.0.0.1:18188", "127.0.0.1:18189"])
         for (worker, job) in jobs {
             #expect(job.model == (worker == "127.0.0.1:18188" ? "tiny-sd3.safetensors" : "tiny-sd3-copy.safetensors"), "each server's own model")
-            #expect(job.parameters.width == 16 && job.parameters.steps == 8)
+            #expect(job.parameters.width == 32 && job.parameters.steps == 4)
         }
         #expect(try StudioStore(path: folder + "/studio.sqlite").records().isEmpty, "drafts are not saved")
     }
@@ -192,7 +192,7 @@ import Testing
             let image = try #require(image)
             let uniform = image.pixels.allSatisfy { $0 == UInt8(seed) }
             #expect(uniform == served.contains(seed), "seed \(seed): \(served.contains(seed) ? "the server's" : "the engine's") draft")
-            #expect(image.width == 16 && image.height == 16)
+            #expect(image.width == 32 && image.height == 32)
         }
     }
 

@@ -25,8 +25,15 @@ import Testing
         reduce(&state, .engine(.finished(image: Support.image, metadata: Support.metadata(seed: seed), seconds: 0.5)))
     }
 
-    @Test func draftSidesAreHalvedToMultiplesOf16() {
+    @Test func draftsAreAtTheFullSizeWithAtMostTheFullSteps() {
         let draft = DraftSettings()
+        #expect(draft.scale == 1 && draft.side(1024) == 1024 && draft.side(64) == 64 && draft.side(48) == 48)
+        #expect(draft.steps(full: 28) == 8 && draft.steps(full: 5) == 5 && draft.steps(full: 8) == 8)
+    }
+
+    @Test func scaledDraftSidesAreMultiplesOf16() {
+        var draft = DraftSettings()
+        draft.scale = 0.5
         #expect(draft.side(1024) == 512 && draft.side(64) == 32 && draft.side(1216) == 608 && draft.side(832) == 416)
         #expect(draft.side(48) == 32, "24 rounds to the nearest multiple of 16, 32")
         #expect(draft.side(16) == 16 && draft.side(32) == 16)
@@ -38,17 +45,17 @@ import Testing
     @Test func f6RendersEachSeedInTurnAtTheDraftSettings() throws {
         var state = Self.state()
         let first = try #require(Self.started(reduce(&state, .explore).effects))
-        #expect(first.parameters.seed == 100 && first.parameters.width == 32 && first.parameters.height == 32 && first.parameters.steps == 8)
+        #expect(first.parameters.seed == 100 && first.parameters.width == 64 && first.parameters.height == 48 && first.parameters.steps == 8)
         #expect(first.parameters.prompt == "a red circle")
         let grid = try #require(state.explore)
         #expect(grid.seeds == [100, 101, 102, 103] && grid.rendering == 0 && grid.base.parameters.steps == 20)
-        #expect(state.isRunning && state.status.text.hasPrefix("Exploring seed 100 (1 of 4) at 32×32, 8 steps"))
+        #expect(state.isRunning && state.status.text.hasPrefix("Exploring seed 100 (1 of 4) at 64×48, 8 steps"))
         // Steps preview into the cell, not the main preview.
         _ = reduce(&state, .engine(.step(index: 0, total: 8, sigma: 0.9, elapsed: 0.1, preview: Support.image)))
         #expect(state.explore?.preview == Support.image && state.preview == nil)
         for seed in UInt64(101)...103 {
             let next = try #require(Self.started(Self.finish(&state, seed: seed - 1).effects), "no start after seed \(seed - 1)")
-            #expect(next.parameters.seed == seed && next.parameters.width == 32 && next.parameters.steps == 8)
+            #expect(next.parameters.seed == seed && next.parameters.width == 64 && next.parameters.steps == 8)
         }
         let last = Self.finish(&state, seed: 103)
         #expect(last.effects.isEmpty, "drafts are not saved and nothing follows the last: \(last.effects)")

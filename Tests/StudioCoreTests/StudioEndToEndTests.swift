@@ -174,7 +174,7 @@ import Testing
         studio.type("a red circle")
         studio.keys("F6")
         guard let grid = await studio.waitFor("4 seeds in ") else { return }
-        #expect(grid.contains("Seeds · 16×16, 8 steps") && grid.contains("[21]") && grid.contains(" 24 "), "\(grid)")
+        #expect(grid.contains("Seeds · 32×32, 4 steps") && grid.contains("[21]") && grid.contains(" 24 "), "\(grid)")
         studio.keys("Right")
         guard await studio.waitFor("[22]") != nil else { return }
         studio.keys("Enter")
@@ -303,14 +303,14 @@ import Testing
         let studio = TmuxStudio()
         defer { studio.stop() }
         // Drafts of 40 steps, so that Esc lands while the second one runs; the waits are long for a busy machine.
-        studio.start("--model '\(Support.tinyModel)' -W 32 -H 32 --seed 5 --threads 1 --draft-steps 40 -p 'a red circle'",
+        studio.start("--model '\(Support.tinyModel)' -W 32 -H 32 --steps 40 --seed 5 --threads 1 --draft-steps 40 -p 'a red circle'",
                      environment: ["XDG_DATA_HOME": data, "XDG_CONFIG_HOME": data + "/config"])
         guard await studio.waitFor("F6 to explore seeds", seconds: 150) != nil else { return }
         studio.keys("F6")
         guard await studio.waitFor("Exploring seed 6 (2 of 4)", seconds: 150) != nil else { return }
         studio.keys("Escape")
         guard let cancelled = await studio.waitFor("Cancelled: 1 of 4 seeds rendered", seconds: 150) else { return }
-        #expect(cancelled.contains("Seeds · 16×16, 40 steps") && cancelled.contains("[5]"), "\(cancelled)")
+        #expect(cancelled.contains("Seeds · 32×32, 40 steps") && cancelled.contains("[5]"), "\(cancelled)")
         studio.keys("Escape")
         guard let left = await studio.waitFor("Left the seed grid", seconds: 150) else { return }
         #expect(left.contains("Preview") && !left.contains("Seeds ·"), "\(left)")

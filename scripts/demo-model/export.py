@@ -9,6 +9,7 @@ loads real SD3 weights):
     tokenizer_3/              spiece.model + tokenizer.json + tokenizer_config.json (T5)
     transformer/ (SD3Transformer2DModel, the EMA weights)  vae/ (AutoencoderKL)
     defaults.json             what the app uses unless told otherwise (size, steps, guidance, shift, T5 length)
+    prompt_guide.json         what the model understands, for the studio's prompt field (prompt_guide())
     README.md                 the model card (write_card, once the scores are known)
 Every tensor is stored as F16 (checked by reading the safetensors headers back), and the folder is reloaded
 with diffusers and compared with what was trained before it is accepted.
@@ -26,6 +27,7 @@ import torch
 from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
 from transformers import CLIPTextModelWithProjection, CLIPTokenizer, T5EncoderModel, T5Tokenizer
 
+import dataset as ds
 import text
 
 DEFAULTS = {"width": 64, "height": 64, "steps": 20, "guidance_scale": 3.0, "shift": 3.0,
@@ -77,6 +79,7 @@ def export(work, out, log=print):
             shutil.copy(text.ASSETS / "clip" / f, out / name / f)
     shutil.copy(text.ASSETS / "t5" / "spiece.model", out / "tokenizer_3" / "spiece.model")
     (out / "defaults.json").write_text(json.dumps(DEFAULTS, indent=2) + "\n")
+    (out / "prompt_guide.json").write_text(json.dumps(prompt_guide(), indent=2) + "\n")
     verify(out, parts)
     sizes = {p.relative_to(out).as_posix(): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()}
     total = sum(sizes.values())
@@ -173,9 +176,19 @@ def _fmt(acc):
     return ", ".join(f"{k} {acc[k]:.3f}" for k in ("background", "colour", "shape", "position", "all"))
 
 
+def prompt_guide():
+    """The studio's prompt_guide.json (Sources/StudioCore/PromptGuide.swift): example captions of the grammar, one
+    with a position and one without, and the words the model was trained on, grouped as the caption builds them."""
+    return {
+        "examples": [ds.caption("circle", "red", "top left", "blue"), ds.caption("star", "orange", "center", "white"),
+                     ds.caption("triangle", "yellow", None, "purple")],
+        "groups": [{"name": "colours", "words": list(ds.COLOURS)}, {"name": "shapes", "words": list(ds.SHAPES)},
+                   {"name": "positions", "words": list(ds.POSITIONS)}],
+    }
+
+
 def write_card(out, report):
     """Fills the model card from run_all's report (dict of settings, timings, scores)."""
-    import dataset as ds
     out = pathlib.Path(out)
     pipe_parts = {"text_encoder": "CLIP-L-shaped CLIPTextModelWithProjection: hidden 32, 5 layers, quick_gelu",
                   "text_encoder_2": "CLIP-G-shaped CLIPTextModelWithProjection: hidden 32, 5 layers, gelu",
