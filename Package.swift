@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "SD3", dependencies: ["Tensors", "SafeTensors", "Tokenizers", "ImageIO", "RegularFiles", "HubCacheNames"]),
         // LoRA training: backward through the frozen MMDiT (Tensors' forward ops, our gradients), the script's loss, and
         // `sd3 train-lora`'s loop around it (timestep sampling, AdamW, lr schedules, data, output and checkpoints).
-        .target(name: "Training", dependencies: ["SD3", "Tensors", "SafeTensors", "ImageIO", "RegularFiles"]),
+        .target(name: "Training", dependencies: ["SD3", "Tensors", "Kernels", "SafeTensors", "ImageIO", "RegularFiles"]),
         // `sd3 models pull`: the Hugging Face Hub client (URLSession) and the cache it writes.
         .target(name: "Hub", dependencies: ["SafeTensors", "HubCacheNames"]),
         // ComfyUI servers as backends: its HTTP API and WebSocket over our own sockets (OpenSSL for TLS).

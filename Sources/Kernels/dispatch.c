@@ -124,12 +124,21 @@ void sd3k_gated_add_row(const float *x, const float *y, const float *gate, float
 void sd3k_round_bf16(const float *in, uint16_t *out, long n) { current()->round_bf16(in, out, n); }
 void sd3k_widen_bf16(const uint16_t *in, float *out, long n) { current()->widen_bf16(in, out, n); }
 void sd3k_exp(const float *in, float *out, long n) { current()->exp(in, out, n); }
+void sd3k_gelu_tanh_grad(const float *x, const float *dy, float *out, long n) { current()->gelu_tanh_grad(x, dy, out, n); }
+void sd3k_layer_norm_grad_row(const float *x, const float *dy, const float *gain, float *out, long n, float eps, float *mean,
+                              float *inverse) {
+    current()->layer_norm_grad_row(x, dy, gain, out, n, eps, mean, inverse);
+}
 
 // ---- attention ----
+
+// Queries per task of the forward kernels (their scratch is sized for it): 64, or 60 for AVX2's 6-row tiles.
+static long native_block(const sd3k_attention_t *a) { return a->bf16 ? 64 : a->level == SD3K_ISA_AVX2 ? 60 : 64; }
 
 void sd3k_attention_prepare(sd3k_attention_t *a) {
     a->level = sd3k_isa();
     a->bf16 = a->bf16 && a->level >= SD3K_ISA_AVX512_BF16;
+    if (a->block <= 0 || a->block > native_block(a)) a->block = native_block(a);
 }
 
 static int uses_bf16(const sd3k_attention_t *a) { return a->bf16; }
@@ -140,8 +149,7 @@ long sd3k_attention_packed_bytes(const sd3k_attention_t *a) {
 }
 
 long sd3k_attention_tasks(const sd3k_attention_t *a) {
-    const long rows = uses_bf16(a) ? 64 : a->level == SD3K_ISA_AVX2 ? 60 : 64;
-    return a->batch * a->heads * ((a->queries + rows - 1) / rows);
+    return a->batch * a->heads * ((a->queries + a->block - 1) / a->block);
 }
 
 int sd3k_attention_pack(const sd3k_attention_t *a, long begin, long end) {
@@ -185,4 +193,17 @@ int sd3k_attention_pack(const sd3k_attention_t *a, long begin, long end) {
 
 int sd3k_attention_run(const sd3k_attention_t *a, long begin, long end) {
     return uses_bf16(a) ? sd3k_attention_run_bf16(a, begin, end) : table(a->level)->attention_run(a, begin, end);
+}
+
+// ---- attention backward ----
+
+void sd3k_attention_backward_prepare(sd3k_attention_backward_t *a) {
+    a->level = sd3k_isa();
+    a->bf16 = a->bf16 && a->level >= SD3K_ISA_AVX512_BF16;
+    if (a->block <= 0) a->block = 64;
+    if (a->block > 256) a->block = 256;
+}
+
+int sd3k_attention_backward_run(const sd3k_attention_backward_t *a, long begin, long end) {
+    return a->bf16 ? sd3k_attention_backward_run_bf16(a, begin, end) : table(a->level)->attention_backward_run(a, begin, end);
 }

@@ -23,10 +23,14 @@ typedef struct {
     void (*widen_bf16)(const uint16_t *, float *, long);
     void (*exp)(const float *, float *, long);
     int (*attention_run)(const sd3k_attention_t *, long, long);
+    int (*attention_backward_run)(const sd3k_attention_backward_t *, long, long);
+    void (*gelu_tanh_grad)(const float *, const float *, float *, long);
+    void (*layer_norm_grad_row)(const float *, const float *, const float *, float *, long, float, float *, float *);
 } sd3k_table;
 
 extern const sd3k_table sd3k_baseline_table, sd3k_avx2_table, sd3k_avx512_table;
 int sd3k_attention_run_bf16(const sd3k_attention_t *a, long begin, long end);
+int sd3k_attention_backward_run_bf16(const sd3k_attention_backward_t *a, long begin, long end);
 
 static inline long sd3k_round_up(long n, long m) { return (n + m - 1) / m * m; }
 

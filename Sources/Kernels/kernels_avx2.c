@@ -115,6 +115,7 @@ const sd3k_table sd3k_avx2_table = {
     softmax_row_avx2, gelu_tanh_avx2, sigmoid_mul_avx2, layer_norm_row_avx2,
     norm_modulate_row_avx2, rms_norm_row_avx2, modulate_row_avx2, gated_add_row_avx2,
     round_bf16_avx2, widen_bf16_avx2, exp_all_avx2, attention_run_avx2,
+    attention_backward_run_avx2, gelu_tanh_grad_avx2, layer_norm_grad_row_avx2,
 };
 #else
 const sd3k_table sd3k_avx2_table = {0};

@@ -98,6 +98,7 @@ const sd3k_table sd3k_avx512_table = {
     softmax_row_avx512, gelu_tanh_avx512, sigmoid_mul_avx512, layer_norm_row_avx512,
     norm_modulate_row_avx512, rms_norm_row_avx512, modulate_row_avx512, gated_add_row_avx512,
     round_bf16_avx512, widen_bf16_avx512, exp_all_avx512, attention_run_avx512,
+    attention_backward_run_avx512, gelu_tanh_grad_avx512, layer_norm_grad_row_avx512,
 };
 
 // ---- bf16 attention (AVX512_BF16): vdpbf16ps adds a·b over pairs of bf16 into fp32 lanes ----
@@ -220,11 +221,11 @@ int sd3k_attention_run_bf16(const sd3k_attention_t *a, long begin, long end) {
     float *pf = s + rmax * ABK, *o = pf + rmax * ABK, *m = o + rmax * dp, *l = m + rmax;
     uint16_t *pb = qb + rmax * 2 * dh;
     float *qrowf = pf;  // the scaled query row before rounding (pf is free then)
-    const long blocks = (nq + rmax - 1) / rmax;
+    const long block = a->block, blocks = (nq + block - 1) / block;  // block ≤ rmax (sd3k_attention_prepare)
     for (long t = begin; t < end; t++) {
-        const long unit = t / blocks, q0 = (t % blocks) * rmax;
+        const long unit = t / blocks, q0 = (t % blocks) * block;
         const long b = unit / a->heads, h = unit % a->heads;
-        const long rows = nq - q0 < rmax ? nq - q0 : rmax, rpad = sd3k_round_up(rows, 8);
+        const long rows = nq - q0 < block ? nq - q0 : block, rpad = sd3k_round_up(rows, 8);
         const uint16_t *kb = (const uint16_t *)a->packed + unit * sd3k_unit_halves(d, nk);
         const uint16_t *vb = kb + 2 * dh * nkp;
         const float *qrow = a->q + (b * nq + q0) * a->ldq + h * d;
@@ -253,9 +254,168 @@ int sd3k_attention_run_bf16(const sd3k_attention_t *a, long begin, long end) {
             const float inv = 1.0f / l[r];
             for (long c = 0; c < d; c++) orow[r * a->ldo + c] = o[r * dp + c] * inv;
         }
+        if (a->lse)
+            for (long r = 0; r < rows; r++) a->lse[unit * nq + q0 + r] = m[r] + logf(l[r]);
     }
     free(s);
     free(qb);
+    return 0;
+}
+
+
+// ---- bf16 attention backward (AVX512_BF16) ----
+
+// C[4 rows][16·NVEC] += Σⱼ A(r, j)·B[j] over pairs j: A(r, j) is the bf16 pair at a[r·ars + j·acs] (32-bit units),
+// B the pairs [j][ldb][2]. With (ars, acs) = (1, lds) A is a pair-interleaved transposed block (Pᵀ, dSᵀ).
+#define BW_ACC_BF16(NAME, NVEC)                                                                                  \
+    static inline void NAME(const uint32_t *a, long ars, long acs, long pairs, const uint16_t *b, long ldb, float *c, long ldc) { \
+        __m512 acc[4][NVEC];                                                                                     \
+        for (int r = 0; r < 4; r++)                                                                              \
+            for (int x = 0; x < NVEC; x++) acc[r][x] = _mm512_loadu_ps(c + r * ldc + x * 16);                    \
+        for (long j = 0; j < pairs; j++) {                                                                       \
+            __m512i bv[NVEC];                                                                                    \
+            for (int x = 0; x < NVEC; x++) bv[x] = _mm512_loadu_si512(b + (j * ldb + x * 16) * 2);               \
+            for (int r = 0; r < 4; r++) {                                                                        \
+                const __m512i p = _mm512_set1_epi32((int)a[r * ars + j * acs]);                                 \
+                for (int x = 0; x < NVEC; x++) acc[r][x] = dot_pairs(acc[r][x], p, bv[x]);                       \
+            }                                                                                                    \
+        }                                                                                                        \
+        for (int r = 0; r < 4; r++)                                                                              \
+            for (int x = 0; x < NVEC; x++) _mm512_storeu_ps(c + r * ldc + x * 16, acc[r][x]);                    \
+    }
+BW_ACC_BF16(bw_acc_bf16_wide, 4)
+BW_ACC_BF16(bw_acc_bf16_one, 1)
+
+// C[rows][cols] += A · B (rows a multiple of 4, cols of 16).
+static void bw_acc_bf16(const uint32_t *a, long ars, long acs, long pairs, const uint16_t *b, long ldb, float *c, long ldc,
+                        long rows, long cols) {
+    for (long r0 = 0; r0 < rows; r0 += 4) {
+        long x = 0;
+        for (; x + 64 <= cols; x += 64) bw_acc_bf16_wide(a + r0 * ars, ars, acs, pairs, b + x * 2, ldb, c + r0 * ldc + x, ldc);
+        for (; x < cols; x += 16) bw_acc_bf16_one(a + r0 * ars, ars, acs, pairs, b + x * 2, ldb, c + r0 * ldc + x, ldc);
+    }
+}
+
+// Two fp32 rows (16 columns each) as 16 bf16 pairs (row0[i], row1[i]): the operand form of a product summing over rows.
+static inline __m512i pair_rows_bf16(__m512 row0, __m512 row1) {
+    const __m512i order = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
+                                           23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    return _mm512_permutexvar_epi16(order, (__m512i)_mm512_cvtne2ps_pbh(row1, row0));
+}
+
+// rows (even) fp32 rows of `cols` (a multiple of 16) at stride lds → pairs [rows/2][ldp][2].
+static void pair_rows(const float *f, long lds, long rows, long cols, uint16_t *out, long ldp) {
+    for (long r = 0; r < rows; r += 2)
+        for (long c = 0; c < cols; c += 16)
+            _mm512_storeu_si512(out + ((r / 2) * ldp + c) * 2,
+                                pair_rows_bf16(_mm512_loadu_ps(f + r * lds + c), _mm512_loadu_ps(f + (r + 1) * lds + c)));
+}
+
+// The fp32 backward's steps with bf16 operands. Scores are remade with the bf16 forward's rounding and tile (the
+// queries scaled then rounded, keys packed the same way), so P = exp(S − lse) matches the forward's probabilities.
+int sd3k_attention_backward_run_bf16(const sd3k_attention_backward_t *a, long begin, long end) {
+    const long d = a->head_size, nk = a->keys, nq = a->queries, nkp = sd3k_round_up(nk, 32), dp = sd3k_round_up(d, 16);
+    const long dh = (d + 1) / 2, brp = sd3k_round_up(a->block, 8);
+    const long nf = 2 * nkp * dp + 2 * brp * ABK + 3 * brp * dp + 2 * brp;
+    const long nh = 4 * dh * nkp + nkp * dp + 2 * brp * 2 * dh + 2 * brp * dp + 3 * brp * ABK + 2 * dp + 2;
+    float *dk = aligned_alloc(64, sizeof(float) * (size_t)sd3k_round_up(nf, 16));
+    uint16_t *kb = aligned_alloc(64, sizeof(uint16_t) * (size_t)sd3k_round_up(nh, 32));
+    if (!dk || !kb) { free(dk); free(kb); return -1; }
+    float *dv = dk + nkp * dp, *p = dv + nkp * dp, *dps = p + brp * ABK, *dq = dps + brp * ABK, *qrowf = dq + brp * dp;
+    float *dorowf = qrowf + brp * dp, *lse = dorowf + brp * dp, *delta = lse + brp;
+    uint16_t *vbt = kb + 2 * dh * nkp, *kr = vbt + 2 * dh * nkp, *qb = kr + nkp * dp, *dob = qb + brp * 2 * dh;
+    uint16_t *qpair = dob + brp * 2 * dh, *dopair = qpair + brp * dp, *ppair = dopair + brp * dp, *dsb = ppair + brp * ABK;
+    uint16_t *dspair = dsb + brp * ABK, *row = dspair + brp * ABK, *next = row + dp + 1;
+    for (long unit = begin; unit < end; unit++) {
+        const long b = unit / a->heads, h = unit % a->heads;
+        const float *kh = a->k + b * nk * a->ldk + h * d, *vh = a->v + b * nk * a->ldk + h * d;
+        // Keys and values as pairs along the head dimension ([dh][nkp] pairs, the forward's key layout) for S and dP;
+        // keys as pairs along the keys ([nkp/2][dp] pairs, the forward's value layout) for dQ.
+        memset(kb, 0, sizeof(uint16_t) * (size_t)(4 * dh * nkp + nkp * dp));
+        uint32_t *kp = (uint32_t *)kb, *vp = (uint32_t *)vbt, *krp = (uint32_t *)kr;
+        for (long j = 0; j < nk; j++) {
+            row[d] = 0;
+            round_bf16_avx512(kh + j * a->ldk, row, d);
+            for (long q = 0; q < dh; q++) kp[q * nkp + j] = (uint32_t)row[2 * q] | (uint32_t)row[2 * q + 1] << 16;
+            round_bf16_avx512(vh + j * a->ldk, row, d);
+            for (long q = 0; q < dh; q++) vp[q * nkp + j] = (uint32_t)row[2 * q] | (uint32_t)row[2 * q + 1] << 16;
+        }
+        for (long j = 0; j < nk; j += 2) {
+            round_bf16_avx512(kh + j * a->ldk, row, d);
+            if (j + 1 < nk) round_bf16_avx512(kh + (j + 1) * a->ldk, next, d);
+            else memset(next, 0, sizeof(uint16_t) * (size_t)d);
+            for (long c = 0; c < d; c++) krp[(j / 2) * dp + c] = (uint32_t)row[c] | (uint32_t)next[c] << 16;
+        }
+        memset(dk, 0, sizeof(float) * (size_t)(2 * nkp * dp));
+        for (long q0 = 0; q0 < nq; q0 += a->block) {
+            const long rows = nq - q0 < a->block ? nq - q0 : a->block, rpad = sd3k_round_up(rows, 8);
+            const long base = (b * nq + q0) * a->ldq + h * d;
+            // Scaled queries and dO: rows of bf16 (pairs along d) and fp32 copies for the row pairs.
+            memset(qb, 0, sizeof(uint16_t) * (size_t)(2 * brp * 2 * dh));
+            memset(dq, 0, sizeof(float) * (size_t)(3 * brp * dp));  // dq, qrowf, dorowf
+            for (long r = 0; r < rpad; r++) lse[r] = delta[r] = 0;
+            for (long r = 0; r < rows; r++) {
+                const float *qr = a->q + base + r * a->ldq, *gr = a->dout + base + r * a->ldq, *orow = a->out + base + r * a->ldq;
+                double sum = 0;
+                for (long c = 0; c < d; c++) {
+                    qrowf[r * dp + c] = qr[c] * a->scale;
+                    dorowf[r * dp + c] = gr[c];
+                    sum += (double)gr[c] * orow[c];
+                }
+                round_bf16_avx512(qrowf + r * dp, qb + r * 2 * dh, d);
+                round_bf16_avx512(dorowf + r * dp, dob + r * 2 * dh, d);
+                delta[r] = (float)sum;
+                lse[r] = a->lse[unit * nq + q0 + r];
+            }
+            pair_rows(qrowf, dp, rpad, dp, qpair, dp);
+            pair_rows(dorowf, dp, rpad, dp, dopair, dp);
+            for (long j0 = 0; j0 < nk; j0 += ABK) {
+                const long nb = nk - j0 < ABK ? nk - j0 : ABK, ncols = sd3k_round_up(nb, 32);
+                for (long r0 = 0; r0 < rpad; r0 += 8)
+                    for (long c = 0; c < ncols; c += 32) qk_tile_bf16(qb + r0 * 2 * dh, dh, kb + (j0 + c) * 2, nkp, p + r0 * ABK + c, ABK);
+                for (long r = 0; r < rpad; r++) {
+                    float *pr = p + r * ABK;
+                    long j = 0;
+                    if (r < rows) {
+                        const __m512 vl = _mm512_set1_ps(lse[r]);
+                        for (; j + 16 <= nb; j += 16) _mm512_storeu_ps(pr + j, exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(pr + j), vl)));
+                        for (; j < nb; j++) pr[j] = sd3k_exp1(pr[j] - lse[r]);
+                    }
+                    for (; j < ncols; j++) pr[j] = 0;
+                }
+                // dV += Pᵀ·dO.
+                pair_rows(p, ABK, rpad, ncols, ppair, ABK);
+                bw_acc_bf16((const uint32_t *)ppair, 1, ABK, rpad / 2, dopair, dp, dv + j0 * dp, dp, ncols, dp);
+                // dP = dO·Vᵀ; dS = P∘(dP − δ).
+                for (long r0 = 0; r0 < rpad; r0 += 8)
+                    for (long c = 0; c < ncols; c += 32) qk_tile_bf16(dob + r0 * 2 * dh, dh, vbt + (j0 + c) * 2, nkp, dps + r0 * ABK + c, ABK);
+                for (long r = 0; r < rpad; r++) {
+                    float *sr = dps + r * ABK;
+                    const float *pr = p + r * ABK;
+                    const __m512 vd = _mm512_set1_ps(delta[r]);
+                    for (long j = 0; j < ncols; j += 16) {
+                        const __m512 ds = _mm512_mul_ps(_mm512_loadu_ps(pr + j), _mm512_sub_ps(_mm512_loadu_ps(sr + j), vd));
+                        _mm512_storeu_ps(sr + j, ds);
+                        _mm256_storeu_si256((__m256i *)(dsb + r * ABK + j), to_bf16(ds));
+                    }
+                }
+                // dQ += dS·K (scaled on the way out); dK += dSᵀ·(scale·Q).
+                bw_acc_bf16((const uint32_t *)dsb, ABK / 2, 1, ncols / 2, kr + (j0 / 2) * dp * 2, dp, dq, dp, rpad, dp);
+                pair_rows(dps, ABK, rpad, ncols, dspair, ABK);
+                bw_acc_bf16((const uint32_t *)dspair, 1, ABK, rpad / 2, qpair, dp, dk + j0 * dp, dp, ncols, dp);
+            }
+            for (long r = 0; r < rows; r++)
+                for (long c = 0; c < d; c++) a->dq[base + r * a->ldq + c] = dq[r * dp + c] * a->scale;
+        }
+        float *dkh = a->dk + b * nk * a->ldk + h * d, *dvh = a->dv + b * nk * a->ldk + h * d;
+        for (long j = 0; j < nk; j++)
+            for (long c = 0; c < d; c++) {
+                dkh[j * a->ldk + c] = dk[j * dp + c];
+                dvh[j * a->ldk + c] = dv[j * dp + c];
+            }
+    }
+    free(dk);
+    free(kb);
     return 0;
 }
 
@@ -263,4 +423,8 @@ int sd3k_attention_run_bf16(const sd3k_attention_t *a, long begin, long end) {
 #else
 const sd3k_table sd3k_avx512_table = {0};
 int sd3k_attention_run_bf16(const sd3k_attention_t *a, long begin, long end) { (void)a; (void)begin; (void)end; return -1; }
+int sd3k_attention_backward_run_bf16(const sd3k_attention_backward_t *a, long begin, long end) {
+    (void)a; (void)begin; (void)end;
+    return -1;
+}
 #endif

@@ -42,4 +42,5 @@ const sd3k_table sd3k_baseline_table = {
     softmax_row_baseline, gelu_tanh_baseline, sigmoid_mul_baseline, layer_norm_row_baseline,
     norm_modulate_row_baseline, rms_norm_row_baseline, modulate_row_baseline, gated_add_row_baseline,
     round_bf16_baseline, widen_bf16_baseline, exp_all_baseline, attention_run_baseline,
+    attention_backward_run_baseline, gelu_tanh_grad_baseline, layer_norm_grad_row_baseline,
 };

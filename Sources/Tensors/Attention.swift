@@ -75,7 +75,25 @@ extension Compute {
         return out
     }
 
-    private func flashAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, heads: Int, scale: Float, bf16: Bool) -> Tensor {
+    /// The mask-free attention of `attention` (scale 1/√d) that also returns each query row's logsumexp of its scaled
+    /// scores, [B, H, Nq] (what a backward needs to remake the probabilities). `block`: queries per task (0: the
+    /// kernel's own, 60 or 64; more is capped to it).
+    public func attentionWithLogsumexp(query q: Tensor, key k: Tensor, value v: Tensor, heads: Int, operands: OperandType = .fp32,
+                                       block: Int = 0) -> (output: Tensor, logsumexp: [Float]) {
+        let (batch, queries, width, keys) = (q.dim(0), q.dim(1), q.dim(2), k.dim(1))
+        precondition(q.rank == 3 && k.shape == [batch, keys, width] && v.shape == k.shape && heads > 0 && width % heads == 0,
+                     "attentionWithLogsumexp: q \(q.shape), k \(k.shape), v \(v.shape), \(heads) heads")
+        var lse = [Float](repeating: 0, count: batch * heads * queries)
+        if batch * queries * width == 0 || keys == 0 { return (Tensor(zeros: q.shape), lse) }
+        let out = lse.withUnsafeMutableBufferPointer { l in
+            flashAttention(q, k, v, heads: heads, scale: 1 / Float(width / heads).squareRoot(), bf16: operands == .bf16,
+                           logsumexp: l.baseAddress, block: block)
+        }
+        return (out, lse)
+    }
+
+    private func flashAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, heads: Int, scale: Float, bf16: Bool,
+                                logsumexp: UnsafeMutablePointer<Float>? = nil, block: Int = 0) -> Tensor {
         let (batch, queries, width, keys) = (q.dim(0), q.dim(1), q.dim(2), k.dim(1))
         return Tensor(shape: [batch, queries, width]) { out in
             q.data.withUnsafeBufferPointer { pq in
@@ -84,7 +102,7 @@ extension Compute {
                 var job = sd3k_attention_t(q: pq.baseAddress, k: pk.baseAddress, v: pv.baseAddress, out: out.baseAddress,
                                            batch: batch, queries: queries, keys: keys, heads: heads, head_size: width / heads,
                                            ldq: width, ldk: width, ldv: width, ldo: width, scale: scale, bf16: bf16 ? 1 : 0,
-                                           level: 0, packed: nil)
+                                           level: 0, packed: nil, lse: logsumexp, block: block)
                 sd3k_attention_prepare(&job)
                 let packed = UnsafeMutableRawPointer.allocate(byteCount: sd3k_attention_packed_bytes(&job), alignment: 64)
                 defer { packed.deallocate() }

@@ -130,8 +130,9 @@ extension Compute {
         }
     }
 
-    /// Runs `body` with `values` in the requested operand form (bf16 values are rounded copies).
-    func withOperand<R>(_ values: UnsafeBufferPointer<Float>, as type: OperandType,
+    /// Runs `body` with `values` in the requested operand form (bf16 values are rounded copies, made with the
+    /// vector kernels across the threads).
+    public func withOperand<R>(_ values: UnsafeBufferPointer<Float>, as type: OperandType,
                         _ body: (UnsafeRawPointer) throws -> R) rethrows -> R {
         switch type {
         case .fp32:

@@ -1,108 +1,51 @@
-import Foundation
+import Kernels
 import Tensors
 
 /// Attention for training: softmax(α·Q·Kᵀ)·V per head on head-interleaved tensors (q [B, Nq, H·d], k and v
-/// [B, Nk, H·d]; head h uses columns h·d..<(h+1)·d), a block of query rows of one head at a time: the scores of a
-/// block are [rows, Nk], never Nq × Nk for all heads. The forward keeps each query row's logsumexp [B, H, Nq]; the
-/// backward recomputes a block's probabilities from it (the FlashAttention-2 backward: dV += Pᵀ·dO, dP = dO·Vᵀ,
-/// dS = P∘(dP − rowsum(dO∘O)), dQ = α·dS·K, dK += α·dSᵀ·Q).
+/// [B, Nk, H·d]; head h uses columns h·d..<(h+1)·d), α = 1/√d, on the Kernels flash attention: a block of query rows
+/// against a block of keys at a time, never Nq × Nk. The forward keeps each query row's logsumexp [B, H, Nq]; the
+/// backward (sd3k_attention_backward_run) remakes a block's probabilities from it (the FlashAttention-2 backward:
+/// dV += Pᵀ·dO, dP = dO·Vᵀ, dS = P∘(dP − rowsum(dO∘O)), dQ = α·dS·K, dK += α·dSᵀ·Q). Both run (batch, head) units
+/// in parallel on the engine's threads. `operands: .bf16` (a bf16 base) multiplies bf16-rounded operands with fp32
+/// accumulation where the CPU has bf16 dot products, as the inference attention and torch's bf16 attention do.
 extension Compute {
-    public func attentionForward(query q: Tensor, key k: Tensor, value v: Tensor, heads: Int,
+    /// `block`: query rows per task (capped at the kernel's 60 or 64).
+    public func attentionForward(query q: Tensor, key k: Tensor, value v: Tensor, heads: Int, operands: OperandType = .fp32,
                                  block: Int = 64) -> (output: Tensor, logsumexp: [Float]) {
         let (batch, queries, width, keys) = (q.dim(0), q.dim(1), q.dim(2), k.dim(1))
         precondition(k.shape == [batch, keys, width] && v.shape == k.shape && width % heads == 0,
                      "attentionForward: q \(q.shape), k \(k.shape), v \(v.shape), \(heads) heads")
-        let d = width / heads, alpha = 1 / Float(d).squareRoot()
-        var out = [Float](repeating: 0, count: q.count)
-        var lse = [Float](repeating: 0, count: batch * heads * queries)
-        var scores = [Float](repeating: 0, count: min(block, queries) * keys)
-        q.data.withUnsafeBufferPointer { pq in k.data.withUnsafeBufferPointer { pk in v.data.withUnsafeBufferPointer { pv in
-        out.withUnsafeMutableBufferPointer { po in scores.withUnsafeMutableBufferPointer { ps in
-            for b in 0..<batch {
-                for h in 0..<heads {
-                    let (kh, vh) = (pk.baseAddress! + b * keys * width + h * d, pv.baseAddress! + b * keys * width + h * d)
-                    for start in stride(from: 0, to: queries, by: block) {
-                        let rows = min(block, queries - start)
-                        let offset = (b * queries + start) * width + h * d
-                        gemm(m: rows, n: keys, k: d, pq.baseAddress! + offset, lda: width, kh, ldb: width, transposeB: true,
-                             into: ps.baseAddress!, alpha: alpha)
-                        for r in 0..<rows {
-                            let row = ps.baseAddress! + r * keys
-                            var top = -Float.infinity
-                            for j in 0..<keys { top = max(top, row[j]) }
-                            var sum = 0.0
-                            for j in 0..<keys { row[j] = Foundation.exp(row[j] - top); sum += Double(row[j]) }
-                            let inverse = Float(1 / sum)
-                            for j in 0..<keys { row[j] *= inverse }
-                            lse[(b * heads + h) * queries + start + r] = top + Float(Foundation.log(sum))
-                        }
-                        gemm(m: rows, n: d, k: keys, ps.baseAddress!, lda: keys, vh, ldb: width, transposeB: false,
-                             into: po.baseAddress! + offset, ldc: width)
-                    }
-                }
-            }
-        }}}}}
-        return (Tensor(shape: q.shape, data: out), lse)
+        return attentionWithLogsumexp(query: q, key: k, value: v, heads: heads, operands: operands, block: block)
     }
 
-    /// dL/dq, dL/dk, dL/dv from dL/d(output), the forward's inputs, output and logsumexp.
+    /// dL/dq, dL/dk, dL/dv from dL/d(output), the forward's inputs, output and logsumexp (made with the same
+    /// `operands`). `block`: query rows per block (1…256).
     public func attentionBackward(query q: Tensor, key k: Tensor, value v: Tensor, output o: Tensor, logsumexp lse: [Float],
-                                  gradient dO: Tensor, heads: Int, block: Int = 64) -> (q: Tensor, k: Tensor, v: Tensor) {
+                                  gradient dO: Tensor, heads: Int, operands: OperandType = .fp32,
+                                  block: Int = 64) -> (q: Tensor, k: Tensor, v: Tensor) {
         let (batch, queries, width, keys) = (q.dim(0), q.dim(1), q.dim(2), k.dim(1))
+        precondition(k.shape == [batch, keys, width] && v.shape == k.shape && width % heads == 0,
+                     "attentionBackward: q \(q.shape), k \(k.shape), v \(v.shape), \(heads) heads")
         precondition(o.shape == q.shape && dO.shape == q.shape && lse.count == batch * heads * queries,
                      "attentionBackward: output \(o.shape), gradient \(dO.shape), \(lse.count) logsumexps for q \(q.shape)")
-        let d = width / heads, alpha = 1 / Float(d).squareRoot()
-        var dq = [Float](repeating: 0, count: q.count), dk = [Float](repeating: 0, count: k.count), dv = [Float](repeating: 0, count: v.count)
-        let rowsMax = min(block, queries)
-        var p = [Float](repeating: 0, count: rowsMax * keys), dp = p, transposedBuffer = p
+        var dq = Tensor(zeros: q.shape), dk = Tensor(zeros: k.shape), dv = Tensor(zeros: v.shape)
+        guard batch * queries * width > 0, keys > 0 else { return (dq, dk, dv) }
         q.data.withUnsafeBufferPointer { pq in k.data.withUnsafeBufferPointer { pk in v.data.withUnsafeBufferPointer { pv in
-        dO.data.withUnsafeBufferPointer { pg in o.data.withUnsafeBufferPointer { pout in
-        dq.withUnsafeMutableBufferPointer { dQ in dk.withUnsafeMutableBufferPointer { dK in dv.withUnsafeMutableBufferPointer { dV in
-        p.withUnsafeMutableBufferPointer { P in dp.withUnsafeMutableBufferPointer { dP in transposedBuffer.withUnsafeMutableBufferPointer { T in
-            for b in 0..<batch {
-                for h in 0..<heads {
-                    let headOffset = b * keys * width + h * d
-                    let (kh, vh) = (pk.baseAddress! + headOffset, pv.baseAddress! + headOffset)
-                    for start in stride(from: 0, to: queries, by: block) {
-                        let rows = min(block, queries - start)
-                        let offset = (b * queries + start) * width + h * d
-                        // P = exp(α·Q·Kᵀ − lse) [rows, Nk].
-                        gemm(m: rows, n: keys, k: d, pq.baseAddress! + offset, lda: width, kh, ldb: width, transposeB: true,
-                             into: P.baseAddress!, alpha: alpha)
-                        for r in 0..<rows {
-                            let l = lse[(b * heads + h) * queries + start + r]
-                            for j in 0..<keys { P[r * keys + j] = Foundation.exp(P[r * keys + j] - l) }
-                        }
-                        // dV += Pᵀ·dO.
-                        transpose(P.baseAddress!, rows: rows, columns: keys, into: T.baseAddress!)
-                        gemm(m: keys, n: d, k: rows, T.baseAddress!, lda: rows, pg.baseAddress! + offset, ldb: width, transposeB: false,
-                             into: dV.baseAddress! + headOffset, ldc: width, accumulate: true)
-                        // dP = dO·Vᵀ; dS = P∘(dP − D), D = rowsum(dO∘O).
-                        gemm(m: rows, n: keys, k: d, pg.baseAddress! + offset, lda: width, vh, ldb: width, transposeB: true,
-                             into: dP.baseAddress!)
-                        for r in 0..<rows {
-                            var D = 0.0
-                            for c in 0..<d { D += Double(pg[offset + r * width + c]) * Double(pout[offset + r * width + c]) }
-                            let delta = Float(D)
-                            for j in 0..<keys { dP[r * keys + j] = P[r * keys + j] * (dP[r * keys + j] - delta) }
-                        }
-                        // dQ = α·dS·K; dK += α·dSᵀ·Q.
-                        gemm(m: rows, n: d, k: keys, dP.baseAddress!, lda: keys, kh, ldb: width, transposeB: false,
-                             into: dQ.baseAddress! + offset, ldc: width, alpha: alpha)
-                        transpose(dP.baseAddress!, rows: rows, columns: keys, into: T.baseAddress!)
-                        gemm(m: keys, n: d, k: rows, T.baseAddress!, lda: rows, pq.baseAddress! + offset, ldb: width, transposeB: false,
-                             into: dK.baseAddress! + headOffset, ldc: width, alpha: alpha, accumulate: true)
-                    }
-                }
+        o.data.withUnsafeBufferPointer { po in dO.data.withUnsafeBufferPointer { pg in lse.withUnsafeBufferPointer { pl in
+        dq.data.withUnsafeMutableBufferPointer { dQ in dk.data.withUnsafeMutableBufferPointer { dK in dv.data.withUnsafeMutableBufferPointer { dV in
+            var job = sd3k_attention_backward_t(q: pq.baseAddress, k: pk.baseAddress, v: pv.baseAddress, out: po.baseAddress,
+                                                dout: pg.baseAddress, lse: pl.baseAddress, dq: dQ.baseAddress, dk: dK.baseAddress,
+                                                dv: dV.baseAddress, batch: batch, queries: queries, keys: keys, heads: heads,
+                                                head_size: width / heads, ldq: width, ldk: width,
+                                                scale: 1 / Float(width / heads).squareRoot(), bf16: operands == .bf16 ? 1 : 0,
+                                                level: 0, block: block)
+            sd3k_attention_backward_prepare(&job)
+            let prepared = job
+            parallelRanges(batch * heads, threads: threads, minimumPerThread: 1) { units in
+                let status = withUnsafePointer(to: prepared) { sd3k_attention_backward_run($0, units.lowerBound, units.upperBound) }
+                precondition(status == 0, "attentionBackward: out of memory for a unit's scratch")
             }
-        }}}}}}}}}}}
-        return (Tensor(shape: q.shape, data: dq), Tensor(shape: k.shape, data: dk), Tensor(shape: v.shape, data: dv))
-    }
-}
-
-/// a [rows, columns] → t [columns, rows].
-private func transpose(_ a: UnsafePointer<Float>, rows: Int, columns: Int, into t: UnsafeMutablePointer<Float>) {
-    for r in 0..<rows {
-        for c in 0..<columns { t[c * rows + r] = a[r * columns + c] }
+        }}}}}}}}}
+        return (dq, dk, dv)
     }
 }

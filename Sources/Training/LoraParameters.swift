@@ -79,21 +79,25 @@ struct AdaptedLinear {
     let weight: Weight
     let bias: Tensor?
     let lora: LoraModule?
+    /// The frozen product's operands (`Compute.linear(_:_:bias:products:)`).
+    let products: OperandType
 
     var inFeatures: Int { weight.shape[1] }
     var outFeatures: Int { weight.shape[0] }
 
     /// The layer `<scope>.<name>` (`weight` [out, in], `bias` [out]).
     init(_ scope: WeightScope, _ name: String, in inFeatures: Int, out outFeatures: Int, precision: Precision,
-         loras: LoraParameters, used: inout Set<String>) throws {
+         products: OperandType, loras: LoraParameters, used: inout Set<String>) throws {
         let layer = scope.scope(name)
         try self.init(name: layer.prefix, weight: try layer.tensor("weight", shape: [outFeatures, inFeatures]),
-                      bias: try layer.tensor("bias", shape: [outFeatures]), precision: precision, loras: loras, used: &used)
+                      bias: try layer.tensor("bias", shape: [outFeatures]), precision: precision, products: products, loras: loras, used: &used)
     }
 
     /// `weight` [out, in] (a convolution's kernel already flattened).
-    init(name: String, weight: Tensor, bias: Tensor?, precision: Precision, loras: LoraParameters, used: inout Set<String>) throws {
+    init(name: String, weight: Tensor, bias: Tensor?, precision: Precision, products: OperandType = .fp32, loras: LoraParameters,
+         used: inout Set<String>) throws {
         self.name = name
+        self.products = products
         self.weight = Weight(weight, precision: precision)
         self.bias = bias
         lora = loras.modules[name]
@@ -107,7 +111,7 @@ struct AdaptedLinear {
 
     /// x [.., in] → [.., out].
     func forward(_ x: Tensor, _ compute: Compute) -> Tensor {
-        var y = compute.linear(x, weight, bias: bias)
+        var y = compute.linear(x, weight, bias: bias, products: products)
         if let lora {
             let delta = compute.linear(compute.linear(x, Weight(lora.down), bias: nil), Weight(lora.up), bias: nil)  // [.., out]
             let s = lora.scale
@@ -123,7 +127,7 @@ struct AdaptedLinear {
     func backward(_ dy: Tensor, input x: Tensor, _ compute: Compute, inputGradient: Bool = true) -> Tensor? {
         let rows = dy.count / outFeatures
         precondition(x.count == rows * inFeatures, "\(name) backward: input \(x.shape) and gradient \(dy.shape) disagree")
-        var dx = inputGradient ? compute.productWithWeight(dy.data, rows: rows, weight) : nil
+        var dx = inputGradient ? compute.productWithWeight(dy.data, rows: rows, weight, products: products) : nil
         if let lora, rows > 0 {
             let (r, s) = (lora.rank, lora.scale)
             let u = compute.product(x.data, lora.down.data, m: rows, n: r, k: inFeatures, transposeB: true)  // x·Aᵀ [rows, r]

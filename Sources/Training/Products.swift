@@ -1,3 +1,4 @@
+import Kernels
 import Tensors
 
 /// Row-major matrix products for the backward pass, on the compute backend's gemm (fp32 operands unless a frozen
@@ -27,22 +28,65 @@ extension Compute {
         return c
     }
 
-    /// dy [m, out] · W [out, in] → [m, in]: the input gradient of y = x·Wᵀ. A bf16 weight multiplies dy rounded to
-    /// bf16 (its operand form), as its forward product does.
-    func productWithWeight(_ dy: [Float], rows m: Int, _ weight: Weight) -> [Float] {
+    /// y = x·Wᵀ + b (x [.., in], W [out, in]) with `products` operands: a bf16 weight with fp32 products is widened to
+    /// fp32 (exact) and multiplies the fp32 x; otherwise `linear`'s own (bf16 x for a bf16 weight).
+    func linear(_ x: Tensor, _ weight: Weight, bias: Tensor?, products: OperandType) -> Tensor {
+        guard weight.format == .bf16, products == .fp32 else { return linear(x, weight, bias: bias) }
+        let (outFeatures, inFeatures) = (weight.shape[0], weight.shape[1])
+        precondition(x.dim(-1) == inFeatures && (bias == nil || bias!.shape == [outFeatures]),
+                     "linear: input \(x.shape), weight \(weight.shape), bias \(bias?.shape ?? [])")
+        let rows = x.count / inFeatures, shape = Array(x.shape.dropLast()) + [outFeatures]
+        guard rows > 0 else { return Tensor(zeros: shape) }
+        let d = GemmDescriptor(m: rows, n: outFeatures, k: inFeatures, transposeB: true, hasBias: bias != nil)
+        return withWidened(weight) { w in
+            Tensor(shape: shape) { out in
+                x.data.withUnsafeBufferPointer { xs in
+                    if let bias {
+                        bias.data.withUnsafeBufferPointer { backend.gemm(d, a: xs.baseAddress!, b: w, bias: $0.baseAddress!, c: out.baseAddress!) }
+                    } else {
+                        backend.gemm(d, a: xs.baseAddress!, b: w, bias: nil, c: out.baseAddress!)
+                    }
+                }
+            }
+        }
+    }
+
+    /// A bf16 weight's rows widened to fp32 in a scratch array for the duration of `body`.
+    func withWidened<R>(_ weight: Weight, _ body: (UnsafePointer<Float>) -> R) -> R {
+        let count = weight.shape.reduce(1, *)
+        let wide = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            weight.withOperand { raw in
+                let halves = raw.assumingMemoryBound(to: UInt16.self)
+                parallelRanges(count, threads: threads, minimumPerThread: 1 << 16) { range in
+                    sd3k_widen_bf16(halves + range.lowerBound, buffer.baseAddress! + range.lowerBound, range.count)
+                }
+            }
+            initialized = count
+        }
+        return wide.withUnsafeBufferPointer { body($0.baseAddress!) }
+    }
+
+    /// dy [m, out] · W [out, in] → [m, in]: the input gradient of y = x·Wᵀ, with the forward's `products` operands
+    /// (bf16: dy rounded to bf16, as a bf16 forward rounds x; fp32: a bf16 weight widened).
+    func productWithWeight(_ dy: [Float], rows m: Int, _ weight: Weight, products: OperandType) -> [Float] {
         let (outFeatures, inFeatures) = (weight.shape[0], weight.shape[1])
         var dx = [Float](repeating: 0, count: m * inFeatures)
         guard m > 0 else { return dx }
+        if weight.format == .bf16 && products == .fp32 {
+            let d = GemmDescriptor(m: m, n: inFeatures, k: outFeatures, transposeB: false)
+            withWidened(weight) { w in
+                dx.withUnsafeMutableBufferPointer { out in
+                    dy.withUnsafeBufferPointer { backend.gemm(d, a: $0.baseAddress!, b: w, bias: nil, c: out.baseAddress!) }
+                }
+            }
+            return dx
+        }
         let type = weight.precision.operandType
         let d = GemmDescriptor(m: m, n: inFeatures, k: outFeatures, transposeB: false, operandType: type)
         dx.withUnsafeMutableBufferPointer { out in
-            weight.withOperand { w in
-                switch type {
-                case .fp32:
-                    dy.withUnsafeBytes { backend.gemm(d, a: $0.baseAddress!, b: w, bias: nil, c: out.baseAddress!) }
-                case .bf16:
-                    let rounded = dy.map(HalfPrecision.bf16)
-                    rounded.withUnsafeBytes { backend.gemm(d, a: $0.baseAddress!, b: w, bias: nil, c: out.baseAddress!) }
+            dy.withUnsafeBufferPointer { values in
+                withOperand(values, as: type) { a in
+                    weight.withOperand { w in backend.gemm(d, a: a, b: w, bias: nil, c: out.baseAddress!) }
                 }
             }
         }

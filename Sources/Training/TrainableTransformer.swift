@@ -17,8 +17,12 @@ public struct TrainableSD3Transformer {
     let normOut: AdaptedLinear  // → (scale, shift)
     let projOut: AdaptedLinear
 
-    /// Throws when a LoRA module names no layer of this config or has another shape.
-    public init(config: SD3TransformerConfig, weights: any WeightProvider, precision: Precision = .fp32, loras: LoraParameters) throws {
+    /// Throws when a LoRA module names no layer of this config or has another shape. `products`: the operands of a bf16
+    /// base's products (linears and attention). fp32 (the default) widens the bf16 weights for each product: exact, and
+    /// on CPUs whose bf16 dot products run at half the fp32 FMA rate (the Emerald Rapids Xeon of docs/performance.md:
+    /// oneDNN 83 against 155 GFLOP/s per core) twice as fast; bf16 rounds the activations as torch's autocast does.
+    public init(config: SD3TransformerConfig, weights: any WeightProvider, precision: Precision = .fp32, products: OperandType = .fp32,
+                loras: LoraParameters) throws {
         let (d, p, c) = (config.width, config.patchSize, config.inChannels)
         guard config.captionProjectionDim == d else {
             throw ModelError.unsupported(path: weights.source, reason: "caption_projection_dim \(config.captionProjectionDim) differs from heads × head_dim = \(d)")
@@ -31,12 +35,13 @@ public struct TrainableSD3Transformer {
         var used = Set<String>()
         let root = weights.scope("")
         func linear(_ s: WeightScope, _ name: String, _ inWidth: Int, _ outWidth: Int) throws -> AdaptedLinear {
-            try AdaptedLinear(s, name, in: inWidth, out: outWidth, precision: precision, loras: loras, used: &used)
+            try AdaptedLinear(s, name, in: inWidth, out: outWidth, precision: precision, products: products, loras: loras, used: &used)
         }
         let embed = weights.scope("pos_embed")
         patch = try AdaptedLinear(name: "pos_embed.proj",
                                   weight: try embed.tensor("proj.weight", shape: [d, c, p, p]).reshaped([d, c * p * p]),
-                                  bias: try embed.tensor("proj.bias", shape: [d]), precision: precision, loras: loras, used: &used)
+                                  bias: try embed.tensor("proj.bias", shape: [d]), precision: precision, products: products, loras: loras,
+                                  used: &used)
         let m = config.posEmbedMaxSize
         table = try embed.tensor("pos_embed", shape: [1, m * m, d]).reshaped([m * m, d])
         let time = weights.scope("time_text_embed")
@@ -48,7 +53,7 @@ public struct TrainableSD3Transformer {
         blocks = try (0..<config.numLayers).map { i in
             try TrainingBlock(weights.scope("transformer_blocks.\(i)"), width: d, heads: config.numAttentionHeads,
                               contextPreOnly: i == config.numLayers - 1, dualAttention: config.dualAttentionLayers.contains(i),
-                              qkNorm: config.qkNorm != nil, precision: precision, loras: loras, used: &used)
+                              qkNorm: config.qkNorm != nil, precision: precision, products: products, loras: loras, used: &used)
         }
         normOut = try linear(root, "norm_out.linear", d, 2 * d)
         projOut = try linear(root, "proj_out", d, p * p * config.outChannels)

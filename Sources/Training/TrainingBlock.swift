@@ -17,6 +17,8 @@ struct TrainingBlock {
 
     let heads: Int
     let contextPreOnly: Bool
+    /// The attention's product operands: as the linears' (bf16 only with a bf16 base).
+    let operands: OperandType
     let norm1: AdaptedLinear, norm1Context: AdaptedLinear  // SiLU(temb) [B, D] → 6 or 9 (2 in the last block's context) × D
     let image: Projections, text: Projections
     let toOut: AdaptedLinear, toAddOut: AdaptedLinear?
@@ -25,11 +27,12 @@ struct TrainingBlock {
     let ffContext1: AdaptedLinear?, ffContext2: AdaptedLinear?
 
     init(_ scope: WeightScope, width d: Int, heads: Int, contextPreOnly: Bool, dualAttention: Bool, qkNorm: Bool,
-         precision: Precision, loras: LoraParameters, used: inout Set<String>) throws {
+         precision: Precision, products: OperandType, loras: LoraParameters, used: inout Set<String>) throws {
         self.heads = heads
         self.contextPreOnly = contextPreOnly
+        operands = precision == .bf16 ? products : .fp32
         func linear(_ s: WeightScope, _ name: String, _ inWidth: Int, _ outWidth: Int) throws -> AdaptedLinear {
-            try AdaptedLinear(s, name, in: inWidth, out: outWidth, precision: precision, loras: loras, used: &used)
+            try AdaptedLinear(s, name, in: inWidth, out: outWidth, precision: precision, products: products, loras: loras, used: &used)
         }
         func projections(_ s: WeightScope, _ names: [String], _ norms: [String]) throws -> Projections {
             Projections(q: try linear(s, names[0], d, d), k: try linear(s, names[1], d, d), v: try linear(s, names[2], d, d),
@@ -88,7 +91,7 @@ struct TrainingBlock {
         a.query = Tensor.concat([qi.q, qt.q], axis: 1)  // [B, N+T, D]
         a.key = Tensor.concat([qi.k, qt.k], axis: 1)
         a.value = Tensor.concat([qi.v, qt.v], axis: 1)
-        (a.attention, a.logsumexp) = compute.attentionForward(query: a.query, key: a.key, value: a.value, heads: heads)
+        (a.attention, a.logsumexp) = compute.attentionForward(query: a.query, key: a.key, value: a.value, heads: heads, operands: operands)
         let parts = a.attention.split([n, t], axis: 1)
         (a.imageAttention, a.textAttention) = (parts[0], parts[1])
         a.imageOut = toOut.forward(parts[0], compute)
@@ -96,7 +99,7 @@ struct TrainingBlock {
         if let attn2, let attn2Out {
             let p = project(attn2, compute.normModulate(x, shift: m[6], scale: m[7], eps: 1e-6), compute)
             a.secondQKV = p
-            (a.second, a.secondLogsumexp) = compute.attentionForward(query: p.q, key: p.k, value: p.v, heads: heads)
+            (a.second, a.secondLogsumexp) = compute.attentionForward(query: p.q, key: p.k, value: p.v, heads: heads, operands: operands)
             a.secondOut = attn2Out.forward(a.second, compute)
             out = compute.gatedAdd(out, a.secondOut, gate: m[8])
         }
@@ -124,7 +127,7 @@ struct TrainingBlock {
         let (n, t) = (a.x.dim(1), a.context.dim(1))
         var dm = a.m.map { Tensor(zeros: $0.shape) }, dc = a.c.map { Tensor(zeros: $0.shape) }  // each [B, D]
         // out = afterAttention + m5·ff2(gelu(ff1(normModulate(afterAttention, m3, m4)))).
-        let mlp = OpGradients.gatedAdd(dOut, y: a.mlpOut, gate: a.m[5])
+        let mlp = OpGradients.gatedAdd(dOut, y: a.mlpOut, gate: a.m[5], threads: compute.threads)
         dm[5] = mlp.gate
         let dHidden = OpGradients.geluTanh(a.mlpHidden, ff2.backward(mlp.y, input: a.mlpGelu, compute)!, threads: compute.threads)
         let dMlpIn = ff1.backward(dHidden, input: a.mlpIn, compute)!
@@ -133,23 +136,23 @@ struct TrainingBlock {
         let dAfterAttention = sum(dOut, nm.x)
         var dx = dAfterAttention
         if let attn2, let attn2Out, let p = a.secondQKV {
-            let gated = OpGradients.gatedAdd(dAfterAttention, y: a.secondOut, gate: a.m[8])
+            let gated = OpGradients.gatedAdd(dAfterAttention, y: a.secondOut, gate: a.m[8], threads: compute.threads)
             dm[8] = gated.gate
             let dSecond = attn2Out.backward(gated.y, input: a.second, compute)!
             let g = compute.attentionBackward(query: p.q, key: p.k, value: p.v, output: a.second, logsumexp: a.secondLogsumexp,
-                                              gradient: dSecond, heads: heads)
+                                              gradient: dSecond, heads: heads, operands: operands)
             let dInput = projectBackward(attn2, p, dq: g.q, dk: g.k, dv: g.v, compute)
             let second = OpGradients.normModulate(a.x, dInput, scale: a.m[7], eps: 1e-6, threads: compute.threads)
             (dm[6], dm[7]) = (second.shift, second.scale)
             dx = sum(dx, second.x)
         }
-        let gatedImage = OpGradients.gatedAdd(dAfterAttention, y: a.imageOut, gate: a.m[2])
+        let gatedImage = OpGradients.gatedAdd(dAfterAttention, y: a.imageOut, gate: a.m[2], threads: compute.threads)
         dm[2] = gatedImage.gate
         let dImageAttention = toOut.backward(gatedImage.y, input: a.imageAttention, compute)!
         var dContext: Tensor
         let dTextAttention: Tensor
         if let dContextOut, let toAddOut, let ffContext1, let ffContext2 {
-            let contextMlp = OpGradients.gatedAdd(dContextOut, y: a.contextMlpOut, gate: a.c[5])
+            let contextMlp = OpGradients.gatedAdd(dContextOut, y: a.contextMlpOut, gate: a.c[5], threads: compute.threads)
             dc[5] = contextMlp.gate
             let dGelu = ffContext2.backward(contextMlp.y, input: a.contextGelu, compute)!
             let dHidden = OpGradients.geluTanh(a.contextHidden, dGelu, threads: compute.threads)
@@ -157,7 +160,7 @@ struct TrainingBlock {
             let cm = OpGradients.normModulate(a.contextAfterAttention, dIn, scale: a.c[4], eps: 1e-6, threads: compute.threads)
             (dc[3], dc[4]) = (cm.shift, cm.scale)
             let dAfter = sum(dContextOut, cm.x)
-            let gatedText = OpGradients.gatedAdd(dAfter, y: a.textOut, gate: a.c[2])
+            let gatedText = OpGradients.gatedAdd(dAfter, y: a.textOut, gate: a.c[2], threads: compute.threads)
             dc[2] = gatedText.gate
             dTextAttention = toAddOut.backward(gatedText.y, input: a.textAttention, compute)!
             dContext = dAfter
@@ -166,7 +169,8 @@ struct TrainingBlock {
             dContext = Tensor(zeros: a.context.shape)
         }
         let g = compute.attentionBackward(query: a.query, key: a.key, value: a.value, output: a.attention, logsumexp: a.logsumexp,
-                                          gradient: Tensor.concat([dImageAttention, dTextAttention], axis: 1), heads: heads)
+                                          gradient: Tensor.concat([dImageAttention, dTextAttention], axis: 1), heads: heads,
+                                          operands: operands)
         let (dq, dk, dv) = (g.q.split([n, t], axis: 1), g.k.split([n, t], axis: 1), g.v.split([n, t], axis: 1))  // [B, N | T, D]
         let dXHat = projectBackward(image, a.imageQKV!, dq: dq[0], dk: dk[0], dv: dv[0], compute)
         let dCHat = projectBackward(text, a.textQKV!, dq: dq[1], dk: dk[1], dv: dv[1], compute)

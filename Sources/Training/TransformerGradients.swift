@@ -56,10 +56,15 @@ public struct TransformerGradients {
         let tokens = text[batch.examples[0]].dim(0)
         let batchText = Tensor(shape: [batch.examples.count, tokens, text[0].dim(1)], data: batch.examples.flatMap { text[$0].data })
         let batchPooled = Tensor(shape: [batch.examples.count, pooled[0].count], data: batch.examples.flatMap { pooled[$0].data })
-        let (prediction, tape) = model.forward(batch.noisy, text: batchText, pooled: batchPooled, timesteps: batch.timesteps,
-                                               checkpointing: checkpointing, compute: compute)
-        let (loss, gradient) = batch.lossAndGradient(prediction: prediction)
-        model.backward(tape, gradient: gradient, compute: compute)
+        // Every op returns a fresh tensor; freed blocks stay in the heap for the next op's (FreedMemoryReuse) instead of
+        // being unmapped and faulted in again as zeroed pages.
+        let loss = FreedMemoryReuse.reusingFreedMemory {
+            let (prediction, tape) = model.forward(batch.noisy, text: batchText, pooled: batchPooled, timesteps: batch.timesteps,
+                                                   checkpointing: checkpointing, compute: compute)
+            let (loss, gradient) = batch.lossAndGradient(prediction: prediction)
+            model.backward(tape, gradient: gradient, compute: compute)
+            return loss
+        }
         return (loss, lora.gradients(from: parameters))
     }
 }

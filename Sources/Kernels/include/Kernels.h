@@ -51,6 +51,13 @@ void sd3k_widen_bf16(const uint16_t *in, float *out, long n);
 /// exp with the kernels' algorithm (within about 2 ulp of expf; below −87.33 gives 0, above 88.72 +inf).
 void sd3k_exp(const float *in, float *out, long n);
 
+/// Backward ops for training. dy·GELU'(x) of the tanh form (sd3k_gelu_tanh's derivative).
+void sd3k_gelu_tanh_grad(const float *x, const float *dy, float *out, long n);
+/// One row of LayerNorm's input gradient (no affine): with g = dy·gain (gain NULL: 1), x̂ = (x − μ)/σ,
+/// σ = √(var + eps), out = (g − mean(g) − x̂·mean(g·x̂))/σ. Writes the row's μ and 1/σ (as sd3k_layer_norm_row's).
+void sd3k_layer_norm_grad_row(const float *x, const float *dy, const float *gain, float *out, long n, float eps, float *mean,
+                              float *inverse);
+
 /// With `keep` set, freed heap memory stays in the process for reuse (no mmap for large blocks, no trimming);
 /// cleared, glibc's defaults come back and the free memory is returned to the kernel.
 void sd3k_keep_freed_memory(int keep);
@@ -68,6 +75,8 @@ typedef struct {
     int bf16;
     int level;     // set by sd3k_attention_prepare: the instruction set every later call uses
     void *packed;  // sd3k_attention_packed_bytes() bytes, 64-byte aligned, written by sd3k_attention_pack
+    float *lse;    // NULL, or [B, H, Nq]: each query row's logsumexp of its scaled scores (for the backward)
+    long block;    // queries per task; 0 (or more than the kernel's own) gives the kernel's own, set by prepare
 } sd3k_attention_t;
 
 /// Fixes the instruction set for this job (the level in use now) and clears `bf16` where the CPU cannot
@@ -80,5 +89,27 @@ int sd3k_attention_pack(const sd3k_attention_t *a, long begin, long end);
 long sd3k_attention_tasks(const sd3k_attention_t *a);
 /// Runs tasks [begin, end); returns 0, or −1 when scratch memory could not be allocated.
 int sd3k_attention_run(const sd3k_attention_t *a, long begin, long end);
+
+/// The backward of that attention (the FlashAttention-2 backward, no N×N matrix): from dO and the forward's output
+/// and logsumexp, dq, dk, dv (same layouts as q, k, v; every column of a head written). Per (batch, head) unit, a
+/// block of `block` queries against a block of keys at a time: P = exp(scale·Q·Kᵀ − lse), dV += Pᵀ·dO,
+/// dP = dO·Vᵀ, dS = P∘(dP − rowsum(dO∘O)), dQ += scale·dS·K, dK += scale·dSᵀ·Q. With `bf16` (needs
+/// SD3K_ISA_AVX512_BF16) the five products take bf16 operands with fp32 accumulation.
+typedef struct {
+    const float *q, *k, *v, *out, *dout, *lse;
+    float *dq, *dk, *dv;
+    long batch, queries, keys, heads, head_size;
+    long ldq;  // row stride of q, out, dout and dq
+    long ldk;  // row stride of k, v, dk and dv
+    float scale;
+    int bf16;
+    int level;   // set by sd3k_attention_backward_prepare
+    long block;  // queries per block (1…256; 0 gives 64), set by prepare
+} sd3k_attention_backward_t;
+
+void sd3k_attention_backward_prepare(sd3k_attention_backward_t *a);
+/// Runs (batch, head) units [begin, end) of batch·heads; each writes only its head's columns. Returns 0, or −1
+/// when scratch memory could not be allocated.
+int sd3k_attention_backward_run(const sd3k_attention_backward_t *a, long begin, long end);
 
 #endif
