@@ -9,7 +9,8 @@ enum InvokeAIReader {
         p.negativePrompt = m["negative_prompt"]?.string
         (p.width, p.height, p.seed, p.steps) = (m["width"]?.int, m["height"]?.int, m["seed"]?.seed, m["steps"]?.int)
         p.guidanceScale = m["cfg_scale"]?.double
-        p.scheduler = m["scheduler"]?.string
+        // InvokeAI's "scheduler" is the sampling method (euler, dpmpp_2m_k, …): A1111's Sampler.
+        p.sampler = m["scheduler"]?.string
         p.strength = m["strength"]?.double
         p.model = modelName(m["model"])
         for entry in m["loras"]?.array ?? [] {
