@@ -255,17 +255,17 @@ public enum PNGFile {
             let length = Int(bytes[offset]) << 24 | Int(bytes[offset + 1]) << 16 | Int(bytes[offset + 2]) << 8 | Int(bytes[offset + 3])
             guard length <= bytes.count - offset - 12 else { break }
             let type = String(decoding: bytes[offset + 4..<offset + 8], as: UTF8.self)
-            let data = Array(bytes[offset + 8..<offset + 8 + length])
+            // The chunk's data in place (a slice: its indices are the file's).
+            let data = bytes[offset + 8..<offset + 8 + length]
             if type == "tEXt", let nul = data.firstIndex(of: 0) {
-                let key = String(decoding: data[..<nul].map { $0 }, as: UTF8.self)
-                let value = String(String.UnicodeScalarView(data[(nul + 1)...].map { Unicode.Scalar($0) }))
-                result.append(TextChunk(key: key, value: value, latin1: true))
-            } else if type == "zTXt", let nul = data.firstIndex(of: 0), nul + 1 < data.count, data[nul + 1] == 0,
+                let key = String(decoding: data[..<nul], as: UTF8.self)
+                result.append(TextChunk(key: key, value: latin1(data[(nul + 1)...]), latin1: true))
+            } else if type == "zTXt", let nul = data.firstIndex(of: 0), nul + 1 < data.endIndex, data[nul + 1] == 0,
                       let text = Inflate.decompress(Array(data[(nul + 2)...]), format: .zlib, limit: textLimit) {
                 // keyword, NUL, method 0 (deflate), then the Latin-1 text compressed (PNG 1.2 §4.2.3.2).
-                let key = String(decoding: data[..<nul].map { $0 }, as: UTF8.self)
-                result.append(TextChunk(key: key, value: String(String.UnicodeScalarView(text.map { Unicode.Scalar($0) })), latin1: true))
-            } else if type == "iTXt", let nul = data.firstIndex(of: 0), nul + 2 < data.count, data[nul + 1] <= 1, data[nul + 2] == 0,
+                let key = String(decoding: data[..<nul], as: UTF8.self)
+                result.append(TextChunk(key: key, value: latin1(text[...]), latin1: true))
+            } else if type == "iTXt", let nul = data.firstIndex(of: 0), nul + 2 < data.endIndex, data[nul + 1] <= 1, data[nul + 2] == 0,
                       let value = internationalText(data[(nul + 3)...], compressed: data[nul + 1] == 1) {
                 // keyword, NUL, compressed flag, method, language, NUL, translated keyword, NUL, UTF-8 text (§4.2.3.3).
                 result.append(TextChunk(key: String(decoding: data[..<nul], as: UTF8.self), value: value, latin1: false))
@@ -274,6 +274,11 @@ public enum PNGFile {
             offset += 12 + length
         }
         return result
+    }
+
+    /// Latin-1 bytes as text, each byte one scalar (U+0000…U+00FF).
+    static func latin1(_ bytes: ArraySlice<UInt8>) -> String {
+        String(bytes: bytes, encoding: .isoLatin1) ?? String(String.UnicodeScalarView(bytes.map { Unicode.Scalar($0) }))
     }
 
     /// An iTXt chunk's text after its flags: language tag, NUL, translated keyword, NUL, then the UTF-8 text

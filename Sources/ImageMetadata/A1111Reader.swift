@@ -74,30 +74,34 @@ enum A1111Reader {
     /// syntax `<name:arg:arg>`; `lyco` is the LyCORIS spelling): the prompt without the tags, and each tag's name and
     /// first weight (1 when none).
     static func loraTags(_ prompt: String) -> (prompt: String, tags: [(name: String, strength: Double)]) {
-        var out = "", tags: [(name: String, strength: Double)] = []
-        var rest = Substring(prompt)
-        while let open = rest.range(of: "<lora:") ?? rest.range(of: "<lyco:") {
-            guard let close = rest[open.upperBound...].firstIndex(of: ">"),
-                  !rest[open.upperBound..<close].contains("<"), !rest[open.upperBound..<close].contains("\n") else {
-                out += rest[..<open.upperBound]
-                rest = rest[open.upperBound...]
+        // One pass over the scalars: a tag ends at the first `>`, and a `<` or line break before it means no tag there,
+        // so each scalar is looked at a bounded number of times.
+        let text = Array(prompt.unicodeScalars)
+        var out = String.UnicodeScalarView(), tags: [(name: String, strength: Double)] = []
+        var i = 0
+        while i < text.count {
+            guard text[i] == "<", i + 6 <= text.count,
+                  String(String.UnicodeScalarView(text[i + 1..<i + 6])) == "lora:" || String(String.UnicodeScalarView(text[i + 1..<i + 6])) == "lyco:" else {
+                out.append(text[i])
+                i += 1
                 continue
             }
-            let fields = rest[open.upperBound..<close].split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+            var close = i + 6
+            while close < text.count, text[close] != ">", text[close] != "<", text[close] != "\n" { close += 1 }
+            let fields = close < text.count && text[close] == ">"
+                ? String(String.UnicodeScalarView(text[i + 6..<close])).split(separator: ":", omittingEmptySubsequences: false).map(String.init) : []
             let weight = fields.count > 1 ? Double(fields[1].trimmingSpaces) : 1
             guard let name = fields.first, !name.isEmpty, let weight, weight.isFinite else {
-                out += rest[...close]
-                rest = rest[rest.index(after: close)...]
+                out.append(text[i])
+                i += 1
                 continue
             }
             tags.append((name, weight))
-            out += rest[..<open.lowerBound]
             // The one space written before a tag (ours, and "a, <lora:x:1>" as users type it) goes with it.
-            if out.hasSuffix(" ") { out.removeLast() }
-            rest = rest[rest.index(after: close)...]
+            if out.last == " " { out.removeLast() }
+            i = close + 1
         }
-        out += rest
-        return (out, tags)
+        return tags.isEmpty ? (prompt, []) : (String(out), tags)
     }
 
     /// Text whose code points are all bytes and which is valid UTF-8 as bytes, taken as UTF-8 (peers.md §4: sd.cpp

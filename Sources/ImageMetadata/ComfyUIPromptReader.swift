@@ -11,16 +11,18 @@ enum ComfyUIPromptReader {
             return (id, type, node["inputs"] ?? .object([]))
         })
         let samplers = graph.nodes.filter { isSampler($0.type) }
-        // The first pass: a sampler whose latent comes from no other sampler (a second pass refines the first).
-        guard let sampler = samplers.first(where: { !graph.reaches(from: $0, input: "latent_image", where: { isSampler($0.type) }) }) ?? samplers.first else {
+        // The first pass: a sampler whose latent comes from no other sampler (a second pass refines the first). Each
+        // check walks the graph once, so only the first 64 samplers are checked (real graphs have a handful).
+        guard let sampler = samplers.prefix(64).first(where: { !graph.reaches(from: $0, input: "latent_image", where: { isSampler($0.type) }) }) ?? samplers.first else {
             throw MetadataError("\(name): its ComfyUI prompt has no sampler node (KSampler, SamplerCustom, …)")
         }
         var p = RecalledParameters(source: .comfyUI, prompt: "")
-        var reached = Set<String>()
+        var positiveNodes = Set<String>(), negativeNodes = Set<String>()
         let guider = graph.node(sampler.inputs["guider"])
         let conditioning = guider ?? sampler
-        let positive = graph.prompts(conditioning.inputs["positive"] ?? conditioning.inputs["conditioning"], seen: &reached)
-        let negative = graph.prompts(conditioning.inputs["negative"], seen: &reached)
+        let positive = graph.prompts(conditioning.inputs["positive"] ?? conditioning.inputs["conditioning"], visited: &positiveNodes)
+        let negative = graph.prompts(conditioning.inputs["negative"], visited: &negativeNodes)
+        let reached = positiveNodes.union(negativeNodes)
         p.prompt = positive.joined(separator: "\n")
         p.negativePrompt = conditioning.inputs["negative"] == nil ? nil : negative.joined(separator: "\n")
         if positive.count > 1 { p.warnings.append("the prompt joins \(positive.count) prompts (ConditioningCombine/Concat) of this graph, one per line") }
@@ -123,21 +125,19 @@ enum ComfyUIPromptReader {
         }
 
         /// The prompts a conditioning comes from, in input order, through combine, concat, area, control-net and
-        /// other conditioning nodes; each encoder once. `seen` collects the encoders reached.
-        func prompts(_ link: JSONValue?, seen: inout Set<String>, depth: Int = 0) -> [String] {
-            guard depth < 64, let n = node(link) else { return [] }
+        /// other conditioning nodes; each node once (`visited`), so a graph that joins one branch many times costs
+        /// its size, not its number of paths.
+        func prompts(_ link: JSONValue?, visited: inout Set<String>, depth: Int = 0) -> [String] {
+            guard depth < 64, let n = node(link), visited.insert(n.id).inserted else { return [] }
             if n.type == "ConditioningZeroOut" { return [""] }
-            if let text = encodedText(n) {
-                guard seen.insert(n.id).inserted else { return [] }
-                return [text.trimmingSpaces]
-            }
+            if let text = encodedText(n) { return [text.trimmingSpaces] }
             // A node with both a positive and a negative input (ControlNetApplyAdvanced) passes each to its output slot.
             if n.inputs["positive"] != nil, n.inputs["negative"] != nil, let slot = link?.array?.last?.int {
-                return prompts(n.inputs[slot == 1 ? "negative" : "positive"], seen: &seen, depth: depth + 1)
+                return prompts(n.inputs[slot == 1 ? "negative" : "positive"], visited: &visited, depth: depth + 1)
             }
             var out: [String] = []
             for key in ["conditioning", "conditioning_1", "conditioning_2", "conditioning_to", "conditioning_from", "positive", "cond"] {
-                out += prompts(n.inputs[key], seen: &seen, depth: depth + 1)
+                out += prompts(n.inputs[key], visited: &visited, depth: depth + 1)
             }
             return out
         }

@@ -38,6 +38,16 @@ public enum MetadataReader {
         return try OwnReader.parse(json, name: name)
     }
 
+    /// The chunks' keys for a one-line message: at most 20, each at most 79 characters (PNG's keyword limit), anything
+    /// but printable text shown as `?`.
+    static func keyList(_ keys: [String]) -> String {
+        guard !keys.isEmpty else { return "none" }
+        let shown = keys.prefix(20).map { key in
+            String(String.UnicodeScalarView(key.unicodeScalars.prefix(79).map { $0.properties.generalCategory == .control || $0.properties.isWhitespace && $0 != " " ? "?" : $0 }))
+        }
+        return shown.joined(separator: ", ") + (keys.count > 20 ? " and \(keys.count - 20) more" : "")
+    }
+
     static func parse(_ chunks: [Chunk], name: String) throws(MetadataError) -> RecalledParameters {
         func chunk(_ key: String) -> Chunk? { chunks.first { $0.key == key } }
         var p: RecalledParameters
@@ -76,8 +86,7 @@ public enum MetadataReader {
         } else if let c = chunk("parameters") {
             (p, used) = (try A1111Reader.parse(c.value, latin1: c.latin1, name: name), ["parameters"])
         } else {
-            let keys = chunks.map(\.key)
-            throw MetadataError("\(name): no generation parameters I can read (chunks: \(keys.isEmpty ? "none" : keys.joined(separator: ", ")))")
+            throw MetadataError("\(name): no generation parameters I can read (chunks: \(keyList(chunks.map(\.key))))")
         }
         // Another tool's parameters beside the ones read: said, not merged.
         for key in ["sd3-studio", "invokeai_metadata", "sd-metadata", "prompt", "parameters", "sui_image_params"] where !used.contains(key) && chunk(key) != nil {

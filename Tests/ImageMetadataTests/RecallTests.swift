@@ -91,3 +91,13 @@ import Testing
         #expect(international.prompt == "caf\u{C3}\u{A9}")
     }
 }
+
+/// tEXt and zTXt are Latin-1: every byte 0x01…0xFF comes back as the scalar of the same value.
+@Test func latin1ChunksKeepEveryByte() throws {
+    let bytes = [UInt8](1...255)
+    var png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+    let data = Array("k".utf8) + [0] + bytes
+    png += withUnsafeBytes(of: UInt32(data.count).bigEndian, Array.init) + Array("tEXt".utf8) + data + [0, 0, 0, 0]
+    let chunk = try #require(PNGFile.textChunkList(png).first)
+    #expect(chunk.latin1 && chunk.value.unicodeScalars.map(\.value) == bytes.map(UInt32.init))
+}
