@@ -71,7 +71,7 @@ let package = Package(
         .testTarget(name: "SD3Tests", dependencies: ["ImageMetadata", "ImageIO", "Tensors", "FuzzSupport", "SD3", "SafeTensors", "Training"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ImageIOTests", dependencies: ["FuzzSupport", "ImageIO", "SafeTensors", "RegularFiles"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ImageMetadataTests", dependencies: ["FuzzSupport", "ImageMetadata", "ImageIO"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "StudioCoreTests", dependencies: ["ImageMetadata", "FuzzSupport", "StudioCore", "StudioRuntime", "ComfyUI", "SD3", "ImageIO", .product(name: "GRDB", package: "GRDB.swift")],
+        .testTarget(name: "StudioCoreTests", dependencies: ["ImageMetadata", "CZlib", "FuzzSupport", "StudioCore", "StudioRuntime", "ComfyUI", "SD3", "ImageIO", .product(name: "GRDB", package: "GRDB.swift")],
                     exclude: ["Snapshots", "Fixtures"]),
         .testTarget(name: "StudioTerminalTests", dependencies: ["StudioTerminal", "StudioCore", "ImageIO"]),
         // The studio's pull (F8) is tested here, against the same loopback hub.
