@@ -76,7 +76,8 @@ enum ComfyUIPromptReader {
         return p
     }
 
-    static func isSampler(_ type: String) -> Bool { type.hasPrefix("KSampler") || type.hasPrefix("SamplerCustom") }
+    /// KSampler, KSamplerAdvanced, SamplerCustom, SamplerCustomAdvanced; not KSamplerSelect, which only names a method.
+    static func isSampler(_ type: String) -> Bool { (type.hasPrefix("KSampler") || type.hasPrefix("SamplerCustom")) && !type.hasSuffix("Select") }
 
     /// `sd3/a.safetensors` → `a`, as A1111 names a LoRA by its file.
     static func loraName(_ file: String) -> String {
