@@ -44,7 +44,8 @@ indirect enum JSONValue: Equatable, Sendable {
     /// A number, or a string that is one (A1111-style tools often write numbers as strings).
     var double: Double? {
         switch self {
-        case let .number(text): return Double(text)
+        // 1e400 parses as infinity: no number, as NaN and Infinity are.
+        case let .number(text): return Double(text).flatMap { $0.isFinite ? $0 : nil }
         case let .string(text): return Double(text.trimmingSpaces).flatMap { $0.isFinite ? $0 : nil }
         default: return nil
         }

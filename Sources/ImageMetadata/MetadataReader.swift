@@ -60,9 +60,9 @@ public enum MetadataReader {
             (p, used) = (try InvokeAILegacyReader.parse(c.value, name: name), ["sd-metadata", "Dream"])
         } else if let c = chunk("Dream") {
             (p, used) = (try InvokeAILegacyReader.parse(dream: c.value, name: name), ["Dream"])
-        } else if let c = chunk("parameters"), c.value.trimmingSpaces.hasPrefix("{") {
-            // Fooocus and SwarmUI put JSON in A1111's chunk; it is never A1111 text.
-            guard let json = JSONValue.parse(c.value), json.object != nil else { throw MetadataError("\(name): its parameters chunk is neither A1111 text nor JSON") }
+        } else if let json = chunk("parameters").flatMap({ JSONValue.parse($0.value) }), json.object != nil {
+            // Fooocus and SwarmUI put a JSON object in A1111's chunk; that is never A1111 text (whose prompt may start
+            // with `{`, as dynamic prompts' `{red|blue}` does, and is read below).
             if json["sui_image_params"] != nil {
                 (p, used) = (try SwarmUIReader.parse(json, name: name), ["parameters"])
             } else if chunk("fooocus_scheme") != nil || json["full_prompt"] != nil || json["base_model"] != nil {
@@ -79,8 +79,7 @@ public enum MetadataReader {
         } else if chunk("Software")?.value == "NovelAI", let c = chunk("Comment") {
             (p, used) = (try NovelAIReader.parse(comment: c.value, description: chunk("Description")?.value, source: chunk("Source")?.value, name: name),
                          ["Comment", "Description", "Source", "Software", "Title", "Generation time"])
-        } else if let c = chunk("Comment") ?? chunk("Description"), DrawThingsReader.claims(software: chunk("Software")?.value, comment: chunk("Comment")?.value) {
-            _ = c
+        } else if DrawThingsReader.claims(software: chunk("Software")?.value, comment: chunk("Comment")?.value) {
             (p, used) = (try DrawThingsReader.parse(comment: chunk("Comment")?.value, description: chunk("Description")?.value, name: name),
                          ["Comment", "Description", "Software"])
         } else if let c = chunk("parameters") {

@@ -86,6 +86,8 @@ import Testing
         #expect(throws: MetadataError("x.png: no generation parameters I can read (chunks: Title, Comment, a?b)")) {
             try MetadataReader.parse([("Title", "t"), ("Comment", "just words"), ("a\nb", "")], name: "x.png")
         }
+        let dynamic = try MetadataReader.parse([("parameters", "{red|blue} cat\n" + settings)], name: "x.png")
+        #expect(dynamic.source == .a1111 && dynamic.prompt == "{red|blue} cat")
         let both = try MetadataReader.parse([("prompt", #"{"3": {"class_type": "KSampler", "inputs": {"seed": 1}}}"#), ("parameters", "x\n" + settings)], name: "x.png")
         #expect(both.source == .comfyUI && both.warnings.contains("this PNG also has a parameters chunk (another tool's parameters), not read"))
     }
