@@ -53,6 +53,12 @@ import Testing
         #expect(try MetadataReader.read(folder + "/resaved.png") == MetadataReader.read(folder + "/a.png"))
         let recall = run(TmuxStudio.sd3, ["recall", folder + "/resaved.png"], environment: environment)
         #expect(recall.status == 0 && recall.output.contains("Prompt: a red circle, 水彩 🎨") && recall.output.contains("Seed: 11"), "\(recall.output)")
+        // A record naming a model that is not here says so.
+        var moved = try #require(MetadataReader.read(folder + "/a.png").metadata)
+        moved.modelPath = "/nowhere/tiny-sd3"
+        try PNGFile.write(Support.image, text: moved.pngText, to: folder + "/moved.png")
+        let elsewhere = run(TmuxStudio.sd3, ["recall", folder + "/moved.png"], environment: environment)
+        #expect(elsewhere.status == 0 && elsewhere.output.contains("Warning: model /nowhere/tiny-sd3 not found on this machine"), "\(elsewhere.output)")
         let again = run(TmuxStudio.sd3, ["generate", "--params-from", folder + "/resaved.png", "--threads", "1", "-o", folder + "/b.png"], environment: environment)
         #expect(again.status == 0, "\(again.output)")
         #expect(try PNGFile.read(folder + "/b.png").image == PNGFile.read(folder + "/a.png").image, "--params-from of the re-save made other pixels")
