@@ -1,9 +1,7 @@
 import Foundation
 
-/// A1111's infotext, as its `parse_generation_parameters` reads it (modules/infotext_utils.py; peers.md §4):
-/// prompt lines, an optional `Negative prompt:` part, and a last line of `Key: value` pairs that counts as
-/// parameters only when it has at least three. stable-diffusion.cpp writes the same layout
-/// (examples/common/common.cpp `get_image_params`) with `Version: stable-diffusion.cpp`.
+/// The scanner of A1111's settings line (modules/infotext_utils.py `re_param`; peers.md §4), shared by the readers of
+/// text in its layout (A1111Reader: A1111/Forge, stable-diffusion.cpp and ours).
 enum A1111Infotext {
     /// The `Key: value` pairs of A1111's last infotext line, as its `re_param` finds them
     /// (`\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)`, searched left to right), by a scanner that reads
