@@ -42,6 +42,7 @@ test: deps
 	@set -o pipefail; $(TEST_ENV) $(SWIFT) test --skip-build 2>&1 | tee .build/test.log \
 	  || { scripts/test-digest.sh .build/test.log; exit 1; }
 	@$(MAKE) --no-print-directory test-isa
+	@SWIFT=$(SWIFT) scripts/check-no-rebuild.sh
 
 # The parity suites (the engine's numbers against the reference) again on oneDNN's AVX2 kernels where this CPU has
 # more (AVX-512, native bf16), so an AVX2 developer machine and an AVX-512 user machine are both covered wherever the

@@ -51,7 +51,12 @@ public struct CellBuffer: Sendable, Equatable {
         get { cells[y * width + x] }
         set {
             guard x >= 0, y >= 0, x < width, y < height else { return }
-            cells[y * width + x] = newValue
+            let i = y * width + x
+            // Half of a wide character overwritten (a box drawn over a prompt's emoji): the other half becomes a
+            // space, or the line would be a column too wide on the terminal.
+            if cells[i].continuation, !newValue.continuation, x > 0 { cells[i - 1] = Cell(" ", cells[i - 1].role) }
+            if x + 1 < width, cells[i + 1].continuation { cells[i + 1] = Cell(" ", cells[i + 1].role) }
+            cells[i] = newValue
         }
     }
 

@@ -84,7 +84,11 @@ func reduceModelPicker(_ state: inout StudioState, _ action: Action) -> Reaction
             return Reaction()
         }
         state.model = entry.model
-        if let defaults = item.defaults { state.apply(defaults) }
+        // The new model's defaults under the config; fields the user typed keep what they typed.
+        if let defaults = item.defaults {
+            state.apply(GenerationSettings([GenerationSettings.Layer(.model, entry.model, SettingsLayer(defaults)), state.configLayer]),
+                        keepingTyped: true, only: [.model, .config])
+        }
         state.status = Status(text: "Model: \(entry.model) (\(entry.kind)); it loads with the next image", isError: false)
     case .quit, .resize, .engine, .generationStopped, .saved, .failed, .favoriteSaved, .toggleHelp, .generate, .explore,
          .pullProgress, .pullFinished, .pullStopped: return nil

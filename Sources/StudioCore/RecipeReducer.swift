@@ -32,10 +32,8 @@ func chooseRecipe(_ state: inout StudioState, by delta: Int) {
         }
         state.model = model
     }
-    if let v = recipe.steps { state.set(.steps, "\(v)") }
-    if let v = recipe.guidance { state.set(.guidance, NumberText.text(v)) }
-    if let v = recipe.shift { state.set(.shift, NumberText.text(v)) }
-    if let v = recipe.t5 { state.t5 = v }
+    // The recipe's layer of the settings, alone: the fields it names, marked as the recipe's.
+    state.apply(GenerationSettings([GenerationSettings.Layer(.recipe, recipe.name, SettingsLayer(recipe: recipe))]), only: [.recipe])
     state.scheduler = recipe.scheduler ?? .euler
     if let path = choice.loraPath {
         state.loras.removeAll { $0.path == path }

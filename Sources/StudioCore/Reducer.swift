@@ -139,6 +139,17 @@ private func edit(_ state: inout StudioState, _ action: Action) -> Reaction {
         }
     }
     state.editors[field] = editor
+    // Said while typing, not first at F5 ("0" once sat in Steps until then).
+    let text = editor.text, limits = GenerationLimits.steps
+    if field == .steps {
+        let range = "must be between \(limits.lowerBound) and \(limits.upperBound)"
+        let stale = state.status.isError && state.status.text.hasPrefix("Steps ") && state.status.text.hasSuffix(range)
+        if !text.isEmpty, !(Int(text).map(limits.contains) ?? false) {
+            state.status = Status(text: "Steps \(text): \(range)", isError: true)
+        } else if stale {
+            state.status = Status(text: "", isError: false)
+        }
+    }
     return Reaction()
 }
 

@@ -117,6 +117,11 @@ private func drawSettings(_ state: StudioState, _ buffer: inout CellBuffer, _ la
             buffer.put(choiceText(state, field), x: valueX, y: cell.y, role: role, limit: valueWidth)
         }
     }
+    // Where the focused setting's value came from, on the box's lower edge ("steps: model defaults").
+    if focused, let origin = state.origin(of: state.focus) {
+        let text = " \(state.focus.label.lowercased()): \(origin) "
+        if CellWidth.of(text) <= box.width - 4 { buffer.put(text, x: box.x + box.width - 2 - CellWidth.of(text), y: box.y + box.height - 1, role: .hint) }
+    }
 }
 
 func choiceText(_ state: StudioState, _ field: FieldID) -> String {
@@ -222,6 +227,8 @@ private func drawTrainingProgress(_ run: TrainingRun, _ buffer: inout CellBuffer
 /// The help overlay, generated from the binding table: one binding a line when they fit, else packed several
 /// to a line (80×24 has fewer rows than the table has bindings).
 private func drawHelp(_ buffer: inout CellBuffer, _ layout: Layout) {
+    // The box covers the fields: a text cursor left under it would blink on the box (xterm shows it on the title row).
+    buffer.cursor = nil
     let entries = Bindings.table.map { ($0.keys.map(\.name).joined(separator: ", "), $0.help) }
     let keyWidth = entries.map { CellWidth.of($0.0) }.max() ?? 0
     let oneALine = entries.count + 3 <= layout.rows

@@ -68,6 +68,10 @@ public struct StudioState: Sendable {
     public var scheduler = SchedulerKind.euler
     /// T5 tokens: 256, or what the model's defaults.json says it was trained with.
     public var maxSequenceLength = 256
+    /// Where each setting field's value came from, with the text it was given (an edited field reads "typed"), and
+    /// the config file's layer, kept so a model switch resolves the new model's defaults under it.
+    public var provenance: [FieldID: Provenance] = [:]
+    public var configLayer = GenerationSettings.Layer(.config, nil, SettingsLayer())
     /// SplitMix64 state for random seeds, so the reducer stays a pure function of its inputs.
     public var randomState: UInt64
 
@@ -89,34 +93,51 @@ public struct StudioState: Sendable {
         }
     }
 
-    /// Starts the fields from a model's defaults.json (the demo model: 64×64, 20 steps, guidance 3, 32 T5 tokens).
-    public mutating func apply(_ d: ModelDefaults) {
-        if let v = d.steps { set(.steps, "\(v)") }
-        if let v = d.guidanceScale { set(.guidance, v == v.rounded() ? "\(Int(v))" : "\(v)") }
-        if let v = d.width { set(.width, "\(v)") }
-        if let v = d.height { set(.height, "\(v)") }
-        if let v = d.shift { set(.shift, v == v.rounded() ? "\(Int(v))" : "\(v)") }
-        if let v = d.negativePrompt { set(.negativePrompt, v) }
-        if let v = d.maxSequenceLength { maxSequenceLength = v }
+    /// Starts the fields from the settings' layers (`GenerationSettings`: built-in, the model's defaults, the config
+    /// file, a recipe or a recalled PNG), and remembers where each value came from. With `keepingTyped`, a field the
+    /// user has edited since its value was set keeps what they typed (a model switch re-resolves the rest).
+    /// `only` applies those layers' values and leaves the rest alone (a recipe fills only what it names; a model
+    /// switch takes the model's and the config's, not the built-in defaults).
+    public mutating func apply(_ settings: GenerationSettings, keepingTyped: Bool = false, only: Set<SettingSource>? = nil) {
+        func resolve<T>(_ key: KeyPath<SettingsLayer, T?>) -> (value: T, from: GenerationSettings.Layer)? {
+            guard let found = settings.resolve(key), only?.contains(found.from.source) ?? true else { return nil }
+            return found
+        }
+        func put<T>(_ field: FieldID, _ key: KeyPath<SettingsLayer, T?>, _ text: (T) -> String) {
+            guard let (value, layer) = resolve(key) else { return }
+            if keepingTyped, let known = provenance[field], known.text != self.text(field) { return }
+            let shown = text(value)
+            set(field, shown)
+            provenance[field] = Provenance(source: layer.source, detail: layer.detail, text: shown)
+        }
+        put(.prompt, \.prompt) { $0 }
+        put(.negativePrompt, \.negativePrompt) { $0 }
+        put(.width, \.width) { "\($0)" }
+        put(.height, \.height) { "\($0)" }
+        put(.steps, \.steps) { "\($0)" }
+        put(.guidance, \.guidance) { NumberText.text($0) }
+        put(.shift, \.shift) { NumberText.text($0) }
+        put(.seed, \.seed) { "\($0)" }
+        if let v = resolve(\.maxSequenceLength)?.value { maxSequenceLength = v }
+        // The choice fields are the user's once the studio is open (a recipe owns the scheduler).
+        guard !keepingTyped else { return }
+        if let v = resolve(\.t5)?.value { t5 = v }
+        if let v = resolve(\.precision)?.value, let choice = PrecisionChoice(rawValue: v.rawValue) { precision = choice }
     }
 
-    /// Starts the fields from the config file's [defaults] (which override the model's defaults.json).
-    public mutating func apply(_ d: ConfigFile.Defaults) {
-        if let v = d.prompt { set(.prompt, v) }
-        if let v = d.negativePrompt { set(.negativePrompt, v) }
-        if let v = d.width { set(.width, "\(v)") }
-        if let v = d.height { set(.height, "\(v)") }
-        if let v = d.steps { set(.steps, "\(v)") }
-        if let v = d.guidance { set(.guidance, NumberText.text(v)) }
-        if let v = d.shift { set(.shift, NumberText.text(v)) }
-        if let v = d.seed { set(.seed, "\(v)") }
+    /// What the settings layers leave to the config file alone: the seed mode, img2img strength and the variation.
+    public mutating func applyConfigExtras(_ d: ConfigFile.Defaults) {
         if let v = d.seedMode { seedMode = v }
-        if let v = d.t5 { t5 = v }
-        if let v = d.precision { precision = v }
-        if let v = d.maxSequenceLength { maxSequenceLength = v }
         if let v = d.strength { set(.strength, NumberText.text(v)) }
         if let v = d.variationSeed { set(.variationSeed, "\(v)") }
         if let v = d.variationStrength { set(.variationStrength, NumberText.text(v)) }
+    }
+
+    /// Where the focused setting's value came from: its layer, or "typed" once edited; nil before any settings.
+    public func origin(of field: FieldID) -> String? {
+        guard let known = provenance[field] else { return nil }
+        guard known.text == text(field) else { return "typed" }
+        return known.source.name
     }
 
     public var theme: Theme { themes.indices.contains(themeIndex) ? themes[themeIndex] : .dark }
@@ -143,6 +164,12 @@ public struct StudioState: Sendable {
         guard let model else { return "no model" }
         return model.split(separator: "/").last.map(String.init) ?? model
     }
+}
+
+public struct Provenance: Sendable, Equatable {
+    public var source: SettingSource
+    public var detail: String?
+    public var text: String
 }
 
 public struct Status: Sendable, Equatable {

@@ -131,8 +131,17 @@ public struct TextEditor: Sendable, Equatable {
             }
             let w = CellWidth.of(c)
             if used + w > width - 1 {  // keep the last column free for the cursor
-                rows.append(Row(start: start, end: index))
-                (start, used) = (index, 0)
+                // Words stay whole: a space that overflows ends the row (it may take the cursor's column), else the
+                // row breaks after its last space; a word longer than the row breaks where it must.
+                if c == " " {
+                    rows.append(Row(start: start, end: index + 1))
+                    index += 1
+                    (start, used) = (index, 0)
+                    continue
+                }
+                let end = (start..<index).last { characters[$0] == " " }.map { $0 + 1 } ?? index
+                rows.append(Row(start: start, end: end))
+                (start, used) = (end, CellWidth.of(String(characters[end..<index])))
             }
             used += w
             index += 1

@@ -63,6 +63,8 @@ struct GenerateCommand: ParsableCommand {
     var keepLoaded = false
     @Flag(help: "Print the time of each phase and the peak memory at the end.") var report = false
     @Flag(help: "Do not add the image to the history database (sd3 history list).") var noHistory = false
+    @Flag(help: "Print each setting, its value and where it came from (flag, recipe, recalled PNG, config file, model defaults, built-in), then stop without generating.")
+    var explain = false
 
     func run() throws {
         let settings = try ConfigFile.loadForCommand(config, environment: ProcessInfo.processInfo.environment)
@@ -82,52 +84,55 @@ struct GenerateCommand: ParsableCommand {
         }
         if let recipe, let own = recipe.model, own != model { log("note: --model overrides recipe \(recipe.name)'s model \(own)") }
         let d = try ModelDefaults.resolved(ModelSource(model, extras: files.extras(t5File: nil)))
-        guard let prompt = prompt ?? recalled?.metadata.prompt ?? c.prompt.flatMap({ $0.isEmpty ? nil : $0 }) else { throw ValidationError("give --prompt") }
-        let precisionName = precision ?? recalled?.metadata.precision ?? c.precision?.rawValue ?? "fp32"
-        guard let precision = Precision(rawValue: precisionName) else { throw ValidationError("--precision must be fp32 or bf16, not '\(precisionName)'") }
+        let modes = ["on", "int8", "off"]
+        let t5File = t5.flatMap { modes.contains($0) ? nil : $0 }
+        var layers = [GenerationSettings.Layer(.model, model, SettingsLayer(d)),
+                      GenerationSettings.Layer(.config, config ?? ConfigFile.defaultPath(environment: ProcessInfo.processInfo.environment), SettingsLayer(config: c)),
+                      GenerationSettings.Layer(.given, "flags", try givenLayer(t5File: t5File))]
+        if let recipe { layers.append(GenerationSettings.Layer(.recipe, recipe.name, SettingsLayer(recipe: recipe))) }
+        if let recalled, let paramsFrom {
+            do throws(SettingsError) {
+                layers.append(GenerationSettings.Layer(.recalled, paramsFrom, try SettingsLayer(recalled: recalled.metadata, file: paramsFrom)))
+            } catch { throw CommandError(error.description) }
+        }
+        let resolved = GenerationSettings(layers)
+        if explain {
+            print(resolved.explanation().joined(separator: "\n"))
+            return
+        }
+        guard let prompt = resolved.value(\.prompt) else { throw ValidationError("give --prompt") }
+        let precision = resolved.value(\.precision) ?? .fp32
         guard let backend = BackendKind(rawValue: backend) else { throw CommandError("--backend must be onednn, openblas, comfyui://HOST:PORT or a configured backend's name, not '\(backend.oneLine)'") }
         let threads = self.threads ?? settings.threads ?? ProcessInfo.processInfo.activeProcessorCount
         guard (1...1024).contains(threads) else { throw CommandError("--threads must be between 1 and 1024") }
         let r = recalled?.metadata
         var p = GenerationParameters(prompt: prompt)
-        p.negativePrompt = negativePrompt ?? r?.negativePrompt ?? c.negativePrompt ?? d.negativePrompt ?? ""
-        p.steps = steps ?? recipe?.steps ?? r?.steps ?? c.steps ?? d.steps ?? 28
-        p.guidanceScale = guidance ?? recipe?.guidance ?? r?.guidanceScale ?? c.guidance ?? d.guidanceScale ?? 7
-        p.seed = seed ?? r?.seed ?? (c.seedMode == .random ? nil : c.seed) ?? UInt64.random(in: 0...UInt64(UInt32.max))
+        p.negativePrompt = resolved.value(\.negativePrompt) ?? ""
+        p.steps = resolved.value(\.steps) ?? 28
+        p.guidanceScale = resolved.value(\.guidance) ?? 7
+        p.seed = resolved.value(\.seed) ?? UInt64.random(in: 0...UInt64(UInt32.max))
         // A recalled image's variation (or its absence) wins over the config's, so --params-from reproduces it.
         let configured = c.variationSeed.map { VariationSeed(seed: $0, strength: c.variationStrength ?? 0.1) }
         p.variation = try Self.variation(seed: variationSeed, strength: variationStrength, recalled: r == nil ? configured : r?.variation)
-        p.maxSequenceLength = maxSequenceLength ?? r?.maxSequenceLength ?? c.maxSequenceLength ?? d.maxSequenceLength ?? 256
-        p.shift = shift ?? recipe?.shift ?? r?.shift ?? c.shift ?? d.shift
-        let schedulerName = scheduler ?? recipe?.scheduler?.rawValue ?? r?.scheduler ?? SchedulerKind.euler.rawValue
-        guard let schedulerKind = SchedulerKind(rawValue: schedulerName) else {
-            throw CommandError("--scheduler must be euler or flash, not '\(schedulerName)'" + (scheduler == nil ? " (recorded in \(paramsFrom ?? "the PNG"))" : ""))
-        }
-        p.scheduler = schedulerKind
+        p.maxSequenceLength = resolved.value(\.maxSequenceLength) ?? 256
+        p.shift = resolved.value(\.shift)
+        p.scheduler = resolved.value(\.scheduler) ?? .euler
         p.recipe = recipe?.name
         try applyInitImageAndSkipLayers(&p, recalled: r, defaults: c)
         try checkNumbers(p)
-        let modes = ["on", "int8", "off"]
-        let t5File = t5.flatMap { modes.contains($0) ? nil : $0 }
-        let recalledT5 = r.map { T5Mode(t5: $0.t5, weights: $0.t5Weights).rawValue }
-        let t5Choice = t5File != nil ? "on" : t5 ?? (noT5 ? "off" : recipe?.t5?.rawValue ?? recalledT5 ?? c.t5?.rawValue ?? "on")
-        if noT5 && t5Choice != "off" { throw ValidationError("--no-t5 contradicts --t5 \(t5Choice)") }
-        let useT5 = t5Choice != "off"
+        let t5Choice = resolved.value(\.t5) ?? .on
+        if noT5 && t5Choice != .off { throw ValidationError("--no-t5 contradicts --t5 \(t5Choice.rawValue)") }
+        let useT5 = t5Choice != .off
         let target = try Self.outputPath(output, seed: p.seed)
         // Temporary files of earlier runs killed while writing there (their processes are gone).
         PartialFiles.sweep(URL(fileURLWithPath: target).deletingLastPathComponent().path)
         if let saveLatents { try Self.checkWritable(saveLatents) }
-        let decoderName = decoder ?? r?.decoder ?? ImageDecoder.vae.rawValue
-        guard let imageDecoder = ImageDecoder(rawValue: decoderName) else {
-            let source = decoder == nil ? "the decoder recalled from \(paramsFrom ?? "the PNG")" : "--decoder"
-            throw CommandError("\(source) must be vae or taesd, not '\(decoderName.oneLine)'")
-        }
-        p.decoder = imageDecoder
+        p.decoder = resolved.value(\.decoder) ?? .vae
         let preview = try Self.previewSettings(every: previewEvery, path: previewPath)
 
         var options = LoadOptions()
         (options.precision, options.backend, options.threads) = (precision, backend, threads)
-        options.t5 = useT5 ? (t5Choice == "int8" ? .int8 : .on) : .off
+        options.t5 = useT5 ? t5Choice : .off
         options.withVAEEncoder = p.initImage != nil
         options.staged = !keepLoaded
         options.files = files.extras(t5File: t5File)
@@ -152,8 +157,8 @@ struct GenerateCommand: ParsableCommand {
         log("loading \(model)")
         let pipeline = try StableDiffusion3Pipeline(path: model, options: options)
         let defaultSide = pipeline.transformerConfig.sampleSize * pipeline.vaeConfig.scaleFactor
-        p.width = width ?? r?.width ?? c.width ?? d.width ?? defaultSide
-        p.height = height ?? r?.height ?? c.height ?? d.height ?? defaultSide
+        p.width = resolved.value(\.width) ?? defaultSide
+        p.height = resolved.value(\.height) ?? defaultSide
         try pipeline.validate(p)
         if let preview {
             log("previews every \(preview.every) step\(preview.every == 1 ? "" : "s") to \(preview.path): x0 " + (pipeline.taesdSource.map { "through TAESD3 \($0.path)" } ?? "by the latent→RGB projection (no TAESD3 given or found)"))
@@ -208,6 +213,28 @@ struct GenerateCommand: ParsableCommand {
     }
 
     /// img2img's image and strength, and skip-layer guidance, from the flags or else the recalled PNG.
+    /// The flags' layer of the settings: what was given on the command line, checked.
+    func givenLayer(t5File: String?) throws -> SettingsLayer {
+        var layer = SettingsLayer()
+        (layer.prompt, layer.negativePrompt, layer.width, layer.height) = (prompt, negativePrompt, width, height)
+        (layer.steps, layer.guidance, layer.shift, layer.seed, layer.maxSequenceLength) = (steps, guidance, shift, seed, maxSequenceLength)
+        if let precision {
+            guard let value = Precision(rawValue: precision) else { throw ValidationError("--precision must be fp32 or bf16, not '\(precision.oneLine)'") }
+            layer.precision = value
+        }
+        if let scheduler {
+            guard let kind = SchedulerKind(rawValue: scheduler) else { throw CommandError("--scheduler must be euler or flash, not '\(scheduler.oneLine)'") }
+            layer.scheduler = kind
+        }
+        if let decoder {
+            guard let value = ImageDecoder(rawValue: decoder) else { throw CommandError("--decoder must be vae or taesd, not '\(decoder.oneLine)'") }
+            layer.decoder = value
+        }
+        // A T5 file given for a single-file model means T5 on; --no-t5 is off.
+        layer.t5 = t5File != nil ? .on : t5.flatMap(T5Mode.init(rawValue:)) ?? (noT5 ? .off : nil)
+        return layer
+    }
+
     func applyInitImageAndSkipLayers(_ p: inout GenerationParameters, recalled r: ImageMetadata?, defaults c: ConfigFile.Defaults) throws {
         if let initImage {
             try Self.requirePNGFile(initImage)

@@ -51,8 +51,14 @@ struct StudioCommand: AsyncParsableCommand {
             draft.scale = draftScale
         }
         // The probe runs here, before ncurses starts, and only for `auto` on a terminal that the environment does not name.
+        // The theme's background check shares it (one probe at most), when no theme is chosen.
         let interactive = isatty(STDIN_FILENO) != 0 && isatty(STDOUT_FILENO) != 0
-        guard let mode = GraphicsDetection.resolve(graphics, environment: environment, probe: { interactive ? TerminalProbe.run() : nil }) else {
+        var probed: ProbeReply?? = nil
+        let probe = { () -> ProbeReply? in
+            if probed == nil { probed = .some(interactive ? TerminalProbe.run() : nil) }
+            return probed!
+        }
+        guard let mode = GraphicsDetection.resolve(graphics, environment: environment, probe: probe) else {
             throw ValidationError("--graphics must be auto, sixel, kitty, symbols, ascii or none, not '\(graphics)'")
         }
         guard (1...1024).contains(threads) else { throw ValidationError("--threads must be between 1 and 1024") }
@@ -61,12 +67,16 @@ struct StudioCommand: AsyncParsableCommand {
             .map { URL(fileURLWithPath: $0).standardizedFileURL.path }
         var state = StudioState(model: modelPath, randomSeed: UInt64.random(in: 0...UInt64.max))
         state.modelsFolder = ModelCatalog.modelsFolder(environment: environment)
+        // The fields start from the settings' layers (built-in, the model's defaults, the config), as `sd3 generate` resolves them.
+        state.configLayer = GenerationSettings.Layer(.config, config ?? ConfigFile.defaultPath(environment: environment), SettingsLayer(config: settings.defaults))
+        var layers = [state.configLayer]
         if let modelPath {
-            do { state.apply(try ModelDefaults.resolved(ModelSource(modelPath, extras: files.extras(t5File: t5)))) } catch {
+            do { layers.append(GenerationSettings.Layer(.model, modelPath, SettingsLayer(try ModelDefaults.resolved(ModelSource(modelPath, extras: files.extras(t5File: t5)))))) } catch {
                 state.status = Status(text: "\(error)", isError: true)
             }
         }
-        state.apply(settings.defaults)
+        state.apply(GenerationSettings(layers))
+        state.applyConfigExtras(settings.defaults)
         // Checked once here, so a broken TAESD3 costs a message, not every generation.
         var taesdPath = TAESDSource.choose(flag: taesd, configured: settings.taesd.map(ConfigFile.expandingTilde), environment: environment)
         if let path = taesdPath {
@@ -78,7 +88,13 @@ struct StudioCommand: AsyncParsableCommand {
         if taesdPath != nil { draft.decoder = .taesd }
         state.draft = draft
         state.graphics = mode
-        let themes = ThemeCatalog.standard(environment: environment).load(choice: theme ?? settings.theme)
+        let catalog = ThemeCatalog.standard(environment: environment)
+        // Asked of the terminal itself only (inside tmux or screen, COLORFGBG alone), and only when no theme is chosen.
+        let term = environment["TERM"] ?? ""
+        let askable = theme ?? settings.theme == nil && !GraphicsDetection.insideMultiplexer(environment) && term != "dumb" && !term.isEmpty
+        let background = askable ? probe()?.background : nil
+        let automatic = BackgroundTheme.choice(background: background, environment: environment).flatMap { catalog.path(for: $0) == nil ? nil : $0 }
+        let themes = catalog.load(choice: theme ?? settings.theme ?? automatic)
         (state.themes, state.themeIndex) = (themes.themes, themes.current)
         if let problem = themes.errors.first { state.status = Status(text: problem, isError: true) }
         let recipes = RecipeChoice.load(RecipeCatalog.standard(environment: environment), loraFolders: LoraCatalog.folders(environment: environment))

@@ -258,6 +258,20 @@ import Testing
         #expect(state.text(.guidance) == "4.5", "decimal fields are checked at F5, as before")
     }
 
+    /// A step count out of range is named while it is typed, not first at F5 (Steps read "0" until then).
+    @Test func stepsOutOfRangeAreNamedAsTheyAreTyped() {
+        var state = Support.state(prompt: "x")
+        state.focus = .steps
+        state.set(.steps, "")
+        _ = reduce(&state, .insert("0"))
+        #expect(state.status.isError && state.status.text == "Steps 0: must be between 1 and 1000")
+        _ = reduce(&state, .backspace)
+        _ = reduce(&state, .insert("28"))
+        #expect(!state.status.text.hasPrefix("Steps"))
+        _ = reduce(&state, .insert("000000000000000000000"))
+        #expect(state.status.isError && state.status.text.hasSuffix("must be between 1 and 1000"))
+    }
+
     @Test func cancelOnlyWhileRunning() {
         var state = Support.state(prompt: "x")
         #expect(reduce(&state, .cancel) == .none)

@@ -78,12 +78,15 @@ import Testing
     }
 
     @Test func everyLineFillsExactlyTheWidth() {
+        // Help's box over the prompt's emoji once left the emoji whole under the border, a column too wide.
         for (columns, rows) in Self.sizes + [(81, 25), (100, 30)] {
-            let screen = render(Self.finished(), columns: columns, rows: rows)
+          for state in [Self.finished(), Self.help()] {
+            let screen = render(state, columns: columns, rows: rows)
             for y in 0..<rows {
                 let width = (0..<columns).filter { !screen[$0, y].continuation }.reduce(0) { $0 + max(1, CellWidth.of(screen[$1, y].character)) }
                 #expect(width == columns, "row \(y) at \(columns)×\(rows) is \(width) columns")
             }
+          }
         }
     }
 
@@ -116,6 +119,15 @@ import Testing
         let screen = render(state, columns: 80, rows: 24)
         let layout = Layout(columns: 80, rows: 24)
         #expect(screen.cursor?.x == layout.prompt.x + 1 + 4 && screen.cursor?.y == layout.prompt.y + 1)
+    }
+
+    /// The help box covers the focused prompt: no text cursor is left on the screen (xterm drew it on the box).
+    @Test func helpHidesTheTextCursor() {
+        var state = Self.idle()
+        state.set(.prompt, "a red circle")
+        #expect(render(state, columns: 80, rows: 24).cursor != nil)
+        state.showHelp = true
+        #expect(render(state, columns: 80, rows: 24).cursor == nil)
     }
 
     @Test func symbolArtAveragesColoursIntoHalfBlocks() {

@@ -49,3 +49,16 @@ enum Support {
         return path
     }
 }
+
+extension StudioState {
+    /// The fields from a config's [defaults] alone, through the settings resolver, as the studio starts them.
+    mutating func apply(_ d: ConfigFile.Defaults) {
+        apply(GenerationSettings([GenerationSettings.Layer(.config, nil, SettingsLayer(config: d))]), only: [.config])
+        applyConfigExtras(d)
+    }
+
+    /// The fields from a model's defaults alone, through the settings resolver.
+    mutating func apply(_ d: ModelDefaults) {
+        apply(GenerationSettings([GenerationSettings.Layer(.model, nil, SettingsLayer(d))]), only: [.model])
+    }
+}

@@ -21,6 +21,26 @@ import Testing
         #expect(editor.location(width: 6) == (row: 2, column: 2))
     }
 
+    /// Prompts wrap between words (issue #22 item 12): the row breaks after its last space; a space that overflows
+    /// ends its row; only a word longer than the row is cut.
+    @Test func wrapsBetweenWords() {
+        let editor = TextEditor("a red circle at the top left")
+        // Width 11 leaves 10 columns: "a red " (6) + "circle" (6) does not fit.
+        #expect(editor.rows(width: 11).map(editor.line) == ["a red ", "circle at ", "the top ", "left"])
+        #expect(editor.location(width: 11) == (row: 3, column: 4))
+        let long = TextEditor("an extraordinarily long")
+        #expect(long.rows(width: 8).map(long.line) == ["an ", "extraor", "dinaril", "y long"])
+        // Every character is on exactly one row, in order.
+        for text in ["a red circle at the top left", "x  y   z", "   ", "中文 字ab cd", "one\ntwo three"] {
+            let e = TextEditor(text)
+            for width in 2...14 {
+                let rows = e.rows(width: width)
+                #expect(rows.first?.start == 0 && rows.last?.end == e.characters.count, "\(text) at \(width)")
+                for (a, b) in zip(rows, rows.dropFirst()) { #expect(b.start == a.end || b.start == a.end + 1, "\(text) at \(width)") }
+            }
+        }
+    }
+
     @Test func verticalMovesKeepTheColumnAcrossWideCharacters() {
         var editor = TextEditor("abcdef\n中文字")
         editor.vertical(-1, width: 20)

@@ -22,6 +22,40 @@ import Testing
         #expect(contrast.style(.statusError) == RoleStyle(foreground: .indexed(0), background: .indexed(9), attributes: .bold))
     }
 
+    /// With no theme chosen, a light background (OSC 11's answer, else COLORFGBG) picks `light`, which is legible
+    /// there: every role that draws text has a WCAG contrast of at least 3:1 against its background.
+    @Test func aLightBackgroundPicksTheLightTheme() throws {
+        #expect(BackgroundTheme.choice(background: RGB(255, 255, 255), environment: [:]) == "light")
+        #expect(BackgroundTheme.choice(background: RGB(0xF5, 0xF5, 0xDC), environment: [:]) == "light")
+        #expect(BackgroundTheme.choice(background: RGB(0x1E, 0x1E, 0x2E), environment: ["COLORFGBG": "0;15"]) == nil, "the terminal's answer wins")
+        #expect(BackgroundTheme.choice(background: RGB(0, 0, 0), environment: [:]) == nil)
+        #expect(BackgroundTheme.choice(background: nil, environment: ["COLORFGBG": "0;15"]) == "light")
+        #expect(BackgroundTheme.choice(background: nil, environment: ["COLORFGBG": "0;default;7"]) == "light")
+        #expect(BackgroundTheme.choice(background: nil, environment: ["COLORFGBG": "15;0"]) == nil)
+        for odd in ["", "15", "x;y", "0;300", ";"] {
+            #expect(BackgroundTheme.fromEnvironment(["COLORFGBG": odd]) == nil, "\(odd)")
+        }
+        let light = try ThemeCatalog.read(Self.folder + "/light.toml")
+        func luminance(_ c: RGB) -> Double {
+            func linear(_ v: UInt8) -> Double { let x = Double(v) / 255; return x <= 0.04045 ? x / 12.92 : pow((x + 0.055) / 1.055, 2.4) }
+            return 0.2126 * linear(c.r) + 0.7152 * linear(c.g) + 0.0722 * linear(c.b)
+        }
+        func rgb(_ colour: ThemeColour, else fallback: RGB) -> RGB {
+            switch colour {
+            case let .rgb(c): return c
+            case let .indexed(i): return TerminalPalette.rgb(index: i)
+            case .terminalDefault: return fallback
+            }
+        }
+        let page = rgb(light.style(.normal).background, else: RGB(255, 255, 255))
+        for role in Role.allCases where role != .cursor {
+            let style = light.style(role)
+            let (fg, bg) = (luminance(rgb(style.foreground, else: RGB(0, 0, 0))), luminance(rgb(style.background, else: page)))
+            let ratio = (max(fg, bg) + 0.05) / (min(fg, bg) + 0.05)
+            #expect(ratio >= 3, "light \(role): contrast \(ratio)")
+        }
+    }
+
     @Test func colourSpellings() {
         #expect(ThemeColour("default") == .terminalDefault)
         #expect(ThemeColour("red") == .indexed(1) && ThemeColour("Bright-White") == .indexed(15) && ThemeColour("grey") == .indexed(8))

@@ -27,6 +27,23 @@ import Testing
         #expect(!GraphicsDetection.parse(Self.bytes("\u{1B}_Gi=31;ENOTSUPPORTED:no\u{1B}\\\u{1B}[?62c")).kitty)
     }
 
+    /// OSC 11's answer (xterm: `ESC ] 11 ; rgb:ffff/ffff/ffff ESC \\`; others end with BEL or send 2 hex digits).
+    @Test func backgroundColourReplies() {
+        let white = GraphicsDetection.parse(Self.bytes("\u{1B}]11;rgb:ffff/ffff/ffff\u{1B}\\\u{1B}[?62;4c"))
+        #expect(white == ProbeReply(sixel: true, kitty: false, complete: true, background: RGB(255, 255, 255)))
+        let dark = GraphicsDetection.parse(Self.bytes("\u{1B}_Gi=31;OK\u{1B}\\\u{1B}]11;rgb:1e/1e/2e\u{07}\u{1B}[?1;2c"))
+        #expect(dark == ProbeReply(sixel: false, kitty: true, complete: true, background: RGB(30, 30, 46)))
+        #expect(GraphicsDetection.parse(Self.bytes("\u{1B}]11;rgba:8080/0000/ffff/ffff\u{07}\u{1B}[?1c")).background == RGB(128, 0, 255))
+        for bad in ["\u{1B}]11;rgb:zz/00/00\u{07}", "\u{1B}]11;?\u{07}", "\u{1B}]10;rgb:ff/ff/ff\u{07}", "\u{1B}]11;rgb:fffff/0/0\u{07}",
+                    "\u{1B}]11;rgb:ff/ff\u{07}", "\u{1B}]11;#ffffff\u{07}"] {
+            let reply = GraphicsDetection.parse(Self.bytes(bad + "\u{1B}[?62c"))
+            #expect(reply.background == nil && reply.complete, "\(bad.debugDescription)")
+        }
+        // An unfinished OSC reply does not hide the rest: the probe is not complete yet.
+        #expect(!GraphicsDetection.parse(Self.bytes("\u{1B}]11;rgb:ff")).complete)
+        #expect(GraphicsDetection.probeQuery.contains("\u{1B}]11;?\u{1B}\\\u{1B}[c"))
+    }
+
     @Test func partialRepliesAreIncomplete() {
         #expect(!GraphicsDetection.parse(Self.bytes("\u{1B}_Gi=31;OK\u{1B}\\\u{1B}[?62;4")).complete)
         #expect(!GraphicsDetection.parse([]).complete)

@@ -1,6 +1,8 @@
 /// The ranges a number must fall in where it enters (flags, a recalled PNG, the studio's fields, configs). Each bound
 /// keeps float32 arithmetic finite: Float(1e39) is Inf, and a shift of 1e-320 makes the shifted sigmas 0/0.
 public enum GenerationLimits {
+    /// Denoising steps (diffusers sets no bound; 1000 is the scheduler's training timesteps).
+    public static let steps = 1...1000
     /// Classifier-free guidance scale; above 100 every image is saturated noise.
     public static let guidance = 0.0...100.0
     /// Scheduler shift (SD3: 3.0); a subnormal or huge shift divides by ~0 in the sigma schedule.

@@ -218,7 +218,7 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
         }
         let maxSide = transformerConfig.posEmbedMaxSize * m
         guard p.width <= maxSide, p.height <= maxSide else { throw GenerationError.tooLarge(width: p.width, height: p.height, max: maxSide) }
-        guard (1...1000).contains(p.steps) else { throw GenerationError.badSteps(p.steps) }
+        guard GenerationLimits.steps.contains(p.steps) else { throw GenerationError.badSteps(p.steps) }
         guard p.guidanceScale.isFinite, GenerationLimits.guidance.contains(p.guidanceScale) else { throw GenerationError.badGuidance(p.guidanceScale) }
         guard (1...512).contains(p.maxSequenceLength) else { throw PromptError.maxSequenceLength(p.maxSequenceLength) }
         if let shift = p.shift { guard shift.isFinite, GenerationLimits.shift.contains(shift) else { throw GenerationError.badShift(shift) } }
@@ -384,7 +384,7 @@ public enum GenerationError: Error, Equatable, CustomStringConvertible {
         switch self {
         case let .badSize(w, h, m): return "size \(w)×\(h): width and height must be positive multiples of \(m)"
         case let .tooLarge(w, h, m): return "size \(w)×\(h) exceeds this model's largest side, \(m) pixels"
-        case let .badSteps(n): return "steps \(n): must be between 1 and 1000"
+        case let .badSteps(n): return "steps \(n): must be between \(GenerationLimits.steps.lowerBound) and \(GenerationLimits.steps.upperBound)"
         case let .badGuidance(g): return GenerationLimits.problem("guidance", g, GenerationLimits.guidance) ?? "guidance \(g)"
         case let .badStrength(s): return "strength \(s): must be between 0 and 1"
         case .noEncoder: return "img2img needs the VAE encoder, which was not loaded"
