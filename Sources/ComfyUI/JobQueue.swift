@@ -1,5 +1,6 @@
 import Foundation
 import ImageIO
+import ImageMetadata
 import SD3
 
 /// Something that makes images: a ComfyUI server (or the local engine, wrapped by its caller).

@@ -223,42 +223,73 @@ public enum PNGFile {
     /// The most a compressed text chunk may inflate to.
     static let textLimit = 16 << 20
 
+    /// One text chunk: `latin1` for tEXt and zTXt, whose bytes are Latin-1 by the PNG spec (each byte one scalar,
+    /// so the bytes as written can be had back); iTXt is UTF-8.
+    public struct TextChunk: Sendable, Equatable {
+        public var key: String
+        public var value: String
+        public var latin1: Bool
+        public init(key: String, value: String, latin1: Bool) { (self.key, self.value, self.latin1) = (key, value, latin1) }
+    }
+
+    /// Whether `bytes` start with the PNG signature.
+    public static func isPNG(_ bytes: [UInt8]) -> Bool {
+        bytes.count > 8 && bytes.prefix(8).elementsEqual([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
+    }
+
+    /// Only the text chunks of a PNG file (no pixels decoded), with the same checks as `read`.
+    public static func readTextChunks(_ path: String) throws(Error) -> [TextChunk] {
+        let bytes: [UInt8]
+        do { bytes = try RegularFile.contents(path, limit: sizeLimit, what: "PNG file") } catch { throw Error(description: error.description) }
+        guard isPNG(bytes) else { throw Error(description: "\(path): not a PNG file") }
+        return textChunkList(bytes)
+    }
+
+    static func textChunks(_ bytes: [UInt8]) -> [(key: String, value: String)] { textChunkList(bytes).map { ($0.key, $0.value) } }
+
     /// tEXt, zTXt and iTXt (compressed or not), before or after the image data; damaged compressed text is skipped.
-    static func textChunks(_ bytes: [UInt8]) -> [(key: String, value: String)] {
-        var result: [(key: String, value: String)] = []
+    public static func textChunkList(_ bytes: [UInt8]) -> [TextChunk] {
+        var result: [TextChunk] = []
         var offset = 8
         while offset + 12 <= bytes.count {
             let length = Int(bytes[offset]) << 24 | Int(bytes[offset + 1]) << 16 | Int(bytes[offset + 2]) << 8 | Int(bytes[offset + 3])
             guard length <= bytes.count - offset - 12 else { break }
             let type = String(decoding: bytes[offset + 4..<offset + 8], as: UTF8.self)
-            let data = Array(bytes[offset + 8..<offset + 8 + length])
+            // The chunk's data in place (a slice: its indices are the file's).
+            let data = bytes[offset + 8..<offset + 8 + length]
             if type == "tEXt", let nul = data.firstIndex(of: 0) {
-                let key = String(decoding: data[..<nul].map { $0 }, as: UTF8.self)
-                let value = String(String.UnicodeScalarView(data[(nul + 1)...].map { Unicode.Scalar($0) }))
-                result.append((key, value))
-            } else if type == "zTXt", let nul = data.firstIndex(of: 0), nul + 1 < data.count, data[nul + 1] == 0,
+                let key = String(decoding: data[..<nul], as: UTF8.self)
+                result.append(TextChunk(key: key, value: latin1(data[(nul + 1)...]), latin1: true))
+            } else if type == "zTXt", let nul = data.firstIndex(of: 0), nul + 1 < data.endIndex, data[nul + 1] == 0,
                       let text = Inflate.decompress(Array(data[(nul + 2)...]), format: .zlib, limit: textLimit) {
                 // keyword, NUL, method 0 (deflate), then the Latin-1 text compressed (PNG 1.2 §4.2.3.2).
-                let key = String(decoding: data[..<nul].map { $0 }, as: UTF8.self)
-                result.append((key, String(String.UnicodeScalarView(text.map { Unicode.Scalar($0) }))))
-            } else if type == "iTXt", let nul = data.firstIndex(of: 0), nul + 2 < data.count, data[nul + 1] <= 1, data[nul + 2] == 0 {
-                // keyword, NUL, compressed flag, method, language, NUL, translated keyword, NUL, UTF-8 text (§4.2.3.3).
                 let key = String(decoding: data[..<nul], as: UTF8.self)
-                var rest = data[(nul + 3)...]
-                guard let language = rest.firstIndex(of: 0) else { break }
-                rest = rest[(language + 1)...]
-                guard let translated = rest.firstIndex(of: 0) else { break }
-                let body = Array(rest[(translated + 1)...])
-                if data[nul + 1] == 0 {
-                    result.append((key, String(decoding: body, as: UTF8.self)))
-                } else if let text = Inflate.decompress(body, format: .zlib, limit: textLimit) {
-                    result.append((key, String(decoding: text, as: UTF8.self)))
-                }
+                result.append(TextChunk(key: key, value: latin1(text[...]), latin1: true))
+            } else if type == "iTXt", let nul = data.firstIndex(of: 0), nul + 2 < data.endIndex, data[nul + 1] <= 1, data[nul + 2] == 0,
+                      let value = internationalText(data[(nul + 3)...], compressed: data[nul + 1] == 1) {
+                // keyword, NUL, compressed flag, method, language, NUL, translated keyword, NUL, UTF-8 text (§4.2.3.3).
+                result.append(TextChunk(key: String(decoding: data[..<nul], as: UTF8.self), value: value, latin1: false))
             }
             if type == "IEND" { break }
             offset += 12 + length
         }
         return result
+    }
+
+    /// Latin-1 bytes as text, each byte one scalar (U+0000…U+00FF).
+    static func latin1(_ bytes: ArraySlice<UInt8>) -> String {
+        String(bytes: bytes, encoding: .isoLatin1) ?? String(String.UnicodeScalarView(bytes.map { Unicode.Scalar($0) }))
+    }
+
+    /// An iTXt chunk's text after its flags: language tag, NUL, translated keyword, NUL, then the UTF-8 text
+    /// (zlib-compressed when `compressed`); nil when a NUL is missing or the stream is damaged.
+    static func internationalText(_ rest: ArraySlice<UInt8>, compressed: Bool) -> String? {
+        guard let language = rest.firstIndex(of: 0) else { return nil }
+        let afterLanguage = rest[(language + 1)...]
+        guard let translated = afterLanguage.firstIndex(of: 0) else { return nil }
+        let body = Array(afterLanguage[(translated + 1)...])
+        guard compressed else { return String(decoding: body, as: UTF8.self) }
+        return Inflate.decompress(body, format: .zlib, limit: textLimit).map { String(decoding: $0, as: UTF8.self) }
     }
 
     /// CRC-32 (ISO 3309, polynomial 0xEDB88320) as PNG uses it.

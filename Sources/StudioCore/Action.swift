@@ -1,5 +1,6 @@
 import ComfyUI
 import ImageIO
+import ImageMetadata
 import SD3
 
 /// A key as the terminal driver decodes it; bindings map keys to actions.

@@ -1,4 +1,5 @@
 import Foundation
+import ImageMetadata
 import SD3
 
 /// The reducer's part for the favorites/history browser and the recall-path prompt: nil when the action is not
@@ -261,7 +262,11 @@ extension StudioState {
             notes.append("from \(p.source.rawValue)")
             if let sampler = p.sampler { notes.append("sampler \(sampler) → Euler") }
             if let model = p.model { notes.append("model \(model)") }
+            if !p.loras.isEmpty {
+                notes.append("LoRAs " + p.loras.map { "\($0.name) \(RecalledParameters.number($0.strength))" }.joined(separator: ", ") + " not turned on")
+            }
         }
+        notes += p.warnings
         let seed = p.seed.map { " seed \($0)" } ?? ""
         status = Status(text: "Recalled \(source)\(seed)" + (notes.isEmpty ? "" : " (\(notes.joined(separator: "; ")))"), isError: false)
         if !effects.isEmpty {

@@ -1,4 +1,5 @@
 import Foundation
+import ImageMetadata
 import SD3
 
 /// The favorites/history browser over the whole body of the screen: the list with thumbnails on the left, the

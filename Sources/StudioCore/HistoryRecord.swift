@@ -1,4 +1,5 @@
 import Foundation
+import ImageMetadata
 import SD3
 
 /// One finished generation as the store keeps it: its row id, its PNG, when it was made, every parameter

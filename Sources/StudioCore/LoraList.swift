@@ -1,4 +1,5 @@
 import Foundation
+import ImageMetadata
 import SD3
 
 /// One LoRA in the studio's list: applied to every generation while it is on, at its strength, by the engine's

@@ -1,3 +1,4 @@
+import ImageMetadata
 import RegularFiles
 import SD3
 import Tensors

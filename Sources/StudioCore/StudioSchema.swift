@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import ImageIO
+import ImageMetadata
 import RegularFiles
 import SD3
 

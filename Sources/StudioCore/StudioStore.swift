@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import ImageMetadata
 import SD3
 
 /// The favorites and history database, `studio.sqlite`, owned by this type alone (docs/architecture.md: one owner per file
@@ -254,7 +255,7 @@ public final class StudioStore: Sendable {
         guard let id = column("id", Int.self), let file = column("fileBytes", Data.self).flatMap({ String(validating: [UInt8]($0), as: UTF8.self) }),
               let date = column("createdAt", Date.self),
               let json = text(row["metadata"]), let favorite = column("favorite", Bool.self), let note = text(row["note"]),
-              let metadata = try? JSONDecoder().decode(ImageMetadata.self, from: Data(json.utf8)) else { return nil }
+              let metadata = ImageMetadata(json: json) else { return nil }
         return HistoryRecord(id: id, file: file, date: date, metadata: metadata, favorite: favorite, note: note)
     }
 

@@ -2,6 +2,7 @@ import ComfyUI
 import Foundation
 import Hub
 import ImageIO
+import ImageMetadata
 import SD3
 import StudioCore
 import Tensors
@@ -181,7 +182,7 @@ public final class StudioSession {
             // Off the main actor: the file may be large or slow to read; Esc (cancelRecall) drops the answer.
             recalling?.cancel()
             recalling = Task { @MainActor in
-                let result = await Task.detached { Result { () throws(StoreError) in try RecalledParameters.read(path) } }.value
+                let result = await Task.detached { Result { () throws(MetadataError) in try MetadataReader.read(path) } }.value
                 guard !Task.isCancelled else { return }
                 switch result {
                 case let .success(parameters):

@@ -1,5 +1,6 @@
 import Foundation
 import ImageIO
+import ImageMetadata
 import RegularFiles
 import SD3
 import Tensors

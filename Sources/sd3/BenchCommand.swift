@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ImageMetadata
 import SD3
 import Tensors
 

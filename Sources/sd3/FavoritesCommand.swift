@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ImageIO
+import ImageMetadata
 import RegularFiles
 import SD3
 import StudioCore

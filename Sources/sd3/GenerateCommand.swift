@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ImageIO
+import ImageMetadata
 import RegularFiles
 import SafeTensors
 import SD3
@@ -266,16 +267,10 @@ struct GenerateCommand: ParsableCommand {
     /// The model folder and settings recorded in a PNG's `sd3-studio` chunk.
     static func recall(_ path: String) throws -> (metadata: ImageMetadata, modelPath: String?) {
         try requirePNGFile(path)
-        let text = try PNGFile.read(path).text
-        guard let json = text.first(where: { $0.key == "sd3-studio" })?.value else {
+        guard let metadata = try MetadataReader.ownMetadata(PNGFile.read(path).text, name: path) else {
             throw CommandError("\(path): no sd3-studio metadata (not written by sd3 generate)")
         }
-        do {
-            let metadata = try JSONDecoder().decode(ImageMetadata.self, from: Data(json.utf8))
-            return (metadata, metadata.modelPath)
-        } catch {
-            throw CommandError("\(path): the sd3-studio metadata is not readable: \(error)")
-        }
+        return (metadata, metadata.modelPath)
     }
 
     /// The LoRAs a PNG records, found at their recorded paths or by name in the LoRA folders; one that is missing, or

@@ -2,6 +2,7 @@ import ArgumentParser
 import ComfyUI
 import Foundation
 import ImageIO
+import ImageMetadata
 import RegularFiles
 import SD3
 import StudioCore

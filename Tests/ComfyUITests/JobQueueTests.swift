@@ -1,5 +1,6 @@
 import Foundation
 import ImageIO
+import ImageMetadata
 import SD3
 import Testing
 @testable import ComfyUI

@@ -1,4 +1,5 @@
 import Foundation
+import ImageMetadata
 import SafeTensors
 import Tensors
 import Testing

@@ -1,5 +1,6 @@
 import Foundation
 import ImageIO
+import ImageMetadata
 import SafeTensors
 import Tensors
 import Testing

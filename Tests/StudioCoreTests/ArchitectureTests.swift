@@ -83,9 +83,27 @@ import Testing
         for (target, dependencies) in declared where target != "StudioTerminal" && target != "SystemLibrariesTests" {
             #expect(!dependencies.contains("CNcurses") && !dependencies.contains("CChafa"), "\(target) depends on ncurses or chafa")
         }
+        // ImageMetadata sits under the engine: it reads and writes PNG text and knows nothing of what made the image.
+        let metadataAllowed: Set<String> = ["ImageIO", "Inflate", "RegularFiles", "CZlib", "CPNG", "CJPEG"]
+        #expect(declared["ImageMetadata"].map { $0.isSubset(of: metadataAllowed) } ?? false, "ImageMetadata depends on \(declared["ImageMetadata"] ?? [])")
         for (file, _) in try Self.imports(of: Support.packageRoot + "/Sources/StudioCore") {
             let text = try String(contentsOfFile: Support.packageRoot + "/Sources/StudioCore/" + file, encoding: .utf8)
             #expect(!text.contains("ProcessInfo") && !text.contains("getenv("), "StudioCore/\(file) reads the process environment")
+        }
+    }
+
+    /// PNG metadata is parsed in one place, ImageMetadata: no other target walks text chunks, decodes our JSON record or
+    /// names another tool's chunk.
+    @Test func onlyImageMetadataParsesMetadata() throws {
+        let parsing = ["PNGFile.readText", "textChunkList", "decode(ImageMetadata.self", "\"invokeai_metadata\"", "\"sd-metadata\"",
+                       "\"fooocus_scheme\"", "\"sui_image_params\"", "Negative prompt:"]
+        for target in try FileManager.default.contentsOfDirectory(atPath: Support.packageRoot + "/Sources").sorted()
+        where target != "ImageMetadata" && target != "ImageIO" {
+            let folder = Support.packageRoot + "/Sources/" + target
+            for case let file as String in FileManager.default.enumerator(atPath: folder)?.allObjects ?? [] where file.hasSuffix(".swift") {
+                let text = try String(contentsOfFile: Support.packageRoot + "/Sources/\(target)/" + file, encoding: .utf8)
+                for needle in parsing { #expect(!text.contains(needle), "Sources/\(target)/\(file) parses metadata (\(needle))") }
+            }
         }
     }
 }

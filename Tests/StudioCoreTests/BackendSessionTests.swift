@@ -1,6 +1,7 @@
 import ComfyUI
 import Foundation
 import ImageIO
+import ImageMetadata
 import SD3
 @testable import StudioCore
 @testable import StudioRuntime

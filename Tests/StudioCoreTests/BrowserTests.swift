@@ -1,5 +1,6 @@
 import Foundation
 import ImageIO
+import ImageMetadata
 import SD3
 @testable import StudioCore
 import Testing
@@ -191,6 +192,12 @@ import Testing
         _ = reduce(&state, .insert("x"))
         _ = reduce(&state, .cancel)
         #expect(state.recallPath == nil && state.text(.prompt) == "a teapot")
+        // A foreign image's LoRAs are named, not turned on, and the reader's warnings are part of the status.
+        var a1111 = RecalledParameters(source: .a1111, prompt: "a cat")
+        (a1111.seed, a1111.loras, a1111.warnings) = (3, [.init(name: "style-a", strength: 0.8)], ["2 other prompt(s) in this graph, not recalled"])
+        state.recall(a1111, from: "a.png")
+        #expect(state.status.text == "Recalled a.png seed 3 (from A1111/Forge; LoRAs style-a 0.8 not turned on; 2 other prompt(s) in this graph, not recalled)",
+                "\(state.status.text)")
     }
 
     static func snapshotState(_ name: String) -> StudioState {

@@ -1,5 +1,6 @@
 import Foundation
 import ImageIO
+import ImageMetadata
 import SD3
 @testable import StudioCore
 import Testing
@@ -104,14 +105,14 @@ import Testing
         let data = Support.temporaryFolder()
         let garbage = data + "/garbage.json"
         try "[{\"file\": 3}]".write(toFile: garbage, atomically: true, encoding: .utf8)
-        let fixtures = RecallTests.folder
+        let fixtures = RecallFixtures.folder
         let cases: [([String], String)] = [
             (["favorites", "show", "42"], "no image #42 in \(data)/sd3-studio/studio.sqlite"),
             (["favorites", "import", data + "/missing.json"], "\(data)/missing.json: no such file"),
             (["favorites", "import", garbage], "\(garbage): not a favorites export"),
             (["recall", data + "/missing.png"], "\(data)/missing.png: no such file"),
             (["recall", fixtures + "/not-a-png.png"], "\(fixtures)/not-a-png.png: not a PNG file"),
-            (["recall", fixtures + "/plain.png"], "\(fixtures)/plain.png: no generation parameters in this PNG"),
+            (["recall", fixtures + "/plain.png"], "\(fixtures)/plain.png: no generation parameters I can read (chunks: none)"),
         ]
         for (arguments, message) in cases {
             let result = sd3(arguments, data: data)
@@ -130,12 +131,12 @@ import Testing
         #expect(names.contains { $0.hasPrefix("studio.sqlite.corrupt-") }, "\(names)")
     }
 
-    @Test(arguments: RecallTests.formats)
+    @Test(arguments: RecallFixtures.formats)
     func recallPrintsEachFormat(_ name: String) throws {
-        let want = try #require(RecallTests.expected[name])
-        let text = sd3(["recall", RecallTests.folder + "/" + name], data: Support.temporaryFolder())
+        let want = try #require(RecallFixtures.expected[name])
+        let text = sd3(["recall", RecallFixtures.folder + "/" + name], data: Support.temporaryFolder())
         #expect(text.status == 0 && text.output.hasPrefix("Source: \(want["source"] as? String ?? "")\nPrompt: \(want["prompt"] as? String ?? "")"), "\(text.output)")
-        let json = sd3(["recall", RecallTests.folder + "/" + name, "--json"], data: Support.temporaryFolder())
+        let json = sd3(["recall", RecallFixtures.folder + "/" + name, "--json"], data: Support.temporaryFolder())
         let object = try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [String: Any]
         #expect(object?["seed"] as? NSNumber == want["seed"] as? NSNumber && object?["prompt"] as? String == want["prompt"] as? String)
     }

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import ImageIO
+import ImageMetadata
 import SD3
 @testable import StudioCore
 import Testing
@@ -141,7 +142,7 @@ import Testing
         #expect(Set(written).count == 4, "\(written)")
         #expect(Self.listing(folder) == ["same.png", "same-1.png", "same-2.png", "same-3.png"], "\(Self.listing(folder))")
         let seeds = try written.map { path in
-            try #require(RecalledParameters.read(path).seed)
+            try #require(MetadataReader.read(path).seed)
         }
         #expect(Set(seeds) == [0, 1, 2, 3], "each file is one run's image")
     }

@@ -1,4 +1,5 @@
 import Foundation
+import ImageMetadata
 import SD3
 @testable import StudioCore
 import Testing

@@ -1,5 +1,6 @@
 import Foundation
 import ImageIO
+import ImageMetadata
 import SD3
 @testable import StudioCore
 @testable import StudioRuntime
@@ -53,8 +54,8 @@ import Testing
 
     @MainActor
     @Test func aRecallFillsTheFieldsUnlessCancelled() async throws {
-        let png = RecallTests.folder + "/a1111.png"
-        let expected = try RecalledParameters.read(png)
+        let png = RecallFixtures.folder + "/a1111.png"
+        let expected = try MetadataReader.read(png)
         let session = try Self.session()
         recall(png, in: session)
         await session.settle()

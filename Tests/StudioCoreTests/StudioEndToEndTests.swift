@@ -1,5 +1,6 @@
 import Foundation
 import ImageIO
+import ImageMetadata
 @testable import StudioCore
 import Testing
 
@@ -270,8 +271,8 @@ import Testing
         #expect(files.count == 2 && files.first?.hasPrefix("00001-22-") == true && files.last?.hasPrefix("00002-22-") == true, "\(files)")
         guard files.count == 2 else { return }
         let (first, again) = (try PNGFile.read(outputs + "/" + files[0]), try PNGFile.read(outputs + "/" + files[1]))
-        let metadata = try #require(try RecalledParameters.read(outputs + "/" + files[0]).metadata)
-        var recalledMetadata = try #require(try RecalledParameters.read(outputs + "/" + files[1]).metadata)
+        let metadata = try #require(try MetadataReader.read(outputs + "/" + files[0]).metadata)
+        var recalledMetadata = try #require(try MetadataReader.read(outputs + "/" + files[1]).metadata)
         #expect(metadata.prompt == prompt && metadata.negativePrompt == "no fog" && metadata.width == 32 && metadata.height == 32)
         #expect(metadata.steps == 4 && metadata.guidanceScale == 4.5 && metadata.seed == 22 && metadata.shift == 2.5)
         #expect(metadata.t5 && metadata.t5Weights == "int8" && metadata.precision == "fp32" && metadata.strength == nil)
@@ -290,7 +291,7 @@ import Testing
         let expected = try PNGFile.read(reference)
         let generateDifference = ExploreSessionTests.maxDifference(first.image, expected.image)
         #expect(generateDifference == 0, "the refinement differs from sd3 generate with its settings: max pixel difference \(generateDifference)")
-        #expect(try RecalledParameters.read(reference).metadata?.t5Weights == "int8")
+        #expect(try MetadataReader.read(reference).metadata?.t5Weights == "int8")
         let favorites = run(TmuxStudio.sd3, ["favorites", "list", "--json"], environment: environment)
         let starred = try JSONSerialization.jsonObject(with: Data(favorites.output.utf8)) as? [[String: Any]] ?? []
         #expect(starred.count == 1 && starred.first?["prompt"] as? String == prompt, "\(favorites.output)")

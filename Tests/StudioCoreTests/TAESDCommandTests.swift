@@ -1,5 +1,6 @@
 import Foundation
 import ImageIO
+import ImageMetadata
 import SD3
 @testable import StudioCore
 import Testing

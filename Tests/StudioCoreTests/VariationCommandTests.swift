@@ -1,5 +1,6 @@
 import Foundation
 import ImageIO
+import ImageMetadata
 @testable import StudioCore
 import Testing
 
@@ -21,10 +22,10 @@ import Testing
         #expect(again.status == 0, "\(again.output)")
         #expect(try PNGFile.read(folder + "/b.png").image == png.image, "--params-from did not reproduce the variation")
         // recall reads the variation back (ours and A1111's text) and the studio restores its fields.
-        let recalled = try RecalledParameters.read(folder + "/a.png")
+        let recalled = try MetadataReader.read(folder + "/a.png")
         #expect(recalled.variationSeed == 9 && recalled.variationStrength == 0.3)
         #expect(recalled.lines.contains("Variation seed: 9") && recalled.lines.contains("Variation seed strength: 0.3"))
-        let a1111 = try RecalledParameters.parse([("parameters", parameters)], name: "a.png")
+        let a1111 = try MetadataReader.parse([("parameters", parameters)], name: "a.png")
         #expect(a1111.variationSeed == 9 && a1111.variationStrength == 0.3)
         var state = StudioState(model: Support.tinyModel)
         state.recall(recalled, from: "a.png")

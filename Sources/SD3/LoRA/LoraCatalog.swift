@@ -1,4 +1,5 @@
 import Foundation
+import ImageMetadata
 import RegularFiles
 import SafeTensors
 

@@ -1,5 +1,6 @@
 import Foundation
 import ImageIO
+import ImageMetadata
 import Tensors
 
 /// What a generation reports while it runs (docs/architecture.md, Engine): the caller owns the loop and the UI.

@@ -1,10 +1,8 @@
 import Foundation
 
-/// A1111's infotext, as its `parse_generation_parameters` reads it (modules/infotext_utils.py; peers.md §4):
-/// prompt lines, an optional `Negative prompt:` part, and a last line of `Key: value` pairs that counts as
-/// parameters only when it has at least three. stable-diffusion.cpp writes the same layout
-/// (examples/common/common.cpp `get_image_params`) with `Version: stable-diffusion.cpp`.
-enum A1111Parameters {
+/// The scanner of A1111's settings line (modules/infotext_utils.py `re_param`; peers.md §4), shared by the readers of
+/// text in its layout (A1111Reader: A1111/Forge, stable-diffusion.cpp and ours).
+enum A1111Infotext {
     /// The `Key: value` pairs of A1111's last infotext line, as its `re_param` finds them
     /// (`\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)`, searched left to right), by a scanner that reads
     /// each character a bounded number of times: the regex, tried at every start inside a long run of words
@@ -84,55 +82,5 @@ enum A1111Parameters {
 
     static func isLineTerminator(_ c: Unicode.Scalar) -> Bool {
         [0x0A, 0x0B, 0x0C, 0x0D, 0x85, 0x2028, 0x2029].contains(c.value)
-    }
-
-    static func parse(_ text: String, name: String) throws(StoreError) -> RecalledParameters {
-        var lines = text.replacingOccurrences(of: "\r\n", with: "\n").components(separatedBy: "\n")
-        var found: [RecalledParameters.Pair] = []
-        if let last = lines.last {
-            let pairs = pairs(last)
-            if pairs.count >= 3 {
-                found = pairs
-                lines.removeLast()
-            }
-        }
-        guard !found.isEmpty else { throw StoreError("\(name): its parameters chunk has no `Key: value` line (steps, seed, …)") }
-        var prompt: [String] = [], negative: [String] = []
-        var inNegative = false
-        for line in lines {
-            if line.hasPrefix("Negative prompt:") {
-                inNegative = true
-                negative.append(String(line.dropFirst(16)).trimmingCharacters(in: .whitespaces))
-            } else if inNegative {
-                negative.append(line)
-            } else {
-                prompt.append(line)
-            }
-        }
-        let version = found.first { $0.key == "Version" }?.value ?? ""
-        let source: RecalledParameters.Source = version.hasPrefix("stable-diffusion.cpp") ? .stableDiffusionCpp
-            : version.hasPrefix("sd3-studio") ? .sd3Studio : .a1111
-        var p = RecalledParameters(source: source, prompt: prompt.joined(separator: "\n").trimmingCharacters(in: .whitespacesAndNewlines))
-        p.negativePrompt = negative.isEmpty ? nil : negative.joined(separator: "\n").trimmingCharacters(in: .whitespacesAndNewlines)
-        for pair in found {
-            let v = pair.value
-            switch pair.key {
-            case "Steps": p.steps = Int(v)
-            case "CFG scale": p.guidanceScale = Double(v)
-            case "Seed": p.seed = UInt64(v)
-            case "Size":
-                let parts = v.split(separator: "x").compactMap { Int($0) }
-                if parts.count == 2 { (p.width, p.height) = (parts[0], parts[1]) }
-            case "Sampler": p.sampler = v
-            case "Schedule type": p.scheduler = v
-            case "Shift": p.shift = Double(v)
-            case "Model": p.model = v
-            case "Denoising strength": p.strength = Double(v)
-            case "Variation seed": p.variationSeed = UInt64(v)
-            case "Variation seed strength": p.variationStrength = Double(v)
-            default: p.extra.append(pair)
-            }
-        }
-        return p
     }
 }

@@ -1,7 +1,7 @@
 import FuzzSupport
 import Foundation
 import ImageIO
-@testable import StudioCore
+@testable import ImageMetadata
 import Testing
 
 /// ComfyUI's `prompt` and `workflow` JSON and InvokeAI's metadata from a hostile PNG: 10,000 seeded mutations of
@@ -24,7 +24,7 @@ import Testing
         let chunks = try Self.corpus()
         #expect(chunks.count >= 6, "\(chunks.map(\.key))")
         for chunk in chunks.prefix(chunks.count - 2) {
-            #expect((try? RecalledParameters.parse([chunk], name: "x.png")) != nil, "the sample \(chunk.key) chunk parses")
+            #expect((try? MetadataReader.parse([chunk], name: "x.png")) != nil, "the sample \(chunk.key) chunk parses")
         }
         // The chunk key rides in the first byte so one corpus covers every format.
         let keys = chunks.map(\.key)
@@ -33,8 +33,8 @@ import Testing
         let slowest = Fuzz.run(corpus: corpus, seed: 0xC0F1_0001) { bytes in
             guard let first = bytes.first else { return }
             let key = keys[Int(first) % keys.count]
-            do throws(StoreError) {
-                _ = try RecalledParameters.parse([(key, String(decoding: bytes.dropFirst(), as: UTF8.self))], name: "fuzz.png")
+            do throws(MetadataError) {
+                _ = try MetadataReader.parse([(key, String(decoding: bytes.dropFirst(), as: UTF8.self))], name: "fuzz.png")
             } catch {
                 if !error.description.hasPrefix("fuzz.png: ") || error.description.contains("\n"), badErrors.count < 3 { badErrors.append(error.description) }
             }
@@ -47,16 +47,14 @@ import Testing
     @Test func deepNestingIsAnError() {
         let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
         for key in ["prompt", "workflow", "invokeai_metadata", "sd-metadata", "sd3-studio"] {
-            let error = #expect(throws: StoreError.self) { try RecalledParameters.parse([(key, deep)], name: "deep.png") }
+            let error = #expect(throws: MetadataError.self) { try MetadataReader.parse([(key, deep)], name: "deep.png") }
             #expect(error?.description.hasPrefix("deep.png: ") == true, "\(key): \(String(describing: error))")
         }
     }
 
     /// Seeds are read exactly up to 2⁶⁴−1 and refused past it or when not whole, never trapping on the conversion.
     @Test func seedsOutOfRangeAreNil() throws {
-        func seed(_ json: String) throws -> UInt64? {
-            ComfyUIParameters.seed((try JSONSerialization.jsonObject(with: Data("[\(json)]".utf8)) as? [Any])?.first)
-        }
+        func seed(_ json: String) throws -> UInt64? { try #require(JSONValue.parse("[\(json)]")?.array?.first).seed }
         #expect(try seed("18446744073709551615") == UInt64.max)
         #expect(try seed("42") == 42 && seed("42.0") == 42)
         #expect(try seed("1e300") == nil && seed("18446744073709551616") == nil && seed("-1") == nil && seed("0.5") == nil)

@@ -1,7 +1,7 @@
 import FuzzSupport
 import Foundation
 import ImageIO
-@testable import StudioCore
+@testable import ImageMetadata
 import Testing
 
 /// A1111/Forge/stable-diffusion.cpp infotext from a hostile PNG: 10,000 seeded mutations of the sample files'
@@ -33,7 +33,7 @@ import Testing
         let corpus = try Self.corpus()
         for bytes in corpus {
             let line = String(decoding: bytes, as: UTF8.self).components(separatedBy: "\n").last ?? ""
-            #expect(A1111Parameters.pairs(line).count >= 3, "the corpus lines are parameter lines")
+            #expect(A1111Infotext.pairs(line).count >= 3, "the corpus lines are parameter lines")
         }
         var mismatches: [String] = []
         // The parse alone is timed (the reference regex is the slow part of each case).
@@ -41,9 +41,9 @@ import Testing
         _ = Fuzz.run(corpus: corpus, seed: 0xA111_1001) { bytes in
             let text = String(decoding: bytes, as: UTF8.self)
             let start = Date()
-            _ = try? A1111Parameters.parse(text, name: "fuzz.png")
+            _ = try? A1111Reader.parse(text, latin1: false, name: "fuzz.png")
             let line = text.replacingOccurrences(of: "\r\n", with: "\n").components(separatedBy: "\n").last ?? ""
-            let pairs = A1111Parameters.pairs(line)
+            let pairs = A1111Infotext.pairs(line)
             let seconds = Date().timeIntervalSince(start)
             if seconds > slowest.seconds { slowest = (seconds, text) }
             if pairs != Self.referencePairs(line), mismatches.count < 3 { mismatches.append(line) }
@@ -59,7 +59,7 @@ import Testing
                       "x: \"a\" b, y: 2, z: 3", "a/b: 1,c d:2,,e:3", "key: \"tail\\\"", "é1: 2, ü: 3, _x: 4, x_: 5",
                       "w:\t\"q\"\r", "k: \"v\",", String(repeating: "word ", count: 50) + ": 1, b: 2, c: 3"])
     func edgeCasesMatchTheRegex(_ line: String) {
-        #expect(A1111Parameters.pairs(line) == Self.referencePairs(line))
+        #expect(A1111Infotext.pairs(line) == Self.referencePairs(line))
     }
 
     /// 40,000 words before the parameters: re_param took over a minute; the scanner, well under a second. The bound
@@ -68,13 +68,13 @@ import Testing
         let words = (0..<40_000).map { "word\($0 % 97)" }.joined(separator: " ")
         let text = words + "\nNegative prompt: " + words + "\nSteps: 20, " + words + ", CFG scale: 7, Seed: 3, Size: 64x64"
         let start = Date()
-        let parsed = try A1111Parameters.parse(text, name: "long.png")
+        let parsed = try A1111Reader.parse(text, latin1: false, name: "long.png")
         let seconds = Date().timeIntervalSince(start)
         #expect(seconds < 15, "\(seconds) s")
         #expect(parsed.steps == 20 && parsed.seed == 3 && parsed.guidanceScale == 7 && parsed.width == 64 && parsed.prompt == words)
         // A last line that is one long run of words with no colon at all.
         let start2 = Date()
-        #expect(throws: StoreError.self) { try A1111Parameters.parse("prompt\n" + words, name: "long.png") }
+        #expect(throws: MetadataError.self) { try A1111Reader.parse("prompt\n" + words, latin1: false, name: "long.png") }
         #expect(Date().timeIntervalSince(start2) < 15)
     }
 }

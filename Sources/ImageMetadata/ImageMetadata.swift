@@ -1,5 +1,4 @@
 import Foundation
-import SafeTensors
 
 /// What a generated PNG records about itself: A1111's `parameters` text (peers.md §4; A1111
 /// modules/processing.py `create_infotext`) for other tools, and our own JSON for exact reproduction.
@@ -72,44 +71,15 @@ public struct ImageMetadata: Sendable, Codable, Equatable {
         }
     }
 
-    /// Records the LoRAs a pipeline applied (nothing when none).
-    public mutating func record(loras: [(file: LoraFile, strength: Double)], mode: LoraMode) {
-        guard !loras.isEmpty else { return }
-        self.loras = loras.map { LoraRecord(name: $0.file.name, strength: $0.strength, hash: $0.file.shortHash, path: $0.file.path) }
-        loraMode = mode.recordedName
-    }
-
-    public init(parameters p: GenerationParameters, model: String, t5: Bool, shift: Double, precision: String, seconds: Double?) {
-        prompt = p.prompt
-        negativePrompt = p.negativePrompt
-        (width, height, steps, guidanceScale, seed) = (p.width, p.height, p.steps, p.guidanceScale, p.seed)
-        if let v = p.variation, v.strength != 0 { (variationSeed, variationStrength) = (v.seed, v.strength) }
-        maxSequenceLength = p.maxSequenceLength
-        self.t5 = t5
-        self.shift = shift
-        self.precision = precision
-        self.model = URL(fileURLWithPath: model).lastPathComponent
-        modelPath = model
-        strength = p.initImage == nil ? nil : p.strength
-        initImageHash = p.initImage.map { SHA256.hex($0.pixels) }
-        skipLayers = p.skipLayerGuidance?.layers
-        skipLayerScale = p.skipLayerGuidance?.scale
-        skipLayerStart = p.skipLayerGuidance?.start
-        skipLayerStop = p.skipLayerGuidance?.stop
-        scheduler = p.scheduler == .euler ? nil : p.scheduler.rawValue
-        recipe = p.recipe
-        decoder = p.decoder == .vae ? nil : p.decoder.rawValue
-        self.seconds = seconds
-        version = "sd3-studio \(SD3.version)"
+    /// The fields every record has; the rest start as nil.
+    public init(prompt: String, negativePrompt: String, width: Int, height: Int, steps: Int, guidanceScale: Double, seed: UInt64,
+                maxSequenceLength: Int, t5: Bool, shift: Double, precision: String, model: String, version: String) {
+        (self.prompt, self.negativePrompt, self.width, self.height, self.steps) = (prompt, negativePrompt, width, height, steps)
+        (self.guidanceScale, self.seed, self.maxSequenceLength, self.t5) = (guidanceScale, seed, maxSequenceLength, t5)
+        (self.shift, self.precision, self.model, self.version) = (shift, precision, model, version)
     }
 
     /// The A1111 infotext: prompt, `Negative prompt:` line when there is one, then `Key: value` pairs.
-    /// The variation as the generation parameters take it.
-    public var variation: VariationSeed? {
-        guard let variationSeed, let variationStrength else { return nil }
-        return VariationSeed(seed: variationSeed, strength: variationStrength)
-    }
-
     public var a1111Parameters: String {
         var pairs: [(String, String)] = [("Steps", "\(steps)"), ("Sampler", scheduler == "flash" ? "Flash" : "Euler"), ("Schedule type", "Simple"),
                                          ("CFG scale", Self.number(guidanceScale)), ("Seed", "\(seed)"), ("Size", "\(width)x\(height)"),
@@ -125,20 +95,33 @@ public struct ImageMetadata: Sendable, Codable, Equatable {
         pairs.append(("T5", t5 ? "on\(t5Weights.map { " " + $0 } ?? ""), max \(maxSequenceLength)" : "off"))
         if let skipLayers { pairs.append(("Skip layers", skipLayers.map(String.init).joined(separator: ", "))) }
         if let skipLayerScale { pairs.append(("SLG scale", Self.number(skipLayerScale))) }
-        // A1111's key (extensions-builtin/Lora/scripts/lora_script.py): "name: hash" per LoRA; strengths live in our JSON.
+        // A1111's key (extensions-builtin/Lora/scripts/lora_script.py): "name: hash" per LoRA; the strengths are the tags'.
         if let loras, !loras.isEmpty { pairs.append(("Lora hashes", loras.map { "\($0.name): \($0.hash)" }.joined(separator: ", "))) }
         if let recipe { pairs.append(("Recipe", recipe)) }
         if let backend { pairs.append(("Backend", backend.replacingOccurrences(of: "://", with: "@"))) }
         pairs.append(("Version", version))
         let line = pairs.map { "\($0.0): \(Self.quote($0.1))" }.joined(separator: ", ")
         let negative = negativePrompt.isEmpty ? "" : "\nNegative prompt: \(negativePrompt)"
-        return "\(prompt)\(negative)\n\(line)".trimmingCharacters(in: .whitespacesAndNewlines)
+        // LoRAs as A1111/Forge write them, `<lora:NAME:W>` at the end of the prompt, so their "send to txt2img" applies
+        // them again. An empty prompt stays an empty first line (a reader that finds `Steps:` first takes it for the
+        // prompt); only the end is trimmed.
+        let tags = (loras ?? []).map { " <lora:\($0.name):\(Self.number($0.strength))>" }.joined()
+        let first = prompt.isEmpty ? String(tags.dropFirst()) : prompt + tags
+        var text = "\(first)\(negative)\n\(line)"
+        while let last = text.unicodeScalars.last, last.properties.isWhitespace { text.unicodeScalars.removeLast() }
+        return text
     }
 
     public var json: String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
+    }
+
+    /// The record `json` wrote (from a PNG chunk, the history database or a latents file); nil when `text` is not one.
+    public init?(json text: String) {
+        guard let m = try? JSONDecoder().decode(ImageMetadata.self, from: Data(text.utf8)) else { return nil }
+        self = m
     }
 
     /// The PNG text chunks: `parameters` (A1111) and `sd3-studio` (JSON).
@@ -151,7 +134,8 @@ public struct ImageMetadata: Sendable, Codable, Equatable {
         return String(decoding: data, as: UTF8.self).replacingOccurrences(of: "\\/", with: "/")
     }
 
-    /// 7 rather than 7.0, as Python prints A1111's floats that are whole.
+    /// 7 rather than 7.0, as Python prints A1111's floats that are whole; otherwise the shortest text that reads back
+    /// as the same double (Swift's `description`, as Python's `repr`): 0.8700000000000001 stays that.
     public static func number(_ x: Double) -> String {
         x == x.rounded() && abs(x) < 1e15 ? String(Int(x)) : String(x)
     }

@@ -1,10 +1,7 @@
 import Foundation
-import ImageIO
-import SD3
 
-/// The generation parameters a PNG records, from whichever tool wrote it (peers.md §4): ours (`sd3-studio` JSON),
-/// A1111/Forge and stable-diffusion.cpp (`parameters` infotext), ComfyUI (`prompt` API graph, else `workflow`),
-/// InvokeAI (`invokeai_metadata`, or 2.x `sd-metadata`). Fields the file does not record are nil.
+/// The generation parameters a PNG records, from whichever tool wrote it (peers.md §4), with the source the reader is
+/// sure of and what it could not read as warnings. Fields the file does not record are nil.
 public struct RecalledParameters: Sendable, Equatable, Codable {
     public enum Source: String, Sendable, Codable {
         case sd3Studio = "sd3-studio"
@@ -13,12 +10,24 @@ public struct RecalledParameters: Sendable, Equatable, Codable {
         case comfyUI = "ComfyUI"
         case invokeAI = "InvokeAI"
         case invokeAILegacy = "InvokeAI 2.x"
+        case fooocus = "Fooocus"
+        case novelAI = "NovelAI"
+        case swarmUI = "SwarmUI"
+        case drawThings = "Draw Things"
     }
 
     public struct Pair: Sendable, Equatable, Codable {
         public var key: String
         public var value: String
         public init(_ key: String, _ value: String) { (self.key, self.value) = (key, value) }
+    }
+
+    /// A LoRA the file names: A1111's `<lora:NAME:W>` prompt tags (hash from `Lora hashes`), a ComfyUI LoraLoader, …
+    public struct Lora: Sendable, Equatable, Codable {
+        public var name: String
+        public var strength: Double
+        public var hash: String?
+        public init(name: String, strength: Double, hash: String? = nil) { (self.name, self.strength, self.hash) = (name, strength, hash) }
     }
 
     public var source: Source
@@ -37,8 +46,11 @@ public struct RecalledParameters: Sendable, Equatable, Codable {
     /// A1111's `Variation seed` and `Variation seed strength` (ours too).
     public var variationSeed: UInt64?
     public var variationStrength: Double?
+    public var loras: [Lora] = []
     /// The rest of what the file records, in its order (A1111 keys such as `Version`, ComfyUI inputs, …).
     public var extra: [Pair] = []
+    /// What the reader saw and did not recall ("4 other prompts in this ComfyUI graph"), for `sd3 recall` and the studio.
+    public var warnings: [String] = []
     /// Our own PNGs: the exact parameters, T5 length, precision and skip-layer guidance included.
     public var metadata: ImageMetadata?
 
@@ -49,45 +61,10 @@ public struct RecalledParameters: Sendable, Equatable, Codable {
         (negativePrompt, steps, guidanceScale, seed, width, height) = (m.negativePrompt, m.steps, m.guidanceScale, m.seed, m.width, m.height)
         (sampler, scheduler, shift, model, strength, metadata) = (m.scheduler == "flash" ? "Flash" : "Euler", "Simple", m.shift, m.model, m.strength, m)
         (variationSeed, variationStrength) = (m.variationSeed, m.variationStrength)
+        loras = (m.loras ?? []).map { Lora(name: $0.name, strength: $0.strength, hash: $0.hash) }
     }
 
-    /// Reads `path`; a missing file, a non-PNG, or a PNG with no parameters we know is a one-line error.
-    public static func read(_ path: String) throws(StoreError) -> RecalledParameters {
-        var isFolder: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else { throw StoreError("\(path): no such file") }
-        guard !isFolder.boolValue else { throw StoreError("\(path): is a folder, not a PNG file") }
-        let text: [(key: String, value: String)]
-        do { text = try PNGFile.readText(path) } catch { throw StoreError(error.description) }
-        return try parse(text, name: path)
-    }
-
-    /// The first format found, most exact first.
-    public static func parse(_ chunks: [(key: String, value: String)], name: String) throws(StoreError) -> RecalledParameters {
-        func chunk(_ key: String) -> String? { chunks.first { $0.key == key }.map { utf8Repaired($0.value) } }
-        if let json = chunk("sd3-studio") {
-            guard let m = try? JSONDecoder().decode(ImageMetadata.self, from: Data(json.utf8)) else {
-                throw StoreError("\(name): its sd3-studio chunk is not valid sd3-studio JSON")
-            }
-            return RecalledParameters(m)
-        }
-        if let json = chunk("invokeai_metadata") { return try InvokeAIParameters.parse(json, name: name) }
-        if let json = chunk("sd-metadata") { return try InvokeAIParameters.parseLegacy(json, name: name) }
-        if let json = chunk("prompt") { return try ComfyUIParameters.parse(prompt: json, name: name) }
-        if let json = chunk("workflow") { return try ComfyUIParameters.parse(workflow: json, name: name) }
-        if let text = chunk("parameters") { return try A1111Parameters.parse(text, name: name) }
-        let keys = chunks.map(\.key)
-        throw StoreError("\(name): no generation parameters in this PNG" + (keys.isEmpty ? " (it has no text chunks)" : " (its text chunks: \(keys.joined(separator: ", ")))"))
-    }
-
-    /// stable-diffusion.cpp writes UTF-8 bytes into tEXt, which is Latin-1 by the PNG spec (peers.md §4): text
-    /// whose code points are all bytes and which is valid UTF-8 as bytes is taken as UTF-8.
-    static func utf8Repaired(_ text: String) -> String {
-        let scalars = text.unicodeScalars
-        guard scalars.contains(where: { $0.value >= 0x80 }), scalars.allSatisfy({ $0.value <= 0xFF }) else { return text }
-        return String(validating: scalars.map { UInt8($0.value) }, as: UTF8.self) ?? text
-    }
-
-    /// `Key: value` lines for `sd3 recall`.
+    /// `Key: value` lines for `sd3 recall`; warnings are `warnings`, printed apart.
     public var lines: [String] {
         var out = ["Source: \(source.rawValue)", "Prompt: \(prompt)"]
         func add(_ key: String, _ value: String?) { if let value { out.append("\(key): \(value)") } }
@@ -112,10 +89,13 @@ public struct RecalledParameters: Sendable, Equatable, Codable {
             add("LoRAs", m.loras.map { $0.map { "\($0.name) \(Self.number($0.strength)) (\($0.hash))" }.joined(separator: ", ") + " \(m.loraMode ?? "merged")" })
             add("Seconds", m.seconds.map { String(format: "%.2f", $0) })
             out.append("Version: \(m.version)")
+        } else if !loras.isEmpty {
+            out.append("LoRAs: " + loras.map { "\($0.name) \(Self.number($0.strength))" + ($0.hash.map { " (\($0))" } ?? "") }.joined(separator: ", "))
         }
         out += extra.map { "\($0.key): \($0.value)" }
         return out
     }
 
-    static func number(_ x: Double) -> String { x == x.rounded() && abs(x) < 1e15 ? String(Int(x)) : String(x) }
+    /// Shortest round-trip text, 7 rather than 7.0 as Python prints A1111's whole floats.
+    public static func number(_ x: Double) -> String { ImageMetadata.number(x) }
 }
