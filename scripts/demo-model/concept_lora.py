@@ -80,6 +80,7 @@ def main():
     ap.add_argument("--model", default=str(DEMO))
     ap.add_argument("--seed", type=int, default=0, help="concept.py's seed and train-lora's")
     ap.add_argument("--prior", type=int, default=50, help="concept.py's --prior: images of the demo's own world")
+    ap.add_argument("--repeat", type=int, default=1, help="concept.py's --repeat: copies of each moon image")
     ap.add_argument("--prior-extra", action="append", default=[], metavar="SHAPE:N", help="concept.py's --prior-extra")
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--rank", type=int, default=8)
@@ -102,7 +103,7 @@ def main():
     report = {"model": args.model, "settings": vars(args)}
 
     run([sys.executable, str(HERE / "concept.py"), "--out", str(out / "concept"), "--seed", str(args.seed),
-         "--prior", str(args.prior)] + [f"--prior-extra={t}" for t in args.prior_extra])
+         "--prior", str(args.prior), "--repeat", str(args.repeat)] + [f"--prior-extra={t}" for t in args.prior_extra])
     moon_captions = json.loads((out / "concept" / "heldout.json").read_text())["captions"]
     assert moon_captions == concept.HELD_OUT_CAPTIONS
 
