@@ -278,6 +278,7 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
     private func primitive(for key: AnyHashable, make: () throws -> Primitive) -> Bool {
         if cache[key] != nil { return true }
         if unsupported.contains(key) { return false }
+        omp_set_num_threads(ompThreads(for: key))
         guard let made = try? make() else {
             unsupported.insert(key)
             return false
@@ -286,8 +287,25 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
         return true
     }
 
+    /// Products with fewer multiply-adds than this run on the calling thread alone (about 0.2 ms of one core's
+    /// AVX-512 work): waking a second OpenMP thread for them costs more than it saves. With the passive wait policy
+    /// (OpenMPWaitPolicy) each parallel region is a futex wake and a sleep per thread; the demo model's training
+    /// step (width 128, 64 image + 109 text tokens: every product below 8·10⁶) ran 0.13 s on two threads against
+    /// 0.071 s on one, with about 2,600 voluntary context switches per step (models/sd3-demo/concepts/README.md).
+    public static let serialProductLimit = 1 << 23
+
+    /// The OpenMP threads for a primitive: one for small matmuls, else the engine's. Set before a primitive is
+    /// created as well as before it runs, as some oneDNN kernels fix their thread partition when created.
+    private func ompThreads(for key: AnyHashable) -> Int32 {
+        let d = (key.base as? GemmDescriptor) ?? (key.base as? PackedKey)?.descriptor
+        if let d, d.m * d.n * d.k < Self.serialProductLimit { return 1 }
+        return Int32(threads)
+    }
+
     /// Runs a cached (or new) primitive; the caller holds `lock`.
     private func execute(key: AnyHashable, args: [(Int32, UnsafeRawPointer)], make: () throws -> Primitive) {
+        // OpenMP's thread count is per calling thread: set it on every call.
+        omp_set_num_threads(ompThreads(for: key))
         let entry: Primitive
         if let cached = cache[key] {
             entry = cached
@@ -314,8 +332,6 @@ public final class OneDNNBackend: ComputeBackend, @unchecked Sendable {
             memories.append(memory)
             execArgs.append(dnnl_exec_arg_t(arg: arg, memory: memory))
         }
-        // OpenMP's thread count is per calling thread: set it on every call.
-        omp_set_num_threads(Int32(threads))
         var status = dnnl_primitive_execute(entry.primitive, stream, Int32(execArgs.count), execArgs)
         precondition(status == dnnl_success, "oneDNN: execute failed (\(status))")
         status = dnnl_stream_wait(stream)

@@ -17,7 +17,7 @@ folder. Without them a LoRA that learns the moon also turns the other shapes int
 more of one shape (drawn the same way, its training combinations only): the pointed shapes, star and cross, are the ones
 a moon LoRA blunts or turns into moons.
 
-    python concept.py --out DIR [--seed 0] [--count 50] [--prior 0] [--preview grid.png]
+    python concept.py --out DIR [--seed 0] [--count 50] [--repeat 1] [--prior 0] [--preview grid.png]
         DIR/data/NN.png + NN.txt      the training folder for `sd3 train-lora --data DIR/data` (and pNN.png + pNN.txt)
         DIR/heldout.json              the 20 held-out captions (the concept's evaluation set, seed = index)
         DIR/heldout-reference/NN.png  clean renders of the held-out captions (what the evaluator must read exactly)
@@ -88,13 +88,13 @@ def prior_set(seed=0, count=0, extra=()):
     return captions, {key: np.concatenate([p[key] for p in parts]) for key in params}
 
 
-def save_pngs(images, folder, captions=None, prefix=""):
+def save_pngs(images, folder, captions=None, prefix="", suffix=""):
     from PIL import Image
     folder.mkdir(parents=True, exist_ok=True)
     for k, img in enumerate(images):
-        Image.fromarray(img).save(folder / f"{prefix}{k:02d}.png")
+        Image.fromarray(img).save(folder / f"{prefix}{k:02d}{suffix}.png")
         if captions is not None:
-            (folder / f"{prefix}{k:02d}.txt").write_text(captions[k] + "\n")
+            (folder / f"{prefix}{k:02d}{suffix}.txt").write_text(captions[k] + "\n")
 
 
 def main():
@@ -105,6 +105,9 @@ def main():
     ap.add_argument("--prior", type=int, default=0, help="also this many images of the demo's own world (pNN.png)")
     ap.add_argument("--prior-extra", action="append", default=[], metavar="SHAPE:N",
                     help="and N more prior images of SHAPE (repeatable)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="write each training image this many times (kohya's repeats: NN.png, NNrJ.png), so that many "
+                         "prior images can sit beside the 50 without lowering the moon's share of the steps")
     ap.add_argument("--preview", help="also save the training images as one grid (PNG)")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -117,6 +120,8 @@ def main():
     captions = [ds.caption(*c) for c in combos]
     assert all(ds.parse_caption(t) == c for t, c in zip(captions, combos))
     save_pngs(images, out / "data", captions)
+    for j in range(1, args.repeat):
+        save_pngs(images, out / "data", captions, suffix=f"r{j}")
     if args.prior or args.prior_extra:
         extra = [(t.split(":")[0], int(t.split(":")[1])) for t in args.prior_extra]
         assert all(s in ds.SHAPES and n > 0 for s, n in extra), f"--prior-extra takes SHAPE:N, SHAPE one of {ds.SHAPES}"

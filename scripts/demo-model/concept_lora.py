@@ -44,21 +44,48 @@ def run(cmd, log=None):
     return result
 
 
-def generate(args, captions, folder, lora, log):
-    """One `sd3 generate` per caption (seed = index) into folder/NN.png with the demo's defaults, written explicitly
-    so that no config file's [defaults] can change them."""
+def generate_command(args, text, seed, target, lora=None, threads=None):
+    """`sd3 generate` of one caption with the demo's defaults, written explicitly so that no config file's
+    [defaults] can change them."""
     defaults = json.loads((pathlib.Path(args.model) / "defaults.json").read_text())
+    cmd = [args.sd3, "generate", "--model", args.model, "-p", text, "-n", defaults["negative_prompt"],
+           "-W", str(defaults["width"]), "-H", str(defaults["height"]), "--steps", str(defaults["steps"]),
+           "-g", str(defaults["guidance_scale"]), "--shift", str(defaults["shift"]),
+           "--max-sequence-length", str(defaults["max_sequence_length"]), "--seed", str(seed),
+           "--threads", str(threads or args.threads), "--no-history", "-o", str(target)]
+    return cmd + (["--lora", str(lora)] if lora else [])
+
+
+def generate(args, captions, folder, lora, log):
+    """One `sd3 generate` per caption (seed = index) into folder/NN.png."""
     folder.mkdir(parents=True, exist_ok=True)
     start = time.time()
     for i, text in enumerate(captions):
         target = folder / f"{i:02d}.png"
         target.unlink(missing_ok=True)
-        cmd = [args.sd3, "generate", "--model", args.model, "-p", text, "-n", defaults["negative_prompt"],
-               "-W", str(defaults["width"]), "-H", str(defaults["height"]), "--steps", str(defaults["steps"]),
-               "-g", str(defaults["guidance_scale"]), "--shift", str(defaults["shift"]),
-               "--max-sequence-length", str(defaults["max_sequence_length"]), "--seed", str(i),
-               "--threads", str(args.threads), "--no-history", "-o", str(target)]
-        run(cmd + (["--lora", str(lora)] if lora else []), log)
+        run(generate_command(args, text, i, target, lora), log)
+    return time.time() - start
+
+
+def model_prior(args, captions, folder, log):
+    """DreamBooth's class images (train_dreambooth_lora_sd3.py --with_prior_preservation): the base model's own
+    samples, here of the demo's training captions (seed = 1000 + index), written as folder/pNN.png + pNN.txt beside
+    the moons. Their targets are what the model already draws, so they hold the LoRA near the base where renders
+    (which the base only approximates) would pull every shape toward the renderer. `--prior-workers` processes at once
+    (one thread each when more than one)."""
+    start, pending = time.time(), []
+    for i, text in enumerate(captions):
+        (folder / f"p{i:02d}.txt").write_text(text + "\n")
+        pending.append(generate_command(args, text, 1000 + i, folder / f"p{i:02d}.png", threads=1 if args.prior_workers > 1 else None))
+    running = []
+    while pending or running:
+        while pending and len(running) < args.prior_workers:
+            running.append(subprocess.Popen(pending.pop(0), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+        done = running.pop(0)
+        if done.wait() != 0:
+            sys.exit(f"error: {' '.join(done.args[:3])} ... exited {done.returncode}:\n{done.stderr.read()[-2000:]}")
+    with open(log, "a") as f:
+        f.write(f"{len(captions)} prior images from the base model in {time.time() - start:.1f} s\n")
     return time.time() - start
 
 
@@ -80,6 +107,11 @@ def main():
     ap.add_argument("--model", default=str(DEMO))
     ap.add_argument("--seed", type=int, default=0, help="concept.py's seed and train-lora's")
     ap.add_argument("--prior", type=int, default=50, help="concept.py's --prior: images of the demo's own world")
+    ap.add_argument("--repeat", type=int, default=1, help="concept.py's --repeat: copies of each moon image")
+    ap.add_argument("--prior-source", choices=["render", "model"], default="render",
+                    help="the prior images: dataset.py's renders, or the base model's own samples of the same captions "
+                         "(DreamBooth's class images)")
+    ap.add_argument("--prior-workers", type=int, default=2, help="sd3 generate processes at once for --prior-source model")
     ap.add_argument("--prior-extra", action="append", default=[], metavar="SHAPE:N", help="concept.py's --prior-extra")
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--rank", type=int, default=8)
@@ -101,8 +133,15 @@ def main():
     lora = out / "moon.safetensors"
     report = {"model": args.model, "settings": vars(args)}
 
+    rendered_prior = args.prior_source == "render"
     run([sys.executable, str(HERE / "concept.py"), "--out", str(out / "concept"), "--seed", str(args.seed),
-         "--prior", str(args.prior)] + [f"--prior-extra={t}" for t in args.prior_extra])
+         "--prior", str(args.prior if rendered_prior else 0), "--repeat", str(args.repeat)]
+        + [f"--prior-extra={t}" for t in (args.prior_extra if rendered_prior else [])])
+    if not rendered_prior and not args.skip_training:
+        extra = [(t.split(":")[0], int(t.split(":")[1])) for t in args.prior_extra]
+        captions = concept.prior_set(args.seed, args.prior, extra)[0]
+        report["prior_seconds"] = model_prior(args, captions, out / "concept" / "data", out / "generate.log")
+        print(f"{len(captions)} prior images from the base model in {report['prior_seconds']:.0f} s")
     moon_captions = json.loads((out / "concept" / "heldout.json").read_text())["captions"]
     assert moon_captions == concept.HELD_OUT_CAPTIONS
 
