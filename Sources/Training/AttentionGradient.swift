@@ -12,7 +12,7 @@ extension Compute {
     /// `block`: query rows per task (capped at the kernel's 60 or 64).
     public func attentionForward(query q: Tensor, key k: Tensor, value v: Tensor, heads: Int, operands: OperandType = .fp32,
                                  block: Int = 64) -> (output: Tensor, logsumexp: [Float]) {
-        let (batch, queries, width, keys) = (q.dim(0), q.dim(1), q.dim(2), k.dim(1))
+        let (batch, width, keys) = (q.dim(0), q.dim(2), k.dim(1))
         precondition(k.shape == [batch, keys, width] && v.shape == k.shape && width % heads == 0,
                      "attentionForward: q \(q.shape), k \(k.shape), v \(v.shape), \(heads) heads")
         return attentionWithLogsumexp(query: q, key: k, value: v, heads: heads, operands: operands, block: block)
