@@ -434,15 +434,9 @@ static int K(attention_backward_run)(const sd3k_attention_backward_t *a, long be
                 K(bw_acc)(ds, ABK, 1, ncols, krow + j0 * dp, dp, dq, dp, rpad, dp);
                 K(bw_acc)(ds, 1, ABK, rpad, qs, dp, dk + j0 * dp, dp, ncols, dp);
             }
-            for (long r = 0; r < rows; r++)
-                for (long c = 0; c < d; c++) a->dq[base + r * a->ldq + c] = dq[r * dp + c] * a->scale;
+            sd3k_attention_backward_store_dq(a, base, rows, d, dq, dp);
         }
-        float *dkh = a->dk + b * nk * a->ldk + h * d, *dvh = a->dv + b * nk * a->ldk + h * d;
-        for (long j = 0; j < nk; j++)
-            for (long c = 0; c < d; c++) {
-                dkh[j * a->ldk + c] = dk[j * dp + c];
-                dvh[j * a->ldk + c] = dv[j * dp + c];
-            }
+        sd3k_attention_backward_store_dkdv(a, b, h, nk, d, dk, dv, dp);
     }
     free(kt);
     return 0;

@@ -75,4 +75,23 @@ static inline uint16_t sd3k_bf16_1(float x) {
     return (uint16_t)((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
 }
 
+
+/* The attention backward's write-out, shared by its fp32 and bf16 forms: a query block's dQ [rows, d] (scaled on
+   the way out) from its padded rows [rows, dp], and a head's dK, dV [nk, d] from theirs. */
+static inline void sd3k_attention_backward_store_dq(const sd3k_attention_backward_t *a, long base, long rows, long d,
+                                                    const float *dq, long dp) {
+    for (long r = 0; r < rows; r++)
+        for (long c = 0; c < d; c++) a->dq[base + r * a->ldq + c] = dq[r * dp + c] * a->scale;
+}
+
+static inline void sd3k_attention_backward_store_dkdv(const sd3k_attention_backward_t *a, long b, long h, long nk, long d,
+                                                      const float *dk, const float *dv, long dp) {
+    float *dkh = a->dk + b * nk * a->ldk + h * d, *dvh = a->dv + b * nk * a->ldk + h * d;
+    for (long j = 0; j < nk; j++)
+        for (long c = 0; c < d; c++) {
+            dkh[j * a->ldk + c] = dk[j * dp + c];
+            dvh[j * a->ldk + c] = dv[j * dp + c];
+        }
+}
+
 #endif

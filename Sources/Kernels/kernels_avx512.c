@@ -404,15 +404,9 @@ int sd3k_attention_backward_run_bf16(const sd3k_attention_backward_t *a, long be
                 pair_rows(dps, ABK, rpad, ncols, dspair, ABK);
                 bw_acc_bf16((const uint32_t *)dspair, 1, ABK, rpad / 2, qpair, dp, dk + j0 * dp, dp, ncols, dp);
             }
-            for (long r = 0; r < rows; r++)
-                for (long c = 0; c < d; c++) a->dq[base + r * a->ldq + c] = dq[r * dp + c] * a->scale;
+            sd3k_attention_backward_store_dq(a, base, rows, d, dq, dp);
         }
-        float *dkh = a->dk + b * nk * a->ldk + h * d, *dvh = a->dv + b * nk * a->ldk + h * d;
-        for (long j = 0; j < nk; j++)
-            for (long c = 0; c < d; c++) {
-                dkh[j * a->ldk + c] = dk[j * dp + c];
-                dvh[j * a->ldk + c] = dv[j * dp + c];
-            }
+        sd3k_attention_backward_store_dkdv(a, b, h, nk, d, dk, dv, dp);
     }
     free(dk);
     free(kb);
