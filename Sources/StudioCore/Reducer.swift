@@ -20,9 +20,9 @@ public func reduce(_ state: inout StudioState, _ action: Action) -> Reaction {
     }
     // Keys go to the open panel first, unless the help is over it; what it lets through reaches the main screen.
     let isKey = binding != nil || action.isText
-    if isKey, !state.showHelp, let panel = state.overlay.panel,
-       binding?.scope.map({ $0 == type(of: panel) }) ?? true, let reaction = panel.reduce(&state, action) {
-        return reaction
+    if isKey, !state.showHelp, let panel = state.overlay.panel {
+        let inScope = binding?.scope.map { $0 == type(of: panel) } ?? true
+        if inScope, let reaction = panel.reduce(&state, action) { return reaction }
     }
     // A key scoped to a panel does nothing anywhere else (Ctrl-N outside the browser).
     if binding?.scope != nil { return .none }

@@ -71,7 +71,8 @@ import Testing
             _ = reduce(&state, .recalled(parameters, from: "a.png"))
             #expect(state.text(.prompt) == "a teapot" && state.text(.seed) == "5" && state.recalling == nil, "with \(opener) open")
             _ = reduce(&state, .recalledImage(Support.image))
-            #expect(state.preview == Support.image, "with \(opener) open")
+            let shown = state.preview == Support.image
+            #expect(shown, "with \(opener) open, the recalled image is not the preview")
         }
     }
 
@@ -83,7 +84,8 @@ import Testing
             guard case .startRemote? = reduce(&state, .explore).effects.first else { Issue.record("no remote grid: \(state.status.text)"); return }
             _ = reduce(&state, opener)
             _ = reduce(&state, .gridEvent(cell: 1, .finished(image: Support.image, metadata: Support.metadata(), seconds: 1)))
-            #expect(state.explore?.images[1] == Support.image && state.explore?.finishedCount == 1, "with \(opener) open")
+            let landed = state.explore?.images[1] == Support.image
+            #expect(landed && state.explore?.finishedCount == 1, "with \(opener) open, the draft of cell 1 did not land")
         }
     }
 }
