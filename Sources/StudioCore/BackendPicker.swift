@@ -22,15 +22,17 @@ extension StudioState {
     }
 }
 
-/// The reducer's part for the picker: nil when the action is not its.
-func reduceBackends(_ state: inout StudioState, _ action: Action) -> Reaction? {
-    switch action {
-    case .showBackends:
+/// The backend picker as a panel on the left.
+extension BackendPanel: OverlayPanel {
+    static let placement = Placement.left
+    var overlay: Overlay { .backends(self) }
+
+    /// F11 again closes it; opening asks every server for its state and selects the backend in use.
+    func open(_ state: inout StudioState) -> Reaction {
         if state.backendPanel != nil {
             state.backendPanel = nil
             return Reaction()
         }
-        state.showHelp = false
         state.backendPanel = BackendPanel(selected: state.backend.map { $0 + 1 } ?? 0)
         guard !state.backends.isEmpty else {
             state.status = Status(text: "No ComfyUI servers: add [[backends]] entries to the config, or start with --backend comfyui://HOST:PORT", isError: false)
@@ -39,38 +41,49 @@ func reduceBackends(_ state: inout StudioState, _ action: Action) -> Reaction? {
         for index in state.backends.indices { state.backendStatus[index] = .checking }
         state.status = Status(text: "Backends: Up/Down and Enter choose where images render, Esc closes", isError: false)
         return Reaction(effects: [.probeBackends])
-    case .showModels, .showFavorites, .showHistory, .openRecall, .showLoras:
-        state.backendPanel = nil
-        return nil
-    case let .backendProbed(index, status):
+    }
+
+    func reduce(_ state: inout StudioState, _ action: Action) -> Reaction? {
+        switch action {
+        case .up:
+            state.backendPanel?.selected = max(0, selected - 1)
+        case .down:
+            let last = state.backends.count
+            state.backendPanel?.selected = min(last, selected + 1)
+        case .cancel:
+            state.backendPanel = nil
+        case .newline:
+            choose(&state, row: selected)
+        case .insert(" ") where selected == 0:
+            state.localDrafts.toggle()
+            state.status = Status(text: state.localDrafts
+                ? "The local engine also takes drafts when F6 spreads a grid over servers (with \(state.model.map { _ in state.localModelName } ?? "no model"))"
+                : "Grids on servers leave the local engine out", isError: false)
+        case .insert, .backspace, .delete, .left, .right, .home, .end, .wordLeft, .wordRight, .deleteToLineStart, .deleteToLineEnd,
+             .nextField, .previousField:
+            return Reaction.none  // nothing to type in the picker
+        default:
+            return nil
+        }
+        return Reaction()
+    }
+
+    /// What a server answered, open or not (the header and a grid's servers use it).
+    static func receive(_ state: inout StudioState, _ action: Action) -> Reaction? {
+        guard case let .backendProbed(index, status) = action else { return nil }
         guard state.backends.indices.contains(index) else { return Reaction.none }
         state.backendStatus[index] = status
         return Reaction(redraw: state.backendPanel != nil)
-    default: break
     }
-    guard let panel = state.backendPanel, !state.showHelp else { return nil }
-    switch action {
-    case .up:
-        state.backendPanel?.selected = max(0, panel.selected - 1)
-    case .down:
-        let last = state.backends.count
-        state.backendPanel?.selected = min(last, panel.selected + 1)
-    case .cancel:
-        state.backendPanel = nil
-    case .newline:
-        choose(&state, row: panel.selected)
-    case .insert(" ") where panel.selected == 0:
-        state.localDrafts.toggle()
-        state.status = Status(text: state.localDrafts
-            ? "The local engine also takes drafts when F6 spreads a grid over servers (with \(state.model.map { _ in state.localModelName } ?? "no model"))"
-            : "Grids on servers leave the local engine out", isError: false)
-    case .insert, .backspace, .delete, .left, .right, .home, .end, .wordLeft, .wordRight, .deleteToLineStart, .deleteToLineEnd,
-         .nextField, .previousField:
-        return Reaction.none  // nothing to type in the picker
-    default:
-        return nil
+
+    func render(_ state: StudioState, _ buffer: inout CellBuffer, _ layout: Layout) { drawBackendPanel(state, self, &buffer, layout.left) }
+}
+
+extension StudioState {
+    public var backendPanel: BackendPanel? {
+        get { self[panel: BackendPanel.self] }
+        set { self[panel: BackendPanel.self] = newValue }
     }
-    return Reaction()
 }
 
 /// Enter: the row becomes where images render, from the next one on; the picker closes.

@@ -1,9 +1,14 @@
-/// The one binding table (docs/architecture.md, Studio): keys → actions, in the order the help overlay lists them.
-/// Printable characters and pastes insert text and are not listed.
+/// The one binding table (docs/architecture.md, Studio): keys → actions, in the order the help overlay lists them,
+/// with the panel each one opens and the panel a key is scoped to. Printable characters and pastes insert text and
+/// are not listed.
 public struct Binding: Sendable {
     public var keys: [Key]
     public var action: Action
     public var help: String
+    /// The panel the key opens, as it opens (the reducer closes the help and calls its `open`).
+    var opens: (any OverlayPanel)? = nil
+    /// The only panel the key acts in; elsewhere it does nothing.
+    var scope: (any OverlayPanel.Type)? = nil
 }
 
 public enum Bindings {
@@ -12,21 +17,26 @@ public enum Bindings {
         Binding(keys: [.function(6)], action: .explore, help: "explore seeds: a grid of quick drafts"),
         Binding(keys: [.escape], action: .cancel, help: "cancel the generation; close help or the seed grid"),
         Binding(keys: [.function(2)], action: .toggleFavorite, help: "star / unstar the current image (in a browser: the selected one)"),
-        Binding(keys: [.function(3)], action: .showFavorites, help: "favorites browser: type to search, Enter recalls"),
-        Binding(keys: [.function(4)], action: .showHistory, help: "history browser: type to search, Enter recalls"),
-        Binding(keys: [.ctrl("n")], action: .editNote, help: "edit the note of the selected favorite (browser)"),
-        Binding(keys: [.ctrl("o")], action: .openRecall, help: "recall the settings of a PNG: type its path"),
+        Binding(keys: [.function(3)], action: .showFavorites, help: "favorites browser: type to search, Enter recalls",
+                opens: Browser(kind: .favorites)),
+        Binding(keys: [.function(4)], action: .showHistory, help: "history browser: type to search, Enter recalls",
+                opens: Browser(kind: .history)),
+        Binding(keys: [.ctrl("n")], action: .editNote, help: "edit the note of the selected favorite (browser)",
+                scope: Browser.self),
+        Binding(keys: [.ctrl("o")], action: .openRecall, help: "recall the settings of a PNG: type its path",
+                opens: RecallPrompt()),
         Binding(keys: [.function(1)], action: .toggleHelp, help: "this help"),
         Binding(keys: [.function(7)], action: .cycleTheme, help: "next colour theme"),
-        Binding(keys: [.function(8)], action: .showModels, help: "choose or pull a model"),
+        Binding(keys: [.function(8)], action: .showModels, help: "choose or pull a model", opens: ModelPicker()),
         // Short, so it shares the F7/F8 line of the help at 80×24.
-        Binding(keys: [.function(11)], action: .showBackends, help: "CPU or ComfyUI"),
-        Binding(keys: [.function(9)], action: .showLoras, help: "LoRAs: add, on/off (Space), strength (Left/Right), remove (Delete)"),
+        Binding(keys: [.function(11)], action: .showBackends, help: "CPU or ComfyUI", opens: BackendPanel()),
+        Binding(keys: [.function(9)], action: .showLoras, help: "LoRAs: add, on/off (Space), strength (Left/Right), remove (Delete)",
+                opens: LoraPanel()),
         // Short, so the two share a line of the help at 80×24 (quitting cancels a running generation).
         Binding(keys: [.function(10), .ctrl("q")], action: .quit, help: "quit"),
         Binding(keys: [.ctrl("c")], action: .interrupt, help: "stop a run; twice: quit"),
         // Short, so it shares a line of the help with Tab and Shift-Tab at 80×24.
-        Binding(keys: [.function(12), .ctrl("t")], action: .showTraining, help: "train a LoRA"),
+        Binding(keys: [.function(12), .ctrl("t")], action: .showTraining, help: "train a LoRA", opens: TrainingPanel()),
         Binding(keys: [.tab], action: .nextField, help: "next field"),
         Binding(keys: [.backTab], action: .previousField, help: "previous field"),
         Binding(keys: [.left], action: .left, help: "cursor left; previous choice or grid seed"),
@@ -50,6 +60,22 @@ public enum Bindings {
         return map
     }()
 
+    static let byAction: [String: Binding] = {
+        var map: [String: Binding] = [:]
+        for binding in table { if let name = binding.action.plainName { map[name] = binding } }
+        return map
+    }()
+
+    /// The binding a key action came from (nil for text and for the session's reports).
+    static func binding(for action: Action) -> Binding? { action.plainName.flatMap { byAction[$0] } }
+
+    /// Every panel type, once each, in table order: the reducer gives them the session's reports.
+    static let panels: [any OverlayPanel.Type] = {
+        var types: [any OverlayPanel.Type] = []
+        for case let panel? in table.map(\.opens) where !types.contains(where: { $0 == type(of: panel) }) { types.append(type(of: panel)) }
+        return types
+    }()
+
     /// The action for a key: the table's, or text insertion for characters and pastes.
     public static func action(for key: Key) -> Action? {
         if let action = lookup[key] { return action }
@@ -59,4 +85,10 @@ public enum Bindings {
         default: return nil
         }
     }
+}
+
+extension Action {
+    /// The case's name for an action without a payload ("showLoras", as the binding table's are); nil for the others
+    /// (text, the session's reports), so a report's image is never turned into text.
+    var plainName: String? { Mirror(reflecting: self).children.isEmpty ? String(describing: self) : nil }
 }

@@ -2,95 +2,89 @@ import Foundation
 import ImageMetadata
 import SD3
 
-/// The reducer's part for the favorites/history browser and the recall-path prompt: nil when the action is not
-/// theirs (the main reducer handles it).
-func reduceBrowser(_ state: inout StudioState, _ action: Action) -> Reaction? {
-    switch action {
-    case .showFavorites, .showHistory, .openRecall: state.showHelp = false
-    default: break
+/// The favorites (F3) and history (F4) browser as a panel over the whole screen.
+extension Browser: OverlayPanel {
+    static let placement = Placement.wholeScreen
+    var overlay: Overlay { .browser(self) }
+
+    /// F3 or F4 again (the same kind) closes it; the other kind replaces it.
+    func open(_ state: inout StudioState) -> Reaction {
+        if state.browser?.kind == kind {
+            state.browser = nil
+            return Reaction()
+        }
+        state.browser = self
+        return Reaction(effects: [.loadBrowser(favoritesOnly: kind == .favorites)])
     }
-    switch action {
-    case .showFavorites: return open(&state, .favorites)
-    case .showHistory: return open(&state, .history)
-    case .openRecall:
-        state.browser = nil
-        state.recallPath = TextEditor()
-        state.status = Status(text: "Recall a PNG (ours, A1111/Forge, ComfyUI, stable-diffusion.cpp, InvokeAI): type its path, Enter", isError: false)
-        return Reaction()
-    case let .browserLoaded(records):
-        guard state.browser != nil else { return Reaction.none }
-        state.browser?.records = records
-        state.browser?.selected = 0
-        return Reaction(effects: browserThumbnails(&state))
-    case let .thumbnailLoaded(id, image):
-        guard let image else {
-            state.browser?.missing.insert(id)
+
+    func reduce(_ state: inout StudioState, _ action: Action) -> Reaction? {
+        switch mode {
+        case .confirmDelete: confirmDelete(&state, action)
+        case let .editingNote(editor): editNote(&state, editor, action)
+        case .browsing: browse(&state, self, action)
+        }
+    }
+
+    /// What the store and the session's file reads answer.
+    static func receive(_ state: inout StudioState, _ action: Action) -> Reaction? {
+        switch action {
+        case let .browserLoaded(records):
+            guard state.browser != nil else { return Reaction.none }
+            state.browser?.records = records
+            state.browser?.selected = 0
+            return Reaction(effects: browserThumbnails(&state))
+        case let .thumbnailLoaded(id, image):
+            guard let image else {
+                state.browser?.missing.insert(id)
+                return Reaction(redraw: state.browser != nil)
+            }
+            state.browser?.thumbnails[id] = image
             return Reaction(redraw: state.browser != nil)
+        case let .deletePlanned(id, deletion):
+            guard let record = state.browser?.current, record.id == id, state.browser?.mode == .browsing else { return Reaction.none }
+            state.browser?.mode = .confirmDelete(deletion)
+            switch deletion {
+            // The question first: a long path is cut at the end of the line (the hint row shows the path's end).
+            case let .file(path): state.status = Status(text: "Delete #\(id) and its file? y/n: \(path)", isError: true)
+            case let .entryOnly(reason): state.status = Status(text: "Remove #\(id) from the list only? y/n: \(reason)", isError: true)
+            }
+            return Reaction()
+        case let .deleted(id, message):
+            state.browser?.records?.removeAll { $0.id == id }
+            if let browser = state.browser { state.browser?.selected = min(browser.selected, max(0, browser.shown.count - 1)) }
+            if state.current?.id == id { state.current = nil }
+            state.status = Status(text: message, isError: false)
+            return Reaction(effects: browserThumbnails(&state))
+        case let .noteSaved(id, note):
+            state.browser?.update(id) { $0.note = note }
+            if state.current?.id == id { state.current?.note = note }
+            state.status = Status(text: note.isEmpty ? "Note removed from #\(id)" : "Note saved on #\(id)", isError: false)
+            return Reaction()
+        case .failed:
+            // The store could not be read: a browser still waiting for it closes (the main reducer shows why).
+            if state.browser?.records == nil { state.browser = nil }
+            return nil
+        case let .saved(record):
+            // An image finished while the history browser is open joins its list (the main reducer does the rest).
+            if let browser = state.browser, browser.kind == .history, browser.records != nil {
+                let selectedID = browser.current?.id
+                state.browser?.records?.insert(record, at: 0)
+                if let selectedID, let i = state.browser?.shown.firstIndex(where: { $0.id == selectedID }) { state.browser?.selected = i }
+            }
+            return nil
+        default:
+            return nil
         }
-        state.browser?.thumbnails[id] = image
-        return Reaction(redraw: state.browser != nil)
-    case let .deletePlanned(id, deletion):
-        guard let record = state.browser?.current, record.id == id, state.browser?.mode == .browsing else { return Reaction.none }
-        state.browser?.mode = .confirmDelete(deletion)
-        switch deletion {
-        // The question first: a long path is cut at the end of the line (the hint row shows the path's end).
-        case let .file(path): state.status = Status(text: "Delete #\(id) and its file? y/n: \(path)", isError: true)
-        case let .entryOnly(reason): state.status = Status(text: "Remove #\(id) from the list only? y/n: \(reason)", isError: true)
-        }
-        return Reaction()
-    case let .deleted(id, message):
-        state.browser?.records?.removeAll { $0.id == id }
-        if let browser = state.browser { state.browser?.selected = min(browser.selected, max(0, browser.shown.count - 1)) }
-        if state.current?.id == id { state.current = nil }
-        state.status = Status(text: message, isError: false)
-        return Reaction(effects: browserThumbnails(&state))
-    case let .noteSaved(id, note):
-        state.browser?.update(id) { $0.note = note }
-        if state.current?.id == id { state.current?.note = note }
-        state.status = Status(text: note.isEmpty ? "Note removed from #\(id)" : "Note saved on #\(id)", isError: false)
-        return Reaction()
-    case let .recalled(parameters, source):
-        guard state.recalling != nil else { return Reaction.none }
-        state.recalling = nil
-        return Reaction(effects: state.recall(parameters, from: source))
-    case .failed:
-        // The store could not be read: a browser still waiting for it closes (the main reducer shows why).
-        state.recalling = nil
-        if state.browser?.records == nil { state.browser = nil }
-        return nil
-    case let .saved(record):
-        // An image finished while the history browser is open joins its list (the main reducer does the rest).
-        if let browser = state.browser, browser.kind == .history, browser.records != nil {
-            let selectedID = browser.current?.id
-            state.browser?.records?.insert(record, at: 0)
-            if let selectedID, let i = state.browser?.shown.firstIndex(where: { $0.id == selectedID }) { state.browser?.selected = i }
-        }
-        return nil
-    default: break
     }
-    if state.showHelp { return nil }
-    if state.recalling != nil, case .cancel = action {
-        state.recalling = nil
-        state.status = Status(text: "Recall cancelled", isError: false)
-        return Reaction(effects: [.cancelRecall])
-    }
-    if state.recallPath != nil { return recallPrompt(&state, action) }
-    guard let browser = state.browser else { return nil }
-    switch browser.mode {
-    case .confirmDelete: return confirmDelete(&state, action)
-    case let .editingNote(editor): return editNote(&state, editor, action)
-    case .browsing: return browse(&state, browser, action)
-    }
+
+    func render(_ state: StudioState, _ buffer: inout CellBuffer, _ layout: Layout) { drawBrowser(state, self, &buffer) }
 }
 
-private func open(_ state: inout StudioState, _ kind: Browser.Kind) -> Reaction {
-    state.recallPath = nil
-    if state.browser?.kind == kind {
-        state.browser = nil
-        return Reaction()
+extension StudioState {
+    public var browser: Browser? {
+        get { self[panel: Browser.self] }
+        set { self[panel: Browser.self] = newValue }
     }
-    state.browser = Browser(kind: kind)
-    return Reaction(effects: [.loadBrowser(favoritesOnly: kind == .favorites)])
 }
 
 private func browse(_ state: inout StudioState, _ browser: Browser, _ action: Action) -> Reaction? {
@@ -132,25 +126,17 @@ private func browse(_ state: inout StudioState, _ browser: Browser, _ action: Ac
     case .cancel:
         state.browser = nil
         return Reaction()
-    case .generate, .toggleHelp:
+    case .generate, .toggleHelp, .quit:
         return nil
     default:
-        return passesThrough(action) ? nil : Reaction.none
+        return Reaction.none
     }
     return Reaction(effects: browserThumbnails(&state))
 }
 
-/// What the browser and its questions (y/n, a note, a path) let through to the main reducer: the session's
-/// reports, resizes and quitting.
-private func passesThrough(_ action: Action) -> Bool {
-    switch action {
-    case .resize, .engine, .generationStopped, .saved, .failed, .favoriteSaved, .quit: return true
-    default: return false
-    }
-}
-
+/// y deletes; any other key but quitting answers no.
 private func confirmDelete(_ state: inout StudioState, _ action: Action) -> Reaction? {
-    if passesThrough(action) { return nil }
+    if case .quit = action { return nil }
     state.browser?.mode = .browsing
     guard case let .insert(text) = action, text.lowercased() == "y", let record = state.browser?.current else {
         state.status = Status(text: "Not deleted", isError: false)
@@ -166,7 +152,6 @@ private func editNote(_ state: inout StudioState, _ editor: TextEditor, _ action
         state.browser?.mode = .editingNote(editor)
         return Reaction()
     }
-    if passesThrough(action) { return nil }
     switch action {
     case .newline:
         state.browser?.mode = .browsing
@@ -177,32 +162,7 @@ private func editNote(_ state: inout StudioState, _ editor: TextEditor, _ action
         state.browser?.mode = .browsing
         state.status = Status(text: "Note not changed", isError: false)
         return Reaction()
-    default: return Reaction.none
-    }
-}
-
-private func recallPrompt(_ state: inout StudioState, _ action: Action) -> Reaction? {
-    guard var editor = state.recallPath else { return nil }
-    // A path has no line breaks: any pasted with it are dropped.
-    if editor.apply(action, lineBreak: "") {
-        state.recallPath = editor
-        return Reaction()
-    }
-    if passesThrough(action) { return nil }
-    switch action {
-    case .generate: return nil
-    case .newline:
-        state.recallPath = nil
-        let path = editor.text.trimmingCharacters(in: .whitespaces)
-        guard !path.isEmpty else { return Reaction() }
-        let expanded = (path as NSString).expandingTildeInPath
-        state.recalling = expanded
-        state.status = Status(text: "Reading \(expanded)… (Esc cancels)", isError: false)
-        return Reaction(effects: [.recall(path: expanded)])
-    case .cancel:
-        state.recallPath = nil
-        state.status = Status(text: "Recall cancelled", isError: false)
-        return Reaction()
+    case .quit: return nil
     default: return Reaction.none
     }
 }

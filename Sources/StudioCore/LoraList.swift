@@ -72,39 +72,55 @@ extension StudioState {
     }
 }
 
-/// The reducer's part for the LoRA list: nil when the action is not its.
-func reduceLoras(_ state: inout StudioState, _ action: Action) -> Reaction? {
-    switch action {
-    case .showLoras:
+/// The LoRA list as a panel on the left; the LoRAs themselves stay in `StudioState.loras` while it is closed.
+extension LoraPanel: OverlayPanel {
+    static let placement = Placement.left
+    var overlay: Overlay { .loras(self) }
+
+    /// F9 again closes it.
+    func open(_ state: inout StudioState) -> Reaction {
         if state.loraPanel != nil {
             state.loraPanel = nil
             return Reaction()
         }
-        state.showHelp = false
-        state.loraPanel = LoraPanel()
+        state.loraPanel = self
         state.status = Status(text: "LoRAs: Space on/off, Left/Right strength, Delete removes, type a path or pick a file and Enter adds", isError: false)
         return Reaction(effects: [.scanLoras])
-    case .showModels, .showFavorites, .showHistory, .openRecall:
-        state.loraPanel = nil
-        return nil
-    case let .lorasFound(candidates, folder):
-        guard state.loraPanel != nil else { return Reaction.none }
-        state.loraPanel?.candidates = candidates
-        state.loraPanel?.folder = folder
-        return Reaction()
-    case let .loraRead(entry):
-        addLora(&state, entry)
-        return Reaction()
-    case let .lorasLocated(locations, folder, source):
-        located(&state, locations, folder: folder, from: source)
-        return Reaction()
-    default: break
     }
-    guard let panel = state.loraPanel, !state.showHelp else { return nil }
-    switch action {
-    case .quit, .resize, .engine, .generationStopped, .saved, .failed, .favoriteSaved, .toggleHelp, .generate, .explore, .cycleTheme:
-        return nil
-    default: return panelKey(&state, panel, action)
+
+    func reduce(_ state: inout StudioState, _ action: Action) -> Reaction? {
+        switch action {
+        case .quit, .toggleHelp, .generate, .explore, .cycleTheme: nil
+        default: panelKey(&state, self, action)
+        }
+    }
+
+    /// The folders' scan, a LoRA read (typed here, or trained), and a recalled image's LoRAs looked for.
+    static func receive(_ state: inout StudioState, _ action: Action) -> Reaction? {
+        switch action {
+        case let .lorasFound(candidates, folder):
+            guard state.loraPanel != nil else { return Reaction.none }
+            state.loraPanel?.candidates = candidates
+            state.loraPanel?.folder = folder
+            return Reaction()
+        case let .loraRead(entry):
+            addLora(&state, entry)
+            return Reaction()
+        case let .lorasLocated(locations, folder, source):
+            located(&state, locations, folder: folder, from: source)
+            return Reaction()
+        default:
+            return nil
+        }
+    }
+
+    func render(_ state: StudioState, _ buffer: inout CellBuffer, _ layout: Layout) { drawLoraPanel(state, self, &buffer, layout.left) }
+}
+
+extension StudioState {
+    public var loraPanel: LoraPanel? {
+        get { self[panel: LoraPanel.self] }
+        set { self[panel: LoraPanel.self] = newValue }
     }
 }
 

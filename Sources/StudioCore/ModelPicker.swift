@@ -50,32 +50,39 @@ public struct ModelPicker: Sendable, Equatable {
     }
 }
 
-/// The reducer's part for the picker: nil when the action is not its.
-func reduceModelPicker(_ state: inout StudioState, _ action: Action) -> Reaction? {
-    switch action {
-    case .showModels:
-        state.showHelp = false
-        state.models = ModelPicker()
+/// The picker as a panel over the whole screen; it owns the pulls it starts (PullJob.swift).
+extension ModelPicker: OverlayPanel {
+    static let placement = Placement.wholeScreen
+    var overlay: Overlay { .models(self) }
+
+    /// F8 opens it afresh (open already: it looks again).
+    func open(_ state: inout StudioState) -> Reaction {
+        state.models = self
         return Reaction(effects: [.scanModels])
-    case let .modelsFound(entries):
-        guard var picker = state.models else { return Reaction.none }
-        picker.entries = entries
-        // After a pull the new model is picked; otherwise the current one.
-        let wanted = state.pulled ?? state.model
-        picker.selected = picker.shown.firstIndex { $0.entry.model == wanted } ?? 0
-        state.models = picker
-        return Reaction()
-    default: break
     }
-    guard let picker = state.models, !state.showHelp else { return nil }
-    switch action {
-    case .up: state.models?.selected = max(0, picker.selected - 1)
-    case .down: state.models?.selected = min(max(0, picker.rowCount - 1), picker.selected + 1)
-    case .cancel:
-        if picker.query.characters.isEmpty { state.models = nil } else { state.models = picker.filtered(by: TextEditor()) }
-    case .newline:
-        if let repo = picker.pullable, picker.selected == picker.shown.count { return startPull(&state, repo) }
-        guard let item = picker.shown[safe: picker.selected] else { return Reaction.none }
+
+    func reduce(_ state: inout StudioState, _ action: Action) -> Reaction? {
+        let picker = self
+        switch action {
+        case .up: state.models?.selected = max(0, picker.selected - 1)
+        case .down: state.models?.selected = min(max(0, picker.rowCount - 1), picker.selected + 1)
+        case .cancel:
+            if picker.query.characters.isEmpty { state.models = nil } else { state.models = picker.filtered(by: TextEditor()) }
+        case .newline:
+            return choose(&state)
+        case .quit, .toggleHelp, .generate, .explore: return nil
+        default:
+            var query = picker.query
+            guard query.apply(action, lineBreak: "") else { return Reaction.none }
+            state.models = picker.filtered(by: query)
+        }
+        return Reaction()
+    }
+
+    /// Enter: the selected model becomes the studio's, or the pull row pulls.
+    private func choose(_ state: inout StudioState) -> Reaction {
+        if let repo = pullable, selected == shown.count { return startPull(&state, repo) }
+        guard let item = shown[safe: selected] else { return Reaction.none }
         let entry = item.entry
         if let problem = entry.problem {
             state.status = Status(text: "\(entry.model): \(problem)", isError: true)
@@ -95,14 +102,29 @@ func reduceModelPicker(_ state: inout StudioState, _ action: Action) -> Reaction
         }
         state.promptGuide = item.guide
         state.status = Status(text: "Model: \(entry.model) (\(entry.kind)); it loads with the next image", isError: false)
-    case .quit, .resize, .engine, .generationStopped, .saved, .failed, .favoriteSaved, .toggleHelp, .generate, .explore,
-         .pullProgress, .pullFinished, .pullStopped: return nil
-    default:
-        var query = picker.query
-        guard query.apply(action, lineBreak: "") else { return Reaction.none }
-        state.models = picker.filtered(by: query)
+        return Reaction()
     }
-    return Reaction()
+
+    /// The session's scan, and a pull's reports.
+    static func receive(_ state: inout StudioState, _ action: Action) -> Reaction? {
+        guard case let .modelsFound(entries) = action else { return receivePull(&state, action) }
+        guard var picker = state.models else { return Reaction.none }
+        picker.entries = entries
+        // After a pull the new model is picked; otherwise the current one.
+        let wanted = state.pulled ?? state.model
+        picker.selected = picker.shown.firstIndex { $0.entry.model == wanted } ?? 0
+        state.models = picker
+        return Reaction()
+    }
+
+    func render(_ state: StudioState, _ buffer: inout CellBuffer, _ layout: Layout) { drawModelPicker(state, self, &buffer) }
+}
+
+extension StudioState {
+    public var models: ModelPicker? {
+        get { self[panel: ModelPicker.self] }
+        set { self[panel: ModelPicker.self] = newValue }
+    }
 }
 
 extension Array {

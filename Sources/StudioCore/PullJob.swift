@@ -30,8 +30,8 @@ func startPull(_ state: inout StudioState, _ repo: String) -> Reaction {
     return Reaction(effects: [.pull(repo: repo, skipT5: skipT5)])
 }
 
-/// The session's reports of a pull: nil for other actions.
-func reducePull(_ state: inout StudioState, _ action: Action) -> Reaction? {
+/// The session's reports of a pull (the picker's `receive`): nil for other actions.
+func receivePull(_ state: inout StudioState, _ action: Action) -> Reaction? {
     switch action {
     case let .pullProgress(repo, progress):
         guard state.pull?.repo == repo, state.pull?.cancelling == false else { return Reaction.none }

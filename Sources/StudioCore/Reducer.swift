@@ -8,12 +8,29 @@ public func reduce(_ state: inout StudioState, _ action: Action) -> Reaction {
     // Keys typed while the terminal is too small to show the studio would edit fields nobody sees ("600x" in Steps
     // after a resize): until it is large enough only quitting, Ctrl-C and Esc act.
     if !Layout(columns: state.columns, rows: state.rows).fits, actsOnHiddenScreen(action) { return Reaction(redraw: false) }
-    if let reaction = reducePull(&state, action) { return reaction }
-    if let reaction = reduceTraining(&state, action) { return reaction }
-    if let reaction = reduceBackends(&state, action) { return reaction }
-    if let reaction = reduceLoras(&state, action) { return reaction }
-    if let reaction = reduceModelPicker(&state, action) { return reaction }
-    if let reaction = reduceBrowser(&state, action) { return reaction }
+    // The session's reports reach their panel's concern whether the panel is open or not (a pull runs on with F8 closed).
+    for panel in Bindings.panels {
+        if let reaction = panel.receive(&state, action) { return reaction }
+    }
+    let binding = Bindings.binding(for: action)
+    // A panel's key closes the help and opens the panel in place of whatever was open.
+    if let panel = binding?.opens {
+        state.showHelp = false
+        return panel.open(&state)
+    }
+    // Keys go to the open panel first, unless the help is over it; what it lets through reaches the main screen.
+    let isKey = binding != nil || action.isText
+    if isKey, !state.showHelp, let panel = state.overlay.panel {
+        let inScope = binding?.scope.map { $0 == type(of: panel) } ?? true
+        if inScope, let reaction = panel.reduce(&state, action) { return reaction }
+    }
+    // A key scoped to a panel does nothing anywhere else (Ctrl-N outside the browser).
+    if binding?.scope != nil { return .none }
+    return reduceMainScreen(&state, action)
+}
+
+/// The fields, the seed grid, generation and the session's reports that are no panel's.
+private func reduceMainScreen(_ state: inout StudioState, _ action: Action) -> Reaction {
     switch action {
     case .insert, .newline, .backspace, .delete, .left, .right, .up, .down, .home, .end, .wordLeft, .wordRight,
          .deleteToLineStart, .deleteToLineEnd:
@@ -34,6 +51,10 @@ public func reduce(_ state: inout StudioState, _ action: Action) -> Reaction {
     case .cancel:
         if state.showHelp {
             state.showHelp = false
+        } else if state.recalling != nil {
+            state.recalling = nil
+            state.status = Status(text: "Recall cancelled", isError: false)
+            return Reaction(effects: [.cancelRecall])
         } else if state.isRunning {
             state.job = .cancelling
             state.status = Status(text: "Cancelling…", isError: false)
@@ -56,8 +77,6 @@ public func reduce(_ state: inout StudioState, _ action: Action) -> Reaction {
         current.favorite.toggle()
         state.current = current
         return Reaction(effects: [.setFavorite(id: current.id, favorite: current.favorite)])
-    case .interrupt:
-        return interrupt(&state)
     case .quit:
         state.shouldQuit = true
         return Reaction(effects: state.isRunning ? [.cancel, .quit] : [.quit])
@@ -94,18 +113,8 @@ public func reduce(_ state: inout StudioState, _ action: Action) -> Reaction {
         state.status = Status(text: message, isError: true)
     case let .favoriteSaved(id, favorite):
         state.status = Status(text: favorite ? "★ Starred #\(id)" : "Unstarred #\(id)", isError: false)
-    case .showModels, .modelsFound:
-        return .none  // reduceModelPicker's
-    case .showLoras, .lorasFound, .loraRead, .lorasLocated:
-        return .none  // reduceLoras'
-    case .pullProgress, .pullFinished, .pullStopped:
-        return .none  // reducePull's
-    case .showBackends, .backendProbed:
-        return .none  // reduceBackends'
-    case .showTraining, .training:
-        return .none  // reduceTraining's
-    case .showFavorites, .showHistory, .editNote, .openRecall, .browserLoaded, .thumbnailLoaded, .deletePlanned, .deleted, .noteSaved, .recalled:
-        return .none  // reduceBrowser's
+    default:
+        return .none  // the panels' keys and reports (Bindings.panels): the reducer gave them to their panels above
     }
     return Reaction()
 }
@@ -335,15 +344,18 @@ func interrupt(_ state: inout StudioState) -> Reaction {
     return Reaction()
 }
 
-/// The key actions that edit a field or open something on the screen (all but quit, Ctrl-C and Esc).
+/// The key actions that edit a field or open something on the screen: text and every binding but quit, Ctrl-C and Esc.
 func actsOnHiddenScreen(_ action: Action) -> Bool {
     switch action {
-    case .insert, .newline, .backspace, .delete, .left, .right, .up, .down, .home, .end, .wordLeft, .wordRight,
-         .deleteToLineStart, .deleteToLineEnd, .nextField, .previousField, .toggleHelp, .generate, .explore, .cycleTheme,
-         .toggleFavorite, .showFavorites, .showHistory, .editNote, .openRecall, .showModels, .showLoras, .showBackends,
-         .showTraining:
-        return true
-    default:
+    case .quit, .interrupt, .cancel: false
+    default: action.isText || Bindings.binding(for: action) != nil
+    }
+}
+
+extension Action {
+    /// Typed or pasted text (`Bindings.action(for:)`).
+    var isText: Bool {
+        if case .insert = self { return true }
         return false
     }
 }

@@ -14,18 +14,16 @@ public func render(_ state: StudioState, columns: Int, rows: Int) -> CellBuffer 
         return buffer
     }
     drawHeader(state, &buffer, layout)
-    // The model picker and the browser take the whole screen; the LoRA and backend panels the left side.
-    switch state.overlay {
-    case let .models(picker):
-        drawModelPicker(state, picker, &buffer)
-    case let .browser(browser):
-        drawBrowser(state, browser, &buffer)
-    case .none, .recallPath, .loras, .backends, .training:
-        switch state.overlay {
-        case let .loras(panel): drawLoraPanel(state, panel, &buffer, layout.left)
-        case let .backends(panel): drawBackendPanel(state, panel, &buffer, layout.left)
-        case let .training(panel): drawTrainingPanel(state, panel, &buffer, layout.left)
-        default:
+    // The open panel, where it goes (OverlayPanel.swift): over the whole body, in place of the fields, or on the
+    // progress row.
+    let panel = state.overlay.panel
+    let placement = panel.map { type(of: $0).placement }
+    if let panel, placement == .wholeScreen {
+        panel.render(state, &buffer, layout)
+    } else {
+        if let panel, placement == .left {
+            panel.render(state, &buffer, layout)
+        } else {
             for field in [FieldID.prompt, .negativePrompt] { drawEditor(state, field, &buffer, layout.editor(field)) }
             drawSettings(state, &buffer, layout)
         }
@@ -34,12 +32,11 @@ public func render(_ state: StudioState, columns: Int, rows: Int) -> CellBuffer 
     // A pull's progress is the status line while it runs; an error still shows until the next message.
     let status = state.pull.flatMap { state.status.isError ? nil : Status(text: $0.line, isError: false) } ?? state.status
     let statusLines = wrapped(status.text, to: columns)
-    // A status too long for its row takes the progress row too while nothing runs (it was cut at the edge).
-    let recallOpen = if case .recallPath = state.overlay { true } else { false }
-    let twoRows = statusLines.count > 1 && !state.isRunning && state.training?.isActive != true && state.pull == nil && !recallOpen
-    if case let .recallPath(path) = state.overlay {
-        let x = buffer.put("Recall PNG: ", x: 0, y: layout.progressRow, role: .fieldLabel)
-        drawLine(path, x: x, y: layout.progressRow, width: columns - x, &buffer)
+    // A status too long for its row takes the progress row too while nothing runs (it was cut at the edge) and no
+    // panel is there.
+    let twoRows = statusLines.count > 1 && !state.isRunning && state.training?.isActive != true && state.pull == nil && placement != .statusRow
+    if let panel, placement == .statusRow {
+        panel.render(state, &buffer, layout)
     } else if twoRows {
         buffer.put(statusLines[0], x: 0, y: layout.progressRow, role: status.isError ? .statusError : .status)
     } else {

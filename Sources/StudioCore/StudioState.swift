@@ -19,9 +19,10 @@ public struct StudioState: Sendable {
     /// The last saved image and whether it is starred.
     public var current: HistoryRecord?
     public var status = Status(text: "", isError: false)
+    /// The help (F1): a layer over whatever is shown; while it is up the open panel gets no keys.
     public var showHelp = false
-    /// The one panel that owns the left of the screen (or all of it), if any: opening one closes the one before.
-    /// `models`, `browser`, `loraPanel`, `backendPanel` and `recallPath` read and write it.
+    /// The one panel open, if any (OverlayPanel.swift): opening one replaces the one before. Each panel's file has a
+    /// typed accessor for it (`browser`, `models`, `loraPanel`, …).
     public var overlay = Overlay.none
     /// The seed grid while it is shown (F6), and how its drafts are made.
     public var explore: Exploration?
@@ -216,64 +217,5 @@ extension GraphicsMode {
             .compactMap { $0 }.first { !$0.isEmpty } ?? ""
         let utf8 = locale.uppercased().contains("UTF-8") || locale.uppercased().contains("UTF8")
         return utf8 ? .symbols : .ascii
-    }
-}
-
-/// The panels, one at a time (F3/F4 browser, Ctrl-O recall path, F8 models, F9 LoRAs, F11 backends); the help (F1) is
-/// drawn over whatever is shown and is not one of them.
-public enum Overlay: Sendable {
-    case none
-    /// The favorites or history browser (F3, F4).
-    case browser(Browser)
-    /// The path being typed for a recall (Ctrl-O).
-    case recallPath(TextEditor)
-    /// The model picker (F8).
-    case models(ModelPicker)
-    /// The LoRA panel (F9); the LoRAs themselves are `StudioState.loras`.
-    case loras(LoraPanel)
-    /// The backend picker (F11).
-    case backends(BackendPanel)
-    /// The training panel (F12); its fields are `StudioState.trainingForm`, its job `StudioState.training`.
-    case training(TrainingPanel)
-}
-
-extension StudioState {
-    public var browser: Browser? {
-        get { if case let .browser(value) = overlay { value } else { nil } }
-        set { set(newValue.map(Overlay.browser), closing: { if case .browser = $0 { true } else { false } }) }
-    }
-
-    public var recallPath: TextEditor? {
-        get { if case let .recallPath(value) = overlay { value } else { nil } }
-        set { set(newValue.map(Overlay.recallPath), closing: { if case .recallPath = $0 { true } else { false } }) }
-    }
-
-    public var models: ModelPicker? {
-        get { if case let .models(value) = overlay { value } else { nil } }
-        set { set(newValue.map(Overlay.models), closing: { if case .models = $0 { true } else { false } }) }
-    }
-
-    public var loraPanel: LoraPanel? {
-        get { if case let .loras(value) = overlay { value } else { nil } }
-        set { set(newValue.map(Overlay.loras), closing: { if case .loras = $0 { true } else { false } }) }
-    }
-
-    public var backendPanel: BackendPanel? {
-        get { if case let .backends(value) = overlay { value } else { nil } }
-        set { set(newValue.map(Overlay.backends), closing: { if case .backends = $0 { true } else { false } }) }
-    }
-
-    public var trainingPanel: TrainingPanel? {
-        get { if case let .training(value) = overlay { value } else { nil } }
-        set { set(newValue.map(Overlay.training), closing: { if case .training = $0 { true } else { false } }) }
-    }
-
-    /// A panel given replaces whatever was open; nil closes the panel only if it is the one open.
-    private mutating func set(_ panel: Overlay?, closing isIt: (Overlay) -> Bool) {
-        if let panel {
-            overlay = panel
-        } else if isIt(overlay) {
-            overlay = .none
-        }
     }
 }

@@ -162,50 +162,66 @@ extension StudioState {
     }
 }
 
-/// The reducer's part for the training panel and its job: nil when the action is not its.
-func reduceTraining(_ state: inout StudioState, _ action: Action) -> Reaction? {
-    switch action {
-    case .showTraining:
+/// The training panel on the left; its fields and its job outlive it (`StudioState.trainingForm`, `.training`).
+extension TrainingPanel: OverlayPanel {
+    static let placement = Placement.left
+    var overlay: Overlay { .training(self) }
+
+    /// F12 again closes it; the first opening takes the resolution from the Width field.
+    func open(_ state: inout StudioState) -> Reaction {
         if state.trainingPanel != nil {
             state.trainingPanel = nil
             return Reaction()
         }
-        state.showHelp = false
         if !state.trainingForm.prepared {
             state.trainingForm.prepared = true
             if let width = Int(state.text(.width)) { state.trainingForm.set(.resolution, "\(width)") }
         }
-        state.trainingPanel = TrainingPanel()
+        state.trainingPanel = self
         if state.training?.isActive != true {
             state.status = Status(text: "Train a LoRA: Tab moves between fields, Enter starts (or resumes from the output's checkpoint), Esc closes",
                                   isError: false)
         }
         return Reaction()
-    case let .training(report):
+    }
+
+    func reduce(_ state: inout StudioState, _ action: Action) -> Reaction? {
+        switch action {
+        case .nextField, .previousField:
+            state.trainingPanel?.focus = movedFocus(focus, by: action.isNext ? 1 : -1)
+        case .down:
+            state.trainingPanel?.focus = movedFocus(focus, by: 1)
+        case .up:
+            state.trainingPanel?.focus = movedFocus(focus, by: -1)
+        case .cancel:
+            if let reaction = stopTraining(&state) { return reaction }
+            state.trainingPanel = nil
+        case .newline:
+            return startTraining(&state)
+        case .left where focus == .captions, .right where focus == .captions, .insert(" ") where focus == .captions:
+            state.trainingForm.captions = state.trainingForm.captions == .files ? .instancePrompt : .files
+        case .insert, .backspace, .delete, .home, .end, .wordLeft, .wordRight, .deleteToLineStart, .deleteToLineEnd, .left, .right:
+            return editTrainingField(&state, focus, action)
+        default:
+            return nil
+        }
+        return Reaction()
+    }
+
+    /// The job's reports, open or not (the progress row shows the job while the panel is closed).
+    static func receive(_ state: inout StudioState, _ action: Action) -> Reaction? {
+        guard case let .training(report) = action else { return nil }
         return receiveTraining(&state, report)
-    default: break
     }
-    guard let panel = state.trainingPanel, !state.showHelp else { return nil }
-    switch action {
-    case .nextField, .previousField:
-        state.trainingPanel?.focus = movedFocus(panel.focus, by: action.isNext ? 1 : -1)
-    case .down:
-        state.trainingPanel?.focus = movedFocus(panel.focus, by: 1)
-    case .up:
-        state.trainingPanel?.focus = movedFocus(panel.focus, by: -1)
-    case .cancel:
-        if let reaction = stopTraining(&state) { return reaction }
-        state.trainingPanel = nil
-    case .newline:
-        return startTraining(&state)
-    case .left where panel.focus == .captions, .right where panel.focus == .captions, .insert(" ") where panel.focus == .captions:
-        state.trainingForm.captions = state.trainingForm.captions == .files ? .instancePrompt : .files
-    case .insert, .backspace, .delete, .home, .end, .wordLeft, .wordRight, .deleteToLineStart, .deleteToLineEnd, .left, .right:
-        return editTrainingField(&state, panel.focus, action)
-    default:
-        return nil
+
+    func render(_ state: StudioState, _ buffer: inout CellBuffer, _ layout: Layout) { drawTrainingPanel(state, self, &buffer, layout.left) }
+}
+
+extension StudioState {
+    public var trainingPanel: TrainingPanel? {
+        get { self[panel: TrainingPanel.self] }
+        set { self[panel: TrainingPanel.self] = newValue }
     }
-    return Reaction()
 }
 
 private func movedFocus(_ field: TrainingField, by delta: Int) -> TrainingField {
