@@ -220,3 +220,33 @@ extension LoraTests {
         #expect(again.0 == base.0 && again.loads == 0 && again.1.loras == nil)
     }
 }
+
+extension LoraTests {
+    /// The prompt cache keys on what reaches the text encoders: a LoRA on the transformer alone (Hyper-SD3's) reuses the
+    /// cached embeddings, and its image is the one a fresh encode gives; a LoRA with CLIP pairs encodes again.
+    @Test func theEnginesPromptCacheFollowsTheTextEncodersLoras() async throws {
+        let engine = InferenceEngine()
+        let c = Self.cases[0]
+        var p = GenerationParameters(prompt: c["prompt"] as! String)
+        (p.width, p.height, p.steps, p.seed, p.maxSequenceLength) = (32, 32, 2, 7, 77)
+        var options = LoadOptions()
+        options.threads = 2
+        func run(_ loras: [LoraChoice]) async throws -> (image: RGBImage, encodes: Int) {
+            var (image, encodes): (RGBImage?, Int) = (nil, 0)
+            for try await event in await engine.generate(p, model: Self.fixtures + "/tiny-sd3", options: options, loras: loras) {
+                if case let .encodedPrompt(_, cached, _) = event, !cached { encodes += 1 }
+                if case let .finished(finished, _, _) = event { image = finished }
+            }
+            return (try #require(image), encodes)
+        }
+        let hyper = [LoraChoice(path: FewStepLoraTests.folder + "/Hyper-SD3-8steps-CFG-lora.safetensors", strength: 0.125)]
+        #expect(try LoraFile(path: hyper[0].path).pairs.keys.sorted(by: { $0.rawValue < $1.rawValue }) == [.transformer])
+        let base = try await run([])
+        let withHyper = try await run(hyper)
+        #expect(base.encodes == 1 && withHyper.encodes == 0, "a transformer-only LoRA keeps the cached embeddings")
+        let pipeline = try StableDiffusion3Pipeline(path: Self.fixtures + "/tiny-sd3", options: InferenceEngine.runTime(options))
+        #expect(withHyper.image == (try pipeline.generate(p, loras: try pipeline.loras(hyper))) && withHyper.image != base.image)
+        let style = try await run([LoraChoice(path: Self.folder + "/style.diffusers.safetensors")] + hyper)
+        #expect(style.encodes == 1, "a LoRA with CLIP pairs encodes the prompt again")
+    }
+}

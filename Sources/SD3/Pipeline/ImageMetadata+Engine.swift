@@ -1,6 +1,6 @@
+import Checksums
 import Foundation
 import ImageMetadata
-import SafeTensors
 
 /// The engine's side of the metadata record: filled from the parameters a pipeline ran with.
 extension ImageMetadata {
