@@ -156,8 +156,17 @@ import Testing
         #expect(throws: nothing) {
             try StableDiffusion3Pipeline(path: Self.fixtures + "/tiny-sd3", options: Self.options([LoraChoice(path: deep)]))
         }
+        // Staged, the CLIP encoders are loaded inside `encode`: their merged pairs are checked there.
+        let module = "text_encoder.text_model.encoder.layers.99.self_attn.q_proj"
+        let clip = try Self.write("clip", [(module + ".lora_A.weight", [4, 32]), (module + ".lora_B.weight", [32, 4])])
+        var staged = Self.options([LoraChoice(path: clip)])
+        staged.staged = true
+        #expect(throws: LoraError.matchesNothing(path: clip, key: module, target: module + ".weight")) {
+            try Self.generate(try StableDiffusion3Pipeline(path: Self.fixtures + "/tiny-sd3", options: staged))
+        }
         let runTime = try StableDiffusion3Pipeline(path: Self.fixtures + "/tiny-sd3", options: Self.options(mode: .runTime))
         #expect(throws: nothing) { try runTime.loras([LoraChoice(path: deep)]) }
+        #expect(throws: LoraError.matchesNothing(path: clip, key: module, target: module + ".weight")) { try runTime.loras([LoraChoice(path: clip)]) }
         // Merged pipelines take no run-time LoRAs.
         #expect(throws: LoraError.notRunTime) { try StableDiffusion3Pipeline(path: Self.fixtures + "/tiny-sd3", options: Self.options()).loras([]) }
         #expect(throws: LoraError.badStrength("x.safetensors:")) { try LoraChoice(parsing: "x.safetensors:") }

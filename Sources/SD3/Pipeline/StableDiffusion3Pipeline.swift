@@ -258,7 +258,7 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
     /// peaks at T5's size rather than all three together.
     public func encode(_ p: GenerationParameters, loras given: ActiveLoras? = nil,
                        onPhase: (String, Double) -> Void = { _, _ in }) throws -> Conditioning {
-        let loras = try runTimeLoras(given)
+        let active = try runTimeLoras(given)
         func timed<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
             let start = Date()
             defer { onPhase(name, Date().timeIntervalSince(start)) }
@@ -269,7 +269,7 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
             let encoders = try timed("load text encoders") { try textEncoders() }
             return try timed("encode prompt") {
                 try encoders.encode(prompts: prompts, negative: negatives, guidance: p.usesGuidance,
-                                    maxSequenceLength: p.maxSequenceLength, compute: compute, loras: loras)
+                                    maxSequenceLength: p.maxSequenceLength, compute: compute, loras: active)
             }
         }
         let joint = transformerConfig.jointAttentionDim
@@ -283,7 +283,7 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
             }
             return try timed("encode CLIP") {
                 try clip.encodeCLIP(prompts: prompts, negative: negatives, guidance: p.usesGuidance,
-                                    maxSequenceLength: p.maxSequenceLength, compute: compute, loras: loras)
+                                    maxSequenceLength: p.maxSequenceLength, compute: compute, loras: active)
             }
         }()
         let t5 = try timed(hasT5 ? "load T5" : "T5 off") {
