@@ -30,6 +30,8 @@ let package = Package(
         .target(name: "Kernels", cSettings: [.unsafeFlags(["-O2"])]),
         .target(name: "Tensors", dependencies: ["CDNNL", "CBLAS", "Kernels"]),
         .target(name: "SafeTensors", dependencies: ["Tensors", "RegularFiles"]),
+        // SHA-256: blobs verified as they are pulled, and the hashes recorded with images (model, LoRA, init image).
+        .target(name: "Checksums"),
         // zlib and gzip streams (the CLIP vocabulary, compressed PNG text).
         .target(name: "Inflate", dependencies: ["CZlib"]),
         .target(name: "Tokenizers", dependencies: ["Inflate", "RegularFiles"], resources: [.copy("Resources/clip-bpe-merges.txt.gz")]),
@@ -40,14 +42,14 @@ let package = Package(
         .target(name: "ImageMetadata", dependencies: ["ImageIO"], swiftSettings: [.unsafeFlags(["-O"])]),
         // The Hugging Face cache's folder names, shared by its writer (Hub) and its reader (SD3).
         .target(name: "HubCacheNames"),
-        .target(name: "SD3", dependencies: ["ImageMetadata", "Tensors", "SafeTensors", "Tokenizers", "ImageIO", "RegularFiles", "HubCacheNames"]),
+        .target(name: "SD3", dependencies: ["Checksums", "ImageMetadata", "Tensors", "SafeTensors", "Tokenizers", "ImageIO", "RegularFiles", "HubCacheNames"]),
         // LoRA training: backward through the frozen MMDiT (Tensors' forward ops, our gradients), the script's loss, and
         // `sd3 train-lora`'s loop around it (timestep sampling, AdamW, lr schedules, data, output and checkpoints).
-        .target(name: "Training", dependencies: ["ImageMetadata", "SD3", "Tensors", "Kernels", "SafeTensors", "ImageIO", "RegularFiles"]),
+        .target(name: "Training", dependencies: ["Checksums", "ImageMetadata", "SD3", "Tensors", "Kernels", "SafeTensors", "ImageIO", "RegularFiles"]),
         // `sd3 models pull`: the Hugging Face Hub client (URLSession) and the cache it writes.
-        .target(name: "Hub", dependencies: ["SafeTensors", "HubCacheNames"]),
+        .target(name: "Hub", dependencies: ["Checksums", "HubCacheNames"]),
         // ComfyUI servers as backends: its HTTP API and WebSocket over our own sockets (OpenSSL for TLS).
-        .target(name: "ComfyUI", dependencies: ["ImageMetadata", "SD3", "ImageIO", "SafeTensors", "RegularFiles", "CSSL"]),
+        .target(name: "ComfyUI", dependencies: ["Checksums", "ImageMetadata", "SD3", "ImageIO", "SafeTensors", "RegularFiles", "CSSL"]),
         // The studio as values: state, reducer, render, and the files it owns; no engine runs and no network here.
         .target(name: "StudioCore", dependencies: ["ImageMetadata", "SD3", "ComfyUI", "ImageIO", "Tensors", "RegularFiles", .product(name: "GRDB", package: "GRDB.swift"),
                                                    .product(name: "TOMLKit", package: "TOMLKit")]),
@@ -67,15 +69,16 @@ let package = Package(
 
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "SafeTensors", "Kernels"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["FuzzSupport", "SafeTensors", "Tensors"]),
+        .testTarget(name: "ChecksumsTests", dependencies: ["Checksums"]),
         .testTarget(name: "TokenizersTests", dependencies: ["FuzzSupport", "Inflate", "Tokenizers"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "SD3Tests", dependencies: ["ImageMetadata", "ImageIO", "Tensors", "FuzzSupport", "SD3", "SafeTensors", "Training"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "SD3Tests", dependencies: ["Checksums", "ImageMetadata", "ImageIO", "Tensors", "FuzzSupport", "SD3", "SafeTensors", "Training"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ImageIOTests", dependencies: ["FuzzSupport", "ImageIO", "SafeTensors", "RegularFiles"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ImageMetadataTests", dependencies: ["FuzzSupport", "ImageMetadata", "ImageIO"], resources: [.copy("Fixtures")]),
         .testTarget(name: "StudioCoreTests", dependencies: ["ImageMetadata", "CZlib", "FuzzSupport", "StudioCore", "StudioRuntime", "ComfyUI", "SD3", "ImageIO", .product(name: "GRDB", package: "GRDB.swift")],
                     exclude: ["Snapshots", "Fixtures"]),
         .testTarget(name: "StudioTerminalTests", dependencies: ["StudioTerminal", "StudioCore", "ImageIO"]),
         // The studio's pull (F8) is tested here, against the same loopback hub.
-        .testTarget(name: "HubTests", dependencies: ["ImageIO", "SafeTensors", "FuzzSupport", "LoopbackServer", "Hub", "SD3", "StudioCore", "StudioRuntime"]),
+        .testTarget(name: "HubTests", dependencies: ["Checksums", "ImageIO", "FuzzSupport", "LoopbackServer", "Hub", "SD3", "StudioCore", "StudioRuntime"]),
         .testTarget(name: "ComfyUITests", dependencies: ["ImageMetadata", "ComfyUI", "LoopbackServer", "SD3", "ImageIO", "CSSL"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TrainingTests", dependencies: ["ImageMetadata", "FuzzSupport", "Training", "SD3", "SafeTensors", "ImageIO", "Tensors"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SystemLibrariesTests", dependencies: ["CNcurses", "CPNG"]),

@@ -1,7 +1,7 @@
+import Checksums
 import Foundation
 import ImageIO
 import ImageMetadata
-import SafeTensors
 import SD3
 
 /// Runs jobs on one ComfyUI server with the local engine's event stream (`GenerationEvent`): `progress` messages become

@@ -24,7 +24,7 @@ public struct CacheLayout: Sendable {
             throw HubError.cacheWrite(path: HubNames.shown(path), reason: "not a name inside the snapshot")
         }
         let depth = HubNames.components(file.path).count - 1
-        let target = String(repeating: "../", count: depth + 2) + "blobs/" + file.blobName
+        let target = HubCacheNames.blobLink(file.blobName, depth: depth)
         do {
             try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             if let existing = try? FileManager.default.destinationOfSymbolicLink(atPath: path) {
@@ -55,7 +55,7 @@ public struct CacheLayout: Sendable {
     }
 
     func makeFolders() throws {
-        do { try FileManager.default.createDirectory(atPath: folder + "/blobs", withIntermediateDirectories: true) } catch {
+        do { try FileManager.default.createDirectory(atPath: HubCacheNames.blobs(folder), withIntermediateDirectories: true) } catch {
             throw HubError.cacheWrite(path: folder, reason: "\(error)")
         }
     }

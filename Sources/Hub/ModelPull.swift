@@ -1,5 +1,5 @@
+import Checksums
 import Foundation
-import SafeTensors
 
 /// What to pull: huggingface_hub's `snapshot_download(repo_id, revision, allow_patterns)` plus the seed's T5 lever.
 public struct PullOptions: Sendable {

@@ -15,7 +15,12 @@ public enum HubCacheNames {
         return folder.dropFirst(prefix.count).replacingOccurrences(of: "--", with: "/")
     }
 
-    public static func blob(_ repoFolder: String, _ name: String) -> String { repoFolder + "/blobs/" + name }
+    public static func blobs(_ repoFolder: String) -> String { repoFolder + "/blobs" }
+    public static func blob(_ repoFolder: String, _ name: String) -> String { blobs(repoFolder) + "/" + name }
+
+    /// A snapshot file's link to its blob, relative so the cache can move: up through the file's `depth` folders inside
+    /// the snapshot, the commit's folder and `snapshots/`, then into `blobs/` (file_download.py `_create_symlink`).
+    public static func blobLink(_ name: String, depth: Int) -> String { String(repeating: "../", count: depth + 2) + "blobs/" + name }
     public static func snapshot(_ repoFolder: String, _ commit: String) -> String { repoFolder + "/snapshots/" + commit }
     public static func ref(_ repoFolder: String, _ revision: String) -> String { repoFolder + "/refs/" + revision }
 }

@@ -12,8 +12,6 @@ public protocol WeightProvider: AnyObject, Sendable {
     func markUsed(_ key: String)
     /// Keys present but never fetched, sorted.
     var unusedKeys: [String] { get }
-    /// Run-time LoRA pairs for the linear layer whose weight is `key` (fetched just before); nil without LoRAs.
-    func adapters(for key: String) -> LowRankAdapters?
     /// The shape `key` has, from the header alone; nil when unknown.
     func shape(of key: String) -> [Int]?
 }
@@ -26,8 +24,6 @@ extension WeightProvider {
     }
 
     public func scope(_ prefix: String) -> WeightScope { WeightScope(store: self, prefix: prefix) }
-
-    public func adapters(for key: String) -> LowRankAdapters? { nil }
 
     public func shape(of key: String) -> [Int]? { nil }
 

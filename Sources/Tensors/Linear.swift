@@ -21,13 +21,13 @@ extension Compute {
     }
 
     /// Several linear layers of the same input (attention's q, k, v): with bf16 weights x is rounded to bf16 once for
-    /// all of them instead of once per product. Each layer is (weight, bias, run-time adapters).
-    public func linears(_ x: Tensor, _ layers: [(Weight, Tensor?, LowRankAdapters?)]) -> [Tensor] {
+    /// all of them instead of once per product. Each layer is (weight, bias, run-time LoRA pairs).
+    public func linears(_ x: Tensor, _ layers: [(Weight, Tensor?, [LowRankPair])]) -> [Tensor] {
         let inFeatures = x.dim(-1), rows = x.count / max(1, inFeatures)
         let types = Set(layers.map { $0.0.format })
         guard rows > 0, types.count == 1, types.first != .int8,
               layers.allSatisfy({ $0.0.shape.count == 2 && $0.0.shape[1] == inFeatures && ($0.1 == nil || $0.1!.shape == [$0.0.shape[0]]) })
-        else { return layers.map { linear(x, $0.0, bias: $0.1, adapters: $0.2) } }
+        else { return layers.map { linear(x, $0.0, bias: $0.1, pairs: $0.2) } }
         let type = layers[0].0.precision.operandType
         var outputs = x.data.withUnsafeBufferPointer { xs in
             withOperand(xs, as: type) { a in
@@ -39,7 +39,7 @@ extension Compute {
                 }
             }
         }
-        for (i, layer) in layers.enumerated() { addAdapters(layer.2, of: x, to: &outputs[i]) }
+        for (i, layer) in layers.enumerated() { addPairs(layer.2, of: x, to: &outputs[i]) }
         return outputs
     }
 
@@ -47,15 +47,15 @@ extension Compute {
     /// fused into the first product and its output written straight in the second product's operand form (bf16 for
     /// bf16 weights), so the 4×-wide hidden layer is written once instead of three times. Where the backend cannot
     /// fuse (or a layer has run-time LoRA pairs) the ops run one by one, with the same results.
-    public func feedForward(_ x: Tensor, up: (Weight, Tensor?, LowRankAdapters?), down: (Weight, Tensor?, LowRankAdapters?)) -> Tensor {
-        let (upWeight, upBias, upAdapters) = up, (downWeight, downBias, downAdapters) = down
-        let plain = { self.linear(self.gelu(self.linear(x, upWeight, bias: upBias, adapters: upAdapters), approximation: .tanh),
-                                  downWeight, bias: downBias, adapters: downAdapters) }
+    public func feedForward(_ x: Tensor, up: (Weight, Tensor?, [LowRankPair]), down: (Weight, Tensor?, [LowRankPair])) -> Tensor {
+        let (upWeight, upBias, upPairs) = up, (downWeight, downBias, downPairs) = down
+        let plain = { self.linear(self.gelu(self.linear(x, upWeight, bias: upBias, pairs: upPairs), approximation: .tanh),
+                                  downWeight, bias: downBias, pairs: downPairs) }
         let inFeatures = x.dim(-1), rows = x.count / max(1, inFeatures), hiddenWidth = upWeight.shape.first ?? 0
         guard rows > 0, upWeight.format != .int8, downWeight.format != .int8, upWeight.shape.count == 2, downWeight.shape.count == 2,
               upWeight.shape[1] == inFeatures, downWeight.shape[1] == hiddenWidth, upBias.map({ $0.shape == [hiddenWidth] }) ?? true,
               downBias.map({ $0.shape == [downWeight.shape[0]] }) ?? true,
-              (upAdapters?.pairs ?? []).allSatisfy({ $0.scale == 0 }), (downAdapters?.pairs ?? []).allSatisfy({ $0.scale == 0 })
+              upPairs.allSatisfy({ $0.scale == 0 }), downPairs.allSatisfy({ $0.scale == 0 })
         else { return plain() }
         let hiddenType = downWeight.precision.operandType
         var first = GemmDescriptor(m: rows, n: hiddenWidth, k: inFeatures, transposeB: true, hasBias: upBias != nil,

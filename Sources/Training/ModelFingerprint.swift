@@ -1,8 +1,8 @@
+import Checksums
 import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
-import SafeTensors
 
 /// What a training checkpoint records as "the model it belongs to": SHA-256 over each weight file's safetensors header
 /// and 64 KiB read at 16 evenly spaced places of its data. The header alone would call two fine-tunes of one

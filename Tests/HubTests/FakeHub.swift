@@ -1,6 +1,6 @@
+import Checksums
 import Foundation
 import LoopbackServer
-import SafeTensors
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,5 +1,5 @@
+import Checksums
 import Foundation
-import SafeTensors
 import Testing
 @testable import Hub
 

@@ -31,8 +31,8 @@ import Testing
             let merged = try StableDiffusion3Pipeline(path: LoraTests.fixtures + "/tiny-sd3",
                                                       options: LoraTests.options(Self.choice(index, layout: layout)))
             try Self.expectMatch(try LoraTests.generate(merged), case: index, "merged \(layout)")
-            try runTime.setLoras(Self.choice(index, layout: layout))
-            try Self.expectMatch(try LoraTests.generate(runTime), case: index, "run-time \(layout)")
+            let loras = try runTime.loras(Self.choice(index, layout: layout))
+            try Self.expectMatch(try LoraTests.generate(runTime, loras: loras), case: index, "run-time \(layout)")
         }
     }
 

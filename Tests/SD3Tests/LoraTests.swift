@@ -30,7 +30,7 @@ import Testing
         }
     }
 
-    static func generate(_ pipeline: StableDiffusion3Pipeline) throws -> RGBImage {
+    static func generate(_ pipeline: StableDiffusion3Pipeline, loras: ActiveLoras? = nil) throws -> RGBImage {
         let c = cases[0]
         var p = GenerationParameters(prompt: c["prompt"] as! String)
         p.negativePrompt = c["negative_prompt"] as! String
@@ -38,7 +38,7 @@ import Testing
         p.guidanceScale = (c["guidance"] as! NSNumber).doubleValue
         p.seed = UInt64(c["seed"] as! Int)
         p.maxSequenceLength = 77
-        return try pipeline.generate(p)
+        return try pipeline.generate(p, loras: loras)
     }
 
     /// ≥ 45 dB against diffusers' image of case `index` in `reference` (this suite's, or another fixture's).
@@ -63,12 +63,14 @@ import Testing
         let pipeline = try StableDiffusion3Pipeline(path: Self.fixtures + "/tiny-sd3", options: Self.options(mode: .runTime))
         let base = try Self.generate(pipeline)
         try Self.expectMatch(base, case: 0, "run-time \(layout) base")
+        var loras = ActiveLoras.none
         for index in Self.cases.indices.dropFirst() {
-            try pipeline.setLoras(Self.choices(Self.cases[index], layout: layout))
-            try Self.expectMatch(try Self.generate(pipeline), case: index, "run-time \(layout)")
+            loras = try pipeline.loras(Self.choices(Self.cases[index], layout: layout), reusing: loras)
+            try Self.expectMatch(try Self.generate(pipeline, loras: loras), case: index, "run-time \(layout)")
         }
-        try pipeline.setLoras([])
-        #expect(try Self.generate(pipeline) == base, "removing every LoRA returns the base image bit for bit")
+        #expect(try Self.generate(pipeline, loras: try pipeline.loras([], reusing: loras)) == base,
+                "removing every LoRA returns the base image bit for bit")
+        #expect(try Self.generate(pipeline) == base, "the pipeline is unchanged by the runs with LoRAs")
     }
 
     @Test func strengthZeroIsTheBaseImage() throws {
@@ -78,8 +80,8 @@ import Testing
         #expect(try Self.generate(merged) == base)
         let runTime = try StableDiffusion3Pipeline(path: Self.fixtures + "/tiny-sd3", options: Self.options(zero, mode: .runTime))
         #expect(try Self.generate(runTime) == base)
-        try runTime.setLoras([LoraChoice(path: Self.folder + "/style.diffusers.safetensors", strength: 0.5)])
-        #expect(try Self.generate(runTime) != base)
+        let half = try runTime.loras([LoraChoice(path: Self.folder + "/style.diffusers.safetensors", strength: 0.5)])
+        #expect(try Self.generate(runTime, loras: half) != base)
     }
 
     /// A run-time LoRA rewritten under the same path (the studio's training panel writing its output again) is read
@@ -89,17 +91,18 @@ import Testing
         defer { unlink(path) }
         try FileManager.default.copyItem(atPath: Self.folder + "/style.diffusers.safetensors", toPath: path)
         let pipeline = try StableDiffusion3Pipeline(path: Self.fixtures + "/tiny-sd3", options: Self.options(mode: .runTime))
-        try pipeline.setLoras([LoraChoice(path: path)])
-        let style = try Self.generate(pipeline)
-        try pipeline.setLoras([LoraChoice(path: path)])
-        #expect(try Self.generate(pipeline) == style, "an unchanged file is the same LoRA")
+        let first = try pipeline.loras([LoraChoice(path: path)])
+        let style = try Self.generate(pipeline, loras: first)
+        let again = try pipeline.loras([LoraChoice(path: path)], reusing: first)
+        #expect(again.list[0].file.stamp == first.list[0].file.stamp && again.textEncoderKey == first.textEncoderKey)
+        #expect(try Self.generate(pipeline, loras: again) == style, "an unchanged file is the same LoRA")
         // Written as the trainer writes: a new file renamed over the old one.
         try FileManager.default.copyItem(atPath: Self.folder + "/detail.diffusers.safetensors", toPath: path + ".new")
         #expect(rename(path + ".new", path) == 0)
-        try pipeline.setLoras([LoraChoice(path: path)])
-        let rewritten = try Self.generate(pipeline)
-        try pipeline.setLoras([LoraChoice(path: Self.folder + "/detail.diffusers.safetensors")])
-        let detail = try Self.generate(pipeline)
+        let reread = try pipeline.loras([LoraChoice(path: path)], reusing: again)
+        #expect(reread.textEncoderKey != again.textEncoderKey, "the prompt cache would keep the old file's embeddings")
+        let rewritten = try Self.generate(pipeline, loras: reread)
+        let detail = try Self.generate(pipeline, loras: try pipeline.loras([LoraChoice(path: Self.folder + "/detail.diffusers.safetensors")]))
         #expect(rewritten != style && rewritten == detail, "the LoRA read before the rewrite was reused")
     }
 
@@ -153,8 +156,19 @@ import Testing
         #expect(throws: nothing) {
             try StableDiffusion3Pipeline(path: Self.fixtures + "/tiny-sd3", options: Self.options([LoraChoice(path: deep)]))
         }
+        // Staged, the CLIP encoders are loaded inside `encode`: their merged pairs are checked there.
+        let module = "text_encoder.text_model.encoder.layers.99.self_attn.q_proj"
+        let clip = try Self.write("clip", [(module + ".lora_A.weight", [4, 32]), (module + ".lora_B.weight", [32, 4])])
+        var staged = Self.options([LoraChoice(path: clip)])
+        staged.staged = true
+        #expect(throws: LoraError.matchesNothing(path: clip, key: module, target: module + ".weight")) {
+            try Self.generate(try StableDiffusion3Pipeline(path: Self.fixtures + "/tiny-sd3", options: staged))
+        }
         let runTime = try StableDiffusion3Pipeline(path: Self.fixtures + "/tiny-sd3", options: Self.options(mode: .runTime))
-        #expect(throws: nothing) { try runTime.setLoras([LoraChoice(path: deep)]) }
+        #expect(throws: nothing) { try runTime.loras([LoraChoice(path: deep)]) }
+        #expect(throws: LoraError.matchesNothing(path: clip, key: module, target: module + ".weight")) { try runTime.loras([LoraChoice(path: clip)]) }
+        // Merged pipelines take no run-time LoRAs.
+        #expect(throws: LoraError.notRunTime) { try StableDiffusion3Pipeline(path: Self.fixtures + "/tiny-sd3", options: Self.options()).loras([]) }
         #expect(throws: LoraError.badStrength("x.safetensors:")) { try LoraChoice(parsing: "x.safetensors:") }
     }
 }
@@ -213,5 +227,35 @@ extension LoraTests {
         #expect(both.1.loras?.map(\.strength) == [1, 0.5])
         let again = try await run([])
         #expect(again.0 == base.0 && again.loads == 0 && again.1.loras == nil)
+    }
+}
+
+extension LoraTests {
+    /// The prompt cache keys on what reaches the text encoders: a LoRA on the transformer alone (Hyper-SD3's) reuses the
+    /// cached embeddings, and its image is the one a fresh encode gives; a LoRA with CLIP pairs encodes again.
+    @Test func theEnginesPromptCacheFollowsTheTextEncodersLoras() async throws {
+        let engine = InferenceEngine()
+        let c = Self.cases[0]
+        var p = GenerationParameters(prompt: c["prompt"] as! String)
+        (p.width, p.height, p.steps, p.seed, p.maxSequenceLength) = (32, 32, 2, 7, 77)
+        var options = LoadOptions()
+        options.threads = 2
+        func run(_ loras: [LoraChoice]) async throws -> (image: RGBImage, encodes: Int) {
+            var (image, encodes): (RGBImage?, Int) = (nil, 0)
+            for try await event in await engine.generate(p, model: Self.fixtures + "/tiny-sd3", options: options, loras: loras) {
+                if case let .encodedPrompt(_, cached, _) = event, !cached { encodes += 1 }
+                if case let .finished(finished, _, _) = event { image = finished }
+            }
+            return (try #require(image), encodes)
+        }
+        let hyper = [LoraChoice(path: FewStepLoraTests.folder + "/Hyper-SD3-8steps-CFG-lora.safetensors", strength: 0.125)]
+        #expect(try LoraFile(path: hyper[0].path).pairs.keys.sorted(by: { $0.rawValue < $1.rawValue }) == [.transformer])
+        let base = try await run([])
+        let withHyper = try await run(hyper)
+        #expect(base.encodes == 1 && withHyper.encodes == 0, "a transformer-only LoRA keeps the cached embeddings")
+        let pipeline = try StableDiffusion3Pipeline(path: Self.fixtures + "/tiny-sd3", options: InferenceEngine.runTime(options))
+        #expect(withHyper.image == (try pipeline.generate(p, loras: try pipeline.loras(hyper))) && withHyper.image != base.image)
+        let style = try await run([LoraChoice(path: Self.folder + "/style.diffusers.safetensors")] + hyper)
+        #expect(style.encodes == 1, "a LoRA with CLIP pairs encodes the prompt again")
     }
 }

@@ -74,11 +74,14 @@ import Testing
     @Test func theLayersPointDown() throws {
         let declared = try Self.declaredDependencies()
         let studio: Set<String> = ["StudioCore", "StudioRuntime", "StudioTerminal", "sd3"]
-        for engine in ["Tensors", "SafeTensors", "Tokenizers", "ImageIO", "SD3", "Hub", "ComfyUI", "Training", "Kernels", "RegularFiles"] {
+        for engine in ["Tensors", "SafeTensors", "Tokenizers", "ImageIO", "SD3", "Hub", "ComfyUI", "Training", "Kernels", "RegularFiles",
+                       "Checksums", "HubCacheNames"] {
             #expect(declared[engine].map { $0.isDisjoint(with: studio) } ?? false, "\(engine) depends on \(declared[engine]?.intersection(studio).sorted() ?? [])")
         }
         #expect(declared["StudioCore"].map { !$0.contains("Hub") && !$0.contains("StudioRuntime") && !$0.contains("CNcurses") } ?? false)
         #expect(declared["StudioRuntime"].map { !$0.contains("StudioTerminal") && !$0.contains("CNcurses") } ?? false)
+        // The hub client hashes and names the cache's files; it needs no tensors (nor oneDNN under them).
+        #expect(declared["Hub"] == ["Checksums", "HubCacheNames"], "Hub depends on \(declared["Hub"]?.sorted() ?? [])")
         // Only StudioTerminal touches ncurses and chafa.
         for (target, dependencies) in declared where target != "StudioTerminal" && target != "SystemLibrariesTests" {
             #expect(!dependencies.contains("CNcurses") && !dependencies.contains("CChafa"), "\(target) depends on ncurses or chafa")

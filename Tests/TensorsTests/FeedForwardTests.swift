@@ -15,7 +15,7 @@ import Testing
         let x = random.tensor([1, rows, width], scale: 2)
         let w1 = random.tensor([hidden, width], scale: 0.3), b1 = random.tensor([hidden]), w2 = random.tensor([width, hidden], scale: 0.2)
         let b2 = random.tensor([width])
-        let got = compute.feedForward(x, up: (Weight(w1, precision: precision), b1, nil), down: (Weight(w2, precision: precision), b2, nil))
+        let got = compute.feedForward(x, up: (Weight(w1, precision: precision), b1, []), down: (Weight(w2, precision: precision), b2, []))
         let bf16 = precision == .bf16
         let up = Naive.linear(bf16 ? Self.rounded(x) : x, bf16 ? Self.rounded(w1) : w1, b1)
         let g = Naive.map(up) { v in 0.5 * v * (1 + tanh(0.79788456080286536 * (v + 0.044715 * v * v * v))) }

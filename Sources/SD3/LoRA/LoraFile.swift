@@ -1,3 +1,4 @@
+import Checksums
 import Foundation
 import RegularFiles
 import SafeTensors
@@ -25,7 +26,7 @@ public struct LoraFile: Sendable {
     public let shortHash: String
     public let pairs: [SD3Component: [String: Pair]]
     /// The weights file as it was when read; a file written again under the same path (the studio's training panel
-    /// rewrites its output) is read again rather than reused (`StableDiffusion3Pipeline.setLoras`).
+    /// rewrites its output) is read again rather than reused (`ActiveLoras.read`).
     public let stamp: FileStamp?
 
     /// A file's device, inode, size and modification time: an atomic rewrite (a new inode) or an edit in place changes it.

@@ -18,8 +18,8 @@ public struct ModelSource: Sendable {
     public let path: String
     public let layout: Layout
     let cache: HuggingFaceCache
-    /// LoRAs applied to every component's weights as they are fetched (`LoraWeights`), if any.
-    public var loras: LoraSet?
+    /// LoRAs merged into every component's weights as they are fetched (`LoraWeights`, merged mode), if any.
+    public var mergedLoras: [(file: LoraFile, strength: Double)] = []
 
     /// Separate files for the encoders a single file may lack.
     public struct Extras: Sendable, Equatable {
@@ -107,7 +107,7 @@ public struct ModelSource: Sendable {
     /// The weights of a component under diffusers names.
     public func weights(_ component: SD3Component) throws -> any WeightProvider {
         let base = try baseWeights(component)
-        return loras.map { LoraWeights(base: base, component: component, loras: $0) } ?? base
+        return mergedLoras.isEmpty ? base : LoraWeights(base: base, component: component, loras: mergedLoras)
     }
 
     func baseWeights(_ component: SD3Component) throws -> any WeightProvider {

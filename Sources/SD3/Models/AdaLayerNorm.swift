@@ -16,18 +16,18 @@ struct AdaLayerNorm: Sendable {
     }
 
     /// The modulation vectors, each [B, D], from SiLU(temb) [B, D].
-    func modulation(_ siluTemb: Tensor, _ compute: Compute) -> [Tensor] {
-        linear(siluTemb, compute).chunked(chunks, axis: -1)
+    func modulation(_ siluTemb: Tensor, _ compute: Compute, _ loras: LayerLoras) -> [Tensor] {
+        linear(siluTemb, compute, loras).chunked(chunks, axis: -1)
     }
 
     /// AdaLayerNormZero's (or SD35AdaLayerNormZeroX's) chunks under diffusers' names.
-    func zero(_ siluTemb: Tensor, _ compute: Compute) -> Modulation {
-        Modulation(modulation(siluTemb, compute))
+    func zero(_ siluTemb: Tensor, _ compute: Compute, _ loras: LayerLoras) -> Modulation {
+        Modulation(modulation(siluTemb, compute, loras))
     }
 
     /// AdaLayerNormContinuous's two chunks, which diffusers splits as (scale, shift).
-    func continuous(_ siluTemb: Tensor, _ compute: Compute) -> (scale: Tensor, shift: Tensor) {
-        let m = modulation(siluTemb, compute)
+    func continuous(_ siluTemb: Tensor, _ compute: Compute, _ loras: LayerLoras) -> (scale: Tensor, shift: Tensor) {
+        let m = modulation(siluTemb, compute, loras)
         return (m[0], m[1])
     }
 }

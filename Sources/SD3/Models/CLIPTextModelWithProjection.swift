@@ -110,8 +110,15 @@ public struct CLIPTextModelWithProjection: Sendable {
         try weights.requireAllUsed()
     }
 
-    /// ids: [B, L] with L ≤ max_position_embeddings; `clipSkip` nil means hidden_states[-2].
-    public func callAsFunction(_ ids: [[Int]], clipSkip: Int? = nil, compute: Compute) -> Output {
+    /// The layers a LoRA pair may sit beside, weight key → [out, in] (every linear layer), for `ActiveLoras.check`.
+    public var loraLayers: [String: [Int]] {
+        let linears = layers.flatMap { [$0.q, $0.k, $0.v, $0.out, $0.fc1, $0.fc2] } + [textProjection]
+        return Dictionary(uniqueKeysWithValues: linears.map { ($0.loraLayer.key, $0.loraLayer.shape) })
+    }
+
+    /// ids: [B, L] with L ≤ max_position_embeddings; `clipSkip` nil means hidden_states[-2]. `loras`: run-time LoRA
+    /// pairs beside its layers (`ActiveLoras[.textEncoder]` or `[.textEncoder2]`).
+    public func callAsFunction(_ ids: [[Int]], clipSkip: Int? = nil, compute: Compute, loras: LayerLoras = .none) -> Output {
         let length = ids.first?.count ?? 0
         precondition(length > 0 && length <= config.maxPositionEmbeddings, "CLIP: \(length) tokens, at most \(config.maxPositionEmbeddings)")
         let skip = clipSkip ?? 0
@@ -125,7 +132,7 @@ public struct CLIPTextModelWithProjection: Sendable {
         var selected = x
         for (index, layer) in layers.enumerated() {
             if index == wanted { selected = x }
-            x = forward(layer, x, compute)
+            x = forward(layer, x, compute, loras)
         }
         let normed = finalLayerNorm(x, compute)  // [B, L, D]
         // Pooled row: the first end token (transformers uses argmax(ids) when eos_token_id == 2, the legacy configs).
@@ -135,16 +142,16 @@ public struct CLIPTextModelWithProjection: Sendable {
             pooledRows.append(contentsOf: normed.data[(b * length + position) * d..<(b * length + position + 1) * d])
         }
         let pooled = Tensor(shape: [ids.count, d], data: pooledRows)
-        return Output(hiddenState: selected, textEmbeds: textProjection(pooled, compute))
+        return Output(hiddenState: selected, textEmbeds: textProjection(pooled, compute, loras))
     }
 
-    func forward(_ layer: EncoderLayer, _ x: Tensor, _ compute: Compute) -> Tensor {
+    func forward(_ layer: EncoderLayer, _ x: Tensor, _ compute: Compute, _ loras: LayerLoras) -> Tensor {
         let h = layer.layerNorm1(x, compute)  // [B, L, D]
-        let attention = compute.attention(query: layer.q(h, compute), key: layer.k(h, compute), value: layer.v(h, compute),
+        let attention = compute.attention(query: layer.q(h, compute, loras), key: layer.k(h, compute, loras), value: layer.v(h, compute, loras),
                                           heads: config.numAttentionHeads, mask: .causal)
-        let x = compute.add(x, layer.out(attention, compute))
-        let m = layer.fc1(layer.layerNorm2(x, compute), compute)  // [B, L, I]
+        let x = compute.add(x, layer.out(attention, compute, loras))
+        let m = layer.fc1(layer.layerNorm2(x, compute), compute, loras)  // [B, L, I]
         let activated = config.hiddenAct == "gelu" ? compute.gelu(m) : compute.quickGELU(m)
-        return compute.add(x, layer.fc2(activated, compute))
+        return compute.add(x, layer.fc2(activated, compute, loras))
     }
 }

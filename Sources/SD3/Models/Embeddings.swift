@@ -10,25 +10,26 @@ struct PatchEmbed: Sendable {
     let table: Tensor  // [M², D]
     let patchSize: Int
     let maxSize: Int
-    /// Run-time LoRA pairs on the kernel flattened to [D, C·p·p] (Hyper-SD3, Flash-SD3), else nil.
-    let adapters: LowRankAdapters?
+    /// The kernel's key: run-time LoRA pairs (Hyper-SD3, Flash-SD3) sit on it flattened to [D, C·p·p].
+    let key: String
 
     init(_ scope: WeightScope, inChannels: Int, width: Int, patchSize: Int, maxSize: Int, precision: Precision) throws {
         proj = Weight(try scope.tensor("proj.weight", shape: [width, inChannels, patchSize, patchSize]), precision: precision)
-        adapters = scope.store.adapters(for: scope.key("proj.weight"))
+        key = scope.key("proj.weight")
         bias = try scope.tensor("proj.bias", shape: [width])
         table = try scope.tensor("pos_embed", shape: [1, maxSize * maxSize, width]).reshaped([maxSize * maxSize, width])
         self.patchSize = patchSize
         self.maxSize = maxSize
     }
 
-    /// latents [B, C, H, W] → tokens [B, (H/p)·(W/p), D].
-    func callAsFunction(_ latents: Tensor, _ compute: Compute) -> Tensor {
+    /// latents [B, C, H, W] → tokens [B, (H/p)·(W/p), D], plus the kernel's pairs among `loras`.
+    func callAsFunction(_ latents: Tensor, _ compute: Compute, _ loras: LayerLoras) -> Tensor {
         let (h, w) = (latents.dim(2) / patchSize, latents.dim(3) / patchSize)
         let width = table.dim(1)
         let patches = compute.conv2d(latents, proj, bias: bias, stride: patchSize)  // [B, D, h, w]
         var tokens = patches.reshaped([latents.dim(0), width, h * w]).permuted([0, 2, 1])  // [B, h·w, D]
-        if let pairs = adapters?.pairs.filter({ $0.scale != 0 }), !pairs.isEmpty {
+        let pairs = loras[key].filter { $0.scale != 0 }
+        if !pairs.isEmpty {
             // kernel = stride = p: the conv is a product on non-overlapping patches, so each pair adds s·(x·Aᵀ)·Bᵀ.
             let unfolded = unfold(latents)  // [B, h·w, C·p·p]
             for pair in pairs {
@@ -46,6 +47,9 @@ struct PatchEmbed: Sendable {
         let positions = Tensor(shape: [1, h * w, width], data: crop)
         return compute.add(tokens, Tensor.concat(Array(repeating: positions, count: latents.dim(0)), axis: 0))
     }
+
+    /// [D, C·p·p]: the shape a LoRA pair on the kernel must give.
+    var loraLayer: (key: String, shape: [Int]) { (key, [proj.shape[0], proj.shape.dropFirst().reduce(1, *)]) }
 
     /// latents [B, C, H, W] → patches [B, (H/p)·(W/p), C·p·p], each patch in the kernel's (c, kh, kw) order.
     func unfold(_ latents: Tensor) -> Tensor {
@@ -88,10 +92,12 @@ struct CombinedTimestepTextProjEmbeddings: Sendable {
         textLinear2 = try Linear(scope, "text_embedder.linear_2", in: width, out: width, precision: precision)
     }
 
+    var linears: [Linear] { [timeLinear1, timeLinear2, textLinear1, textLinear2] }
+
     /// timesteps [B] (floats, e.g. 987.38), pooled [B, P] → temb [B, D].
-    func callAsFunction(timesteps: [Float], pooled: Tensor, _ compute: Compute) -> Tensor {
-        let time = timeLinear2(compute.silu(timeLinear1(Self.sinusoid(timesteps), compute)), compute)
-        let text = textLinear2(compute.silu(textLinear1(pooled, compute)), compute)
+    func callAsFunction(timesteps: [Float], pooled: Tensor, _ compute: Compute, _ loras: LayerLoras) -> Tensor {
+        let time = timeLinear2(compute.silu(timeLinear1(Self.sinusoid(timesteps), compute, loras)), compute, loras)
+        let text = textLinear2(compute.silu(textLinear1(pooled, compute, loras)), compute, loras)
         return compute.add(time, text)
     }
 

@@ -53,46 +53,46 @@ struct JointTransformerBlock: Sendable {
         ffContext2 = contextPreOnly ? nil : try Linear(scope, "ff_context.net.2", in: 4 * d, out: d, precision: precision)
     }
 
-    /// x [B, N, D] image tokens, context [B, T, D] text tokens, siluTemb = SiLU(temb) [B, D].
-    /// Returns the new image tokens and (except in the last block) the new text tokens.
-    func callAsFunction(_ x: Tensor, context: Tensor, siluTemb: Tensor, _ compute: Compute) -> (Tensor, Tensor?) {
-        let m = norm1.zero(siluTemb, compute)  // each [B, D]
+    /// x [B, N, D] image tokens, context [B, T, D] text tokens, siluTemb = SiLU(temb) [B, D]; `loras`: the
+    /// transformer's run-time LoRA pairs. Returns the new image tokens and (except in the last block) the new text tokens.
+    func callAsFunction(_ x: Tensor, context: Tensor, siluTemb: Tensor, _ compute: Compute, _ loras: LayerLoras) -> (Tensor, Tensor?) {
+        let m = norm1.zero(siluTemb, compute, loras)  // each [B, D]
         let normed = attn2 == nil ? nil : compute.layerNorm(x, eps: 1e-6)  // [B, N, D], shared by both attentions
         let xHat = normed.map { compute.modulate($0, shift: m.shiftMSA, scale: m.scaleMSA) }
             ?? compute.normModulate(x, shift: m.shiftMSA, scale: m.scaleMSA)
         // The last block's context norm is AdaLayerNormContinuous; the others' AdaLayerNormZero.
-        let c = contextPreOnly ? nil : norm1Context.zero(siluTemb, compute)
+        let c = contextPreOnly ? nil : norm1Context.zero(siluTemb, compute, loras)
         let cHat: Tensor
         if let c {
             cHat = compute.normModulate(context, shift: c.shiftMSA, scale: c.scaleMSA)
         } else {
-            let (scale, shift) = norm1Context.continuous(siluTemb, compute)
+            let (scale, shift) = norm1Context.continuous(siluTemb, compute, loras)
             cHat = compute.normModulate(context, shift: shift, scale: scale)
         }
         let n = x.dim(1)
         // Joint attention over [image (N), text (T)] tokens.
-        let (qi, ki, vi) = project(image, xHat, compute)
-        let (qt, kt, vt) = project(text, cHat, compute)
+        let (qi, ki, vi) = project(image, xHat, compute, loras)
+        let (qt, kt, vt) = project(text, cHat, compute, loras)
         let joint = compute.attention(query: Tensor.concat([qi, qt], axis: 1), key: Tensor.concat([ki, kt], axis: 1),
                                       value: Tensor.concat([vi, vt], axis: 1), heads: heads, operands: operands)  // [B, N+T, D]
         let parts = joint.split([n, context.dim(1)], axis: 1)
-        var out = compute.gatedAdd(x, toOut(parts[0], compute), gate: m.gateMSA)
+        var out = compute.gatedAdd(x, toOut(parts[0], compute, loras), gate: m.gateMSA)
         if let attn2, let attn2Out, let normed, let shift2 = m.shiftMSA2, let scale2 = m.scaleMSA2, let gate2 = m.gateMSA2 {
             let xHat2 = compute.modulate(normed, shift: shift2, scale: scale2)
-            let (q, k, v) = project(attn2, xHat2, compute)
-            out = compute.gatedAdd(out, attn2Out(compute.attention(query: q, key: k, value: v, heads: heads, operands: operands), compute),
+            let (q, k, v) = project(attn2, xHat2, compute, loras)
+            out = compute.gatedAdd(out, attn2Out(compute.attention(query: q, key: k, value: v, heads: heads, operands: operands), compute, loras),
                                    gate: gate2)
         }
-        out = compute.gatedAdd(out, compute.feedForward(compute.normModulate(out, shift: m.shiftMLP, scale: m.scaleMLP), up: ff1.parts, down: ff2.parts),
+        out = compute.gatedAdd(out, compute.feedForward(compute.normModulate(out, shift: m.shiftMLP, scale: m.scaleMLP), up: ff1.parts(loras), down: ff2.parts(loras)),
                                gate: m.gateMLP)
         guard let c, let toAddOut, let ffContext1, let ffContext2 else { return (out, nil) }
-        var ctx = compute.gatedAdd(context, toAddOut(parts[1], compute), gate: c.gateMSA)
-        let mlp = compute.feedForward(compute.normModulate(ctx, shift: c.shiftMLP, scale: c.scaleMLP), up: ffContext1.parts, down: ffContext2.parts)
+        var ctx = compute.gatedAdd(context, toAddOut(parts[1], compute, loras), gate: c.gateMSA)
+        let mlp = compute.feedForward(compute.normModulate(ctx, shift: c.shiftMLP, scale: c.scaleMLP), up: ffContext1.parts(loras), down: ffContext2.parts(loras))
         ctx = compute.gatedAdd(ctx, mlp, gate: c.gateMLP)
         return (out, ctx)
     }
 
-    /// Every linear layer of the block (for packing their weights ahead of the first step).
+    /// Every linear layer of the block (for packing their weights ahead of the first step, and for LoRA checks).
     var linears: [Linear] {
         [norm1.linear, norm1Context.linear, image.q, image.k, image.v, text.q, text.k, text.v, toOut, ff1, ff2]
             + [toAddOut, attn2?.q, attn2?.k, attn2?.v, attn2Out, ffContext1, ffContext2].compactMap { $0 }
@@ -102,8 +102,8 @@ struct JointTransformerBlock: Sendable {
     private var operands: OperandType { toOut.weight.precision.operandType }
 
     /// q, k, v [B, L, D]; with qk-norm, q and k are RMS-normalized per head over head_dim (eps 1e-6).
-    private func project(_ p: Projections, _ h: Tensor, _ compute: Compute) -> (Tensor, Tensor, Tensor) {
-        let qkv = compute.linears(h, [p.q, p.k, p.v].map(\.parts))
+    private func project(_ p: Projections, _ h: Tensor, _ compute: Compute, _ loras: LayerLoras) -> (Tensor, Tensor, Tensor) {
+        let qkv = compute.linears(h, [p.q, p.k, p.v].map { $0.parts(loras) })
         var q = qkv[0], k = qkv[1]
         if let normQ = p.normQ, let normK = p.normK {
             let headShape = [q.dim(0), q.dim(1), heads, q.dim(2) / heads]

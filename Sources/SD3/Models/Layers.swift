@@ -5,8 +5,8 @@ import Tensors
 public struct Linear: Sendable {
     public let weight: Weight
     public let bias: Tensor?
-    /// Run-time LoRA pairs (`LoraWeights` in run-time mode), else nil.
-    public let adapters: LowRankAdapters?
+    /// The weight's full key (`transformer_blocks.0.attn.to_q.weight`): where run-time LoRA pairs find this layer.
+    public let key: String
 
     public init(_ scope: WeightScope, _ name: String, in inFeatures: Int, out outFeatures: Int,
                 bias hasBias: Bool = true, precision: Precision) throws {
@@ -18,15 +18,19 @@ public struct Linear: Sendable {
         let layer = scope.scope(name)
         weight = Weight(try layer.tensor("weight", shape: [outFeatures, inFeatures]), format: format)
         bias = hasBias ? try layer.tensor("bias", shape: [outFeatures]) : nil
-        adapters = layer.store.adapters(for: layer.key("weight"))
+        key = layer.key("weight")
     }
 
-    public func callAsFunction(_ x: Tensor, _ compute: Compute) -> Tensor {
-        compute.linear(x, weight, bias: bias, adapters: adapters)
+    /// x [.., in] → [.., out], plus this layer's pairs among `loras` (`.none` for a model that takes no LoRAs).
+    public func callAsFunction(_ x: Tensor, _ compute: Compute, _ loras: LayerLoras) -> Tensor {
+        compute.linear(x, weight, bias: bias, pairs: loras[key])
     }
 
-    /// (weight, bias, adapters), as Compute's multi-layer ops take them.
-    public var parts: (Weight, Tensor?, LowRankAdapters?) { (weight, bias, adapters) }
+    /// (weight, bias, this layer's pairs among `loras`), as Compute's multi-layer ops take them.
+    public func parts(_ loras: LayerLoras) -> (Weight, Tensor?, [LowRankPair]) { (weight, bias, loras[key]) }
+
+    /// [out, in]: the shape a LoRA pair on this layer must give.
+    var loraLayer: (key: String, shape: [Int]) { (key, weight.shape) }
 }
 
 /// torch.nn.LayerNorm over the last axis with affine weight and bias [D].

@@ -108,18 +108,26 @@ public struct SD3Transformer2DModel: Sendable {
     /// loop: packed at their first product instead, they would be allocated between the first step's activations and
     /// fragment the memory the later steps reuse. `rows` is a typical row count of the products (tokens × batch).
     public func prepareWeights(rows: Int, compute: Compute) {
-        let embeds = timeTextEmbed
-        for linear in [contextEmbedder, normOut.linear, projOut, embeds.timeLinear1, embeds.timeLinear2, embeds.textLinear1,
-                       embeds.textLinear2] + blocks.flatMap(\.linears) {
-            compute.prepare(linear.weight, rows: rows)
-        }
+        for linear in linears { compute.prepare(linear.weight, rows: rows) }
+    }
+
+    /// Every linear layer.
+    var linears: [Linear] {
+        [contextEmbedder, normOut.linear, projOut] + timeTextEmbed.linears + blocks.flatMap(\.linears)
+    }
+
+    /// The layers a LoRA pair may sit beside, weight key → [out, in]: every linear layer and the patch embedding's
+    /// kernel (flattened), for `ActiveLoras.check`.
+    public var loraLayers: [String: [Int]] {
+        Dictionary(uniqueKeysWithValues: (linears.map(\.loraLayer) + [patchEmbed.loraLayer]).map { ($0.key, $0.shape) })
     }
 
     /// latents [B, C, H, W], text [B, T, joint_attention_dim], pooled [B, pooled_projection_dim],
-    /// timesteps [B] → velocity [B, C_out, H, W]. Blocks in `skipLayers` are not run (skip-layer guidance).
+    /// timesteps [B] → velocity [B, C_out, H, W]. Blocks in `skipLayers` are not run (skip-layer guidance). `loras`:
+    /// run-time LoRA pairs beside its layers (`ActiveLoras[.transformer]`).
     /// `isCancelled` is checked between blocks; when it returns true the forward throws `CancellationError`.
     public func callAsFunction(_ latents: Tensor, text: Tensor, pooled: Tensor, timesteps: [Float], skipLayers: Set<Int> = [],
-                               compute: Compute, isCancelled: () -> Bool = { false }) throws -> Tensor {
+                               compute: Compute, loras: LayerLoras = .none, isCancelled: () -> Bool = { false }) throws -> Tensor {
         let (batch, height, width) = (latents.dim(0), latents.dim(2), latents.dim(3))
         let p = config.patchSize, (h, w) = (height / p, width / p)
         precondition(latents.rank == 4 && latents.dim(1) == config.inChannels && height % p == 0 && width % p == 0,
@@ -128,18 +136,18 @@ public struct SD3Transformer2DModel: Sendable {
                      "SD3Transformer2DModel: \(h)×\(w) patches exceed the \(config.posEmbedMaxSize)² position table")
         precondition(text.shape == [batch, text.dim(1), config.jointAttentionDim] && pooled.shape == [batch, config.pooledProjectionDim]
                      && timesteps.count == batch, "SD3Transformer2DModel: conditioning shapes do not match the batch of \(batch)")
-        var x = patchEmbed(latents, compute)  // [B, N, D]
-        let temb = timeTextEmbed(timesteps: timesteps, pooled: pooled, compute)  // [B, D]
+        var x = patchEmbed(latents, compute, loras)  // [B, N, D]
+        let temb = timeTextEmbed(timesteps: timesteps, pooled: pooled, compute, loras)  // [B, D]
         let siluTemb = compute.silu(temb)
-        var context = contextEmbedder(text, compute)  // [B, T, D]
+        var context = contextEmbedder(text, compute, loras)  // [B, T, D]
         for (index, block) in blocks.enumerated() where !skipLayers.contains(index) {
             if isCancelled() { throw CancellationError() }
-            let (image, text) = block(x, context: context, siluTemb: siluTemb, compute)
+            let (image, text) = block(x, context: context, siluTemb: siluTemb, compute, loras)
             x = image
             if let text { context = text }
         }
-        let (scale, shift) = normOut.continuous(siluTemb, compute)  // each [B, D]
-        let y = projOut(compute.normModulate(x, shift: shift, scale: scale), compute)  // [B, N, p²·C]
+        let (scale, shift) = normOut.continuous(siluTemb, compute, loras)  // each [B, D]
+        let y = projOut(compute.normModulate(x, shift: shift, scale: scale), compute, loras)  // [B, N, p²·C]
         // Unpatchify: out[b, c, p·row + py, p·col + px] = y[b, row·w + col, (py·p + px)·C + c].
         let channels = config.outChannels
         return y.reshaped([batch, h, w, p, p, channels]).permuted([0, 5, 1, 3, 2, 4]).reshaped([batch, channels, height, width])

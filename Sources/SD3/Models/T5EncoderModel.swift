@@ -103,7 +103,8 @@ public struct T5EncoderModel: Sendable {
         try weights.requireAllUsed()
     }
 
-    /// ids [B, L] → last_hidden_state [B, L, d_model]. No attention mask: SD3 attends to padding too.
+    /// ids [B, L] → last_hidden_state [B, L, d_model]. No attention mask: SD3 attends to padding too. No LoRA layout
+    /// targets T5 (`LoraKeyMap.prefixes`), so its layers run without pairs.
     public func callAsFunction(_ ids: [[Int]], compute: Compute) -> Tensor {
         let length = ids.first?.count ?? 0
         precondition(length > 0, "T5: no tokens")
@@ -112,17 +113,17 @@ public struct T5EncoderModel: Sendable {
         var x = shared(ids)  // [B, L, D]
         for block in blocks {
             let h = compute.rmsNorm(x, weight: block.attentionNorm, eps: eps)
-            let attention = compute.attention(query: block.q(h, compute), key: block.k(h, compute), value: block.v(h, compute),
+            let attention = compute.attention(query: block.q(h, compute, .none), key: block.k(h, compute, .none), value: block.v(h, compute, .none),
                                               heads: config.numHeads, scale: 1, mask: .bias(bias))  // [B, L, H·dkv]
-            x = compute.add(x, block.o(attention, compute))
+            x = compute.add(x, block.o(attention, compute, .none))
             let f = compute.rmsNorm(x, weight: block.feedForwardNorm, eps: eps)
             let hidden: Tensor  // [B, L, F]
             if let wi1 = block.wi1 {
-                hidden = compute.mul(compute.gelu(block.wi0(f, compute), approximation: .tanh), wi1(f, compute))
+                hidden = compute.mul(compute.gelu(block.wi0(f, compute, .none), approximation: .tanh), wi1(f, compute, .none))
             } else {
-                hidden = compute.relu(block.wi0(f, compute))
+                hidden = compute.relu(block.wi0(f, compute, .none))
             }
-            x = compute.add(x, block.wo(hidden, compute))
+            x = compute.add(x, block.wo(hidden, compute, .none))
         }
         return compute.rmsNorm(x, weight: finalLayerNorm, eps: eps)
     }

@@ -20,8 +20,8 @@ struct UNetMidBlock2D: Sendable {
         func callAsFunction(_ x: Tensor, _ compute: Compute) -> Tensor {
             let (b, c, h, w) = (x.dim(0), x.dim(1), x.dim(2), x.dim(3))
             let tokens = norm(x, compute).reshaped([b, c, h * w]).permuted([0, 2, 1])  // [B, HW, C]
-            let attended = compute.attention(query: q(tokens, compute), key: k(tokens, compute), value: v(tokens, compute), heads: 1)
-            let o = out(attended, compute).permuted([0, 2, 1]).reshaped([b, c, h, w])  // [B, C, H, W]
+            let attended = compute.attention(query: q(tokens, compute, .none), key: k(tokens, compute, .none), value: v(tokens, compute, .none), heads: 1)
+            let o = out(attended, compute, .none).permuted([0, 2, 1]).reshaped([b, c, h, w])  // [B, C, H, W]
             return compute.add(x, o)
         }
     }

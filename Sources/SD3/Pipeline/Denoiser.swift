@@ -39,10 +39,11 @@ public struct StepProgress: Sendable {
 public struct Denoiser: Sendable {
     public let transformer: SD3Transformer2DModel
     public let compute: Compute
+    /// Run-time LoRA pairs passed into every transformer call (`ActiveLoras[.transformer]`, checked by the caller).
+    public let loras: LayerLoras
 
-    public init(transformer: SD3Transformer2DModel, compute: Compute) {
-        self.transformer = transformer
-        self.compute = compute
+    public init(transformer: SD3Transformer2DModel, compute: Compute, loras: LayerLoras = .none) {
+        (self.transformer, self.compute, self.loras) = (transformer, compute, loras)
     }
 
     /// Runs steps `beginIndex..<N` of `scheduler` from `latents` [B, C, h, w]; returns the final latents.
@@ -68,7 +69,7 @@ public struct Denoiser: Sendable {
             let t = scheduler.timesteps[i]
             let input = guided ? Tensor.concat([latents, latents], axis: 0) : latents
             let prediction = try transformer(input, text: text, pooled: pooled, timesteps: [Float](repeating: t, count: input.dim(0)),
-                                             compute: compute, isCancelled: isCancelled)
+                                             compute: compute, loras: loras, isCancelled: isCancelled)
             var velocity = prediction
             if guided {
                 let halves = prediction.chunked(2, axis: 0)
@@ -82,7 +83,7 @@ public struct Denoiser: Sendable {
                 if let slg = skipLayerGuidance, slg.isActive(step: i, of: steps) {
                     let skipped = try transformer(latents, text: c.promptEmbeds, pooled: c.pooled,
                                                   timesteps: [Float](repeating: t, count: batch), skipLayers: Set(slg.layers),
-                                                  compute: compute, isCancelled: isCancelled)
+                                                  compute: compute, loras: loras, isCancelled: isCancelled)
                     let s = Float(slg.scale)
                     velocity = Tensor(shape: velocity.shape, data: (0..<velocity.count).map { k in
                         let difference = cond.data[k] - skipped.data[k]

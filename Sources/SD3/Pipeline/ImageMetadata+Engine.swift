@@ -1,13 +1,13 @@
+import Checksums
 import Foundation
 import ImageMetadata
-import SafeTensors
 
 /// The engine's side of the metadata record: filled from the parameters a pipeline ran with.
 extension ImageMetadata {
-    /// Records the LoRAs a pipeline applied (nothing when none).
-    public mutating func record(loras: [(file: LoraFile, strength: Double)], mode: LoraMode) {
+    /// Records the LoRAs a generation applied (nothing when none).
+    public mutating func record(loras: ActiveLoras, mode: LoraMode) {
         guard !loras.isEmpty else { return }
-        self.loras = loras.map { LoraRecord(name: $0.file.name, strength: $0.strength, hash: $0.file.shortHash, path: $0.file.path) }
+        self.loras = loras.list.map { LoraRecord(name: $0.file.name, strength: $0.strength, hash: $0.file.shortHash, path: $0.file.path) }
         loraMode = mode.recordedName
     }
 

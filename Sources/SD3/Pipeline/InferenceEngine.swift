@@ -48,8 +48,9 @@ public actor InferenceEngine {
         }
     }
 
-    /// `loras` apply to this run only: the pipeline is loaded in run-time LoRA mode, so changing them (or their
-    /// strengths) between runs needs no reload, and an empty list is the base model bit for bit.
+    /// `loras` apply to this run only: the pipeline is loaded in run-time LoRA mode and the run passes them into the
+    /// models as a value (`ActiveLoras`), so changing them (or their strengths) between runs needs no reload, and an
+    /// empty list is the base model bit for bit.
     public func generate(_ parameters: GenerationParameters, model: String, options: LoadOptions,
                          loras: [LoraChoice] = []) -> AsyncThrowingStream<GenerationEvent, Error> {
         let options = Self.runTime(options)
@@ -83,8 +84,11 @@ public actor InferenceEngine {
                     state.write(pipeline: pipeline, cache: nil)
                     continuation.yield(.loaded(seconds: Date().timeIntervalSince(loadStart)))
                 }
-                try pipeline.setLoras(loras)
-                try Self.run(parameters, pipeline: pipeline, cached: cachedHere, cancelled: cancelled, state: state, continuation: continuation) { cache in
+                // Files the last run read are reused unless they changed on disk.
+                let active = try pipeline.loras(loras, reusing: state.lastLoras)
+                state.lastLoras = active
+                try Self.run(parameters, pipeline: pipeline, loras: active, cached: cachedHere, cancelled: cancelled, state: state,
+                             continuation: continuation) { cache in
                     state.write(pipeline: pipeline, cache: cache)
                 }
                 continuation.finish()
@@ -108,7 +112,8 @@ public actor InferenceEngine {
     /// The generation itself, on the engine's thread. `remember` stores the pipeline and the embeddings before
     /// `finished` is yielded: a caller that starts the next generation on `finished` (seed exploration) finds
     /// the model loaded and the prompt cached.
-    private static func run(_ p: GenerationParameters, pipeline: StableDiffusion3Pipeline, cached: (key: String, conditioning: Conditioning)?,
+    private static func run(_ p: GenerationParameters, pipeline: StableDiffusion3Pipeline, loras: ActiveLoras,
+                            cached: (key: String, conditioning: Conditioning)?,
                             cancelled: CancellationFlag, state: EngineState, continuation: AsyncThrowingStream<GenerationEvent, Error>.Continuation,
                             remember: ((key: String, conditioning: Conditioning)) -> Void) throws {
         let start = Date()
@@ -116,9 +121,8 @@ public actor InferenceEngine {
         // A draft asks for TAESD3; when the studio's was left out (LoadOptions.taesdOptional) the VAE decodes it instead.
         if p.decoder == .taesd && pipeline.taesd == nil && pipeline.options.taesdOptional { p.decoder = .vae }
         try pipeline.validate(p)
-        // LoRAs change the text encoders too, so they are part of the prompt cache's key.
-        let loras = pipeline.loras.map { "\($0.file.path)@\($0.strength)" }.joined(separator: "\u{1}")
-        let key = "\(p.prompt)\u{0}\(p.negativePrompt)\u{0}\(p.maxSequenceLength)\u{0}\(p.usesGuidance)\u{0}\(loras)"
+        // LoRAs with CLIP pairs change the embeddings, so what of them reaches the text encoders is part of the key.
+        let key = "\(p.prompt)\u{0}\(p.negativePrompt)\u{0}\(p.maxSequenceLength)\u{0}\(p.usesGuidance)\u{0}\(loras.textEncoderKey)"
         let conditioning: Conditioning
         if let cached, cached.key == key {
             conditioning = cached.conditioning
@@ -126,13 +130,13 @@ public actor InferenceEngine {
         } else {
             continuation.yield(.encodingPrompt)
             let encodeStart = Date()
-            conditioning = try pipeline.encode(p)
+            conditioning = try pipeline.encode(p, loras: loras)
             continuation.yield(.encodedPrompt(seconds: Date().timeIntervalSince(encodeStart), cached: false, warnings: conditioning.warnings))
         }
         if cancelled.isSet { throw CancellationError() }
         let (scheduler, latents, begin) = try pipeline.prepare(p)
         let denoiseStart = Date()
-        let final = try Denoiser(transformer: try pipeline.transformer(), compute: pipeline.compute)
+        let final = try pipeline.denoiser(loras: loras)
             .run(latents: latents, conditioning: conditioning, scheduler: scheduler, beginIndex: begin, guidanceScale: p.guidanceScale,
                  skipLayerGuidance: p.skipLayerGuidance, isCancelled: { cancelled.isSet }) { step in
                 let preview = try pipeline.preview(step)
@@ -148,7 +152,7 @@ public actor InferenceEngine {
                                      t5: pipeline.hasT5, shift: p.shift ?? pipeline.schedulerConfig.shift,
                                      precision: pipeline.options.precision.rawValue, seconds: seconds)
         if pipeline.hasT5 && pipeline.options.t5Int8 { metadata.t5Weights = "int8" }
-        metadata.record(loras: pipeline.loras, mode: .runTime)
+        metadata.record(loras: loras, mode: .runTime)
         remember((key, conditioning))
         continuation.yield(.finished(image: image, metadata: metadata, seconds: seconds))
     }
@@ -172,6 +176,12 @@ final class EngineState: @unchecked Sendable {
     }
     private var pipeline: StableDiffusion3Pipeline?
     private var cache: (key: String, conditioning: Conditioning)?
+    private var loras = ActiveLoras.none
+    /// The LoRAs of the last run, whose files the next run reuses where they did not change on disk.
+    var lastLoras: ActiveLoras {
+        get { lock.withLock { loras } }
+        set { lock.withLock { loras = newValue } }
+    }
     private var loadCount = 0
 
     func read() -> (pipeline: StableDiffusion3Pipeline?, cache: (key: String, conditioning: Conditioning)?) {

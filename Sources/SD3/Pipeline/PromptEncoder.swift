@@ -56,6 +56,14 @@ public struct PromptEncoder: Sendable {
 
     public var hasT5: Bool { t5 != nil }
 
+    /// Throws for the first pair of `loras` on CLIP-L or CLIP-G that names no layer of this encoder or has another
+    /// shape (nothing to check without the CLIP pair; no LoRA targets T5).
+    public func check(_ loras: ActiveLoras) throws {
+        guard let clip else { return }
+        try loras.check(.textEncoder, layers: clip.l.loraLayers)
+        try loras.check(.textEncoder2, layers: clip.g.loraLayers)
+    }
+
     /// What the CLIP pair gives a batch of prompts (and negatives when guidance is on).
     public struct CLIPHalf: Sendable {
         /// [B, 77, joint_attention_dim]: CLIP-L ‖ CLIP-G zero-padded (or cropped) to the T5 width.
@@ -64,26 +72,29 @@ public struct PromptEncoder: Sendable {
         var warnings: [String]
     }
 
-    /// `encode_prompt` for a batch of prompts; `negative` (nil → "") is encoded when guidance is on.
+    /// `encode_prompt` for a batch of prompts; `negative` (nil → "") is encoded when guidance is on. `loras`: run-time
+    /// LoRA pairs for the CLIP encoders, checked (`check`) before they run.
     public func encode(prompts: [String], negative: [String]?, guidance: Bool, maxSequenceLength: Int = 256,
-                       clipSkip: Int? = nil, compute: Compute) throws -> Conditioning {
+                       clipSkip: Int? = nil, compute: Compute, loras: ActiveLoras = .none) throws -> Conditioning {
         let half = try encodeCLIP(prompts: prompts, negative: negative, guidance: guidance, maxSequenceLength: maxSequenceLength,
-                                  clipSkip: clipSkip, compute: compute)
+                                  clipSkip: clipSkip, compute: compute, loras: loras)
         return try encodeT5(half, prompts: prompts, negative: negative, guidance: guidance, maxSequenceLength: maxSequenceLength, compute: compute)
     }
 
     /// The CLIP part of `encode`.
     public func encodeCLIP(prompts: [String], negative: [String]?, guidance: Bool, maxSequenceLength: Int = 256,
-                           clipSkip: Int? = nil, compute: Compute) throws -> CLIPHalf {
+                           clipSkip: Int? = nil, compute: Compute, loras: ActiveLoras = .none) throws -> CLIPHalf {
         guard (1...512).contains(maxSequenceLength) else { throw PromptError.maxSequenceLength(maxSequenceLength) }
         guard let clip else { throw PromptError.noCLIP }
+        try check(loras)
         var warnings: [String] = []
-        let (states, pooled) = try clipStates(clip, prompts, clipSkip: clipSkip, compute: compute, warnings: &warnings)
+        let (states, pooled) = try clipStates(clip, prompts, clipSkip: clipSkip, compute: compute, loras: loras, warnings: &warnings)
         var half = CLIPHalf(states: states, pooled: pooled, warnings: [])
         if guidance {
             let negatives = try Self.negatives(negative, count: prompts.count)
             // Negative prompts always use clip_skip = None.
-            (half.negativeStates, half.negativePooled) = try clipStates(clip, negatives, clipSkip: nil, compute: compute, warnings: &warnings)
+            (half.negativeStates, half.negativePooled) = try clipStates(clip, negatives, clipSkip: nil, compute: compute, loras: loras,
+                                                                       warnings: &warnings)
         }
         half.warnings = warnings
         return half
@@ -117,12 +128,12 @@ public struct PromptEncoder: Sendable {
     }
 
     private func clipStates(_ clip: (l: CLIPTextModelWithProjection, g: CLIPTextModelWithProjection), _ prompts: [String],
-                            clipSkip: Int?, compute: Compute, warnings: inout [String]) throws -> (Tensor, Tensor) {
+                            clipSkip: Int?, compute: Compute, loras: ActiveLoras, warnings: inout [String]) throws -> (Tensor, Tensor) {
         let clipLength = tokenizers.clipLength
         let l = clip.l(ids("CLIP-L", try prompts.map { try tokenizers.pipelineIds($0, encoder: .clipL) }, limit: clipLength, warnings: &warnings),
-                       clipSkip: clipSkip, compute: compute)
+                       clipSkip: clipSkip, compute: compute, loras: loras[.textEncoder])
         let g = clip.g(ids("CLIP-G", try prompts.map { try tokenizers.pipelineIds($0, encoder: .clipG) }, limit: clipLength, warnings: &warnings),
-                       clipSkip: clipSkip, compute: compute)
+                       clipSkip: clipSkip, compute: compute, loras: loras[.textEncoder2])
         let both = Tensor.concat([l.hiddenState, g.hiddenState], axis: -1)  // [B, 77, 2048]
         return (Self.fitted(both, width: jointAttentionDim), Tensor.concat([l.textEmbeds, g.textEmbeds], axis: -1))
     }

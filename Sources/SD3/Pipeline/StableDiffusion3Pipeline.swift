@@ -54,6 +54,9 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
     private let loadedTAESD: AutoencoderTiny?
     /// Why the options' TAESD3 was left out (`LoadOptions.taesdOptional`), one line.
     public let taesdProblem: String?
+    /// The options' LoRAs (`--lora`): merged mode, in the weights already; run-time mode, what a generation given no
+    /// LoRAs of its own passes into the models.
+    public let loras: ActiveLoras
     private let lock = NSLock()
     private var loadedTextEncoders: PromptEncoder?
     private var loadedTransformer: SD3Transformer2DModel?
@@ -66,12 +69,8 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
 
     public init(source: ModelSource, options: LoadOptions = LoadOptions()) throws {
         var source = source
-        if let bad = options.loras.first(where: { !($0.strength.isFinite && GenerationLimits.loraStrength.contains($0.strength)) }) {
-            throw LoraError.strengthOutOfRange(path: bad.path, strength: bad.strength)
-        }
-        if !options.loras.isEmpty || options.loraMode == .runTime {
-            source.loras = LoraSet(mode: options.loraMode, loras: try options.loras.map { (try LoraFile(path: $0.path), $0.strength) })
-        }
+        loras = try ActiveLoras.read(options.loras)
+        source.mergedLoras = options.loraMode == .merged ? loras.list : []
         self.source = source
         path = source.path
         self.options = options
@@ -123,8 +122,7 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
             let loaded = try PromptEncoder(source: source, jointAttentionDim: transformerConfig.jointAttentionDim, useT5: hasT5,
                                            precision: options.precision, t5Int8: options.t5Int8)
             try Self.checkT5Vocabulary(loaded, source: source)
-            try source.loras?.requireAllMatched(.textEncoder)
-            try source.loras?.requireAllMatched(.textEncoder2)
+            try loaded.check(loras)
             loadedTextEncoders = loaded
             return loaded
         }
@@ -136,7 +134,7 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
             let weights = try source.weights(.transformer)
             try Self.requireFits(weights, bytesPerWeight: options.precision == .bf16 ? 2 : 4)
             let loaded = try SD3Transformer2DModel(config: transformerConfig, weights: weights, precision: options.precision)
-            try source.loras?.requireAllMatched(.transformer)
+            try loras.check(.transformer, layers: loaded.loraLayers)
             loadedTransformer = loaded
             return loaded
         }
@@ -168,20 +166,36 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
         return loaded
     }
 
-    /// The LoRAs now applied, with their strengths (for metadata).
-    public var loras: [(file: LoraFile, strength: Double)] { source.loras?.active ?? [] }
+    /// Run-time mode only: the LoRAs `choices` name, as a value to pass to `encode`, `denoiser` and `generate`; the
+    /// pipeline and its models do not change, so no reload. Files of `previous` (default: the options' LoRAs) that did
+    /// not change on disk are reused. Every pair is checked against the models loaded now (a model loaded later is
+    /// checked before it runs with them). An empty list runs the base model bit for bit.
+    public func loras(_ choices: [LoraChoice], reusing previous: ActiveLoras? = nil) throws -> ActiveLoras {
+        guard options.loraMode == .runTime else { throw LoraError.notRunTime }
+        let active = try ActiveLoras.read(choices, reusing: previous ?? loras)
+        let (encoders, transformer) = lock.withLock { (loadedTextEncoders, loadedTransformer) }
+        try encoders?.check(active)
+        if let transformer { try active.check(.transformer, layers: transformer.loraLayers) }
+        return active
+    }
 
-    /// Run-time mode only: applies `choices` from the next generation on, without reloading. Files already read are
-    /// kept; an empty list returns to the base model bit for bit.
-    public func setLoras(_ choices: [LoraChoice]) throws {
-        guard let set = source.loras, set.mode == .runTime else { throw LoraError.notRunTime }
-        if let bad = choices.first(where: { !($0.strength.isFinite && GenerationLimits.loraStrength.contains($0.strength)) }) {
-            throw LoraError.strengthOutOfRange(path: bad.path, strength: bad.strength)
+    /// The LoRAs a run passes into the models: `given`, else the options'; none in merged mode (they are in the
+    /// weights), where giving some is an error.
+    func runTimeLoras(_ given: ActiveLoras?) throws -> ActiveLoras {
+        guard options.loraMode == .runTime else {
+            if let given, !given.isEmpty { throw LoraError.notRunTime }
+            return .none
         }
-        // A file already active is reused unless it changed on disk since it was read.
-        let known = Dictionary(set.active.map { ($0.file.path, $0.file) }, uniquingKeysWith: { a, _ in a })
-            .filter { path, file in file.stamp != nil && file.stamp == LoraFile.stamp(path: path) }
-        try set.set(choices.map { (try known[$0.path] ?? LoraFile(path: $0.path), $0.strength) })
+        return given ?? loras
+    }
+
+    /// The denoising loop on the transformer (loaded if need be), with the transformer's pairs of `loras` (default: the
+    /// options'), checked against it first.
+    public func denoiser(loras given: ActiveLoras? = nil) throws -> Denoiser {
+        let active = try runTimeLoras(given)
+        let model = try transformer()
+        try active.check(.transformer, layers: model.loraLayers)
+        return Denoiser(transformer: model, compute: compute, loras: active[.transformer])
     }
 
     public enum Part: Sendable, Hashable { case textEncoders, transformer, vae }
@@ -239,9 +253,12 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
         }
     }
 
-    /// The prompt's conditioning. Staged (and the encoders not already loaded): CLIP-L and CLIP-G are loaded,
-    /// run and dropped, then T5 alone, so the text phase peaks at T5's size rather than all three together.
-    public func encode(_ p: GenerationParameters, onPhase: (String, Double) -> Void = { _, _ in }) throws -> Conditioning {
+    /// The prompt's conditioning, with the CLIP pairs of `loras` (run-time mode; default: the options'). Staged (and the
+    /// encoders not already loaded): CLIP-L and CLIP-G are loaded, run and dropped, then T5 alone, so the text phase
+    /// peaks at T5's size rather than all three together.
+    public func encode(_ p: GenerationParameters, loras given: ActiveLoras? = nil,
+                       onPhase: (String, Double) -> Void = { _, _ in }) throws -> Conditioning {
+        let active = try runTimeLoras(given)
         func timed<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
             let start = Date()
             defer { onPhase(name, Date().timeIntervalSince(start)) }
@@ -252,17 +269,21 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
             let encoders = try timed("load text encoders") { try textEncoders() }
             return try timed("encode prompt") {
                 try encoders.encode(prompts: prompts, negative: negatives, guidance: p.usesGuidance,
-                                    maxSequenceLength: p.maxSequenceLength, compute: compute)
+                                    maxSequenceLength: p.maxSequenceLength, compute: compute, loras: active)
             }
         }
         let joint = transformerConfig.jointAttentionDim
         let half = try {
             let clip = try timed("load CLIP encoders") {
-                try PromptEncoder(source: source, jointAttentionDim: joint, useT5: false, precision: options.precision, models: .clipOnly)
+                let encoder = try PromptEncoder(source: source, jointAttentionDim: joint, useT5: false, precision: options.precision,
+                                                models: .clipOnly)
+                // Merged LoRAs are in its weights: each pair must have found a layer of its shape.
+                if options.loraMode == .merged { try encoder.check(loras) }
+                return encoder
             }
             return try timed("encode CLIP") {
                 try clip.encodeCLIP(prompts: prompts, negative: negatives, guidance: p.usesGuidance,
-                                    maxSequenceLength: p.maxSequenceLength, compute: compute)
+                                    maxSequenceLength: p.maxSequenceLength, compute: compute, loras: active)
             }
         }()
         let t5 = try timed(hasT5 ? "load T5" : "T5 off") {
@@ -329,9 +350,11 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
         return VaeImageProcessor.postprocess(images)
     }
 
-    /// The whole generation in one call (the CLI's path; the studio drives the steps through InferenceEngine).
-    /// `onPhase` hears each phase's name and seconds as it ends (load and run of every model).
-    public func generate(_ p: GenerationParameters, conditioning: Conditioning? = nil, isCancelled: () -> Bool = { false },
+    /// The whole generation in one call (the CLI's path; the studio drives the steps through InferenceEngine), with
+    /// `loras` (run-time mode; default: the options'). `onPhase` hears each phase's name and seconds as it ends (load and
+    /// run of every model).
+    public func generate(_ p: GenerationParameters, conditioning: Conditioning? = nil, loras: ActiveLoras? = nil,
+                         isCancelled: () -> Bool = { false },
                          onPhase: (String, Double) -> Void = { _, _ in },
                          onStep: (StepProgress) throws -> Void = { _ in }) throws -> RGBImage {
         try validate(p)
@@ -344,13 +367,13 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
         if let conditioning {
             c = conditioning
         } else {
-            c = try encode(p, onPhase: onPhase)
+            c = try encode(p, loras: loras, onPhase: onPhase)
         }
         if options.staged { release(.textEncoders) }
         let (scheduler, start, begin) = try timed("prepare latents") { try prepare(p) }
         _ = try timed("load transformer") { try transformer() }
         let latents = try timed("denoise") {
-            try Denoiser(transformer: try transformer(), compute: compute)
+            try denoiser(loras: loras)
                 .run(latents: start, conditioning: c, scheduler: scheduler, beginIndex: begin, guidanceScale: p.guidanceScale,
                      skipLayerGuidance: p.skipLayerGuidance, isCancelled: isCancelled, onStep: onStep)
         }

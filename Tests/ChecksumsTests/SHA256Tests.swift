@@ -1,5 +1,5 @@
 import Testing
-@testable import SafeTensors
+@testable import Checksums
 
 @Suite struct SHA256Tests {
     /// FIPS 180-4 / NIST example vectors, plus a multi-block input fed in uneven pieces.
