@@ -238,7 +238,8 @@ struct GenerateCommand: ParsableCommand {
     func applyInitImageAndSkipLayers(_ p: inout GenerationParameters, recalled r: ImageMetadata?, defaults c: ConfigFile.Defaults) throws {
         if let initImage {
             try Self.requirePNGFile(initImage)
-            p.initImage = try PNGFile.read(initImage).image
+            // Turned upright by its EXIF orientation, as diffusers' load_image does (exif_transpose).
+            p.initImage = try PNGFile.read(initImage, upright: true).image
             p.strength = strength ?? r?.strength ?? c.strength ?? 0.6
         } else if r?.strength != nil {
             throw CommandError("\(paramsFrom!) was made by img2img: give --init-image")
