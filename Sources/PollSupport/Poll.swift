@@ -40,8 +40,7 @@ public enum Poll {
     struct Charge {
         var waited = 0.0
         var last = Date()
-        mutating func tick() {
-            let now = Date()
+        mutating func tick(now: Date = Date()) {
             waited += min(now.timeIntervalSince(last), Poll.longestCharge)
             last = now
         }
