@@ -77,8 +77,9 @@ public enum ExifOrientation {
     /// IFD0's Orientation in an EXIF block ("Exif\0\0" at most twice, then a TIFF header and IFD0). Entries are read
     /// in order until one is cut off or its out-of-line data is; an entry of an unknown type or no values is skipped,
     /// as is one whose out-of-line data would bring the total past the block's size, and the first stored one for a
-    /// tag wins (TiffImagePlugin `load`). The value is the first of the entry's values when it is a whole number (Pillow's dictionary lookup
-    /// of 6, 6.0 or 12/2 alike); BYTE, ASCII and UNDEFINED values are bytes or text there, so never a rotation.
+    /// tag wins (TiffImagePlugin `load`). The value is the first of the entry's values when it is a whole number
+    /// (Pillow's dictionary lookup takes 6, 6.0 or 12/2 alike); BYTE, ASCII and UNDEFINED values are bytes or text
+    /// there, so never a rotation.
     static func tag(_ block: ArraySlice<UInt8>) -> Tag {
         var data = block
         for _ in 0..<2 where data.starts(with: exifPrefix) { data = data.dropFirst(6) }
