@@ -43,7 +43,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Engine threads (default: the config's, else all cores).") var threads: Int?
     @Option(help: "Settings file (default: $XDG_CONFIG_HOME/sd3-studio/config.toml): its model, threads and [defaults] apply below the flags.")
     var config: String?
-    @Option(help: "img2img: the starting PNG, resized to the output size.") var initImage: String?
+    @Option(help: "img2img: the starting PNG, turned upright by its EXIF orientation and resized to the output size.") var initImage: String?
     @Option(help: "img2img: how much of the schedule to run, 0…1 (default 0.6).") var strength: Double?
     @Option(help: "Skip-layer guidance scale (diffusers' default 2.8); turns it on with --skip-layers.") var skipLayerGuidance: Double?
     @Option(help: "Blocks skipped by skip-layer guidance (default 7,8,9, as for SD3.5 Medium).") var skipLayers: String?
