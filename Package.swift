@@ -59,6 +59,8 @@ let package = Package(
         .target(name: "FuzzSupport"),
         // The tests' fake servers' listening socket (tests only).
         .target(name: "LoopbackServer"),
+        // Polls of files, processes, screens and fake servers' logs, charging only the time a test ran (tests only).
+        .target(name: "PollSupport"),
         .target(name: "StudioTerminal", dependencies: ["StudioCore", "StudioRuntime", "ImageIO", "CNcurses", "CChafa"]),
         .executableTarget(
             name: "sd3",
@@ -74,12 +76,12 @@ let package = Package(
         .testTarget(name: "SD3Tests", dependencies: ["Checksums", "ImageMetadata", "ImageIO", "Tensors", "FuzzSupport", "SD3", "SafeTensors", "Training"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ImageIOTests", dependencies: ["FuzzSupport", "ImageIO", "SafeTensors", "RegularFiles"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ImageMetadataTests", dependencies: ["FuzzSupport", "ImageMetadata", "ImageIO"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "StudioCoreTests", dependencies: ["ImageMetadata", "CZlib", "FuzzSupport", "StudioCore", "StudioRuntime", "ComfyUI", "SD3", "ImageIO", .product(name: "GRDB", package: "GRDB.swift")],
+        .testTarget(name: "StudioCoreTests", dependencies: ["ImageMetadata", "CZlib", "FuzzSupport", "PollSupport", "StudioCore", "StudioRuntime", "ComfyUI", "SD3", "ImageIO", .product(name: "GRDB", package: "GRDB.swift")],
                     exclude: ["Snapshots", "Fixtures"]),
         .testTarget(name: "StudioTerminalTests", dependencies: ["StudioTerminal", "StudioCore", "ImageIO"]),
         // The studio's pull (F8) is tested here, against the same loopback hub.
-        .testTarget(name: "HubTests", dependencies: ["Checksums", "ImageIO", "FuzzSupport", "LoopbackServer", "Hub", "SD3", "StudioCore", "StudioRuntime"]),
-        .testTarget(name: "ComfyUITests", dependencies: ["ImageMetadata", "ComfyUI", "LoopbackServer", "SD3", "ImageIO", "CSSL"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "HubTests", dependencies: ["Checksums", "ImageIO", "FuzzSupport", "LoopbackServer", "PollSupport", "Hub", "SD3", "StudioCore", "StudioRuntime"]),
+        .testTarget(name: "ComfyUITests", dependencies: ["ImageMetadata", "ComfyUI", "LoopbackServer", "PollSupport", "SD3", "ImageIO", "CSSL"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TrainingTests", dependencies: ["ImageMetadata", "FuzzSupport", "Training", "SD3", "SafeTensors", "ImageIO", "Tensors"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SystemLibrariesTests", dependencies: ["CNcurses", "CPNG"]),
     ]

@@ -12,7 +12,9 @@ public enum JPEGFile {
     public static let pixelLimit = 1 << 26
 
     /// Decodes a baseline or progressive JPEG (grey, RGB or YCbCr; CMYK is refused by libjpeg's RGB output) to RGB.
-    public static func decode(_ bytes: [UInt8], name: String = "JPEG") throws(Error) -> RGBImage {
+    /// `upright`: turned by its EXIF orientation as Pillow's `ImageOps.exif_transpose` does (ExifOrientation);
+    /// otherwise the pixels as stored.
+    public static func decode(_ bytes: [UInt8], name: String = "JPEG", upright: Bool = false) throws(Error) -> RGBImage {
         guard bytes.count > 3, bytes[0] == 0xFF, bytes[1] == 0xD8 else { throw Error(description: "\(name): not a JPEG image") }
         var pixels: UnsafeMutablePointer<UInt8>?
         var width: Int32 = 0, height: Int32 = 0
@@ -26,6 +28,7 @@ public enum JPEGFile {
         }
         defer { free(pixels) }
         let count = Int(width) * Int(height) * 3
-        return RGBImage(width: Int(width), height: Int(height), pixels: Array(UnsafeBufferPointer(start: pixels, count: count)))
+        let image = RGBImage(width: Int(width), height: Int(height), pixels: Array(UnsafeBufferPointer(start: pixels, count: count)))
+        return upright ? ExifOrientation.upright(image, orientation: ExifOrientation.ofJPEG(bytes)) : image
     }
 }

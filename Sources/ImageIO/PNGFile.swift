@@ -36,8 +36,9 @@ public enum PNGFile {
     }
 
     /// Decodes any 8-bit PNG to RGB, dropping alpha as Pillow's `convert("RGB")` does, and returns its text chunks
-    /// (tEXt, zTXt and iTXt, compressed or not: `textChunks`).
-    public static func decode(_ bytes: [UInt8], name: String = "PNG") throws(Error) -> (image: RGBImage, text: [(key: String, value: String)]) {
+    /// (tEXt, zTXt and iTXt, compressed or not: `textChunks`). `upright`: turned by its EXIF orientation (eXIf chunk)
+    /// as Pillow's `ImageOps.exif_transpose` does (ExifOrientation); otherwise the pixels as stored.
+    public static func decode(_ bytes: [UInt8], name: String = "PNG", upright: Bool = false) throws(Error) -> (image: RGBImage, text: [(key: String, value: String)]) {
         guard bytes.count > 8, bytes.prefix(8) == [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] else {
             throw Error(description: "\(name): not a PNG file")
         }
@@ -72,17 +73,19 @@ public enum PNGFile {
             pixels[3 * i + 1] = rgba[4 * i + 1]
             pixels[3 * i + 2] = rgba[4 * i + 2]
         }
-        return (RGBImage(width: width, height: height, pixels: pixels), textChunks(bytes))
+        let image = RGBImage(width: width, height: height, pixels: pixels)
+        return (upright ? ExifOrientation.upright(image, orientation: ExifOrientation.ofPNG(bytes)) : image, textChunks(bytes))
     }
 
     /// The largest PNG file read (a 8192×8192 RGBA image stored raw is 256 MiB).
     public static let sizeLimit = 256 << 20
 
-    /// Reads a regular file of at most `sizeLimit` bytes (a FIFO, device or folder is refused, never opened).
-    public static func read(_ path: String) throws(Error) -> (image: RGBImage, text: [(key: String, value: String)]) {
+    /// Reads a regular file of at most `sizeLimit` bytes (a FIFO, device or folder is refused, never opened);
+    /// `upright` as in `decode`.
+    public static func read(_ path: String, upright: Bool = false) throws(Error) -> (image: RGBImage, text: [(key: String, value: String)]) {
         let bytes: [UInt8]
         do { bytes = try RegularFile.contents(path, limit: sizeLimit, what: "PNG file") } catch { throw Error(description: error.description) }
-        return try decode(bytes, name: path)
+        return try decode(bytes, name: path, upright: upright)
     }
 
     /// Only the text chunks of a PNG file (no pixels decoded), with the same checks as `read`.

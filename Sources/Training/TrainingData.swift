@@ -8,8 +8,8 @@ import SD3
 /// `--center_crop` (by default; its own default, a random crop, is `randomCrop`) and without `--random_flip` (its
 /// default): the shorter side resized to the resolution, the centre (or random) square cut out, then
 /// ToTensor and Normalize([0.5], [0.5]). The resize is our Pillow-exact Lanczos by default (sharper than the
-/// script's filter); `.bilinear` is the script's torchvision Resize(BILINEAR) on PIL, pixel for pixel. EXIF
-/// orientation is not applied (the script's exif_transpose is).
+/// script's filter); `.bilinear` is the script's torchvision Resize(BILINEAR) on PIL, pixel for pixel. Each image is
+/// first turned upright by its EXIF orientation, as the script's `exif_transpose` does.
 public struct TrainingData: Sendable {
     public struct Example: Sendable {
         public let path: String
@@ -121,9 +121,9 @@ public struct TrainingData: Sendable {
         let name = (path as NSString).lastPathComponent
         // By content, not extension: a PNG named .jpg still loads.
         if bytes.starts(with: [0x89, 0x50, 0x4E, 0x47]) {
-            do { return try PNGFile.decode(bytes, name: name).image } catch { throw TrainingError.data(path: path, reason: "unreadable PNG (\(error.description))") }
+            do { return try PNGFile.decode(bytes, name: name, upright: true).image } catch { throw TrainingError.data(path: path, reason: "unreadable PNG (\(error.description))") }
         }
-        do { return try JPEGFile.decode(bytes, name: name) } catch { throw TrainingError.data(path: path, reason: "unreadable image (\(error.description))") }
+        do { return try JPEGFile.decode(bytes, name: name, upright: true) } catch { throw TrainingError.data(path: path, reason: "unreadable image (\(error.description))") }
     }
 
     /// RandomCrop.get_params: no draw when the image is already the crop's size, else torch.randint(0, h − size + 1)

@@ -1,8 +1,9 @@
+@testable import ComfyUI
 import Foundation
 import ImageIO
+import PollSupport
 import SD3
 import Testing
-@testable import ComfyUI
 
 /// Our client against traffic recorded from a real ComfyUI 0.3.75 (scripts/comfyui/record_all.sh with
 /// sd3_scenario.sh: `sd3 generate --backend` through record_proxy.py). The jobs here are the scenarios' flags as
@@ -79,13 +80,9 @@ import Testing
         }
         (run.events, run.error) = await task.value
         // Leaving the loop early cancels the stream; give the backend's interrupt a moment to reach the server.
-        if cancelAfterStep != nil { try await waitFor { server.requests.contains { $0.path == "/interrupt" } } }
+        if cancelAfterStep != nil { await Poll.until(seconds: 2, every: 0.01) { server.requests.contains { $0.path == "/interrupt" } } }
         server.stop()
         return run
-    }
-
-    static func waitFor(_ condition: () -> Bool) async throws {
-        for _ in 0..<200 where !condition() { try await Task.sleep(for: .milliseconds(10)) }
     }
 
     final class IDs: @unchecked Sendable {

@@ -1,6 +1,7 @@
 import Foundation
 import Hub
 import ImageIO
+import PollSupport
 import SD3
 @testable import StudioCore
 @testable import StudioRuntime
@@ -79,10 +80,7 @@ import Testing
         let transformer = try Self.files().first { $0.path == Self.stalled }!
         let blob = CacheLayout(root: cache, repo: Self.repo).incomplete(hub.sha256(transformer))
         // A file on disk, not the session's state: no action may follow its last byte, so this one is polled.
-        let deadline = Date().addingTimeInterval(300)
-        while (try? FileManager.default.attributesOfItem(atPath: blob)[.size] as? Int) != transformer.data.count / 2, Date() < deadline {
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        await Poll.until(seconds: 300, every: 0.02) { (try? FileManager.default.attributesOfItem(atPath: blob)[.size] as? Int) == transformer.data.count / 2 }
         try #require((try? FileManager.default.attributesOfItem(atPath: blob)[.size] as? Int) == transformer.data.count / 2,
                      "timed out waiting for half the transformer: \(session.state.status.text)")
         try await Self.wait(session, "a progress line") { $0.pull?.progress.contains("files") == true }

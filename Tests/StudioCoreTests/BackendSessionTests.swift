@@ -2,6 +2,7 @@ import ComfyUI
 import Foundation
 import ImageIO
 import ImageMetadata
+import PollSupport
 import SD3
 @testable import StudioCore
 @testable import StudioRuntime
@@ -204,7 +205,7 @@ import Testing
         let session = try Self.session(folder: folder, log: log, hold: true, servers: [Self.gpu, Self.spare])
         session.send(.explore)
         // The workers' log, not the session's state: polled (no action need follow the second job's start).
-        while log.all.count < 2 { try await Task.sleep(for: .milliseconds(10)) }
+        try #require(await Poll.until(seconds: 300, every: 0.01) { log.all.count >= 2 }, "timed out waiting for both servers' jobs to start")
         session.send(.cancel)
         await session.settle()
         #expect(session.state.job == .idle && session.state.status.text.hasPrefix("Cancelled: 0 of 4 seeds rendered"), "\(session.state.status.text)")

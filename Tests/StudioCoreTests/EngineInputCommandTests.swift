@@ -1,6 +1,7 @@
 import Foundation
 import ImageIO
 import ImageMetadata
+import PollSupport
 import SD3
 import Testing
 
@@ -26,16 +27,14 @@ import Testing
         let start = Date()
         guard posix_spawn(&pid, TmuxStudio.sd3, &actions, nil, argv, envp) == 0 else { return (-2, "posix_spawn failed", 0) }
         var status: Int32 = 0
-        var killed = false
-        while true {
+        let exited = Poll.untilBlocking(seconds: limit) {
             let done = waitpid(pid, &status, WNOHANG)
-            if done == pid { break }
-            if done == -1 && errno != EINTR { break }
-            if Date().timeIntervalSince(start) > limit && !killed {
-                kill(pid, SIGKILL)
-                killed = true
-            }
-            usleep(20_000)
+            return done == pid || (done == -1 && errno != EINTR)
+        }
+        let killed = !exited
+        if killed {
+            kill(pid, SIGKILL)
+            while waitpid(pid, &status, 0) == -1, errno == EINTR {}
         }
         let stderr = (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? ""
         let code = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)

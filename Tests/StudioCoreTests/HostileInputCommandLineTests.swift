@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import ImageIO
 import ImageMetadata
+import PollSupport
 import SD3
 @testable import StudioCore
 import Testing
@@ -37,16 +38,10 @@ import Testing
         var pid = pid_t()
         guard posix_spawn(&pid, program, &actions, nil, argv, envp) == 0 else { return Outcome(status: -1, signal: nil, timedOut: false, stdout: "", stderr: "spawn failed") }
         var status: Int32 = 0
-        let deadline = Date().addingTimeInterval(limit)
-        var timedOut = false
-        while waitpid(pid, &status, WNOHANG) == 0 {
-            if Date() > deadline {
-                timedOut = true
-                kill(pid, SIGKILL)
-                waitpid(pid, &status, 0)
-                break
-            }
-            usleep(20_000)
+        let timedOut = !Poll.untilBlocking(seconds: limit) { waitpid(pid, &status, WNOHANG) != 0 }
+        if timedOut {
+            kill(pid, SIGKILL)
+            waitpid(pid, &status, 0)
         }
         let read = { (suffix: String) in (try? String(contentsOfFile: files + suffix, encoding: .utf8)) ?? "" }
         // WIFEXITED / WEXITSTATUS / WTERMSIG: the low 7 bits are the signal, the next 8 the exit code.

@@ -1,4 +1,5 @@
 import Foundation
+import PollSupport
 import Testing
 
 /// A studio run under tmux for an end-to-end test: its own tmux server (so tests never share one), keys in
@@ -43,21 +44,10 @@ struct TmuxStudio {
     }
 
     /// The screen once `condition` holds for it; nil after recording an issue naming `what` with the screen.
-    /// Only time this test got to look counts: when the suite's other tests hold every thread of the pool, a
-    /// resumption can come minutes late (three tests once gave up at the same instant, their screens already right),
-    /// so a gap longer than a second between looks is not charged, and the screen is looked at once more at the end.
+    /// Only time this test got to look counts (Poll.until).
     func waitUntil(_ what: String, seconds: Double = 60, _ condition: (String) -> Bool) async -> String? {
-        var waited = 0.0, last = Date()
-        while waited < seconds {
-            let s = screen()
-            if condition(s) { return s }
-            try? await Task.sleep(for: .milliseconds(50))
-            let now = Date()
-            waited += min(now.timeIntervalSince(last), 1)
-            last = now
-        }
-        let s = screen()
-        if condition(s) { return s }
+        var s = ""
+        if await Poll.until(seconds: seconds, { s = screen(); return condition(s) }) { return s }
         Issue.record("timed out waiting for \(what); the screen:\n\(s)")
         return nil
     }
@@ -72,13 +62,7 @@ struct TmuxStudio {
     @discardableResult
     func quit(seconds: Double = 20) async -> Bool {
         keys("F10")
-        var waited = 0.0, last = Date()
-        while isRunning, waited < seconds {
-            try? await Task.sleep(for: .milliseconds(50))
-            let now = Date()
-            waited += min(now.timeIntervalSince(last), 1)  // as in waitUntil: a starved task is not charged
-            last = now
-        }
+        await Poll.until(seconds: seconds) { !isRunning }
         #expect(!isRunning, "the studio did not quit on F10; the screen:\n\(screen())")
         return !isRunning
     }

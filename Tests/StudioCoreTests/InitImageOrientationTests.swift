@@ -1,0 +1,29 @@
+import Foundation
+import ImageIO
+import Testing
+
+/// `sd3 generate --init-image` turns a photo upright by its EXIF orientation first, as diffusers' load_image does
+/// (exif_transpose): o6.png (stored 5×3, orientation 6) gives the image that Pillow's upright copy of it gives, and
+/// the stored pixels read as they lie (o1.png, orientation 1) give another.
+@Suite struct InitImageOrientationTests {
+    static let fixtures = Support.packageRoot + "/Tests/ImageIOTests/Fixtures/orientation"
+
+    static func generated(from initImage: String) throws -> RGBImage {
+        let folder = Support.temporaryFolder(), data = Support.temporaryFolder()
+        // Four steps at strength 0.5: two run from the init image's latents (one step at 0.5 runs none).
+        let arguments = ["generate", "-p", "a cat", "-W", "16", "-H", "16", "--steps", "4", "--seed", "7", "--threads", "1",
+                         "--init-image", fixtures + "/" + initImage, "--strength", "0.5", "-o", folder + "/out.png"]
+        let outcome = HostileInputCommandLineTests.sd3(arguments, data: data, limit: 120)
+        try #require(outcome.status == 0, "\(initImage): \(outcome.stderr)")
+        return try PNGFile.read(folder + "/out.png").image
+    }
+
+    @Test(.timeLimit(.minutes(10))) func anOrientedInitImageIsUsedUpright() throws {
+        let rotated = try Self.generated(from: "o6.png")
+        let upright = try Self.generated(from: "o6.png.png")
+        let asStored = try Self.generated(from: "o1.png")
+        let (same, differs) = (rotated == upright, rotated != asStored)
+        #expect(same, "o6.png and its upright copy give different images")
+        #expect(differs, "the stored pixels give the same image: the init image has no effect the test can see")
+    }
+}
