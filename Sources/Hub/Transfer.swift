@@ -39,6 +39,9 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
     /// The low-speed window: when it began and the bytes that came in it.
     private var windowStart = DispatchTime.now()
     private var windowBytes: Int64 = 0
+    /// The watchdog's period, and when it last looked (see `checkSilence`).
+    private var interval = 1.0
+    private var lastCheck = DispatchTime.now()
     private var task: URLSessionTask?
     private var watchdog: DispatchSourceTimer?
     private var continuation: CheckedContinuation<Data, Error>?
@@ -74,6 +77,7 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
             self.task = task
             self.continuation = continuation
             lastActivity = .now()
+            (self.interval, lastCheck) = (interval, lastActivity)
             let timer = DispatchSource.makeTimerSource(queue: .global())
             timer.schedule(deadline: .now() + interval, repeating: interval)
             timer.setEventHandler { [weak self] in self?.checkSilence() }
@@ -151,6 +155,15 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
             return
         }
         let now = DispatchTime.now()
+        // A watchdog that looks much later than its period was not running: neither was this process's reading, so
+        // the silence or slowness since is ours, not the server's (a pull beside `stress --cpu 2` and busy builds lost
+        // 1.5 s windows at full speed). Judge again from now.
+        if Self.seconds(since: lastCheck, now: now) > 2 * interval + 0.5 {
+            lastActivity = now
+            windowStart = now
+            windowBytes = 0
+        }
+        lastCheck = now
         let silent = Self.seconds(since: lastActivity, now: now)
         if !responded, silent > limits.connect {
             failure = .noAnswer(url: url, seconds: limits.connect)

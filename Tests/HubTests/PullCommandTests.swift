@@ -41,9 +41,9 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: foundation) }
         let base = ["HF_ENDPOINT": hub.endpoint, "HF_HUB_CACHE": neighbours.cache, "HF_HOME": neighbours.root, "HOME": neighbours.root,
                     "XDG_CACHE_HOME": foundation + "/cache", "XDG_DATA_HOME": foundation + "/data", "HF_TOKEN": FakeHub.goodToken, "PATH": "/usr/bin:/bin"]
-        let started = Date()
+        // The drip and the endless body never end by themselves: the command returning with its error shows it stopped
+        // them (a command that hung would be killed by `TokenTests.run`'s watchdog, and end by a signal, not an exit).
         let result = try TokenTests.run(["models", "pull", PullTests.repo] + test.arguments, environment: base.merging(test.environment) { $1 })
-        #expect(Date().timeIntervalSince(started) < HostileHubTests.patience, "\(test.label) took \(Date().timeIntervalSince(started)) s")
         #expect(result.status != 0 && result.reason == .exit, "\(test.label): status \(result.status) \(result.reason)")
         let lines = result.output.split(separator: "\n")
         let errors = lines.filter { $0.contains("Error: ") }

@@ -25,8 +25,13 @@ import Testing
         process.standardOutput = pipe
         process.standardError = pipe
         try process.run()
+        // A hung command is killed (its reason is then .uncaughtSignal) instead of hanging the test run; the bound is a
+        // hang guard, far above any case's time on a loaded machine, not a speed check.
+        let watchdog = DispatchWorkItem { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 600, execute: watchdog)
         let output = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
+        watchdog.cancel()
         return (process.terminationStatus, String(decoding: output, as: UTF8.self), process.terminationReason)
     }
 
