@@ -1,4 +1,4 @@
-"""Runs the hostile-input cases of issue #17 against an sd3 binary, as a clumsy user or an attacker would: NaN/Inf
+"""Runs the hostile-input cases (docs/testing.md) against an sd3 binary, as a clumsy user or an attacker would: NaN/Inf
 and out-of-range flags, hostile LoRA values and headers, NaN and 0xFF weights, FIFOs and devices as weights, LoRAs,
 models and recorded paths, broken configs, bad output names, concurrent runs with one -o, stale .partial files,
 hostile PNG parameters, convert with renamed/missing/odd keys. Prints one line per case (exit code, signal, seconds,

@@ -103,7 +103,8 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
     }
 
     /// With the lock held: the task to cancel now, if it may be. FoundationNetworking traps when a cancel races the
-    /// end of a transfer ("not in the registry", swift-corelibs-foundation issue 3296) or comes while a redirect
+    /// end of a transfer ("not in the registry",
+    /// https://github.com/swiftlang/swift-corelibs-foundation/issues/3296) or comes while a redirect
     /// waits for the delegate's answer ("Received callback for HTTP redirection, but we're not waiting for it": the
     /// cancel fails the transfer before the answer is read). So never twice, never after the end, and before a
     /// final answer only once a second has passed without a delegate call (a waiting redirect reaches

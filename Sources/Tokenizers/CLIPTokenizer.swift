@@ -9,7 +9,8 @@ import Inflate
 /// first; each piece between them is normalized and split (`CLIPPreTokenizer`), byte-level BPE gives the ids
 /// (`BytePairEncoding`), and `RobertaProcessing` wraps them in `<|startoftext|>` … `<|endoftext|>`.
 /// Because the pad token becomes an added token, a `!` typed in a `tokenizer_2` prompt is the token `!` (id 0)
-/// rather than BPE's "!</w>" or "!!" merges (diffusers issue #4153); transformers does the same.
+/// rather than BPE's "!</w>" or "!!" merges (https://github.com/huggingface/diffusers/issues/4153); transformers
+/// does the same.
 public final class CLIPTokenizer: Sendable {
     public let bosTokenId: Int
     public let eosTokenId: Int

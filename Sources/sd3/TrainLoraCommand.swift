@@ -8,7 +8,8 @@ import Training
 
 /// `sd3 train-lora`: train_dreambooth_lora_sd3.py (diffusers 0.42.1) on the CPU, through the Training target. The
 /// defaults are the script's (README of examples/dreambooth and its argparse), except where noted in the help: the
-/// batch (the script's 4; 1 here, as the issue asks), the crop (centre, the script's `--center_crop`) and the seed
+/// batch (the script's 4; 1 here, as docs/cli.md's Training LoRAs lists), the crop (centre, the script's
+/// `--center_crop`) and the seed
 /// (the script's None draws a random one; here too, printed and recorded in the checkpoint's run).
 struct TrainLoraCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

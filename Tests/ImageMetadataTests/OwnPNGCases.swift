@@ -2,7 +2,7 @@ import Foundation
 import ImageIO
 import ImageMetadata
 
-/// Our PNGs as `sd3 generate` writes them, one per case the other tools must read right (issue #21's list): plain, an
+/// Our PNGs as `sd3 generate` writes them, one per case the other tools must read right (docs/testing.md): plain, an
 /// empty prompt, quotes, colons, newlines, CJK and emoji, LoRAs (with an empty prompt too), a variation seed, img2img.
 /// Fixtures/metadata/ours/ holds them (OwnPNGTests checks they are what the writer writes now; SD3_WRITE_OWN_PNGS=1
 /// rewrites them), and scripts/fixtures/metadata_readers.py records what sd-parsers and sd-prompt-reader read from

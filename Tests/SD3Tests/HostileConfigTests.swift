@@ -4,8 +4,9 @@ import Tensors
 import Testing
 @testable import SD3
 
-/// Configs that `sd3 info` reads but no model can be built from (issue 17): each is refused when the model opens,
-/// with one line naming the file and the key, never a trap (range, division by zero, a 1.4 TB allocation).
+/// Configs that `sd3 info` reads but no model can be built from (hostile input, docs/testing.md): each is refused
+/// when the model opens, with one line naming the file and the key, never a trap (range, division by zero, a 1.4 TB
+/// allocation).
 @Suite struct HostileConfigTests {
     struct Case: Sendable, CustomStringConvertible {
         let component: String, file: String, key: String, literal: String?, fragment: String

@@ -4,8 +4,8 @@ import Tensors
 import Testing
 @testable import SD3
 
-/// `sd3 models convert` on broken checkpoints (issue 17): a qkv that does not split in three, a renamed, missing or
-/// foreign key are errors naming the key, and no `.partial` folder (or output) is left behind.
+/// `sd3 models convert` on broken checkpoints (hostile input, docs/testing.md): a qkv that does not split in three, a
+/// renamed, missing or foreign key are errors naming the key, and no `.partial` folder (or output) is left behind.
 @Suite struct HostileConvertTests {
     static let checkpoint = SingleFileTests.files + "/sd35-incl-clips-t5xxlfp16.safetensors"
     static let qkv = "model.diffusion_model.joint_blocks.0.x_block.attn.qkv.weight"

@@ -6,8 +6,9 @@ import Tensors
 import Testing
 @testable import SD3
 
-/// NaN, Inf and out-of-range numbers from settings, weights and LoRAs (issue 17): refused where they enter, and a
-/// non-finite latent or image stops the run with a named error instead of the SIGILL of Float → UInt8.
+/// NaN, Inf and out-of-range numbers from settings, weights and LoRAs (hostile input, docs/testing.md): refused where
+/// they enter, and a non-finite latent or image stops the run with a named error instead of the SIGILL of Float →
+/// UInt8.
 @Suite struct HostileValueTests {
     /// Settings out of range are refused before any work, each naming the setting and the value.
     @Test func settingsOutOfRangeAreRefused() throws {

@@ -5,9 +5,9 @@ import PollSupport
 import SD3
 import Testing
 
-/// `sd3 generate` and `sd3 models convert` on hostile numbers and files (issue 17), as separate processes with a
-/// 30 s limit: each case exits non-zero by itself (no signal, no hang), prints its error as one line on standard error
-/// (after the progress lines of a model that loaded) and leaves nothing in the output folder.
+/// `sd3 generate` and `sd3 models convert` on hostile numbers and files (docs/testing.md), as separate processes with
+/// a 30 s limit: each case exits non-zero by itself (no signal, no hang), prints its error as one line on standard
+/// error (after the progress lines of a model that loaded) and leaves nothing in the output folder.
 @Suite struct EngineInputCommandTests {
     /// A run's exit (128 + N for signal N, -1 when killed at the deadline), its standard error and seconds.
     static func run(_ arguments: [String], environment: [String: String], limit: Double = 30) -> (status: Int32, stderr: String, seconds: Double) {

@@ -57,12 +57,12 @@ import Testing
         return (points.map { Double($0 % 64) }.reduce(0, +) / n, points.map { Double($0 / 64) }.reduce(0, +) / n)
     }
 
-    /// Seed exploration's promise (issue #22 item 3): the draft of a seed looks like its refinement. On the demo
-    /// model, with a prompt that leaves the position to the seed, the studio's 4 drafts (its default draft settings)
-    /// and each seed's refinement (`sd3 generate` at the full settings: the refinement equals it, above) have their
-    /// shapes in the same place with the same extent: centroids within 6 pixels of 64, shape masks overlapping with
-    /// IoU ≥ 0.5. Half-size drafts (the studio's before) put a wedge in a corner where the refinement has the shape
-    /// elsewhere.
+    /// Seed exploration's promise (docs/studio.md, Seed exploration): the draft of a seed looks like its refinement.
+    /// On the demo model, with a prompt that leaves the position to the seed, the studio's 4 drafts (its default
+    /// draft settings) and each seed's refinement (`sd3 generate` at the full settings: the refinement equals it,
+    /// above) have their shapes in the same place with the same extent: centroids within 6 pixels of 64, shape masks
+    /// overlapping with IoU ≥ 0.5. Half-size drafts (the studio's before) put a wedge in a corner where the
+    /// refinement has the shape elsewhere.
     @MainActor
     @Test(.timeLimit(.minutes(10)))
     func draftsPredictTheRefinementsComposition() async throws {

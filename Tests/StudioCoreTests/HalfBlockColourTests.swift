@@ -2,7 +2,7 @@ import ImageIO
 @testable import StudioCore
 import Testing
 
-/// Half-block previews on a 256-colour terminal (issue #22 item 9): a generated "flat" background wobbles by a few
+/// Half-block previews on a 256-colour terminal: a generated "flat" background wobbles by a few
 /// levels, and a per-pixel nearest entry flips between two palette entries where the colour sits on a boundary.
 /// `TerminalPalette.settle` (what Terminal.draw applies) must give such an area one colour and keep gradients monotone.
 @Suite struct HalfBlockColourTests {

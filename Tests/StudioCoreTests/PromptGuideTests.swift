@@ -3,9 +3,9 @@ import SD3
 @testable import StudioCore
 import Testing
 
-/// What the demo model understands, in the prompt field (issue #22 item 11): models/sd3-demo/prompt_guide.json's
-/// example, dim, while the prompt is empty; the words it knows on the prompt box's border while a prompt uses none
-/// of them; nothing of either for a model without a guide.
+/// What the demo model understands, in the prompt field (docs/studio.md, the prompt guide):
+/// models/sd3-demo/prompt_guide.json's example, dim, while the prompt is empty; the words it knows on the prompt
+/// box's border while a prompt uses none of them; nothing of either for a model without a guide.
 @Suite struct PromptGuideTests {
     static let demo = Support.packageRoot + "/models/sd3-demo"
 

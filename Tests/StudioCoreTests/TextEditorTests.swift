@@ -21,7 +21,7 @@ import Testing
         #expect(editor.location(width: 6) == (row: 2, column: 2))
     }
 
-    /// Prompts wrap between words (issue #22 item 12): the row breaks after its last space; a space that overflows
+    /// Prompts wrap between words: the row breaks after its last space; a space that overflows
     /// ends its row; only a word longer than the row is cut.
     @Test func wrapsBetweenWords() {
         let editor = TextEditor("a red circle at the top left")

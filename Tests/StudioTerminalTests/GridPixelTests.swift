@@ -3,8 +3,9 @@ import StudioCore
 @testable import StudioTerminal
 import Testing
 
-/// The seed grid in a sixel or kitty terminal (issue #22 item 4): its thumbnails go out with the pixel protocol
-/// the preview uses, one image per cell above its seed label, carrying their true colours — not 8-colour blocks.
+/// The seed grid in a sixel or kitty terminal (docs/studio.md, Seed exploration): its thumbnails go out with the
+/// pixel protocol the preview uses, one image per cell above its seed label, carrying their true colours — not
+/// 8-colour blocks.
 @MainActor
 @Suite struct GridPixelTests {
     /// A demo-like draft: an orange disc on a purple field (scripts/demo-model/dataset.py PALETTE).

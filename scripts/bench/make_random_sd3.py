@@ -6,8 +6,11 @@
 
 The folder has the layout of `stabilityai/stable-diffusion-3-medium-diffusers` (model_index.json, scheduler,
 text_encoder, text_encoder_2, text_encoder_3, tokenizer, tokenizer_2, tokenizer_3, transformer, vae) with the
-real architectures and tensor shapes (parameter counts as in /work/shared/docs/sd3-spec.md §1.4), all weights fp16
-safetensors (~15 GB; ~5.5 GB with --no-t5):
+real architectures and tensor shapes, all weights fp16 safetensors (~15 GB; ~5.5 GB with --no-t5). Parameter counts
+(from the configs of `stabilityai/stable-diffusion-3-medium-diffusers`; the log prints each component's values):
+MMDiT 2,028,328,000 plus the pos_embed table (1x36864x1536 = 56,623,104 values), CLIP-L text + projection
+123,650,304, OpenCLIP bigG text + projection 694,659,840, T5-v1.1-XXL encoder 4,762,310,656 (incl. the shared
+32128x4096 embedding), VAE 83,819,683:
 
   text_encoder    CLIPTextModelWithProjection, CLIP-L (768, 12 layers, 12 heads, MLP 3072, quick_gelu, proj 768)
   text_encoder_2  CLIPTextModelWithProjection, OpenCLIP bigG (1280, 32 layers, 20 heads, MLP 5120, gelu, proj 1280)

@@ -1,7 +1,8 @@
 #!/bin/sh
-# Ours against PyTorch for one LoRA training step of SD3 Medium's MMDiT with random weights (issue #19's "speed and
-# memory at real size"): 512², batch 1, rank 16 on the script's default target modules, bf16 base, fp32 LoRA and
-# AdamW state, gradient checkpointing, 154 text tokens (77 CLIP + 77 T5: the script's --max_sequence_length 77).
+# Ours against PyTorch for one LoRA training step of SD3 Medium's MMDiT with random weights (speed and memory at real
+# size; docs/performance.md, Training step): 512², batch 1, rank 16 on the script's default target modules, bf16 base,
+# fp32 LoRA and AdamW state, gradient checkpointing, 154 text tokens (77 CLIP + 77 T5: the script's
+# --max_sequence_length 77).
 # One process per side, one after the other; each runs WARMUP untimed steps and REPEAT timed ones (the minimum is
 # taken). Prints one row with both times, the ratio, peak RSS of both, the CPU and the instruction sets, then appends
 # the two JSON objects to $OUT (default train_side_by_side.jsonl).

@@ -10,7 +10,7 @@ The step is the script's with its defaults (`--mixed_precision bf16 --rank 16 --
     script's default 8))`. add_adapter (peft's inject_adapter_in_model) puts the adapter in its base layer's dtype and,
     unlike get_peft_model, does not upcast it; the script's cast_training_params(..., torch.float32) runs only for
     `--mixed_precision fp16`. So the script itself trains bf16 LoRA parameters with bf16 AdamW state at bf16.
-    --lora-dtype fp32 (the default here, what `sd3 train-lora` and issue #19 keep) applies cast_training_params as the
+    --lora-dtype fp32 (the default here, what `sd3 train-lora` keeps) applies cast_training_params as the
     script does for fp16; --lora-dtype bf16 is the script's bf16 run as it stands;
   - `transformer.enable_gradient_checkpointing()`;
   - accelerate's Accelerator(mixed_precision="bf16") prepares the transformer, optimizer and lr scheduler (its forward

@@ -1,4 +1,4 @@
-"""A concept the demo model has never seen, for teaching it with `sd3 train-lora` (issue #19): the moon.
+"""A concept the demo model has never seen, for teaching it with `sd3 train-lora`: the moon.
 
 The moon is a crescent (dataset.py's "moon", in ALL_SHAPES but not in SHAPES: no image the demo model was trained on
 has one), drawn by dataset.py's renderer in the demo's colours, positions and backgrounds and captioned in its

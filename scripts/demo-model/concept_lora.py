@@ -13,7 +13,8 @@ Builds nothing: give it the `sd3` binary (`swift build -c release`, then `--sd3 
     python concept_lora.py --sd3 .build/release/sd3 --out /tmp/moon [--steps 1500 --rank 8 --lr 1e-3 --threads 2]
         (the timed runs and their flags: models/sd3-demo/concepts/README.md; one thread is faster than two here)
     python concept_lora.py --sd3 ... --out /tmp/moon --skip-training     # score an existing OUT/moon.safetensors
-Acceptance (issue #19): moon held-out all four >= 0.8, the demo's held-out all four >= 0.9 with the LoRA on.
+Goal (models/sd3-demo/concepts/README.md): moon held-out all four >= 0.8, the demo's held-out all four >= 0.9 with the
+LoRA on.
 """
 import argparse
 import json

@@ -43,9 +43,10 @@ PALETTE_RGB = np.array([PALETTE[c] for c in COLOURS], dtype=np.float32)  # (8, 3
 SHAPES = ["circle", "square", "triangle", "star", "cross", "heart"]
 # Height / width of each shape as drawn (the width is the drawn size): the natural proportions.
 ASPECT = {"circle": 1.0, "square": 1.0, "triangle": 0.87, "star": 0.95, "cross": 1.0, "heart": 0.95}
-# Shapes the demo model was never trained on; concept.py draws one to teach it with a LoRA (issue #19). Kept out of
-# SHAPES, so the training combinations and the 40 held-out ones are unchanged; they follow SHAPES in ALL_SHAPES (the
-# renderer's and the caption parser's list), so the indices of the six stay the same.
+# Shapes the demo model was never trained on; concept.py draws one to teach it with a LoRA
+# (models/sd3-demo/concepts/README.md). Kept out of SHAPES, so the training combinations and the 40 held-out ones are
+# unchanged; they follow SHAPES in ALL_SHAPES (the renderer's and the caption parser's list), so the indices of the
+# six stay the same.
 CONCEPT_SHAPES = ["moon"]
 ALL_SHAPES = SHAPES + CONCEPT_SHAPES
 # The moon: the unit disc less a disc of radius 0.8 centred at (0.45, 0), a crescent opening to the right whose horn

@@ -6,8 +6,8 @@ position and background from each. A draft agrees when it reads the same shape, 
 refinement (what a person picks a seed by); the background is reported too.
 
 A setting is SCALE:STEPS, as the studio's DraftSettings takes them (draft side = SCALE x the full side, to the
-nearest multiple of 16; STEPS capped at the refinement's steps). `0.5:8` was the studio's draft before issue #22
-item 3, `1:8` is the one after (Sources/StudioCore/Exploration.swift).
+nearest multiple of 16; STEPS capped at the refinement's steps). `0.5:8` was the studio's draft before drafts
+were made at the full size, `1:8` is the one after (Sources/StudioCore/Exploration.swift).
 
     python scripts/demo-model/draft_agreement.py [--sd3 .build/release/sd3] [--drafts 0.5:8 1:8] [--unplaced] [--json out.json]
 
