@@ -108,6 +108,7 @@ def main():
     ap.add_argument("--model", default=str(DEMO))
     ap.add_argument("--seed", type=int, default=0, help="concept.py's seed and train-lora's")
     ap.add_argument("--prior", type=int, default=50, help="concept.py's --prior: images of the demo's own world")
+    ap.add_argument("--count", type=int, default=50, help="concept.py's --count: moon training images (distinct combinations)")
     ap.add_argument("--repeat", type=int, default=1, help="concept.py's --repeat: copies of each moon image")
     ap.add_argument("--prior-source", choices=["render", "model"], default="render",
                     help="the prior images: dataset.py's renders, or the base model's own samples of the same captions "
@@ -140,6 +141,7 @@ def main():
 
     rendered_prior = args.prior_source == "render"
     run([sys.executable, str(HERE / "concept.py"), "--out", str(out / "concept"), "--seed", str(args.seed),
+         "--count", str(args.count),
          "--prior", str(args.prior if rendered_prior else 0), "--repeat", str(args.repeat)]
         + [f"--prior-extra={t}" for t in (args.prior_extra if rendered_prior else [])])
     if not rendered_prior and not args.skip_training:
