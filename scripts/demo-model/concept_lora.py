@@ -90,6 +90,18 @@ def model_prior(args, captions, folder, log):
     return time.time() - start
 
 
+def copy_prior(captions, source, folder):
+    """--prior-images: pNN.png + pNN.txt from source, each caption checked against the one this run would draw."""
+    for i, text in enumerate(captions):
+        name = f"p{i:02d}"
+        if not (source / f"{name}.txt").exists() or (source / f"{name}.txt").read_text().strip() != text:
+            sys.exit(f"error: --prior-images {source}: {name}.txt is not '{text}' (another --seed, --prior or --prior-extra?)")
+        (folder / f"{name}.txt").write_text(text + "\n")
+        (folder / f"{name}.png").write_bytes((source / f"{name}.png").read_bytes())
+    if (source / f"p{len(captions):02d}.txt").exists():
+        sys.exit(f"error: --prior-images {source} holds more than {len(captions)} prior images")
+
+
 def score(captions, folder, sheet):
     images = np.stack([ev.load_png(folder / f"{i:02d}.png") for i in range(len(captions))])
     targets = [ds.parse_caption(t) for t in captions]
@@ -113,6 +125,10 @@ def main():
     ap.add_argument("--prior-source", choices=["render", "model"], default="render",
                     help="the prior images: dataset.py's renders, or the base model's own samples of the same captions "
                          "(DreamBooth's class images)")
+    ap.add_argument("--prior-images", metavar="DIR",
+                    help="for trials: copy the model-drawn prior images from DIR (an earlier OUT/concept/data of the "
+                         "same --seed, --prior and --prior-extra, so the same captions and seeds) instead of drawing "
+                         "them; a timed run draws them, as that time counts")
     ap.add_argument("--prior-workers", type=int, default=2, help="sd3 generate processes at once for --prior-source model")
     ap.add_argument("--prior-extra", action="append", default=[], metavar="SHAPE:N", help="concept.py's --prior-extra")
     ap.add_argument("--steps", type=int, default=1500)
@@ -147,8 +163,12 @@ def main():
     if not rendered_prior and not args.skip_training:
         extra = [(t.split(":")[0], int(t.split(":")[1])) for t in args.prior_extra]
         captions = concept.prior_set(args.seed, args.prior, extra)[0]
-        report["prior_seconds"] = model_prior(args, captions, out / "concept" / "data", out / "generate.log")
-        print(f"{len(captions)} prior images from the base model in {report['prior_seconds']:.0f} s")
+        if args.prior_images:
+            copy_prior(captions, pathlib.Path(args.prior_images), out / "concept" / "data")
+            report["prior_copied_from"] = args.prior_images
+        else:
+            report["prior_seconds"] = model_prior(args, captions, out / "concept" / "data", out / "generate.log")
+            print(f"{len(captions)} prior images from the base model in {report['prior_seconds']:.0f} s")
     moon_captions = json.loads((out / "concept" / "heldout.json").read_text())["captions"]
     assert moon_captions == concept.HELD_OUT_CAPTIONS
 
