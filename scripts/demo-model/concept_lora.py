@@ -13,6 +13,7 @@ Builds nothing: give it the `sd3` binary (`swift build -c release`, then `--sd3 
     python concept_lora.py --sd3 .build/release/sd3 --out /tmp/moon [--steps 1500 --rank 8 --lr 1e-3 --threads 2]
         (the timed runs and their flags: models/sd3-demo/concepts/README.md; one thread is faster than two here)
     python concept_lora.py --sd3 ... --out /tmp/moon --skip-training     # score an existing OUT/moon.safetensors
+    python concept_lora.py ... --eval-seed-offset 100 --eval-seed-offset 200  # dev scores (seeds K + index) for trials
 Goal (models/sd3-demo/concepts/README.md): moon held-out all four >= 0.8, the demo's held-out all four >= 0.9 with the
 LoRA on.
 """
@@ -57,14 +58,14 @@ def generate_command(args, text, seed, target, lora=None, threads=None):
     return cmd + (["--lora", str(lora)] if lora else [])
 
 
-def generate(args, captions, folder, lora, log):
-    """One `sd3 generate` per caption (seed = index) into folder/NN.png."""
+def generate(args, captions, folder, lora, log, offset=0):
+    """One `sd3 generate` per caption (seed = offset + index) into folder/NN.png."""
     folder.mkdir(parents=True, exist_ok=True)
     start = time.time()
     for i, text in enumerate(captions):
         target = folder / f"{i:02d}.png"
         target.unlink(missing_ok=True)
-        run(generate_command(args, text, i, target, lora), log)
+        run(generate_command(args, text, offset + i, target, lora), log)
     return time.time() - start
 
 
@@ -90,6 +91,18 @@ def model_prior(args, captions, folder, log):
     return time.time() - start
 
 
+def copy_prior(captions, source, folder):
+    """--prior-images: pNN.png + pNN.txt from source, each caption checked against the one this run would draw."""
+    for i, text in enumerate(captions):
+        name = f"p{i:02d}"
+        if not (source / f"{name}.txt").exists() or (source / f"{name}.txt").read_text().strip() != text:
+            sys.exit(f"error: --prior-images {source}: {name}.txt is not '{text}' (another --seed, --prior or --prior-extra?)")
+        (folder / f"{name}.txt").write_text(text + "\n")
+        (folder / f"{name}.png").write_bytes((source / f"{name}.png").read_bytes())
+    if (source / f"p{len(captions):02d}.txt").exists():
+        sys.exit(f"error: --prior-images {source} holds more than {len(captions)} prior images")
+
+
 def score(captions, folder, sheet):
     images = np.stack([ev.load_png(folder / f"{i:02d}.png") for i in range(len(captions))])
     targets = [ds.parse_caption(t) for t in captions]
@@ -108,10 +121,15 @@ def main():
     ap.add_argument("--model", default=str(DEMO))
     ap.add_argument("--seed", type=int, default=0, help="concept.py's seed and train-lora's")
     ap.add_argument("--prior", type=int, default=50, help="concept.py's --prior: images of the demo's own world")
+    ap.add_argument("--count", type=int, default=50, help="concept.py's --count: moon training images (distinct combinations)")
     ap.add_argument("--repeat", type=int, default=1, help="concept.py's --repeat: copies of each moon image")
     ap.add_argument("--prior-source", choices=["render", "model"], default="render",
                     help="the prior images: dataset.py's renders, or the base model's own samples of the same captions "
                          "(DreamBooth's class images)")
+    ap.add_argument("--prior-images", metavar="DIR",
+                    help="for trials: copy the model-drawn prior images from DIR (an earlier OUT/concept/data of the "
+                         "same --seed, --prior and --prior-extra, so the same captions and seeds) instead of drawing "
+                         "them; a timed run draws them, as that time counts")
     ap.add_argument("--prior-workers", type=int, default=2, help="sd3 generate processes at once for --prior-source model")
     ap.add_argument("--prior-extra", action="append", default=[], metavar="SHAPE:N", help="concept.py's --prior-extra")
     ap.add_argument("--steps", type=int, default=1500)
@@ -126,6 +144,10 @@ def main():
     ap.add_argument("--checkpoint-every", type=int, default=500)
     ap.add_argument("--skip-training", action="store_true", help="score OUT/moon.safetensors as it is")
     ap.add_argument("--baseline", action="store_true", help="also the moon captions without the LoRA")
+    ap.add_argument("--eval-seed-offset", type=int, action="append", metavar="K",
+                    help="score with seeds K + index instead of index (repeatable). The acceptance seeds are K = 0; "
+                         "compare recipes on other K (a dev set: the same captions, other noise), so that the held-out "
+                         "images are scored once, by the chosen recipe")
     args = ap.parse_args()
     import torch
     torch.set_num_threads(1)
@@ -136,13 +158,18 @@ def main():
 
     rendered_prior = args.prior_source == "render"
     run([sys.executable, str(HERE / "concept.py"), "--out", str(out / "concept"), "--seed", str(args.seed),
+         "--count", str(args.count),
          "--prior", str(args.prior if rendered_prior else 0), "--repeat", str(args.repeat)]
         + [f"--prior-extra={t}" for t in (args.prior_extra if rendered_prior else [])])
     if not rendered_prior and not args.skip_training:
         extra = [(t.split(":")[0], int(t.split(":")[1])) for t in args.prior_extra]
         captions = concept.prior_set(args.seed, args.prior, extra)[0]
-        report["prior_seconds"] = model_prior(args, captions, out / "concept" / "data", out / "generate.log")
-        print(f"{len(captions)} prior images from the base model in {report['prior_seconds']:.0f} s")
+        if args.prior_images:
+            copy_prior(captions, pathlib.Path(args.prior_images), out / "concept" / "data")
+            report["prior_copied_from"] = args.prior_images
+        else:
+            report["prior_seconds"] = model_prior(args, captions, out / "concept" / "data", out / "generate.log")
+            print(f"{len(captions)} prior images from the base model in {report['prior_seconds']:.0f} s")
     moon_captions = json.loads((out / "concept" / "heldout.json").read_text())["captions"]
     assert moon_captions == concept.HELD_OUT_CAPTIONS
 
@@ -173,18 +200,25 @@ def main():
         print(f"trained in {report['train_wall_seconds']:.0f} s; "
               f"peak RSS {report['train_time_v'].get('Maximum resident set size (kbytes)', '?')} kB")
 
-    sets = [("moon", moon_captions, lora), ("demo", ds.HELD_OUT_CAPTIONS, lora)]
-    if args.baseline:
-        sets.append(("moon-base", moon_captions, None))
-    for name, captions, with_lora in sets:
-        folder = out / name
-        seconds = generate(args, captions, folder, with_lora, out / "generate.log")
-        acc, wrong = score(captions, folder, out / f"{name}-sheet.png")
-        report[name] = {"scores": acc, "generate_seconds": seconds, "wrong": wrong}
-        print(f"{name}{' (no LoRA)' if with_lora is None else ''}: {ev.format_scores(acc)}")
+    offsets = args.eval_seed_offset or [0]
+    sets = [(s, k) for k in offsets for s in (["moon", "demo"] + (["moon-base"] if args.baseline else []))]
+    for name, k in sets:
+        captions = moon_captions if name.startswith("moon") else ds.HELD_OUT_CAPTIONS
+        with_lora = None if name == "moon-base" else lora
+        key = name if k == 0 else f"{name}@{k}"  # the folder, sheet and report key; @K: seeds K + index
+        folder = out / key
+        seconds = generate(args, captions, folder, with_lora, out / "generate.log", k)
+        acc, wrong = score(captions, folder, out / f"{key}-sheet.png")
+        report[key] = {"scores": acc, "generate_seconds": seconds, "wrong": wrong, "seed_offset": k}
+        print(f"{key}{' (no LoRA)' if with_lora is None else ''}: {ev.format_scores(acc)}")
     (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
-    ok = report["moon"]["scores"]["all"] >= 0.8 and report["demo"]["scores"]["all"] >= 0.9
-    print(f"acceptance (moon all four >= 0.8, demo all four >= 0.9): {'met' if ok else 'NOT met'}; {out / 'report.json'}")
+    for k in offsets:
+        tag = "" if k == 0 else f"@{k}"
+        moon, demo = report["moon" + tag]["scores"]["all"], report["demo" + tag]["scores"]["all"]
+        ok = moon >= 0.8 and demo >= 0.9
+        what = "acceptance" if k == 0 else f"dev seeds {k}+index (not the acceptance)"
+        print(f"{what} (moon all four >= 0.8, demo all four >= 0.9): {moon:.3f} / {demo:.3f}, {'met' if ok else 'NOT met'}")
+    print(out / "report.json")
 
 
 if __name__ == "__main__":
