@@ -35,20 +35,12 @@ public enum ExifOrientation {
     public static func ofPNG(_ bytes: [UInt8]) -> Int? {
         guard PNGFile.isPNG(bytes) else { return nil }
         var exif: [UInt8]?
-        var offset = 8
-        while offset + 12 <= bytes.count {
-            let length = Int(bytes[offset]) << 24 | Int(bytes[offset + 1]) << 16 | Int(bytes[offset + 2]) << 8 | Int(bytes[offset + 3])
-            guard length <= bytes.count - offset - 12 else { break }
-            let type = bytes[(offset + 4)..<(offset + 8)]
-            let data = bytes[(offset + 8)..<(offset + 8 + length)]
+        PNGFile.forEachChunk(bytes) { type, data in
             if type.elementsEqual("eXIf".utf8) {
                 exif = exifPrefix + data
             } else if type.elementsEqual("tEXt".utf8), data.starts(with: Array("exif".utf8)), data.count == 4 || data[data.startIndex + 4] == 0 {
                 exif = Array(data.dropFirst(5))
-            } else if type.elementsEqual("IEND".utf8) {
-                break
             }
-            offset += 12 + length
         }
         let text = PNGFile.textChunkList(bytes)
         if exif == nil, let raw = text.last(where: { $0.key == "Raw profile type exif" }) {

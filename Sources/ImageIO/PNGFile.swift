@@ -253,13 +253,8 @@ public enum PNGFile {
     /// tEXt, zTXt and iTXt (compressed or not), before or after the image data; damaged compressed text is skipped.
     public static func textChunkList(_ bytes: [UInt8]) -> [TextChunk] {
         var result: [TextChunk] = []
-        var offset = 8
-        while offset + 12 <= bytes.count {
-            let length = Int(bytes[offset]) << 24 | Int(bytes[offset + 1]) << 16 | Int(bytes[offset + 2]) << 8 | Int(bytes[offset + 3])
-            guard length <= bytes.count - offset - 12 else { break }
-            let type = String(decoding: bytes[offset + 4..<offset + 8], as: UTF8.self)
-            // The chunk's data in place (a slice: its indices are the file's).
-            let data = bytes[offset + 8..<offset + 8 + length]
+        forEachChunk(bytes) { typeBytes, data in
+            let type = String(decoding: typeBytes, as: UTF8.self)
             if type == "tEXt", let nul = data.firstIndex(of: 0) {
                 let key = String(decoding: data[..<nul], as: UTF8.self)
                 result.append(TextChunk(key: key, value: latin1(data[(nul + 1)...]), latin1: true))
@@ -273,10 +268,22 @@ public enum PNGFile {
                 // keyword, NUL, compressed flag, method, language, NUL, translated keyword, NUL, UTF-8 text (§4.2.3.3).
                 result.append(TextChunk(key: String(decoding: data[..<nul], as: UTF8.self), value: value, latin1: false))
             }
-            if type == "IEND" { break }
-            offset += 12 + length
         }
         return result
+    }
+
+    /// Each chunk's type and data, in place (slices: their indices are the file's), after the signature, up to IEND
+    /// or the first length that runs past the end; CRCs are not checked (the readers of metadata take what is there).
+    static func forEachChunk(_ bytes: [UInt8], _ body: (_ type: ArraySlice<UInt8>, _ data: ArraySlice<UInt8>) -> Void) {
+        var offset = 8
+        while offset + 12 <= bytes.count {
+            let length = Int(bytes[offset]) << 24 | Int(bytes[offset + 1]) << 16 | Int(bytes[offset + 2]) << 8 | Int(bytes[offset + 3])
+            guard length <= bytes.count - offset - 12 else { break }
+            let type = bytes[(offset + 4)..<(offset + 8)]
+            body(type, bytes[(offset + 8)..<(offset + 8 + length)])
+            if type.elementsEqual("IEND".utf8) { break }
+            offset += 12 + length
+        }
     }
 
     /// Latin-1 bytes as text, each byte one scalar (U+0000…U+00FF).
