@@ -115,7 +115,7 @@ public struct TrainingData: Sendable {
 
     static func image(_ path: String) throws -> RGBImage {
         let bytes: [UInt8]
-        do { bytes = try RegularFile.contents(path, limit: imageLimit, what: "image") } catch {
+        do { bytes = try RegularFile.contents(path, limit: imageLimit, what: "PNG or JPEG file") } catch {
             throw TrainingError.data(path: path, reason: error.reason)
         }
         let name = (path as NSString).lastPathComponent
