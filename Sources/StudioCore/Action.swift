@@ -49,6 +49,9 @@ public enum Action: Sendable {
     // Moving between fields and panels.
     case nextField, previousField
     case toggleHelp
+    /// A key that opens a panel (`Binding(opens:)` in `Bindings.table`), with the panel as it opens: every panel is
+    /// opened by this one case, so a new panel needs no action of its own.
+    case open(PanelOpening)
     // Generation.
     case generate, cancel, toggleFavorite, quit
     /// Ctrl-C: stops what runs (a generation, a training job, a pull); with nothing running it says how to quit, and
@@ -57,13 +60,11 @@ public enum Action: Sendable {
     /// Seed exploration: a grid of draft renders, one seed each.
     case explore
     case cycleTheme
-    // Favorites and history.
-    case showFavorites, showHistory, editNote, openRecall
-    /// The model picker and the models the session found for it.
-    case showModels
+    /// Ctrl-N in the favorites browser.
+    case editNote
+    /// The models the session found for the model picker (F8).
     case modelsFound([ModelPicker.Item])
-    /// The LoRA list (F9), the LoRA files the session found, one it read, and those of a recalled image it looked for.
-    case showLoras
+    /// For the LoRA list (F9): the LoRA files the session found, one it read, and those of a recalled image it looked for.
     case lorasFound([LoraCatalog.Candidate], folder: String)
     case loraRead(LoraEntry)
     case lorasLocated([LoraCatalog.Location], folder: String, from: String)
@@ -71,11 +72,9 @@ public enum Action: Sendable {
     case pullProgress(repo: String, progress: String)
     case pullFinished(repo: String, snapshot: String)
     case pullStopped(repo: String, error: String?)
-    /// The training panel (F12), and what the session's training job reports.
-    case showTraining
+    /// What the session's training job reports (the training panel, F12).
     case training(TrainingReport)
-    /// The backend picker (F11), and what the session learnt of server `index` (`StudioState.backends`).
-    case showBackends
+    /// What the session learnt of server `index` (`StudioState.backends`, the backend picker F11).
     case backendProbed(index: Int, BackendStatus)
     case resize(columns: Int, rows: Int)
     case engine(GenerationEvent)

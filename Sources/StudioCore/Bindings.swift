@@ -5,10 +5,23 @@ public struct Binding: Sendable {
     public var keys: [Key]
     public var action: Action
     public var help: String
-    /// The panel the key opens, as it opens (the reducer closes the help and calls its `open`).
-    var opens: (any OverlayPanel)? = nil
     /// The only panel the key acts in; elsewhere it does nothing.
     var scope: (any OverlayPanel.Type)? = nil
+
+    init(keys: [Key], action: Action, help: String, scope: (any OverlayPanel.Type)? = nil) {
+        (self.keys, self.action, self.help, self.scope) = (keys, action, help, scope)
+    }
+
+    /// A key that opens `panel`, as it opens (`Action.open`: the reducer closes the help and calls its `open`).
+    init(keys: [Key], opens panel: any OverlayPanel, help: String) {
+        self.init(keys: keys, action: .open(PanelOpening(panel: panel)), help: help)
+    }
+
+    /// The panel the key opens.
+    var opens: (any OverlayPanel)? {
+        guard case let .open(opening) = action else { return nil }
+        return opening.panel
+    }
 }
 
 public enum Bindings {
@@ -17,26 +30,22 @@ public enum Bindings {
         Binding(keys: [.function(6)], action: .explore, help: "explore seeds: a grid of quick drafts"),
         Binding(keys: [.escape], action: .cancel, help: "cancel the generation; close help or the seed grid"),
         Binding(keys: [.function(2)], action: .toggleFavorite, help: "star / unstar the current image (in a browser: the selected one)"),
-        Binding(keys: [.function(3)], action: .showFavorites, help: "favorites browser: type to search, Enter recalls",
-                opens: Browser(kind: .favorites)),
-        Binding(keys: [.function(4)], action: .showHistory, help: "history browser: type to search, Enter recalls",
-                opens: Browser(kind: .history)),
+        Binding(keys: [.function(3)], opens: Browser(kind: .favorites), help: "favorites browser: type to search, Enter recalls"),
+        Binding(keys: [.function(4)], opens: Browser(kind: .history), help: "history browser: type to search, Enter recalls"),
         Binding(keys: [.ctrl("n")], action: .editNote, help: "edit the note of the selected favorite (browser)",
                 scope: Browser.self),
-        Binding(keys: [.ctrl("o")], action: .openRecall, help: "recall the settings of a PNG: type its path",
-                opens: RecallPrompt()),
+        Binding(keys: [.ctrl("o")], opens: RecallPrompt(), help: "recall the settings of a PNG: type its path"),
         Binding(keys: [.function(1)], action: .toggleHelp, help: "this help"),
         Binding(keys: [.function(7)], action: .cycleTheme, help: "next colour theme"),
-        Binding(keys: [.function(8)], action: .showModels, help: "choose or pull a model", opens: ModelPicker()),
+        Binding(keys: [.function(8)], opens: ModelPicker(), help: "choose or pull a model"),
         // Short, so it shares the F7/F8 line of the help at 80×24.
-        Binding(keys: [.function(11)], action: .showBackends, help: "CPU or ComfyUI", opens: BackendPanel()),
-        Binding(keys: [.function(9)], action: .showLoras, help: "LoRAs: add, on/off (Space), strength (Left/Right), remove (Delete)",
-                opens: LoraPanel()),
+        Binding(keys: [.function(11)], opens: BackendPanel(), help: "CPU or ComfyUI"),
+        Binding(keys: [.function(9)], opens: LoraPanel(), help: "LoRAs: add, on/off (Space), strength (Left/Right), remove (Delete)"),
         // Short, so the two share a line of the help at 80×24 (quitting cancels a running generation).
         Binding(keys: [.function(10), .ctrl("q")], action: .quit, help: "quit"),
         Binding(keys: [.ctrl("c")], action: .interrupt, help: "stop a run; twice: quit"),
         // Short, so it shares a line of the help with Tab and Shift-Tab at 80×24.
-        Binding(keys: [.function(12), .ctrl("t")], action: .showTraining, help: "train a LoRA", opens: TrainingPanel()),
+        Binding(keys: [.function(12), .ctrl("t")], opens: TrainingPanel(), help: "train a LoRA"),
         Binding(keys: [.tab], action: .nextField, help: "next field"),
         Binding(keys: [.backTab], action: .previousField, help: "previous field"),
         Binding(keys: [.left], action: .left, help: "cursor left; previous choice or grid seed"),

@@ -31,6 +31,11 @@ extension OverlayPanel {
     static func receive(_ state: inout StudioState, _ action: Action) -> Reaction? { nil }
 }
 
+/// A panel as a key opens it (`Action.open`); the binding table makes them with `Binding(keys:opens:help:)`.
+public struct PanelOpening: Sendable {
+    let panel: any OverlayPanel
+}
+
 /// The panels, one at a time (F3/F4 browser, Ctrl-O recall path, F8 models, F9 LoRAs, F11 backends, F12 training); the
 /// help (F1) is a layer drawn over whatever is shown, panel or not, and is not one of them.
 public enum Overlay: Sendable {

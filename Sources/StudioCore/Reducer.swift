@@ -12,12 +12,12 @@ public func reduce(_ state: inout StudioState, _ action: Action) -> Reaction {
     for panel in Bindings.panels {
         if let reaction = panel.receive(&state, action) { return reaction }
     }
-    let binding = Bindings.binding(for: action)
     // A panel's key closes the help and opens the panel in place of whatever was open.
-    if let panel = binding?.opens {
+    if case let .open(opening) = action {
         state.showHelp = false
-        return panel.open(&state)
+        return opening.panel.open(&state)
     }
+    let binding = Bindings.binding(for: action)
     // Keys go to the open panel first, unless the help is over it; what it lets through reaches the main screen.
     let isKey = binding != nil || action.isText
     if isKey, !state.showHelp, let panel = state.overlay.panel {
@@ -348,6 +348,7 @@ func interrupt(_ state: inout StudioState) -> Reaction {
 func actsOnHiddenScreen(_ action: Action) -> Bool {
     switch action {
     case .quit, .interrupt, .cancel: false
+    case .open: true
     default: action.isText || Bindings.binding(for: action) != nil
     }
 }

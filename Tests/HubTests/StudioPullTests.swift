@@ -68,7 +68,7 @@ import Testing
         let session = try Self.session(model: Self.tinyModel, folder: folder, hub: hub, cache: cache)
         hub.stall(Self.stalled)
 
-        session.send(.showModels)
+        session.send(Bindings.action(for: .function(8))!)
         try await Self.wait(session, "the model list") { $0.models?.entries != nil }
         for c in Self.repo { session.send(.insert(String(c))) }
         #expect(session.state.models?.pullable == Self.repo && session.state.models?.shown.isEmpty == true)
@@ -102,7 +102,7 @@ import Testing
         #expect(HuggingFaceCache(roots: [cache]).snapshot(repo: Self.repo) == nil, "a cancelled pull writes no snapshot")
 
         // Pulling again resumes with a range request and lists the model, picked; Enter switches to it.
-        session.send(.showModels)
+        session.send(Bindings.action(for: .function(8))!)
         try await Self.wait(session, "the model list") { $0.models?.entries != nil }
         for c in Self.repo { session.send(.insert(String(c))) }
         session.send(.newline)
@@ -142,7 +142,7 @@ import Testing
         let folder = PullTests.temporaryRoot()
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let session = try Self.session(model: Self.tinyModel, folder: folder, hub: hub, cache: folder + "/hub")
-        session.send(.showModels)
+        session.send(Bindings.action(for: .function(8))!)
         try await Self.wait(session, "the model list") { $0.models?.entries != nil }
         for c in "test-org/absent" { session.send(.insert(String(c))) }
         session.send(.newline)

@@ -11,7 +11,7 @@ import Testing
     static var openers: [(Action, any OverlayPanel.Type)] { Bindings.table.compactMap { binding in binding.opens.map { (binding.action, type(of: $0)) } } }
 
     @Test func openingAPanelReplacesTheOneOpenAndClosesTheHelp() throws {
-        #expect(Self.openers.map { "\($0.0)" } == ["showFavorites", "showHistory", "openRecall", "showModels", "showBackends", "showLoras", "showTraining"])
+        #expect(Self.openers.map { "\($0.1)" } == ["Browser", "Browser", "RecallPrompt", "ModelPicker", "BackendPanel", "LoraPanel", "TrainingPanel"])
         var state = Support.state(prompt: "a red circle")
         for (action, panel) in Self.openers {
             _ = reduce(&state, .toggleHelp)

@@ -62,3 +62,26 @@ extension StudioState {
         apply(GenerationSettings([GenerationSettings.Layer(.model, nil, SettingsLayer(d))]), only: [.model])
     }
 }
+
+/// The panel keys, as the binding table makes them (the studio has one `Action.open` for every panel), under the
+/// names the tests read best with.
+extension Action {
+    static var showFavorites: Action { key(.function(3)) }
+    static var showHistory: Action { key(.function(4)) }
+    static var openRecall: Action { key(.ctrl("o")) }
+    static var showModels: Action { key(.function(8)) }
+    static var showLoras: Action { key(.function(9)) }
+    static var showBackends: Action { key(.function(11)) }
+    static var showTraining: Action { key(.function(12)) }
+
+    private static func key(_ key: Key) -> Action {
+        guard let action = Bindings.action(for: key) else { fatalError("\(key.name) is bound to nothing") }
+        return action
+    }
+
+    /// The panel type an `open` action opens, nil for other actions.
+    var opensPanel: (any OverlayPanel.Type)? {
+        guard case let .open(opening) = self else { return nil }
+        return type(of: opening.panel)
+    }
+}

@@ -52,8 +52,8 @@ import Testing
 
     @Test func f12OpensWithTheModelsSizeAndTheCLIsDefaults() {
         var state = RenderTests.idle()
-        #expect(Bindings.action(for: .function(12)).map { if case .showTraining = $0 { true } else { false } } == true)
-        #expect(Bindings.action(for: .ctrl("t")).map { if case .showTraining = $0 { true } else { false } } == true)
+        #expect(Bindings.action(for: .function(12))?.opensPanel == TrainingPanel.self)
+        #expect(Bindings.action(for: .ctrl("t"))?.opensPanel == TrainingPanel.self)
         #expect(reduce(&state, .showTraining).effects.isEmpty)
         #expect(state.trainingPanel == TrainingPanel(focus: .data))
         let form = state.trainingForm
