@@ -184,21 +184,29 @@ extension StudioState {
     /// every LoRA off).
     @discardableResult
     public mutating func recall(_ p: RecalledParameters, from source: String) -> [Effect] {
+        var recalled: [FieldID] = [.prompt, .negativePrompt, .shift, .variationSeed]
+        func put(_ field: FieldID, _ text: String?) {
+            guard let text else { return }
+            set(field, text)
+            recalled.append(field)
+        }
         set(.prompt, p.prompt)
         set(.negativePrompt, p.negativePrompt ?? "")
-        if let v = p.steps { set(.steps, "\(v)") }
-        if let v = p.guidanceScale { set(.guidance, RecalledParameters.number(v)) }
+        put(.steps, p.steps.map { "\($0)" })
+        put(.guidance, p.guidanceScale.map(RecalledParameters.number))
         if let v = p.seed {
             set(.seed, "\(v)")
             seedMode = .fixed
+            recalled += [.seed, .seedMode]
         }
-        if let v = p.width { set(.width, "\(v)") }
-        if let v = p.height { set(.height, "\(v)") }
+        put(.width, p.width.map { "\($0)" })
+        put(.height, p.height.map { "\($0)" })
         set(.shift, p.shift.map(RecalledParameters.number) ?? "")
-        if let v = p.strength { set(.strength, RecalledParameters.number(v)) }
+        put(.strength, p.strength.map(RecalledParameters.number))
         // A file without a variation seed had none: the field is cleared so the image comes back as it was.
         set(.variationSeed, p.variationSeed.map { "\($0)" } ?? "")
-        if let v = p.variationStrength { set(.variationStrength, RecalledParameters.number(v)) }
+        put(.variationStrength, p.variationStrength.map(RecalledParameters.number))
+        defer { for field in recalled { record(field, .recalled, source) } }
         var notes: [String] = []
         var effects: [Effect] = []
         pendingRecall = nil
@@ -215,6 +223,7 @@ extension StudioState {
             scheduler = m.scheduler.flatMap(SchedulerKind.init(rawValue:)) ?? .euler
             // The recorded LoRAs replace the list, the recipe's included; the Recipe field shows the recipe they came from.
             (recipe, recipeLora) = (m.recipe.flatMap { name in recipes.firstIndex { $0.recipe.name == name } }, nil)
+            recalled += [.t5, .precision, .scheduler, .recipe]
             if let path = m.modelPath, path != model { notes.append("made with \(path)") }
             if m.strength != nil { notes.append("img2img: set the init image") }
             if m.skipLayers != nil { notes.append("skip-layer guidance is not a studio field") }

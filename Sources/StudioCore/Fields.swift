@@ -43,6 +43,16 @@ public enum FieldID: String, Sendable, CaseIterable {
         case .scheduler: return "Scheduler"
         }
     }
+
+    /// What an empty field means, shown in its place: the model's shift, no init image, no variation.
+    public var emptyMeaning: String? {
+        switch self {
+        case .shift: return "model"
+        case .initImage: return "none"
+        case .variationSeed: return "off"
+        default: return nil
+        }
+    }
 }
 
 /// How the seed changes from one generation to the next.

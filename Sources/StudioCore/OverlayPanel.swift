@@ -36,8 +36,8 @@ public struct PanelOpening: Sendable {
     let panel: any OverlayPanel
 }
 
-/// The panels, one at a time (F3/F4 browser, Ctrl-O recall path, F8 models, F9 LoRAs, F11 backends, F12 training); the
-/// help (F1) is a layer drawn over whatever is shown, panel or not, and is not one of them.
+/// The panels, one at a time, each opened by its key in `Bindings.table`; the help (F1) is a layer drawn over whatever
+/// is shown, panel or not, and is not one of them.
 public enum Overlay: Sendable {
     case none
     /// The favorites or history browser (F3, F4).

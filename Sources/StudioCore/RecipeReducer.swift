@@ -35,6 +35,7 @@ func chooseRecipe(_ state: inout StudioState, by delta: Int) {
     // The recipe's layer of the settings, alone: the fields it names, marked as the recipe's.
     state.apply(GenerationSettings([GenerationSettings.Layer(.recipe, recipe.name, SettingsLayer(recipe: recipe))]), only: [.recipe])
     state.scheduler = recipe.scheduler ?? .euler
+    state.record(.scheduler, .recipe, recipe.name)
     if let path = choice.loraPath {
         state.loras.removeAll { $0.path == path }
         let file = (path as NSString).lastPathComponent

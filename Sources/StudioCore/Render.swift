@@ -115,9 +115,7 @@ private func drawSettings(_ state: StudioState, _ buffer: inout CellBuffer, _ la
             while CellWidth.of(shown) > valueWidth - 1, !shown.isEmpty, CellWidth.of(before) - offset > valueWidth / 2 {
                 offset += CellWidth.of(shown.removeFirst())
             }
-            if text.isEmpty, field == .shift { buffer.put("model", x: valueX, y: cell.y, role: isFocused ? role : .hint) }
-            if text.isEmpty, field == .initImage { buffer.put("none", x: valueX, y: cell.y, role: isFocused ? role : .hint) }
-            if text.isEmpty, field == .variationSeed { buffer.put("off", x: valueX, y: cell.y, role: isFocused ? role : .hint) }
+            if text.isEmpty, let meaning = field.emptyMeaning { buffer.put(meaning, x: valueX, y: cell.y, role: isFocused ? role : .hint) }
             buffer.put(shown, x: valueX, y: cell.y, role: role, limit: valueWidth)
             if isFocused { buffer.cursor = (min(valueX + CellWidth.of(before) - offset, valueX + valueWidth - 1), cell.y) }
         } else {

@@ -90,6 +90,7 @@ public struct StudioState: Sendable {
         set(.height, "1024")
         set(.strength, "0.6")
         set(.variationStrength, "0.1")
+        for field in FieldID.allCases where field != .sizePreset { record(field, .builtIn) }
         if model == nil {
             status = Status(text: "No model: start with `sd3 studio --model DIR` or set SD3_MODEL to a diffusers SD3 folder", isError: true)
         } else {
@@ -109,10 +110,9 @@ public struct StudioState: Sendable {
         }
         func put<T>(_ field: FieldID, _ key: KeyPath<SettingsLayer, T?>, _ text: (T) -> String) {
             guard let (value, layer) = resolve(key) else { return }
-            if keepingTyped, let known = provenance[field], known.text != self.text(field) { return }
-            let shown = text(value)
-            set(field, shown)
-            provenance[field] = Provenance(source: layer.source, detail: layer.detail, text: shown)
+            if keepingTyped, let known = provenance[field], known.text != shown(field) { return }
+            set(field, text(value))
+            record(field, layer.source, layer.detail)
         }
         put(.prompt, \.prompt) { $0 }
         put(.negativePrompt, \.negativePrompt) { $0 }
@@ -125,23 +125,42 @@ public struct StudioState: Sendable {
         if let v = resolve(\.maxSequenceLength)?.value { maxSequenceLength = v }
         // The choice fields are the user's once the studio is open (a recipe owns the scheduler).
         guard !keepingTyped else { return }
-        if let v = resolve(\.t5)?.value { t5 = v }
-        if let v = resolve(\.precision)?.value, let choice = PrecisionChoice(rawValue: v.rawValue) { precision = choice }
+        if let (v, layer) = resolve(\.t5) {
+            t5 = v
+            record(.t5, layer.source, layer.detail)
+        }
+        if let (v, layer) = resolve(\.precision), let choice = PrecisionChoice(rawValue: v.rawValue) {
+            precision = choice
+            record(.precision, layer.source, layer.detail)
+        }
     }
 
     /// What the settings layers leave to the config file alone: the seed mode, img2img strength and the variation.
+    /// The config file is `configLayer`'s, where each value found is marked as coming from.
     public mutating func applyConfigExtras(_ d: ConfigFile.Defaults) {
         if let v = d.seedMode { seedMode = v }
         if let v = d.strength { set(.strength, NumberText.text(v)) }
         if let v = d.variationSeed { set(.variationSeed, "\(v)") }
         if let v = d.variationStrength { set(.variationStrength, NumberText.text(v)) }
+        let found: [(FieldID, Bool)] = [(.seedMode, d.seedMode != nil), (.strength, d.strength != nil),
+                                        (.variationSeed, d.variationSeed != nil), (.variationStrength, d.variationStrength != nil)]
+        for (field, given) in found where given { record(field, .config, configLayer.detail) }
     }
 
-    /// Where the focused setting's value came from: its layer, or "typed" once edited; nil before any settings.
+    /// Where a setting's value came from: its layer, or "typed" ("chosen" for a choice) once changed in the studio;
+    /// nil for the size preset, which is the width and height.
     public func origin(of field: FieldID) -> String? {
         guard let known = provenance[field] else { return nil }
-        guard known.text == text(field) else { return "typed" }
+        guard known.text == shown(field) else { return field.kind == .choice ? "chosen" : "typed" }
         return known.source.name
+    }
+
+    /// The text a field shows: its editor's, or the name of its choice.
+    public func shown(_ field: FieldID) -> String { editors[field]?.text ?? choiceText(self, field) }
+
+    /// Marks the field's value as it is now as `source`'s (`detail`: the file or recipe it names).
+    mutating func record(_ field: FieldID, _ source: SettingSource, _ detail: String? = nil) {
+        provenance[field] = Provenance(source: source, detail: detail, text: shown(field))
     }
 
     public var theme: Theme { themes.indices.contains(themeIndex) ? themes[themeIndex] : .dark }

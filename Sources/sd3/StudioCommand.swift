@@ -79,6 +79,10 @@ struct StudioCommand: AsyncParsableCommand {
                 state.status = Status(text: "\(error)", isError: true)
             }
         }
+        // The flags over them, as the flags' ("given"), so the studio says where each starting value came from.
+        var flags = SettingsLayer()
+        (flags.prompt, flags.width, flags.height, flags.steps, flags.seed) = (prompt, width, height, steps, seed)
+        layers.append(GenerationSettings.Layer(.given, "flags", flags))
         state.apply(GenerationSettings(layers))
         state.applyConfigExtras(settings.defaults)
         // Checked once here, so a broken TAESD3 costs a message, not every generation.
@@ -114,11 +118,6 @@ struct StudioCommand: AsyncParsableCommand {
                 ? Status(text: "No model for \(server.label): give it a [[backends]] entry with its url and model = \"FILE\" in the config", isError: true)
                 : Status(text: "Images render on \(server.label) with \(server.model!) (F11: backends); F5 to generate, F6 to explore seeds", isError: false)
         }
-        if let prompt { state.set(.prompt, prompt) }
-        if let width { state.set(.width, "\(width)") }
-        if let height { state.set(.height, "\(height)") }
-        if let steps { state.set(.steps, "\(steps)") }
-        if let seed { state.set(.seed, "\(seed)") }
         if let modelPath {
             do { _ = try ModelSource(modelPath, extras: files.extras(t5File: t5)) } catch {
                 state.status = Status(text: "\(error); restart with --model DIR, FILE or ORG/NAME", isError: true)

@@ -29,9 +29,11 @@ import Testing
     @MainActor
     static func session(model: String, folder: String, hub: FakeHub, cache: String, side: Int = 32) throws -> StudioSession {
         var state = StudioState(model: model, randomSeed: 1)
-        state.set(.prompt, "a red circle at the top left on a blue background")
+        // As `sd3 studio -p … -W 32 -H 32 --steps 3 --seed 5` starts it: the flags' values, not typed ones.
+        var flags = SettingsLayer()
+        (flags.prompt, flags.width, flags.height, flags.steps, flags.seed) = ("a red circle at the top left on a blue background", side, side, 3, 5)
+        state.apply(GenerationSettings([.init(.given, "flags", flags)]))
         state.maxSequenceLength = 32
-        for (field, value) in [(FieldID.width, "\(side)"), (.height, "\(side)"), (.steps, "3"), (.seed, "5")] { state.set(field, value) }
         let config = StudioConfig(model: model, outputFolder: OutputFolder(path: folder + "/outputs"),
                                   store: .success(try StudioStore(path: folder + "/studio.sqlite")), threads: 1, loraFolders: [],
                                   hub: HubSettings(endpoint: hub.endpoint, token: nil), hubCache: HuggingFaceCache(roots: [cache]))
