@@ -57,6 +57,8 @@ public enum Bindings {
         Binding(keys: [.ctrlLeft, .alt("b")], action: .wordLeft, help: "previous word"),
         Binding(keys: [.ctrlRight, .alt("f")], action: .wordRight, help: "next word"),
         Binding(keys: [.backspace], action: .backspace, help: "delete before the cursor"),
+        // Short, so it shares Backspace's line of the help at 80×24.
+        Binding(keys: [.ctrl("x")], opens: SourcesPanel(), help: "where settings came from"),
         Binding(keys: [.delete, .ctrl("d")], action: .delete, help: "delete at the cursor; in a browser the image (asks y/n)"),
         Binding(keys: [.ctrl("u")], action: .deleteToLineStart, help: "delete to the line's start"),
         Binding(keys: [.ctrl("k")], action: .deleteToLineEnd, help: "delete to the line's end"),

@@ -52,6 +52,8 @@ public enum Overlay: Sendable {
     case backends(BackendPanel)
     /// The training panel (F12); its fields are `StudioState.trainingForm`, its job `StudioState.training`.
     case training(TrainingPanel)
+    /// Where each setting came from (Ctrl-X).
+    case sources(SourcesPanel)
 
     /// The open panel, whichever it is: the one place the reducer and `render` look at the cases.
     var panel: (any OverlayPanel)? {
@@ -63,6 +65,7 @@ public enum Overlay: Sendable {
         case let .loras(panel): panel
         case let .backends(panel): panel
         case let .training(panel): panel
+        case let .sources(panel): panel
         }
     }
 }

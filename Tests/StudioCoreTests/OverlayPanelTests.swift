@@ -11,7 +11,7 @@ import Testing
     static var openers: [(Action, any OverlayPanel.Type)] { Bindings.table.compactMap { binding in binding.opens.map { (binding.action, type(of: $0)) } } }
 
     @Test func openingAPanelReplacesTheOneOpenAndClosesTheHelp() throws {
-        #expect(Self.openers.map { "\($0.1)" } == ["Browser", "Browser", "RecallPrompt", "ModelPicker", "BackendPanel", "LoraPanel", "TrainingPanel"])
+        #expect(Self.openers.map { "\($0.1)" } == ["Browser", "Browser", "RecallPrompt", "ModelPicker", "BackendPanel", "LoraPanel", "TrainingPanel", "SourcesPanel"])
         var state = Support.state(prompt: "a red circle")
         for (action, panel) in Self.openers {
             _ = reduce(&state, .toggleHelp)
@@ -20,7 +20,7 @@ import Testing
             #expect(type(of: open) == panel, "\(action) opened \(type(of: open))")
             #expect(!state.showHelp, "\(action) left the help over its panel")
         }
-        #expect(state.trainingPanel != nil && state.browser == nil && state.models == nil && state.loraPanel == nil)
+        #expect(state.sourcesPanel != nil && state.trainingPanel == nil && state.browser == nil && state.models == nil && state.loraPanel == nil)
     }
 
     /// While the help is up the panel under it gets no keys; Esc closes the help first, then the panel's own Esc acts.
@@ -59,7 +59,7 @@ import Testing
     /// The session's answers reach the main screen whichever panel is open: a recall read while F9 or F8 opened
     /// still fills the fields and shows its image (the LoRA list and the model picker used to take them as keys).
     @Test func reportsAreNotEatenByTheOpenPanel() {
-        for opener in [Action.showLoras, .showModels, .showBackends, .showTraining] {
+        for opener in [Action.showLoras, .showModels, .showBackends, .showTraining, .showSources] {
             var state = Support.state(prompt: "draft")
             _ = reduce(&state, .openRecall)
             for c in "/tmp/a.png" { _ = reduce(&state, .insert(String(c))) }
@@ -78,7 +78,7 @@ import Testing
 
     /// A grid spread over a server keeps filling while F9 or F8 is open (they took its drafts' events as keys).
     @Test func gridDraftsLandWhileAPanelIsOpen() {
-        for opener in [Action.showLoras, .showModels, .showBackends, .showTraining] {
+        for opener in [Action.showLoras, .showModels, .showBackends, .showTraining, .showSources] {
             var state = BackendPickerTests.state()
             state.backend = 0
             guard case .startRemote? = reduce(&state, .explore).effects.first else { Issue.record("no remote grid: \(state.status.text)"); return }

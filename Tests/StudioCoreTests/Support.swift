@@ -73,6 +73,7 @@ extension Action {
     static var showLoras: Action { key(.function(9)) }
     static var showBackends: Action { key(.function(11)) }
     static var showTraining: Action { key(.function(12)) }
+    static var showSources: Action { key(.ctrl("x")) }
 
     private static func key(_ key: Key) -> Action {
         guard let action = Bindings.action(for: key) else { fatalError("\(key.name) is bound to nothing") }

@@ -1,0 +1,149 @@
+import Foundation
+import ImageMetadata
+import SD3
+@testable import StudioCore
+import Testing
+
+/// Where each setting came from (Ctrl-X, SourcesPanel.swift): every field has a source from the start, each layer
+/// that sets a field says so, a change made here reads "typed" or "chosen" with what it replaced, and the panel's keys.
+@Suite struct SourcesPanelTests {
+    /// The studio as it starts: the model's defaults and a config file over the built-in values.
+    static func state() -> StudioState {
+        var state = Support.state(prompt: "a red circle")
+        var model = ModelDefaults()
+        (model.width, model.height, model.steps) = (64, 64, 20)
+        var d = ConfigFile.Defaults()
+        (d.guidance, d.t5, d.strength) = (5, .int8, 0.75)
+        state.configLayer = .init(.config, "/c.toml", SettingsLayer(config: d))
+        state.apply(GenerationSettings([.init(.builtIn, nil, SettingsLayer.builtIn), .init(.model, "/m", SettingsLayer(model)), state.configLayer]))
+        state.applyConfigExtras(d)
+        return state
+    }
+
+    @Test func everyFieldHasASourceAndEachLayerNamesItsOwn() {
+        let fresh = Support.state()
+        for field in SourcesPanel.fields { #expect(fresh.origin(of: field) == "built-in default", "\(field)") }
+        var state = Self.state()
+        #expect(state.origin(of: .steps) == "model defaults" && state.origin(of: .width) == "model defaults")
+        #expect(state.origin(of: .guidance) == "config file" && state.text(.guidance) == "5")
+        #expect(state.origin(of: .t5) == "config file" && state.t5 == .int8, "the T5 choice came from the config")
+        #expect(state.origin(of: .strength) == "config file" && state.text(.strength) == "0.75")
+        #expect(state.origin(of: .seedMode) == "built-in default" && state.origin(of: .scheduler) == "built-in default")
+        // Changed here: a typed number, a cycled choice; cycling back to the config's value is the config's again.
+        state.set(.steps, "12")
+        state.focus = .t5
+        _ = reduce(&state, .right)
+        #expect(state.origin(of: .steps) == "typed" && state.origin(of: .t5) == "chosen")
+        #expect(SourcesPanel.detail(state, .steps) == "Steps: typed here; was 20 from model defaults · /m")
+        #expect(SourcesPanel.detail(state, .t5) == "T5: chosen here; was int8 from config file · /c.toml")
+        for _ in 1..<T5Mode.allCases.count { _ = reduce(&state, .right) }
+        #expect(state.t5 == .int8 && state.origin(of: .t5) == "config file")
+    }
+
+    /// A recalled PNG's values are the PNG's, not "typed" (they were, before the recall recorded them); what the file
+    /// does not say keeps its source.
+    @Test func aRecallMarksWhatTheFileSets() {
+        var state = Self.state()
+        var parameters = RecalledParameters(source: .a1111, prompt: "a teapot")
+        (parameters.steps, parameters.seed) = (30, 5)
+        state.recalling = "/tmp/a.png"
+        _ = reduce(&state, .recalled(parameters, from: "a.png"))
+        for field in [FieldID.prompt, .negativePrompt, .steps, .seed, .seedMode] {
+            #expect(state.origin(of: field) == "recalled PNG", "\(field): \(state.origin(of: field) ?? "nil")")
+        }
+        #expect(state.origin(of: .width) == "model defaults" && state.origin(of: .guidance) == "config file")
+        #expect(SourcesPanel.detail(state, .steps) == "Steps: recalled PNG · a.png")
+        // Our own PNGs also carry the T5, precision and scheduler choices.
+        state.recalling = "/tmp/b.png"
+        _ = reduce(&state, .recalled(RecalledParameters(Support.metadata(seed: 7)), from: "b.png"))
+        #expect(state.t5 == .on && state.origin(of: .t5) == "recalled PNG" && state.origin(of: .precision) == "recalled PNG")
+        #expect(state.origin(of: .scheduler) == "recalled PNG")
+    }
+
+    @Test func aRecipeOwnsItsScheduler() {
+        var state = Self.state()
+        var recipe = Recipe(name: "flash", path: "/r/flash.toml")
+        (recipe.steps, recipe.scheduler) = (4, .flash)
+        state.recipes = [RecipeChoice(recipe: recipe, loraPath: nil, problem: nil)]
+        state.focus = .recipe
+        _ = reduce(&state, .right)
+        #expect(state.scheduler == .flash && state.origin(of: .scheduler) == "recipe" && state.origin(of: .steps) == "recipe")
+        #expect(state.origin(of: .recipe) == "chosen")
+        #expect(SourcesPanel.detail(state, .scheduler) == "Scheduler: recipe · flash")
+    }
+
+    @Test func itsKeys() {
+        var state = Self.state()
+        state.focus = .guidance
+        _ = reduce(&state, .showSources)
+        #expect(state.sourcesPanel?.selected == SourcesPanel.fields.firstIndex(of: .guidance), "it opens on the focused field")
+        for _ in 0..<40 { _ = reduce(&state, .down) }
+        #expect(state.sourcesPanel?.selected == SourcesPanel.fields.count - 1)
+        for _ in 0..<40 { _ = reduce(&state, .up) }
+        #expect(state.sourcesPanel?.selected == 0)
+        // Typing edits nothing behind it; F5 still generates.
+        _ = reduce(&state, .insert("x"))
+        _ = reduce(&state, .backspace)
+        #expect(state.text(.prompt) == "a red circle" && state.sourcesPanel != nil)
+        #expect(reduce(&state, .generate).effects.contains { if case .start = $0 { true } else { false } })
+        _ = reduce(&state, .cancel)
+        #expect(state.sourcesPanel == nil && state.isRunning, "Esc closes the panel first, as in the other panels")
+        _ = reduce(&state, .showSources)
+        _ = reduce(&state, .up)
+        _ = reduce(&state, .newline)
+        #expect(state.sourcesPanel == nil && state.focus == .steps, "Enter goes to the selected field")
+        #expect(state.status.text == "Steps: model defaults")
+        _ = reduce(&state, .showSources)
+        _ = reduce(&state, .showSources)
+        #expect(state.sourcesPanel == nil, "pressed again it closes")
+        _ = reduce(&state, .showSources)
+        #expect(state.sourcesPanel != nil)
+        _ = reduce(&state, .cancel)
+        #expect(state.sourcesPanel == nil)
+    }
+
+    /// Drawn in the place of the fields at the smallest size: every field, its value and its source on one row, the
+    /// selected one's file below.
+    @Test func itShowsEveryFieldWithItsSource() throws {
+        var state = Self.state()
+        state.set(.prompt, "a red circle\non a blue background")
+        state.set(.steps, "12")
+        state.focus = .steps
+        _ = reduce(&state, .showSources)
+        for (columns, rows) in RenderTests.sizes { try RenderTests.checkSnapshot("sources", state, columns: columns, rows: rows) }
+        let lines = render(state, columns: 80, rows: 24).lines
+        let left = lines.map { String($0.prefix(Layout(columns: 80, rows: 24).left.width)) }
+        #expect(left[1].contains("Where the settings came from"))
+        let rows = left[2...]
+        for field in SourcesPanel.fields {
+            let label = field == .negativePrompt ? "Negative" : field.label
+            let row = try #require(rows.first { $0.hasPrefix("│ " + label + " ") }, "no row for \(label)")
+            #expect(row.contains(try #require(state.origin(of: field))), "\(row)")
+        }
+        #expect(rows.contains { $0.hasPrefix("│ Prompt     a red circ") && $0.contains("…") }, "the prompt on one row")
+        #expect(rows.contains { $0.hasPrefix("│ Steps      12") && $0.contains("typed") })
+        #expect(rows.contains { $0.contains("Steps: typed here; was 20 from model") })
+        #expect(rows.contains { $0.contains("Enter edits") })
+    }
+
+    /// `sd3 studio` as a person starts it, with flags and a config file: Ctrl-X shows each value's layer (the flags'
+    /// as given, the config's, the model's size), and Enter goes to the picked field.
+    @Test(.enabled(if: TmuxStudio.tmux != nil, "tmux is not installed (make deps installs it)"), .timeLimit(.minutes(10)))
+    func ctrlXInTheStudioNamesTheFlagsTheConfigAndTheModel() async throws {
+        let data = Support.temporaryFolder()
+        try FileManager.default.createDirectory(atPath: data + "/config/sd3-studio", withIntermediateDirectories: true)
+        try "[defaults]\nguidance = 4.5\nt5 = \"int8\"\n".write(toFile: data + "/config/sd3-studio/config.toml", atomically: true, encoding: .utf8)
+        let studio = TmuxStudio()
+        defer { studio.stop() }
+        studio.start("--model '\(Support.tinyModel)' --steps 3 --seed 9 --threads 1", environment: ["XDG_DATA_HOME": data, "XDG_CONFIG_HOME": data + "/config"])
+        guard await studio.waitFor("F6 to explore seeds", seconds: 120) != nil else { return }
+        studio.keys("C-x")
+        let rows = ["Steps3given", "Seed9given", "Guidance4.5configfile", "T5int8configfile", "Width64modeldefaults", "Shift3modeldefaults"]
+        guard let screen = await studio.waitUntil("the sources", { $0.contains("Where the settings came from") && TmuxStudio.shows(rows, $0) }) else { return }
+        #expect(screen.contains("Prompt: built-in default"), "the prompt is selected, the focused field: \(screen)")
+        studio.keys("Down", "Down", "Down", "Enter")
+        guard await studio.waitFor("Guidance: config file") != nil else { return }
+        #expect(!studio.screen().contains("Where the settings came from"))
+        await studio.quit()
+    }
+}
