@@ -109,4 +109,43 @@ import Testing
             }
         }
     }
+
+    /// docs/architecture.md's module graph is Package.swift's, generated: every target of Sources/ with what it
+    /// declares (which `everyImportIsADeclaredDependency` holds the import lines to), the ones that others stand on
+    /// lower. STUDIO_RECORD_DOCS=1 rewrites the block.
+    @Test func theDocumentedModuleGraphIsPackageSwifts() throws {
+        let declared = try Self.declaredDependencies()
+        let folders = try FileManager.default.contentsOfDirectory(atPath: Support.packageRoot + "/Sources")
+        let targets = declared.keys.filter(folders.contains)
+        #expect(Set(targets) == Set(folders), "Sources/ folders without a target: \(Set(folders).subtracting(targets).sorted())")
+        // A target's height: 0 for one on nothing of ours, else one more than the highest it stands on.
+        var height: [String: Int] = [:]
+        func measure(_ name: String, _ path: Set<String>) -> Int {
+            if let known = height[name] { return known }
+            let own = (declared[name] ?? []).filter { targets.contains($0) && !path.contains($0) }
+            let h = own.map { measure($0, path.union([name])) + 1 }.max() ?? 0
+            height[name] = h
+            return h
+        }
+        let ordered = targets.sorted { (measure($0, []), $1) > (measure($1, []), $0) }
+        let width = (ordered.map(\.count).max() ?? 0) + 1
+        var lines: [String] = []
+        for name in ordered {
+            let ours = (declared[name] ?? []).filter(targets.contains).sorted { (height[$0] ?? 0, $1) > (height[$1] ?? 0, $0) }
+            let theirs = (declared[name] ?? []).subtracting(targets).sorted()
+            let all = ours + theirs.map { "(\($0))" }
+            lines.append(name.padding(toLength: width, withPad: " ", startingAt: 0) + "→ " + (all.isEmpty ? "nothing of ours" : all.joined(separator: ", ")))
+        }
+        let begin = "<!-- module graph: generated from Package.swift by ArchitectureTests -->", end = "<!-- end of module graph -->"
+        let block = ([begin, "```"] + lines + ["```", end]).joined(separator: "\n")
+        let path = Support.packageRoot + "/docs/architecture.md"
+        let doc = try String(contentsOfFile: path, encoding: .utf8)
+        let start = try #require(doc.range(of: begin), "docs/architecture.md has no generated module graph")
+        let stop = try #require(doc.range(of: end, range: start.upperBound..<doc.endIndex))
+        if ProcessInfo.processInfo.environment["STUDIO_RECORD_DOCS"] == "1" {
+            try doc.replacingCharacters(in: start.lowerBound..<stop.upperBound, with: block).write(toFile: path, atomically: true, encoding: .utf8)
+            return
+        }
+        #expect(String(doc[start.lowerBound..<stop.upperBound]) == block, "docs/architecture.md's module graph is not Package.swift's; STUDIO_RECORD_DOCS=1 rewrites it:\n\(block)")
+    }
 }
