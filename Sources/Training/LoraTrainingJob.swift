@@ -233,10 +233,10 @@ public struct LoraTrainingJob: Sendable {
         let distinct = Array(Set(captions)).sorted()
         let (joint, precision, compute) = (pipeline.transformerConfig.jointAttentionDim, pipeline.options.precision, pipeline.compute)
         let halves = try {
-            let clip = try PromptEncoder(source: pipeline.source, jointAttentionDim: joint, useT5: false, precision: precision, models: .clipOnly)
+            let clip = try PromptEncoder(source: pipeline.source, jointAttentionDim: joint, t5: .off, precision: precision, models: .clipOnly)
             return try distinct.map { try clip.encodeCLIP(prompts: [$0], negative: nil, guidance: false, maxSequenceLength: maxSequenceLength, compute: compute) }
         }()
-        let t5 = try PromptEncoder(source: pipeline.source, jointAttentionDim: joint, useT5: pipeline.hasT5, precision: precision, models: .t5Only)
+        let t5 = try PromptEncoder(source: pipeline.source, jointAttentionDim: joint, t5: pipeline.hasT5 ? .on : .off, precision: precision, models: .t5Only)
         var byCaption: [String: (Tensor, Tensor)] = [:], warnings = Set<String>()
         for (caption, half) in zip(distinct, halves) {
             let conditioning = try t5.encodeT5(half, prompts: [caption], negative: nil, guidance: false, maxSequenceLength: maxSequenceLength, compute: compute)

@@ -59,7 +59,7 @@ struct EncodeCommand: ParsableCommand {
         let transformer = try source.transformerConfig()
         let t5Present = source.has(.textEncoder3)
         if !noT5 && !t5Present { log("warning: \(model) has no T5 weights; T5 embeddings are zeros") }
-        let encoder = try PromptEncoder(source: source, jointAttentionDim: transformer.jointAttentionDim, useT5: !noT5 && t5Present, precision: precision)
+        let encoder = try PromptEncoder(source: source, jointAttentionDim: transformer.jointAttentionDim, t5: !noT5 && t5Present ? .on : .off, precision: precision)
         let c = try encoder.encode(prompts: [prompt], negative: [negativePrompt], guidance: true,
                                    maxSequenceLength: maxSequenceLength, compute: try Compute())
         for warning in c.warnings { log("warning: \(warning)") }

@@ -30,7 +30,7 @@ import Testing
     @Test func promptEmbeddingsAreCropped() throws {
         let source = try ModelSource(Self.folder)
         let joint = try source.transformerConfig().jointAttentionDim
-        let encoder = try PromptEncoder(source: source, jointAttentionDim: joint, useT5: true, precision: .fp32)
+        let encoder = try PromptEncoder(source: source, jointAttentionDim: joint, t5: .on, precision: .fp32)
         let result = try encoder.encode(prompts: ["A painting of a squirrel eating a burger"], negative: [""], guidance: true,
                                         maxSequenceLength: 256, compute: Backends.shared)
         #expect(result.promptEmbeds.shape == [1, 77 + 256, 32])

@@ -12,8 +12,8 @@ import Testing
 
     @Test func encodePromptMatchesDiffusers() throws {
         let cases = try JSONSerialization.jsonObject(with: Data(Self.reference.metadata["cases"]!.utf8)) as! [[String: Any]]
-        let withT5 = try PromptEncoder(model: Self.folder, jointAttentionDim: 80, useT5: true, precision: .fp32)
-        let withoutT5 = try PromptEncoder(model: Self.folder, jointAttentionDim: 80, useT5: false, precision: .fp32)
+        let withT5 = try PromptEncoder(model: Self.folder, jointAttentionDim: 80, t5: .on, precision: .fp32)
+        let withoutT5 = try PromptEncoder(model: Self.folder, jointAttentionDim: 80, t5: .off, precision: .fp32)
         #expect(withT5.hasT5 && !withoutT5.hasT5)
         for (index, c) in cases.enumerated() {
             let encoder = (c["t5"] as! Bool) ? withT5 : withoutT5
@@ -43,17 +43,17 @@ import Testing
 
     /// The limit catches a small error: prompt embeddings from bf16-rounded weights fail it.
     @Test func limitCatchesBF16Weights() throws {
-        let encoder = try PromptEncoder(model: Self.folder, jointAttentionDim: 80, useT5: true, precision: .bf16)
+        let encoder = try PromptEncoder(model: Self.folder, jointAttentionDim: 80, t5: .on, precision: .bf16)
         let result = try encoder.encode(prompts: ["a photo of a cat"], negative: nil, guidance: false, maxSequenceLength: 77,
                                         compute: Backends.shared)
-        let reference = try PromptEncoder(model: Self.folder, jointAttentionDim: 80, useT5: true, precision: .fp32)
+        let reference = try PromptEncoder(model: Self.folder, jointAttentionDim: 80, t5: .on, precision: .fp32)
             .encode(prompts: ["a photo of a cat"], negative: nil, guidance: false, maxSequenceLength: 77, compute: Backends.shared)
         let (error, allowed) = try Self.limit(tokens: 77).check(result.promptEmbeds, reference.promptEmbeds)
         #expect(error > allowed, "bf16 prompt embeddings differ by \(error), within the fp32 limit \(allowed)")
     }
 
     @Test func badInputsAreNamed() throws {
-        let encoder = try PromptEncoder(model: Self.folder, jointAttentionDim: 80, useT5: false, precision: .fp32)
+        let encoder = try PromptEncoder(model: Self.folder, jointAttentionDim: 80, t5: .off, precision: .fp32)
         #expect(throws: PromptError.maxSequenceLength(513)) {
             try encoder.encode(prompts: ["x"], negative: nil, guidance: false, maxSequenceLength: 513, compute: Backends.shared)
         }
@@ -61,6 +61,6 @@ import Testing
         #expect(throws: PromptError.batchMismatch(prompts: 1, negatives: 2)) {
             try encoder.encode(prompts: ["x"], negative: ["a", "b"], guidance: true, compute: Backends.shared)
         }
-        #expect(throws: (any Error).self) { try PromptEncoder(model: "/nonexistent", jointAttentionDim: 80, useT5: true, precision: .fp32) }
+        #expect(throws: (any Error).self) { try PromptEncoder(model: "/nonexistent", jointAttentionDim: 80, t5: .on, precision: .fp32) }
     }
 }

@@ -147,7 +147,7 @@ import Testing
         }
         let folder = try ComponentFolder(Self.tiny + "/transformer")
         let config = try folder.config(SD3TransformerConfig.self)
-        let encoder = try PromptEncoder(model: Self.tiny, jointAttentionDim: config.jointAttentionDim, useT5: true, precision: .fp32)
+        let encoder = try PromptEncoder(model: Self.tiny, jointAttentionDim: config.jointAttentionDim, t5: .on, precision: .fp32)
         let conditionings = try examples.map { try encoder.encode(prompts: [$0.caption], negative: nil, guidance: false, maxSequenceLength: 77, compute: compute) }
         var generator = TorchCPUGenerator(seed: 5)
         let lora = try TrainableLora(rank: 2, alpha: 3, targets: TrainableLora.defaultTargets,

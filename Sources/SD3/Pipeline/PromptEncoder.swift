@@ -17,18 +17,15 @@ public struct PromptEncoder: Sendable {
     /// transformer.config.joint_attention_dim: the width of prompt_embeds (and of T5's zeros when it is off).
     public let jointAttentionDim: Int
 
-    /// Loads the text side of a diffusers folder; `useT5: false` never reads text_encoder_3, nor `.clipOnly`;
-    /// `.t5Only` reads only text_encoder_3. `t5Int8`: T5's projections are stored weight-only int8.
-    public init(model path: String, jointAttentionDim: Int, useT5: Bool, precision: Precision, t5Int8: Bool = false,
-                models: Models = .all) throws {
-        try self.init(source: try ModelSource(path), jointAttentionDim: jointAttentionDim, useT5: useT5, precision: precision,
-                      t5Int8: t5Int8, models: models)
+    /// Loads the text side of a diffusers folder; `t5: .off` never reads text_encoder_3, nor `.clipOnly`;
+    /// `.t5Only` reads only text_encoder_3. `t5: .int8`: T5's projections are stored weight-only int8.
+    public init(model path: String, jointAttentionDim: Int, t5: T5Mode, precision: Precision, models: Models = .all) throws {
+        try self.init(source: try ModelSource(path), jointAttentionDim: jointAttentionDim, t5: t5, precision: precision, models: models)
     }
 
     /// The same from any model source (a diffusers folder or single-file checkpoints).
-    public init(source: ModelSource, jointAttentionDim: Int, useT5: Bool, precision: Precision, t5Int8: Bool = false,
-                models: Models = .all) throws {
-        let loadT5 = useT5 && models != .clipOnly
+    public init(source: ModelSource, jointAttentionDim: Int, t5 mode: T5Mode, precision: Precision, models: Models = .all) throws {
+        let loadT5 = mode != .off && models != .clipOnly
         tokenizers = try source.tokenizers(useT5: loadT5)
         if models != .t5Only {
             clip = (try CLIPTextModelWithProjection(config: try source.clipConfig(.textEncoder), weights: try source.weights(.textEncoder),
@@ -39,7 +36,7 @@ public struct PromptEncoder: Sendable {
             clip = nil
         }
         if loadT5 {
-            t5 = try T5EncoderModel(config: try source.t5Config(), weights: try source.weights(.textEncoder3), precision: precision, int8: t5Int8)
+            t5 = try T5EncoderModel(config: try source.t5Config(), weights: try source.weights(.textEncoder3), precision: precision, int8: mode == .int8)
         } else {
             t5 = nil
         }

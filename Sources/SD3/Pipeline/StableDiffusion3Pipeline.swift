@@ -119,8 +119,8 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
                 let bytes = component == .textEncoder3 && options.t5Int8 ? 1 : options.precision == .bf16 ? 2 : 4
                 try Self.requireFits(try source.weights(component), bytesPerWeight: bytes)
             }
-            let loaded = try PromptEncoder(source: source, jointAttentionDim: transformerConfig.jointAttentionDim, useT5: hasT5,
-                                           precision: options.precision, t5Int8: options.t5Int8)
+            let loaded = try PromptEncoder(source: source, jointAttentionDim: transformerConfig.jointAttentionDim, t5: hasT5 ? options.t5 : .off,
+                                           precision: options.precision)
             try Self.checkT5Vocabulary(loaded, source: source)
             try loaded.check(loras)
             loadedTextEncoders = loaded
@@ -275,7 +275,7 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
         let joint = transformerConfig.jointAttentionDim
         let half = try {
             let clip = try timed("load CLIP encoders") {
-                let encoder = try PromptEncoder(source: source, jointAttentionDim: joint, useT5: false, precision: options.precision,
+                let encoder = try PromptEncoder(source: source, jointAttentionDim: joint, t5: .off, precision: options.precision,
                                                 models: .clipOnly)
                 // Merged LoRAs are in its weights: each pair must have found a layer of its shape.
                 if options.loraMode == .merged { try encoder.check(loras) }
@@ -287,8 +287,8 @@ public final class StableDiffusion3Pipeline: @unchecked Sendable {
             }
         }()
         let t5 = try timed(hasT5 ? "load T5" : "T5 off") {
-            let encoder = try PromptEncoder(source: source, jointAttentionDim: joint, useT5: hasT5, precision: options.precision,
-                                            t5Int8: options.t5Int8, models: .t5Only)
+            let encoder = try PromptEncoder(source: source, jointAttentionDim: joint, t5: hasT5 ? options.t5 : .off,
+                                            precision: options.precision, models: .t5Only)
             try Self.checkT5Vocabulary(encoder, source: source)
             return encoder
         }
