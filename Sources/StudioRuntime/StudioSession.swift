@@ -335,7 +335,7 @@ public final class StudioSession {
             // The init image is read off the main actor (a large PNG takes a while to decode), turned upright by its
             // EXIF orientation as diffusers' load_image does.
             if let path = initImagePath {
-                let read = await Task.detached { Result { () throws(PNGFile.Error) in try PNGFile.read(path, upright: true).image } }.value
+                let read = await Task.detached { Result { () throws(ImageFile.Error) in try ImageFile.read(path, upright: true) } }.value
                 switch read {
                 case let .success(image): parameters.initImage = image
                 case let .failure(error):
@@ -385,7 +385,7 @@ public final class StudioSession {
         generation = Task { @MainActor in
             var jobs = run.jobs
             if let path = run.initImagePath {
-                let read = await Task.detached { Result { () throws(PNGFile.Error) in try PNGFile.read(path, upright: true).image } }.value
+                let read = await Task.detached { Result { () throws(ImageFile.Error) in try ImageFile.read(path, upright: true) } }.value
                 switch read {
                 case let .success(image): for i in jobs.indices { jobs[i].parameters.initImage = image }
                 case let .failure(error): return send(.generationStopped(error: "Init image: \(error.description)"))

@@ -118,12 +118,10 @@ public struct TrainingData: Sendable {
         do { bytes = try RegularFile.contents(path, limit: imageLimit, what: "PNG or JPEG file") } catch {
             throw TrainingError.data(path: path, reason: error.reason)
         }
-        let name = (path as NSString).lastPathComponent
         // By content, not extension: a PNG named .jpg still loads.
-        if bytes.starts(with: [0x89, 0x50, 0x4E, 0x47]) {
-            do { return try PNGFile.decode(bytes, name: name, upright: true).image } catch { throw TrainingError.data(path: path, reason: "unreadable PNG (\(error.description))") }
+        do { return try ImageFile.decode(bytes, name: (path as NSString).lastPathComponent, upright: true) } catch {
+            throw TrainingError.data(path: path, reason: "unreadable image (\(error.description))")
         }
-        do { return try JPEGFile.decode(bytes, name: name, upright: true) } catch { throw TrainingError.data(path: path, reason: "unreadable image (\(error.description))") }
     }
 
     /// RandomCrop.get_params: no draw when the image is already the crop's size, else torch.randint(0, h − size + 1)

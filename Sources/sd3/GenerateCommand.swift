@@ -43,7 +43,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Engine threads (default: the config's, else all cores).") var threads: Int?
     @Option(help: "Settings file (default: $XDG_CONFIG_HOME/sd3-studio/config.toml): its model, threads and [defaults] apply below the flags.")
     var config: String?
-    @Option(help: "img2img: the starting PNG, turned upright by its EXIF orientation and resized to the output size.") var initImage: String?
+    @Option(help: "img2img: the starting image (PNG or JPEG), turned upright by its EXIF orientation and resized to the output size.") var initImage: String?
     @Option(help: "img2img: how much of the schedule to run, 0…1 (default 0.6).") var strength: Double?
     @Option(help: "Skip-layer guidance scale (diffusers' default 2.8); turns it on with --skip-layers.") var skipLayerGuidance: Double?
     @Option(help: "Blocks skipped by skip-layer guidance (default 7,8,9, as for SD3.5 Medium).") var skipLayers: String?
@@ -237,9 +237,9 @@ struct GenerateCommand: ParsableCommand {
 
     func applyInitImageAndSkipLayers(_ p: inout GenerationParameters, recalled r: ImageMetadata?, defaults c: ConfigFile.Defaults) throws {
         if let initImage {
-            try Self.requirePNGFile(initImage)
-            // Turned upright by its EXIF orientation, as diffusers' load_image does (exif_transpose).
-            p.initImage = try PNGFile.read(initImage, upright: true).image
+            // PNG or JPEG, turned upright by its EXIF orientation, as diffusers' load_image does (exif_transpose); a FIFO
+            // or device is refused unopened.
+            p.initImage = try ImageFile.read(initImage, upright: true)
             p.strength = strength ?? r?.strength ?? c.strength ?? 0.6
         } else if r?.strength != nil {
             throw CommandError("\(paramsFrom!) was made by img2img: give --init-image")

@@ -119,7 +119,7 @@ import Testing
             Case(label: "--lora F:1e19", arguments: ["--model", tiny, "--lora", lora + ":1e19"], fragment: "strength 1e+19"),
             Case(label: "--lora /dev/zero", arguments: ["--model", tiny, "--lora", "/dev/zero"], fragment: "/dev/zero: cannot open: is a device, not a regular file"),
             Case(label: "--lora FIFO", arguments: ["--model", tiny, "--lora", f.fifo], fragment: "is a FIFO, not a regular file"),
-            Case(label: "--init-image FIFO", arguments: ["--model", tiny, "--init-image", f.fifo], fragment: "\(f.fifo): is a FIFO, not a PNG file"),
+            Case(label: "--init-image FIFO", arguments: ["--model", tiny, "--init-image", f.fifo], fragment: "\(f.fifo): is a FIFO, not a PNG or JPEG file"),
             Case(label: "--params-from FIFO", arguments: ["--params-from", f.fifo], fragment: "\(f.fifo): is a FIFO, not a PNG file"),
             Case(label: "--params-from /dev/zero", arguments: ["--params-from", "/dev/zero"], fragment: "/dev/zero: is a device, not a PNG file"),
             Case(label: "--params-from guidanceScale 1e308", arguments: ["--params-from", f.root + "/huge-guidance.png"], fragment: "guidanceScale recalled from"),
