@@ -126,10 +126,8 @@ private func browse(_ state: inout StudioState, _ browser: Browser, _ action: Ac
     case .cancel:
         state.browser = nil
         return Reaction()
-    case .generate, .toggleHelp, .quit:
-        return nil
     default:
-        return Reaction.none
+        return action.actsInEveryPanel ? nil : Reaction.none
     }
     return Reaction(effects: browserThumbnails(&state))
 }

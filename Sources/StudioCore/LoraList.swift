@@ -89,10 +89,7 @@ extension LoraPanel: OverlayPanel {
     }
 
     func reduce(_ state: inout StudioState, _ action: Action) -> Reaction? {
-        switch action {
-        case .quit, .toggleHelp, .generate, .explore, .cycleTheme: nil
-        default: panelKey(&state, self, action)
-        }
+        action.actsInEveryPanel ? nil : panelKey(&state, self, action)
     }
 
     /// The folders' scan, a LoRA read (typed here, or trained), and a recalled image's LoRAs looked for.

@@ -70,7 +70,7 @@ extension ModelPicker: OverlayPanel {
             if picker.query.characters.isEmpty { state.models = nil } else { state.models = picker.filtered(by: TextEditor()) }
         case .newline:
             return choose(&state)
-        case .quit, .toggleHelp, .generate, .explore: return nil
+        case _ where action.actsInEveryPanel: return nil
         default:
             var query = picker.query
             guard query.apply(action, lineBreak: "") else { return Reaction.none }

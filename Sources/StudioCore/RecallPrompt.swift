@@ -25,7 +25,7 @@ extension RecallPrompt: OverlayPanel {
             return Reaction()
         }
         switch action {
-        case .generate, .quit: return nil
+        case _ where action.actsInEveryPanel: return nil
         case .newline:
             state.recallPath = nil
             let path = editor.text.trimmingCharacters(in: .whitespaces)

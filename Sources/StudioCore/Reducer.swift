@@ -354,6 +354,15 @@ func actsOnHiddenScreen(_ action: Action) -> Bool {
 }
 
 extension Action {
+    /// The keys that act as on the main screen whichever panel is open (a panel may give one its own meaning, as the
+    /// browser's F2 stars its selected entry): help, star, generate, explore seeds, theme, quit.
+    var actsInEveryPanel: Bool {
+        switch self {
+        case .toggleHelp, .toggleFavorite, .generate, .explore, .cycleTheme, .quit: true
+        default: false
+        }
+    }
+
     /// Typed or pasted text (`Bindings.action(for:)`).
     var isText: Bool {
         if case .insert = self { return true }

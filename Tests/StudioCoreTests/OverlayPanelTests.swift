@@ -88,4 +88,36 @@ import Testing
             #expect(landed && state.explore?.finishedCount == 1, "with \(opener) open, the draft of cell 1 did not land")
         }
     }
+
+    /// F1, F2, F5, F6, F7 and F10 act as on the main screen whichever panel is open (the browser keeps F2 for its
+    /// selected entry): before, the recall prompt took F1, F2, F6 and F7 as nothing, the browser F6 and F7, the model
+    /// picker F2 and F7, the LoRA list F2.
+    @Test func theGlobalKeysActInEveryPanel() {
+        for (opener, panel) in Self.openers {
+            func opened() -> StudioState {
+                var state = Support.state(prompt: "a red circle")
+                state.themes = [.dark, .dark]
+                _ = reduce(&state, opener)
+                return state
+            }
+            var state = opened()
+            _ = reduce(&state, .toggleHelp)
+            #expect(state.showHelp, "F1 in \(panel)")
+            state = opened()
+            #expect(reduce(&state, .generate).effects.contains { if case .start = $0 { true } else { false } }, "F5 in \(panel)")
+            state = opened()
+            _ = reduce(&state, .explore)
+            #expect(state.explore != nil, "F6 in \(panel)")
+            state = opened()
+            _ = reduce(&state, .cycleTheme)
+            #expect(state.themeIndex == 1, "F7 in \(panel)")
+            state = opened()
+            _ = reduce(&state, .quit)
+            #expect(state.shouldQuit, "F10 in \(panel)")
+            guard panel != Browser.self else { continue }
+            state = opened()
+            _ = reduce(&state, .toggleFavorite)
+            #expect(state.status.text == "No saved image to star yet", "F2 in \(panel)")
+        }
+    }
 }
