@@ -35,13 +35,8 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
     private var handle: FileHandle?
     private var position: Int64 = 0
     private var responded = false
-    private var lastActivity = DispatchTime.now()
-    /// The low-speed window: when it began and the bytes that came in it.
-    private var windowStart = DispatchTime.now()
-    private var windowBytes: Int64 = 0
-    /// The watchdog's period, and when it last looked (see `checkSilence`).
-    private var interval = 1.0
-    private var lastCheck = DispatchTime.now()
+    /// The connect, idle and low-speed limits, judged at each watchdog tick (`checkSilence`).
+    private var clock: TransferClock
     private var task: URLSessionTask?
     private var watchdog: DispatchSourceTimer?
     private var continuation: CheckedContinuation<Data, Error>?
@@ -68,16 +63,18 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
         self.limits = limits
         self.url = url.absoluteString
         self.received = received
+        clock = TransferClock(connect: limits.connect, idle: limits.idle, slowBytes: limits.slowBytes, slowSeconds: limits.slowSeconds,
+                              now: Self.now())
     }
 
     func begin(_ task: URLSessionTask, continuation: CheckedContinuation<Data, Error>) {
-        let interval = max(0.02, min(1, min(limits.connect, limits.idle, limits.slowSeconds) / 4))
         let timer = lock.withLock { () -> DispatchSourceTimer? in
             guard !cancelled else { return nil }
             self.task = task
             self.continuation = continuation
-            lastActivity = .now()
-            (self.interval, lastCheck) = (interval, lastActivity)
+            clock = TransferClock(connect: limits.connect, idle: limits.idle, slowBytes: limits.slowBytes, slowSeconds: limits.slowSeconds,
+                                  now: Self.now())
+            let interval = clock.interval
             let timer = DispatchSource.makeTimerSource(queue: .global())
             timer.schedule(deadline: .now() + interval, repeating: interval)
             timer.setEventHandler { [weak self] in self?.checkSilence() }
@@ -112,14 +109,13 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
     private func stopping() -> URLSessionTask? {
         stopWanted = true
         guard !taskStopped, !finished else { return nil }
-        guard receiving || Self.seconds(since: lastActivity) >= 1 else { return nil }
+        guard receiving || clock.silence(at: Self.now()) >= 1 else { return nil }
         taskStopped = true
         return task
     }
 
-    private static func seconds(since time: DispatchTime, now: DispatchTime = .now()) -> Double {
-        Double(now.uptimeNanoseconds - min(time.uptimeNanoseconds, now.uptimeNanoseconds)) / 1e9
-    }
+    /// Seconds on the monotonic clock, for `TransferClock`.
+    private static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
     /// With the lock held: the watchdog ends once the task has ended or been stopped.
     private func endWatchdogIfDone() {
@@ -155,25 +151,11 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
             endWatchdogIfDone()
             return
         }
-        let now = DispatchTime.now()
-        // A watchdog that looks much later than its period was not running: neither was this process's reading, so
-        // the silence or slowness since is ours, not the server's (a pull beside `stress --cpu 2` and busy builds lost
-        // 1.5 s windows at full speed). Judge again from now.
-        if Self.seconds(since: lastCheck, now: now) > 2 * interval + 0.5 {
-            lastActivity = now
-            windowStart = now
-            windowBytes = 0
-        }
-        lastCheck = now
-        let silent = Self.seconds(since: lastActivity, now: now)
-        if !responded, silent > limits.connect {
-            failure = .noAnswer(url: url, seconds: limits.connect)
-        } else if responded, silent > limits.idle {
-            failure = .stalled(url: url, seconds: limits.idle)
-        } else if responded, Self.seconds(since: windowStart, now: now) >= limits.slowSeconds {
-            if windowBytes < limits.slowBytes { failure = .tooSlow(url: url, bytes: limits.slowBytes, seconds: limits.slowSeconds) }
-            windowStart = now
-            windowBytes = 0
+        switch clock.check(at: Self.now(), responded: responded) {
+        case .noAnswer?: failure = .noAnswer(url: url, seconds: limits.connect)
+        case .stalled?: failure = .stalled(url: url, seconds: limits.idle)
+        case .tooSlow?: failure = .tooSlow(url: url, bytes: limits.slowBytes, seconds: limits.slowSeconds)
+        case nil: break
         }
         if let failure {
             toStop = stopping()
@@ -187,7 +169,7 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
         // The answer is given under the lock, so a cancel (see `stopping()`) never falls between the redirect and it.
         lock.lock()
         defer { lock.unlock() }
-        lastActivity = .now()
+        clock.activity(at: Self.now())
         // Not following ends the task with the 3xx as its response: a transfer to stop is stopped that way.
         if stopWanted || cancelled || failure != nil || status != nil {
             taskStopped = true
@@ -217,8 +199,7 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
         // of a transfer traps in FoundationNetworking.
         responded = true
         receiving = true
-        lastActivity = .now()
-        windowStart = lastActivity
+        clock.answered(at: Self.now())
         guard failure == nil, code == 200 || code == 206 else {
             if failure == nil { status = code }
             return completionHandler(.cancel)
@@ -271,8 +252,7 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
     func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
         lock.lock()
         defer { lock.unlock() }
-        lastActivity = .now()
-        windowBytes += Int64(data.count)
+        clock.received(data.count, at: Self.now())
         guard failure == nil else { return }
         switch sink {
         case .memory(let limit):
