@@ -29,10 +29,7 @@ extension BackendPanel: OverlayPanel {
 
     /// F11 again closes it; opening asks every server for its state and selects the backend in use.
     func open(_ state: inout StudioState) -> Reaction {
-        if state.backendPanel != nil {
-            state.backendPanel = nil
-            return Reaction()
-        }
+        if let closed = closing(&state) { return closed }
         state.backendPanel = BackendPanel(selected: state.backend.map { $0 + 1 } ?? 0)
         guard !state.backends.isEmpty else {
             state.status = Status(text: "No ComfyUI servers: add [[backends]] entries to the config, or start with --backend comfyui://HOST:PORT", isError: false)

@@ -79,10 +79,7 @@ extension LoraPanel: OverlayPanel {
 
     /// F9 again closes it.
     func open(_ state: inout StudioState) -> Reaction {
-        if state.loraPanel != nil {
-            state.loraPanel = nil
-            return Reaction()
-        }
+        if let closed = closing(&state) { return closed }
         state.loraPanel = self
         state.status = Status(text: "LoRAs: Space on/off, Left/Right strength, Delete removes, type a path or pick a file and Enter adds", isError: false)
         return Reaction(effects: [.scanLoras])

@@ -29,6 +29,13 @@ protocol OverlayPanel: Sendable {
 
 extension OverlayPanel {
     static func receive(_ state: inout StudioState, _ action: Action) -> Reaction? { nil }
+
+    /// Its key pressed while it is open closes it: the reaction then, nil when it was not open.
+    func closing(_ state: inout StudioState) -> Reaction? {
+        guard state.overlay.panel is Self else { return nil }
+        state.overlay = .none
+        return Reaction()
+    }
 }
 
 /// A panel as a key opens it (`Action.open`); the binding table makes them with `Binding(keys:opens:help:)`.

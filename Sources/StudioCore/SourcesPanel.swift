@@ -15,10 +15,7 @@ extension SourcesPanel: OverlayPanel {
 
     /// Pressed again it closes; it opens on the focused field.
     func open(_ state: inout StudioState) -> Reaction {
-        if state.sourcesPanel != nil {
-            state.sourcesPanel = nil
-            return Reaction()
-        }
+        if let closed = closing(&state) { return closed }
         state.sourcesPanel = SourcesPanel(selected: Self.fields.firstIndex(of: state.focus) ?? 0)
         state.status = Status(text: "Where each setting came from: Up/Down pick, Enter edits the field, Esc closes", isError: false)
         return Reaction()

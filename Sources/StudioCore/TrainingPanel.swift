@@ -169,10 +169,7 @@ extension TrainingPanel: OverlayPanel {
 
     /// F12 again closes it; the first opening takes the resolution from the Width field.
     func open(_ state: inout StudioState) -> Reaction {
-        if state.trainingPanel != nil {
-            state.trainingPanel = nil
-            return Reaction()
-        }
+        if let closed = closing(&state) { return closed }
         if !state.trainingForm.prepared {
             state.trainingForm.prepared = true
             if let width = Int(state.text(.width)) { state.trainingForm.set(.resolution, "\(width)") }
