@@ -1,33 +1,55 @@
 import SafeTensors
 import Tensors
 
-/// diffusers normalization.py: the adaptive LayerNorms of the MMDiT. Each projects SiLU(temb) [B, D]
-/// to k·D modulation vectors and applies them to a LayerNorm without affine parameters (eps 1e-6).
-struct AdaLayerNorm: Sendable {
-    /// AdaLayerNormZero: 6 chunks (shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp);
-    /// SD35AdaLayerNormZeroX: 9 (the 6, then shift_msa2, scale_msa2, gate_msa2);
-    /// AdaLayerNormContinuous: 2, in the order (scale, shift).
-    let chunks: Int
+/// diffusers normalization.py: the adaptive LayerNorms of the MMDiT, under diffusers' class names. Each projects
+/// SiLU(temb) [B, D] through `linear` to k·D and splits it into k modulation vectors [B, D], which modulate a
+/// LayerNorm without affine parameters (eps 1e-6; `Compute.normModulate`).
+protocol AdaptiveNorm: Sendable {
+    var linear: Linear { get }
+}
+
+extension AdaptiveNorm {
+    fileprivate static func load(_ scope: WeightScope, _ name: String, width: Int, chunks: Int, precision: Precision) throws -> Linear {
+        try Linear(scope, "\(name).linear", in: width, out: chunks * width, precision: precision)
+    }
+
+    fileprivate func chunks(_ siluTemb: Tensor, _ count: Int, _ compute: Compute, _ loras: LayerLoras) -> [Tensor] {
+        linear(siluTemb, compute, loras).chunked(count, axis: -1)
+    }
+}
+
+/// The two that give a `Modulation`: AdaLayerNormZero and SD35AdaLayerNormZeroX.
+protocol ModulationNorm: AdaptiveNorm {
+    func callAsFunction(_ siluTemb: Tensor, _ compute: Compute, _ loras: LayerLoras) -> Modulation
+}
+
+/// AdaLayerNormZero: 6 chunks (shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp).
+struct AdaLayerNormZero: ModulationNorm {
     let linear: Linear
-
-    init(_ scope: WeightScope, _ name: String, width: Int, chunks: Int, precision: Precision) throws {
-        self.chunks = chunks
-        linear = try Linear(scope, "\(name).linear", in: width, out: chunks * width, precision: precision)
+    init(_ scope: WeightScope, _ name: String, width: Int, precision: Precision) throws {
+        linear = try Self.load(scope, name, width: width, chunks: 6, precision: precision)
     }
+    func callAsFunction(_ siluTemb: Tensor, _ compute: Compute, _ loras: LayerLoras) -> Modulation { Modulation(chunks(siluTemb, 6, compute, loras)) }
+}
 
-    /// The modulation vectors, each [B, D], from SiLU(temb) [B, D].
-    func modulation(_ siluTemb: Tensor, _ compute: Compute, _ loras: LayerLoras) -> [Tensor] {
-        linear(siluTemb, compute, loras).chunked(chunks, axis: -1)
+/// SD35AdaLayerNormZeroX (SD3.5's dual-attention blocks): 9 chunks, AdaLayerNormZero's 6 then shift_msa2, scale_msa2,
+/// gate_msa2 for the second attention.
+struct SD35AdaLayerNormZeroX: ModulationNorm {
+    let linear: Linear
+    init(_ scope: WeightScope, _ name: String, width: Int, precision: Precision) throws {
+        linear = try Self.load(scope, name, width: width, chunks: 9, precision: precision)
     }
+    func callAsFunction(_ siluTemb: Tensor, _ compute: Compute, _ loras: LayerLoras) -> Modulation { Modulation(chunks(siluTemb, 9, compute, loras)) }
+}
 
-    /// AdaLayerNormZero's (or SD35AdaLayerNormZeroX's) chunks under diffusers' names.
-    func zero(_ siluTemb: Tensor, _ compute: Compute, _ loras: LayerLoras) -> Modulation {
-        Modulation(modulation(siluTemb, compute, loras))
+/// AdaLayerNormContinuous (norm_out, and the last block's norm1_context): 2 chunks, which diffusers splits as (scale, shift).
+struct AdaLayerNormContinuous: AdaptiveNorm {
+    let linear: Linear
+    init(_ scope: WeightScope, _ name: String, width: Int, precision: Precision) throws {
+        linear = try Self.load(scope, name, width: width, chunks: 2, precision: precision)
     }
-
-    /// AdaLayerNormContinuous's two chunks, which diffusers splits as (scale, shift).
-    func continuous(_ siluTemb: Tensor, _ compute: Compute, _ loras: LayerLoras) -> (scale: Tensor, shift: Tensor) {
-        let m = modulation(siluTemb, compute, loras)
+    func callAsFunction(_ siluTemb: Tensor, _ compute: Compute, _ loras: LayerLoras) -> (scale: Tensor, shift: Tensor) {
+        let m = chunks(siluTemb, 2, compute, loras)
         return (m[0], m[1])
     }
 }

@@ -13,7 +13,20 @@ struct JointTransformerBlock: Sendable {
 
     let heads: Int
     let contextPreOnly: Bool
-    let norm1: AdaLayerNorm, norm1Context: AdaLayerNorm
+    /// diffusers' JointTransformerBlock: norm1 is SD35AdaLayerNormZeroX in dual-attention blocks, else AdaLayerNormZero;
+    /// norm1_context is AdaLayerNormContinuous in the last block (context_pre_only), else AdaLayerNormZero.
+    let norm1: any ModulationNorm
+    enum ContextNorm: Sendable {
+        case zero(AdaLayerNormZero)
+        case continuous(AdaLayerNormContinuous)
+        var linear: Linear {
+            switch self {
+            case let .zero(norm): norm.linear
+            case let .continuous(norm): norm.linear
+            }
+        }
+    }
+    let norm1Context: ContextNorm
     let image: Projections, text: Projections
     let toOut: Linear, toAddOut: Linear?
     let attn2: Projections?, attn2Out: Linear?
@@ -25,8 +38,10 @@ struct JointTransformerBlock: Sendable {
         let d = width, headSize = width / heads
         self.heads = heads
         self.contextPreOnly = contextPreOnly
-        norm1 = try AdaLayerNorm(scope, "norm1", width: d, chunks: dualAttention ? 9 : 6, precision: precision)
-        norm1Context = try AdaLayerNorm(scope, "norm1_context", width: d, chunks: contextPreOnly ? 2 : 6, precision: precision)
+        norm1 = dualAttention ? try SD35AdaLayerNormZeroX(scope, "norm1", width: d, precision: precision)
+                              : try AdaLayerNormZero(scope, "norm1", width: d, precision: precision)
+        norm1Context = contextPreOnly ? .continuous(try AdaLayerNormContinuous(scope, "norm1_context", width: d, precision: precision))
+                                      : .zero(try AdaLayerNormZero(scope, "norm1_context", width: d, precision: precision))
         let attn = scope.scope("attn")
         func projections(_ s: WeightScope, _ names: [String], _ norms: [String]) throws -> Projections {
             Projections(q: try Linear(s, names[0], in: d, out: d, precision: precision),
@@ -56,18 +71,18 @@ struct JointTransformerBlock: Sendable {
     /// x [B, N, D] image tokens, context [B, T, D] text tokens, siluTemb = SiLU(temb) [B, D]; `loras`: the
     /// transformer's run-time LoRA pairs. Returns the new image tokens and (except in the last block) the new text tokens.
     func callAsFunction(_ x: Tensor, context: Tensor, siluTemb: Tensor, _ compute: Compute, _ loras: LayerLoras) -> (Tensor, Tensor?) {
-        let m = norm1.zero(siluTemb, compute, loras)  // each [B, D]
+        let m = norm1(siluTemb, compute, loras)  // each [B, D]
         let normed = attn2 == nil ? nil : compute.layerNorm(x, eps: 1e-6)  // [B, N, D], shared by both attentions
         let xHat = normed.map { compute.modulate($0, shift: m.shiftMSA, scale: m.scaleMSA) }
             ?? compute.normModulate(x, shift: m.shiftMSA, scale: m.scaleMSA)
-        // The last block's context norm is AdaLayerNormContinuous; the others' AdaLayerNormZero.
-        let c = contextPreOnly ? nil : norm1Context.zero(siluTemb, compute, loras)
-        let cHat: Tensor
-        if let c {
-            cHat = compute.normModulate(context, shift: c.shiftMSA, scale: c.scaleMSA)
-        } else {
-            let (scale, shift) = norm1Context.continuous(siluTemb, compute, loras)
-            cHat = compute.normModulate(context, shift: shift, scale: scale)
+        let c: Modulation?, cHat: Tensor
+        switch norm1Context {
+        case let .zero(norm):
+            let modulation = norm(siluTemb, compute, loras)  // each [B, D]
+            (c, cHat) = (modulation, compute.normModulate(context, shift: modulation.shiftMSA, scale: modulation.scaleMSA))
+        case let .continuous(norm):
+            let (scale, shift) = norm(siluTemb, compute, loras)  // each [B, D]
+            (c, cHat) = (nil, compute.normModulate(context, shift: shift, scale: scale))
         }
         let n = x.dim(1)
         // Joint attention over [image (N), text (T)] tokens.

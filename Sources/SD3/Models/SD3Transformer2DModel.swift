@@ -75,7 +75,7 @@ public struct SD3Transformer2DModel: Sendable {
     let timeTextEmbed: CombinedTimestepTextProjEmbeddings
     let contextEmbedder: Linear
     let blocks: [JointTransformerBlock]
-    let normOut: AdaLayerNorm
+    let normOut: AdaLayerNormContinuous
     let projOut: Linear
 
     public init(config: SD3TransformerConfig, weights: any WeightProvider, precision: Precision) throws {
@@ -99,7 +99,7 @@ public struct SD3Transformer2DModel: Sendable {
                                       dualAttention: config.dualAttentionLayers.contains(i),
                                       qkNorm: config.qkNorm != nil, precision: precision)
         }
-        normOut = try AdaLayerNorm(root, "norm_out", width: d, chunks: 2, precision: precision)
+        normOut = try AdaLayerNormContinuous(root, "norm_out", width: d, precision: precision)
         projOut = try Linear(root, "proj_out", in: d, out: p * p * config.outChannels, precision: precision)
         try weights.requireAllUsed()
     }
@@ -146,7 +146,7 @@ public struct SD3Transformer2DModel: Sendable {
             x = image
             if let text { context = text }
         }
-        let (scale, shift) = normOut.continuous(siluTemb, compute, loras)  // each [B, D]
+        let (scale, shift) = normOut(siluTemb, compute, loras)  // each [B, D]
         let y = projOut(compute.normModulate(x, shift: shift, scale: scale), compute, loras)  // [B, N, p²·C]
         // Unpatchify: out[b, c, p·row + py, p·col + px] = y[b, row·w + col, (py·p + px)·C + c].
         let channels = config.outChannels
