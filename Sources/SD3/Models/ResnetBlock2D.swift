@@ -70,6 +70,7 @@ struct Upsample2D: Sendable {
     init(_ scope: WeightScope, channels: Int, precision: Precision) throws {
         conv = try Conv2d(scope, "conv", in: channels, out: channels, kernel: 3, padding: .symmetric(1), precision: precision)
     }
+    /// x [B, C, H, W] → [B, C, 2H, 2W].
     func callAsFunction(_ x: Tensor, _ compute: Compute) -> Tensor { conv(compute.upsampleNearest2x(x), compute) }
 }
 
@@ -80,5 +81,6 @@ struct Downsample2D: Sendable {
         conv = try Conv2d(scope, "conv", in: channels, out: channels, kernel: 3, stride: 2,
                           padding: Padding(top: 0, bottom: 1, left: 0, right: 1), precision: precision)
     }
+    /// x [B, C, H, W] → [B, C, H/2, W/2] (H, W even, as the VAE's are).
     func callAsFunction(_ x: Tensor, _ compute: Compute) -> Tensor { conv(x, compute) }
 }
