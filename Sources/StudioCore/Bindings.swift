@@ -28,7 +28,7 @@ public enum Bindings {
     public static let table: [Binding] = [
         Binding(keys: [.function(5), .ctrl("g")], action: .generate, help: "generate with the current settings"),
         Binding(keys: [.function(6)], action: .explore, help: "explore seeds: a grid of quick drafts"),
-        Binding(keys: [.escape], action: .cancel, help: "cancel the generation; close help or the seed grid"),
+        Binding(keys: [.escape], action: .cancel, help: "cancel the generation; close help, a panel or the seed grid"),
         Binding(keys: [.function(2)], action: .toggleFavorite, help: "star / unstar the current image (in a browser: the selected one)"),
         Binding(keys: [.function(3)], opens: Browser(kind: .favorites), help: "favorites browser: type to search, Enter recalls"),
         Binding(keys: [.function(4)], opens: Browser(kind: .history), help: "history browser: type to search, Enter recalls"),

@@ -122,6 +122,7 @@ private func refine(_ state: inout StudioState) -> Reaction {
         effect = remote
     }
     state.set(.seed, "\(p.seed)")
+    state.record(.seed, .studio, "seed grid")
     state.explore = nil
     state.job = .running(.starting)
     state.status = Status(text: "Refining seed \(p.seed) at \(p.width)×\(p.height), \(p.steps) steps\(state.server.map { " on \($0.label)" } ?? "")…", isError: false)

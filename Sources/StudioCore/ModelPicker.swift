@@ -95,6 +95,7 @@ extension ModelPicker: OverlayPanel {
             return Reaction()
         }
         state.model = entry.model
+        state.modelBeforeRecipe = nil
         // The new model's defaults under the config; fields the user typed keep what they typed.
         if let defaults = item.defaults {
             state.apply(GenerationSettings([GenerationSettings.Layer(.model, entry.model, SettingsLayer(defaults)), state.configLayer]),

@@ -7,20 +7,31 @@ import SD3
 func chooseRecipe(_ state: inout StudioState, by delta: Int) {
     let count = state.recipes.count + 1  // none, then each recipe
     let position = ((state.recipe.map { $0 + 1 } ?? 0) + delta) % count
-    let next = (position + count) % count
+    let index = (position + count) % count
+    let choice = index > 0 ? state.recipes[safe: index - 1] : nil
+    // Leaving a recipe that switched the model goes back to the model before it, unless the next one brings its own.
+    var back = ""
+    if let before = state.modelBeforeRecipe, choice?.problem != nil || choice?.recipe.model == nil {
+        guard !state.isRunning else {
+            state.status = Status(text: "A generation is running: choose the recipe when it ends (Esc cancels it)", isError: true)
+            return
+        }
+        (state.model, state.modelBeforeRecipe) = (before, nil)
+        back = "; back to \(state.localModelName)"
+    }
     if let old = state.recipeLora {
         state.loras.removeAll { $0.path == old }
         state.recipeLora = nil
     }
-    guard next > 0, let choice = state.recipes[safe: next - 1] else {
+    guard let choice else {
         state.recipe = nil
-        state.status = Status(text: state.recipes.isEmpty ? "No recipes installed (recipes/*.toml)" : "Recipe: none; the fields keep their values",
+        state.status = Status(text: state.recipes.isEmpty ? "No recipes installed (recipes/*.toml)" : "Recipe: none; the fields keep their values\(back)",
                               isError: state.recipes.isEmpty)
         return
     }
-    state.recipe = next - 1
+    state.recipe = index - 1
     if let problem = choice.problem {
-        state.status = Status(text: problem, isError: true)
+        state.status = Status(text: problem + back, isError: true)
         return
     }
     let recipe = choice.recipe
@@ -30,6 +41,7 @@ func chooseRecipe(_ state: inout StudioState, by delta: Int) {
             state.recipe = nil
             return
         }
+        if state.modelBeforeRecipe == nil { state.modelBeforeRecipe = state.model }
         state.model = model
     }
     // The recipe's layer of the settings, alone: the fields it names, marked as the recipe's.

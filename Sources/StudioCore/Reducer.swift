@@ -45,7 +45,10 @@ private func reduceMainScreen(_ state: inout StudioState, _ action: Action) -> R
     case .generate:
         return generate(&state)
     case .explore:
-        return explore(&state)
+        let reaction = explore(&state)
+        // The grid takes the arrows and Enter: a panel open over it closes.
+        if state.explore != nil { state.overlay = .none }
+        return reaction
     case .cycleTheme:
         return cycleTheme(&state)
     case .cancel:
@@ -175,6 +178,7 @@ private func cycleChoice(_ state: inout StudioState, _ field: FieldID, by delta:
         let size = SizePresets.all[next]
         state.set(.width, "\(size.width)")
         state.set(.height, "\(size.height)")
+        for side in [FieldID.width, .height] { state.record(side, .studio, "size preset") }
     default: break
     }
 }
@@ -251,7 +255,10 @@ func readRequest(_ state: inout StudioState, seeds: Int) -> GenerationRequest? {
         p.scheduler = state.scheduler
         p.recipe = state.recipe.flatMap { state.recipes[safe: $0]?.recipe.name }
         let loras = try state.enabledLoras().get()
-        state.set(.seed, "\(p.seed)")
+        if state.text(.seed) != "\(p.seed)" {
+            state.set(.seed, "\(p.seed)")
+            state.record(.seed, .studio, "\(state.seedMode.rawValue) seed mode")
+        }
         (state.lastSeed, state.seedShown) = (p.seed &+ UInt64(seeds - 1), "\(p.seed)")
         return GenerationRequest(parameters: p, model: model, t5: state.t5, precision: state.precision,
                                  initImagePath: initImage.isEmpty ? nil : initImage, loras: loras)

@@ -56,12 +56,11 @@ private func drawHeader(_ state: StudioState, _ buffer: inout CellBuffer, _ layo
     // and the model come before the key hints, which shrink to F1's when both do not fit.
     let backend = state.backends.isEmpty ? "" : " · \(state.backendLabel)"
     var model = state.modelName
-    if !backend.isEmpty {
-        let title = " SD3 Studio · ".count + CellWidth.of(model) + CellWidth.of(backend)
-        if title + CellWidth.of(keys) > layout.columns { keys = "F1 help " }
-        let room = layout.columns - CellWidth.of(keys) - 1 - " SD3 Studio · ".count - CellWidth.of(backend)
-        if CellWidth.of(model) > room { model = CellWidth.truncate(model, to: max(1, room)) }
-    }
+    // At least a space between the title and the hints (a long model name ran into them at 80 columns).
+    let title = " SD3 Studio · ".count + CellWidth.of(model) + CellWidth.of(backend)
+    if title + 1 + CellWidth.of(keys) > layout.columns { keys = "F1 help " }
+    let room = layout.columns - CellWidth.of(keys) - 1 - " SD3 Studio · ".count - CellWidth.of(backend)
+    if CellWidth.of(model) > room { model = CellWidth.truncate(model, to: max(1, room - 1)) + "…" }
     buffer.put(" SD3 Studio · \(model)\(backend)", x: 0, y: 0, role: .title)
     buffer.put(keys, x: layout.columns - CellWidth.of(keys), y: 0, role: .title)
 }

@@ -3,6 +3,8 @@
 /// goes to the selected field. It takes the place of the fields; the preview stays beside it.
 public struct SourcesPanel: Sendable, Equatable {
     public var selected = 0
+    /// The status line before it opened, shown again when it closes (its own hint would be stale).
+    var statusBefore: Status?
     public init(selected: Int = 0) { self.selected = selected }
 
     /// The fields it lists, in the order the studio shows them (the size preset is the width and height).
@@ -15,8 +17,15 @@ extension SourcesPanel: OverlayPanel {
 
     /// Pressed again it closes; it opens on the focused field.
     func open(_ state: inout StudioState) -> Reaction {
-        if let closed = closing(&state) { return closed }
-        state.sourcesPanel = SourcesPanel(selected: Self.fields.firstIndex(of: state.focus) ?? 0)
+        if let open = state.sourcesPanel {
+            _ = closing(&state)
+            if let before = open.statusBefore { state.status = before }
+            return Reaction()
+        }
+        // The size preset is the width and height.
+        var panel = SourcesPanel(selected: Self.fields.firstIndex(of: state.focus == .sizePreset ? .width : state.focus) ?? 0)
+        panel.statusBefore = state.status
+        state.sourcesPanel = panel
         state.status = Status(text: "Where each setting came from: Up/Down pick, Enter edits the field, Esc closes", isError: false)
         return Reaction()
     }
@@ -29,10 +38,11 @@ extension SourcesPanel: OverlayPanel {
             state.sourcesPanel?.selected = min(Self.fields.count - 1, selected + 1)
         case .cancel:
             state.sourcesPanel = nil
+            if let statusBefore { state.status = statusBefore }
         case .newline:
             state.sourcesPanel = nil
             state.focus = Self.fields[selected]
-            state.status = Status(text: "\(Self.fields[selected].label): \(state.origin(of: Self.fields[selected]) ?? "set here")", isError: false)
+            if let statusBefore { state.status = statusBefore }
         case .insert, .backspace, .delete, .left, .right, .home, .end, .wordLeft, .wordRight, .deleteToLineStart, .deleteToLineEnd:
             return Reaction.none  // nothing to type here
         default:
@@ -56,9 +66,13 @@ extension SourcesPanel: OverlayPanel {
         let labelWidth = 11, sourceWidth = min(sources.map(CellWidth.of).max() ?? 0, inner.width - 1 - labelWidth - 2 - 8)
         let valueWidth = max(1, inner.width - 1 - labelWidth - 2 - sourceWidth)
         // The selected field's source below the list, on as many lines as the list leaves (one at 80×24).
-        var detail = wordWrapped(Self.detail(state, Self.fields[selected]), to: inner.width - 1)
         let room = max(1, inner.height - 1 - Self.fields.count)
-        if detail.count > room { detail = Array(detail.prefix(room - 1)) + [String(detail[room - 1].prefix(inner.width - 2)) + "…"] }
+        var detail = wordWrapped(Self.detail(state, Self.fields[selected]), to: inner.width - 1)
+        if detail.count > room {
+            // The last line takes the rest with its middle cut: a file's name is at its end.
+            let rest = detail.dropFirst(room - 1).joined(separator: " ")
+            detail = Array(detail.prefix(room - 1)) + [Self.middleCut(rest, to: inner.width - 1)]
+        }
         let listHeight = max(1, inner.height - 1 - detail.count)
         let top = max(0, min(selected - listHeight + 1, Self.fields.count - listHeight))
         for (row, index) in Self.fields.indices.dropFirst(top).prefix(listHeight).enumerated() {
@@ -69,7 +83,7 @@ extension SourcesPanel: OverlayPanel {
             buffer.put(label, x: inner.x + 1, y: y, role: index == selected ? role : .fieldLabel, limit: labelWidth)
             var value = state.shown(field).split(separator: "\n", omittingEmptySubsequences: false).joined(separator: " ⏎ ")
             if value.isEmpty { value = field.emptyMeaning ?? "" }
-            if CellWidth.of(value) > valueWidth { value = String(value.prefix(max(0, valueWidth - 1))) + "…" }
+            if CellWidth.of(value) > valueWidth { value = CellWidth.truncate(value, to: max(0, valueWidth - 1)) + "…" }
             buffer.put(value, x: inner.x + 1 + labelWidth, y: y, role: role, limit: valueWidth)
             buffer.put(sources[index], x: inner.x + inner.width - sourceWidth, y: y, role: index == selected ? role : .hint, limit: sourceWidth)
         }
@@ -78,6 +92,14 @@ extension SourcesPanel: OverlayPanel {
         let detailY = inner.y + shownRows + (inner.height - 1 - shownRows > detail.count ? 1 : 0)
         for (i, line) in detail.enumerated() { buffer.put(line, x: inner.x + 1, y: detailY + i, role: .hint, limit: inner.width - 1) }
         buffer.put(" Up/Down pick · Enter edits · Esc closes", x: inner.x, y: inner.y + inner.height - 1, role: .hint, limit: inner.width)
+    }
+
+    /// `text` in at most `width` cells, its middle replaced by "…".
+    static func middleCut(_ text: String, to width: Int) -> String {
+        guard CellWidth.of(text) > width else { return text }
+        let tailWidth = (width - 1) / 2
+        let tail = String(CellWidth.truncate(String(text.reversed()), to: tailWidth).reversed())
+        return CellWidth.truncate(text, to: width - 1 - CellWidth.of(tail)) + "…" + tail
     }
 
     /// The selected field's source in full: its file or recipe, or for a value changed here what it was and whose.

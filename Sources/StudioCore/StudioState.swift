@@ -65,6 +65,8 @@ public struct StudioState: Sendable {
     public var recipes: [RecipeChoice] = []
     public var recipe: Int?
     public var recipeLora: String?
+    /// The model in use before a recipe switched to its own: leaving the recipe goes back to it.
+    public var modelBeforeRecipe: String?
     /// The Scheduler field: the model's Euler scheduler or Flash-SD3's (a recipe sets it).
     public var scheduler = SchedulerKind.euler
     /// T5 tokens: 256, or what the model's defaults.json says it was trained with.
@@ -100,7 +102,8 @@ public struct StudioState: Sendable {
 
     /// Starts the fields from the settings' layers (`GenerationSettings`: built-in, the model's defaults, the config
     /// file, a recipe or a recalled PNG), and remembers where each value came from. With `keepingTyped`, a field the
-    /// user has edited since its value was set keeps what they typed (a model switch re-resolves the rest).
+    /// user has edited since its value was set keeps what they typed, and one from a layer above the config keeps its
+    /// value (a model switch re-resolves the rest: the new model's defaults under the config).
     /// `only` applies those layers' values and leaves the rest alone (a recipe fills only what it names; a model
     /// switch takes the model's and the config's, not the built-in defaults).
     public mutating func apply(_ settings: GenerationSettings, keepingTyped: Bool = false, only: Set<SettingSource>? = nil) {
@@ -110,7 +113,8 @@ public struct StudioState: Sendable {
         }
         func put<T>(_ field: FieldID, _ key: KeyPath<SettingsLayer, T?>, _ text: (T) -> String) {
             guard let (value, layer) = resolve(key) else { return }
-            if keepingTyped, let known = provenance[field], known.text != shown(field) { return }
+            // Kept: what was typed, and what a layer above those re-resolved gave (flags, a recalled PNG, a recipe).
+            if keepingTyped, let known = provenance[field], known.text != shown(field) || known.source > .config { return }
             set(field, text(value))
             record(field, layer.source, layer.detail)
         }
@@ -147,12 +151,12 @@ public struct StudioState: Sendable {
         for (field, given) in found where given { record(field, .config, configLayer.detail) }
     }
 
-    /// Where a setting's value came from: its layer, or "typed" ("chosen" for a choice) once changed in the studio;
-    /// nil for the size preset, which is the width and height.
+    /// Where a setting's value came from: its layer, how the studio set it ("random seed mode", "size preset"), or
+    /// "typed" ("chosen" for a choice) once changed here; nil for the size preset, which is the width and height.
     public func origin(of field: FieldID) -> String? {
         guard let known = provenance[field] else { return nil }
         guard known.text == shown(field) else { return field.kind == .choice ? "chosen" : "typed" }
-        return known.source.name
+        return known.source == .studio ? known.detail ?? known.source.name : known.source.name
     }
 
     /// The text a field shows: its editor's, or the name of its choice.

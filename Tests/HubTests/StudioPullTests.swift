@@ -29,10 +29,11 @@ import Testing
     @MainActor
     static func session(model: String, folder: String, hub: FakeHub, cache: String, side: Int = 32) throws -> StudioSession {
         var state = StudioState(model: model, randomSeed: 1)
-        // As `sd3 studio -p … -W 32 -H 32 --steps 3 --seed 5` starts it: the flags' values, not typed ones.
-        var flags = SettingsLayer()
-        (flags.prompt, flags.width, flags.height, flags.steps, flags.seed) = ("a red circle at the top left on a blue background", side, side, 3, 5)
-        state.apply(GenerationSettings([.init(.given, "flags", flags)]))
+        // As `sd3 studio -p … --steps 3 --seed 5` starts it on a model whose defaults are side × side.
+        var defaults = SettingsLayer(), flags = SettingsLayer()
+        (defaults.width, defaults.height) = (side, side)
+        (flags.prompt, flags.steps, flags.seed) = ("a red circle at the top left on a blue background", 3, 5)
+        state.apply(GenerationSettings([.init(.model, model, defaults), .init(.given, "flags", flags)]))
         state.maxSequenceLength = 32
         let config = StudioConfig(model: model, outputFolder: OutputFolder(path: folder + "/outputs"),
                                   store: .success(try StudioStore(path: folder + "/studio.sqlite")), threads: 1, loraFolders: [],

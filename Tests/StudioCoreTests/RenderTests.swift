@@ -108,6 +108,21 @@ import Testing
         #expect(lines.contains { $0.contains("needs at least 80×24") })
     }
 
+    /// A long model name never runs into the key hints (it did at 80 columns: "stable-diffuF1 help"): the hints
+    /// shrink to F1's, and a name still too long is cut with an ellipsis, a space before the hints.
+    @Test func aLongModelNameLeavesTheHintsAlone() {
+        var state = Self.idle()
+        for name in ["stable-diffusion-3.5-large-turbo-diffusers-fp16", String(repeating: "very-long-model-name-", count: 6)] {
+            state.model = "/models/" + name
+            for columns in [80, 100, 160] {
+                let header = render(state, columns: columns, rows: 24).lines[0]
+                let hints = header.range(of: " F1 help")
+                #expect(hints != nil, "\(header)")
+                #expect(header.contains(name) || header.contains("… F1 help"), "\(header)")
+            }
+        }
+    }
+
     @Test func helpListsEveryBinding() {
         let text = render(Self.help(), columns: 80, rows: 24).lines.joined(separator: "\n")
         for binding in Bindings.table { #expect(text.contains(binding.help), "help lacks '\(binding.help)'") }

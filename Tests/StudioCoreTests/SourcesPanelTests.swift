@@ -88,18 +88,23 @@ import Testing
         #expect(reduce(&state, .generate).effects.contains { if case .start = $0 { true } else { false } })
         _ = reduce(&state, .cancel)
         #expect(state.sourcesPanel == nil && state.isRunning, "Esc closes the panel first, as in the other panels")
+        let running = state.status
         _ = reduce(&state, .showSources)
         _ = reduce(&state, .up)
         _ = reduce(&state, .newline)
         #expect(state.sourcesPanel == nil && state.focus == .steps, "Enter goes to the selected field")
-        #expect(state.status.text == "Steps: model defaults")
+        #expect(state.status == running, "its hint is not left on the status line")
         _ = reduce(&state, .showSources)
         _ = reduce(&state, .showSources)
-        #expect(state.sourcesPanel == nil, "pressed again it closes")
+        #expect(state.sourcesPanel == nil && state.status == running, "pressed again it closes")
         _ = reduce(&state, .showSources)
         #expect(state.sourcesPanel != nil)
         _ = reduce(&state, .cancel)
-        #expect(state.sourcesPanel == nil)
+        #expect(state.sourcesPanel == nil && state.status == running)
+        // On the size preset, it opens on the width.
+        state.focus = .sizePreset
+        _ = reduce(&state, .showSources)
+        #expect(state.sourcesPanel?.selected == SourcesPanel.fields.firstIndex(of: .width))
     }
 
     /// Drawn in the place of the fields at the smallest size: every field, its value and its source on one row, the
@@ -122,7 +127,7 @@ import Testing
         }
         #expect(rows.contains { $0.hasPrefix("│ Prompt     a red circ") && $0.contains("…") }, "the prompt on one row")
         #expect(rows.contains { $0.hasPrefix("│ Steps      12") && $0.contains("typed") })
-        #expect(rows.contains { $0.contains("Steps: typed here; was 20 from model") })
+        #expect(rows.contains { $0.contains("Steps: typed here; w… model defaults · /m") })
         #expect(rows.contains { $0.contains("Enter edits") })
     }
 
@@ -142,8 +147,106 @@ import Testing
         guard let screen = await studio.waitUntil("the sources", { $0.contains("Where the settings came from") && TmuxStudio.shows(rows, $0) }) else { return }
         #expect(screen.contains("Prompt: built-in default"), "the prompt is selected, the focused field: \(screen)")
         studio.keys("Down", "Down", "Down", "Enter")
-        guard await studio.waitFor("Guidance: config file") != nil else { return }
+        guard await studio.waitFor(" guidance: config file ") != nil else { return }  // the Settings box's edge
         #expect(!studio.screen().contains("Where the settings came from"))
         await studio.quit()
+    }
+
+    /// Values the studio sets itself say how: a seed its seed mode drew, a grid's pick, a size preset.
+    @Test func whatTheStudioSetsSaysHow() {
+        var state = Self.state()
+        state.seedMode = .random
+        _ = reduce(&state, .generate)
+        #expect(state.origin(of: .seed) == "random seed mode", "\(state.origin(of: .seed) ?? "nil")")
+        _ = reduce(&state, .generationStopped(error: nil))
+        state.seedMode = .increment
+        _ = reduce(&state, .generate)
+        #expect(state.origin(of: .seed) == "increment seed mode")
+        _ = reduce(&state, .generationStopped(error: nil))
+        // A fixed seed stays whatever it was.
+        state.seedMode = .fixed
+        state.set(.seed, "5")
+        _ = reduce(&state, .generate)
+        #expect(state.origin(of: .seed) == "typed")
+        _ = reduce(&state, .generationStopped(error: nil))
+        // The grid's pick.
+        _ = reduce(&state, .explore)
+        for cell in 0..<state.draft.count {
+            _ = reduce(&state, .engine(.finished(image: Support.image, metadata: Support.metadata(seed: 5 + UInt64(cell)), seconds: 1)))
+        }
+        _ = reduce(&state, .right)
+        _ = reduce(&state, .newline)
+        #expect(state.text(.seed) == "6" && state.origin(of: .seed) == "seed grid", "\(state.text(.seed)) \(state.origin(of: .seed) ?? "nil")")
+        _ = reduce(&state, .generationStopped(error: nil))
+        // A size preset.
+        state.focus = .sizePreset
+        _ = reduce(&state, .right)
+        #expect(state.origin(of: .width) == "size preset" && state.origin(of: .height) == "size preset")
+    }
+
+    /// Another model (F8) re-resolves what came from the model's defaults and the config; what a layer above them set
+    /// stays: flags, a recalled PNG, a recipe, what the studio set and what was typed.
+    @Test func aModelSwitchKeepsWhatOutranksTheModel() {
+        var state = StudioState(model: "/m")
+        var model = ModelDefaults(), other = ModelDefaults()
+        (model.width, model.height, model.steps, model.guidanceScale) = (64, 64, 20, 3)
+        (other.width, other.height, other.steps, other.guidanceScale) = (1024, 1024, 28, 4.5)
+        var flags = SettingsLayer()
+        flags.height = 48
+        state.apply(GenerationSettings([.init(.model, "/m", SettingsLayer(model)), .init(.given, "flags", flags)]))
+        state.set(.steps, "9")
+        state.apply(GenerationSettings([.init(.model, "/n", SettingsLayer(other)), state.configLayer]), keepingTyped: true, only: [.model, .config])
+        #expect(state.text(.width) == "1024" && state.origin(of: .width) == "model defaults")
+        #expect(state.text(.height) == "48" && state.origin(of: .height) == "given", "the flag's height stays")
+        #expect(state.text(.steps) == "9" && state.origin(of: .steps) == "typed")
+        #expect(state.text(.guidance) == "4.5" && state.origin(of: .guidance) == "model defaults")
+    }
+
+    /// F6 in a panel starts the grid and closes the panel: the grid needs the arrows and Enter.
+    @Test func exploringClosesThePanel() {
+        for opener in [Action.showSources, .showFavorites, .showLoras, .openRecall] {
+            var state = Self.state()
+            _ = reduce(&state, opener)
+            _ = reduce(&state, .explore)
+            #expect(state.explore != nil && state.overlay.panel == nil, "\(opener)")
+            _ = reduce(&state, .right)
+            #expect(state.explore?.selected == 1, "\(opener): the grid does not take the arrows")
+        }
+    }
+
+    /// Leaving a recipe that switched the model (for none, or one without a model) goes back to the model before it.
+    @Test func leavingARecipeGoesBackToTheModel() {
+        var state = Self.state()
+        var turbo = Recipe(name: "turbo", path: "/r/turbo.toml"), plain = Recipe(name: "plain", path: "/r/plain.toml")
+        (turbo.model, turbo.steps) = ("/models/turbo", 4)
+        plain.steps = 8
+        state.recipes = [RecipeChoice(recipe: turbo), RecipeChoice(recipe: plain)]
+        state.focus = .recipe
+        _ = reduce(&state, .right)
+        #expect(state.model == "/models/turbo")
+        _ = reduce(&state, .right)
+        #expect(state.model == "/models/tiny-sd3" && state.status.text.hasSuffix("back to tiny-sd3") == false)
+        #expect(state.recipe == 1 && state.text(.steps) == "8")
+        _ = reduce(&state, .left)
+        _ = reduce(&state, .left)
+        #expect(state.recipe == nil && state.model == "/models/tiny-sd3" && state.status.text.hasSuffix("back to tiny-sd3"), "\(state.status.text)")
+        // A model chosen with F8 meanwhile is the user's: leaving the recipe keeps it.
+        _ = reduce(&state, .right)
+        state.modelBeforeRecipe = nil  // as ModelPicker's choose does
+        state.model = "/models/mine"
+        _ = reduce(&state, .left)
+        #expect(state.model == "/models/mine")
+    }
+
+    /// Wide characters cut on cells with an ellipsis; a long detail keeps its file's end.
+    @Test func cutsByCells() {
+        let cut = SourcesPanel.middleCut("Prompt: config file · /home/someone/.config/sd3-studio/config.toml", to: 40)
+        #expect(cut == "Prompt: config file …-studio/config.toml" && CellWidth.of(cut) == 40)
+        #expect(CellWidth.of(SourcesPanel.middleCut(String(repeating: "猫", count: 40), to: 21)) <= 21)
+        var state = Self.state()
+        state.set(.negativePrompt, String(repeating: "猫", count: 36))
+        _ = reduce(&state, .showSources)
+        let row = render(state, columns: 120, rows: 40).lines.first { $0.hasPrefix("│ Negative") } ?? ""
+        #expect(row.contains("猫…"), "\(row)")
     }
 }

@@ -1,8 +1,9 @@
 import Tensors
 
-/// Where a generation setting came from, lowest layer first: each layer overrides the ones before it.
+/// Where a generation setting came from, lowest layer first: each layer overrides the ones before it. `studio`: the
+/// studio set the value itself (a seed its seed mode drew, a seed grid's pick, a size preset); never a CLI layer.
 public enum SettingSource: Int, Sendable, Comparable, CaseIterable {
-    case builtIn, model, config, recalled, recipe, given
+    case builtIn, model, config, recalled, recipe, given, studio
 
     public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
 
@@ -14,6 +15,7 @@ public enum SettingSource: Int, Sendable, Comparable, CaseIterable {
         case .recalled: return "recalled PNG"
         case .recipe: return "recipe"
         case .given: return "given"
+        case .studio: return "set by the studio"
         }
     }
 }
