@@ -103,7 +103,7 @@ struct ProgressTracker {
             image = try PNGFile.decode(payload, name: "\(server)'s image").image
             return flush()
         }
-        let preview: RGBImage? = format == 1 ? try? JPEGFile.decode(payload, name: "preview") : try? PNGFile.decode(payload, name: "preview").image
+        let preview: RGBImage? = format == 1 ? try? JPEGFile.decode(payload, name: "preview", partial: true) : try? PNGFile.decode(payload, name: "preview").image
         // A preview after its step went out (a message came between) repeats that step with the picture.
         guard let step = pending ?? lastSent, let preview else { return [] }
         pending = nil

@@ -35,6 +35,41 @@ import Testing
         #expect(throws: JPEGFile.Error(description: "JPEG: not a JPEG image")) { try JPEGFile.decode(Array("PNG".utf8)) }
     }
 
+    /// Prefixes of preview.jpg as Pillow's load() takes them (truncated.json): where Pillow decodes, so do we; where it
+    /// says the file is truncated we say so in one line (libjpeg would fill the rest with grey and carry on), and
+    /// `partial`, for ComfyUI's step previews, takes what there is.
+    @Test func truncatedAsPillowSays() throws {
+        struct Outcome: Decodable { let length: Int; let pillow: String }
+        let outcomes = try JSONDecoder().decode([Outcome].self, from: Data(contentsOf: Self.folder.appendingPathComponent("truncated.json")))
+        let bytes = try [UInt8](Data(contentsOf: Self.folder.appendingPathComponent("preview.jpg")))
+        #expect(outcomes.count == 6 && outcomes.last?.length == bytes.count)
+        for outcome in outcomes {
+            let prefix = Array(bytes.prefix(outcome.length))
+            if outcome.pillow == "decoded" {
+                #expect(try JPEGFile.decode(prefix).width == 56)
+                continue
+            }
+            do {
+                _ = try JPEGFile.decode(prefix, name: "cut")
+                Issue.record("\(outcome.length) bytes decoded; Pillow: \(outcome.pillow)")
+            } catch {
+                #expect(error.description.hasPrefix("cut: ") && !error.description.contains("\n"), "\(error.description)")
+                if outcome.pillow.hasPrefix("image file is truncated") {
+                    #expect(error.description == "cut: truncated JPEG (the file ends inside its image data)", "\(outcome.length): \(error.description)")
+                    #expect(try JPEGFile.decode(prefix, partial: true).width == 56)
+                }
+            }
+        }
+    }
+
+    /// libjpeg has no CMYK → RGB conversion (Pillow has one); such a file is refused by name.
+    @Test func aCMYKJPEGIsRefusedByName() throws {
+        let bytes = try [UInt8](Data(contentsOf: Self.folder.appendingPathComponent("cmyk.jpg")))
+        #expect(throws: JPEGFile.Error(description: "cmyk.jpg: a CMYK JPEG, which is not supported: save it as RGB")) {
+            try JPEGFile.decode(bytes, name: "cmyk.jpg")
+        }
+    }
+
     /// A header announcing a huge image is refused before any pixel buffer is made.
     @Test func aHugeHeaderIsRefused() throws {
         var bytes = try [UInt8](Data(contentsOf: Self.folder.appendingPathComponent("preview.jpg")))
