@@ -105,12 +105,11 @@ extension SourcesPanel: OverlayPanel {
     /// The selected field's source in full: its file or recipe, or for a value changed here what it was and whose.
     static func detail(_ state: StudioState, _ field: FieldID) -> String {
         guard let known = state.provenance[field], let origin = state.origin(of: field) else { return "\(field.label): set in the studio" }
-        let whose = known.source.name + (known.detail.map { " · \($0)" } ?? "")
-        guard origin == known.source.name else {
+        guard known.text == state.shown(field) else {
             let was = known.text.isEmpty ? field.emptyMeaning ?? "empty" : known.text
-            return "\(field.label): \(origin) here; was \(was.count > 24 ? String(was.prefix(23)) + "…" : was) from \(whose)"
+            return "\(field.label): \(origin) here; was \(was.count > 24 ? String(was.prefix(23)) + "…" : was) from \(known.fullLabel)"
         }
-        return "\(field.label): \(whose)"
+        return "\(field.label): \(known.fullLabel)"
     }
 }
 

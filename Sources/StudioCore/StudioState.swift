@@ -156,7 +156,7 @@ public struct StudioState: Sendable {
     public func origin(of field: FieldID) -> String? {
         guard let known = provenance[field] else { return nil }
         guard known.text == shown(field) else { return field.kind == .choice ? "chosen" : "typed" }
-        return known.source == .studio ? known.detail ?? known.source.name : known.source.name
+        return known.label
     }
 
     /// The text a field shows: its editor's, or the name of its choice.
@@ -197,6 +197,18 @@ public struct Provenance: Sendable, Equatable {
     public var source: SettingSource
     public var detail: String?
     public var text: String
+
+    /// What the studio calls the source: the layer's name, "command-line flag", or how the studio set the value.
+    public var label: String {
+        switch source {
+        case .given: "command-line flag"
+        case .studio: detail ?? source.name
+        default: source.name
+        }
+    }
+
+    /// With the file or recipe the layer names, where there is one ("config file · ~/.config/…").
+    public var fullLabel: String { source == .given || source == .studio ? label : label + (detail.map { " · \($0)" } ?? "") }
 }
 
 public struct Status: Sendable, Equatable {

@@ -143,7 +143,7 @@ import Testing
         studio.start("--model '\(Support.tinyModel)' --steps 3 --seed 9 --threads 1", environment: ["XDG_DATA_HOME": data, "XDG_CONFIG_HOME": data + "/config"])
         guard await studio.waitFor("F6 to explore seeds", seconds: 120) != nil else { return }
         studio.keys("C-x")
-        let rows = ["Steps3given", "Seed9given", "Guidance4.5configfile", "T5int8configfile", "Width64modeldefaults", "Shift3modeldefaults"]
+        let rows = ["Steps3command-lineflag", "Seed9command-lineflag", "Guidance4.5configfile", "T5int8configfile", "Width64modeldefaults", "Shift3modeldefaults"]
         guard let screen = await studio.waitUntil("the sources", { $0.contains("Where the settings came from") && TmuxStudio.shows(rows, $0) }) else { return }
         #expect(screen.contains("Prompt: built-in default"), "the prompt is selected, the focused field: \(screen)")
         studio.keys("Down", "Down", "Down", "Enter")
@@ -158,6 +158,7 @@ import Testing
         state.seedMode = .random
         _ = reduce(&state, .generate)
         #expect(state.origin(of: .seed) == "random seed mode", "\(state.origin(of: .seed) ?? "nil")")
+        #expect(SourcesPanel.detail(state, .seed) == "Seed: random seed mode")
         _ = reduce(&state, .generationStopped(error: nil))
         state.seedMode = .increment
         _ = reduce(&state, .generate)
@@ -168,6 +169,7 @@ import Testing
         state.set(.seed, "5")
         _ = reduce(&state, .generate)
         #expect(state.origin(of: .seed) == "typed")
+        #expect(SourcesPanel.detail(state, .seed).hasPrefix("Seed: typed here; was ") && SourcesPanel.detail(state, .seed).hasSuffix(" from increment seed mode"))
         _ = reduce(&state, .generationStopped(error: nil))
         // The grid's pick.
         _ = reduce(&state, .explore)
@@ -197,7 +199,7 @@ import Testing
         state.set(.steps, "9")
         state.apply(GenerationSettings([.init(.model, "/n", SettingsLayer(other)), state.configLayer]), keepingTyped: true, only: [.model, .config])
         #expect(state.text(.width) == "1024" && state.origin(of: .width) == "model defaults")
-        #expect(state.text(.height) == "48" && state.origin(of: .height) == "given", "the flag's height stays")
+        #expect(state.text(.height) == "48" && state.origin(of: .height) == "command-line flag", "the flag's height stays")
         #expect(state.text(.steps) == "9" && state.origin(of: .steps) == "typed")
         #expect(state.text(.guidance) == "4.5" && state.origin(of: .guidance) == "model defaults")
     }
