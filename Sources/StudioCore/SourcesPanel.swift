@@ -3,8 +3,10 @@
 /// goes to the selected field. It takes the place of the fields; the preview stays beside it.
 public struct SourcesPanel: Sendable, Equatable {
     public var selected = 0
-    /// The status line before it opened, shown again when it closes (its own hint would be stale).
+    /// The status line before it opened, shown again when it closes if its hint is still there (a report since, such
+    /// as a generation's start, stays).
     var statusBefore: Status?
+    static let hint = Status(text: "Where each setting came from: Up/Down pick, Enter edits the field, Esc closes", isError: false)
     public init(selected: Int = 0) { self.selected = selected }
 
     /// The fields it lists, in the order the studio shows them (the size preset is the width and height).
@@ -19,14 +21,14 @@ extension SourcesPanel: OverlayPanel {
     func open(_ state: inout StudioState) -> Reaction {
         if let open = state.sourcesPanel {
             _ = closing(&state)
-            if let before = open.statusBefore { state.status = before }
+            open.restoreStatus(&state)
             return Reaction()
         }
         // The size preset is the width and height.
         var panel = SourcesPanel(selected: Self.fields.firstIndex(of: state.focus == .sizePreset ? .width : state.focus) ?? 0)
         panel.statusBefore = state.status
         state.sourcesPanel = panel
-        state.status = Status(text: "Where each setting came from: Up/Down pick, Enter edits the field, Esc closes", isError: false)
+        state.status = Self.hint
         return Reaction()
     }
 
@@ -38,11 +40,11 @@ extension SourcesPanel: OverlayPanel {
             state.sourcesPanel?.selected = min(Self.fields.count - 1, selected + 1)
         case .cancel:
             state.sourcesPanel = nil
-            if let statusBefore { state.status = statusBefore }
+            restoreStatus(&state)
         case .newline:
             state.sourcesPanel = nil
             state.focus = Self.fields[selected]
-            if let statusBefore { state.status = statusBefore }
+            restoreStatus(&state)
         case .insert, .backspace, .delete, .left, .right, .home, .end, .wordLeft, .wordRight, .deleteToLineStart, .deleteToLineEnd:
             return Reaction.none  // nothing to type here
         default:
@@ -92,6 +94,10 @@ extension SourcesPanel: OverlayPanel {
         let detailY = inner.y + shownRows + (inner.height - 1 - shownRows > detail.count ? 1 : 0)
         for (i, line) in detail.enumerated() { buffer.put(line, x: inner.x + 1, y: detailY + i, role: .hint, limit: inner.width - 1) }
         buffer.put(" Up/Down pick · Enter edits · Esc closes", x: inner.x, y: inner.y + inner.height - 1, role: .hint, limit: inner.width)
+    }
+
+    private func restoreStatus(_ state: inout StudioState) {
+        if state.status == Self.hint, let statusBefore { state.status = statusBefore }
     }
 
     /// `text` in at most `width` cells, its middle replaced by "…".

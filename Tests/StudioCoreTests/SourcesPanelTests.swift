@@ -86,8 +86,11 @@ import Testing
         _ = reduce(&state, .backspace)
         #expect(state.text(.prompt) == "a red circle" && state.sourcesPanel != nil)
         #expect(reduce(&state, .generate).effects.contains { if case .start = $0 { true } else { false } })
+        let generating = state.status
+        #expect(generating.text.hasPrefix("Generating"))
         _ = reduce(&state, .cancel)
         #expect(state.sourcesPanel == nil && state.isRunning, "Esc closes the panel first, as in the other panels")
+        #expect(state.status == generating, "a report since it opened stays on the status line")
         let running = state.status
         _ = reduce(&state, .showSources)
         _ = reduce(&state, .up)
