@@ -7,7 +7,8 @@
 /* libjpeg reports errors through a longjmp-ing error_exit, which Swift cannot catch: this C wrapper decodes a JPEG
    held in memory to packed RGB and returns 0, or returns -1 and leaves libjpeg's message in `message` (200 bytes).
    `pixels` is malloc'ed; the caller frees it. Images over `max_pixels` are refused before any pixel is decoded.
-   `truncated` is set when the data ended inside the image (libjpeg then fills the rest with grey and warns). */
+   `truncated` is set when the data ended early: inside the image (libjpeg then fills the rest with grey and warns),
+   or before the error returned. */
 struct sd3_jpeg_error { struct jpeg_error_mgr manager; jmp_buf jump; char *message; int truncated; };
 
 static void sd3_jpeg_error_exit(j_common_ptr info) {
@@ -36,6 +37,8 @@ static inline int sd3_jpeg_decode(const unsigned char *bytes, unsigned long coun
     error.message = message;
     error.truncated = 0;
     if (setjmp(error.jump)) {
+        /* An error after the data ran out (libjpeg then reads its fake end marker as header fields) is the cut's. */
+        *truncated = error.truncated;
         jpeg_destroy_decompress(&info);
         free(out);
         return -1;

@@ -24,6 +24,7 @@ public enum JPEGFile {
             sd3_jpeg_decode(buffer.baseAddress, UInt(buffer.count), UInt(pixelLimit), &pixels, &width, &height, &truncated, &message)
         }
         guard status == 0, let pixels, width > 0, height > 0 else {
+            if truncated != 0 { throw Error(description: "\(name): truncated JPEG (the file ends early)") }
             let text = message.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
             throw Error(description: "\(name): \(text.isEmpty ? "cannot be decoded" : text)")
         }

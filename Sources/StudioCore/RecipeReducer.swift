@@ -56,5 +56,5 @@ func chooseRecipe(_ state: inout StudioState, by delta: Int) {
         state.recipeLora = path
     }
     let model = recipe.model.map { "; model \($0) loads with the next image" } ?? ""
-    state.status = Status(text: "Recipe \(recipe.name): \(recipe.description ?? "")\(model)", isError: false)
+    state.status = Status(text: "Recipe \(recipe.name): \(recipe.description ?? "")\(model)\(back)", isError: false)
 }

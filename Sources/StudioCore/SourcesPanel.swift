@@ -65,16 +65,12 @@ extension SourcesPanel: OverlayPanel {
         buffer.fill(x: box.x, y: box.y, width: box.width, height: box.height)
         buffer.box(x: box.x, y: box.y, width: box.width, height: box.height, title: "Where the settings came from", role: .focusedBorder)
         let sources = Self.fields.map { state.origin(of: $0) ?? "—" }
-        let labelWidth = 11, sourceWidth = min(sources.map(CellWidth.of).max() ?? 0, inner.width - 1 - labelWidth - 2 - 8)
-        let valueWidth = max(1, inner.width - 1 - labelWidth - 2 - sourceWidth)
+        // One column of margin on each side, two between the columns.
+        let labelWidth = 11, sourceWidth = min(sources.map(CellWidth.of).max() ?? 0, inner.width - 2 - labelWidth - 2 - 8)
+        let valueWidth = max(1, inner.width - 2 - labelWidth - 2 - sourceWidth)
         // The selected field's source below the list, on as many lines as the list leaves (one at 80×24).
         let room = max(1, inner.height - 1 - Self.fields.count)
-        var detail = wordWrapped(Self.detail(state, Self.fields[selected]), to: inner.width - 1)
-        if detail.count > room {
-            // The last line takes the rest with its middle cut: a file's name is at its end.
-            let rest = detail.dropFirst(room - 1).joined(separator: " ")
-            detail = Array(detail.prefix(room - 1)) + [Self.middleCut(rest, to: inner.width - 1)]
-        }
+        let detail = Self.lines(Self.detail(state, Self.fields[selected]), width: inner.width - 2, most: room)
         let listHeight = max(1, inner.height - 1 - detail.count)
         let top = max(0, min(selected - listHeight + 1, Self.fields.count - listHeight))
         for (row, index) in Self.fields.indices.dropFirst(top).prefix(listHeight).enumerated() {
@@ -87,17 +83,33 @@ extension SourcesPanel: OverlayPanel {
             if value.isEmpty { value = field.emptyMeaning ?? "" }
             if CellWidth.of(value) > valueWidth { value = CellWidth.truncate(value, to: max(0, valueWidth - 1)) + "…" }
             buffer.put(value, x: inner.x + 1 + labelWidth, y: y, role: role, limit: valueWidth)
-            buffer.put(sources[index], x: inner.x + inner.width - sourceWidth, y: y, role: index == selected ? role : .hint, limit: sourceWidth)
+            buffer.put(sources[index], x: inner.x + inner.width - 1 - sourceWidth, y: y, role: index == selected ? role : .hint, limit: sourceWidth)
         }
         // Under the list, after a blank line where there is room.
         let shownRows = min(listHeight, Self.fields.count - top)
         let detailY = inner.y + shownRows + (inner.height - 1 - shownRows > detail.count ? 1 : 0)
-        for (i, line) in detail.enumerated() { buffer.put(line, x: inner.x + 1, y: detailY + i, role: .hint, limit: inner.width - 1) }
+        for (i, line) in detail.enumerated() { buffer.put(line, x: inner.x + 1, y: detailY + i, role: .hint, limit: inner.width - 2) }
         buffer.put(" Up/Down pick · Enter edits · Esc closes", x: inner.x, y: inner.y + inner.height - 1, role: .hint, limit: inner.width)
     }
 
     private func restoreStatus(_ state: inout StudioState) {
         if state.status == Self.hint, let statusBefore { state.status = statusBefore }
+    }
+
+    /// `text` in at most `most` lines of `width` cells with every character kept: broken between words when each word
+    /// fits a line, else (a long path) cut by cells; when it is longer than the lines, its middle gives way to "…"
+    /// (a file's name is at its end).
+    static func lines(_ text: String, width: Int, most: Int) -> [String] {
+        guard width > 0, most > 0 else { return [] }
+        let words = wordWrapped(text, to: width)
+        if words.count <= most, words.joined(separator: " ") == text { return words }
+        var rest = middleCut(text, to: width * most), lines: [String] = []
+        while !rest.isEmpty {
+            let line = CellWidth.truncate(rest, to: width)
+            lines.append(line)
+            rest.removeFirst(max(1, line.count))
+        }
+        return lines
     }
 
     /// `text` in at most `width` cells, its middle replaced by "…".

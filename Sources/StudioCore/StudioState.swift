@@ -208,7 +208,7 @@ public struct Provenance: Sendable, Equatable {
     }
 
     /// With the file or recipe the layer names, where there is one ("config file · ~/.config/…").
-    public var fullLabel: String { source == .given || source == .studio ? label : label + (detail.map { " · \($0)" } ?? "") }
+    public var fullLabel: String { source == .given || source == .studio ? label : label + (detail.map { " ·\u{A0}\($0)" } ?? "") }
 }
 
 public struct Status: Sendable, Equatable {

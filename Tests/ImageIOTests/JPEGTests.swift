@@ -62,6 +62,20 @@ import Testing
         }
     }
 
+    /// A file cut in its headers says so too, not libjpeg's reading of its fake end marker as header fields
+    /// ("Bogus marker length", "Invalid progressive parameters Ss=217…").
+    @Test func aCutInTheHeadersIsTruncated() throws {
+        for name in ["preview", "progressive", "subsampled", "grey"] {
+            let bytes = try [UInt8](Data(contentsOf: Self.folder.appendingPathComponent("\(name).jpg")))
+            var said: Set<String> = []
+            for length in 4..<bytes.count {
+                do { _ = try JPEGFile.decode(Array(bytes.prefix(length)), name: "cut") } catch { said.insert(error.description) }
+            }
+            #expect(said.isSubset(of: ["cut: truncated JPEG (the file ends early)", "cut: truncated JPEG (the file ends inside its image data)"]),
+                    "\(name): \(said.sorted())")
+        }
+    }
+
     /// libjpeg has no CMYK → RGB conversion (Pillow has one); such a file is refused by name.
     @Test func aCMYKJPEGIsRefusedByName() throws {
         let bytes = try [UInt8](Data(contentsOf: Self.folder.appendingPathComponent("cmyk.jpg")))

@@ -34,8 +34,8 @@ import Testing
         state.focus = .t5
         _ = reduce(&state, .right)
         #expect(state.origin(of: .steps) == "typed" && state.origin(of: .t5) == "chosen")
-        #expect(SourcesPanel.detail(state, .steps) == "Steps: typed here; was 20 from model defaults · /m")
-        #expect(SourcesPanel.detail(state, .t5) == "T5: chosen here; was int8 from config file · /c.toml")
+        #expect(SourcesPanel.detail(state, .steps) == "Steps: typed here; was 20 from model defaults ·\u{A0}/m")
+        #expect(SourcesPanel.detail(state, .t5) == "T5: chosen here; was int8 from config file ·\u{A0}/c.toml")
         for _ in 1..<T5Mode.allCases.count { _ = reduce(&state, .right) }
         #expect(state.t5 == .int8 && state.origin(of: .t5) == "config file")
     }
@@ -52,7 +52,7 @@ import Testing
             #expect(state.origin(of: field) == "recalled PNG", "\(field): \(state.origin(of: field) ?? "nil")")
         }
         #expect(state.origin(of: .width) == "model defaults" && state.origin(of: .guidance) == "config file")
-        #expect(SourcesPanel.detail(state, .steps) == "Steps: recalled PNG · a.png")
+        #expect(SourcesPanel.detail(state, .steps) == "Steps: recalled PNG ·\u{A0}a.png")
         // Our own PNGs also carry the T5, precision and scheduler choices.
         state.recalling = "/tmp/b.png"
         _ = reduce(&state, .recalled(RecalledParameters(Support.metadata(seed: 7)), from: "b.png"))
@@ -69,7 +69,7 @@ import Testing
         _ = reduce(&state, .right)
         #expect(state.scheduler == .flash && state.origin(of: .scheduler) == "recipe" && state.origin(of: .steps) == "recipe")
         #expect(state.origin(of: .recipe) == "chosen")
-        #expect(SourcesPanel.detail(state, .scheduler) == "Scheduler: recipe · flash")
+        #expect(SourcesPanel.detail(state, .scheduler) == "Scheduler: recipe ·\u{A0}flash")
     }
 
     @Test func itsKeys() {
@@ -130,7 +130,7 @@ import Testing
         }
         #expect(rows.contains { $0.hasPrefix("│ Prompt     a red circ") && $0.contains("…") }, "the prompt on one row")
         #expect(rows.contains { $0.hasPrefix("│ Steps      12") && $0.contains("typed") })
-        #expect(rows.contains { $0.contains("Steps: typed here; w… model defaults · /m") })
+        #expect(rows.contains { $0.contains("Steps: typed here; w…model defaults ·\u{A0}/m") })
         #expect(rows.contains { $0.contains("Enter edits") })
     }
 
@@ -230,7 +230,7 @@ import Testing
         _ = reduce(&state, .right)
         #expect(state.model == "/models/turbo")
         _ = reduce(&state, .right)
-        #expect(state.model == "/models/tiny-sd3" && state.status.text.hasSuffix("back to tiny-sd3") == false)
+        #expect(state.model == "/models/tiny-sd3" && state.status.text.hasSuffix("back to tiny-sd3"))
         #expect(state.recipe == 1 && state.text(.steps) == "8")
         _ = reduce(&state, .left)
         _ = reduce(&state, .left)
@@ -241,6 +241,19 @@ import Testing
         state.model = "/models/mine"
         _ = reduce(&state, .left)
         #expect(state.model == "/models/mine")
+    }
+
+    /// A detail keeps every character it can: words when they fit, a long path broken by cells, the middle cut only
+    /// when the lines are too few (a long path lost its end, wrapped as a word).
+    @Test func detailLines() {
+        let path = "/tmp/data/sd3-studio/models/tiny-with-a-very-long-model-name-that-goes-on-and-on-forever-and-ever"
+        let text = "Shift: model defaults ·\u{A0}" + path
+        let roomy = SourcesPanel.lines(text, width: 40, most: 6)
+        #expect(roomy.joined() == text && roomy.allSatisfy { CellWidth.of($0) <= 40 }, "\(roomy)")
+        let tight = SourcesPanel.lines(text, width: 40, most: 2)
+        #expect(tight.count == 2 && tight[0].hasPrefix("Shift: model defaults") && tight[1].hasSuffix("forever-and-ever"), "\(tight)")
+        #expect(SourcesPanel.lines("Steps: recipe ·\u{A0}hyper-8", width: 40, most: 1) == ["Steps: recipe ·\u{A0}hyper-8"])
+        #expect(SourcesPanel.lines("a few short words that wrap", width: 10, most: 4) == ["a few", "short", "words that", "wrap"])
     }
 
     /// Wide characters cut on cells with an ellipsis; a long detail keeps its file's end.
