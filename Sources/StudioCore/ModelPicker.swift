@@ -95,12 +95,9 @@ extension ModelPicker: OverlayPanel {
             return Reaction()
         }
         state.model = entry.model
-        state.modelBeforeRecipe = nil
+        state.beforeRecipe = nil
         // The new model's defaults under the config; fields the user typed keep what they typed.
-        if let defaults = item.defaults {
-            state.apply(GenerationSettings([GenerationSettings.Layer(.model, entry.model, SettingsLayer(defaults)), state.configLayer]),
-                        keepingTyped: true, only: [.model, .config])
-        }
+        if let defaults = item.defaults { state.switchModelLayer(to: GenerationSettings.Layer(.model, entry.model, SettingsLayer(defaults))) }
         state.promptGuide = item.guide
         state.status = Status(text: "Model: \(entry.model) (\(entry.kind)); it loads with the next image", isError: false)
         return Reaction()

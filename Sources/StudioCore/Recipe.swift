@@ -91,19 +91,24 @@ public struct RecipeChoice: Sendable, Equatable {
     public var recipe: Recipe
     public var loraPath: String?
     public var problem: String?
+    /// The defaults of the recipe's own model, when it names one that could be read.
+    public var modelDefaults: ModelDefaults?
 
-    public init(recipe: Recipe, loraPath: String? = nil, problem: String? = nil) {
-        (self.recipe, self.loraPath, self.problem) = (recipe, loraPath, problem)
+    public init(recipe: Recipe, loraPath: String? = nil, problem: String? = nil, modelDefaults: ModelDefaults? = nil) {
+        (self.recipe, self.loraPath, self.problem, self.modelDefaults) = (recipe, loraPath, problem, modelDefaults)
     }
 
-    /// Every recipe in `catalog`, each with its LoRA found in `loraFolders`; unreadable files are left out and reported.
-    public static func load(_ catalog: RecipeCatalog, loraFolders: [String]) -> (choices: [RecipeChoice], errors: [String]) {
+    /// Every recipe in `catalog`, each with its LoRA found in `loraFolders` and its model's defaults read by
+    /// `modelDefaults`; unreadable files are left out and reported.
+    public static func load(_ catalog: RecipeCatalog, loraFolders: [String],
+                            modelDefaults: (String) -> ModelDefaults? = { _ in nil }) -> (choices: [RecipeChoice], errors: [String]) {
         var choices: [RecipeChoice] = [], errors: [String] = []
         for file in catalog.files() {
             do throws(TOMLFileError) {
                 let recipe = try Recipe.read(file.path)
                 do throws(RecipeError) {
-                    choices.append(RecipeChoice(recipe: recipe, loraPath: try recipe.loraPath(folders: loraFolders)))
+                    choices.append(RecipeChoice(recipe: recipe, loraPath: try recipe.loraPath(folders: loraFolders),
+                                                modelDefaults: recipe.model.flatMap(modelDefaults)))
                 } catch {
                     choices.append(RecipeChoice(recipe: recipe, problem: error.description))
                 }

@@ -11,12 +11,13 @@ func chooseRecipe(_ state: inout StudioState, by delta: Int) {
     let choice = index > 0 ? state.recipes[safe: index - 1] : nil
     // Leaving a recipe that switched the model goes back to the model before it, unless the next one brings its own.
     var back = ""
-    if let before = state.modelBeforeRecipe, choice?.problem != nil || choice?.recipe.model == nil {
+    if let before = state.beforeRecipe, choice?.problem != nil || choice?.recipe.model == nil {
         guard !state.isRunning else {
             state.status = Status(text: "A generation is running: choose the recipe when it ends (Esc cancels it)", isError: true)
             return
         }
-        (state.model, state.modelBeforeRecipe) = (before, nil)
+        (state.model, state.beforeRecipe) = (before.model, nil)
+        if let layer = before.layer { state.switchModelLayer(to: layer) }
         back = "; back to \(state.localModelName)"
     }
     if let old = state.recipeLora {
@@ -41,8 +42,9 @@ func chooseRecipe(_ state: inout StudioState, by delta: Int) {
             state.recipe = nil
             return
         }
-        if state.modelBeforeRecipe == nil { state.modelBeforeRecipe = state.model }
+        if state.beforeRecipe == nil { state.beforeRecipe = (state.model, state.modelLayer) }
         state.model = model
+        if let defaults = choice.modelDefaults { state.switchModelLayer(to: GenerationSettings.Layer(.model, model, SettingsLayer(defaults))) }
     }
     // The recipe's layer of the settings, alone: the fields it names, marked as the recipe's.
     state.apply(GenerationSettings([GenerationSettings.Layer(.recipe, recipe.name, SettingsLayer(recipe: recipe))]), only: [.recipe])

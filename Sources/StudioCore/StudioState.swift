@@ -65,8 +65,11 @@ public struct StudioState: Sendable {
     public var recipes: [RecipeChoice] = []
     public var recipe: Int?
     public var recipeLora: String?
-    /// The model in use before a recipe switched to its own: leaving the recipe goes back to it.
-    public var modelBeforeRecipe: String?
+    /// The model's defaults as a settings layer (its defaults.json or configs), kept so that another model's can
+    /// replace them and a recipe that switched models can give them back.
+    public var modelLayer: GenerationSettings.Layer?
+    /// The model in use before a recipe switched to its own, with its layer: leaving the recipe goes back to them.
+    public var beforeRecipe: (model: String?, layer: GenerationSettings.Layer?)?
     /// The Scheduler field: the model's Euler scheduler or Flash-SD3's (a recipe sets it).
     public var scheduler = SchedulerKind.euler
     /// T5 tokens: 256, or what the model's defaults.json says it was trained with.
@@ -140,6 +143,13 @@ public struct StudioState: Sendable {
     }
 
     /// What the settings layers leave to the config file alone: the seed mode, img2img strength and the variation.
+    /// Another model's defaults in place of the current one's: the fields that came from the model's defaults or the
+    /// config are resolved again under the config; what outranks them stays (`apply`'s `keepingTyped`).
+    public mutating func switchModelLayer(to layer: GenerationSettings.Layer) {
+        modelLayer = layer
+        apply(GenerationSettings([layer, configLayer]), keepingTyped: true, only: [.model, .config])
+    }
+
     /// The config file is `configLayer`'s, where each value found is marked as coming from.
     public mutating func applyConfigExtras(_ d: ConfigFile.Defaults) {
         if let v = d.seedMode { seedMode = v }

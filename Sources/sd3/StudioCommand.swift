@@ -73,7 +73,8 @@ struct StudioCommand: AsyncParsableCommand {
         if let modelPath {
             do {
                 let source = try ModelSource(modelPath, extras: files.extras(t5File: t5))
-                layers.append(GenerationSettings.Layer(.model, modelPath, SettingsLayer(try ModelDefaults.resolved(source))))
+                state.modelLayer = GenerationSettings.Layer(.model, modelPath, SettingsLayer(try ModelDefaults.resolved(source)))
+                layers.append(state.modelLayer!)
                 state.promptGuide = PromptGuide.read(model: source.path)
             } catch {
                 state.status = Status(text: "\(error)", isError: true)
@@ -105,7 +106,9 @@ struct StudioCommand: AsyncParsableCommand {
         let themes = catalog.load(choice: theme ?? settings.theme ?? automatic)
         (state.themes, state.themeIndex) = (themes.themes, themes.current)
         if let problem = themes.errors.first { state.status = Status(text: problem, isError: true) }
-        let recipes = RecipeChoice.load(RecipeCatalog.standard(environment: environment), loraFolders: LoraCatalog.folders(environment: environment))
+        // A recipe's own model, when it is here, brings its defaults as a model switch does.
+        let recipes = RecipeChoice.load(RecipeCatalog.standard(environment: environment), loraFolders: LoraCatalog.folders(environment: environment),
+                                        modelDefaults: { try? ModelDefaults.resolved(ModelSource($0)) })
         state.recipes = recipes.choices
         if let problem = recipes.errors.first { state.status = Status(text: problem, isError: true) }
         do {

@@ -219,25 +219,33 @@ import Testing
         }
     }
 
-    /// Leaving a recipe that switched the model (for none, or one without a model) goes back to the model before it.
+    /// A recipe's model brings its defaults as F8 does; leaving the recipe (for none, or one without a model) goes back
+    /// to the model before it and its defaults.
     @Test func leavingARecipeGoesBackToTheModel() {
-        var state = Self.state()
+        var state = Support.state(prompt: "a red circle")
+        var tiny = ModelDefaults(), fast = ModelDefaults()
+        (tiny.width, tiny.height, tiny.shift) = (64, 64, 3)
+        (fast.width, fast.height, fast.shift) = (512, 512, 2)
+        state.switchModelLayer(to: .init(.model, "/models/tiny-sd3", SettingsLayer(tiny)))
         var turbo = Recipe(name: "turbo", path: "/r/turbo.toml"), plain = Recipe(name: "plain", path: "/r/plain.toml")
         (turbo.model, turbo.steps) = ("/models/turbo", 4)
         plain.steps = 8
-        state.recipes = [RecipeChoice(recipe: turbo), RecipeChoice(recipe: plain)]
+        state.recipes = [RecipeChoice(recipe: turbo, modelDefaults: fast), RecipeChoice(recipe: plain)]
         state.focus = .recipe
         _ = reduce(&state, .right)
-        #expect(state.model == "/models/turbo")
+        #expect(state.model == "/models/turbo" && state.text(.width) == "512" && state.text(.shift) == "2")
+        #expect(SourcesPanel.detail(state, .shift) == "Shift: model defaults ·\u{A0}/models/turbo" && state.origin(of: .steps) == "recipe")
         _ = reduce(&state, .right)
         #expect(state.model == "/models/tiny-sd3" && state.status.text.hasSuffix("back to tiny-sd3"))
+        #expect(state.text(.width) == "64" && state.text(.shift) == "3" && SourcesPanel.detail(state, .width) == "Width: model defaults ·\u{A0}/models/tiny-sd3")
         #expect(state.recipe == 1 && state.text(.steps) == "8")
         _ = reduce(&state, .left)
         _ = reduce(&state, .left)
         #expect(state.recipe == nil && state.model == "/models/tiny-sd3" && state.status.text.hasSuffix("back to tiny-sd3"), "\(state.status.text)")
+        #expect(state.text(.steps) == "4", "the recipe's steps stay: 'the fields keep their values'")
         // A model chosen with F8 meanwhile is the user's: leaving the recipe keeps it.
         _ = reduce(&state, .right)
-        state.modelBeforeRecipe = nil  // as ModelPicker's choose does
+        state.beforeRecipe = nil  // as ModelPicker's choose does
         state.model = "/models/mine"
         _ = reduce(&state, .left)
         #expect(state.model == "/models/mine")
