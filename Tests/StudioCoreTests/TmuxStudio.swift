@@ -67,7 +67,18 @@ struct TmuxStudio {
         return !isRunning
     }
 
-    func stop() { tmux(["kill-server"]) }
+    /// Ends the tmux server, and the studio with it; a studio that outlives it (one hung while quitting on the hangup)
+    /// is killed, so a failed test leaves no process behind.
+    func stop() {
+        let pane = Int32(tmux(["display-message", "-p", "-t", "studio", "#{pane_pid}"]).output.trimmingCharacters(in: .whitespacesAndNewlines))
+        tmux(["kill-server"])
+        // The pane's process is `env …`, which execs sd3: the same pid.
+        guard let pane, pane > 1 else { return }
+        if !Poll.untilBlocking(seconds: 10, { kill(pane, 0) != 0 }) {
+            Issue.record("the studio (pid \(pane)) outlived its tmux server by 10 s: killed")
+            kill(pane, SIGKILL)
+        }
+    }
 }
 
 /// Runs a program to completion, standard output and error together (or discarded). posix_spawn and waitpid
