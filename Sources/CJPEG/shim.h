@@ -9,7 +9,7 @@
    `pixels` is malloc'ed; the caller frees it. Images over `max_pixels` are refused before any pixel is decoded.
    `truncated` is set when the data ended early: inside the image (libjpeg then fills the rest with grey and warns),
    or before the error returned. */
-struct sd3_jpeg_error { struct jpeg_error_mgr manager; jmp_buf jump; char *message; int truncated; };
+struct sd3_jpeg_error { struct jpeg_error_mgr manager; jmp_buf jump; char *message; volatile int truncated; };
 
 static void sd3_jpeg_error_exit(j_common_ptr info) {
     struct sd3_jpeg_error *error = (struct sd3_jpeg_error *)info->err;

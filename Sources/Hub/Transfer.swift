@@ -63,8 +63,7 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
         self.limits = limits
         self.url = url.absoluteString
         self.received = received
-        clock = TransferClock(connect: limits.connect, idle: limits.idle, slowBytes: limits.slowBytes, slowSeconds: limits.slowSeconds,
-                              now: Self.now())
+        clock = TransferClock(limits, now: Self.now())
     }
 
     func begin(_ task: URLSessionTask, continuation: CheckedContinuation<Data, Error>) {
@@ -72,8 +71,7 @@ final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Sendable {
             guard !cancelled else { return nil }
             self.task = task
             self.continuation = continuation
-            clock = TransferClock(connect: limits.connect, idle: limits.idle, slowBytes: limits.slowBytes, slowSeconds: limits.slowSeconds,
-                                  now: Self.now())
+            clock = TransferClock(limits, now: Self.now())
             let interval = clock.interval
             let timer = DispatchSource.makeTimerSource(queue: .global())
             timer.schedule(deadline: .now() + interval, repeating: interval)

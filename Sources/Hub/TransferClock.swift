@@ -27,6 +27,10 @@ struct TransferClock {
         (lastActivity, lastCheck, windowStart) = (now, now, now)
     }
 
+    init(_ limits: Transfer.Limits, now: Double) {
+        self.init(connect: limits.connect, idle: limits.idle, slowBytes: limits.slowBytes, slowSeconds: limits.slowSeconds, now: now)
+    }
+
     /// The server did something (a redirect, a challenge): not silent.
     mutating func activity(at now: Double) { lastActivity = max(lastActivity, now) }
 

@@ -34,6 +34,11 @@ public enum ExifOrientation {
     /// dictionary), else ImageMagick's hex "Raw profile type exif" text, else XMP's `tiff:Orientation`.
     public static func ofPNG(_ bytes: [UInt8]) -> Int? {
         guard PNGFile.isPNG(bytes) else { return nil }
+        return ofPNG(bytes, text: PNGFile.textChunkList(bytes))
+    }
+
+    /// The same, with the PNG's text chunks already read (`PNGFile.textChunkList`).
+    static func ofPNG(_ bytes: [UInt8], text: [PNGFile.TextChunk]) -> Int? {
         var exif: [UInt8]?
         PNGFile.forEachChunk(bytes) { type, data in
             if type.elementsEqual("eXIf".utf8) {
@@ -42,7 +47,6 @@ public enum ExifOrientation {
                 exif = Array(data.dropFirst(5))
             }
         }
-        let text = PNGFile.textChunkList(bytes)
         if exif == nil, let raw = text.last(where: { $0.key == "Raw profile type exif" }) {
             // "\nexif\n  LENGTH\nHEX…": the hex digits after the third new line (PIL/Image.py getexif).
             exif = hexBytes(raw.value.split(separator: "\n", omittingEmptySubsequences: false).dropFirst(3).joined())

@@ -11,7 +11,7 @@ public enum JPEGFile {
     /// The most pixels decoded: a preview is small; a hostile header must not make us allocate gigabytes.
     public static let pixelLimit = 1 << 26
 
-    /// Decodes a baseline or progressive JPEG (grey, RGB or YCbCr; CMYK is refused by libjpeg's RGB output) to RGB.
+    /// Decodes a baseline or progressive JPEG (grey, RGB or YCbCr; CMYK is refused by name) to RGB.
     /// `upright`: turned by its EXIF orientation as Pillow's `ImageOps.exif_transpose` does (ExifOrientation);
     /// otherwise the pixels as stored. A file that ends inside its image data is an error, as Pillow's "image file is
     /// truncated", unless `partial` (a preview: libjpeg fills the rest with grey).

@@ -74,7 +74,10 @@ public enum PNGFile {
             pixels[3 * i + 2] = rgba[4 * i + 2]
         }
         let image = RGBImage(width: width, height: height, pixels: pixels)
-        return (upright ? ExifOrientation.upright(image, orientation: ExifOrientation.ofPNG(bytes)) : image, textChunks(bytes))
+        // The text is inflated once, for the orientation and the caller.
+        let text = textChunkList(bytes)
+        let shown = upright ? ExifOrientation.upright(image, orientation: ExifOrientation.ofPNG(bytes, text: text)) : image
+        return (shown, text.map { ($0.key, $0.value) })
     }
 
     /// The largest PNG file read (a 8192×8192 RGBA image stored raw is 256 MiB).

@@ -79,7 +79,7 @@ extension SourcesPanel: OverlayPanel {
             if index == selected { buffer.fill(x: inner.x, y: y, width: inner.width, height: 1, with: Cell(" ", role)) }
             let label = field == .negativePrompt ? "Negative" : field.label
             buffer.put(label, x: inner.x + 1, y: y, role: index == selected ? role : .fieldLabel, limit: labelWidth)
-            var value = state.shown(field).split(separator: "\n", omittingEmptySubsequences: false).joined(separator: " ⏎ ")
+            var value = state.shown(field).replacingOccurrences(of: "\n", with: " ⏎ ")
             if value.isEmpty { value = field.emptyMeaning ?? "" }
             if CellWidth.of(value) > valueWidth { value = CellWidth.truncate(value, to: max(0, valueWidth - 1)) + "…" }
             buffer.put(value, x: inner.x + 1 + labelWidth, y: y, role: role, limit: valueWidth)
@@ -103,13 +103,7 @@ extension SourcesPanel: OverlayPanel {
         guard width > 0, most > 0 else { return [] }
         let words = wordWrapped(text, to: width)
         if words.count <= most, words.joined(separator: " ") == text { return words }
-        var rest = middleCut(text, to: width * most), lines: [String] = []
-        while !rest.isEmpty {
-            let line = CellWidth.truncate(rest, to: width)
-            lines.append(line)
-            rest.removeFirst(max(1, line.count))
-        }
-        return lines
+        return wrapped(middleCut(text, to: width * most), to: width)
     }
 
     /// `text` in at most `width` cells, its middle replaced by "…".
@@ -125,7 +119,7 @@ extension SourcesPanel: OverlayPanel {
         guard let known = state.provenance[field], let origin = state.origin(of: field) else { return "\(field.label): set in the studio" }
         guard known.text == state.shown(field) else {
             let was = known.text.isEmpty ? field.emptyMeaning ?? "empty" : known.text
-            return "\(field.label): \(origin) here; was \(was.count > 24 ? String(was.prefix(23)) + "…" : was) from \(known.fullLabel)"
+            return "\(field.label): \(origin) here; was \(CellWidth.of(was) > 24 ? CellWidth.truncate(was, to: 23) + "…" : was) from \(known.fullLabel)"
         }
         return "\(field.label): \(known.fullLabel)"
     }

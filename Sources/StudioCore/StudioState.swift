@@ -142,7 +142,6 @@ public struct StudioState: Sendable {
         }
     }
 
-    /// What the settings layers leave to the config file alone: the seed mode, img2img strength and the variation.
     /// Another model's defaults in place of the current one's: the fields that came from the model's defaults or the
     /// config are resolved again under the config; what outranks them stays (`apply`'s `keepingTyped`).
     public mutating func switchModelLayer(to layer: GenerationSettings.Layer) {
@@ -150,15 +149,21 @@ public struct StudioState: Sendable {
         apply(GenerationSettings([layer, configLayer]), keepingTyped: true, only: [.model, .config])
     }
 
-    /// The config file is `configLayer`'s, where each value found is marked as coming from.
+    /// What the settings layers leave to the config file alone: the seed mode, img2img strength and the variation,
+    /// each marked as the config's (`configLayer`).
     public mutating func applyConfigExtras(_ d: ConfigFile.Defaults) {
-        if let v = d.seedMode { seedMode = v }
-        if let v = d.strength { set(.strength, NumberText.text(v)) }
-        if let v = d.variationSeed { set(.variationSeed, "\(v)") }
-        if let v = d.variationStrength { set(.variationStrength, NumberText.text(v)) }
-        let found: [(FieldID, Bool)] = [(.seedMode, d.seedMode != nil), (.strength, d.strength != nil),
-                                        (.variationSeed, d.variationSeed != nil), (.variationStrength, d.variationStrength != nil)]
-        for (field, given) in found where given { record(field, .config, configLayer.detail) }
+        func put(_ field: FieldID, _ text: String?) {
+            guard let text else { return }
+            set(field, text)
+            record(field, .config, configLayer.detail)
+        }
+        if let v = d.seedMode {
+            seedMode = v
+            record(.seedMode, .config, configLayer.detail)
+        }
+        put(.strength, d.strength.map(NumberText.text))
+        put(.variationSeed, d.variationSeed.map { "\($0)" })
+        put(.variationStrength, d.variationStrength.map(NumberText.text))
     }
 
     /// Where a setting's value came from: its layer, how the studio set it ("random seed mode", "size preset"), or

@@ -73,8 +73,9 @@ struct StudioCommand: AsyncParsableCommand {
         if let modelPath {
             do {
                 let source = try ModelSource(modelPath, extras: files.extras(t5File: t5))
-                state.modelLayer = GenerationSettings.Layer(.model, modelPath, SettingsLayer(try ModelDefaults.resolved(source)))
-                layers.append(state.modelLayer!)
+                let modelLayer = GenerationSettings.Layer(.model, modelPath, SettingsLayer(try ModelDefaults.resolved(source)))
+                state.modelLayer = modelLayer
+                layers.append(modelLayer)
                 state.promptGuide = PromptGuide.read(model: source.path)
             } catch {
                 state.status = Status(text: "\(error)", isError: true)

@@ -69,12 +69,20 @@ struct TmuxStudio {
 
     /// Ends the tmux server, and the studio with it; a studio that outlives it (one hung while quitting on the hangup)
     /// is killed, so a failed test leaves no process behind.
+    /// Whether `pid` runs: a zombie nobody has reaped yet (a container's first process may never) does not.
+    static func isAlive(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return kill(pid, 0) == 0 }
+        // "PID (COMM) STATE …": the state after the last ')', as COMM may hold one.
+        guard let close = stat.lastIndex(of: ")") else { return true }
+        return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first != "Z"
+    }
+
     func stop() {
         let pane = Int32(tmux(["display-message", "-p", "-t", "studio", "#{pane_pid}"]).output.trimmingCharacters(in: .whitespacesAndNewlines))
         tmux(["kill-server"])
         // The pane's process is `env …`, which execs sd3: the same pid.
         guard let pane, pane > 1 else { return }
-        if !Poll.untilBlocking(seconds: 10, { kill(pane, 0) != 0 }) {
+        if !Poll.untilBlocking(seconds: 10, { !Self.isAlive(pane) }) {
             Issue.record("the studio (pid \(pane)) outlived its tmux server by 10 s: killed")
             kill(pane, SIGKILL)
         }
