@@ -24,11 +24,14 @@ protocol OverlayPanel: Sendable {
     /// The session's reports that belong to this panel's concern, open or not (a pull's progress, a training step, a
     /// thumbnail): nil when the action is not one, or when the main reducer should see it too.
     static func receive(_ state: inout StudioState, _ action: Action) -> Reaction?
+    /// Another panel replaced it (its own keys close it otherwise): what it leaves behind to tidy.
+    func replaced(_ state: inout StudioState)
     func render(_ state: StudioState, _ buffer: inout CellBuffer, _ layout: Layout)
 }
 
 extension OverlayPanel {
     static func receive(_ state: inout StudioState, _ action: Action) -> Reaction? { nil }
+    func replaced(_ state: inout StudioState) {}
 
     /// Its key pressed while it is open closes it: the reaction then, nil when it was not open.
     func closing(_ state: inout StudioState) -> Reaction? {

@@ -15,6 +15,7 @@ public func reduce(_ state: inout StudioState, _ action: Action) -> Reaction {
     // A panel's key closes the help and opens the panel in place of whatever was open.
     if case let .open(opening) = action {
         state.showHelp = false
+        if let open = state.overlay.panel, type(of: open) != type(of: opening.panel) { open.replaced(&state) }
         return opening.panel.open(&state)
     }
     let binding = Bindings.binding(for: action)

@@ -92,6 +92,8 @@ extension SourcesPanel: OverlayPanel {
         buffer.put(" Up/Down pick · Enter edits · Esc closes", x: inner.x, y: inner.y + inner.height - 1, role: .hint, limit: inner.width)
     }
 
+    func replaced(_ state: inout StudioState) { restoreStatus(&state) }
+
     private func restoreStatus(_ state: inout StudioState) {
         if state.status == Self.hint, let statusBefore { state.status = statusBefore }
     }

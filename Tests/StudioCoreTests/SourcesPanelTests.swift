@@ -104,6 +104,11 @@ import Testing
         #expect(state.sourcesPanel != nil)
         _ = reduce(&state, .cancel)
         #expect(state.sourcesPanel == nil && state.status == running)
+        // Another panel in its place takes its hint off the status line too (F3 sets none of its own).
+        _ = reduce(&state, .showSources)
+        _ = reduce(&state, .showFavorites)
+        #expect(state.browser != nil && state.status == running, "\(state.status.text)")
+        _ = reduce(&state, .cancel)
         // On the size preset, it opens on the width.
         state.focus = .sizePreset
         _ = reduce(&state, .showSources)
